@@ -1,0 +1,43 @@
+# ACR — one command to run, one to test. Everything else is installed on first use.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := python3.11
+PYTHON ?= python3.11
+UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
+VENV := .venv
+STAMP := $(VENV)/.acr-installed
+
+.PHONY: help install run test test-fast lint demo bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(CURDIR)/.tools/bin/uv:
+	@echo "==> installing uv into .tools/ (one time)"
+	$(PYTHON) -m venv .tools
+	.tools/bin/python -m pip install --quiet --disable-pip-version-check uv
+
+$(STAMP): pyproject.toml uv.lock $(wildcard */pyproject.toml libs/*/pyproject.toml) | $(UV)
+	@echo "==> installing the workspace into $(VENV)/ (one time, then only when the lock changes)"
+	$(UV) sync --all-packages --frozen
+	@touch $@
+
+install: $(STAMP) ## install uv and the workspace (done by run and test when needed)
+
+run: install ## run the whole stack: moto on :4566, 8 services on :8000-8007 (Ctrl-C stops all)
+	@ACR_CITY=$${ACR_CITY:-full} ACR_SIM_SPEED=$${ACR_SIM_SPEED:-30} $(VENV)/bin/acr-stack run
+
+test: install ## the whole suite: unit, integration (moto server), system (embedded stack), docker files
+	$(VENV)/bin/python -m pytest
+
+test-fast: install ## unit tests only
+	$(VENV)/bin/python -m pytest -m "not integration and not system and not slow"
+
+lint: install ## ruff and the import contracts
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+clean: ## remove the virtualenv, tools and caches (keeps the generated city)
+	rm -rf $(VENV) .tools .pytest_cache .ruff_cache

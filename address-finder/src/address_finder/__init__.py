@@ -1,0 +1,1 @@
+"""ACR address-finder."""

@@ -1,0 +1,134 @@
+"""HTTP routes of address-finder: autocomplete, geocode, reverse, addresses, routes and map data.
+
+Handlers are ``async`` and answer pre-serialised JSON: the index answers in microseconds, so the
+framework's per-request overhead is what is left to keep small.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Annotated, Any
+
+from acr_city import Address, City, InvalidQuery, OutsideServiceArea
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from acr.web import ApiError
+
+router = APIRouter(prefix="/v1")
+MAX_QUERY = 200
+
+
+def _city(request: Request) -> City:
+    return request.app.state.city  # type: ignore[no-any-return]
+
+
+CityDep = Annotated[City, Depends(_city)]
+Text = Annotated[str, Query(max_length=MAX_QUERY)]
+Lat = Annotated[float, Query(ge=-90, le=90)]
+Lon = Annotated[float, Query(ge=-180, le=180)]
+
+
+def _json(body: Any) -> Response:
+    return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
+
+
+def _address(a: Address) -> dict[str, Any]:
+    return {"addressId": a.address_id, "label": a.label, "lat": a.lat, "lon": a.lon}
+
+
+def _check_point(lat: float, lon: float) -> None:
+    if not (math.isfinite(lat) and math.isfinite(lon)):
+        raise ApiError(422, "validation_error", "lat and lon must be finite numbers")
+
+
+def _invalid(exc: InvalidQuery) -> ApiError:
+    return ApiError(422, "validation_error", str(exc) or "invalid query")
+
+
+def _outside(exc: OutsideServiceArea) -> ApiError:
+    return ApiError(422, "outside_service_area", str(exc) or "outside the service area")
+
+
+@router.get("/autocomplete")
+async def autocomplete(q: Text, city: CityDep, limit: Annotated[int, Query(ge=1, le=20)] = 5) -> Response:
+    try:
+        return _json({"results": [_address(a) for a in city.autocomplete(q, limit)]})
+    except InvalidQuery as exc:
+        raise _invalid(exc) from exc
+
+
+@router.get("/geocode")
+async def geocode(q: Text, city: CityDep) -> Response:
+    try:
+        found = city.geocode(q)
+    except InvalidQuery as exc:
+        raise _invalid(exc) from exc
+    if found is None:
+        raise ApiError(404, "address_not_found", "no address matches that text")
+    address, confidence = found
+    return _json(_address(address) | {"confidence": round(confidence, 3)})
+
+
+@router.get("/reverse")
+async def reverse(lat: Lat, lon: Lon, city: CityDep) -> Response:
+    _check_point(lat, lon)
+    try:
+        address, distance = city.reverse(lat, lon)
+    except OutsideServiceArea as exc:
+        raise _outside(exc) from exc
+    return _json(_address(address) | {"distanceMeters": round(distance, 1)})
+
+
+@router.get("/addresses/{address_id}")
+async def get_address(address_id: str, city: CityDep) -> Response:
+    address = city.address(address_id) if len(address_id) <= 64 else None
+    if address is None:
+        raise ApiError(404, "address_not_found", "no such address")
+    return _json(_address(address))
+
+
+@router.get("/route")
+async def route(
+    city: CityDep,
+    from_lat: Annotated[float, Query(alias="fromLat")], from_lon: Annotated[float, Query(alias="fromLon")],
+    to_lat: Annotated[float, Query(alias="toLat")], to_lon: Annotated[float, Query(alias="toLon")],
+    geometry: bool = False,
+) -> Response:
+    """Travel time and distance on the street graph (and the path when ``geometry=true``)."""
+    for lat, lon in ((from_lat, from_lon), (to_lat, to_lon)):
+        _check_point(lat, lon)
+    try:
+        found = city.route(from_lat, from_lon, to_lat, to_lon)
+    except OutsideServiceArea as exc:
+        raise _outside(exc) from exc
+    if found is None:
+        raise ApiError(422, "outside_service_area", "no drivable route between those points")
+    body: dict[str, Any] = {"distanceMeters": round(found.distance_m, 1), "durationSeconds": round(found.duration_s, 1)}
+    if geometry:
+        body["path"] = [[lat, lon] for lat, lon in found.path]
+    return _json(body)
+
+
+@router.get("/map")
+async def map_view(city: CityDep, bbox: Annotated[str, Query(max_length=200)],
+                   zoom: Annotated[int, Query(ge=0, le=22)] = 13) -> Response:
+    """Simplified street polylines for a view, with a bounded payload, and the city's bounds."""
+    try:
+        box = [float(v) for v in bbox.split(",")]
+    except ValueError as exc:
+        raise ApiError(422, "validation_error", "bbox is minLon,minLat,maxLon,maxLat") from exc
+    if len(box) != 4 or not all(math.isfinite(v) for v in box):
+        raise ApiError(422, "validation_error", "bbox is four finite numbers: minLon,minLat,maxLon,maxLat")
+    try:
+        return _json(city.map_view(*box, zoom=zoom))
+    except InvalidQuery as exc:
+        raise _invalid(exc) from exc
+    except OutsideServiceArea as exc:
+        raise _outside(exc) from exc
+
+
+@router.get("/city")
+async def city_info(city: CityDep) -> Response:
+    return _json({"name": city.name, "bounds": city.bounds.as_list(), "addresses": city.address_count,
+                  "nodes": city.node_count})

@@ -1,0 +1,201 @@
+"""httpx adapters of the ports: one shared ``AsyncClient``, errors mapped to the BFF's domain errors."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from bff.errors import DependencyUnavailable, UpstreamError
+from bff.ports import Json
+
+log = logging.getLogger(__name__)
+
+TIMEOUT = httpx.Timeout(5.0, connect=2.0)
+HEALTH_TIMEOUT = httpx.Timeout(2.0)
+
+
+def make_client() -> httpx.AsyncClient:
+    """The one client the BFF shares across every adapter (pooled connections, ~5 s timeouts)."""
+    return httpx.AsyncClient(timeout=TIMEOUT, limits=httpx.Limits(max_connections=200))
+
+
+def seg(value: str) -> str:
+    """A value made safe to use as one path segment."""
+    return quote(value, safe="")
+
+
+def _upstream_error(service: str, response: httpx.Response) -> UpstreamError:
+    code, message = "bad_request", f"{service} refused the request"
+    try:
+        error = response.json().get("error", {})
+        code, message = str(error["code"]), str(error.get("message", message))
+    except (ValueError, AttributeError, KeyError, TypeError):
+        code = {404: "not_found", 405: "method_not_allowed", 409: "conflict",
+                422: "validation_error", 429: "rate_limited"}.get(response.status_code, code)
+    headers = {"Retry-After": response.headers["Retry-After"]} if "Retry-After" in response.headers else None
+    return UpstreamError(response.status_code, code, message, headers)
+
+
+class ServiceHttp:
+    """Calls one service; 4xx -> ``UpstreamError`` (passed through), transport error or 5xx -> 503."""
+
+    def __init__(self, client: httpx.AsyncClient, service: str, base_url: str) -> None:
+        self._client = client
+        self.service = service
+        self.base_url = base_url.rstrip("/")
+
+    async def call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+                   json: Any = None, headers: dict[str, str] | None = None) -> Json:
+        """The JSON object answered to ``method path`` (``{}`` when the body is empty)."""
+        try:
+            response = await self._client.request(method, self.base_url + path, params=params, json=json,
+                                                  headers=headers)
+        except httpx.HTTPError as exc:
+            log.warning("%s unreachable: %s %s: %s", self.service, method, path, type(exc).__name__)
+            raise DependencyUnavailable(self.service) from exc
+        if response.status_code >= 500:
+            log.warning("%s failed: %s %s -> %d", self.service, method, path, response.status_code)
+            raise DependencyUnavailable(self.service)
+        if response.status_code >= 400:
+            raise _upstream_error(self.service, response)
+        if not response.content:
+            return {}
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise DependencyUnavailable(self.service) from exc
+        if not isinstance(body, dict):
+            raise DependencyUnavailable(self.service)
+        return body
+
+    async def healthy(self) -> bool:
+        """True when ``GET /healthz`` answers 2xx within the health timeout."""
+        try:
+            response = await self._client.get(self.base_url + "/healthz", timeout=HEALTH_TIMEOUT)
+        except httpx.HTTPError:
+            return False
+        return response.is_success
+
+
+class HttpRideManager:
+    """ride-manager: quotes, rides (write model), history and versions (read models), ops views."""
+
+    def __init__(self, http: ServiceHttp) -> None:
+        self._http = http
+
+    async def quote(self, rider_id: str, pickup: Json, dropoff: Json) -> Json:
+        body = {"riderId": rider_id, "pickup": pickup, "dropoff": dropoff}
+        return await self._http.call("POST", "/v1/quotes", json=body)
+
+    async def book(self, rider_id: str, quote_id: str, idempotency_key: str) -> Json:
+        return await self._http.call(
+            "POST", "/v1/rides", json={"riderId": rider_id, "quoteId": quote_id},
+            headers={"Idempotency-Key": idempotency_key},
+        )
+
+    async def ride(self, rider_id: str, ride_id: str) -> Json:
+        return await self._http.call(
+            "GET", f"/v1/rides/{seg(ride_id)}", params={"riderId": rider_id})
+
+    async def rides(self, rider_id: str, limit: int, cursor: str | None) -> Json:
+        params: dict[str, Any] = {"riderId": rider_id, "limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        return await self._http.call("GET", "/v1/rides", params=params)
+
+    async def versions(self, rider_id: str, ride_id: str, after_version: int) -> list[Json]:
+        body = await self._http.call("GET", f"/v1/rides/{seg(ride_id)}/versions",
+                                     params={"riderId": rider_id, "afterVersion": after_version})
+        return list(body.get("versions", []))
+
+    async def cancel(self, rider_id: str, ride_id: str) -> Json:
+        return await self._http.call(
+            "POST", f"/v1/rides/{seg(ride_id)}/cancel", params={"riderId": rider_id})
+
+    async def ops_rides(self, active: bool) -> Json:
+        return await self._http.call("GET", "/v1/ops/rides", params={"active": str(active).lower()})
+
+    async def ride_events(self, ride_id: str) -> Json:
+        return await self._http.call("GET", f"/v1/ops/rides/{seg(ride_id)}/events")
+
+
+class HttpAddressFinder:
+    """address-finder: autocomplete, reverse geocoding, map tiles."""
+
+    def __init__(self, http: ServiceHttp) -> None:
+        self._http = http
+
+    async def autocomplete(self, q: str, limit: int) -> Json:
+        return await self._http.call(
+            "GET", "/v1/autocomplete", params={"q": q, "limit": limit})
+
+    async def reverse(self, lat: float, lon: float) -> Json:
+        return await self._http.call("GET", "/v1/reverse", params={"lat": lat, "lon": lon})
+
+    async def map(self, bbox: str, zoom: int) -> Json:
+        return await self._http.call("GET", "/v1/map", params={"bbox": bbox, "zoom": zoom})
+
+
+class HttpFleet:
+    """car-dispatcher for the fleet and dispatch controls, car-simulator for stalls."""
+
+    def __init__(self, dispatcher: ServiceHttp, simulator: ServiceHttp) -> None:
+        self._dispatcher = dispatcher
+        self._simulator = simulator
+
+    async def cars(self) -> Json:
+        return await self._dispatcher.call("GET", "/v1/fleet")
+
+    async def stall(self, car_id: str) -> Json:
+        return await self._simulator.call("POST", f"/v1/cars/{seg(car_id)}/stall")
+
+    async def return_to_service(self, car_id: str) -> Json:
+        return await self._dispatcher.call(
+            "POST", f"/v1/ops/cars/{seg(car_id)}/return-to-service")
+
+    async def set_dispatch(self, paused: bool) -> Json:
+        return await self._dispatcher.call("PUT", "/v1/ops/dispatch", json={"paused": paused})
+
+
+class HttpLoyalty:
+    """reward: a rider's loyalty."""
+
+    def __init__(self, http: ServiceHttp) -> None:
+        self._http = http
+
+    async def rider(self, rider_id: str) -> Json:
+        return await self._http.call("GET", f"/v1/riders/{seg(rider_id)}")
+
+
+class HttpPayments:
+    """payment: the gateway's ledger and failure mode, operator retries."""
+
+    def __init__(self, http: ServiceHttp) -> None:
+        self._http = http
+
+    async def charges(self, ride_id: str | None) -> Json:
+        params = {"rideId": ride_id} if ride_id else None
+        return await self._http.call("GET", "/v1/gateway/charges", params=params)
+
+    async def retry(self, ride_id: str) -> Json:
+        return await self._http.call("POST", f"/v1/payments/{seg(ride_id)}/retry")
+
+    async def set_gateway(self, mode: str) -> Json:
+        return await self._http.call("PUT", "/v1/gateway", json={"mode": mode})
+
+
+class HttpServiceStats:
+    """``/healthz`` and ``/v1/ops/stats`` of every other service."""
+
+    def __init__(self, https: dict[str, ServiceHttp]) -> None:
+        self._https = https
+        self.services = tuple(https)
+
+    async def stats(self, service: str) -> Json:
+        return await self._https[service].call("GET", "/v1/ops/stats")
+
+    async def healthy(self, service: str) -> bool:
+        return await self._https[service].healthy()

@@ -1,0 +1,197 @@
+"""The rider API ``/api/v1`` (API.md): thin routes over the ports."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from bff.auth import Rider, new_rider_id, normalize_name
+from bff.consistency import page_shows, poll_until, ride_shows
+from bff.errors import BffError, NotFound, UpstreamError
+from bff.security import CurrentRider, Deps, State, client_key, limit
+
+router = APIRouter(prefix="/api/v1")
+
+SAFE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+MAX_IDEMPOTENCY_KEY = 128
+NEW_RIDER_LOYALTY = {"rideCount": 0, "points": 0, "tier": "BRONZE", "rating": 5.0}
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NewRider(Strict):
+    name: str
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return normalize_name(value)
+
+
+class RiderCreated(BaseModel):
+    riderId: str  # noqa: N815 - API field names are camelCase
+    token: str
+
+
+class Me(BaseModel):
+    riderId: str  # noqa: N815
+    name: str
+    rideCount: int  # noqa: N815
+    points: int
+    tier: str
+    rating: float
+
+
+class AddressPlace(Strict):
+    addressId: str = Field(min_length=1, max_length=128)  # noqa: N815
+
+
+class PointPlace(Strict):
+    lat: Finite
+    lon: Finite
+
+
+Place = AddressPlace | PointPlace
+
+
+class QuoteRequest(Strict):
+    pickup: Place
+    dropoff: Place
+
+
+class BookRide(Strict):
+    quoteId: str = Field(min_length=1, max_length=128)  # noqa: N815
+
+
+def ride_id_or_404(ride_id: str) -> str:
+    """Ride ids are opaque but never need more than ``SAFE_ID``; anything else is not a ride of ours."""
+    if not SAFE_ID.fullmatch(ride_id):
+        raise NotFound("ride_not_found", "no such ride")
+    return ride_id
+
+
+def parse_bbox(raw: str) -> str:
+    """``minLon,minLat,maxLon,maxLat`` as 4 finite numbers with min <= max; raises a 422."""
+    try:
+        values = [float(part) for part in raw.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise BffError(422, "validation_error", "bbox must be 4 finite numbers: minLon,minLat,maxLon,maxLat")
+    min_lon, min_lat, max_lon, max_lat = values
+    if min_lon > max_lon or min_lat > max_lat:
+        raise BffError(422, "validation_error", "bbox minimums must not exceed its maximums")
+    return ",".join(repr(v) for v in values)
+
+
+def check_idempotency_key(key: str | None) -> str:
+    """API.md: required, 1-128 characters."""
+    if key is None:
+        raise BffError(400, "idempotency_key_required", "the Idempotency-Key header is required")
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise BffError(400, "bad_request", f"Idempotency-Key must have 1 to {MAX_IDEMPOTENCY_KEY} characters")
+    return key
+
+
+@router.post("/riders", status_code=201, response_model=RiderCreated, tags=["riders"])
+async def create_rider(body: NewRider, state: State, request: Request) -> RiderCreated:
+    """Register a rider and hand back its signed token."""
+    limit(state, client_key(request))
+    rider = Rider(new_rider_id(), body.name)
+    return RiderCreated(riderId=rider.rider_id, token=state.signer.issue(rider))
+
+
+@router.get("/riders/me", response_model=Me, tags=["riders"])
+async def get_me(rider: CurrentRider, deps: Deps) -> Me:
+    """The caller's name (from its token) and loyalty (from reward)."""
+    try:
+        loyalty: dict[str, Any] = await deps.loyalty.rider(rider.rider_id)
+    except UpstreamError as exc:
+        if exc.status != 404:
+            raise
+        loyalty = {}
+    fields = {k: loyalty.get(k, default) for k, default in NEW_RIDER_LOYALTY.items()}
+    return Me(riderId=rider.rider_id, name=rider.name, **fields)
+
+
+@router.get("/addresses/autocomplete", tags=["addresses"])
+async def autocomplete(_: CurrentRider, deps: Deps, q: Annotated[str, Query(min_length=1, max_length=200)],
+                       limit: Annotated[int, Query(ge=1, le=20)] = 5) -> dict[str, Any]:
+    """Addresses matching ``q``, best first."""
+    return await deps.addresses.autocomplete(q, limit)
+
+
+@router.get("/addresses/reverse", tags=["addresses"])
+async def reverse(_: CurrentRider, deps: Deps, lat: Annotated[float, Query(allow_inf_nan=False)],
+                  lon: Annotated[float, Query(allow_inf_nan=False)]) -> dict[str, Any]:
+    """The address nearest to a point."""
+    return await deps.addresses.reverse(lat, lon)
+
+
+@router.get("/map", tags=["addresses"])
+async def city_map(_: CurrentRider, deps: Deps, bbox: Annotated[str, Query(max_length=200)],
+                   zoom: Annotated[int, Query(ge=0, le=22)]) -> dict[str, Any]:
+    """Simplified streets in a view, and the city's bounds."""
+    return await deps.addresses.map(parse_bbox(bbox), zoom)
+
+
+@router.post("/quotes", status_code=201, tags=["rides"])
+async def create_quote(body: QuoteRequest, rider: CurrentRider, deps: Deps) -> dict[str, Any]:
+    """Price a trip and the pickup ETA of the nearest car (reserves nothing)."""
+    return await deps.ride_manager.quote(rider.rider_id, body.pickup.model_dump(), body.dropoff.model_dump())
+
+
+@router.post("/rides", status_code=202, tags=["rides"])
+async def book_ride(body: BookRide, rider: CurrentRider, state: State,
+                    idempotency_key: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+    """Book the ride of a quote, once per Idempotency-Key."""
+    key = check_idempotency_key(idempotency_key)
+    ride = await state.deps.ride_manager.book(rider.rider_id, body.quoteId, key)
+    state.writes.record(rider.rider_id, ride)
+    return ride
+
+
+@router.get("/rides", tags=["rides"])
+async def list_rides(rider: CurrentRider, state: State, limit: Annotated[int, Query(ge=1, le=100)] = 20,
+                     cursor: Annotated[str | None, Query(min_length=1, max_length=1024)] = None) -> dict[str, Any]:
+    """The caller's rides, newest first; waits up to ~2 s for its own latest write to show."""
+    rider_id = rider.rider_id
+    written = state.writes.pending(rider_id) if cursor is None else None
+
+    async def fetch() -> dict[str, Any]:
+        return await state.deps.ride_manager.rides(rider_id, limit, cursor)
+
+    if written is None:
+        return await fetch()
+    page, shown = await poll_until(fetch, lambda p: page_shows(p, written))
+    if shown:
+        state.writes.settle(rider_id, written)
+    return page
+
+
+@router.get("/rides/{ride_id}", tags=["rides"])
+async def get_ride(ride_id: str, rider: CurrentRider, state: State) -> dict[str, Any]:
+    """One of the caller's rides, at least as new as the caller's own last write to it."""
+    ride_id = ride_id_or_404(ride_id)
+    written = state.writes.pending(rider.rider_id)
+
+    async def fetch() -> dict[str, Any]:
+        return await state.deps.ride_manager.ride(rider.rider_id, ride_id)
+
+    ride, _ = await poll_until(fetch, lambda r: ride_shows(r, written))
+    return ride
+
+
+@router.post("/rides/{ride_id}/cancel", status_code=202, tags=["rides"])
+async def cancel_ride(ride_id: str, rider: CurrentRider, state: State) -> dict[str, Any]:
+    """Cancel one of the caller's rides (a fee applies once the car has arrived)."""
+    ride = await state.deps.ride_manager.cancel(rider.rider_id, ride_id_or_404(ride_id))
+    state.writes.record(rider.rider_id, ride)
+    return ride

@@ -1,0 +1,137 @@
+"""The operations API ``/ops`` (API.md), guarded by ``X-Ops-Token``, and the BFF's own health and stats."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, StrictBool
+
+from acr.metrics import COUNTERS
+from bff.api import ride_id_or_404
+from bff.errors import BffError
+from bff.security import Deps, require_ops
+from bff.state import Dependencies
+from bff.stats import UNAVAILABLE, aggregate
+
+SERVICE = "bff"
+
+router = APIRouter(prefix="/ops", tags=["ops"], dependencies=[Depends(require_ops)])
+internal = APIRouter(tags=["health"])
+
+
+class GatewayMode(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["ok", "decline", "timeout", "slow"]
+
+
+class DispatchSwitch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    paused: StrictBool
+
+
+def own_stats() -> dict[str, Any]:
+    """This process's messaging counters."""
+    return COUNTERS.snapshot()
+
+
+async def _stats_of(deps: Dependencies, service: str) -> dict[str, Any]:
+    try:
+        return await deps.services.stats(service)
+    except BffError:
+        return dict(UNAVAILABLE)
+
+
+@internal.get("/healthz")
+async def healthz(deps: Deps) -> JSONResponse:
+    """200 when every service the BFF calls answers its health check, else 503; the body says which."""
+    names = deps.services.services
+    states = await asyncio.gather(*(deps.services.healthy(name) for name in names))
+    dependencies = {name: "ok" if up else "down" for name, up in zip(names, states, strict=True)}
+    healthy = all(states)
+    body = {"status": "ok" if healthy else "degraded", "service": SERVICE, "dependencies": dependencies}
+    return JSONResponse(body, status_code=200 if healthy else 503)
+
+
+@internal.get("/v1/ops/stats")
+async def stats_of_bff() -> dict[str, Any]:
+    """The BFF's own counters, like every service's."""
+    return own_stats()
+
+
+@router.get("/fleet")
+async def fleet(deps: Deps) -> dict[str, Any]:
+    """Every car: state, position, ride."""
+    return await deps.fleet.cars()
+
+
+@router.get("/rides")
+async def rides(deps: Deps, active: bool = True) -> dict[str, Any]:
+    """Rides in flight (``active=true``)."""
+    return await deps.ride_manager.ops_rides(active)
+
+
+@router.get("/rides/{ride_id}/events")
+async def ride_events(ride_id: str, deps: Deps) -> dict[str, Any]:
+    """Every event of a ride across services, in order."""
+    return await deps.ride_manager.ride_events(ride_id_or_404(ride_id))
+
+
+@router.get("/stats")
+async def stats(deps: Deps) -> dict[str, Any]:
+    """Every service's counters and the totals; a service that does not answer shows an error entry."""
+    names = deps.services.services
+    answers = await asyncio.gather(*(_stats_of(deps, name) for name in names))
+    return aggregate({SERVICE: own_stats(), **dict(zip(names, answers, strict=True))})
+
+
+@router.get("/dlq")
+async def dead_letter_queues(deps: Deps) -> dict[str, Any]:
+    """Each DLQ with its depth and the reasons of its messages."""
+    return {"queues": await deps.dead_letters.queues()}
+
+
+@router.post("/dlq/{queue}/redrive")
+async def redrive(queue: str, deps: Deps) -> dict[str, Any]:
+    """Move a DLQ's messages back to the queue they came from."""
+    return await deps.dead_letters.redrive(queue)
+
+
+@router.get("/payments")
+async def payments(deps: Deps, ride_id: Annotated[str | None, Query(alias="rideId", max_length=128)] = None
+                   ) -> dict[str, Any]:
+    """The payment gateway's ledger, optionally for one ride."""
+    return await deps.payments.charges(ride_id)
+
+
+@router.post("/payments/{ride_id}/retry", status_code=202)
+async def retry_payment(ride_id: str, deps: Deps) -> dict[str, Any]:
+    """Charge a failed ride again (still at most once)."""
+    return await deps.payments.retry(ride_id_or_404(ride_id))
+
+
+@router.put("/gateway")
+async def gateway(body: GatewayMode, deps: Deps) -> dict[str, Any]:
+    """Switch the simulated gateway's failure mode."""
+    return await deps.payments.set_gateway(body.mode)
+
+
+@router.post("/cars/{car_id}/stall", status_code=202)
+async def stall_car(car_id: str, deps: Deps) -> dict[str, Any]:
+    """Make a simulated car stop progressing (car-simulator)."""
+    return await deps.fleet.stall(car_id)
+
+
+@router.post("/cars/{car_id}/return-to-service", status_code=202)
+async def return_to_service(car_id: str, deps: Deps) -> dict[str, Any]:
+    """Make an out-of-service car available again (car-dispatcher)."""
+    return await deps.fleet.return_to_service(car_id)
+
+
+@router.put("/dispatch")
+async def dispatch(body: DispatchSwitch, deps: Deps) -> dict[str, Any]:
+    """Pause or resume the dispatcher."""
+    return await deps.fleet.set_dispatch(body.paused)
+

@@ -1,0 +1,205 @@
+"""Websocket push, without the websocket: a registry of connections that sends each rider every
+version of each of its rides in order, exactly once per connection, and throttled ETA updates.
+
+A connection remembers, per ride, the last version it sent. A live update is sent only if it is
+newer; when it skips versions, the missing ones are fetched from the ride history first. A client
+``resume`` replays the stored versions above its ``afterVersion`` under the same per-ride lock, so
+replay and live never duplicate or reorder. Nothing before the connection is replayed unasked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from bff.errors import BffError
+
+log = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+OUTBOX_SIZE = 1000
+MAX_RIDE_ID = 128
+
+
+class VersionSource(Protocol):
+    """The stored history of ride versions (ride-manager)."""
+
+    async def versions(self, rider_id: str, ride_id: str, after_version: int) -> list[Json]: ...
+
+
+class GapNotFilled(Exception):
+    """Versions between the last one sent and a newer one are not in the history yet; retry later."""
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Client -> server: send me every version of ``ride_id`` above ``after_version``."""
+
+    ride_id: str
+    after_version: int
+
+
+def parse_client_message(raw: str) -> Resume:
+    """The command in a client text frame; raises ``ValueError`` when it is not one we understand."""
+    message = json.loads(raw)
+    if not isinstance(message, dict) or message.get("type") != "resume":
+        raise ValueError("expected {\"type\": \"resume\", \"rideId\", \"afterVersion\"}")
+    ride_id, after = message.get("rideId"), message.get("afterVersion")
+    if not isinstance(ride_id, str) or not 0 < len(ride_id) <= MAX_RIDE_ID:
+        raise ValueError("rideId must be a non-empty string")
+    if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+        raise ValueError("afterVersion must be an integer >= 0")
+    return Resume(ride_id, after)
+
+
+def version_of(ride: Json) -> int:
+    """The ``version`` of a Ride JSON (0 when it has none)."""
+    version = ride.get("version")
+    return version if isinstance(version, int) and not isinstance(version, bool) else 0
+
+
+def ride_updated_message(ride: Json) -> Json:
+    """The ``ride.updated`` frame for one Ride version."""
+    return {"type": "ride.updated", "rideId": ride.get("rideId"), "version": version_of(ride),
+            "status": ride.get("status"), "ride": ride}
+
+
+class Connection:
+    """One websocket of one rider: an outbox the socket writer drains, and what was sent per ride."""
+
+    def __init__(self, rider_id: str, outbox_size: int = OUTBOX_SIZE) -> None:
+        self.rider_id = rider_id
+        self.outbox: asyncio.Queue[Json] = asyncio.Queue(outbox_size)
+        self.overflowed = asyncio.Event()
+        self._last: dict[str, int] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def lock(self, ride_id: str) -> asyncio.Lock:
+        """The lock that serializes sending versions of ``ride_id`` on this connection."""
+        return self._locks.setdefault(ride_id, asyncio.Lock())
+
+    def last_sent(self, ride_id: str) -> int | None:
+        return self._last.get(ride_id)
+
+    def send(self, message: Json) -> None:
+        """Queue a frame; a client too slow to drain its outbox is marked for closing."""
+        try:
+            self.outbox.put_nowait(message)
+        except asyncio.QueueFull:
+            self.overflowed.set()
+
+    def send_ride(self, ride_id: str, ride: Json) -> None:
+        """Queue a version and remember it as the last sent (call with ``lock(ride_id)`` held)."""
+        self.send(ride_updated_message(ride))
+        self._last[ride_id] = version_of(ride)
+
+
+class PushHub:
+    """Every open connection, by rider; which rider owns which ride; when each ride's ETA was pushed."""
+
+    def __init__(self, history: VersionSource, eta_interval_s: float = 2.0, max_rides: int = 100_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._history = history
+        self._eta_interval_s = eta_interval_s
+        self._max_rides = max_rides
+        self._clock = clock
+        self._connections: dict[str, set[Connection]] = {}
+        self._owners: OrderedDict[str, str] = OrderedDict()
+        self._eta_at: OrderedDict[str, float] = OrderedDict()
+
+    def connect(self, rider_id: str) -> Connection:
+        """Register a new connection of ``rider_id``."""
+        connection = Connection(rider_id)
+        self._connections.setdefault(rider_id, set()).add(connection)
+        return connection
+
+    def disconnect(self, connection: Connection) -> None:
+        """Forget a closed connection."""
+        mine = self._connections.get(connection.rider_id)
+        if mine is not None:
+            mine.discard(connection)
+            if not mine:
+                del self._connections[connection.rider_id]
+
+    def connection_count(self) -> int:
+        return sum(len(c) for c in self._connections.values())
+
+    def _remember(self, table: OrderedDict[str, Any], key: str, value: Any) -> None:
+        table.pop(key, None)
+        table[key] = value
+        while len(table) > self._max_rides:
+            table.popitem(last=False)
+
+    async def ride_updated(self, rider_id: str, ride: Json) -> None:
+        """Deliver one ride version to every connection of its rider; raises ``GapNotFilled`` when a
+        connection could not get the versions it misses (the message should come again)."""
+        ride_id = str(ride.get("rideId"))
+        self._remember(self._owners, ride_id, rider_id)
+        incomplete = 0
+        for connection in list(self._connections.get(rider_id, ())):
+            try:
+                await self._deliver(connection, ride_id, ride)
+            except (GapNotFilled, BffError) as exc:
+                log.warning("ride %s v%d: gap not filled on a connection: %s", ride_id, version_of(ride), exc)
+                incomplete += 1
+        if incomplete:
+            raise GapNotFilled(f"{incomplete} connection(s) miss versions of {ride_id}")
+
+    async def _deliver(self, connection: Connection, ride_id: str, ride: Json) -> None:
+        version = version_of(ride)
+        async with connection.lock(ride_id):
+            last = connection.last_sent(ride_id)
+            if last is not None and version <= last:
+                return
+            if last is not None and version > last + 1:
+                await self._fill(connection, ride_id, last, version)
+            connection.send_ride(ride_id, ride)
+
+    async def _fill(self, connection: Connection, ride_id: str, last: int, upto: int) -> None:
+        """Send the stored versions ``last+1 .. upto-1``; raise if one is missing (after sending the run before it)."""
+        stored = await self._history.versions(connection.rider_id, ride_id, last)
+        by_version = {version_of(r): r for r in stored}
+        for version in range(last + 1, upto):
+            if version not in by_version:
+                raise GapNotFilled(f"version {version} of {ride_id} is not stored yet")
+            connection.send_ride(ride_id, by_version[version])
+
+    async def resume(self, connection: Connection, command: Resume) -> None:
+        """Send the stored versions above ``command.after_version`` not sent yet, in order.
+        Errors become an ``error`` frame (``ride_not_found`` for an unknown or foreign ride)."""
+        async with connection.lock(command.ride_id):
+            try:
+                stored = await self._history.versions(connection.rider_id, command.ride_id, command.after_version)
+            except BffError as exc:
+                code = "ride_not_found" if exc.status == 404 else exc.code
+                connection.send({"type": "error", "code": code, "rideId": command.ride_id})
+                return
+            self._remember(self._owners, command.ride_id, connection.rider_id)
+            for ride in sorted(stored, key=version_of):
+                version, last = version_of(ride), connection.last_sent(command.ride_id)
+                if version > command.after_version and (last is None or version > last):
+                    connection.send_ride(command.ride_id, ride)
+
+    def push_eta(self, rider_id: str, payload: Json) -> None:
+        """Send a ``ride.eta`` frame to every connection of ``rider_id`` (no throttling here)."""
+        for connection in list(self._connections.get(rider_id, ())):
+            connection.send(payload)
+
+    def eta_updated(self, ride_id: str, phase: str, eta_seconds: float, lat: float, lon: float) -> bool:
+        """Push a ride's new ETA to its rider, at most once every ``eta_interval_s`` per ride.
+        False when dropped (throttled, or the rider of the ride is unknown to this BFF)."""
+        rider_id = self._owners.get(ride_id)
+        now = self._clock()
+        last = self._eta_at.get(ride_id)
+        if rider_id is None or (last is not None and now - last < self._eta_interval_s):
+            return False
+        self._remember(self._eta_at, ride_id, now)
+        self.push_eta(rider_id, {"type": "ride.eta", "rideId": ride_id, "phase": phase,
+                                 "etaSeconds": eta_seconds, "lat": lat, "lon": lon})
+        return True

@@ -1,0 +1,1 @@
+"""ACR car-dispatcher."""

@@ -1,0 +1,52 @@
+"""The composition root of car-dispatcher."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from acr_city import load_city
+from fastapi import FastAPI
+
+from acr import logs
+from acr.fleet import seed_fleet
+from acr.runtime import Messaging
+from acr.settings import get_settings
+from acr.web import install_error_handlers, install_ops_routes
+from car_dispatcher.adapters.dynamo import DynamoFleetUnitOfWork, seed_cars
+from car_dispatcher.adapters.roads import CityRoads
+from car_dispatcher.api import router
+from car_dispatcher.handlers import Dispatcher
+from car_dispatcher.topology import TOPOLOGY
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings = get_settings()
+    city = load_city(settings.city, settings.seed, settings.city_cache_dir)
+    messaging = Messaging(TOPOLOGY, settings)
+    fleet = seed_fleet(settings.fleet_size, settings.seed, tuple(city.bounds.as_list()), city.snap)
+    log.info("fleet of %d cars, %d new in the table", len(fleet), seed_cars(messaging.dynamodb, fleet))
+    dispatcher = Dispatcher(uow=lambda: DynamoFleetUnitOfWork(messaging.unit_of_work()), roads=CityRoads(city),
+                            max_pickup_eta_s=settings.max_pickup_eta_s)
+    app.state.dispatcher = dispatcher
+    messaging.consume("events", dispatcher.handle)
+    messaging.start()
+    yield
+    messaging.stop()
+
+
+def create_app(dispatcher: Dispatcher | None = None) -> FastAPI:
+    """The app; tests pass a ``dispatcher`` built from fakes and get no lifespan wiring."""
+    settings = get_settings()
+    logs.configure("car-dispatcher", settings.log_level, settings.log_format)
+    app = FastAPI(title="ACR car-dispatcher", version="0.1.0", lifespan=None if dispatcher else lifespan)
+    if dispatcher:
+        app.state.dispatcher = dispatcher
+    install_error_handlers(app)
+    install_ops_routes(app, "car-dispatcher")
+    app.include_router(router)
+    return app

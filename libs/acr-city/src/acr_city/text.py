@@ -1,0 +1,109 @@
+"""Text normalisation, query parsing and tiny edit-distance helpers."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from .model import InvalidQuery
+
+MAX_QUERY_CHARS = 200
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_NON_WORD = re.compile(r"[^0-9a-z]+")
+_HOUSE = re.compile(r"^\d{1,4}[a-z]?$")
+_POSTCODE = re.compile(r"^\d{5}$")
+ABBREVIATIONS: dict[str, str] = {
+    "st": "street",
+    "rd": "road",
+    "ave": "avenue",
+    "av": "avenue",
+    "blvd": "boulevard",
+    "ln": "lane",
+    "dr": "drive",
+    "ct": "court",
+    "pl": "place",
+    "sq": "square",
+    "hwy": "highway",
+    "cres": "crescent",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedQuery:
+    """A query split into street/name text, house number and postcode."""
+
+    text: str
+    house_number: int | None
+    postcode: str | None
+    unexpanded: str = ""  # text before abbreviation expansion (differs only if one was expanded)
+
+
+def validate(query: str) -> str:
+    """Reject non-strings, empty, over-long and control-character queries."""
+    if not isinstance(query, str):
+        raise InvalidQuery("query must be a string")
+    if len(query) > MAX_QUERY_CHARS:
+        raise InvalidQuery(f"query longer than {MAX_QUERY_CHARS} characters")
+    if _CONTROL.search(query):
+        raise InvalidQuery("query contains control characters")
+    if not query.strip():
+        raise InvalidQuery("query is empty")
+    return query
+
+
+def normalize(text: str) -> str:
+    """Casefold, strip accents, keep [0-9a-z] words separated by single spaces."""
+    if text.isascii():
+        folded = text.lower()
+    else:
+        decomposed = unicodedata.normalize("NFKD", text.casefold())
+        folded = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return _NON_WORD.sub(" ", folded).strip()
+
+
+def expand_abbreviations(words: list[str]) -> list[str]:
+    """Expand street-type abbreviations ("st" -> "street") except in first position."""
+    return [w if i == 0 else ABBREVIATIONS.get(w, w) for i, w in enumerate(words)]
+
+
+def parse_query(query: str) -> ParsedQuery:
+    """Validate and split a free-text address query into its parts."""
+    words = normalize(validate(query)).split()
+    house: int | None = None
+    postcode: str | None = None
+    rest: list[str] = []
+    for word in words:
+        if postcode is None and _POSTCODE.match(word):
+            postcode = word
+        elif house is None and _HOUSE.match(word):
+            house = int(word.rstrip("abcdefghijklmnopqrstuvwxyz"))
+        else:
+            rest.append(word)
+    text = " ".join(expand_abbreviations(rest))
+    raw = " ".join(rest)
+    return ParsedQuery(text, house, postcode, raw if raw != text else "")
+
+
+def deletions(word: str) -> list[str]:
+    """All strings obtained by deleting exactly one character."""
+    return [word[:i] + word[i + 1 :] for i in range(len(word))]
+
+
+def osa_distance(a: str, b: str, cap: int = 3) -> int:
+    """Optimal-string-alignment distance (adjacent transpositions count 1), capped at `cap`."""
+    if a == b:
+        return 0
+    if abs(len(a) - len(b)) >= cap:
+        return cap
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return min(prev[-1], cap)

@@ -1,0 +1,98 @@
+"""Channels the relay publishes through: EventBridge buses and SNS FIFO topics.
+
+Each ``send`` returns one result per entry, in request order: None when accepted, else the error code.
+A transport failure of the whole call raises ``TransportError`` (every entry is then retryable).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from acr.unit_of_work import Outgoing
+
+EVENTBRIDGE_BATCH = 10
+SNS_BATCH = 10
+
+
+class TransportError(Exception):
+    """The call itself failed (timeout, connection, 5xx): the entries' fate is unknown."""
+
+
+def _whole_call_failed(exc: BotoCoreError | ClientError, entries: int) -> list[str | None]:
+    """A rejected call fails every entry with its code; an unanswered one is a transport failure."""
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500)
+        if code and status < 500 and "Throttl" not in code:
+            return [code] * entries
+    raise TransportError(str(exc)) from exc
+
+
+class Channel(Protocol):
+    max_batch: int
+
+    def send(self, batch: Sequence[Outgoing]) -> list[str | None]: ...
+
+
+class EventBridgeChannel:
+    """``PutEvents`` to the outgoing events' buses; the CloudEvent is the ``Detail``."""
+
+    max_batch = EVENTBRIDGE_BATCH
+
+    def __init__(self, events_client: Any) -> None:
+        self._events = events_client
+
+    def send(self, batch: Sequence[Outgoing]) -> list[str | None]:
+        entries = [
+            {
+                "Source": o.event.source,
+                "DetailType": o.event.type,
+                "Detail": o.event.to_json(),
+                "EventBusName": o.destination.name,
+                "Resources": [],
+            }
+            for o in batch
+        ]
+        try:
+            response = self._events.put_events(Entries=entries)
+        except (BotoCoreError, ClientError) as exc:
+            return _whole_call_failed(exc, len(batch))
+        results = response.get("Entries", [])
+        if len(results) != len(batch):
+            raise TransportError(f"PutEvents answered {len(results)} entries for {len(batch)}")
+        return [r.get("ErrorCode") or None for r in results]
+
+
+class SnsFifoChannel:
+    """``PublishBatch`` to SNS FIFO topics: group = aggregate id, dedup id = event id."""
+
+    max_batch = SNS_BATCH
+
+    def __init__(self, sns_client: Any, topic_arns: dict[str, str]) -> None:
+        self._sns = sns_client
+        self._topic_arns = topic_arns
+
+    def send(self, batch: Sequence[Outgoing]) -> list[str | None]:
+        topics = {o.destination.name for o in batch}
+        if len(topics) != 1:
+            raise ValueError("one SNS batch goes to one topic")
+        request = [
+            {
+                "Id": str(i),
+                "Message": o.event.to_json(),
+                "MessageGroupId": o.group or o.event.subject or o.event.id,
+                "MessageDeduplicationId": o.event.id,
+            }
+            for i, o in enumerate(batch)
+        ]
+        try:
+            response = self._sns.publish_batch(TopicArn=self._topic_arns[topics.pop()], PublishBatchRequestEntries=request)
+        except (BotoCoreError, ClientError) as exc:
+            return _whole_call_failed(exc, len(batch))
+        results: list[str | None] = [None] * len(batch)
+        for failed in response.get("Failed", []):
+            results[int(failed["Id"])] = failed.get("Code") or "InternalFailure"
+        return results

@@ -1,0 +1,204 @@
+"""The SQS consumer loop: long poll, batch, delete only what succeeded.
+
+Poison messages (unparseable, unknown type, schema-invalid) go to the DLQ at once, by the consumer,
+with their reason as message attributes, so they never block the queue; the queue's redrive policy
+is only the backstop for crashes. Duplicates are acknowledged and counted. Any other failure leaves
+the message for redelivery (with a short backoff), which is why handlers must be idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from acr import catalog
+from acr.catalog import EventData
+from acr.envelope import CloudEvent, InvalidEnvelope
+from acr.logs import event_context
+from acr.metrics import COUNTERS, Counters
+from acr.unit_of_work import Duplicate
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[CloudEvent, EventData], None]
+
+
+class PoisonMessage(Exception):
+    """A message no retry can fix."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def unwrap(body: str) -> CloudEvent:
+    """The CloudEvent inside an SQS body: an EventBridge envelope's ``detail``, an SNS notification's
+    ``Message``, or the raw structured event (SNS raw delivery)."""
+    try:
+        outer = json.loads(body)
+    except (ValueError, TypeError) as exc:
+        raise PoisonMessage("unparseable", f"body is not JSON: {exc}") from exc
+    if not isinstance(outer, dict):
+        raise PoisonMessage("unparseable", "body is not a JSON object")
+    if "detail-type" in outer and "detail" in outer:
+        inner: Any = outer["detail"]
+        raw = inner if isinstance(inner, str) else json.dumps(inner)
+    elif outer.get("Type") == "Notification" and isinstance(outer.get("Message"), str):
+        raw = outer["Message"]
+    else:
+        raw = body
+    try:
+        return CloudEvent.from_json(raw)
+    except InvalidEnvelope as exc:
+        raise PoisonMessage("invalid_envelope", str(exc)) from exc
+
+
+def decode(body: str) -> tuple[CloudEvent, EventData]:
+    """Unwrap and validate against the catalog; raises ``PoisonMessage``."""
+    event = unwrap(body)
+    try:
+        return event, catalog.decode(event)
+    except catalog.UnknownEventType as exc:
+        raise PoisonMessage("unknown_type", str(exc)) from exc
+    except catalog.SchemaInvalid as exc:
+        raise PoisonMessage("schema_invalid", str(exc)) from exc
+
+
+class UnitOfWork(Protocol):
+    def mark_consumed(self, event: CloudEvent) -> None: ...
+    def commit(self) -> None: ...
+
+
+def idempotent(
+    uow_factory: Callable[[], Any],
+    handlers: Mapping[type[EventData], Callable[[Any, Any, CloudEvent], None]],
+) -> Handler:
+    """A handler that applies ``handlers[type(data)](uow, data, event)`` and the idempotency marker
+    of ``event`` in one unit of work; a second delivery raises ``Duplicate`` at commit."""
+
+    def handle(event: CloudEvent, data: EventData) -> None:
+        uow = uow_factory()
+        handlers[type(data)](uow, data, event)
+        uow.mark_consumed(event)
+        uow.commit()
+
+    return handle
+
+
+@dataclass
+class Received:
+    message_id: str
+    receipt: str
+    body: str
+    receive_count: int
+
+
+class SqsConsumer:
+    """Drains one queue with one handler."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        sqs: Any,
+        queue_url: str,
+        dead_letter_queue_url: str,
+        handler: Handler,
+        wait_s: int = 2,
+        batch: int = 10,
+        counters: Counters = COUNTERS,
+    ) -> None:
+        self.name = name
+        self._sqs = sqs
+        self._queue_url = queue_url
+        self._dlq_url = dead_letter_queue_url
+        self._handler = handler
+        self._wait_s = wait_s
+        self._batch = batch
+        self._counters = counters
+        self._fifo = queue_url.endswith(".fifo")
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until ``stop`` is set; survives emulator hiccups."""
+        while not stop.is_set():
+            try:
+                self.poll_once()
+            except Exception:
+                log.exception("consumer %s: poll failed", self.name)
+                stop.wait(1.0)
+
+    def poll_once(self) -> int:
+        """Receive one batch, handle each message, delete the ones that are done. Returns messages seen."""
+        response = self._sqs.receive_message(
+            QueueUrl=self._queue_url,
+            MaxNumberOfMessages=self._batch,
+            WaitTimeSeconds=self._wait_s,
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+        )
+        messages = [
+            Received(m["MessageId"], m["ReceiptHandle"], m["Body"],
+                     int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")))
+            for m in response.get("Messages", [])
+        ]
+        done = [m for m in messages if self._process(m)]
+        if done:
+            self._sqs.delete_message_batch(
+                QueueUrl=self._queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m.receipt} for i, m in enumerate(done)],
+            )
+        return len(messages)
+
+    def _process(self, message: Received) -> bool:
+        """True when the message is finished with (handled, duplicate or dead-lettered)."""
+        try:
+            event, data = decode(message.body)
+        except PoisonMessage as poison:
+            self._dead_letter(message, poison)
+            return True
+        with event_context(event_id=event.id, ride_id=getattr(data, "ride_id", None), traceparent=event.traceparent):
+            return self._handle(message, event, data)
+
+    def _handle(self, message: Received, event: CloudEvent, data: EventData) -> bool:
+        try:
+            self._handler(event, data)
+        except Duplicate:
+            self._counters.add("duplicatesDiscarded")
+            log.info("duplicate %s (eventcount %s) discarded", event.type, event.eventcount)
+            return True
+        except Exception:
+            log.exception("handling %s failed (receive %d); will retry", event.type, message.receive_count)
+            self._backoff(message)
+            return False
+        self._counters.add("consumed")
+        return True
+
+    def _backoff(self, message: Received) -> None:
+        try:
+            self._sqs.change_message_visibility(
+                QueueUrl=self._queue_url, ReceiptHandle=message.receipt,
+                VisibilityTimeout=min(2**message.receive_count, 30),
+            )
+        except Exception:  # the visibility timeout still brings it back
+            log.warning("could not shorten visibility of %s", message.message_id)
+
+    def _dead_letter(self, message: Received, poison: PoisonMessage) -> None:
+        log.error("consumer %s: poison message %s sent to DLQ: %s", self.name, message.message_id, poison)
+        kwargs: dict[str, Any] = {
+            "QueueUrl": self._dlq_url,
+            "MessageBody": message.body,
+            "MessageAttributes": {
+                "reason": {"DataType": "String", "StringValue": poison.reason},
+                "detail": {"DataType": "String", "StringValue": poison.detail[:1000] or "-"},
+                "sourceQueue": {"DataType": "String", "StringValue": self._queue_url.rsplit("/", 1)[-1]},
+            },
+        }
+        if self._fifo:
+            kwargs["MessageGroupId"] = "poison"
+            kwargs["MessageDeduplicationId"] = message.message_id
+        self._sqs.send_message(**kwargs)
+        self._counters.add("deadLettered")

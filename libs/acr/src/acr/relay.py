@@ -1,0 +1,182 @@
+"""The outbox relay: claim pending rows with a lease, publish them in batches, mark them sent.
+
+Woken right after a commit, with slow polling as the fallback. A row is claimed with a conditional
+update (owner + lease expiry) so two relays do not publish it in normal operation; if a relay dies
+mid-batch its lease expires and another resends the row with the same id (consumers dedupe).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from acr.channels import Channel
+from acr.dynamo import from_item, is_conditional_failure, to_item
+from acr.envelope import CloudEvent
+from acr.metrics import COUNTERS, Counters
+from acr.publishing import DeadLetter, PublishReport, RetryPolicy, publish
+from acr.unit_of_work import PENDING, Destination, Outgoing
+
+log = logging.getLogger(__name__)
+PENDING_INDEX = "pending-index"
+SENT_RETENTION_S = 3600
+
+
+@dataclass
+class Claimed:
+    outgoing: Outgoing
+    created_at: float
+
+
+class Relay:
+    """Moves outbox rows of one service to their bus or topic."""
+
+    def __init__(
+        self,
+        *,
+        dynamodb: Any,
+        sqs: Any,
+        outbox_table: str,
+        dead_letter_queue_url: str,
+        channels: dict[str, Channel],
+        lease_s: float = 30.0,
+        poll_s: float = 1.0,
+        policy: RetryPolicy = RetryPolicy(),
+        counters: Counters = COUNTERS,
+    ) -> None:
+        self._dynamodb = dynamodb
+        self._sqs = sqs
+        self._table = outbox_table
+        self._dlq_url = dead_letter_queue_url
+        self._channels = channels
+        self._lease_s = lease_s
+        self._poll_s = poll_s
+        self._policy = policy
+        self._counters = counters
+        self._owner = f"relay-{uuid.uuid4().hex[:8]}"
+        self._wake = threading.Event()
+
+    def wake(self) -> None:
+        """Called right after a commit that recorded events."""
+        self._wake.set()
+
+    def run(self, stop: threading.Event) -> None:
+        """Publish until ``stop`` is set."""
+        while not stop.is_set():
+            try:
+                if self.drain_once() == 0:
+                    self._wake.wait(self._poll_s)
+                    self._wake.clear()
+            except Exception:  # the loop must survive an emulator hiccup
+                log.exception("relay round failed")
+                stop.wait(self._poll_s)
+
+    def drain_once(self, limit: int = 50) -> int:
+        """One round: claim up to ``limit`` pending rows and publish them. Returns rows handled."""
+        claimed = [c for c in (self._claim(row) for row in self._pending(limit)) if c]
+        by_destination: dict[Destination, list[Claimed]] = {}
+        for c in claimed:
+            by_destination.setdefault(c.outgoing.destination, []).append(c)
+        for destination, rows in by_destination.items():
+            channel = self._channels[destination.kind]
+            for start in range(0, len(rows), channel.max_batch):
+                self._publish(channel, rows[start : start + channel.max_batch])
+        return len(claimed)
+
+    def _pending(self, limit: int) -> list[dict[str, Any]]:
+        response = self._dynamodb.query(
+            TableName=self._table,
+            IndexName=PENDING_INDEX,
+            KeyConditionExpression="#p = :p",
+            ExpressionAttributeNames={"#p": "pending"},
+            ExpressionAttributeValues={":p": {"S": PENDING}},
+            Limit=limit,
+        )
+        return [from_item(item) for item in response.get("Items", [])]
+
+    def _claim(self, row: dict[str, Any]) -> Claimed | None:
+        now = time.time()
+        try:
+            self._dynamodb.update_item(
+                TableName=self._table,
+                Key=to_item({"eventId": row["eventId"]}),
+                UpdateExpression="SET leaseOwner = :me, leaseUntil = :until",
+                ConditionExpression="#p = :p AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now)",
+                ExpressionAttributeNames={"#p": "pending"},
+                ExpressionAttributeValues=to_item(
+                    {":me": self._owner, ":until": now + self._lease_s, ":now": now, ":p": PENDING}
+                ),
+            )
+        except ClientError as exc:
+            if is_conditional_failure(exc):
+                return None
+            raise
+        outgoing = Outgoing(CloudEvent.from_json(row["event"]), Destination.parse(row["destination"]), row.get("group"))
+        return Claimed(outgoing, float(row["createdAt"]))
+
+    def _publish(self, channel: Channel, rows: list[Claimed]) -> None:
+        report = publish(channel, [c.outgoing for c in rows], self._policy)
+        self._record(report, rows)
+
+    def _record(self, report: PublishReport, rows: list[Claimed]) -> None:
+        created = {c.outgoing.event.id: c.created_at for c in rows}
+        for outgoing in report.sent:
+            self._finish(outgoing, "SENT")
+            self._counters.relay_lag_ms = (time.time() - created[outgoing.event.id]) * 1000
+        for dead in report.dead:
+            self._dead_letter(dead)
+            self._finish(dead.outgoing, "DEAD")
+        self._counters.add("published", len(report.sent))
+        self._counters.add_resent(report.resent)
+        self._counters.add("deadLettered", len(report.dead))
+
+    def _finish(self, outgoing: Outgoing, status: str) -> None:
+        self._dynamodb.update_item(
+            TableName=self._table,
+            Key=to_item({"eventId": outgoing.event.id}),
+            UpdateExpression="SET #s = :s, sentAt = :now, expiresAt = :exp, eventcount = :n REMOVE #p",
+            ExpressionAttributeNames={"#s": "status", "#p": "pending"},
+            ExpressionAttributeValues=to_item(
+                {":s": status, ":now": time.time(), ":exp": int(time.time() + SENT_RETENTION_S),
+                 ":n": outgoing.event.eventcount}
+            ),
+        )
+
+    def _dead_letter(self, dead: DeadLetter) -> None:
+        log.error("event %s dead-lettered: %s", dead.outgoing.event.id, dead.error_code)
+        self._sqs.send_message(
+            QueueUrl=self._dlq_url,
+            MessageBody=json.dumps(
+                {"destination": str(dead.outgoing.destination), "group": dead.outgoing.group,
+                 "event": json.loads(dead.outgoing.event.to_json())}
+            ),
+            MessageAttributes={"reason": {"DataType": "String", "StringValue": dead.error_code}},
+        )
+
+    def purge_sent(self, older_than_s: float = SENT_RETENTION_S) -> int:
+        """Delete rows sent more than ``older_than_s`` ago (TTL does the same on AWS)."""
+        cutoff = time.time() - older_than_s
+        deleted = 0
+        for item in _scan(self._dynamodb, self._table, "attribute_exists(sentAt) AND sentAt < :c", {":c": cutoff}):
+            self._dynamodb.delete_item(TableName=self._table, Key=to_item({"eventId": item["eventId"]}))
+            deleted += 1
+        return deleted
+
+
+def _scan(dynamodb: Any, table: str, condition: str, values: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    kwargs: dict[str, Any] = {"TableName": table, "FilterExpression": condition,
+                              "ExpressionAttributeValues": to_item(values)}
+    while True:
+        page = dynamodb.scan(**kwargs)
+        yield from (from_item(i) for i in page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            return
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -1,0 +1,108 @@
+"""Wires a service's messaging: clients, outbox relay, consumers — started and stopped with the app."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from acr import aws
+from acr.channels import EventBridgeChannel, SnsFifoChannel
+from acr.consumer import Handler, SqsConsumer
+from acr.relay import Relay
+from acr.settings import Settings
+from acr.topology.model import ServiceTopology
+from acr.unit_of_work import DynamoUnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+def topic_arns(sns: Any) -> dict[str, str]:
+    """Topic name -> ARN for every topic the account has."""
+    arns: dict[str, str] = {}
+    kwargs: dict[str, Any] = {}
+    while True:
+        page = sns.list_topics(**kwargs)
+        for topic in page.get("Topics", []):
+            arns[topic["TopicArn"].rsplit(":", 1)[-1]] = topic["TopicArn"]
+        if not page.get("NextToken"):
+            return arns
+        kwargs["NextToken"] = page["NextToken"]
+
+
+class Messaging:
+    """Everything a service needs to publish (outbox + relay) and consume (SQS loops) its events."""
+
+    def __init__(self, topology: ServiceTopology, settings: Settings,
+                 make_client: Callable[[str], Any] | None = None) -> None:
+        make = make_client or (lambda name: aws.client(name, settings))
+        self.topology = topology
+        self.settings = settings
+        self.dynamodb = make("dynamodb")
+        self.sqs = make("sqs")
+        self.events = make("events")
+        self.sns = make("sns")
+        self._make = make
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._consumers: list[SqsConsumer] = []
+        self.relay: Relay | None = None
+        if topology.has_outbox:
+            self.relay = Relay(
+                dynamodb=self.dynamodb,
+                sqs=self.sqs,
+                outbox_table=topology.outbox_table,
+                dead_letter_queue_url=self.queue_url(topology.producer_dlq),
+                channels={"bus": EventBridgeChannel(self.events),
+                          "topic": SnsFifoChannel(self.sns, topic_arns(self.sns))},
+                lease_s=settings.relay_lease_s,
+                poll_s=settings.relay_poll_s,
+            )
+
+    def queue_url(self, name: str) -> str:
+        return str(self.sqs.get_queue_url(QueueName=name)["QueueUrl"])
+
+    def client(self, name: str) -> Any:
+        return self._make(name)
+
+    def unit_of_work(self) -> DynamoUnitOfWork:
+        """A fresh unit of work on this service's outbox and inbox."""
+        t = self.topology
+        return DynamoUnitOfWork(
+            dynamodb=self.dynamodb,
+            outbox_table=t.outbox_table if t.has_outbox else None,
+            inbox_table=t.inbox_table if t.has_inbox else None,
+            dedup_window_s=self.settings.dedup_window_s,
+            on_commit=self.relay.wake if self.relay else None,
+        )
+
+    def consume(self, queue: str, handler: Handler, *, fifo: bool = False) -> None:
+        """Register a consumer of ``acr-<service>-<queue>`` (started by ``start``)."""
+        t = self.topology
+        self._consumers.append(SqsConsumer(
+            name=t.queue(queue, fifo),
+            sqs=self._make("sqs"),
+            queue_url=self.queue_url(t.queue(queue, fifo)),
+            dead_letter_queue_url=self.queue_url(t.dlq(queue, fifo)),
+            handler=handler,
+            wait_s=self.settings.sqs_wait_s,
+        ))
+
+    def start(self) -> None:
+        """Start the relay and every consumer in background threads."""
+        loops: list[tuple[str, Callable[[threading.Event], None]]] = [(c.name, c.run) for c in self._consumers]
+        if self.relay:
+            loops.append(("relay", self.relay.run))
+        for name, loop in loops:
+            thread = threading.Thread(target=loop, args=(self._stop,), name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        log.info("messaging started: %s", [name for name, _ in loops])
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        if self.relay:
+            self.relay.wake()
+        for thread in self._threads:
+            thread.join(timeout_s)

@@ -1,0 +1,93 @@
+"""Settings shared by every service, read from ``ACR_*`` environment variables (fail fast on bad values)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, HttpUrl, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICE_PORTS: dict[str, int] = {
+    "bff": 8000,
+    "ride-manager": 8001,
+    "address-finder": 8002,
+    "car-dispatcher": 8003,
+    "route-monitor": 8004,
+    "payment": 8005,
+    "reward": 8006,
+    "car-simulator": 8007,
+}
+
+
+def _default_url(service: str) -> str:
+    return f"http://127.0.0.1:{SERVICE_PORTS[service]}"
+
+
+class Settings(BaseSettings):
+    """Every knob of ACR. The embedded defaults need nothing but a moto server on 127.0.0.1:4566."""
+
+    model_config = SettingsConfigDict(env_prefix="ACR_", extra="ignore", frozen=True)
+
+    # AWS: an endpoint URL selects an emulator (moto, LocalStack); empty means real AWS.
+    aws_endpoint_url: str = "http://127.0.0.1:4566"
+    aws_region: str = "us-east-1"
+
+    # Where the other services answer.
+    bff_url: HttpUrl = Field(default=HttpUrl(_default_url("bff")))
+    ride_manager_url: HttpUrl = Field(default=HttpUrl(_default_url("ride-manager")))
+    address_finder_url: HttpUrl = Field(default=HttpUrl(_default_url("address-finder")))
+    car_dispatcher_url: HttpUrl = Field(default=HttpUrl(_default_url("car-dispatcher")))
+    route_monitor_url: HttpUrl = Field(default=HttpUrl(_default_url("route-monitor")))
+    payment_url: HttpUrl = Field(default=HttpUrl(_default_url("payment")))
+    reward_url: HttpUrl = Field(default=HttpUrl(_default_url("reward")))
+    car_simulator_url: HttpUrl = Field(default=HttpUrl(_default_url("car-simulator")))
+
+    # The city and the fleet every service agrees on.
+    seed: int = 42
+    fleet_size: int = Field(default=200, ge=1, le=100_000)
+    city: str = "small"
+    city_cache_dir: str | None = None
+
+    # Security.
+    ops_token: str = Field(default="dev-ops-token", min_length=8)
+    token_secret: str = Field(default="dev-token-secret-change-me", min_length=16)
+    token_ttl_s: int = Field(default=86_400, gt=0)
+
+    # Durations (ARCHITECTURE.md, "Durations").
+    quote_ttl_s: float = Field(default=300, gt=0)
+    dispatch_timeout_s: float = Field(default=30, gt=0)
+    boarding_s: float = Field(default=60, ge=0)
+    stall_window_s: float = Field(default=120, gt=0)
+    max_pickup_eta_s: float = Field(default=900, gt=0)
+    dedup_window_s: float = Field(default=86_400, gt=0)
+    eta_push_s: float = Field(default=2, gt=0)
+    sim_speed: float = Field(default=30, gt=0)
+    idempotency_key_ttl_s: float = Field(default=86_400, gt=0)
+
+    # Messaging loops.
+    sqs_wait_s: int = Field(default=2, ge=0, le=20)
+    sqs_visibility_timeout_s: int = Field(default=30, ge=1)
+    max_receives: int = Field(default=10, ge=2)
+    relay_poll_s: float = Field(default=1.0, gt=0)
+    relay_lease_s: float = Field(default=30.0, gt=0)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    @field_validator("aws_endpoint_url")
+    @classmethod
+    def _endpoint_is_url_or_empty(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("ACR_AWS_ENDPOINT_URL must be an http(s) URL or empty for real AWS")
+        return value
+
+    def service_url(self, service: str) -> str:
+        """Base URL (no trailing slash) of another ACR service, by folder name."""
+        return str(getattr(self, service.replace("-", "_") + "_url")).rstrip("/")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

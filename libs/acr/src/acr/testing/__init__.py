@@ -1,0 +1,1 @@
+"""Test support shared by every member: the AWS emulator fixture and in-memory fakes of the ports."""

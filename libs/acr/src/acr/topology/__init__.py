@@ -1,0 +1,23 @@
+"""Topology as code: each service declares its slice; one idempotent command applies them all."""
+
+from acr.topology.model import (
+    Index,
+    ServiceTopology,
+    Stream,
+    Subscription,
+    Table,
+    TopicSubscription,
+    bus_name,
+    discover,
+)
+
+__all__ = [
+    "Index",
+    "ServiceTopology",
+    "Stream",
+    "Subscription",
+    "Table",
+    "TopicSubscription",
+    "bus_name",
+    "discover",
+]

@@ -1,0 +1,134 @@
+"""The declarations: buses, subscriptions (rule on the producer's bus -> own queue + DLQ), tables, topics, streams."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Literal
+
+from acr.catalog import BY_MODEL, EventData, EventSpec
+
+ENTRY_POINT_GROUP = "acr.topology"
+RIDE_UPDATES_TOPIC = "acr-ride-updates.fifo"
+TELEMETRY_STREAM = "acr-car-telemetry"
+
+
+def bus_name(context: str) -> str:
+    """Each publishing context owns one custom bus."""
+    return f"acr-{context}"
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    partition_key: str
+    sort_key: str | None = None
+    sort_key_type: Literal["S", "N"] = "S"
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    partition_key: str
+    sort_key: str | None = None
+    sort_key_type: Literal["S", "N"] = "S"
+    indexes: tuple[Index, ...] = ()
+    ttl_attribute: str | None = None
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """Event types of other contexts, delivered to the service's queue ``acr-<service>-<queue>``."""
+
+    queue: str
+    events: tuple[type[EventData], ...]
+
+    def specs(self) -> list[EventSpec]:
+        return [BY_MODEL[model] for model in self.events]
+
+
+@dataclass(frozen=True)
+class TopicSubscription:
+    """A FIFO queue ``acr-<service>-<queue>.fifo`` subscribed (raw delivery) to a FIFO topic."""
+
+    queue: str
+    topic: str
+
+
+@dataclass(frozen=True)
+class Stream:
+    name: str
+    shards: int = 1
+
+
+@dataclass(frozen=True)
+class ServiceTopology:
+    """One service's slice of the messaging topology."""
+
+    service: str
+    context: str | None = None
+    publishes: tuple[type[EventData], ...] = ()
+    subscriptions: tuple[Subscription, ...] = ()
+    topic_subscriptions: tuple[TopicSubscription, ...] = ()
+    tables: tuple[Table, ...] = ()
+    topics: tuple[str, ...] = ()
+    streams: tuple[Stream, ...] = ()
+    inbox: bool = False
+
+    @property
+    def bus(self) -> str | None:
+        return bus_name(self.context) if self.context else None
+
+    @property
+    def has_outbox(self) -> bool:
+        return bool(self.publishes)
+
+    @property
+    def has_inbox(self) -> bool:
+        """Consumers that change state keep idempotency markers; a push-only consumer needs none."""
+        return bool(self.subscriptions) or self.inbox
+
+    def table(self, short: str) -> str:
+        return f"acr-{self.service}-{short}"
+
+    @property
+    def outbox_table(self) -> str:
+        return self.table("outbox")
+
+    @property
+    def inbox_table(self) -> str:
+        return self.table("inbox")
+
+    @property
+    def producer_dlq(self) -> str:
+        return f"acr-{self.service}-producer-dlq"
+
+    def queue(self, short: str, fifo: bool = False) -> str:
+        return f"acr-{self.service}-{short}" + (".fifo" if fifo else "")
+
+    def dlq(self, short: str, fifo: bool = False) -> str:
+        return f"acr-{self.service}-{short}-dlq" + (".fifo" if fifo else "")
+
+    def all_tables(self) -> list[Table]:
+        """Declared tables plus the outbox and inbox the messaging patterns need."""
+        tables = list(self.tables)
+        if self.has_outbox:
+            tables.append(
+                Table(self.outbox_table, "eventId", indexes=(Index("pending-index", "pending", "createdAt", "N"),),
+                      ttl_attribute="expiresAt")
+            )
+        if self.has_inbox:
+            tables.append(Table(self.inbox_table, "dedupKey", ttl_attribute="expiresAt"))
+        return tables
+
+    def all_queues(self) -> list[tuple[str, str, bool]]:
+        """(queue, dlq, fifo) for every subscription."""
+        queues = [(self.queue(s.queue), self.dlq(s.queue), False) for s in self.subscriptions]
+        queues += [(self.queue(t.queue, True), self.dlq(t.queue, True), True) for t in self.topic_subscriptions]
+        return queues
+
+
+def discover() -> list[ServiceTopology]:
+    """Every installed service's slice, found through the ``acr.topology`` entry point group."""
+    slices = [ep.load() for ep in entry_points(group=ENTRY_POINT_GROUP)]
+    return sorted(slices, key=lambda s: s.service)

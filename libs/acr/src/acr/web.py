@@ -1,0 +1,90 @@
+"""What every ACR FastAPI app shares: the error shape, health, the stats endpoint."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from acr.metrics import COUNTERS
+
+log = logging.getLogger(__name__)
+
+_STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 400: "bad_request",
+                 429: "rate_limited", 503: "dependency_unavailable"}
+
+
+class ApiError(Exception):
+    """An error with an HTTP status and a snake_case code, rendered as ``{"error": {...}}``."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+    return "; ".join(parts) or "invalid request"
+
+
+def _is_malformed_json(exc: RequestValidationError) -> bool:
+    return any(err.get("type") == "json_invalid" for err in exc.errors())
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error, the framework's own included, becomes ``{"error": {"code", "message"}}``."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _STATUS_CODES.get(exc.status_code, HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_"))
+        message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        return error_response(exc.status_code, code, message, getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        if _is_malformed_json(exc):
+            return error_response(400, "bad_request", "request body is not valid JSON")
+        return error_response(422, "validation_error", _validation_message(exc))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error: %s", exc)
+        return error_response(500, "internal_error", "unexpected error")
+
+
+HealthCheck = Callable[[], Awaitable[dict[str, Any]]]
+
+
+def install_ops_routes(app: FastAPI, service: str, extra_stats: Callable[[], dict[str, Any]] | None = None) -> None:
+    """``GET /healthz`` and ``GET /v1/ops/stats`` (this process's messaging counters)."""
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": service}
+
+    @app.get("/v1/ops/stats", tags=["ops"])
+    async def stats() -> dict[str, Any]:
+        counters = COUNTERS.snapshot()
+        if extra_stats:
+            counters |= extra_stats()
+        return counters

@@ -1,0 +1,74 @@
+import json
+
+from acr import catalog
+from acr.catalog import EventData, NoCarAvailable
+from acr.consumer import SqsConsumer
+from acr.envelope import CloudEvent
+from acr.metrics import Counters
+from acr.testing.sqs import FakeSqs
+from acr.unit_of_work import Duplicate
+
+QUEUE, DLQ = "q", "q-dlq"
+
+
+def _eventbridge_body(event: CloudEvent) -> str:
+    return json.dumps({"version": "0", "id": "eb-1", "detail-type": event.type, "source": event.source,
+                       "detail": json.loads(event.to_json())})
+
+
+def _event() -> CloudEvent:
+    return catalog.record(NoCarAvailable(ride_id="ride_1", reason="x"), subject="ride_1")
+
+
+def _consumer(sqs: FakeSqs, handler, counters: Counters) -> SqsConsumer:  # type: ignore[no-untyped-def]
+    return SqsConsumer(name="q", sqs=sqs, queue_url=QUEUE, dead_letter_queue_url=DLQ, handler=handler,
+                       wait_s=0, counters=counters)
+
+
+def test_handled_messages_are_deleted_and_failures_stay_for_redelivery() -> None:
+    sqs, counters, seen = FakeSqs(), Counters(), []
+
+    def handler(event: CloudEvent, data: EventData) -> None:
+        seen.append(data)
+        if len(seen) == 2:
+            raise RuntimeError("emulator hiccup")
+
+    sqs.put(QUEUE, _eventbridge_body(_event()))
+    sqs.put(QUEUE, _eventbridge_body(_event()))
+    _consumer(sqs, handler, counters).poll_once()
+    assert len(sqs.queues[QUEUE]) == 1
+    assert sqs.visibility == {"rh-m2": 2}
+    assert counters.get("consumed") == 1
+
+
+def test_poison_messages_go_to_the_dlq_at_once_with_their_reason() -> None:
+    sqs, counters = FakeSqs(), Counters()
+    unknown = _event().model_copy(update={"type": "acme.acr.fleet.Unknown"})
+    invalid = _event().model_copy(update={"data": {"rideId": 1}})
+    for body in ("{not json", _eventbridge_body(unknown), _eventbridge_body(invalid), '{"specversion": "1.0"}'):
+        sqs.put(QUEUE, body)
+    _consumer(sqs, lambda e, d: None, counters).poll_once()
+    assert sqs.queues[QUEUE] == []
+    reasons = [m["MessageAttributes"]["reason"]["StringValue"] for m in sqs.queues[DLQ]]
+    assert reasons == ["unparseable", "unknown_type", "schema_invalid", "invalid_envelope"]
+    assert counters.get("deadLettered") == 4
+
+
+def test_a_duplicate_is_acknowledged_and_counted() -> None:
+    sqs, counters = FakeSqs(), Counters()
+
+    def handler(event: CloudEvent, data: EventData) -> None:
+        raise Duplicate("marker exists")
+
+    sqs.put(QUEUE, _eventbridge_body(_event()))
+    _consumer(sqs, handler, counters).poll_once()
+    assert sqs.queues[QUEUE] == []
+    assert counters.get("duplicatesDiscarded") == 1
+
+
+def test_raw_sns_delivery_is_understood() -> None:
+    sqs, counters, seen = FakeSqs(), Counters(), []
+    event = _event()
+    sqs.put(QUEUE, event.to_json())
+    _consumer(sqs, lambda e, d: seen.append(e), counters).poll_once()
+    assert [e.id for e in seen] == [event.id]

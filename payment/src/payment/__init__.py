@@ -1,0 +1,1 @@
+"""ACR payment."""

@@ -1,0 +1,18 @@
+"""The composition root of payment."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from acr import logs
+from acr.settings import get_settings
+from acr.web import install_error_handlers, install_ops_routes
+
+
+def create_app() -> FastAPI:
+    settings = get_settings()
+    logs.configure("payment", settings.log_level, settings.log_format)
+    app = FastAPI(title="ACR payment", version="0.1.0")
+    install_error_handlers(app)
+    install_ops_routes(app, "payment")
+    return app

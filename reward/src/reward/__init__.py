@@ -1,0 +1,1 @@
+"""Reward context: rider loyalty."""

@@ -1,0 +1,262 @@
+"""The Ride aggregate, quotes and fares. Pure Python: no FastAPI, no boto3.
+
+Every state change bumps ``version`` by one, appends to the timeline and collects the domain events
+to publish; the transition table is ARCHITECTURE.md's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
+from typing import Any
+
+from acr.catalog import EventData, Place, RideCancelled, RideCompleted, RideRequested
+from acr.money import Money
+
+CENT = Decimal("0.01")
+BASE_FARE = Decimal("2.50")
+PER_KM = Decimal("1.10")
+PER_MINUTE = Decimal("0.25")
+CANCELLATION_FEE = Decimal("5.00")
+CURRENCY = "EUR"
+
+
+class RideStatus(StrEnum):
+    REQUESTED = "REQUESTED"
+    CAR_ASSIGNED = "CAR_ASSIGNED"
+    CAR_ARRIVED = "CAR_ARRIVED"
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+    PAID = "PAID"
+    CANCELLED = "CANCELLED"
+    PAYMENT_FAILED = "PAYMENT_FAILED"
+
+
+ACTIVE = frozenset({RideStatus.REQUESTED, RideStatus.CAR_ASSIGNED, RideStatus.CAR_ARRIVED, RideStatus.IN_PROGRESS})
+CANCELLABLE = frozenset({RideStatus.REQUESTED, RideStatus.CAR_ASSIGNED, RideStatus.CAR_ARRIVED})
+
+
+class DomainError(Exception):
+    """A rule of the ride domain said no; ``code`` is the API error code."""
+
+    code = "domain_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class QuoteNotFound(DomainError):
+    code = "quote_not_found"
+
+
+class QuoteExpired(DomainError):
+    code = "quote_expired"
+
+
+class QuoteAlreadyUsed(DomainError):
+    code = "quote_already_used"
+
+
+class RideNotFound(DomainError):
+    code = "ride_not_found"
+
+
+class NotCancellable(DomainError):
+    code = "not_cancellable"
+
+
+class IdempotencyKeyConflict(DomainError):
+    code = "idempotency_key_conflict"
+
+
+class NoCarAvailable(DomainError):
+    code = "no_car_available"
+
+
+class OutsideServiceArea(DomainError):
+    code = "outside_service_area"
+
+
+class AddressNotFound(DomainError):
+    code = "address_not_found"
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def fare_for(distance_m: float, duration_s: float) -> Decimal:
+    """Base fare + distance + time, rounded to cents."""
+    fare = BASE_FARE + PER_KM * Decimal(str(distance_m)) / 1000 + PER_MINUTE * Decimal(str(duration_s)) / 60
+    return fare.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True)
+class Quote:
+    quote_id: str
+    rider_id: str
+    pickup: Place
+    dropoff: Place
+    pickup_eta_s: float
+    trip_duration_s: float
+    distance_m: float
+    fare: Decimal
+    expires_at: datetime
+    ride_id: str | None = None
+
+    def check_bookable(self, rider_id: str, at: datetime) -> None:
+        """Raise unless ``rider_id`` may book this quote at ``at``."""
+        if self.rider_id != rider_id:
+            raise QuoteNotFound("no such quote")
+        if self.ride_id is not None:
+            raise QuoteAlreadyUsed("this quote already booked a ride")
+        if at >= self.expires_at:
+            raise QuoteExpired("the quote has expired; ask for a new one")
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    status: RideStatus
+    at: str
+    car_id: str | None
+
+
+@dataclass
+class Ride:
+    """The Ride aggregate (write model)."""
+
+    ride_id: str
+    rider_id: str
+    pickup: Place
+    dropoff: Place
+    quoted_fare: Decimal
+    quoted_distance_m: float
+    quoted_duration_s: float
+    requested_at: str
+    status: RideStatus = RideStatus.REQUESTED
+    version: int = 1
+    car_id: str | None = None
+    fare: Decimal | None = None
+    distance_m: float | None = None
+    duration_s: float | None = None
+    pickup_eta_s: float | None = None
+    arrival_eta_s: float | None = None
+    cancellation: dict[str, Any] | None = None
+    payment: dict[str, Any] | None = None
+    points_earned: int | None = None
+    updated_at: str = ""
+    timeline: list[TimelineEntry] = field(default_factory=list)
+    events: list[EventData] = field(default_factory=list, repr=False, compare=False)
+
+    @classmethod
+    def request(cls, ride_id: str, quote: Quote, at: datetime) -> Ride:
+        """A new ride from a quote, with its ``RideRequested`` event."""
+        ride = cls(ride_id=ride_id, rider_id=quote.rider_id, pickup=quote.pickup, dropoff=quote.dropoff,
+                   quoted_fare=quote.fare, quoted_distance_m=quote.distance_m,
+                   quoted_duration_s=quote.trip_duration_s, requested_at=iso(at), updated_at=iso(at),
+                   pickup_eta_s=quote.pickup_eta_s)
+        ride.timeline.append(TimelineEntry(RideStatus.REQUESTED, iso(at), None))
+        ride.events.append(RideRequested(
+            ride_id=ride_id, rider_id=quote.rider_id, pickup=quote.pickup, dropoff=quote.dropoff,
+            quoted_fare=Money.of(quote.fare, CURRENCY), quoted_distance_meters=quote.distance_m,
+            quoted_duration_seconds=quote.trip_duration_s, requested_at=iso(at)))
+        return ride
+
+    # --- transitions ---------------------------------------------------------------------------------
+    def _change(self, at: datetime, status: RideStatus | None = None, timeline: bool = True) -> None:
+        self.version += 1
+        self.updated_at = iso(at)
+        if status is not None:
+            self.status = status
+        if timeline:
+            self.timeline.append(TimelineEntry(self.status, iso(at), self.car_id))
+
+    def assign_car(self, car_id: str, pickup_eta_s: float, at: datetime) -> bool:
+        """``CarAssigned``: first car, or a replacement after a stall. False if the ride cannot take it."""
+        if self.status == RideStatus.REQUESTED or (
+            self.status in (RideStatus.CAR_ASSIGNED, RideStatus.CAR_ARRIVED, RideStatus.IN_PROGRESS)
+            and car_id != self.car_id
+        ):
+            self.car_id = car_id
+            self.pickup_eta_s = pickup_eta_s
+            next_status = RideStatus.IN_PROGRESS if self.status == RideStatus.IN_PROGRESS else RideStatus.CAR_ASSIGNED
+            self._change(at, next_status)
+            return True
+        return False
+
+    def cancel(self, reason: str, at: datetime) -> None:
+        """Cancel while cancellable; a rider cancelling after the car arrived pays a fee."""
+        if self.status not in CANCELLABLE:
+            raise NotCancellable(f"a ride in {self.status} can no longer be cancelled")
+        fee = CANCELLATION_FEE if reason == "RIDER_CANCELLED" and self.status == RideStatus.CAR_ARRIVED else None
+        self.cancellation = {"reason": reason, "fee": Money.of(fee).model_dump() if fee is not None else None,
+                             "at": iso(at)}
+        released_car = self.car_id
+        self._change(at, RideStatus.CANCELLED)
+        self.events.append(RideCancelled(
+            ride_id=self.ride_id, rider_id=self.rider_id, car_id=released_car, reason=reason,  # type: ignore[arg-type]
+            fee=Money.of(fee) if fee is not None else None, cancelled_at=iso(at)))
+
+    def car_arrived(self, car_id: str, at: datetime) -> bool:
+        if self.status != RideStatus.CAR_ASSIGNED or car_id != self.car_id:
+            return False
+        self.pickup_eta_s = 0
+        self._change(at, RideStatus.CAR_ARRIVED)
+        return True
+
+    def trip_started(self, car_id: str, at: datetime) -> bool:
+        if self.status != RideStatus.CAR_ARRIVED or car_id != self.car_id:
+            return False
+        self._change(at, RideStatus.IN_PROGRESS)
+        return True
+
+    def complete(self, car_id: str, distance_m: float, duration_s: float, at: datetime) -> bool:
+        """The trip ended: the final fare from what was measured, never above the quote."""
+        if self.status != RideStatus.IN_PROGRESS or car_id != self.car_id:
+            return False
+        self.distance_m, self.duration_s = distance_m, duration_s
+        self.fare = min(fare_for(distance_m, duration_s), self.quoted_fare)
+        self.arrival_eta_s = 0
+        self._change(at, RideStatus.COMPLETED)
+        assert self.car_id is not None
+        self.events.append(RideCompleted(
+            ride_id=self.ride_id, rider_id=self.rider_id, car_id=self.car_id, fare=Money.of(self.fare),
+            distance_meters=distance_m, duration_seconds=duration_s, completed_at=iso(at)))
+        return True
+
+    def payment_settled(self, succeeded: bool, payment_id: str, amount: Money, at: datetime) -> bool:
+        """A payment outcome: a fare moves the ride to PAID / PAYMENT_FAILED; a fee is only recorded."""
+        record = {"status": "SUCCEEDED" if succeeded else "FAILED", "paymentId": payment_id,
+                  "amount": amount.model_dump()}
+        if self.status == RideStatus.CANCELLED:
+            if self.payment == record or not (self.cancellation and self.cancellation.get("fee")):
+                return False
+            self.payment = record
+            self._change(at, timeline=False)
+            return True
+        if self.status == RideStatus.COMPLETED or (self.status == RideStatus.PAYMENT_FAILED and succeeded):
+            self.payment = record
+            self._change(at, RideStatus.PAID if succeeded else RideStatus.PAYMENT_FAILED)
+            return True
+        return False
+
+    def points_recorded(self, points: int, at: datetime) -> bool:
+        if self.status != RideStatus.PAID or self.points_earned is not None:
+            return False
+        self.points_earned = points
+        self._change(at, timeline=False)
+        return True
+
+    def pull_events(self) -> list[EventData]:
+        events, self.events = self.events, []
+        return events
+
+    def with_version(self, version: int) -> Ride:
+        return replace(self, version=version)
