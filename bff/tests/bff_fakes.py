@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi.testclient import TestClient
+
 from acr.settings import Settings
 from bff.auth import Rider, TokenSigner
 from bff.errors import DependencyUnavailable, UpstreamError
 
 Json = dict[str, Any]
+Headers = dict[str, str]
 
-SETTINGS = Settings(token_secret="unit-test-secret-0123456789", ops_token="unit-ops-token", eta_push_s=2,
-                    log_format="text", log_level="WARNING")
+SETTINGS = Settings(
+    token_secret="unit-test-secret-0123456789",
+    ops_token="unit-ops-token",
+    eta_push_s=2,
+    log_format="text",
+    log_level="WARNING",
+)
 OPS = {"X-Ops-Token": "unit-ops-token"}
 
 
@@ -27,14 +35,35 @@ def money(amount: str) -> Json:
     return {"amount": amount, "currency": "EUR"}
 
 
-def ride_json(ride_id: str, rider_id: str, version: int, status: str = "REQUESTED",
-              requested_at: str = "2026-01-01T00:00:00Z") -> Json:
+def ride_json(
+    ride_id: str,
+    rider_id: str,
+    version: int,
+    status: str = "REQUESTED",
+    requested_at: str = "2026-01-01T00:00:00Z",
+) -> Json:
     place = {"label": "Somewhere 1", "lat": 48.85, "lon": 2.35}
-    return {"rideId": ride_id, "riderId": rider_id, "status": status, "version": version, "pickup": place,
-            "dropoff": place, "carId": None, "quotedFare": money("12.30"), "fare": None, "distanceMeters": None,
-            "durationSeconds": None, "pickupEtaSeconds": None, "arrivalEtaSeconds": None, "cancellation": None,
-            "payment": None, "pointsEarned": None, "requestedAt": requested_at, "updatedAt": requested_at,
-            "timeline": []}
+    return {
+        "rideId": ride_id,
+        "riderId": rider_id,
+        "status": status,
+        "version": version,
+        "pickup": place,
+        "dropoff": place,
+        "carId": None,
+        "quotedFare": money("12.30"),
+        "fare": None,
+        "distanceMeters": None,
+        "durationSeconds": None,
+        "pickupEtaSeconds": None,
+        "arrivalEtaSeconds": None,
+        "cancellation": None,
+        "payment": None,
+        "pointsEarned": None,
+        "requestedAt": requested_at,
+        "updatedAt": requested_at,
+        "timeline": [],
+    }
 
 
 def not_found(code: str = "ride_not_found") -> UpstreamError:
@@ -129,8 +158,17 @@ class FakeRideManager(Switch):
         self.check()
         if ride_id not in self.versions_of:
             raise not_found()
-        return {"events": [{"type": "acme.acr.ride.RideRequested", "source": "acr.ride-manager", "id": "e1",
-                            "time": "2026-01-01T00:00:00Z", "eventcount": 1}]}
+        return {
+            "events": [
+                {
+                    "type": "acme.acr.ride.RideRequested",
+                    "source": "acr.ride-manager",
+                    "id": "e1",
+                    "time": "2026-01-01T00:00:00Z",
+                    "eventcount": 1,
+                }
+            ]
+        }
 
 
 class FakeAddressFinder(Switch):
@@ -166,7 +204,9 @@ class FakeFleet(Switch):
 
     async def cars(self) -> Json:
         self.check()
-        return {"cars": [{"carId": "car-00001", "state": "AVAILABLE", "lat": 48.85, "lon": 2.35, "rideId": None}]}
+        return {
+            "cars": [{"carId": "car-00001", "state": "AVAILABLE", "lat": 48.85, "lon": 2.35, "rideId": None}]
+        }
 
     async def stall(self, car_id: str) -> Json:
         self.check()
@@ -192,8 +232,9 @@ class FakeLoyalty(Switch):
 
     async def rider(self, rider_id: str) -> Json:
         self.check()
-        return self.riders.get(rider_id, {"riderId": rider_id, "rideCount": 0, "points": 0, "tier": "BRONZE",
-                                          "rating": 5.0})
+        return self.riders.get(
+            rider_id, {"riderId": rider_id, "rideCount": 0, "points": 0, "tier": "BRONZE", "rating": 5.0}
+        )
 
 
 class FakePayments(Switch):
@@ -205,8 +246,17 @@ class FakePayments(Switch):
 
     async def charges(self, ride_id: str | None) -> Json:
         self.check()
-        return {"charges": [{"chargeId": "c1", "rideId": ride_id or "ride_1", "type": "capture",
-                             "amount": money("12.30"), "at": "2026-01-01T00:00:00Z"}]}
+        return {
+            "charges": [
+                {
+                    "chargeId": "c1",
+                    "rideId": ride_id or "ride_1",
+                    "type": "capture",
+                    "amount": money("12.30"),
+                    "at": "2026-01-01T00:00:00Z",
+                }
+            ]
+        }
 
     async def retry(self, ride_id: str) -> Json:
         self.check()
@@ -228,9 +278,19 @@ class FakeServiceStats:
     async def stats(self, service: str) -> Json:
         if service in self.down:
             raise DependencyUnavailable(service)
-        return self.counters.get(service, {"published": 1, "resent": {}, "duplicatesDiscarded": 0,
-                                           "staleDropped": 0, "parked": 0, "dlq": {}, "relayLagMs": 0.0,
-                                           "projectionLagMs": 0.0})
+        return self.counters.get(
+            service,
+            {
+                "published": 1,
+                "resent": {},
+                "duplicatesDiscarded": 0,
+                "staleDropped": 0,
+                "parked": 0,
+                "dlq": {},
+                "relayLagMs": 0.0,
+                "projectionLagMs": 0.0,
+            },
+        )
 
     async def healthy(self, service: str) -> bool:
         return service not in self.down
@@ -247,3 +307,27 @@ class FakeDeadLetters:
     async def redrive(self, queue: str) -> Json:
         self.redriven.append(queue)
         return {"queue": queue, "redriven": sum(self.depths.pop(queue, {}).values())}
+
+
+def error_of(response: object, status: int, code: str) -> dict[str, str]:
+    assert response.status_code == status, response.text  # type: ignore[attr-defined]
+    body = response.json()  # type: ignore[attr-defined]
+    assert set(body) == {"error"} and body["error"]["code"] == code, body
+    assert isinstance(body["error"]["message"], str) and "Traceback" not in body["error"]["message"]
+    return body["error"]  # type: ignore[no-any-return]
+
+
+def book(client: TestClient, headers: Headers, key: str = "k1") -> dict[str, object]:
+    quote = client.post(
+        "/api/v1/quotes",
+        headers=headers,
+        json={"pickup": {"addressId": "a1"}, "dropoff": {"lat": 48.8, "lon": 2.3}},
+    )
+    assert quote.status_code == 201, quote.text
+    ride = client.post(
+        "/api/v1/rides",
+        headers={**headers, "Idempotency-Key": key},
+        json={"quoteId": quote.json()["quoteId"]},
+    )
+    assert ride.status_code == 202, ride.text
+    return ride.json()  # type: ignore[no-any-return]

@@ -23,6 +23,7 @@ _unshadow_package("bff")
 sys.path.insert(0, str(Path(__file__).parent))
 
 from bff_fakes import (  # noqa: E402
+    SETTINGS,
     FakeAddressFinder,
     FakeDeadLetters,
     FakeFleet,
@@ -30,12 +31,12 @@ from bff_fakes import (  # noqa: E402
     FakePayments,
     FakeRideManager,
     FakeServiceStats,
-    SETTINGS,
     auth,
 )
 
 from bff.bootstrap import OTHER_SERVICES, create_app  # noqa: E402
 from bff.state import Dependencies  # noqa: E402
+
 
 @pytest.fixture
 def deps() -> Dependencies:

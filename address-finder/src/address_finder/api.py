@@ -10,10 +10,10 @@ import json
 import math
 from typing import Annotated, Any
 
-from acr_city import Address, City, InvalidQuery, OutsideServiceArea
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from acr.web import ApiError
+from acr_city import Address, City, InvalidQuery, OutsideServiceArea
 
 router = APIRouter(prefix="/v1")
 MAX_QUERY = 200
@@ -91,8 +91,10 @@ async def get_address(address_id: str, city: CityDep) -> Response:
 @router.get("/route")
 async def route(
     city: CityDep,
-    from_lat: Annotated[float, Query(alias="fromLat")], from_lon: Annotated[float, Query(alias="fromLon")],
-    to_lat: Annotated[float, Query(alias="toLat")], to_lon: Annotated[float, Query(alias="toLon")],
+    from_lat: Annotated[float, Query(alias="fromLat")],
+    from_lon: Annotated[float, Query(alias="fromLon")],
+    to_lat: Annotated[float, Query(alias="toLat")],
+    to_lon: Annotated[float, Query(alias="toLon")],
     geometry: bool = False,
 ) -> Response:
     """Travel time and distance on the street graph (and the path when ``geometry=true``)."""
@@ -104,15 +106,19 @@ async def route(
         raise _outside(exc) from exc
     if found is None:
         raise ApiError(422, "outside_service_area", "no drivable route between those points")
-    body: dict[str, Any] = {"distanceMeters": round(found.distance_m, 1), "durationSeconds": round(found.duration_s, 1)}
+    body: dict[str, Any] = {
+        "distanceMeters": round(found.distance_m, 1),
+        "durationSeconds": round(found.duration_s, 1),
+    }
     if geometry:
         body["path"] = [[lat, lon] for lat, lon in found.path]
     return _json(body)
 
 
 @router.get("/map")
-async def map_view(city: CityDep, bbox: Annotated[str, Query(max_length=200)],
-                   zoom: Annotated[int, Query(ge=0, le=22)] = 13) -> Response:
+async def map_view(
+    city: CityDep, bbox: Annotated[str, Query(max_length=200)], zoom: Annotated[int, Query(ge=0, le=22)] = 13
+) -> Response:
     """Simplified street polylines for a view, with a bounded payload, and the city's bounds."""
     try:
         box = [float(v) for v in bbox.split(",")]
@@ -130,5 +136,11 @@ async def map_view(city: CityDep, bbox: Annotated[str, Query(max_length=200)],
 
 @router.get("/city")
 async def city_info(city: CityDep) -> Response:
-    return _json({"name": city.name, "bounds": city.bounds.as_list(), "addresses": city.address_count,
-                  "nodes": city.node_count})
+    return _json(
+        {
+            "name": city.name,
+            "bounds": city.bounds.as_list(),
+            "addresses": city.address_count,
+            "nodes": city.node_count,
+        }
+    )

@@ -6,12 +6,12 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from acr_city import City, load_city
 from fastapi import FastAPI
 
 from acr import logs
 from acr.settings import get_settings
 from acr.web import install_error_handlers, install_ops_routes
+from acr_city import City, load_city
 from address_finder.api import router
 
 log = logging.getLogger(__name__)
@@ -21,8 +21,12 @@ log = logging.getLogger(__name__)
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     app.state.city = load_city(settings.city, settings.seed, settings.city_cache_dir, progress=log.info)
-    log.info("city %s: %d addresses, %d street nodes", app.state.city.name, app.state.city.address_count,
-             app.state.city.node_count)
+    log.info(
+        "city %s: %d addresses, %d street nodes",
+        app.state.city.name,
+        app.state.city.address_count,
+        app.state.city.node_count,
+    )
     yield
 
 

@@ -103,7 +103,7 @@ def check_idempotency_key(key: str | None) -> str:
 @router.post("/riders", status_code=201, response_model=RiderCreated, tags=["riders"])
 async def create_rider(body: NewRider, state: State, request: Request) -> RiderCreated:
     """Register a rider and hand back its signed token."""
-    limit(state, client_key(request))
+    limit(state.signup_limiter, client_key(request))
     rider = Rider(new_rider_id(), body.name)
     return RiderCreated(riderId=rider.rider_id, token=state.signer.issue(rider))
 
@@ -122,22 +122,34 @@ async def get_me(rider: CurrentRider, deps: Deps) -> Me:
 
 
 @router.get("/addresses/autocomplete", tags=["addresses"])
-async def autocomplete(_: CurrentRider, deps: Deps, q: Annotated[str, Query(min_length=1, max_length=200)],
-                       limit: Annotated[int, Query(ge=1, le=20)] = 5) -> dict[str, Any]:
+async def autocomplete(
+    _: CurrentRider,
+    deps: Deps,
+    q: Annotated[str, Query(min_length=1, max_length=200)],
+    limit: Annotated[int, Query(ge=1, le=20)] = 5,
+) -> dict[str, Any]:
     """Addresses matching ``q``, best first."""
     return await deps.addresses.autocomplete(q, limit)
 
 
 @router.get("/addresses/reverse", tags=["addresses"])
-async def reverse(_: CurrentRider, deps: Deps, lat: Annotated[float, Query(allow_inf_nan=False)],
-                  lon: Annotated[float, Query(allow_inf_nan=False)]) -> dict[str, Any]:
+async def reverse(
+    _: CurrentRider,
+    deps: Deps,
+    lat: Annotated[float, Query(allow_inf_nan=False)],
+    lon: Annotated[float, Query(allow_inf_nan=False)],
+) -> dict[str, Any]:
     """The address nearest to a point."""
     return await deps.addresses.reverse(lat, lon)
 
 
 @router.get("/map", tags=["addresses"])
-async def city_map(_: CurrentRider, deps: Deps, bbox: Annotated[str, Query(max_length=200)],
-                   zoom: Annotated[int, Query(ge=0, le=22)]) -> dict[str, Any]:
+async def city_map(
+    _: CurrentRider,
+    deps: Deps,
+    bbox: Annotated[str, Query(max_length=200)],
+    zoom: Annotated[int, Query(ge=0, le=22)],
+) -> dict[str, Any]:
     """Simplified streets in a view, and the city's bounds."""
     return await deps.addresses.map(parse_bbox(bbox), zoom)
 
@@ -149,8 +161,9 @@ async def create_quote(body: QuoteRequest, rider: CurrentRider, deps: Deps) -> d
 
 
 @router.post("/rides", status_code=202, tags=["rides"])
-async def book_ride(body: BookRide, rider: CurrentRider, state: State,
-                    idempotency_key: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+async def book_ride(
+    body: BookRide, rider: CurrentRider, state: State, idempotency_key: Annotated[str | None, Header()] = None
+) -> dict[str, Any]:
     """Book the ride of a quote, once per Idempotency-Key."""
     key = check_idempotency_key(idempotency_key)
     ride = await state.deps.ride_manager.book(rider.rider_id, body.quoteId, key)
@@ -159,8 +172,12 @@ async def book_ride(body: BookRide, rider: CurrentRider, state: State,
 
 
 @router.get("/rides", tags=["rides"])
-async def list_rides(rider: CurrentRider, state: State, limit: Annotated[int, Query(ge=1, le=100)] = 20,
-                     cursor: Annotated[str | None, Query(min_length=1, max_length=1024)] = None) -> dict[str, Any]:
+async def list_rides(
+    rider: CurrentRider,
+    state: State,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=1024)] = None,
+) -> dict[str, Any]:
     """The caller's rides, newest first; waits up to ~2 s for its own latest write to show."""
     rider_id = rider.rider_id
     written = state.writes.pending(rider_id) if cursor is None else None

@@ -37,8 +37,15 @@ from bff.topology import TOPOLOGY
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
-OTHER_SERVICES = ("ride-manager", "address-finder", "car-dispatcher", "car-simulator", "route-monitor",
-                  "payment", "reward")
+OTHER_SERVICES = (
+    "ride-manager",
+    "address-finder",
+    "car-dispatcher",
+    "car-simulator",
+    "route-monitor",
+    "payment",
+    "reward",
+)
 _TOKEN = re.compile(r"(token=)[^&\s\"]*")
 
 
@@ -86,8 +93,9 @@ def start_messaging(state: BffState, loop: asyncio.AbstractEventLoop) -> Messagi
     return messaging
 
 
-def _lifespan(settings: Settings, dependencies: Dependencies | None,
-              messaging_on: bool) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+def _lifespan(
+    settings: Settings, dependencies: Dependencies | None, messaging_on: bool
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redact_server_logs()
@@ -117,16 +125,21 @@ def _install_pages(app: FastAPI) -> None:
         return FileResponse(STATIC / "dashboard.html", media_type="text/html")
 
 
-def create_app(dependencies: Dependencies | None = None, settings: Settings | None = None,
-               messaging: bool | None = None) -> FastAPI:
+def create_app(
+    dependencies: Dependencies | None = None, settings: Settings | None = None, messaging: bool | None = None
+) -> FastAPI:
     """The BFF app. Without ``dependencies`` it talks HTTP to the services and consumes the ride stream;
     with them (unit tests: in-memory fakes) it starts no messaging unless ``messaging=True``."""
     settings = settings or get_settings()
     logs.configure("bff", settings.log_level, settings.log_format)
     redact_server_logs()
     messaging_on = dependencies is None if messaging is None else messaging
-    app = FastAPI(title="ACR BFF", version="0.1.0", description="Rider API, websocket push and ops API.",
-                  lifespan=_lifespan(settings, dependencies, messaging_on))
+    app = FastAPI(
+        title="ACR BFF",
+        version="0.1.0",
+        description="Rider API, websocket push and ops API.",
+        lifespan=_lifespan(settings, dependencies, messaging_on),
+    )
     if dependencies is not None:
         app.state.bff = build_state(settings, dependencies)
     install_error_handlers(app)

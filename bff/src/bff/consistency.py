@@ -51,8 +51,9 @@ def page_shows(page: Json, written: Written) -> bool:
 class WriteLog:
     """The last write of each rider, forgotten after ``ttl_s`` (the projection is surely there by then)."""
 
-    def __init__(self, ttl_s: float = 30.0, max_riders: int = 100_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, ttl_s: float = 30.0, max_riders: int = 100_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._ttl_s = ttl_s
         self._max = max_riders
         self._clock = clock
@@ -86,8 +87,13 @@ def ride_shows(ride: Json, written: Written | None) -> bool:
     return written is None or ride.get("rideId") != written.ride_id or _version(ride) >= written.version
 
 
-async def poll_until(fetch: Callable[[], Awaitable[Json]], done: Callable[[Json], bool], *,
-                     timeout_s: float = 2.0, interval_s: float = 0.1) -> tuple[Json, bool]:
+async def poll_until(
+    fetch: Callable[[], Awaitable[Json]],
+    done: Callable[[Json], bool],
+    *,
+    timeout_s: float = 2.0,
+    interval_s: float = 0.1,
+) -> tuple[Json, bool]:
     """``fetch()`` again every ``interval_s`` until ``done(answer)`` or ``timeout_s`` passes.
     Returns the last answer and whether it was done."""
     answer = await fetch()

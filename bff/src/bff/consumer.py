@@ -27,7 +27,9 @@ async def dispatch(hub: PushHub, data: EventData) -> None:
         hub.eta_updated(data.ride_id, data.phase, data.eta_seconds, data.lat, data.lon)
 
 
-def make_handler(hub: PushHub, loop: asyncio.AbstractEventLoop, timeout_s: float = HANDOFF_TIMEOUT_S) -> Handler:
+def make_handler(
+    hub: PushHub, loop: asyncio.AbstractEventLoop, timeout_s: float = HANDOFF_TIMEOUT_S
+) -> Handler:
     """A thread-side handler that runs ``dispatch`` on ``loop`` and waits for it (raising its failure)."""
 
     def handle(event: CloudEvent, data: EventData) -> None:

@@ -100,8 +100,9 @@ async def redrive(queue: str, deps: Deps) -> dict[str, Any]:
 
 
 @router.get("/payments")
-async def payments(deps: Deps, ride_id: Annotated[str | None, Query(alias="rideId", max_length=128)] = None
-                   ) -> dict[str, Any]:
+async def payments(
+    deps: Deps, ride_id: Annotated[str | None, Query(alias="rideId", max_length=128)] = None
+) -> dict[str, Any]:
     """The payment gateway's ledger, optionally for one ride."""
     return await deps.payments.charges(ride_id)
 
@@ -134,4 +135,3 @@ async def return_to_service(car_id: str, deps: Deps) -> dict[str, Any]:
 async def dispatch(body: DispatchSwitch, deps: Deps) -> dict[str, Any]:
     """Pause or resume the dispatcher."""
     return await deps.fleet.set_dispatch(body.paused)
-

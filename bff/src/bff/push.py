@@ -49,7 +49,7 @@ def parse_client_message(raw: str) -> Resume:
     """The command in a client text frame; raises ``ValueError`` when it is not one we understand."""
     message = json.loads(raw)
     if not isinstance(message, dict) or message.get("type") != "resume":
-        raise ValueError("expected {\"type\": \"resume\", \"rideId\", \"afterVersion\"}")
+        raise ValueError('expected {"type": "resume", "rideId", "afterVersion"}')
     ride_id, after = message.get("rideId"), message.get("afterVersion")
     if not isinstance(ride_id, str) or not 0 < len(ride_id) <= MAX_RIDE_ID:
         raise ValueError("rideId must be a non-empty string")
@@ -66,8 +66,13 @@ def version_of(ride: Json) -> int:
 
 def ride_updated_message(ride: Json) -> Json:
     """The ``ride.updated`` frame for one Ride version."""
-    return {"type": "ride.updated", "rideId": ride.get("rideId"), "version": version_of(ride),
-            "status": ride.get("status"), "ride": ride}
+    return {
+        "type": "ride.updated",
+        "rideId": ride.get("rideId"),
+        "version": version_of(ride),
+        "status": ride.get("status"),
+        "ride": ride,
+    }
 
 
 class Connection:
@@ -103,8 +108,13 @@ class Connection:
 class PushHub:
     """Every open connection, by rider; which rider owns which ride; when each ride's ETA was pushed."""
 
-    def __init__(self, history: VersionSource, eta_interval_s: float = 2.0, max_rides: int = 100_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        history: VersionSource,
+        eta_interval_s: float = 2.0,
+        max_rides: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._history = history
         self._eta_interval_s = eta_interval_s
         self._max_rides = max_rides
@@ -162,7 +172,8 @@ class PushHub:
             connection.send_ride(ride_id, ride)
 
     async def _fill(self, connection: Connection, ride_id: str, last: int, upto: int) -> None:
-        """Send the stored versions ``last+1 .. upto-1``; raise if one is missing (after sending the run before it)."""
+        """Send the stored versions ``last+1 .. upto-1``; raise at the first one missing (after sending
+        the ones before it)."""
         stored = await self._history.versions(connection.rider_id, ride_id, last)
         by_version = {version_of(r): r for r in stored}
         for version in range(last + 1, upto):
@@ -175,7 +186,9 @@ class PushHub:
         Errors become an ``error`` frame (``ride_not_found`` for an unknown or foreign ride)."""
         async with connection.lock(command.ride_id):
             try:
-                stored = await self._history.versions(connection.rider_id, command.ride_id, command.after_version)
+                stored = await self._history.versions(
+                    connection.rider_id, command.ride_id, command.after_version
+                )
             except BffError as exc:
                 code = "ride_not_found" if exc.status == 404 else exc.code
                 connection.send({"type": "error", "code": code, "rideId": command.ride_id})
@@ -200,6 +213,15 @@ class PushHub:
         if rider_id is None or (last is not None and now - last < self._eta_interval_s):
             return False
         self._remember(self._eta_at, ride_id, now)
-        self.push_eta(rider_id, {"type": "ride.eta", "rideId": ride_id, "phase": phase,
-                                 "etaSeconds": eta_seconds, "lat": lat, "lon": lon})
+        self.push_eta(
+            rider_id,
+            {
+                "type": "ride.eta",
+                "rideId": ride_id,
+                "phase": phase,
+                "etaSeconds": eta_seconds,
+                "lat": lat,
+                "lon": lon,
+            },
+        )
         return True

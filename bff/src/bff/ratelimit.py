@@ -18,8 +18,13 @@ class _Bucket:
 class RateLimiter:
     """``rate`` tokens per second, at most ``burst`` saved; the least recently seen keys are forgotten."""
 
-    def __init__(self, rate: float = 20.0, burst: float = 40.0, max_keys: int = 100_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        rate: float = 20.0,
+        burst: float = 40.0,
+        max_keys: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._rate = rate
         self._burst = burst
         self._max_keys = max_keys

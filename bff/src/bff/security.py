@@ -9,6 +9,7 @@ from fastapi import Depends, Header, Request
 
 from bff.auth import Rider, bearer_token
 from bff.errors import OpsUnauthorized, RateLimited
+from bff.ratelimit import RateLimiter
 from bff.state import BffState, Dependencies
 
 
@@ -28,9 +29,9 @@ def get_deps(state: State) -> Dependencies:
 Deps = Annotated[Dependencies, Depends(get_deps)]
 
 
-def limit(state: BffState, key: str) -> None:
+def limit(limiter: RateLimiter, key: str) -> None:
     """Raise ``RateLimited`` when ``key`` spent its budget."""
-    retry_after = state.limiter.acquire(key)
+    retry_after = limiter.acquire(key)
     if retry_after:
         raise RateLimited(retry_after)
 
@@ -38,7 +39,7 @@ def limit(state: BffState, key: str) -> None:
 def current_rider(state: State, authorization: Annotated[str | None, Header()] = None) -> Rider:
     """The rider of the ``Authorization: Bearer`` token (401 otherwise), within its rate limit."""
     rider = state.signer.verify(bearer_token(authorization))
-    limit(state, rider.rider_id)
+    limit(state.limiter, rider.rider_id)
     return rider
 
 

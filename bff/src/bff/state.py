@@ -33,6 +33,7 @@ class BffState:
     deps: Dependencies
     signer: TokenSigner
     limiter: RateLimiter
+    signup_limiter: RateLimiter
     writes: WriteLog
     hub: PushHub
 
@@ -44,6 +45,8 @@ def build_state(settings: Settings, deps: Dependencies) -> BffState:
         deps=deps,
         signer=TokenSigner(settings.token_secret, settings.token_ttl_s),
         limiter=RateLimiter(rate=20.0, burst=40.0),
+        # Sign-ups are anonymous: limited per client address, generously (tests and demos share one).
+        signup_limiter=RateLimiter(rate=100.0, burst=1000.0),
         writes=WriteLog(),
         hub=PushHub(deps.ride_manager, eta_interval_s=settings.eta_push_s),
     )

@@ -1,9 +1,11 @@
-"""The BFF's slice: a FIFO queue on the ride updates topic, for websocket push."""
+"""The BFF's slice: a FIFO queue on the ride updates topic, and a queue of ETA updates, for websocket push."""
 
-from acr.topology import ServiceTopology, TopicSubscription
+from acr.catalog import RideEtaUpdated
+from acr.topology import ServiceTopology, Subscription, TopicSubscription
 from acr.topology.model import RIDE_UPDATES_TOPIC
 
 TOPOLOGY = ServiceTopology(
     service="bff",
+    subscriptions=(Subscription("ride-eta", (RideEtaUpdated,)),),
     topic_subscriptions=(TopicSubscription("ride-updates", RIDE_UPDATES_TOPIC),),
 )

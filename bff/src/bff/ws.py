@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from fastapi import APIRouter, WebSocket
-from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from bff.errors import Unauthorized
 from bff.push import Connection, PushHub, parse_client_message
@@ -42,27 +40,21 @@ async def push(websocket: WebSocket) -> None:
 
 
 async def _serve(websocket: WebSocket, hub: PushHub, connection: Connection) -> None:
-    tasks = {
-        asyncio.create_task(_write(websocket, connection)),
-        asyncio.create_task(_read(websocket, hub, connection)),
-        asyncio.create_task(connection.overflowed.wait()),
-    }
-    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
-    if connection.overflowed.is_set() and websocket.application_state == WebSocketState.CONNECTED:
-        with contextlib.suppress(Exception):
-            await websocket.close(code=CLOSE_TOO_SLOW)
-    for task in done:
-        if not task.cancelled() and task.exception() and not isinstance(task.exception(), WebSocketDisconnect):
-            log.warning("websocket ended: %r", task.exception())
+    writer = asyncio.create_task(_write(websocket, connection))
+    try:
+        await _read(websocket, hub, connection)
+    finally:
+        writer.cancel()
 
 
 async def _write(websocket: WebSocket, connection: Connection) -> None:
-    while True:
-        message = await connection.outbox.get()
-        await websocket.send_json(message)
+    """Drain the outbox to the socket; close it when the client cannot keep up."""
+    try:
+        while not connection.overflowed.is_set():
+            await websocket.send_json(await connection.outbox.get())
+        await websocket.close(code=CLOSE_TOO_SLOW)
+    except Exception as exc:  # the client went away: the reader sees the disconnect
+        log.debug("websocket writer stopped: %r", exc)
 
 
 async def _read(websocket: WebSocket, hub: PushHub, connection: Connection) -> None:

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from acr.web import ApiError
-from car_dispatcher.handlers import Dispatcher
+from car_dispatcher.domain import Car
+from car_dispatcher.handlers import CarNotFound, Dispatcher, NotOutOfService
 
 router = APIRouter(prefix="/v1")
 
@@ -39,6 +40,16 @@ class DispatchSwitch(BaseModel):
     paused: bool
 
 
+def _car(car: Car) -> dict[str, Any]:
+    return {
+        "carId": car.car_id,
+        "state": car.state.value,
+        "lat": car.lat,
+        "lon": car.lon,
+        "rideId": car.ride_id,
+    }
+
+
 @router.post("/pickup-eta")
 def pickup_eta(point: PointIn, dispatcher: Dispatch) -> dict[str, Any]:
     """The nearest available car's road ETA to this pickup (409 when none can come in time)."""
@@ -47,14 +58,17 @@ def pickup_eta(point: PointIn, dispatcher: Dispatch) -> dict[str, Any]:
     best = dispatcher.pickup_eta(point.lat, point.lon)
     if best is None:
         raise ApiError(409, "no_car_available", "no car can reach the pickup in time right now")
-    return {"carId": best.car_id, "etaSeconds": round(best.eta_s, 1), "distanceMeters": round(best.distance_m, 1)}
+    return {
+        "carId": best.car_id,
+        "etaSeconds": round(best.eta_s, 1),
+        "distanceMeters": round(best.distance_m, 1),
+    }
 
 
 @router.get("/fleet")
 def fleet(dispatcher: Dispatch) -> dict[str, Any]:
-    cars = dispatcher.uow().cars.all()
-    return {"cars": [{"carId": c.car_id, "state": c.state.value, "lat": c.lat, "lon": c.lon, "rideId": c.ride_id}
-                     for c in cars]}
+    """Every car with its state and live position."""
+    return {"cars": [_car(c) for c in dispatcher.fleet.all()]}
 
 
 @router.put("/ops/dispatch")
@@ -66,3 +80,13 @@ def switch_dispatch(switch: DispatchSwitch, dispatcher: Dispatch) -> dict[str, b
 @router.get("/ops/dispatch")
 def dispatch_state(dispatcher: Dispatch) -> dict[str, bool]:
     return {"paused": dispatcher.control.paused}
+
+
+@router.post("/ops/cars/{car_id}/return-to-service")
+def return_to_service(car_id: str, dispatcher: Dispatch) -> dict[str, Any]:
+    try:
+        return _car(dispatcher.return_to_service(car_id))
+    except CarNotFound as exc:
+        raise ApiError(404, "car_not_found", f"no car {car_id}") from exc
+    except NotOutOfService as exc:
+        raise ApiError(409, "not_out_of_service", f"car {car_id} is in service") from exc

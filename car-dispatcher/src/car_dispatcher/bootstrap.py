@@ -6,19 +6,22 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from acr_city import load_city
 from fastapi import FastAPI
 
 from acr import logs
 from acr.fleet import seed_fleet
 from acr.runtime import Messaging
 from acr.settings import get_settings
+from acr.topology.model import TELEMETRY_STREAM
 from acr.web import install_error_handlers, install_ops_routes
-from car_dispatcher.adapters.dynamo import DynamoFleetUnitOfWork, seed_cars
+from acr_city import load_city
+from car_dispatcher.adapters.dynamo import DynamoFleetUnitOfWork, save_positions, seed_cars
+from car_dispatcher.adapters.fleet_view import LiveFleet
 from car_dispatcher.adapters.roads import CityRoads
 from car_dispatcher.api import router
 from car_dispatcher.handlers import Dispatcher
-from car_dispatcher.topology import TOPOLOGY
+from car_dispatcher.telemetry import PositionTracker
+from car_dispatcher.topology import CHECKPOINTS, TOPOLOGY
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +33,23 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     messaging = Messaging(TOPOLOGY, settings)
     fleet = seed_fleet(settings.fleet_size, settings.seed, tuple(city.bounds.as_list()), city.snap)
     log.info("fleet of %d cars, %d new in the table", len(fleet), seed_cars(messaging.dynamodb, fleet))
-    dispatcher = Dispatcher(uow=lambda: DynamoFleetUnitOfWork(messaging.unit_of_work()), roads=CityRoads(city),
-                            max_pickup_eta_s=settings.max_pickup_eta_s)
+
+    def uow() -> DynamoFleetUnitOfWork:
+        return DynamoFleetUnitOfWork(messaging.unit_of_work())
+
+    live = LiveFleet(city.bounds, uow().cars.all())
+    dispatcher = Dispatcher(
+        uow=uow, roads=CityRoads(city), fleet=live, max_pickup_eta_s=settings.max_pickup_eta_s
+    )
     app.state.dispatcher = dispatcher
+    app.state.events_about = messaging.events_about
     messaging.consume("events", dispatcher.handle)
+    tracker = PositionTracker(
+        live,
+        lambda positions: save_positions(messaging.dynamodb, positions),
+        lambda checkpoint: checkpoint.save(messaging.dynamodb),
+    )
+    messaging.read_stream("car-dispatcher", TELEMETRY_STREAM, CHECKPOINTS, tracker)
     messaging.start()
     yield
     messaging.stop()
@@ -47,6 +63,6 @@ def create_app(dispatcher: Dispatcher | None = None) -> FastAPI:
     if dispatcher:
         app.state.dispatcher = dispatcher
     install_error_handlers(app)
-    install_ops_routes(app, "car-dispatcher")
+    install_ops_routes(app, "car-dispatcher", events=lambda subject: app.state.events_about(subject))
     app.include_router(router)
     return app

@@ -1,9 +1,11 @@
-"""The Car aggregate and the dispatch decision. Pure Python: no FastAPI, no boto3."""
+"""The Car aggregate, ride assignments and the dispatch decision. Pure Python: no FastAPI, no boto3."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
+
+from acr.catalog import Place
 
 
 class CarState(StrEnum):
@@ -22,6 +24,32 @@ class Car:
     ride_id: str | None = None
     version: int = 0
 
+    def serves(self, ride_id: str) -> bool:
+        return self.ride_id == ride_id and self.state in (CarState.RESERVED, CarState.ON_TRIP)
+
+
+class AssignmentStatus(StrEnum):
+    ASSIGNED = "ASSIGNED"
+    NO_CAR = "NO_CAR"
+    CANCELLED = "CANCELLED"
+    COMPLETED = "COMPLETED"
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """The fleet's view of one ride: which car serves it and how far it got (one row per ride)."""
+
+    ride_id: str
+    status: AssignmentStatus
+    car_id: str | None = None
+    pickup: Place | None = None
+    dropoff: Place | None = None
+    trip_started: bool = False
+    version: int = 0
+
+    def moved(self, **changes: object) -> Assignment:
+        return replace(self, version=self.version + 1, **changes)  # type: ignore[arg-type]
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -36,8 +64,8 @@ class DispatchPaused(Exception):
     """An operator paused dispatch: the request waits (it is redelivered later)."""
 
 
-class CarTaken(Exception):
-    """The chosen car was reserved by another ride first: try the next one."""
+class NoReplacementYet(Exception):
+    """A stalled ride found no other car: retried later, when one may be free."""
 
 
 def ranked(candidates: list[Candidate], max_eta_s: float) -> list[Candidate]:

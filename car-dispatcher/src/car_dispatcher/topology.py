@@ -1,15 +1,28 @@
 """The fleet context's slice."""
 
-from acr.catalog import CarAssigned, CarOutOfService, CarReleased, NoCarAvailable, RideRequested
+from acr.catalog import (
+    CarAssigned,
+    CarOutOfService,
+    CarReleased,
+    CarStalled,
+    NoCarAvailable,
+    RideCancelled,
+    RideRequested,
+    TripCompleted,
+    TripStarted,
+)
 from acr.topology import ServiceTopology, Subscription, Table
 
 CARS = "acr-car-dispatcher-cars"
 ASSIGNMENTS = "acr-car-dispatcher-assignments"
+CHECKPOINTS = "acr-car-dispatcher-checkpoints"
 
 TOPOLOGY = ServiceTopology(
     service="car-dispatcher",
     context="fleet",
     publishes=(CarAssigned, NoCarAvailable, CarReleased, CarOutOfService),
-    subscriptions=(Subscription("events", (RideRequested,)),),
-    tables=(Table(CARS, "carId"), Table(ASSIGNMENTS, "rideId")),
+    subscriptions=(
+        Subscription("events", (RideRequested, RideCancelled, TripStarted, TripCompleted, CarStalled)),
+    ),
+    tables=(Table(CARS, "carId"), Table(ASSIGNMENTS, "rideId"), Table(CHECKPOINTS, "shardId")),
 )

@@ -1,6 +1,15 @@
-"""The car edge's slice: the telemetry stream it writes."""
+"""The car edge's slice: the telemetry stream it writes and the fleet events it obeys.
 
-from acr.topology import ServiceTopology, Stream
+It publishes nothing on a bus (``context`` None); its subscription gets an inbox table automatically,
+where the idempotency markers of the fleet events are kept (see ``handlers``).
+"""
+
+from acr.catalog import CarAssigned, CarOutOfService, CarReleased
+from acr.topology import ServiceTopology, Stream, Subscription
 from acr.topology.model import TELEMETRY_STREAM
 
-TOPOLOGY = ServiceTopology(service="car-simulator", streams=(Stream(TELEMETRY_STREAM, shards=2),))
+TOPOLOGY = ServiceTopology(
+    service="car-simulator",
+    subscriptions=(Subscription("events", (CarAssigned, CarReleased, CarOutOfService)),),
+    streams=(Stream(TELEMETRY_STREAM, shards=2),),
+)

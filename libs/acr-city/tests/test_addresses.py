@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from acr_city import InvalidQuery, OutsideServiceArea, load_city
+from acr_city.text import normalize, within_one_edit
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-
-from acr_city import InvalidQuery, OutsideServiceArea, load_city
-from acr_city.text import normalize, osa_distance
-
-
 
 CITY = load_city("small", seed=42)
 ROWS = st.integers(min_value=0, max_value=CITY.address_count - 1)
@@ -49,7 +46,11 @@ def test_one_typo_still_finds_the_street(street: int, op: int, pos: int, letter:
     assume(typo != name and normalize(typo) == typo.strip() and typo.strip())
     suggestions = CITY.autocomplete(f"{number} {typo}", limit=5)
     assert name in [normalize(s.street) for s in suggestions]
-    rivals = [n for n in CITY._book.index._norm if n != name and (n.startswith(typo) or osa_distance(typo, n) <= 1)]
+    rivals = [
+        n
+        for n in CITY._book.index._norm
+        if n != name and (n.startswith(typo) or within_one_edit(typo, n) <= 1)
+    ]
     if not rivals:
         found = CITY.geocode(f"{number} {typo}")
         assert found is not None and normalize(found[0].street) == name
@@ -123,7 +124,8 @@ def test_bad_queries_raise_invalid_query(query: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "lat, lon", [(float("nan"), 24.94), (60.17, float("inf")), (0.0, 0.0), (61.5, 24.94), (-float("inf"), 0.0)]
+    "lat, lon",
+    [(float("nan"), 24.94), (60.17, float("inf")), (0.0, 0.0), (61.5, 24.94), (-float("inf"), 0.0)],
 )
 def test_bad_coordinates_raise_outside_service_area(lat: float, lon: float) -> None:
     inside = CITY.address("A0")

@@ -6,13 +6,12 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from scipy.sparse.csgraph import dijkstra
-
 from acr_city import InvalidQuery, load_city
 from acr_city.geo import haversine_m
 from acr_city.routing import decode
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy.sparse.csgraph import dijkstra
 
 CITY = load_city("small", seed=42)
 TOP_SPEED_MS = 90 / 3.6
@@ -25,7 +24,9 @@ FAST = settings(max_examples=80, deadline=None, suppress_health_check=[HealthChe
 
 @FAST
 @given(POINT, POINT)
-def test_route_distance_at_least_haversine_and_optimal(a: tuple[float, float], b: tuple[float, float]) -> None:
+def test_route_distance_at_least_haversine_and_optimal(
+    a: tuple[float, float], b: tuple[float, float]
+) -> None:
     route = CITY.route(*a, *b)
     assert route is not None
     assert route.distance_m + 1e-6 >= haversine_m(*a, *b)
@@ -116,6 +117,8 @@ def test_graph_is_one_strongly_connected_component() -> None:
     assert speeds == {25.0, 50.0, 90.0}
     assert (CITY.data.street_congestion > 0).all() and (CITY.data.street_congestion <= 1).all()
     expected = CITY.data.edge_len / (
-        CITY.data.street_speed[CITY.data.edge_street] / 3.6 * CITY.data.street_congestion[CITY.data.edge_street]
+        CITY.data.street_speed[CITY.data.edge_street]
+        / 3.6
+        * CITY.data.street_congestion[CITY.data.edge_street]
     )
     assert np.allclose(CITY.data.edge_time, expected)

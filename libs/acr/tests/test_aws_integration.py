@@ -39,9 +39,16 @@ def _by_service(name: str) -> Any:
 
 def _ride_requested(ride_id: str) -> CloudEvent:
     place = Place(label="1 Main Street", lat=60.17, lon=24.94)
-    data = RideRequested(ride_id=ride_id, rider_id="rdr_1", pickup=place, dropoff=place,
-                         quoted_fare=Money.of("9.90"), quoted_distance_meters=1000, quoted_duration_seconds=120,
-                         requested_at="2026-01-01T00:00:00Z")
+    data = RideRequested(
+        ride_id=ride_id,
+        rider_id="rdr_1",
+        pickup=place,
+        dropoff=place,
+        quoted_fare=Money.of("9.90"),
+        quoted_distance_meters=1000,
+        quoted_duration_seconds=120,
+        requested_at="2026-01-01T00:00:00Z",
+    )
     return catalog.record(data, subject=ride_id, sequence=1)
 
 
@@ -76,9 +83,14 @@ def test_outbox_relay_bus_rule_queue_and_dedup_end_to_end(settings: Settings) ->
         seen.append(ev)
 
     queue = consumer_side.queue_url("acr-car-dispatcher-events")
-    loop = SqsConsumer(name="t", sqs=consumer_side.sqs, queue_url=queue,
-                       dead_letter_queue_url=consumer_side.queue_url("acr-car-dispatcher-events-dlq"),
-                       handler=idempotent(consumer_side.unit_of_work, {RideRequested: handle}), wait_s=1)
+    loop = SqsConsumer(
+        name="t",
+        sqs=consumer_side.sqs,
+        queue_url=queue,
+        dead_letter_queue_url=consumer_side.queue_url("acr-car-dispatcher-events-dlq"),
+        handler=idempotent(consumer_side.unit_of_work, {RideRequested: handle}),
+        wait_s=1,
+    )
     _drain(loop, seen, 1)
     assert [e.id for e in seen] == [event.id]
 
@@ -106,7 +118,9 @@ def test_ride_updates_reach_the_bff_fifo_queue_through_sns(settings: Settings) -
     bff = Messaging(_by_service("bff"), settings)
     events = []
     for version in (1, 2, 3):
-        data = RideUpdated(ride_id="ride_it_3", rider_id="rdr_1", version=version, ride={"status": "REQUESTED"})
+        data = RideUpdated(
+            ride_id="ride_it_3", rider_id="rdr_1", version=version, ride={"status": "REQUESTED"}
+        )
         events.append(catalog.record(data, subject="ride_it_3", sequence=version))
     uow = producer.unit_of_work()
     for e in events:
@@ -117,7 +131,9 @@ def test_ride_updates_reach_the_bff_fifo_queue_through_sns(settings: Settings) -
     got: list[int] = []
     deadline = time.monotonic() + 15
     while len(got) < 3 and time.monotonic() < deadline:
-        for m in bff.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+        for m in bff.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+            "Messages", []
+        ):
             got.append(json.loads(m["Body"])["data"]["version"])
             bff.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
     assert got == [1, 2, 3]
@@ -131,8 +147,9 @@ def test_a_non_retryable_failure_lands_in_the_producer_dlq(settings: Settings) -
     assert producer.relay is not None
     producer.relay.drain_once()
     dlq = producer.queue_url("acr-ride-manager-producer-dlq")
-    messages = producer.sqs.receive_message(QueueUrl=dlq, MessageAttributeNames=["All"],
-                                            WaitTimeSeconds=1).get("Messages", [])
+    messages = producer.sqs.receive_message(
+        QueueUrl=dlq, MessageAttributeNames=["All"], WaitTimeSeconds=1
+    ).get("Messages", [])
     assert len(messages) == 1
     assert messages[0]["MessageAttributes"]["reason"]["StringValue"]
     assert json.loads(messages[0]["Body"])["destination"] == "bus:acr-no-such-bus"

@@ -12,8 +12,15 @@ QUEUE, DLQ = "q", "q-dlq"
 
 
 def _eventbridge_body(event: CloudEvent) -> str:
-    return json.dumps({"version": "0", "id": "eb-1", "detail-type": event.type, "source": event.source,
-                       "detail": json.loads(event.to_json())})
+    return json.dumps(
+        {
+            "version": "0",
+            "id": "eb-1",
+            "detail-type": event.type,
+            "source": event.source,
+            "detail": json.loads(event.to_json()),
+        }
+    )
 
 
 def _event() -> CloudEvent:
@@ -21,8 +28,15 @@ def _event() -> CloudEvent:
 
 
 def _consumer(sqs: FakeSqs, handler, counters: Counters) -> SqsConsumer:  # type: ignore[no-untyped-def]
-    return SqsConsumer(name="q", sqs=sqs, queue_url=QUEUE, dead_letter_queue_url=DLQ, handler=handler,
-                       wait_s=0, counters=counters)
+    return SqsConsumer(
+        name="q",
+        sqs=sqs,
+        queue_url=QUEUE,
+        dead_letter_queue_url=DLQ,
+        handler=handler,
+        wait_s=0,
+        counters=counters,
+    )
 
 
 def test_handled_messages_are_deleted_and_failures_stay_for_redelivery() -> None:
@@ -45,7 +59,12 @@ def test_poison_messages_go_to_the_dlq_at_once_with_their_reason() -> None:
     sqs, counters = FakeSqs(), Counters()
     unknown = _event().model_copy(update={"type": "acme.acr.fleet.Unknown"})
     invalid = _event().model_copy(update={"data": {"rideId": 1}})
-    for body in ("{not json", _eventbridge_body(unknown), _eventbridge_body(invalid), '{"specversion": "1.0"}'):
+    for body in (
+        "{not json",
+        _eventbridge_body(unknown),
+        _eventbridge_body(invalid),
+        '{"specversion": "1.0"}',
+    ):
         sqs.put(QUEUE, body)
     _consumer(sqs, lambda e, d: None, counters).poll_once()
     assert sqs.queues[QUEUE] == []

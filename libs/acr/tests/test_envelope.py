@@ -1,6 +1,7 @@
 import json
 
 import pytest
+
 from acr import catalog
 from acr.catalog import NoCarAvailable
 from acr.envelope import CloudEvent, InvalidEnvelope
@@ -29,7 +30,9 @@ def test_a_resend_keeps_the_id_and_counts_up() -> None:
     assert again.dedup_key == f"acr.car-dispatcher#{event.id}"
 
 
-@pytest.mark.parametrize("raw", ["not json", "[]", '{"id": "x"}', '{"specversion": "1.0", "id": "x", "source": "s"}'])
+@pytest.mark.parametrize(
+    "raw", ["not json", "[]", '{"id": "x"}', '{"specversion": "1.0", "id": "x", "source": "s"}']
+)
 def test_garbage_is_an_invalid_envelope(raw: str) -> None:
     with pytest.raises(InvalidEnvelope):
         CloudEvent.from_json(raw)

@@ -30,8 +30,10 @@ class ScriptedChannel:
 
 
 def _batch(n: int) -> list[Outgoing]:
-    return [Outgoing(catalog.record(NoCarAvailable(ride_id=f"r{i}", reason="x"), subject=f"r{i}"), BUS)
-            for i in range(n)]
+    return [
+        Outgoing(catalog.record(NoCarAvailable(ride_id=f"r{i}", reason="x"), subject=f"r{i}"), BUS)
+        for i in range(n)
+    ]
 
 
 def _no_sleep(_: float) -> None:
@@ -56,7 +58,9 @@ def test_non_retryable_entries_are_dead_lettered_at_once() -> None:
     channel = ScriptedChannel([[None, "ValidationException"]])
     report = publish(channel, batch, sleep=_no_sleep)
     assert len(channel.calls) == 1
-    assert [(d.outgoing.event.id, d.error_code) for d in report.dead] == [(batch[1].event.id, "ValidationException")]
+    assert [(d.outgoing.event.id, d.error_code) for d in report.dead] == [
+        (batch[1].event.id, "ValidationException")
+    ]
 
 
 def test_a_lost_acknowledgement_resends_the_whole_batch_with_the_same_ids() -> None:
@@ -72,7 +76,9 @@ def test_retries_stop_at_the_budget_and_dead_letter_what_is_left() -> None:
     batch = _batch(1)
     channel = ScriptedChannel([["ThrottlingException"]] * 3)
     delays: list[float] = []
-    report = publish(channel, batch, RetryPolicy(attempts=3, base_delay_s=0.1, max_delay_s=1), sleep=delays.append)
+    report = publish(
+        channel, batch, RetryPolicy(attempts=3, base_delay_s=0.1, max_delay_s=1), sleep=delays.append
+    )
     assert len(channel.calls) == 3
     assert [d.error_code for d in report.dead] == ["ThrottlingException"]
     assert report.dead[0].outgoing.event.eventcount == 3

@@ -1,11 +1,15 @@
 """The payment context's slice."""
 
-from acr.catalog import PaymentFailed, PaymentSucceeded
-from acr.topology import ServiceTopology, Table
+from acr.catalog import PaymentFailed, PaymentSucceeded, RideCancelled, RideCompleted
+from acr.topology import ServiceTopology, Subscription, Table
+
+PAYMENTS = "acr-payment-payments"
+LEDGER = "acr-payment-ledger"
 
 TOPOLOGY = ServiceTopology(
     service="payment",
     context="payment",
     publishes=(PaymentSucceeded, PaymentFailed),
-    tables=(Table("acr-payment-payments", "rideId"), Table("acr-payment-ledger", "rideId", "chargeId")),
+    subscriptions=(Subscription("events", (RideCompleted, RideCancelled)),),
+    tables=(Table(PAYMENTS, "rideId"), Table(LEDGER, "rideId", "chargeId")),
 )

@@ -11,26 +11,34 @@ from acr import logs
 from acr.runtime import Messaging
 from acr.settings import get_settings
 from acr.web import install_error_handlers, install_ops_routes
-from reward.adapters.dynamo import DynamoLoyaltyView
+from reward.adapters.dynamo import DynamoLoyaltyView, DynamoRewardUnitOfWork
 from reward.api import router
-from reward.topology import TOPOLOGY
+from reward.handlers import consumer
+from reward.ports import LoyaltyView
+from reward.topology import RIDERS, TOPOLOGY
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     messaging = Messaging(TOPOLOGY, settings)
-    app.state.loyalty = DynamoLoyaltyView(messaging.dynamodb, TOPOLOGY.tables[0].name)
+    app.state.loyalty = DynamoLoyaltyView(messaging.dynamodb, RIDERS)
+    app.state.events_about = messaging.events_about
+    messaging.consume("events", consumer(lambda: DynamoRewardUnitOfWork(messaging.unit_of_work())))
     messaging.start()
     yield
     messaging.stop()
 
 
-def create_app() -> FastAPI:
+def create_app(loyalty: LoyaltyView | None = None) -> FastAPI:
+    """The app; tests pass a ``loyalty`` view built from fakes and get no lifespan wiring."""
     settings = get_settings()
     logs.configure("reward", settings.log_level, settings.log_format)
-    app = FastAPI(title="ACR reward", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="ACR reward", version="0.1.0", lifespan=None if loyalty else lifespan)
+    app.state.events_about = lambda subject: []
+    if loyalty:
+        app.state.loyalty = loyalty
     install_error_handlers(app)
-    install_ops_routes(app, "reward")
+    install_ops_routes(app, "reward", events=lambda subject: app.state.events_about(subject))
     app.include_router(router)
     return app

@@ -1,13 +1,26 @@
-"""Loyalty rules (API.md): points = floor of each captured ride fare; tiers by points; rating 0-5."""
+"""Loyalty rules (API.md): points = floor of each captured ride fare; tiers by points; rating 0-5.
+
+What a payment outcome does to a rider (``on_payment``):
+- a captured ride fare: one more ride, floor(fare) more points (fees earn none);
+- a cancellation fee (late cancellation, charged or not): rating -0.25;
+- a failed ride fare: rating -0.5 (never below 0), no points.
+Each effect applies at most once per ride (``effect`` names it), whatever the number of deliveries.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from typing import Literal
 
 TIERS: tuple[tuple[str, int], ...] = (("PLATINUM", 2000), ("GOLD", 500), ("SILVER", 100), ("BRONZE", 0))
 MAX_RATING = 5.0
+LATE_CANCELLATION_PENALTY = 0.25
+FAILED_PAYMENT_PENALTY = 0.5
+
+Purpose = Literal["FARE", "CANCELLATION_FEE"]
+Effect = Literal["RIDE_PAID", "LATE_CANCELLATION", "PAYMENT_FAILED"]
 
 
 def tier_for(points: int) -> str:
@@ -36,3 +49,27 @@ class Loyalty:
 
     def lower_rating(self, by: float) -> Loyalty:
         return replace(self, rating=max(0.0, round(self.rating - by, 2)), version=self.version + 1)
+
+
+@dataclass(frozen=True)
+class Change:
+    """The effect of one payment outcome on one rider."""
+
+    effect: Effect
+    before: Loyalty
+    after: Loyalty
+    points_earned: int | None = None
+
+    @property
+    def tier_changed(self) -> bool:
+        return self.before.tier != self.after.tier
+
+
+def on_payment(loyalty: Loyalty, *, succeeded: bool, purpose: Purpose, amount: Decimal) -> Change:
+    """What a payment outcome does to ``loyalty``."""
+    if purpose == "CANCELLATION_FEE":
+        return Change("LATE_CANCELLATION", loyalty, loyalty.lower_rating(LATE_CANCELLATION_PENALTY))
+    if not succeeded:
+        return Change("PAYMENT_FAILED", loyalty, loyalty.lower_rating(FAILED_PAYMENT_PENALTY))
+    after = loyalty.earn_for_ride(amount)
+    return Change("RIDE_PAID", loyalty, after, points_earned=after.points - loyalty.points)

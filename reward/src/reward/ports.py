@@ -4,8 +4,39 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from reward.domain import Loyalty
+from acr.envelope import CloudEvent
+from acr.unit_of_work import Outgoing
+from reward.domain import Effect, Loyalty
 
 
 class LoyaltyView(Protocol):
     def get(self, rider_id: str) -> Loyalty: ...
+
+
+class Riders(Protocol):
+    def get(self, rider_id: str) -> Loyalty: ...
+
+    def save(self, before: Loyalty, after: Loyalty) -> None:
+        """Stage ``after`` (fails the commit with label ``rider`` unless the row is still at ``before.version``)."""
+        ...
+
+
+class RideEffects(Protocol):
+    """Which effects each ride already had on its rider (a ride earns points at most once)."""
+
+    def applied(self, ride_id: str, effect: Effect) -> bool: ...
+
+    def add(self, ride_id: str, effect: Effect, rider_id: str) -> None:
+        """Stage the guard (fails the commit with label ``ride_effect`` if it exists)."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    riders: Riders
+    effects: RideEffects
+
+    def record(self, outgoing: Outgoing) -> None: ...
+
+    def mark_consumed(self, event: CloudEvent) -> None: ...
+
+    def commit(self) -> None: ...

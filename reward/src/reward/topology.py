@@ -1,11 +1,15 @@
 """The reward context's slice of the topology."""
 
-from acr.catalog import RewardPointsEarned, RiderTierChanged
-from acr.topology import ServiceTopology, Table
+from acr.catalog import PaymentFailed, PaymentSucceeded, RewardPointsEarned, RiderTierChanged
+from acr.topology import ServiceTopology, Subscription, Table
+
+RIDERS = "acr-reward-riders"
+RIDE_EFFECTS = "acr-reward-ride-effects"
 
 TOPOLOGY = ServiceTopology(
     service="reward",
     context="reward",
     publishes=(RewardPointsEarned, RiderTierChanged),
-    tables=(Table("acr-reward-riders", "riderId"),),
+    subscriptions=(Subscription("events", (PaymentSucceeded, PaymentFailed)),),
+    tables=(Table(RIDERS, "riderId"), Table(RIDE_EFFECTS, "rideId", "effect")),
 )

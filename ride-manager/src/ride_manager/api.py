@@ -64,7 +64,10 @@ def create_quote(body: QuoteIn, svc: Svc) -> dict[str, Any]:
     uow = svc.uow()
     quote = handlers.request_quote(
         RequestQuote(body.riderId, body.pickup.ref(), body.dropoff.ref()),
-        geo=svc.geo, dispatch=svc.dispatch, uow=uow, ttl_s=svc.settings.quote_ttl_s,
+        geo=svc.geo,
+        dispatch=svc.dispatch,
+        uow=uow,
+        ttl_s=svc.settings.quote_ttl_s,
     )
     return quote_to_json(quote)
 
@@ -78,8 +81,11 @@ def create_ride(
     if len(idempotency_key) > 128:
         raise ApiError(400, "bad_request", "Idempotency-Key is 1 to 128 characters")
     body_hash = hashlib.sha256(body.quoteId.encode()).hexdigest()
-    ride = handlers.request_ride(RequestRide(body.riderId, body.quoteId, idempotency_key, body_hash),
-                                 uow_factory=svc.uow, key_ttl_s=svc.settings.idempotency_key_ttl_s)
+    ride = handlers.request_ride(
+        RequestRide(body.riderId, body.quoteId, idempotency_key, body_hash),
+        uow_factory=svc.uow,
+        key_ttl_s=svc.settings.idempotency_key_ttl_s,
+    )
     return ride_to_json(ride)
 
 
@@ -90,7 +96,9 @@ def get_ride(ride_id: str, rider_id: RiderId, svc: Svc) -> dict[str, Any]:
 
 @router.get("/rides")
 def list_rides(
-    rider_id: RiderId, svc: Svc, limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    rider_id: RiderId,
+    svc: Svc,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> dict[str, Any]:
     try:
@@ -102,7 +110,10 @@ def list_rides(
 
 @router.get("/rides/{ride_id}/versions")
 def ride_versions(
-    ride_id: str, rider_id: RiderId, svc: Svc, after_version: Annotated[int, Query(alias="afterVersion", ge=0)] = 0
+    ride_id: str,
+    rider_id: RiderId,
+    svc: Svc,
+    after_version: Annotated[int, Query(alias="afterVersion", ge=0)] = 0,
 ) -> dict[str, Any]:
     handlers.get_ride(svc.uow(), rider_id, ride_id)  # 404 for someone else's ride
     return {"versions": svc.history.versions(ride_id, after_version)}
@@ -126,7 +137,13 @@ def domain_error_response(code: str, message: str) -> JSONResponse:
 
 
 STATUS_BY_CODE = {
-    "quote_not_found": 404, "ride_not_found": 404, "address_not_found": 404,
-    "quote_expired": 409, "quote_already_used": 409, "idempotency_key_conflict": 409, "not_cancellable": 409,
-    "no_car_available": 409, "outside_service_area": 422,
+    "quote_not_found": 404,
+    "ride_not_found": 404,
+    "address_not_found": 404,
+    "quote_expired": 409,
+    "quote_already_used": 409,
+    "idempotency_key_conflict": 409,
+    "not_cancellable": 409,
+    "no_car_available": 409,
+    "outside_service_area": 422,
 }

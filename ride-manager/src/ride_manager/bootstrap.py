@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -21,6 +22,7 @@ from ride_manager.adapters.http import DependencyUnavailable, HttpDispatch, Http
 from ride_manager.api import domain_error_response, router
 from ride_manager.bootstrap_types import Services
 from ride_manager.domain import DomainError
+from ride_manager.timers import DispatchTimer
 from ride_manager.topology import TOPOLOGY
 
 
@@ -42,9 +44,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     with httpx.Client(timeout=5.0) as http:
         services = wire(settings, messaging, http)
         app.state.services = services
+        app.state.events_about = messaging.events_about
         messaging.consume("events", idempotent(services.uow, handlers.EVENT_HANDLERS))
+        timer = DispatchTimer(
+            history=services.history, uow_factory=services.uow, timeout_s=settings.dispatch_timeout_s
+        )
+        stop = threading.Event()
+        timer_thread = threading.Thread(target=timer.run, args=(stop,), name="dispatch-timer", daemon=True)
         messaging.start()
+        timer_thread.start()
         yield
+        stop.set()
         messaging.stop()
 
 
@@ -71,6 +81,6 @@ def create_app(services: Services | None = None) -> FastAPI:
         app.state.services = services
     install_error_handlers(app)
     install_domain_errors(app)
-    install_ops_routes(app, "ride-manager")
+    install_ops_routes(app, "ride-manager", events=lambda subject: app.state.events_about(subject))
     app.include_router(router)
     return app

@@ -34,7 +34,9 @@ class RideStatus(StrEnum):
     PAYMENT_FAILED = "PAYMENT_FAILED"
 
 
-ACTIVE = frozenset({RideStatus.REQUESTED, RideStatus.CAR_ASSIGNED, RideStatus.CAR_ARRIVED, RideStatus.IN_PROGRESS})
+ACTIVE = frozenset(
+    {RideStatus.REQUESTED, RideStatus.CAR_ASSIGNED, RideStatus.CAR_ARRIVED, RideStatus.IN_PROGRESS}
+)
 CANCELLABLE = frozenset({RideStatus.REQUESTED, RideStatus.CAR_ASSIGNED, RideStatus.CAR_ARRIVED})
 
 
@@ -90,6 +92,10 @@ def now_utc() -> datetime:
 
 def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def fare_for(distance_m: float, duration_s: float) -> Decimal:
@@ -158,15 +164,31 @@ class Ride:
     @classmethod
     def request(cls, ride_id: str, quote: Quote, at: datetime) -> Ride:
         """A new ride from a quote, with its ``RideRequested`` event."""
-        ride = cls(ride_id=ride_id, rider_id=quote.rider_id, pickup=quote.pickup, dropoff=quote.dropoff,
-                   quoted_fare=quote.fare, quoted_distance_m=quote.distance_m,
-                   quoted_duration_s=quote.trip_duration_s, requested_at=iso(at), updated_at=iso(at),
-                   pickup_eta_s=quote.pickup_eta_s)
+        ride = cls(
+            ride_id=ride_id,
+            rider_id=quote.rider_id,
+            pickup=quote.pickup,
+            dropoff=quote.dropoff,
+            quoted_fare=quote.fare,
+            quoted_distance_m=quote.distance_m,
+            quoted_duration_s=quote.trip_duration_s,
+            requested_at=iso(at),
+            updated_at=iso(at),
+            pickup_eta_s=quote.pickup_eta_s,
+        )
         ride.timeline.append(TimelineEntry(RideStatus.REQUESTED, iso(at), None))
-        ride.events.append(RideRequested(
-            ride_id=ride_id, rider_id=quote.rider_id, pickup=quote.pickup, dropoff=quote.dropoff,
-            quoted_fare=Money.of(quote.fare, CURRENCY), quoted_distance_meters=quote.distance_m,
-            quoted_duration_seconds=quote.trip_duration_s, requested_at=iso(at)))
+        ride.events.append(
+            RideRequested(
+                ride_id=ride_id,
+                rider_id=quote.rider_id,
+                pickup=quote.pickup,
+                dropoff=quote.dropoff,
+                quoted_fare=Money.of(quote.fare, CURRENCY),
+                quoted_distance_meters=quote.distance_m,
+                quoted_duration_seconds=quote.trip_duration_s,
+                requested_at=iso(at),
+            )
+        )
         return ride
 
     # --- transitions ---------------------------------------------------------------------------------
@@ -186,7 +208,9 @@ class Ride:
         ):
             self.car_id = car_id
             self.pickup_eta_s = pickup_eta_s
-            next_status = RideStatus.IN_PROGRESS if self.status == RideStatus.IN_PROGRESS else RideStatus.CAR_ASSIGNED
+            next_status = (
+                RideStatus.IN_PROGRESS if self.status == RideStatus.IN_PROGRESS else RideStatus.CAR_ASSIGNED
+            )
             self._change(at, next_status)
             return True
         return False
@@ -195,14 +219,28 @@ class Ride:
         """Cancel while cancellable; a rider cancelling after the car arrived pays a fee."""
         if self.status not in CANCELLABLE:
             raise NotCancellable(f"a ride in {self.status} can no longer be cancelled")
-        fee = CANCELLATION_FEE if reason == "RIDER_CANCELLED" and self.status == RideStatus.CAR_ARRIVED else None
-        self.cancellation = {"reason": reason, "fee": Money.of(fee).model_dump() if fee is not None else None,
-                             "at": iso(at)}
+        fee = (
+            CANCELLATION_FEE
+            if reason == "RIDER_CANCELLED" and self.status == RideStatus.CAR_ARRIVED
+            else None
+        )
+        self.cancellation = {
+            "reason": reason,
+            "fee": Money.of(fee).model_dump() if fee is not None else None,
+            "at": iso(at),
+        }
         released_car = self.car_id
         self._change(at, RideStatus.CANCELLED)
-        self.events.append(RideCancelled(
-            ride_id=self.ride_id, rider_id=self.rider_id, car_id=released_car, reason=reason,  # type: ignore[arg-type]
-            fee=Money.of(fee) if fee is not None else None, cancelled_at=iso(at)))
+        self.events.append(
+            RideCancelled(
+                ride_id=self.ride_id,
+                rider_id=self.rider_id,
+                car_id=released_car,
+                reason=reason,  # type: ignore[arg-type]
+                fee=Money.of(fee) if fee is not None else None,
+                cancelled_at=iso(at),
+            )
+        )
 
     def car_arrived(self, car_id: str, at: datetime) -> bool:
         if self.status != RideStatus.CAR_ASSIGNED or car_id != self.car_id:
@@ -226,15 +264,26 @@ class Ride:
         self.arrival_eta_s = 0
         self._change(at, RideStatus.COMPLETED)
         assert self.car_id is not None
-        self.events.append(RideCompleted(
-            ride_id=self.ride_id, rider_id=self.rider_id, car_id=self.car_id, fare=Money.of(self.fare),
-            distance_meters=distance_m, duration_seconds=duration_s, completed_at=iso(at)))
+        self.events.append(
+            RideCompleted(
+                ride_id=self.ride_id,
+                rider_id=self.rider_id,
+                car_id=self.car_id,
+                fare=Money.of(self.fare),
+                distance_meters=distance_m,
+                duration_seconds=duration_s,
+                completed_at=iso(at),
+            )
+        )
         return True
 
     def payment_settled(self, succeeded: bool, payment_id: str, amount: Money, at: datetime) -> bool:
         """A payment outcome: a fare moves the ride to PAID / PAYMENT_FAILED; a fee is only recorded."""
-        record = {"status": "SUCCEEDED" if succeeded else "FAILED", "paymentId": payment_id,
-                  "amount": amount.model_dump()}
+        record = {
+            "status": "SUCCEEDED" if succeeded else "FAILED",
+            "paymentId": payment_id,
+            "amount": amount.model_dump(),
+        }
         if self.status == RideStatus.CANCELLED:
             if self.payment == record or not (self.cancellation and self.cancellation.get("fee")):
                 return False

@@ -44,9 +44,16 @@ def save(uow: UnitOfWork, ride: Ride, expected_version: int | None) -> None:
         uow.rides.save(ride, expected_version)
     for data in ride.pull_events():
         uow.record(Outgoing(catalog.record(data, subject=ride.ride_id, sequence=ride.version), RIDE_BUS))
-    snapshot = RideUpdated(ride_id=ride.ride_id, rider_id=ride.rider_id, version=ride.version, ride=ride_to_json(ride))
-    uow.record(Outgoing(catalog.record(snapshot, subject=ride.ride_id, sequence=ride.version), UPDATES_TOPIC,
-                        group=ride.ride_id))
+    snapshot = RideUpdated(
+        ride_id=ride.ride_id, rider_id=ride.rider_id, version=ride.version, ride=ride_to_json(ride)
+    )
+    uow.record(
+        Outgoing(
+            catalog.record(snapshot, subject=ride.ride_id, sequence=ride.version),
+            UPDATES_TOPIC,
+            group=ride.ride_id,
+        )
+    )
 
 
 # --- commands ----------------------------------------------------------------------------------------
@@ -65,9 +72,15 @@ def request_quote(cmd: RequestQuote, *, geo: Geo, dispatch: Dispatch, uow: UnitO
         raise domain.NoCarAvailable("no car can reach the pickup in time right now")
     distance_m, duration_s = geo.trip(pickup, dropoff)
     quote = Quote(
-        quote_id=f"qte_{uuid.uuid4().hex}", rider_id=cmd.rider_id, pickup=pickup, dropoff=dropoff,
-        pickup_eta_s=pickup_eta, trip_duration_s=duration_s, distance_m=distance_m,
-        fare=domain.fare_for(distance_m, duration_s), expires_at=now_utc() + timedelta(seconds=ttl_s),
+        quote_id=f"qte_{uuid.uuid4().hex}",
+        rider_id=cmd.rider_id,
+        pickup=pickup,
+        dropoff=dropoff,
+        pickup_eta_s=pickup_eta,
+        trip_duration_s=duration_s,
+        distance_m=distance_m,
+        fare=domain.fare_for(distance_m, duration_s),
+        expires_at=now_utc() + timedelta(seconds=ttl_s),
     )
     uow.quotes.add(quote)
     uow.commit()
@@ -86,7 +99,9 @@ def request_ride(cmd: RequestRide, *, uow_factory: UowFactory, key_ttl_s: float)
             raise domain.QuoteNotFound("no such quote")
         quote.check_bookable(cmd.rider_id, now_utc())
         ride = Ride.request(f"ride_{uuid.uuid4().hex}", quote, now_utc())
-        uow.keys.claim(IdempotencyRecord(cmd.rider_id, cmd.idempotency_key, cmd.body_hash, ride.ride_id), key_ttl_s)
+        uow.keys.claim(
+            IdempotencyRecord(cmd.rider_id, cmd.idempotency_key, cmd.body_hash, ride.ride_id), key_ttl_s
+        )
         uow.quotes.mark_used(quote, ride.ride_id)
         save(uow, ride, None)
         try:
@@ -172,8 +187,11 @@ def on_trip_started(uow: UnitOfWork, data: TripStarted, event: CloudEvent) -> No
 
 
 def on_trip_completed(uow: UnitOfWork, data: TripCompleted, event: CloudEvent) -> None:
-    _apply(uow, data.ride_id,
-           lambda r: r.complete(data.car_id, data.distance_meters, data.duration_seconds, event.time))
+    _apply(
+        uow,
+        data.ride_id,
+        lambda r: r.complete(data.car_id, data.distance_meters, data.duration_seconds, event.time),
+    )
 
 
 def on_payment_succeeded(uow: UnitOfWork, data: PaymentSucceeded, event: CloudEvent) -> None:
@@ -191,4 +209,31 @@ def on_points_earned(uow: UnitOfWork, data: RewardPointsEarned, event: CloudEven
 EVENT_HANDLERS: dict[type[EventData], Callable[[Any, Any, CloudEvent], None]] = {
     CarAssigned: on_car_assigned,
     NoCarAvailable: on_no_car_available,
+    CarArrivedAtPickup: on_car_arrived,
+    TripStarted: on_trip_started,
+    TripCompleted: on_trip_completed,
+    PaymentSucceeded: on_payment_succeeded,
+    PaymentFailed: on_payment_failed,
+    RewardPointsEarned: on_points_earned,
 }
+
+
+# --- timers ------------------------------------------------------------------------------------------
+def time_out_dispatch(ride_id: str, *, uow_factory: UowFactory, timeout_s: float) -> bool:
+    """Cancel a ride still waiting for a car after the dispatch timeout; True if it was cancelled.
+    A car assigned later is released by the dispatcher when it sees the ``RideCancelled``."""
+    uow = uow_factory()
+    ride = uow.rides.get(ride_id)
+    if ride is None or ride.status != domain.RideStatus.REQUESTED:
+        return False
+    waited = (now_utc() - domain.parse_time(ride.requested_at)).total_seconds()
+    if waited < timeout_s:
+        return False
+    expected = ride.version
+    ride.cancel("DISPATCH_TIMEOUT", now_utc())
+    save(uow, ride, expected)
+    try:
+        uow.commit()
+    except Conflict:
+        return False  # a car came meanwhile: the ride moved on
+    return True

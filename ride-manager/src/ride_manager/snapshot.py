@@ -74,7 +74,9 @@ def ride_from_json(doc: dict[str, Any]) -> Ride:
         payment=doc.get("payment"),
         points_earned=doc.get("pointsEarned"),
         updated_at=doc.get("updatedAt", ""),
-        timeline=[TimelineEntry(RideStatus(t["status"]), t["at"], t.get("carId")) for t in doc.get("timeline", [])],
+        timeline=[
+            TimelineEntry(RideStatus(t["status"]), t["at"], t.get("carId")) for t in doc.get("timeline", [])
+        ],
     )
 
 

@@ -1,11 +1,17 @@
-"""The monitoring context's slice: its bus and what it publishes."""
+"""The monitoring context's slice: its bus, what it publishes and its tables."""
 
 from acr.catalog import CarArrivedAtPickup, CarStalled, RideEtaUpdated, TripCompleted, TripStarted
 from acr.topology import ServiceTopology, Table
+
+TRACKING = "acr-route-monitor-tracking"  # one row per ride (pk rideId)
+CARS = "acr-route-monitor-cars"  # one cursor per car that carries or carried a ride (pk carId)
+CHECKPOINTS = "acr-route-monitor-checkpoints"  # one row per reader and shard (pk shardId)
+READER = "route-monitor"
+BUS = "acr-monitoring"
 
 TOPOLOGY = ServiceTopology(
     service="route-monitor",
     context="monitoring",
     publishes=(RideEtaUpdated, CarArrivedAtPickup, TripStarted, TripCompleted, CarStalled),
-    tables=(Table("acr-route-monitor-checkpoints", "shardId"),),
+    tables=(Table(TRACKING, "rideId"), Table(CARS, "carId"), Table(CHECKPOINTS, "shardId")),
 )

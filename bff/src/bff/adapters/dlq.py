@@ -23,7 +23,7 @@ _DLQ_ATTRIBUTES = ("reason", "detail", "sourceQueue")
 
 
 def is_dlq(name: str) -> bool:
-    """ACR's dead-letter queues are named ``acr-<service>-<queue>-dlq[.fifo]`` or ``acr-<service>-producer-dlq``."""
+    """ACR's dead-letter queues: ``acr-<service>-<queue>-dlq[.fifo]`` and ``acr-<service>-producer-dlq``."""
     return name.startswith("acr-") and "-dlq" in name
 
 
@@ -74,15 +74,22 @@ class SqsDeadLetters:
         reasons: Counter[str] = Counter()
         if depth:
             for message in self._peek(url):
-                reasons[message.get("MessageAttributes", {}).get("reason", {}).get("StringValue", "unknown")] += 1
+                reasons[
+                    message.get("MessageAttributes", {}).get("reason", {}).get("StringValue", "unknown")
+                ] += 1
         return {"queue": name, "depth": depth, "reasons": dict(reasons)}
 
     def _peek(self, url: str) -> list[dict[str, Any]]:
         """Up to 30 messages, left visible (visibility timeout 0), each counted once."""
         seen: dict[str, dict[str, Any]] = {}
         for _ in range(PEEK_BATCHES):
-            page = self._sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0,
-                                             WaitTimeSeconds=0, MessageAttributeNames=["All"])
+            page = self._sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=10,
+                VisibilityTimeout=0,
+                WaitTimeSeconds=0,
+                MessageAttributeNames=["All"],
+            )
             for message in page.get("Messages", []):
                 seen.setdefault(message["MessageId"], message)
         return list(seen.values())
@@ -97,14 +104,22 @@ class SqsDeadLetters:
         if not is_dlq(queue):
             raise NotFound("not_found", f"{queue} is not a dead-letter queue")
         if "-producer-dlq" in queue:
-            raise BffError(422, "validation_error",
-                           f"{queue} holds unpublished events: the owning service's relay redrives them")
+            raise BffError(
+                422,
+                "validation_error",
+                f"{queue} holds unpublished events: the owning service's relay redrives them",
+            )
         url = self._url(queue)
         moved = 0
         while moved < MAX_REDRIVE:
-            page = self._sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30,
-                                             WaitTimeSeconds=0, MessageAttributeNames=["All"],
-                                             MessageSystemAttributeNames=["MessageGroupId"])
+            page = self._sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=10,
+                VisibilityTimeout=30,
+                WaitTimeSeconds=0,
+                MessageAttributeNames=["All"],
+                MessageSystemAttributeNames=["MessageGroupId"],
+            )
             messages = page.get("Messages", [])
             if not messages:
                 break

@@ -33,8 +33,13 @@ def _upstream_error(service: str, response: httpx.Response) -> UpstreamError:
         error = response.json().get("error", {})
         code, message = str(error["code"]), str(error.get("message", message))
     except (ValueError, AttributeError, KeyError, TypeError):
-        code = {404: "not_found", 405: "method_not_allowed", 409: "conflict",
-                422: "validation_error", 429: "rate_limited"}.get(response.status_code, code)
+        code = {
+            404: "not_found",
+            405: "method_not_allowed",
+            409: "conflict",
+            422: "validation_error",
+            429: "rate_limited",
+        }.get(response.status_code, code)
     headers = {"Retry-After": response.headers["Retry-After"]} if "Retry-After" in response.headers else None
     return UpstreamError(response.status_code, code, message, headers)
 
@@ -47,12 +52,20 @@ class ServiceHttp:
         self.service = service
         self.base_url = base_url.rstrip("/")
 
-    async def call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                   json: Any = None, headers: dict[str, str] | None = None) -> Json:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> Json:
         """The JSON object answered to ``method path`` (``{}`` when the body is empty)."""
         try:
-            response = await self._client.request(method, self.base_url + path, params=params, json=json,
-                                                  headers=headers)
+            response = await self._client.request(
+                method, self.base_url + path, params=params, json=json, headers=headers
+            )
         except httpx.HTTPError as exc:
             log.warning("%s unreachable: %s %s: %s", self.service, method, path, type(exc).__name__)
             raise DependencyUnavailable(self.service) from exc
@@ -92,13 +105,14 @@ class HttpRideManager:
 
     async def book(self, rider_id: str, quote_id: str, idempotency_key: str) -> Json:
         return await self._http.call(
-            "POST", "/v1/rides", json={"riderId": rider_id, "quoteId": quote_id},
+            "POST",
+            "/v1/rides",
+            json={"riderId": rider_id, "quoteId": quote_id},
             headers={"Idempotency-Key": idempotency_key},
         )
 
     async def ride(self, rider_id: str, ride_id: str) -> Json:
-        return await self._http.call(
-            "GET", f"/v1/rides/{seg(ride_id)}", params={"riderId": rider_id})
+        return await self._http.call("GET", f"/v1/rides/{seg(ride_id)}", params={"riderId": rider_id})
 
     async def rides(self, rider_id: str, limit: int, cursor: str | None) -> Json:
         params: dict[str, Any] = {"riderId": rider_id, "limit": limit}
@@ -107,13 +121,15 @@ class HttpRideManager:
         return await self._http.call("GET", "/v1/rides", params=params)
 
     async def versions(self, rider_id: str, ride_id: str, after_version: int) -> list[Json]:
-        body = await self._http.call("GET", f"/v1/rides/{seg(ride_id)}/versions",
-                                     params={"riderId": rider_id, "afterVersion": after_version})
+        body = await self._http.call(
+            "GET",
+            f"/v1/rides/{seg(ride_id)}/versions",
+            params={"riderId": rider_id, "afterVersion": after_version},
+        )
         return list(body.get("versions", []))
 
     async def cancel(self, rider_id: str, ride_id: str) -> Json:
-        return await self._http.call(
-            "POST", f"/v1/rides/{seg(ride_id)}/cancel", params={"riderId": rider_id})
+        return await self._http.call("POST", f"/v1/rides/{seg(ride_id)}/cancel", params={"riderId": rider_id})
 
     async def ops_rides(self, active: bool) -> Json:
         return await self._http.call("GET", "/v1/ops/rides", params={"active": str(active).lower()})
@@ -129,8 +145,7 @@ class HttpAddressFinder:
         self._http = http
 
     async def autocomplete(self, q: str, limit: int) -> Json:
-        return await self._http.call(
-            "GET", "/v1/autocomplete", params={"q": q, "limit": limit})
+        return await self._http.call("GET", "/v1/autocomplete", params={"q": q, "limit": limit})
 
     async def reverse(self, lat: float, lon: float) -> Json:
         return await self._http.call("GET", "/v1/reverse", params={"lat": lat, "lon": lon})
@@ -153,8 +168,7 @@ class HttpFleet:
         return await self._simulator.call("POST", f"/v1/cars/{seg(car_id)}/stall")
 
     async def return_to_service(self, car_id: str) -> Json:
-        return await self._dispatcher.call(
-            "POST", f"/v1/ops/cars/{seg(car_id)}/return-to-service")
+        return await self._dispatcher.call("POST", f"/v1/ops/cars/{seg(car_id)}/return-to-service")
 
     async def set_dispatch(self, paused: bool) -> Json:
         return await self._dispatcher.call("PUT", "/v1/ops/dispatch", json={"paused": paused})

@@ -7,16 +7,23 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from acr import dynamo
+from acr.catalog import Place
 from acr.envelope import CloudEvent
 from acr.fleet import FleetCar
 from acr.unit_of_work import DynamoUnitOfWork, Outgoing
-from car_dispatcher.domain import Car, CarState
+from car_dispatcher.domain import Assignment, AssignmentStatus, Car, CarState
 from car_dispatcher.topology import ASSIGNMENTS, CARS
 
 
 def _car(item: dict[str, Any]) -> Car:
-    return Car(item["carId"], CarState(item["state"]), float(item["lat"]), float(item["lon"]), item.get("rideId"),
-               int(item.get("version", 0)))
+    return Car(
+        item["carId"],
+        CarState(item["state"]),
+        float(item["lat"]),
+        float(item["lon"]),
+        item.get("rideId"),
+        int(item.get("version", 0)),
+    )
 
 
 def _scan(dynamodb: Any, **kwargs: Any) -> list[dict[str, Any]]:
@@ -37,38 +44,86 @@ class DynamoCars:
         item = dynamo.get(self._base.dynamodb, CARS, {"carId": car_id})
         return _car(item) if item else None
 
-    def available(self) -> list[Car]:
-        items = _scan(self._base.dynamodb, FilterExpression="#s = :a", ExpressionAttributeNames={"#s": "state"},
-                      ExpressionAttributeValues=dynamo.to_item({":a": CarState.AVAILABLE.value}))
-        return [_car(i) for i in items]
-
     def all(self) -> list[Car]:
         return sorted((_car(i) for i in _scan(self._base.dynamodb)), key=lambda c: c.car_id)
 
     def reserve(self, car: Car, ride_id: str) -> None:
         """Only an AVAILABLE car can be reserved: two rides never get one car."""
-        self._base.tx.update(CARS, {"carId": car.car_id}, "SET #s = :r, rideId = :ride, version = version + :one",
-                             label="car", condition="#s = :a", names={"#s": "state"},
-                             values={":r": CarState.RESERVED.value, ":a": CarState.AVAILABLE.value,
-                                     ":ride": ride_id, ":one": 1})
+        self._base.tx.update(
+            CARS,
+            {"carId": car.car_id},
+            "SET #s = :r, rideId = :ride, version = version + :one",
+            label="car",
+            condition="#s = :a",
+            names={"#s": "state"},
+            values={
+                ":r": CarState.RESERVED.value,
+                ":a": CarState.AVAILABLE.value,
+                ":ride": ride_id,
+                ":one": 1,
+            },
+        )
 
-    def release(self, car: Car) -> None:
-        self._base.tx.update(CARS, {"carId": car.car_id}, "SET #s = :a, version = version + :one REMOVE rideId",
-                             label="car", condition="version = :v", names={"#s": "state"},
-                             values={":a": CarState.AVAILABLE.value, ":v": car.version, ":one": 1})
+    def change(self, car: Car, state: CarState, ride_id: str | None) -> None:
+        values: dict[str, Any] = {":s": state.value, ":v": car.version, ":one": 1}
+        if ride_id:
+            expression = "SET #s = :s, rideId = :ride, version = version + :one"
+            values[":ride"] = ride_id
+        else:
+            expression = "SET #s = :s, version = version + :one REMOVE rideId"
+        self._base.tx.update(
+            CARS,
+            {"carId": car.car_id},
+            expression,
+            label="car",
+            condition="version = :v",
+            names={"#s": "state"},
+            values=values,
+        )
 
 
 class DynamoAssignments:
     def __init__(self, base: DynamoUnitOfWork) -> None:
         self._base = base
 
-    def get(self, ride_id: str) -> str | None:
+    def get(self, ride_id: str) -> Assignment | None:
         item = dynamo.get(self._base.dynamodb, ASSIGNMENTS, {"rideId": ride_id})
-        return item.get("carId") if item else None
+        if item is None:
+            return None
+        return Assignment(
+            ride_id=ride_id,
+            status=AssignmentStatus(item["status"]),
+            car_id=item.get("carId"),
+            pickup=Place.model_validate_json(item["pickup"]) if item.get("pickup") else None,
+            dropoff=Place.model_validate_json(item["dropoff"]) if item.get("dropoff") else None,
+            trip_started=bool(item.get("tripStarted", False)),
+            version=int(item.get("version", 0)),
+        )
 
-    def add(self, ride_id: str, car_id: str | None) -> None:
-        self._base.tx.put(ASSIGNMENTS, {"rideId": ride_id, "carId": car_id}, label="assignment",
-                          condition="attribute_not_exists(rideId)")
+    def _item(self, row: Assignment) -> dict[str, Any]:
+        return {
+            "rideId": row.ride_id,
+            "status": row.status.value,
+            "carId": row.car_id,
+            "pickup": row.pickup.model_dump_json() if row.pickup else None,
+            "dropoff": row.dropoff.model_dump_json() if row.dropoff else None,
+            "tripStarted": row.trip_started,
+            "version": row.version,
+        }
+
+    def add(self, assignment: Assignment) -> None:
+        self._base.tx.put(
+            ASSIGNMENTS, self._item(assignment), label="assignment", condition="attribute_not_exists(rideId)"
+        )
+
+    def save(self, assignment: Assignment, expected_version: int) -> None:
+        self._base.tx.put(
+            ASSIGNMENTS,
+            self._item(assignment),
+            label="assignment",
+            condition="version = :v",
+            values={":v": expected_version},
+        )
 
 
 class DynamoFleetUnitOfWork:
@@ -87,6 +142,18 @@ class DynamoFleetUnitOfWork:
         self._base.commit()
 
 
+def save_positions(dynamodb: Any, positions: dict[str, tuple[float, float]]) -> None:
+    """Persist the latest telemetry positions (a fact of the stream, not of a transaction)."""
+    for car_id, (lat, lon) in positions.items():
+        dynamodb.update_item(
+            TableName=CARS,
+            Key=dynamo.to_item({"carId": car_id}),
+            UpdateExpression="SET lat = :a, lon = :o",
+            ConditionExpression="attribute_exists(carId)",
+            ExpressionAttributeValues=dynamo.to_item({":a": lat, ":o": lon}),
+        )
+
+
 def seed_cars(dynamodb: Any, fleet: list[FleetCar]) -> int:
     """Put every car of the seeded fleet that the table does not have yet; returns how many were added."""
     added = 0
@@ -94,8 +161,15 @@ def seed_cars(dynamodb: Any, fleet: list[FleetCar]) -> int:
         try:
             dynamodb.put_item(
                 TableName=CARS,
-                Item=dynamo.to_item({"carId": car.car_id, "state": CarState.AVAILABLE.value, "lat": car.lat,
-                                     "lon": car.lon, "version": 0}),
+                Item=dynamo.to_item(
+                    {
+                        "carId": car.car_id,
+                        "state": CarState.AVAILABLE.value,
+                        "lat": car.lat,
+                        "lon": car.lon,
+                        "version": 0,
+                    }
+                ),
                 ConditionExpression="attribute_not_exists(carId)",
             )
             added += 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from acr_city import City
-
 from car_dispatcher.domain import Candidate, Car
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
-from scipy.spatial import cKDTree
 
 from .data import CityData
 from .geo import Projection
 from .model import Address, InvalidQuery, Poi
 from .names import EXACT, PREFIX, TYPO, WORD_PREFIX, NameHit, NameIndex
+from .spatial import PointGrid
 from .text import ParsedQuery, parse_query
 
 KIND_CONFIDENCE = {EXACT: 1.0, PREFIX: 0.8, WORD_PREFIX: 0.7, TYPO: 0.85}
@@ -29,7 +31,7 @@ class AddressBook:
         self._n_streets = len(self._streets)
         self.index = NameIndex([*self._streets, *self._pois])
         x, y = proj.to_xy(data.addr_lat, data.addr_lon)
-        self._tree = cKDTree(np.column_stack([x, y]))
+        self._grid = PointGrid(x, y)
         self._proj = proj
 
     @property
@@ -57,7 +59,9 @@ class AddressBook:
         """The address of a POI, labelled with the POI's name."""
         base = self.row_address(int(self._data.poi_addr[poi]))
         label = f"{self._pois[poi]}, {base.house_number} {base.street}, {base.postcode}"
-        return Address(f"{POI_PREFIX}{poi}", label, base.street, base.house_number, base.postcode, base.lat, base.lon)
+        return Address(
+            f"{POI_PREFIX}{poi}", label, base.street, base.house_number, base.postcode, base.lat, base.lon
+        )
 
     def pois(self) -> list[Poi]:
         """All points of interest."""
@@ -77,8 +81,7 @@ class AddressBook:
 
     def nearest_row(self, lat: float, lon: float) -> tuple[int, float]:
         """Nearest address row and distance in metres."""
-        dist, row = self._tree.query(self._proj.point_xy(lat, lon))
-        return int(row), float(dist)
+        return self._grid.nearest(*self._proj.point_xy(lat, lon))
 
     def house_row(self, street: int, number: int | None) -> tuple[int, bool] | None:
         """Row of `number` on `street` (nearest existing number if absent); (row, exact)."""
@@ -114,13 +117,17 @@ class AddressBook:
             confidence *= 0.8
         return address, round(confidence, 3)
 
-    def _hits(self, parsed: ParsedQuery, limit: int) -> list[NameHit]:
+    def _hits(self, parsed: ParsedQuery, limit: int) -> Iterator[NameHit]:
         """Name hits for the expanded text ("st" -> "street"), then for the text as typed."""
-        hits = self.index.search(parsed.text, limit)
-        if parsed.unexpanded and len(hits) < limit:
-            seen = {h.entity for h in hits}
-            hits += [h for h in self.index.search(parsed.unexpanded, limit) if h.entity not in seen]
-        return hits[:limit]
+        seen: set[int] = set()
+        texts = [parsed.text, parsed.unexpanded] if parsed.unexpanded else [parsed.text]
+        for text in texts:
+            for hit in self.index.search(text):
+                if hit.entity not in seen:
+                    seen.add(hit.entity)
+                    yield hit
+                    if len(seen) >= limit:
+                        return
 
     def geocode(self, query: str) -> tuple[Address, float] | None:
         """Best single match and confidence in 0..1."""
@@ -145,4 +152,6 @@ class AddressBook:
             resolved = self._resolve(hit, parsed)
             if resolved is not None:
                 results.append(resolved[0])
+                if len(results) >= limit:
+                    break
         return results

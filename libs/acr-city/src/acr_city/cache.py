@@ -37,9 +37,7 @@ def cache_path(cache_dir: Path, spec: str, seed: int) -> Path:
     return cache_dir / f"city-{spec}-s{seed}-v{FORMAT_VERSION}.npz"
 
 
-def load_or_build(
-    path: Path, build: Callable[[], CityData], progress: Callable[[str], None]
-) -> CityData:
+def load_or_build(path: Path, build: Callable[[], CityData], progress: Callable[[str], None]) -> CityData:
     """Load `path` if readable, else build, save and return the data."""
     if path.is_file():
         try:

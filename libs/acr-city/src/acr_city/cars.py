@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 from .geo import Projection
 from .model import Bounds, OutsideServiceArea
 
-TARGET_PER_CELL = 3.0
+TARGET_PER_CELL = 4.0
 MIN_CELL_M = 25.0
 
 
@@ -15,7 +16,7 @@ class CarIndex:
     """Positions of cars; `nearest` returns only available ones, by straight-line metres.
 
     Cells hold dicts car_id -> (x, y) of available cars. The cell size follows the number of
-    available cars (about TARGET_PER_CELL per cell), rebuilt when it drifts by 4x.
+    available cars (about TARGET_PER_CELL per cell), rebuilt when it doubles or drops to a quarter.
     """
 
     def __init__(self, bounds: Bounds) -> None:
@@ -89,7 +90,7 @@ class CarIndex:
 
     def _maybe_resize(self) -> None:
         n = max(1, self._available)
-        if n > 4 * self._sized_for or 4 * n < self._sized_for:
+        if n > 2 * self._sized_for or 4 * n < self._sized_for:
             self._rebuild(n)
 
     def _rebuild(self, n: int) -> None:
@@ -109,28 +110,30 @@ class CarIndex:
         cx, cy = self._key(qx, qy)
         a, b, c, d = self._span
         max_ring = max(cx - a, cy - b, c - cx, d - cy, 0)
+        size = self._cell_m
+        inner = min(qx - cx * size, (cx + 1) * size - qx, qy - cy * size, (cy + 1) * size - qy)
         found: list[tuple[float, str]] = []
-        ring = 0
-        while ring <= max_ring:
-            for key in _ring_cells(cx, cy, ring):
-                cell = self._cells.get(key)
+        cells = self._cells
+        for ring in range(max_ring + 1):
+            for dx, dy in _ring_offsets(ring):
+                cell = cells.get((cx + dx, cy + dy))
                 if cell:
-                    found.extend((math.hypot(x - qx, y - qy), cid) for cid, (x, y) in cell.items())
+                    found.extend([((x - qx) ** 2 + (y - qy) ** 2, cid) for cid, (x, y) in cell.items()])
+            # every car outside the searched square is farther than `inner + ring * size`
             if len(found) >= k:
                 found.sort()
-                if found[k - 1][0] <= ring * self._cell_m:
+                reach = inner + ring * size
+                if found[k - 1][0] <= reach * reach:
                     break
-            ring += 1
         found.sort()
-        return [(cid, dist) for dist, cid in found[:k]]
+        return [(cid, math.sqrt(d2)) for d2, cid in found[:k]]
 
 
-def _ring_cells(cx: int, cy: int, ring: int) -> list[tuple[int, int]]:
-    """Cells at Chebyshev distance exactly `ring` from (cx, cy)."""
+@lru_cache(maxsize=256)
+def _ring_offsets(ring: int) -> tuple[tuple[int, int], ...]:
+    """Cell offsets at Chebyshev distance exactly `ring`."""
     if ring == 0:
-        return [(cx, cy)]
-    top = [(cx + i, cy + ring) for i in range(-ring, ring + 1)]
-    bottom = [(cx + i, cy - ring) for i in range(-ring, ring + 1)]
-    left = [(cx - ring, cy + j) for j in range(-ring + 1, ring)]
-    right = [(cx + ring, cy + j) for j in range(-ring + 1, ring)]
-    return top + bottom + left + right
+        return ((0, 0),)
+    cells = [(i, ring) for i in range(-ring, ring + 1)] + [(i, -ring) for i in range(-ring, ring + 1)]
+    cells += [(-ring, j) for j in range(-ring + 1, ring)] + [(ring, j) for j in range(-ring + 1, ring)]
+    return tuple(cells)

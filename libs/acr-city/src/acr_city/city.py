@@ -17,7 +17,7 @@ from .geo import Projection, haversine_m
 from .mapview import StreetPieces
 from .model import Address, Bounds, CarEta, InvalidQuery, OutsideServiceArea, Poi, Route
 from .network import build_city_data, haversine_array
-from .routing import Router, decode, encode_seconds
+from .routing import Router, decode
 
 LEG_SPEED_MS = 25 / 3.6  # off-graph legs (door <-> nearest node) at local street speed
 TOP_SPEED_MS = 90 / 3.6
@@ -142,7 +142,10 @@ class City:
         seconds, metres = decode(np.where(np.isfinite(costs), costs, 0.0))
         eta = seconds + (legs + pickup_leg) / LEG_SPEED_MS
         keep = np.flatnonzero(np.isfinite(costs) & candidate & (eta <= max_eta_s))
-        result = [CarEta(ids[i], round(float(eta[i]), 1), round(float(metres[i] + legs[i] + pickup_leg), 1)) for i in keep]
+        result = [
+            CarEta(ids[i], round(float(eta[i]), 1), round(float(metres[i] + legs[i] + pickup_leg), 1))
+            for i in keep
+        ]
         result.sort(key=lambda e: (e.eta_s, e.car_id))
         return result
 
@@ -152,7 +155,13 @@ class City:
         return StreetPieces(self.data)
 
     def map_view(
-        self, min_lon: float, min_lat: float, max_lon: float, max_lat: float, zoom: int, max_points: int = 20000
+        self,
+        min_lon: float,
+        min_lat: float,
+        max_lon: float,
+        max_lat: float,
+        zoom: int,
+        max_points: int = 20000,
     ) -> dict:
         """Simplified street polylines intersecting the view (major streets only at low zoom)."""
         box = (min_lon, min_lat, max_lon, max_lat)
@@ -162,7 +171,10 @@ class City:
             raise InvalidQuery("view box is inverted")
         if max_points < 0:
             raise InvalidQuery("max_points must be >= 0")
-        return {"bounds": self.bounds.as_list(), "streets": self._pieces.view(box, int(zoom), int(max_points))}
+        return {
+            "bounds": self.bounds.as_list(),
+            "streets": self._pieces.view(box, int(zoom), int(max_points)),
+        }
 
     def _check(self, lat: float, lon: float) -> None:
         if not isinstance(lat, int | float) or not isinstance(lon, int | float):

@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .data import CityData
 
 EQUATOR_M_PER_PX = 156_543.03
+M_PER_DEG_LAT = 111_320.0
 
 
 def min_speed_for_zoom(zoom: int) -> float:
@@ -18,8 +20,14 @@ def min_speed_for_zoom(zoom: int) -> float:
     return 50.0 if zoom <= 13 else 0.0
 
 
+def _ranges(starts: NDArray[np.int64], lengths: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Concatenation of arange(s, s + n) for each (s, n)."""
+    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    return np.arange(int(lengths.sum())) + offsets
+
+
 class StreetPieces:
-    """Drawable polylines: maximal runs of consecutive segments of one street."""
+    """Drawable polylines: maximal runs of consecutive segments of one street, major first."""
 
     def __init__(self, data: CityData) -> None:
         """Chain the street-ordered segments into pieces and precompute their boxes."""
@@ -28,59 +36,68 @@ class StreetPieces:
         breaks[1:] = (street[1:] != street[:-1]) | (u[1:] != v[:-1])
         starts = np.flatnonzero(breaks)
         ends = np.append(starts[1:], len(u))
-        self.street = street[starts]
-        self.node_ptr = np.concatenate([[0], np.cumsum(ends - starts + 1)])
-        nodes = np.empty(int(self.node_ptr[-1]), dtype=np.int64)
-        piece_of_seg = np.repeat(np.arange(len(starts)), ends - starts)
-        slot = self.node_ptr[piece_of_seg] + (np.arange(len(u)) - starts[piece_of_seg])
-        nodes[slot] = u
-        nodes[self.node_ptr[1:] - 1] = v[ends - 1]
-        self.nodes = nodes
-        self.lat = data.node_lat
-        self.lon = data.node_lon
-        piece_of_node = np.repeat(np.arange(len(starts)), ends - starts + 1)
-        self.box = np.full((len(starts), 4), np.nan)
-        for col, values, fn in ((0, self.lon, np.minimum), (1, self.lat, np.minimum)):
-            self.box[:, col] = np.inf
-            fn.at(self.box[:, col], piece_of_node, values[nodes])
-        for col, values, fn in ((2, self.lon, np.maximum), (3, self.lat, np.maximum)):
-            self.box[:, col] = -np.inf
-            fn.at(self.box[:, col], piece_of_node, values[nodes])
-        self.speed = data.street_speed[self.street]
+        piece_nodes = [
+            np.append(u[s:e], v[e - 1]) for s, e in zip(starts.tolist(), ends.tolist(), strict=True)
+        ]
+        speed = data.street_speed[street[starts]]
+        order = np.lexsort((np.arange(len(starts)), -speed))  # major streets first, stable
+        self.street = street[starts][order]
+        self.speed = speed[order]
+        lengths = np.array([len(piece_nodes[i]) for i in order], dtype=np.int64)
+        self.ptr = np.concatenate([[0], np.cumsum(lengths)])
+        self.nodes = np.concatenate([piece_nodes[i] for i in order]) if len(order) else np.zeros(0, np.int64)
+        lon, lat = data.node_lon[self.nodes], data.node_lat[self.nodes]
+        self.lon, self.lat = lon, lat
+        self.box = np.column_stack(
+            [
+                np.minimum.reduceat(lon, self.ptr[:-1]),
+                np.minimum.reduceat(lat, self.ptr[:-1]),
+                np.maximum.reduceat(lon, self.ptr[:-1]),
+                np.maximum.reduceat(lat, self.ptr[:-1]),
+            ]
+        )
         self.names = [str(s) for s in data.street_name]
-        self.order = np.lexsort((np.arange(len(starts)), -self.speed))  # major streets first
+        self.cos_lat = math.cos(math.radians(float(np.mean(data.node_lat))))
 
     def view(self, box: tuple[float, float, float, float], zoom: int, max_points: int) -> list[dict]:
-        """Simplified pieces intersecting `box`, major first, at most `max_points` points."""
+        """Simplified pieces intersecting `box`, major first, at most `max_points` points in all."""
         min_lon, min_lat, max_lon, max_lat = box
-        b = self.box[self.order]
-        hit = (
-            (b[:, 0] <= max_lon) & (b[:, 2] >= min_lon) & (b[:, 1] <= max_lat) & (b[:, 3] >= min_lat)
-            & (self.speed[self.order] >= min_speed_for_zoom(zoom))
-        )
-        tolerance_deg = 1.5 * EQUATOR_M_PER_PX / (2 ** max(0, min(zoom, 22))) / 111_320.0
-        streets: list[dict] = []
-        budget = max_points
-        for piece in self.order[hit]:
-            points = self._simplified(int(piece), tolerance_deg)
-            if len(points) > budget:
-                break
-            budget -= len(points)
-            streets.append(
-                {"name": self.names[self.street[piece]], "speedKmh": float(self.speed[piece]), "points": points}
-            )
-        return streets
+        b = self.box
+        hit = (b[:, 0] <= max_lon) & (b[:, 2] >= min_lon) & (b[:, 1] <= max_lat) & (b[:, 3] >= min_lat)
+        pieces = np.flatnonzero(hit & (self.speed >= min_speed_for_zoom(zoom)))
+        if len(pieces) == 0 or max_points <= 0:
+            return []
+        tolerance = 1.5 * EQUATOR_M_PER_PX * self.cos_lat / 2 ** max(0, min(zoom, 22)) / M_PER_DEG_LAT
+        kept, counts = self._simplify(pieces, tolerance)
+        fits = np.flatnonzero(np.cumsum(counts) <= max_points)
+        take = int(fits[-1]) + 1 if len(fits) else 0
+        coords = np.round(np.column_stack([self.lon[kept], self.lat[kept]]), 6)[: int(counts[:take].sum())]
+        chunks = np.split(coords, np.cumsum(counts[:take])[:-1]) if take else []
+        return [
+            {"name": self.names[self.street[p]], "speedKmh": float(self.speed[p]), "points": chunk.tolist()}
+            for p, chunk in zip(pieces[:take].tolist(), chunks, strict=True)
+        ]
 
-    def _simplified(self, piece: int, tolerance_deg: float) -> list[list[float]]:
-        """Radial-distance simplification: keep a vertex once it moved > tolerance."""
-        nodes = self.nodes[self.node_ptr[piece] : self.node_ptr[piece + 1]]
-        lon, lat = self.lon[nodes], self.lat[nodes]
-        if len(nodes) > 2:
-            step = np.hypot(np.diff(lon) * math.cos(math.radians(float(lat[0]))), np.diff(lat))
-            bucket = np.floor(np.concatenate([[0.0], np.cumsum(step)]) / tolerance_deg)
-            keep = np.flatnonzero(np.diff(bucket, prepend=-1.0) > 0)
-            if keep[-1] != len(nodes) - 1:
-                keep = np.append(keep, len(nodes) - 1)
-            lon, lat = lon[keep], lat[keep]
-        return np.column_stack([np.round(lon, 6), np.round(lat, 6)]).tolist()
+    def _simplified_mask(self, idx: NDArray[np.int64], first: NDArray[np.bool_], tolerance: float) -> NDArray:
+        """Radial-distance simplification: keep a vertex once the path moved past the next tolerance."""
+        lon, lat = self.lon[idx], self.lat[idx]
+        step = np.hypot(np.diff(lon, prepend=lon[0]) * self.cos_lat, np.diff(lat, prepend=lat[0]))
+        step[first] = 0.0
+        cum = np.cumsum(step)
+        cum -= np.repeat(cum[first], np.diff(np.append(np.flatnonzero(first), len(idx))))
+        bucket = np.floor(cum / tolerance)
+        keep = first.copy()
+        keep[1:] |= bucket[1:] != bucket[:-1]
+        last = np.append(np.flatnonzero(first)[1:] - 1, len(idx) - 1)
+        keep[last] = True
+        return keep
 
+    def _simplify(self, pieces: NDArray[np.int64], tolerance: float) -> tuple[NDArray, NDArray]:
+        """Kept node positions (into self.lon/lat) and kept-point count per piece."""
+        lengths = self.ptr[pieces + 1] - self.ptr[pieces]
+        idx = _ranges(self.ptr[pieces], lengths)
+        first = np.zeros(len(idx), dtype=bool)
+        first[np.concatenate([[0], np.cumsum(lengths)[:-1]])] = True
+        keep = self._simplified_mask(idx, first, tolerance)
+        piece_of = np.repeat(np.arange(len(pieces)), lengths)
+        return idx[keep], np.bincount(piece_of[keep], minlength=len(pieces))

@@ -6,10 +6,10 @@ Never touches individual addresses: callers resolve house numbers afterwards.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from .text import deletions, normalize, osa_distance
+from .text import deletions, normalize, within_one_edit
 
 EXACT, PREFIX, WORD_PREFIX, TYPO = 0, 1, 2, 3
 
@@ -54,7 +54,7 @@ class DeleteDict:
         found: dict[int, int] = {}
         for i in candidates:
             if i not in found:
-                found[i] = osa_distance(text, self._keys[i], cap=2)
+                found[i] = within_one_edit(text, self._keys[i])
         hits = [(i, d) for i, d in found.items() if d <= 1]
         hits.sort(key=lambda h: (h[1], len(self._keys[h[0]]), h[0]))
         return hits
@@ -83,41 +83,46 @@ class NameIndex:
 
     def prefix(self, text: str, limit: int, words: bool = False) -> list[int]:
         """Up to `limit` entities whose name (or a later word of it) starts with `text`."""
-        keys, ids = (self._wkeys, self._wids) if words else (self._keys, self._ids)
         out: list[int] = []
-        i = bisect_left(keys, text)
-        while i < len(keys) and len(out) < limit and keys[i].startswith(text):
-            if ids[i] not in out:
-                out.append(ids[i])
-            i += 1
+        for entity in self._iter_prefix(text, words):
+            if entity not in out:
+                out.append(entity)
+                if len(out) >= limit:
+                    break
         return out
 
-    def search(self, text: str, limit: int) -> list[NameHit]:
-        """Best first: exact name, name prefix, later-word prefix, 1-typo name, 1-typo word."""
-        hits: list[NameHit] = []
+    def _iter_prefix(self, text: str, words: bool) -> Iterator[int]:
+        keys, ids = (self._wkeys, self._wids) if words else (self._keys, self._ids)
+        i = bisect_left(keys, text)
+        while i < len(keys) and keys[i].startswith(text):
+            yield ids[i]
+            i += 1
+
+    def search(self, text: str) -> Iterator[NameHit]:
+        """Lazily, best first and without repeats: exact name, name prefix, later-word prefix,
+        names within one edit, then names with one complete word within one edit."""
         seen: set[int] = set()
+        for hit in self._candidates(text):
+            if hit.entity not in seen:
+                seen.add(hit.entity)
+                yield hit
 
-        def add(entity: int, kind: int, distance: int) -> None:
-            if entity not in seen and len(hits) < limit:
-                seen.add(entity)
-                hits.append(NameHit(entity, kind, distance))
-
+    def _candidates(self, text: str) -> Iterator[NameHit]:
         exact = self._names.get(text)
         if exact is not None:
-            add(exact, EXACT, 0)
-        for entity in self.prefix(text, limit):
-            add(entity, PREFIX, 0)
-        if len(hits) < limit and len(text) >= 2:
-            for entity in self.prefix(text, limit, words=True):
-                add(entity, WORD_PREFIX, 0)
-        if len(hits) < limit and len(text) >= 3:
+            yield NameHit(exact, EXACT, 0)
+        for entity in self._iter_prefix(text, words=False):
+            yield NameHit(entity, PREFIX, 0)
+        if len(text) >= 2:
+            for entity in self._iter_prefix(text, words=True):
+                yield NameHit(entity, WORD_PREFIX, 0)
+        if len(text) >= 3:
             for entity, distance in self._names.within_one(text):
-                add(entity, TYPO, distance)
-        if not hits and len(text) >= 4:
-            self._word_typos(text, limit, add)
-        return hits
+                yield NameHit(entity, TYPO, distance)
+        if len(text) >= 4:
+            yield from self._word_typos(text)
 
-    def _word_typos(self, text: str, limit: int, add: Callable[[int, int, int], None]) -> None:
+    def _word_typos(self, text: str) -> Iterator[NameHit]:
         """A typo inside a partially typed name: correct one complete word, then prefix-search."""
         words = text.split(" ")
         complete = words[:-1] if len(words) > 1 else words
@@ -126,10 +131,10 @@ class NameIndex:
                 continue
             for word_id, _ in self._words.within_one(word)[:4]:
                 fixed = " ".join([*words[:k], self._vocabulary[word_id], *words[k + 1 :]])
-                for entity in self.prefix(fixed, limit):
-                    add(entity, TYPO, 1)
-                for entity in self.prefix(fixed, limit, words=True):
-                    add(entity, TYPO, 1)
+                for entity in self._iter_prefix(fixed, words=False):
+                    yield NameHit(entity, TYPO, 1)
+                for entity in self._iter_prefix(fixed, words=True):
+                    yield NameHit(entity, TYPO, 1)
 
 
 def _sorted_keys(norm: list[str], word_suffixes: bool) -> tuple[list[str], list[int]]:

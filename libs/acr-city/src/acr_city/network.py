@@ -213,4 +213,3 @@ def _bounds(raw: RawNetwork, proj: Projection) -> NDArray[np.float64]:
             np.ceil((raw.node_lat.max() + my) * 1e5) / 1e5,
         ]
     )
-

@@ -79,7 +79,9 @@ class Router:
         dist, nodes = self.tree.query(np.column_stack([x, y]))
         return np.asarray(nodes, dtype=np.int64), np.asarray(dist, dtype=np.float64)
 
-    def meet(self, source: int, target: int, straight_m: float) -> tuple[Meeting, NDArray | None, NDArray | None]:
+    def meet(
+        self, source: int, target: int, straight_m: float
+    ) -> tuple[Meeting, NDArray | None, NDArray | None]:
         """Bidirectional search with a growing radius r until the best meeting <= 2r - max edge
         (or, for long trips, one unbounded forward search).
 

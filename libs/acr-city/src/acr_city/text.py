@@ -90,20 +90,24 @@ def deletions(word: str) -> list[str]:
     return [word[:i] + word[i + 1 :] for i in range(len(word))]
 
 
-def osa_distance(a: str, b: str, cap: int = 3) -> int:
-    """Optimal-string-alignment distance (adjacent transpositions count 1), capped at `cap`."""
+def within_one_edit(a: str, b: str) -> int:
+    """0 if equal, 1 if one substitution/insertion/deletion/adjacent transposition apart, else 2.
+
+    Linear time with C-level slice comparisons (no dynamic programming).
+    """
     if a == b:
         return 0
-    if abs(len(a) - len(b)) >= cap:
-        return cap
-    prev2: list[int] = []
-    prev = list(range(len(b) + 1))
-    for i in range(1, len(a) + 1):
-        cur = [i] + [0] * len(b)
-        for j in range(1, len(b) + 1):
-            cost = 0 if a[i - 1] == b[j - 1] else 1
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
-                cur[j] = min(cur[j], prev2[j - 2] + 1)
-        prev2, prev = prev, cur
-    return min(prev[-1], cap)
+    la, lb = len(a), len(b)
+    if abs(la - lb) > 1:
+        return 2
+    if la < lb:
+        a, b, la, lb = b, a, lb, la
+    i = 0
+    while i < lb and a[i] == b[i]:
+        i += 1
+    if la != lb:
+        return 1 if a[i + 1 :] == b[i:] else 2
+    if a[i + 1 :] == b[i + 1 :]:
+        return 1
+    swapped = i + 1 < la and a[i] == b[i + 1] and a[i + 1] == b[i] and a[i + 2 :] == b[i + 2 :]
+    return 1 if swapped else 2

@@ -139,6 +139,29 @@ class CarStalled(EventData):
     at: str
 
 
+# --- car edge (Kinesis stream acr-car-telemetry, source acr.car-simulator; never on a bus) ----------------
+class Target(EventData):
+    lat: float
+    lon: float
+
+
+class CarTelemetry(EventData):
+    """One telemetry record of one car. ``phase`` says what the car is doing for ``ride_id``."""
+
+    car_id: str
+    ride_id: str | None
+    phase: Literal["IDLE", "TO_PICKUP", "BOARDING", "TO_DESTINATION", "STALLED"]
+    lat: float
+    lon: float
+    speed_kmh: float
+    heading: float
+    battery: float
+    odometer_m: float
+    target: Target | None = None
+    sim_time_s: float
+    at: str
+
+
 # --- payment context (acr-payment bus, source acr.payment) ---------------------------------------------
 class PaymentSucceeded(EventData):
     ride_id: str
@@ -195,6 +218,7 @@ class EventSpec:
 
 
 CONTEXT_SERVICE: dict[str, str] = {
+    "car": "car-simulator",
     "ride": "ride-manager",
     "fleet": "car-dispatcher",
     "monitoring": "route-monitor",
@@ -216,6 +240,7 @@ _SPECS = (
     EventSpec("TripStarted", "monitoring", TripStarted, "fact"),
     EventSpec("TripCompleted", "monitoring", TripCompleted, "fact"),
     EventSpec("CarStalled", "monitoring", CarStalled, "fact"),
+    EventSpec("CarTelemetry", "car", CarTelemetry, "fact"),
     EventSpec("PaymentSucceeded", "payment", PaymentSucceeded, "create"),
     EventSpec("PaymentFailed", "payment", PaymentFailed, "create"),
     EventSpec("RewardPointsEarned", "reward", RewardPointsEarned, "create"),

@@ -89,7 +89,9 @@ class SnsFifoChannel:
             for i, o in enumerate(batch)
         ]
         try:
-            response = self._sns.publish_batch(TopicArn=self._topic_arns[topics.pop()], PublishBatchRequestEntries=request)
+            response = self._sns.publish_batch(
+                TopicArn=self._topic_arns[topics.pop()], PublishBatchRequestEntries=request
+            )
         except (BotoCoreError, ClientError) as exc:
             return _whole_call_failed(exc, len(batch))
         results: list[str | None] = [None] * len(batch)

@@ -141,8 +141,12 @@ class SqsConsumer:
             MessageSystemAttributeNames=["ApproximateReceiveCount"],
         )
         messages = [
-            Received(m["MessageId"], m["ReceiptHandle"], m["Body"],
-                     int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")))
+            Received(
+                m["MessageId"],
+                m["ReceiptHandle"],
+                m["Body"],
+                int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
+            )
             for m in response.get("Messages", [])
         ]
         done = [m for m in messages if self._process(m)]
@@ -160,7 +164,9 @@ class SqsConsumer:
         except PoisonMessage as poison:
             self._dead_letter(message, poison)
             return True
-        with event_context(event_id=event.id, ride_id=getattr(data, "ride_id", None), traceparent=event.traceparent):
+        with event_context(
+            event_id=event.id, ride_id=getattr(data, "ride_id", None), traceparent=event.traceparent
+        ):
             return self._handle(message, event, data)
 
     def _handle(self, message: Received, event: CloudEvent, data: EventData) -> bool:
@@ -180,7 +186,8 @@ class SqsConsumer:
     def _backoff(self, message: Received) -> None:
         try:
             self._sqs.change_message_visibility(
-                QueueUrl=self._queue_url, ReceiptHandle=message.receipt,
+                QueueUrl=self._queue_url,
+                ReceiptHandle=message.receipt,
                 VisibilityTimeout=min(2**message.receive_count, 30),
             )
         except Exception:  # the visibility timeout still brings it back

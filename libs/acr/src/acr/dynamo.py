@@ -125,8 +125,10 @@ def commit(dynamodb: Any, transaction: Transaction) -> None:
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
             raise
-        reasons = [r.get("Code") if r.get("Code") not in (None, "None") else None
-                   for r in exc.response.get("CancellationReasons", [])]
+        reasons = [
+            r.get("Code") if r.get("Code") not in (None, "None") else None
+            for r in exc.response.get("CancellationReasons", [])
+        ]
         if not reasons:
             reasons = _reasons_from_message(str(exc), len(transaction.operations))
         raise TransactionCancelled(reasons, transaction.labels) from exc

@@ -15,7 +15,14 @@ from acr.channels import Channel, TransportError
 from acr.unit_of_work import Outgoing
 
 RETRYABLE = frozenset(
-    {"ThrottlingException", "InternalFailure", "InternalException", "ServiceUnavailable", "Throttled", "transport"}
+    {
+        "ThrottlingException",
+        "InternalFailure",
+        "InternalException",
+        "ServiceUnavailable",
+        "Throttled",
+        "transport",
+    }
 )
 
 
@@ -68,7 +75,9 @@ def publish(
     return report
 
 
-def _send_once(channel: Channel, pending: list[Outgoing], report: PublishReport, *, last: bool) -> list[Outgoing]:
+def _send_once(
+    channel: Channel, pending: list[Outgoing], report: PublishReport, *, last: bool
+) -> list[Outgoing]:
     try:
         results: list[str | None] = channel.send(pending)
     except TransportError:

@@ -27,7 +27,8 @@ from acr.unit_of_work import PENDING, Destination, Outgoing
 
 log = logging.getLogger(__name__)
 PENDING_INDEX = "pending-index"
-SENT_RETENTION_S = 3600
+SENT_RETENTION_S = 86_400
+DEFAULT_POLICY = RetryPolicy()
 
 
 @dataclass
@@ -49,7 +50,7 @@ class Relay:
         channels: dict[str, Channel],
         lease_s: float = 30.0,
         poll_s: float = 1.0,
-        policy: RetryPolicy = RetryPolicy(),
+        policy: RetryPolicy = DEFAULT_POLICY,
         counters: Counters = COUNTERS,
     ) -> None:
         self._dynamodb = dynamodb
@@ -119,7 +120,9 @@ class Relay:
             if is_conditional_failure(exc):
                 return None
             raise
-        outgoing = Outgoing(CloudEvent.from_json(row["event"]), Destination.parse(row["destination"]), row.get("group"))
+        outgoing = Outgoing(
+            CloudEvent.from_json(row["event"]), Destination.parse(row["destination"]), row.get("group")
+        )
         return Claimed(outgoing, float(row["createdAt"]))
 
     def _publish(self, channel: Channel, rows: list[Claimed]) -> None:
@@ -145,8 +148,12 @@ class Relay:
             UpdateExpression="SET #s = :s, sentAt = :now, expiresAt = :exp, eventcount = :n REMOVE #p",
             ExpressionAttributeNames={"#s": "status", "#p": "pending"},
             ExpressionAttributeValues=to_item(
-                {":s": status, ":now": time.time(), ":exp": int(time.time() + SENT_RETENTION_S),
-                 ":n": outgoing.event.eventcount}
+                {
+                    ":s": status,
+                    ":now": time.time(),
+                    ":exp": int(time.time() + SENT_RETENTION_S),
+                    ":n": outgoing.event.eventcount,
+                }
             ),
         )
 
@@ -155,8 +162,11 @@ class Relay:
         self._sqs.send_message(
             QueueUrl=self._dlq_url,
             MessageBody=json.dumps(
-                {"destination": str(dead.outgoing.destination), "group": dead.outgoing.group,
-                 "event": json.loads(dead.outgoing.event.to_json())}
+                {
+                    "destination": str(dead.outgoing.destination),
+                    "group": dead.outgoing.group,
+                    "event": json.loads(dead.outgoing.event.to_json()),
+                }
             ),
             MessageAttributes={"reason": {"DataType": "String", "StringValue": dead.error_code}},
         )
@@ -165,18 +175,44 @@ class Relay:
         """Delete rows sent more than ``older_than_s`` ago (TTL does the same on AWS)."""
         cutoff = time.time() - older_than_s
         deleted = 0
-        for item in _scan(self._dynamodb, self._table, "attribute_exists(sentAt) AND sentAt < :c", {":c": cutoff}):
+        for item in _scan(
+            self._dynamodb, self._table, "attribute_exists(sentAt) AND sentAt < :c", {":c": cutoff}
+        ):
             self._dynamodb.delete_item(TableName=self._table, Key=to_item({"eventId": item["eventId"]}))
             deleted += 1
         return deleted
 
 
 def _scan(dynamodb: Any, table: str, condition: str, values: dict[str, Any]) -> Iterable[dict[str, Any]]:
-    kwargs: dict[str, Any] = {"TableName": table, "FilterExpression": condition,
-                              "ExpressionAttributeValues": to_item(values)}
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "FilterExpression": condition,
+        "ExpressionAttributeValues": to_item(values),
+    }
     while True:
         page = dynamodb.scan(**kwargs)
         yield from (from_item(i) for i in page.get("Items", []))
         if "LastEvaluatedKey" not in page:
             return
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def events_about(dynamodb: Any, outbox_table: str, subject: str) -> list[dict[str, Any]]:
+    """What this service recorded about ``subject`` (e.g. a ride id), oldest first: the ops timeline."""
+    rows = _scan(dynamodb, outbox_table, "subject = :s", {":s": subject})
+    events = []
+    for row in rows:
+        event = CloudEvent.from_json(row["event"])
+        events.append(
+            {
+                "type": event.type,
+                "source": event.source,
+                "id": event.id,
+                "time": event.time.isoformat(),
+                "eventcount": int(row.get("eventcount", event.eventcount)),
+                "sequence": event.sequence,
+                "destination": row["destination"],
+                "status": row.get("status", "PENDING"),
+            }
+        )
+    return sorted(events, key=lambda e: (e["time"], e["sequence"] or 0))

@@ -10,8 +10,9 @@ from typing import Any
 from acr import aws
 from acr.channels import EventBridgeChannel, SnsFifoChannel
 from acr.consumer import Handler, SqsConsumer
-from acr.relay import Relay
+from acr.relay import Relay, events_about
 from acr.settings import Settings
+from acr.stream import KinesisReader, Processor
 from acr.topology.model import ServiceTopology
 from acr.unit_of_work import DynamoUnitOfWork
 
@@ -34,8 +35,9 @@ def topic_arns(sns: Any) -> dict[str, str]:
 class Messaging:
     """Everything a service needs to publish (outbox + relay) and consume (SQS loops) its events."""
 
-    def __init__(self, topology: ServiceTopology, settings: Settings,
-                 make_client: Callable[[str], Any] | None = None) -> None:
+    def __init__(
+        self, topology: ServiceTopology, settings: Settings, make_client: Callable[[str], Any] | None = None
+    ) -> None:
         make = make_client or (lambda name: aws.client(name, settings))
         self.topology = topology
         self.settings = settings
@@ -47,6 +49,7 @@ class Messaging:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._consumers: list[SqsConsumer] = []
+        self._readers: list[KinesisReader] = []
         self.relay: Relay | None = None
         if topology.has_outbox:
             self.relay = Relay(
@@ -54,8 +57,10 @@ class Messaging:
                 sqs=self.sqs,
                 outbox_table=topology.outbox_table,
                 dead_letter_queue_url=self.queue_url(topology.producer_dlq),
-                channels={"bus": EventBridgeChannel(self.events),
-                          "topic": SnsFifoChannel(self.sns, topic_arns(self.sns))},
+                channels={
+                    "bus": EventBridgeChannel(self.events),
+                    "topic": SnsFifoChannel(self.sns, topic_arns(self.sns)),
+                },
                 lease_s=settings.relay_lease_s,
                 poll_s=settings.relay_poll_s,
             )
@@ -80,25 +85,57 @@ class Messaging:
     def consume(self, queue: str, handler: Handler, *, fifo: bool = False) -> None:
         """Register a consumer of ``acr-<service>-<queue>`` (started by ``start``)."""
         t = self.topology
-        self._consumers.append(SqsConsumer(
-            name=t.queue(queue, fifo),
-            sqs=self._make("sqs"),
-            queue_url=self.queue_url(t.queue(queue, fifo)),
-            dead_letter_queue_url=self.queue_url(t.dlq(queue, fifo)),
-            handler=handler,
-            wait_s=self.settings.sqs_wait_s,
-        ))
+        self._consumers.append(
+            SqsConsumer(
+                name=t.queue(queue, fifo),
+                sqs=self._make("sqs"),
+                queue_url=self.queue_url(t.queue(queue, fifo)),
+                dead_letter_queue_url=self.queue_url(t.dlq(queue, fifo)),
+                handler=handler,
+                wait_s=self.settings.sqs_wait_s,
+            )
+        )
+
+    def read_stream(
+        self, reader: str, stream: str, checkpoint_table: str, processor: Processor, poll_s: float = 0.5
+    ) -> KinesisReader:
+        """Register a Kinesis reader (one thread per shard, started by ``start``)."""
+        kinesis_reader = KinesisReader(
+            reader=reader,
+            kinesis=self._make("kinesis"),
+            dynamodb=self.dynamodb,
+            stream=stream,
+            checkpoint_table=checkpoint_table,
+            processor=processor,
+            poll_s=poll_s,
+        )
+        self._readers.append(kinesis_reader)
+        return kinesis_reader
+
+    def events_about(self, subject: str) -> list[dict[str, object]]:
+        """What this service published about one aggregate (ops timeline)."""
+        if not self.topology.has_outbox:
+            return []
+        return events_about(self.dynamodb, self.topology.outbox_table, subject)
 
     def start(self) -> None:
-        """Start the relay and every consumer in background threads."""
-        loops: list[tuple[str, Callable[[threading.Event], None]]] = [(c.name, c.run) for c in self._consumers]
+        """Start the relay, every consumer and every stream reader in background threads."""
+        loops: list[tuple[str, Callable[[threading.Event], None]]] = [
+            (c.name, c.run) for c in self._consumers
+        ]
         if self.relay:
             loops.append(("relay", self.relay.run))
         for name, loop in loops:
             thread = threading.Thread(target=loop, args=(self._stop,), name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
-        log.info("messaging started: %s", [name for name, _ in loops])
+        for kinesis_reader in self._readers:
+            self._threads += kinesis_reader.start(self._stop)
+        log.info(
+            "messaging started: %s, readers %s",
+            [name for name, _ in loops],
+            [r.reader for r in self._readers],
+        )
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stop.set()

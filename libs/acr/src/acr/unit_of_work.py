@@ -57,6 +57,7 @@ def outbox_row(outgoing: Outgoing, now: float) -> dict[str, Any]:
     """The outbox item for an event: the final CloudEvent, pending until the relay sends it."""
     return {
         "eventId": outgoing.event.id,
+        "subject": outgoing.event.subject,
         "destination": str(outgoing.destination),
         "group": outgoing.group,
         "event": outgoing.event.to_json(),

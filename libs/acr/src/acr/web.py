@@ -16,8 +16,14 @@ from acr.metrics import COUNTERS
 
 log = logging.getLogger(__name__)
 
-_STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 400: "bad_request",
-                 429: "rate_limited", 503: "dependency_unavailable"}
+_STATUS_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    401: "unauthorized",
+    400: "bad_request",
+    429: "rate_limited",
+    503: "dependency_unavailable",
+}
 
 
 class ApiError(Exception):
@@ -31,7 +37,9 @@ class ApiError(Exception):
         self.headers = headers
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
@@ -56,7 +64,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _STATUS_CODES.get(exc.status_code, HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_"))
+        code = _STATUS_CODES.get(
+            exc.status_code, HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
+        )
         message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
         return error_response(exc.status_code, code, message, getattr(exc, "headers", None))
 
@@ -75,8 +85,14 @@ def install_error_handlers(app: FastAPI) -> None:
 HealthCheck = Callable[[], Awaitable[dict[str, Any]]]
 
 
-def install_ops_routes(app: FastAPI, service: str, extra_stats: Callable[[], dict[str, Any]] | None = None) -> None:
-    """``GET /healthz`` and ``GET /v1/ops/stats`` (this process's messaging counters)."""
+def install_ops_routes(
+    app: FastAPI,
+    service: str,
+    extra_stats: Callable[[], dict[str, Any]] | None = None,
+    events: Callable[[str], list[dict[str, Any]]] | None = None,
+) -> None:
+    """``GET /healthz``, ``GET /v1/ops/stats`` (this process's messaging counters) and, for a service
+    with an outbox, ``GET /v1/ops/events?subject=`` (what it published about one aggregate)."""
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
@@ -88,3 +104,10 @@ def install_ops_routes(app: FastAPI, service: str, extra_stats: Callable[[], dic
         if extra_stats:
             counters |= extra_stats()
         return counters
+
+    if events is not None:
+        about = events
+
+        @app.get("/v1/ops/events", tags=["ops"])
+        def ops_events(subject: str) -> dict[str, Any]:
+            return {"service": service, "events": about(subject)}

@@ -12,10 +12,10 @@ from acr import dynamo
 from acr.catalog import Place
 from acr.envelope import CloudEvent
 from acr.unit_of_work import DynamoUnitOfWork, Outgoing
-from ride_manager.domain import Quote, Ride
+from ride_manager.domain import Quote, Ride, RideStatus
 from ride_manager.ports import IdempotencyRecord
 from ride_manager.snapshot import ride_from_json, stored_ride
-from ride_manager.topology import IDEMPOTENCY, QUOTES, RIDE_VERSIONS, RIDES
+from ride_manager.topology import AWAITING_CAR, IDEMPOTENCY, QUOTES, RIDE_VERSIONS, RIDES
 
 QUOTE_PURGE_GRACE_S = 86_400
 
@@ -37,11 +37,28 @@ class DynamoRides:
 
     def _put(self, ride: Ride, condition: str, values: dict[str, Any]) -> None:
         doc = json.dumps(stored_ride(ride))
-        self._base.tx.put(RIDES, {"rideId": ride.ride_id, "riderId": ride.rider_id, "requestedAt": ride.requested_at,
-                                  "status": ride.status.value, "version": ride.version, "ride": doc},
-                          label="ride", condition=condition, values=values or None)
-        self._base.tx.put(RIDE_VERSIONS, {"rideId": ride.ride_id, "version": ride.version, "ride": doc},
-                          label="ride-version", condition="attribute_not_exists(version)")
+        awaiting = "Y" if ride.status == RideStatus.REQUESTED else None  # sparse index of rides without a car
+        self._base.tx.put(
+            RIDES,
+            {
+                "rideId": ride.ride_id,
+                "riderId": ride.rider_id,
+                "requestedAt": ride.requested_at,
+                "status": ride.status.value,
+                "version": ride.version,
+                "ride": doc,
+                "awaitingCar": awaiting,
+            },
+            label="ride",
+            condition=condition,
+            values=values or None,
+        )
+        self._base.tx.put(
+            RIDE_VERSIONS,
+            {"rideId": ride.ride_id, "version": ride.version, "ride": doc},
+            label="ride-version",
+            condition="attribute_not_exists(version)",
+        )
 
 
 class DynamoQuotes:
@@ -53,27 +70,47 @@ class DynamoQuotes:
         if item is None:
             return None
         return Quote(
-            quote_id=item["quoteId"], rider_id=item["riderId"],
-            pickup=Place.model_validate_json(item["pickup"]), dropoff=Place.model_validate_json(item["dropoff"]),
-            pickup_eta_s=float(item["pickupEtaS"]), trip_duration_s=float(item["tripDurationS"]),
-            distance_m=float(item["distanceM"]), fare=Decimal(item["fare"]),
-            expires_at=datetime.fromisoformat(item["expiresAt"]), ride_id=item.get("rideId"),
+            quote_id=item["quoteId"],
+            rider_id=item["riderId"],
+            pickup=Place.model_validate_json(item["pickup"]),
+            dropoff=Place.model_validate_json(item["dropoff"]),
+            pickup_eta_s=float(item["pickupEtaS"]),
+            trip_duration_s=float(item["tripDurationS"]),
+            distance_m=float(item["distanceM"]),
+            fare=Decimal(item["fare"]),
+            expires_at=datetime.fromisoformat(item["expiresAt"]),
+            ride_id=item.get("rideId"),
         )
 
     def add(self, quote: Quote) -> None:
-        self._base.tx.put(QUOTES, {
-            "quoteId": quote.quote_id, "riderId": quote.rider_id,
-            "pickup": quote.pickup.model_dump_json(), "dropoff": quote.dropoff.model_dump_json(),
-            "pickupEtaS": quote.pickup_eta_s, "tripDurationS": quote.trip_duration_s, "distanceM": quote.distance_m,
-            "fare": str(quote.fare), "expiresAt": quote.expires_at.isoformat(),
-            "purgeAt": int(quote.expires_at.timestamp() + QUOTE_PURGE_GRACE_S),
-        }, label="quote", condition="attribute_not_exists(quoteId)")
+        self._base.tx.put(
+            QUOTES,
+            {
+                "quoteId": quote.quote_id,
+                "riderId": quote.rider_id,
+                "pickup": quote.pickup.model_dump_json(),
+                "dropoff": quote.dropoff.model_dump_json(),
+                "pickupEtaS": quote.pickup_eta_s,
+                "tripDurationS": quote.trip_duration_s,
+                "distanceM": quote.distance_m,
+                "fare": str(quote.fare),
+                "expiresAt": quote.expires_at.isoformat(),
+                "purgeAt": int(quote.expires_at.timestamp() + QUOTE_PURGE_GRACE_S),
+            },
+            label="quote",
+            condition="attribute_not_exists(quoteId)",
+        )
 
     def mark_used(self, quote: Quote, ride_id: str) -> None:
         """A quote books at most one ride."""
-        self._base.tx.update(QUOTES, {"quoteId": quote.quote_id}, "SET rideId = :ride", label="quote",
-                             condition="attribute_exists(quoteId) AND attribute_not_exists(rideId)",
-                             values={":ride": ride_id})
+        self._base.tx.update(
+            QUOTES,
+            {"quoteId": quote.quote_id},
+            "SET rideId = :ride",
+            label="quote",
+            condition="attribute_exists(quoteId) AND attribute_not_exists(rideId)",
+            values={":ride": ride_id},
+        )
 
 
 class DynamoIdempotencyKeys:
@@ -94,8 +131,12 @@ class DynamoIdempotencyKeys:
         now = time.time()
         self._base.tx.put(
             IDEMPOTENCY,
-            {"key": self._key(record.rider_id, record.key), "bodyHash": record.body_hash, "rideId": record.ride_id,
-             "expiresAt": int(now + ttl_s)},
+            {
+                "key": self._key(record.rider_id, record.key),
+                "bodyHash": record.body_hash,
+                "rideId": record.ride_id,
+                "expiresAt": int(now + ttl_s),
+            },
             label="idempotency",
             condition="attribute_not_exists(#k) OR expiresAt < :now",
             names={"#k": "key"},
@@ -128,10 +169,16 @@ class DynamoRideHistory:
     def __init__(self, dynamodb: Any) -> None:
         self._dynamodb = dynamodb
 
-    def rides_of(self, rider_id: str, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    def rides_of(
+        self, rider_id: str, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
         kwargs: dict[str, Any] = {
-            "TableName": RIDES, "IndexName": "by-rider", "KeyConditionExpression": "riderId = :r",
-            "ExpressionAttributeValues": dynamo.to_item({":r": rider_id}), "ScanIndexForward": False, "Limit": limit,
+            "TableName": RIDES,
+            "IndexName": "by-rider",
+            "KeyConditionExpression": "riderId = :r",
+            "ExpressionAttributeValues": dynamo.to_item({":r": rider_id}),
+            "ScanIndexForward": False,
+            "Limit": limit,
         }
         if cursor:
             kwargs["ExclusiveStartKey"] = json.loads(cursor)
@@ -142,8 +189,10 @@ class DynamoRideHistory:
 
     def versions(self, ride_id: str, after_version: int) -> list[dict[str, Any]]:
         kwargs: dict[str, Any] = {
-            "TableName": RIDE_VERSIONS, "KeyConditionExpression": "rideId = :r AND version > :v",
-            "ExpressionAttributeValues": dynamo.to_item({":r": ride_id, ":v": after_version}), "ConsistentRead": True,
+            "TableName": RIDE_VERSIONS,
+            "KeyConditionExpression": "rideId = :r AND version > :v",
+            "ExpressionAttributeValues": dynamo.to_item({":r": ride_id, ":v": after_version}),
+            "ConsistentRead": True,
         }
         versions: list[dict[str, Any]] = []
         while True:
@@ -155,9 +204,12 @@ class DynamoRideHistory:
 
     def active(self) -> list[dict[str, Any]]:
         kwargs: dict[str, Any] = {
-            "TableName": RIDES, "FilterExpression": "#s IN (:a, :b, :c, :d)", "ExpressionAttributeNames": {"#s": "status"},
+            "TableName": RIDES,
+            "FilterExpression": "#s IN (:a, :b, :c, :d)",
+            "ExpressionAttributeNames": {"#s": "status"},
             "ExpressionAttributeValues": dynamo.to_item(
-                {":a": "REQUESTED", ":b": "CAR_ASSIGNED", ":c": "CAR_ARRIVED", ":d": "IN_PROGRESS"}),
+                {":a": "REQUESTED", ":b": "CAR_ASSIGNED", ":c": "CAR_ARRIVED", ":d": "IN_PROGRESS"}
+            ),
         }
         rides: list[dict[str, Any]] = []
         while True:
@@ -166,6 +218,16 @@ class DynamoRideHistory:
             if "LastEvaluatedKey" not in page:
                 return sorted(rides, key=lambda r: r["requestedAt"], reverse=True)
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def awaiting_car(self, requested_before: str) -> list[str]:
+        page = self._dynamodb.query(
+            TableName=RIDES,
+            IndexName=AWAITING_CAR,
+            KeyConditionExpression="awaitingCar = :y AND requestedAt < :t",
+            ExpressionAttributeValues=dynamo.to_item({":y": "Y", ":t": requested_before}),
+            Limit=100,
+        )
+        return [str(dynamo.from_item(i)["rideId"]) for i in page.get("Items", [])]
 
 
 def _public(doc: dict[str, Any]) -> dict[str, Any]:

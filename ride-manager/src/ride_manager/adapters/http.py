@@ -58,8 +58,12 @@ class HttpGeo:
         return Place(label=place.label, lat=lat, lon=lon, address_id=place.address_id)
 
     def trip(self, pickup: Place, dropoff: Place) -> tuple[float, float]:
-        response = _call(self._client, "GET", f"{self._base}/v1/route", params={
-            "fromLat": pickup.lat, "fromLon": pickup.lon, "toLat": dropoff.lat, "toLon": dropoff.lon})
+        response = _call(
+            self._client,
+            "GET",
+            f"{self._base}/v1/route",
+            params={"fromLat": pickup.lat, "fromLon": pickup.lon, "toLat": dropoff.lat, "toLon": dropoff.lon},
+        )
         if response.status_code == 422:
             raise OutsideServiceArea("that trip leaves the service area")
         if response.status_code != 200:

@@ -92,11 +92,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _banner(stack: Stack, elapsed: float) -> None:
     bff = stack.config.url("bff")
+    ops_token = stack.config.service_env().get("ACR_OPS_TOKEN", "dev-ops-token")
     lines = [
         "",
         f"ACR is up in {elapsed:.1f} s",
         f"  rider app      {bff}/",
-        f"  ops dashboard  {bff}/dashboard   (X-Ops-Token: {stack.config.service_env().get('ACR_OPS_TOKEN', 'dev-ops-token')})",
+        f"  ops dashboard  {bff}/dashboard   (X-Ops-Token: {ops_token})",
         f"  API docs       {bff}/docs",
         *(f"  {name:<14} {stack.config.url(name)}/docs" for name in stack.config.services if name != "bff"),
         f"  AWS emulator   {stack.config.endpoint}",

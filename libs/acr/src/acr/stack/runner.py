@@ -64,13 +64,15 @@ class StackConfig:
     def service_env(self) -> dict[str, str]:
         """The environment every process of the stack gets."""
         env = dict(os.environ)
-        env.update({
-            "ACR_AWS_ENDPOINT_URL": self.endpoint,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": env.get("ACR_AWS_REGION", "us-east-1"),
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                "ACR_AWS_ENDPOINT_URL": self.endpoint,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": env.get("ACR_AWS_REGION", "us-east-1"),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         env.update({f"ACR_{s.upper().replace('-', '_')}_URL": self.url(s) for s in self.ports})
         env.update(self.env)
         return env
@@ -90,11 +92,26 @@ class Stack:
     def start(self, timeout_s: float = 120) -> None:
         """Emulator, topology, services; returns when every ``/healthz`` answers 200."""
         try:
-            self._spawn("emulator", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
-                                     "-p", str(self.config.emulator_port)], quiet=True)
+            self._spawn(
+                "emulator",
+                [
+                    sys.executable,
+                    "-m",
+                    "moto.server",
+                    "-H",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.config.emulator_port),
+                ],
+                quiet=True,
+            )
             wait_until(lambda: _answers(self.config.endpoint + "/moto-api/"), timeout_s, "emulator")
-            subprocess.run([sys.executable, "-m", "acr.topology.cli", "apply"],
-                           env=self.config.service_env(), check=True, timeout=timeout_s)
+            subprocess.run(
+                [sys.executable, "-m", "acr.topology.cli", "apply"],
+                env=self.config.service_env(),
+                check=True,
+                timeout=timeout_s,
+            )
             for service in self.config.services:
                 self.start_service(service)
             for service in self.config.services:
@@ -105,14 +122,31 @@ class Stack:
 
     def start_service(self, service: str) -> None:
         module = service.replace("-", "_")
-        self._spawn(service, [sys.executable, "-m", "uvicorn", f"{module}.main:app", "--host", "127.0.0.1",
-                              "--port", str(self.config.ports[service]), "--no-access-log",
-                              "--timeout-graceful-shutdown", "3"])
+        self._spawn(
+            service,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                f"{module}.main:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.config.ports[service]),
+                "--no-access-log",
+                "--timeout-graceful-shutdown",
+                "3",
+            ],
+        )
 
     def wait_healthy(self, service: str, timeout_s: float = 120) -> None:
         proc = self._procs[service]
-        wait_until(lambda: proc.poll() is None and _answers(self.config.url(service) + "/healthz"),
-                   timeout_s, service, lambda: proc.poll() is not None)
+        wait_until(
+            lambda: proc.poll() is None and _answers(self.config.url(service) + "/healthz"),
+            timeout_s,
+            service,
+            lambda: proc.poll() is not None,
+        )
 
     def kill(self, service: str, sig: signal.Signals = signal.SIGKILL) -> None:
         """Kill one service (for failure tests); ``start_service`` brings it back."""
@@ -122,7 +156,9 @@ class Stack:
 
     def stop(self, grace_s: float = 8) -> None:
         """SIGTERM everything (services first, emulator last), SIGKILL what lingers."""
-        order = [s for s in self._procs if s != "emulator"] + (["emulator"] if "emulator" in self._procs else [])
+        order = [s for s in self._procs if s != "emulator"] + (
+            ["emulator"] if "emulator" in self._procs else []
+        )
         for name in order:
             if self._procs[name].poll() is None:
                 self._procs[name].terminate()
@@ -156,8 +192,15 @@ class Stack:
             out = subprocess.DEVNULL
         else:
             out = subprocess.PIPE
-        proc = subprocess.Popen(argv, env=self.config.service_env(), stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
+        proc = subprocess.Popen(
+            argv,
+            env=self.config.service_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
         self._procs[name] = proc
         if out is subprocess.PIPE and proc.stdout is not None and self._echo is not None:
             pump = threading.Thread(target=_pump, args=(name, proc.stdout, self._echo), daemon=True)
@@ -179,8 +222,9 @@ def _answers(url: str) -> bool:
         return False
 
 
-def wait_until(check: Callable[[], bool], timeout_s: float, what: str,
-               failed: Callable[[], bool] = lambda: False) -> None:
+def wait_until(
+    check: Callable[[], bool], timeout_s: float, what: str, failed: Callable[[], bool] = lambda: False
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if check():

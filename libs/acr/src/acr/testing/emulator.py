@@ -35,8 +35,11 @@ def moto_server(log_file: Path | None = None) -> Iterator[str]:
     """A moto server process on a free loopback port; stopped on exit."""
     port = free_port()
     out = log_file.open("ab") if log_file else subprocess.DEVNULL
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=out, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: _answers(url + "/moto-api/"), 30, "moto server", lambda: proc.poll() is not None)

@@ -16,8 +16,13 @@ class FakeSqs:
     def put(self, url: str, body: str) -> str:
         message_id = f"m{next(self._ids)}"
         self.queues.setdefault(url, []).append(
-            {"MessageId": message_id, "ReceiptHandle": f"rh-{message_id}", "Body": body,
-             "Attributes": {"ApproximateReceiveCount": "1"}})
+            {
+                "MessageId": message_id,
+                "ReceiptHandle": f"rh-{message_id}",
+                "Body": body,
+                "Attributes": {"ApproximateReceiveCount": "1"},
+            }
+        )
         return message_id
 
     def receive_message(self, QueueUrl: str, **_: Any) -> dict[str, Any]:  # noqa: N803 - boto3 names

@@ -39,7 +39,9 @@ def apply(slices: list[ServiceTopology], clients: Clients, max_receives: int = 1
     done: list[str] = []
     for s in slices:
         if s.bus:
-            _ignore(("ResourceAlreadyExistsException",), lambda b=s.bus: clients.events.create_event_bus(Name=b))
+            _ignore(
+                ("ResourceAlreadyExistsException",), lambda b=s.bus: clients.events.create_event_bus(Name=b)
+            )
             done.append(f"bus {s.bus}")
         for table in s.all_tables():
             create_table(clients.dynamodb, table)
@@ -48,8 +50,10 @@ def apply(slices: list[ServiceTopology], clients: Clients, max_receives: int = 1
             clients.sns.create_topic(Name=topic, Attributes=_topic_attributes(topic))
             done.append(f"topic {topic}")
         for stream in s.streams:
-            _ignore(("ResourceInUseException",),
-                    lambda st=stream: clients.kinesis.create_stream(StreamName=st.name, ShardCount=st.shards))
+            _ignore(
+                ("ResourceInUseException",),
+                lambda st=stream: clients.kinesis.create_stream(StreamName=st.name, ShardCount=st.shards),
+            )
             done.append(f"stream {stream.name}")
         if s.has_outbox:
             create_queue(clients.sqs, s.producer_dlq, fifo=False)
@@ -64,12 +68,20 @@ def _apply_subscriptions(s: ServiceTopology, clients: Clients, max_receives: int
     for sub in s.subscriptions:
         queue_arn = _queue_with_dlq(clients.sqs, s.queue(sub.queue), s.dlq(sub.queue), False, max_receives)
         for bus, rule in _rules(s, sub):
-            clients.events.put_rule(Name=rule["name"], EventBusName=bus, EventPattern=json.dumps(rule["pattern"]))
-            clients.events.put_targets(Rule=rule["name"], EventBusName=bus, Targets=[{"Id": "queue", "Arn": queue_arn}])
+            clients.events.put_rule(
+                Name=rule["name"], EventBusName=bus, EventPattern=json.dumps(rule["pattern"])
+            )
+            clients.events.put_targets(
+                Rule=rule["name"], EventBusName=bus, Targets=[{"Id": "queue", "Arn": queue_arn}]
+            )
             done.append(f"rule {bus}/{rule['name']} -> {s.queue(sub.queue)}")
     for ts in s.topic_subscriptions:
-        queue_arn = _queue_with_dlq(clients.sqs, s.queue(ts.queue, True), s.dlq(ts.queue, True), True, max_receives)
-        topic_arn = clients.sns.create_topic(Name=ts.topic, Attributes=_topic_attributes(ts.topic))["TopicArn"]
+        queue_arn = _queue_with_dlq(
+            clients.sqs, s.queue(ts.queue, True), s.dlq(ts.queue, True), True, max_receives
+        )
+        topic_arn = clients.sns.create_topic(Name=ts.topic, Attributes=_topic_attributes(ts.topic))[
+            "TopicArn"
+        ]
         _subscribe(clients.sns, topic_arn, queue_arn)
         done.append(f"subscription {ts.topic} -> {s.queue(ts.queue, True)}")
     return done
@@ -96,8 +108,13 @@ def _subscribe(sns: Any, topic_arn: str, queue_arn: str) -> None:
     existing = sns.list_subscriptions_by_topic(TopicArn=topic_arn).get("Subscriptions", [])
     if any(sub.get("Endpoint") == queue_arn for sub in existing):
         return
-    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn,
-                  Attributes={"RawMessageDelivery": "true"}, ReturnSubscriptionArn=True)
+    sns.subscribe(
+        TopicArn=topic_arn,
+        Protocol="sqs",
+        Endpoint=queue_arn,
+        Attributes={"RawMessageDelivery": "true"},
+        ReturnSubscriptionArn=True,
+    )
 
 
 def create_queue(sqs: Any, name: str, *, fifo: bool, attributes: dict[str, str] | None = None) -> str:
@@ -112,7 +129,9 @@ def create_queue(sqs: Any, name: str, *, fifo: bool, attributes: dict[str, str] 
         if exc.response.get("Error", {}).get("Code") not in ("QueueAlreadyExists", "QueueNameExists"):
             raise
         url = str(sqs.get_queue_url(QueueName=name)["QueueUrl"])
-        sqs.set_queue_attributes(QueueUrl=url, Attributes={k: v for k, v in attrs.items() if k != "FifoQueue"})
+        sqs.set_queue_attributes(
+            QueueUrl=url, Attributes={k: v for k, v in attrs.items() if k != "FifoQueue"}
+        )
         return url
 
 
@@ -121,21 +140,32 @@ def _queue_arn(sqs: Any, url: str) -> str:
 
 
 def _queue_with_dlq(sqs: Any, name: str, dlq: str, fifo: bool, max_receives: int) -> str:
-    dlq_arn = _queue_arn(sqs, create_queue(sqs, dlq, fifo=fifo, attributes={"MessageRetentionPeriod": "1209600"}))
-    url = create_queue(sqs, name, fifo=fifo, attributes={
-        "VisibilityTimeout": "30",
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receives)}),
-    })
+    dlq_arn = _queue_arn(
+        sqs, create_queue(sqs, dlq, fifo=fifo, attributes={"MessageRetentionPeriod": "1209600"})
+    )
+    url = create_queue(
+        sqs,
+        name,
+        fifo=fifo,
+        attributes={
+            "VisibilityTimeout": "30",
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receives)}
+            ),
+        },
+    )
     arn = _queue_arn(sqs, url)
     policy = {
         "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "buses-and-topics",
-            "Effect": "Allow",
-            "Principal": {"Service": ["events.amazonaws.com", "sns.amazonaws.com"]},
-            "Action": "sqs:SendMessage",
-            "Resource": arn,
-        }],
+        "Statement": [
+            {
+                "Sid": "buses-and-topics",
+                "Effect": "Allow",
+                "Principal": {"Service": ["events.amazonaws.com", "sns.amazonaws.com"]},
+                "Action": "sqs:SendMessage",
+                "Resource": arn,
+            }
+        ],
     }
     sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
     return arn
@@ -155,7 +185,9 @@ def create_table(dynamodb: Any, table: Table) -> None:
         if index.sort_key:
             attributes[index.sort_key] = index.sort_key_type
             index_key.append({"AttributeName": index.sort_key, "KeyType": "RANGE"})
-        gsis.append({"IndexName": index.name, "KeySchema": index_key, "Projection": {"ProjectionType": "ALL"}})
+        gsis.append(
+            {"IndexName": index.name, "KeySchema": index_key, "Projection": {"ProjectionType": "ALL"}}
+        )
     kwargs: dict[str, Any] = {
         "TableName": table.name,
         "KeySchema": key,
@@ -166,8 +198,11 @@ def create_table(dynamodb: Any, table: Table) -> None:
         kwargs["GlobalSecondaryIndexes"] = gsis
     if _ignore(("ResourceInUseException",), lambda: dynamodb.create_table(**kwargs)) is None:
         return
-    dynamodb.get_waiter("table_exists").wait(TableName=table.name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    dynamodb.get_waiter("table_exists").wait(
+        TableName=table.name, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
+    )
     if table.ttl_attribute:
         dynamodb.update_time_to_live(
-            TableName=table.name, TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute}
+            TableName=table.name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
         )

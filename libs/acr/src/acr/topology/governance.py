@@ -14,11 +14,15 @@ def violations(slices: list[ServiceTopology]) -> list[str]:
     for s in slices:
         for model in s.publishes:
             if BY_MODEL[model].context != s.context:
-                problems.append(f"{s.service} publishes {BY_MODEL[model].type} outside its context {s.context}")
+                problems.append(
+                    f"{s.service} publishes {BY_MODEL[model].type} outside its context {s.context}"
+                )
         for sub in s.subscriptions:
             for spec in sub.specs():
                 if spec.type not in published:
-                    problems.append(f"{s.service}/{sub.queue} subscribes to {spec.type}, which no service publishes")
+                    problems.append(
+                        f"{s.service}/{sub.queue} subscribes to {spec.type}, which no service publishes"
+                    )
                 elif published[spec.type] == s.service:
                     problems.append(f"{s.service}/{sub.queue} subscribes to its own event {spec.type}")
     return problems

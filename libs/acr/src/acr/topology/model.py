@@ -1,4 +1,4 @@
-"""The declarations: buses, subscriptions (rule on the producer's bus -> own queue + DLQ), tables, topics, streams."""
+"""Declarations: buses, subscriptions (a rule on the producer's bus -> own queue + DLQ), tables, streams."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ class ServiceTopology:
     tables: tuple[Table, ...] = ()
     topics: tuple[str, ...] = ()
     streams: tuple[Stream, ...] = ()
-    inbox: bool = False
+    inbox: bool | None = None
 
     @property
     def bus(self) -> str | None:
@@ -86,7 +86,7 @@ class ServiceTopology:
     @property
     def has_inbox(self) -> bool:
         """Consumers that change state keep idempotency markers; a push-only consumer needs none."""
-        return bool(self.subscriptions) or self.inbox
+        return bool(self.subscriptions) if self.inbox is None else self.inbox
 
     def table(self, short: str) -> str:
         return f"acr-{self.service}-{short}"
@@ -114,8 +114,12 @@ class ServiceTopology:
         tables = list(self.tables)
         if self.has_outbox:
             tables.append(
-                Table(self.outbox_table, "eventId", indexes=(Index("pending-index", "pending", "createdAt", "N"),),
-                      ttl_attribute="expiresAt")
+                Table(
+                    self.outbox_table,
+                    "eventId",
+                    indexes=(Index("pending-index", "pending", "createdAt", "N"),),
+                    ttl_attribute="expiresAt",
+                )
             )
         if self.has_inbox:
             tables.append(Table(self.inbox_table, "dedupKey", ttl_attribute="expiresAt"))
@@ -124,7 +128,9 @@ class ServiceTopology:
     def all_queues(self) -> list[tuple[str, str, bool]]:
         """(queue, dlq, fifo) for every subscription."""
         queues = [(self.queue(s.queue), self.dlq(s.queue), False) for s in self.subscriptions]
-        queues += [(self.queue(t.queue, True), self.dlq(t.queue, True), True) for t in self.topic_subscriptions]
+        queues += [
+            (self.queue(t.queue, True), self.dlq(t.queue, True), True) for t in self.topic_subscriptions
+        ]
         return queues
 
 

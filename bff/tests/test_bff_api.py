@@ -3,35 +3,15 @@ from __future__ import annotations
 import time
 
 import pytest
-from bff_fakes import FakeRideManager, auth, ride_json, token_for
+from bff_fakes import FakeRideManager, Headers, auth, book, error_of, ride_json, token_for
 from fastapi.testclient import TestClient
 
 from bff.auth import new_rider_id
 from bff.errors import UpstreamError
 from bff.state import Dependencies
 
-Headers = dict[str, str]
 
-
-def error_of(response: object, status: int, code: str) -> dict[str, str]:
-    assert response.status_code == status, response.text  # type: ignore[attr-defined]
-    body = response.json()  # type: ignore[attr-defined]
-    assert set(body) == {"error"} and body["error"]["code"] == code, body
-    assert isinstance(body["error"]["message"], str) and "Traceback" not in body["error"]["message"]
-    return body["error"]  # type: ignore[no-any-return]
-
-
-def book(client: TestClient, headers: Headers, key: str = "k1") -> dict[str, object]:
-    quote = client.post("/api/v1/quotes", headers=headers,
-                        json={"pickup": {"addressId": "a1"}, "dropoff": {"lat": 48.8, "lon": 2.3}})
-    assert quote.status_code == 201, quote.text
-    ride = client.post("/api/v1/rides", headers={**headers, "Idempotency-Key": key},
-                       json={"quoteId": quote.json()["quoteId"]})
-    assert ride.status_code == 202, ride.text
-    return ride.json()  # type: ignore[no-any-return]
-
-
-# --- error shape -------------------------------------------------------------------------------------------
+# --- error shape -----------------------------------------------------------------------------------
 def test_unknown_route_is_404_not_found(client: TestClient) -> None:
     error_of(client.get("/api/v1/nope"), 404, "not_found")
     error_of(client.get("/nope"), 404, "not_found")
@@ -47,19 +27,33 @@ def test_validation_errors_are_422(client: TestClient, rider: tuple[str, Headers
         error_of(client.post("/api/v1/riders", json={"name": name}), 422, "validation_error")
     error_of(client.post("/api/v1/riders", json={}), 422, "validation_error")
     headers = rider[1]
-    error_of(client.get("/api/v1/addresses/autocomplete?q=ru&limit=21", headers=headers), 422, "validation_error")
-    error_of(client.get("/api/v1/addresses/autocomplete?q=ru&limit=0", headers=headers), 422, "validation_error")
+    error_of(
+        client.get("/api/v1/addresses/autocomplete?q=ru&limit=21", headers=headers), 422, "validation_error"
+    )
+    error_of(
+        client.get("/api/v1/addresses/autocomplete?q=ru&limit=0", headers=headers), 422, "validation_error"
+    )
     for lat in ("nan", "inf", "-Infinity", "abc"):
-        error_of(client.get(f"/api/v1/addresses/reverse?lat={lat}&lon=2.3", headers=headers), 422,
-                 "validation_error")
+        error_of(
+            client.get(f"/api/v1/addresses/reverse?lat={lat}&lon=2.3", headers=headers),
+            422,
+            "validation_error",
+        )
     for bbox in ("1,2,3", "1,2,3,x", "1,2,3,nan", "3,2,1,4", "1,2,3,4,5"):
         error_of(client.get(f"/api/v1/map?bbox={bbox}&zoom=12", headers=headers), 422, "validation_error")
-    error_of(client.post("/api/v1/quotes", headers=headers, json={"pickup": {"lat": 1}, "dropoff": {"addressId": "a"}}),
-             422, "validation_error")
+    error_of(
+        client.post(
+            "/api/v1/quotes", headers=headers, json={"pickup": {"lat": 1}, "dropoff": {"addressId": "a"}}
+        ),
+        422,
+        "validation_error",
+    )
 
 
 def test_malformed_json_is_400(client: TestClient) -> None:
-    response = client.post("/api/v1/riders", content=b'{"name": ', headers={"Content-Type": "application/json"})
+    response = client.post(
+        "/api/v1/riders", content=b'{"name": ', headers={"Content-Type": "application/json"}
+    )
     error_of(response, 400, "bad_request")
 
 
@@ -67,25 +61,33 @@ def test_missing_forged_and_expired_tokens_are_401(client: TestClient) -> None:
     error = client.get("/api/v1/riders/me")
     error_of(error, 401, "unauthorized")
     assert error.headers["WWW-Authenticate"] == "Bearer"
-    error_of(client.get("/api/v1/riders/me", headers={"Authorization": "Bearer abc.def"}), 401, "unauthorized")
+    error_of(
+        client.get("/api/v1/riders/me", headers={"Authorization": "Bearer abc.def"}), 401, "unauthorized"
+    )
     forged = token_for(new_rider_id())[:-2] + "AA"
     error_of(client.get("/api/v1/riders/me", headers=auth(forged)), 401, "unauthorized")
     expired = token_for(new_rider_id(), ttl_s=-1)
     error_of(client.get("/api/v1/rides", headers=auth(expired)), 401, "unauthorized")
 
 
-# --- riders ---------------------------------------------------------------------------------------------------
+# --- riders ----------------------------------------------------------------------------------------
 def test_rider_round_trip(client: TestClient) -> None:
     created = client.post("/api/v1/riders", json={"name": "  Ada Lovelace "})
     assert created.status_code == 201
     body = created.json()
     assert body["riderId"].startswith("rdr_")
     me = client.get("/api/v1/riders/me", headers=auth(body["token"]))
-    assert me.json() == {"riderId": body["riderId"], "name": "Ada Lovelace", "rideCount": 0, "points": 0,
-                         "tier": "BRONZE", "rating": 5.0}
+    assert me.json() == {
+        "riderId": body["riderId"],
+        "name": "Ada Lovelace",
+        "rideCount": 0,
+        "points": 0,
+        "tier": "BRONZE",
+        "rating": 5.0,
+    }
 
 
-# --- rides ----------------------------------------------------------------------------------------------------
+# --- rides -----------------------------------------------------------------------------------------
 def test_a_rider_sees_only_its_own_rides(client: TestClient, rider: tuple[str, Headers]) -> None:
     ride = book(client, rider[1])
     assert client.get(f"/api/v1/rides/{ride['rideId']}", headers=rider[1]).json()["rideId"] == ride["rideId"]
@@ -100,10 +102,16 @@ def test_idempotency_key_rules(client: TestClient, rider: tuple[str, Headers]) -
     headers = rider[1]
     body = {"quoteId": "q1"}
     error_of(client.post("/api/v1/rides", headers=headers, json=body), 400, "idempotency_key_required")
-    error_of(client.post("/api/v1/rides", headers={**headers, "Idempotency-Key": "k" * 129}, json=body), 400,
-             "bad_request")
-    error_of(client.post("/api/v1/rides", headers={**headers, "Idempotency-Key": ""}, json=body), 400,
-             "bad_request")
+    error_of(
+        client.post("/api/v1/rides", headers={**headers, "Idempotency-Key": "k" * 129}, json=body),
+        400,
+        "bad_request",
+    )
+    error_of(
+        client.post("/api/v1/rides", headers={**headers, "Idempotency-Key": ""}, json=body),
+        400,
+        "bad_request",
+    )
     first, again = book(client, headers, "k" * 128), book(client, headers, "k" * 128)
     assert first["rideId"] == again["rideId"]
 
@@ -112,26 +120,41 @@ def test_dependency_down_is_503(client: TestClient, deps: Dependencies, rider: t
     deps.ride_manager.down = True  # type: ignore[attr-defined]
     error_of(client.get("/api/v1/rides", headers=rider[1]), 503, "dependency_unavailable")
     deps.addresses.down = True  # type: ignore[attr-defined]
-    error_of(client.get("/api/v1/addresses/autocomplete?q=ru", headers=rider[1]), 503, "dependency_unavailable")
+    error_of(
+        client.get("/api/v1/addresses/autocomplete?q=ru", headers=rider[1]), 503, "dependency_unavailable"
+    )
     deps.loyalty.down = True  # type: ignore[attr-defined]
     error_of(client.get("/api/v1/riders/me", headers=rider[1]), 503, "dependency_unavailable")
 
 
-def test_upstream_errors_pass_through(client: TestClient, deps: Dependencies, rider: tuple[str, Headers]) -> None:
+def test_upstream_errors_pass_through(
+    client: TestClient, deps: Dependencies, rider: tuple[str, Headers]
+) -> None:
     deps.ride_manager.book_error = UpstreamError(409, "no_car_available", "no car near you")  # type: ignore[attr-defined]
-    quote = client.post("/api/v1/quotes", headers=rider[1], json={"pickup": {"addressId": "a"},
-                                                                  "dropoff": {"addressId": "b"}}).json()
-    error = error_of(client.post("/api/v1/rides", headers={**rider[1], "Idempotency-Key": "x"},
-                                 json={"quoteId": quote["quoteId"]}), 409, "no_car_available")
+    quote = client.post(
+        "/api/v1/quotes", headers=rider[1], json={"pickup": {"addressId": "a"}, "dropoff": {"addressId": "b"}}
+    ).json()
+    error = error_of(
+        client.post(
+            "/api/v1/rides", headers={**rider[1], "Idempotency-Key": "x"}, json={"quoteId": quote["quoteId"]}
+        ),
+        409,
+        "no_car_available",
+    )
     assert error["message"] == "no car near you"
-    error_of(client.get("/api/v1/addresses/reverse?lat=0&lon=0", headers=rider[1]), 422, "outside_service_area")
+    error_of(
+        client.get("/api/v1/addresses/reverse?lat=0&lon=0", headers=rider[1]), 422, "outside_service_area"
+    )
 
 
 def test_addresses_and_map(client: TestClient, deps: Dependencies, rider: tuple[str, Headers]) -> None:
     assert client.get("/api/v1/addresses/autocomplete?q=rue", headers=rider[1]).json()["results"]
     assert deps.addresses.calls[-1] == ("autocomplete", "rue", 5)  # type: ignore[attr-defined]
     assert client.get("/api/v1/map?bbox=2.2,48.8,2.4,48.9&zoom=13", headers=rider[1]).status_code == 200
-    assert client.get("/api/v1/addresses/reverse?lat=48.85&lon=2.35", headers=rider[1]).json()["addressId"] == "a1"
+    assert (
+        client.get("/api/v1/addresses/reverse?lat=48.85&lon=2.35", headers=rider[1]).json()["addressId"]
+        == "a1"
+    )
 
 
 def test_cancel_then_cancel_again(client: TestClient, rider: tuple[str, Headers]) -> None:
@@ -142,9 +165,10 @@ def test_cancel_then_cancel_again(client: TestClient, rider: tuple[str, Headers]
     assert first.json()["status"] == again.json()["status"] == "CANCELLED"
 
 
-# --- read-your-writes -------------------------------------------------------------------------------------------
-def test_history_waits_for_the_riders_own_write(client: TestClient, deps: Dependencies,
-                                                rider: tuple[str, Headers]) -> None:
+# --- read-your-writes ------------------------------------------------------------------------
+def test_history_waits_for_the_riders_own_write(
+    client: TestClient, deps: Dependencies, rider: tuple[str, Headers]
+) -> None:
     manager: FakeRideManager = deps.ride_manager  # type: ignore[assignment]
     ride = book(client, rider[1])
     manager.projection_delay = manager.list_calls + 3  # the next 3 reads miss the new ride
@@ -154,8 +178,9 @@ def test_history_waits_for_the_riders_own_write(client: TestClient, deps: Depend
     assert time.monotonic() - started < 2
 
 
-def test_history_waits_for_a_cancellation(client: TestClient, deps: Dependencies,
-                                          rider: tuple[str, Headers]) -> None:
+def test_history_waits_for_a_cancellation(
+    client: TestClient, deps: Dependencies, rider: tuple[str, Headers]
+) -> None:
     manager: FakeRideManager = deps.ride_manager  # type: ignore[assignment]
     ride = book(client, rider[1])
     client.post(f"/api/v1/rides/{ride['rideId']}/cancel", headers=rider[1])
@@ -164,8 +189,9 @@ def test_history_waits_for_a_cancellation(client: TestClient, deps: Dependencies
     assert rides[0]["status"] == "CANCELLED"
 
 
-def test_history_gives_up_after_two_seconds(client: TestClient, deps: Dependencies,
-                                            rider: tuple[str, Headers]) -> None:
+def test_history_gives_up_after_two_seconds(
+    client: TestClient, deps: Dependencies, rider: tuple[str, Headers]
+) -> None:
     manager: FakeRideManager = deps.ride_manager  # type: ignore[assignment]
     book(client, rider[1])
     manager.projection_delay = 10**6
@@ -174,14 +200,15 @@ def test_history_gives_up_after_two_seconds(client: TestClient, deps: Dependenci
     assert 1.5 < time.monotonic() - started < 3
 
 
-def test_history_without_a_write_does_not_wait(client: TestClient, deps: Dependencies,
-                                               rider: tuple[str, Headers]) -> None:
+def test_history_without_a_write_does_not_wait(
+    client: TestClient, deps: Dependencies, rider: tuple[str, Headers]
+) -> None:
     deps.ride_manager.add(ride_json("ride_old", rider[0], 3))  # type: ignore[attr-defined]
     assert client.get("/api/v1/rides?limit=5", headers=rider[1]).json()["rides"][0]["rideId"] == "ride_old"
     assert deps.ride_manager.list_calls == 1  # type: ignore[attr-defined]
 
 
-# --- rate limit -------------------------------------------------------------------------------------------------
+# --- rate limit ------------------------------------------------------------------------------------
 def test_rate_limit(client: TestClient, rider: tuple[str, Headers]) -> None:
     statuses = [client.get("/api/v1/riders/me", headers=rider[1]) for _ in range(60)]
     limited = [r for r in statuses if r.status_code == 429]

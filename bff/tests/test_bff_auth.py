@@ -64,7 +64,11 @@ def test_malformed_tokens(token: str | None) -> None:
 
 def test_signed_but_invalid_claims_are_refused() -> None:
     signer = TokenSigner(SECRET, 60)
-    for claims in ([], {"sub": "bob", "name": "B", "exp": 2**40}, {"sub": new_rider_id(), "name": "B", "exp": True}):
+    for claims in (
+        [],
+        {"sub": "bob", "name": "B", "exp": 2**40},
+        {"sub": new_rider_id(), "name": "B", "exp": True},
+    ):
         payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
         with pytest.raises(Unauthorized):
             signer.verify(f"{payload}.{signer._sign(payload)}")

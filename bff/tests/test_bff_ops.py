@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+from bff_fakes import OPS, FakeServiceStats, book, error_of
+from fastapi.testclient import TestClient
+
+from bff.state import Dependencies
+from bff.stats import totals
+
+
+def test_ops_needs_the_ops_token(client: TestClient) -> None:
+    for path in ("/ops/fleet", "/ops/stats", "/ops/dlq", "/ops/rides?active=true", "/ops/payments"):
+        error_of(client.get(path), 401, "unauthorized")
+        error_of(client.get(path, headers={"X-Ops-Token": "wrong-token"}), 401, "unauthorized")
+    error_of(client.put("/ops/dispatch", json={"paused": True}), 401, "unauthorized")
+    assert client.get("/ops/fleet", headers=OPS).json()["cars"][0]["carId"] == "car-00001"
+
+
+def test_stats_aggregate_with_one_service_down(client: TestClient, deps: Dependencies) -> None:
+    services: FakeServiceStats = deps.services  # type: ignore[assignment]
+    services.down.add("payment")
+    services.counters["ride-manager"] = {
+        "published": 5,
+        "resent": {"ThrottlingException": 2},
+        "duplicatesDiscarded": 1,
+        "staleDropped": 0,
+        "parked": 1,
+        "dlq": {"acr-ride-manager-fleet-dlq": 3},
+        "relayLagMs": 40.0,
+        "projectionLagMs": 120.0,
+    }
+    services.counters["reward"] = {
+        "published": 2,
+        "resent": {"ThrottlingException": 1, "InternalFailure": 1},
+        "duplicatesDiscarded": 0,
+        "staleDropped": 4,
+        "parked": 0,
+        "dlq": {"acr-reward-payments-dlq": 1},
+        "relayLagMs": 90.0,
+        "projectionLagMs": 10.0,
+    }
+    response = client.get("/ops/stats", headers=OPS)
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body["services"]) == {
+        "bff",
+        "ride-manager",
+        "address-finder",
+        "car-dispatcher",
+        "car-simulator",
+        "route-monitor",
+        "payment",
+        "reward",
+    }
+    assert body["services"]["payment"] == {"error": "unavailable"}
+    totals_ = body["totals"]
+    others = 4  # address-finder, car-dispatcher, car-simulator, route-monitor publish 1 each in the fake
+    assert totals_["published"] == 5 + 2 + others + body["services"]["bff"]["published"]
+    assert totals_["resent"] == {"ThrottlingException": 3, "InternalFailure": 1}
+    assert totals_["dlq"] == {"acr-ride-manager-fleet-dlq": 3, "acr-reward-payments-dlq": 1}
+    assert (totals_["relayLagMs"], totals_["projectionLagMs"]) == (90.0, 120.0)
+    assert (totals_["staleDropped"], totals_["parked"], totals_["duplicatesDiscarded"]) == (4, 1, 1)
+
+
+def test_totals_default_every_counter() -> None:
+    assert totals({"x": {"error": "unavailable"}}) == {
+        "published": 0,
+        "resent": {},
+        "duplicatesDiscarded": 0,
+        "staleDropped": 0,
+        "parked": 0,
+        "dlq": {},
+        "relayLagMs": 0.0,
+        "projectionLagMs": 0.0,
+    }
+
+
+def test_healthz_lists_dependencies(client: TestClient, deps: Dependencies) -> None:
+    healthy = client.get("/healthz")
+    assert healthy.status_code == 200
+    assert healthy.json()["status"] == "ok" and set(healthy.json()["dependencies"].values()) == {"ok"}
+    deps.services.down.add("reward")  # type: ignore[attr-defined]
+    degraded = client.get("/healthz")
+    assert degraded.status_code == 503
+    assert degraded.json()["dependencies"]["reward"] == "down"
+
+
+def test_controls(client: TestClient, deps: Dependencies) -> None:
+    assert client.put("/ops/dispatch", json={"paused": True}, headers=OPS).json() == {"paused": True}
+    assert deps.fleet.paused is True  # type: ignore[attr-defined]
+    error_of(client.put("/ops/dispatch", json={"paused": "yes"}, headers=OPS), 422, "validation_error")
+    assert client.put("/ops/gateway", json={"mode": "decline"}, headers=OPS).status_code == 200
+    error_of(client.put("/ops/gateway", json={"mode": "explode"}, headers=OPS), 422, "validation_error")
+    assert client.post("/ops/cars/car-00007/stall", headers=OPS).status_code == 202
+    assert client.post("/ops/cars/car-00007/return-to-service", headers=OPS).status_code == 202
+    assert (deps.fleet.stalled, deps.fleet.returned) == (["car-00007"], ["car-00007"])  # type: ignore[attr-defined]
+    assert client.post("/ops/payments/ride_1/retry", headers=OPS).status_code == 202
+    assert client.get("/ops/payments?rideId=ride_1", headers=OPS).json()["charges"][0]["rideId"] == "ride_1"
+
+
+def test_dlq_and_redrive(client: TestClient) -> None:
+    queues = client.get("/ops/dlq", headers=OPS).json()["queues"]
+    assert queues == [{"queue": "acr-reward-payments-dlq", "depth": 2, "reasons": {"unknown_type": 2}}]
+    moved = client.post("/ops/dlq/acr-reward-payments-dlq/redrive", headers=OPS).json()
+    assert moved == {"queue": "acr-reward-payments-dlq", "redriven": 2}
+
+
+def test_ops_rides_and_events(
+    client: TestClient, deps: Dependencies, rider: tuple[str, dict[str, str]]
+) -> None:
+    ride = book(client, rider[1])
+    assert client.get("/ops/rides?active=true", headers=OPS).json()["rides"][0]["rideId"] == ride["rideId"]
+    events = client.get(f"/ops/rides/{ride['rideId']}/events", headers=OPS).json()["events"]
+    assert events[0]["type"].endswith("RideRequested")
+    error_of(client.get("/ops/rides/unknown/events", headers=OPS), 404, "ride_not_found")
+    deps.ride_manager.down = True  # type: ignore[attr-defined]
+    error_of(client.get("/ops/rides?active=true", headers=OPS), 503, "dependency_unavailable")

@@ -1,0 +1,239 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from bff_fakes import FakeRideManager, ride_json, token_for
+from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+
+from acr.catalog import RideEtaUpdated, RideUpdated
+from acr.envelope import CloudEvent
+from bff.auth import new_rider_id
+from bff.push import PushHub, Resume, parse_client_message
+from bff.state import Dependencies
+
+
+def event() -> CloudEvent:
+    return CloudEvent(
+        id=str(uuid.uuid4()),
+        source="acr.ride-manager",
+        type="acme.acr.ride.RideUpdated",
+        time=datetime.now(UTC),
+    )
+
+
+def store(deps: Dependencies, rider_id: str, ride_id: str, upto: int) -> list[dict[str, Any]]:
+    manager: FakeRideManager = deps.ride_manager  # type: ignore[assignment]
+    for version in range(1, upto + 1):
+        manager.add(
+            ride_json(ride_id, rider_id, version, status="REQUESTED" if version == 1 else "CAR_ASSIGNED")
+        )
+    return manager.versions_of[ride_id]
+
+
+def feed(client: TestClient, ride: dict[str, Any]) -> None:
+    """What the SQS consumer thread does with a RideUpdated message."""
+    data = RideUpdated(ride_id=ride["rideId"], rider_id=ride["riderId"], version=ride["version"], ride=ride)
+    client.app.state.ride_updates_handler(event(), data)  # type: ignore[attr-defined]
+
+
+def versions_received(ws: Any, n: int) -> list[int]:
+    out = []
+    for _ in range(n):
+        message = ws.receive_json()
+        assert message["type"] == "ride.updated", message
+        assert message["ride"]["version"] == message["version"]
+        out.append(message["version"])
+    return out
+
+
+def assert_nothing_more(client: TestClient, ws: Any, rider_id: str) -> None:
+    """A sentinel ride proves nothing else was queued before it."""
+    sentinel = ride_json("ride_sentinel", rider_id, 1)
+    client.app.state.bff.deps.ride_manager.add(sentinel)  # type: ignore[attr-defined]
+    feed(client, sentinel)
+    assert ws.receive_json()["rideId"] == "ride_sentinel"
+
+
+def test_bad_token_closes_4401(client: TestClient) -> None:
+    for url in ("/ws", "/ws?token=nope", f"/ws?token={token_for(new_rider_id(), ttl_s=-5)}"):
+        with client.websocket_connect(url) as ws, pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+        assert closed.value.code == 4401
+
+
+def test_out_of_order_and_duplicates_are_delivered_once_in_order(
+    client: TestClient, deps: Dependencies
+) -> None:
+    rider_id = new_rider_id()
+    v = store(deps, rider_id, "ride_1", 3)
+    with client.websocket_connect(f"/ws?token={token_for(rider_id)}") as ws:
+        for version in (1, 3, 2, 3):
+            feed(client, v[version - 1])
+        assert versions_received(ws, 3) == [1, 2, 3]
+        assert deps.ride_manager.version_calls == [("ride_1", 1)]  # type: ignore[attr-defined]
+        assert_nothing_more(client, ws, rider_id)
+
+
+def test_nothing_is_replayed_unasked(client: TestClient, deps: Dependencies) -> None:
+    rider_id = new_rider_id()
+    v = store(deps, rider_id, "ride_1", 5)
+    with client.websocket_connect(f"/ws?token={token_for(rider_id)}") as ws:
+        feed(client, v[3])
+        message = ws.receive_json()
+        assert (message["rideId"], message["version"], message["status"]) == ("ride_1", 4, "CAR_ASSIGNED")
+        assert deps.ride_manager.version_calls == []  # type: ignore[attr-defined]
+
+
+def test_resume_replays_then_continues_live_without_duplicates(
+    client: TestClient, deps: Dependencies
+) -> None:
+    rider_id = new_rider_id()
+    v = store(deps, rider_id, "ride_1", 3)
+    with client.websocket_connect(f"/ws?token={token_for(rider_id)}") as ws:
+        ws.send_json({"type": "resume", "rideId": "ride_1", "afterVersion": 1})
+        assert versions_received(ws, 2) == [2, 3]
+        feed(client, v[2])  # a live duplicate of v3
+        store_more = deps.ride_manager.versions_of["ride_1"]  # type: ignore[attr-defined]
+        store_more.append(ride_json("ride_1", rider_id, 4, "CAR_ARRIVED"))
+        feed(client, store_more[3])
+        assert versions_received(ws, 1) == [4]
+        ws.send_json({"type": "resume", "rideId": "ride_1", "afterVersion": 0})  # all already sent
+        assert_nothing_more(client, ws, rider_id)
+
+
+def test_resume_of_a_foreign_or_unknown_ride(client: TestClient, deps: Dependencies) -> None:
+    owner, intruder = new_rider_id(), new_rider_id()
+    store(deps, owner, "ride_1", 2)
+    with client.websocket_connect(f"/ws?token={token_for(intruder)}") as ws:
+        for ride_id in ("ride_1", "ride_unknown"):
+            ws.send_json({"type": "resume", "rideId": ride_id, "afterVersion": 0})
+            assert ws.receive_json() == {"type": "error", "code": "ride_not_found", "rideId": ride_id}
+
+
+def test_malformed_client_messages(client: TestClient) -> None:
+    with client.websocket_connect(f"/ws?token={token_for(new_rider_id())}") as ws:
+        for raw in (
+            "not json",
+            "[]",
+            '{"type": "hello"}',
+            '{"type": "resume", "rideId": "r", "afterVersion": -1}',
+            '{"type": "resume", "rideId": 3, "afterVersion": 1}',
+        ):
+            ws.send_text(raw)
+            message = ws.receive_json()
+            assert (message["type"], message["code"]) == ("error", "bad_request")
+        ws.send_bytes(b"\x00")
+        assert ws.receive_json()["code"] == "bad_request"
+
+
+def test_other_riders_get_nothing(client: TestClient, deps: Dependencies) -> None:
+    rider_id, other = new_rider_id(), new_rider_id()
+    v = store(deps, other, "ride_x", 1)
+    with client.websocket_connect(f"/ws?token={token_for(rider_id)}") as ws:
+        feed(client, v[0])
+        assert_nothing_more(client, ws, rider_id)
+
+
+def test_eta_is_pushed_to_the_rides_rider_and_throttled(client: TestClient, deps: Dependencies) -> None:
+    rider_id = new_rider_id()
+    v = store(deps, rider_id, "ride_1", 1)
+    handler = client.app.state.ride_updates_handler  # type: ignore[attr-defined]
+    eta = RideEtaUpdated(
+        ride_id="ride_1", car_id="car-00001", phase="TO_PICKUP", eta_seconds=120.0, lat=1.0, lon=2.0
+    )
+    with client.websocket_connect(f"/ws?token={token_for(rider_id)}") as ws:
+        handler(event(), eta)  # the BFF does not know the rider of ride_1 yet: dropped
+        feed(client, v[0])
+        assert ws.receive_json()["version"] == 1
+        handler(event(), eta)
+        handler(event(), eta)  # within 2 s of the previous one: dropped
+        assert ws.receive_json() == {
+            "type": "ride.eta",
+            "rideId": "ride_1",
+            "phase": "TO_PICKUP",
+            "etaSeconds": 120.0,
+            "lat": 1.0,
+            "lon": 2.0,
+        }
+        assert_nothing_more(client, ws, rider_id)
+
+
+def test_gap_not_stored_yet_raises_for_redelivery(client: TestClient, deps: Dependencies) -> None:
+    rider_id = new_rider_id()
+    v = list(store(deps, rider_id, "ride_1", 3))
+    del deps.ride_manager.versions_of["ride_1"][1]  # type: ignore[attr-defined]  # v2 not stored yet
+    with client.websocket_connect(f"/ws?token={token_for(rider_id)}") as ws:
+        feed(client, v[0])
+        with pytest.raises(Exception, match="connection"):
+            feed(client, v[2])
+        deps.ride_manager.versions_of["ride_1"].insert(1, ride_json("ride_1", rider_id, 2))  # type: ignore[attr-defined]
+        feed(client, v[2])  # redelivered
+        assert versions_received(ws, 3) == [1, 2, 3]
+
+
+# --- the hub without a websocket -------------------------------------------------------------------
+class History:
+    def __init__(self, rides: list[dict[str, Any]]) -> None:
+        self.rides = rides
+
+    async def versions(self, rider_id: str, ride_id: str, after_version: int) -> list[dict[str, Any]]:
+        await asyncio.sleep(0)
+        return [r for r in self.rides if r["version"] > after_version]
+
+
+def drain(queue: asyncio.Queue[dict[str, Any]]) -> list[int]:
+    out = []
+    while not queue.empty():
+        out.append(queue.get_nowait()["version"])
+    return out
+
+
+def test_concurrent_resume_and_live_never_duplicate_or_reorder() -> None:
+    rides = [ride_json("r1", "rdr_a", n) for n in range(1, 21)]
+
+    async def scenario() -> list[int]:
+        hub = PushHub(History(rides))
+        connection = hub.connect("rdr_a")
+        live = [hub.ride_updated("rdr_a", r) for r in rides[5:]]
+        await asyncio.gather(hub.resume(connection, Resume("r1", 2)), *live)
+        return drain(connection.outbox)
+
+    for _ in range(20):
+        sent = asyncio.run(scenario())
+        assert sent == sorted(set(sent)), sent
+        assert sent[-1] == 20
+
+
+def test_parse_client_message() -> None:
+    assert parse_client_message('{"type":"resume","rideId":"r","afterVersion":0}') == Resume("r", 0)
+    for raw in (
+        '{"type":"resume","rideId":"","afterVersion":0}',
+        '{"type":"resume","rideId":"r","afterVersion":true}',
+    ):
+        with pytest.raises(ValueError):
+            parse_client_message(raw)
+
+
+def test_handler_runs_on_the_loop_from_another_thread() -> None:
+    from bff.consumer import make_handler
+
+    rides = [ride_json("r1", "rdr_a", 1)]
+
+    async def scenario() -> list[int]:
+        hub = PushHub(History(rides))
+        connection = hub.connect("rdr_a")
+        handler = make_handler(hub, asyncio.get_running_loop())
+        data = RideUpdated(ride_id="r1", rider_id="rdr_a", version=1, ride=rides[0])
+        thread = threading.Thread(target=handler, args=(event(), data))
+        thread.start()
+        while thread.is_alive():
+            await asyncio.sleep(0.01)
+        return drain(connection.outbox)
+
+    assert asyncio.run(scenario()) == [1]

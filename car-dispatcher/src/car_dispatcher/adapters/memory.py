@@ -1,0 +1,148 @@
+"""In-memory adapters with the DynamoDB ones' conditions (for fast tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+from acr.envelope import CloudEvent
+from acr.geo import haversine_m
+from acr.unit_of_work import Conflict, Duplicate, Outgoing
+from car_dispatcher.domain import Assignment, Candidate, Car, CarState
+
+Op = tuple[Callable[[], str | None], Callable[[], None]]
+
+
+@dataclass
+class FleetStore:
+    cars: dict[str, Car] = field(default_factory=dict)
+    assignments: dict[str, Assignment] = field(default_factory=dict)
+    markers: set[str] = field(default_factory=set)
+    outbox: list[Outgoing] = field(default_factory=list)
+
+
+class MemoryFleetUnitOfWork:
+    def __init__(self, store: FleetStore, before_commit: Callable[[], None] | None = None) -> None:
+        self.store = store
+        self._ops: list[Op] = []
+        self._before_commit = before_commit
+        self.cars = _Cars(self)
+        self.assignments = _Assignments(self)
+
+    def stage(self, check: Callable[[], str | None], apply: Callable[[], None]) -> None:
+        self._ops.append((check, apply))
+
+    def record(self, outgoing: Outgoing) -> None:
+        self.stage(lambda: None, lambda: self.store.outbox.append(outgoing))
+
+    def mark_consumed(self, event: CloudEvent) -> None:
+        key = event.dedup_key
+        self.stage(
+            lambda: "marker" if key in self.store.markers else None, lambda: self.store.markers.add(key)
+        )
+
+    def commit(self) -> None:
+        if self._before_commit:
+            self._before_commit()
+        failed = [label for check, _ in self._ops if (label := check())]
+        ops, self._ops = self._ops, []
+        if "marker" in failed:
+            raise Duplicate("already consumed")
+        if failed:
+            raise Conflict(failed)
+        for _, apply in ops:
+            apply()
+
+
+class _Cars:
+    def __init__(self, uow: MemoryFleetUnitOfWork) -> None:
+        self._uow = uow
+
+    def get(self, car_id: str) -> Car | None:
+        return self._uow.store.cars.get(car_id)
+
+    def all(self) -> list[Car]:
+        return sorted(self._uow.store.cars.values(), key=lambda c: c.car_id)
+
+    def reserve(self, car: Car, ride_id: str) -> None:
+        cars = self._uow.store.cars
+        self._uow.stage(
+            lambda: None if cars[car.car_id].state == CarState.AVAILABLE else "car",
+            lambda: cars.__setitem__(
+                car.car_id,
+                replace(
+                    cars[car.car_id],
+                    state=CarState.RESERVED,
+                    ride_id=ride_id,
+                    version=cars[car.car_id].version + 1,
+                ),
+            ),
+        )
+
+    def change(self, car: Car, state: CarState, ride_id: str | None) -> None:
+        cars = self._uow.store.cars
+        self._uow.stage(
+            lambda: None if cars[car.car_id].version == car.version else "car",
+            lambda: cars.__setitem__(
+                car.car_id, replace(cars[car.car_id], state=state, ride_id=ride_id, version=car.version + 1)
+            ),
+        )
+
+
+class _Assignments:
+    def __init__(self, uow: MemoryFleetUnitOfWork) -> None:
+        self._uow = uow
+
+    def get(self, ride_id: str) -> Assignment | None:
+        return self._uow.store.assignments.get(ride_id)
+
+    def add(self, assignment: Assignment) -> None:
+        rows = self._uow.store.assignments
+        self._uow.stage(
+            lambda: "assignment" if assignment.ride_id in rows else None,
+            lambda: rows.__setitem__(assignment.ride_id, assignment),
+        )
+
+    def save(self, assignment: Assignment, expected_version: int) -> None:
+        rows = self._uow.store.assignments
+
+        def check() -> str | None:
+            current = rows.get(assignment.ride_id)
+            return None if current is not None and current.version == expected_version else "assignment"
+
+        self._uow.stage(check, lambda: rows.__setitem__(assignment.ride_id, assignment))
+
+
+class StoreFleet:
+    """A FleetView over the store itself (positions never move in these tests)."""
+
+    def __init__(self, store: FleetStore) -> None:
+        self._store = store
+
+    def nearest_available(self, lat: float, lon: float, k: int) -> list[Car]:
+        cars = [c for c in self._store.cars.values() if c.state == CarState.AVAILABLE]
+        return sorted(cars, key=lambda c: haversine_m(lat, lon, c.lat, c.lon))[:k]
+
+    def refresh(self, car: Car) -> None:
+        return None
+
+    def position(self, car_id: str) -> tuple[float, float] | None:
+        car = self._store.cars.get(car_id)
+        return (car.lat, car.lon) if car else None
+
+    def all(self) -> list[Car]:
+        return sorted(self._store.cars.values(), key=lambda c: c.car_id)
+
+
+class StraightRoads:
+    """Straight lines at 10 m/s: enough to rank cars in tests."""
+
+    def etas_to(self, lat: float, lon: float, cars: Sequence[Car], max_eta_s: float) -> list[Candidate]:
+        found = [
+            Candidate(c.car_id, haversine_m(lat, lon, c.lat, c.lon) / 10, haversine_m(lat, lon, c.lat, c.lon))
+            for c in cars
+        ]
+        return [c for c in found if c.eta_s <= max_eta_s]
+
+    def contains(self, lat: float, lon: float) -> bool:
+        return 60.0 <= lat <= 60.5 and 24.5 <= lon <= 25.5

@@ -1,0 +1,63 @@
+"""In-memory adapters with the same behaviour as the real ones (for fast tests)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from acr.envelope import CloudEvent
+from acr.unit_of_work import Duplicate
+from car_simulator.domain import Leg, Point, straight_leg
+
+
+@dataclass
+class MemoryInbox:
+    """Idempotency markers in a set; ``commit`` raises ``Duplicate`` like the DynamoDB condition."""
+
+    consumed: set[str] = field(default_factory=set)
+    _staged: list[str] = field(default_factory=list)
+
+    def __call__(self) -> MemoryInbox:  # the factory: one unit of work per message, same markers
+        return MemoryInbox(self.consumed)
+
+    def mark_consumed(self, event: CloudEvent) -> None:
+        self._staged.append(event.dedup_key)
+
+    def commit(self) -> None:
+        staged, self._staged = self._staged, []
+        if any(key in self.consumed for key in staged):
+            raise Duplicate(str(staged))
+        self.consumed.update(staged)
+
+
+class StraightRoads:
+    """Straight lines at a fixed speed instead of the street graph."""
+
+    def __init__(self, speed_ms: float = 10.0) -> None:
+        self.speed_ms = speed_ms
+
+    def leg(self, start: Point, end: Point) -> Leg:
+        return straight_leg(start, end, self.speed_ms)
+
+
+@dataclass
+class FakeKinesis:
+    """Records ``put_records`` calls; ``fail`` lists, per call, the indexes to reject (or an exception)."""
+
+    calls: list[list[dict[str, Any]]] = field(default_factory=list)
+    fail: list[set[int] | Exception] = field(default_factory=list)
+    delivered: list[dict[str, Any]] = field(default_factory=list)
+
+    def put_records(self, StreamName: str, Records: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
+        self.calls.append(list(Records))
+        plan = self.fail.pop(0) if self.fail else set()
+        if isinstance(plan, Exception):
+            raise plan
+        self.delivered += [record for i, record in enumerate(Records) if i not in plan]
+        out = [
+            {"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "slow down"}
+            if i in plan
+            else {"SequenceNumber": str(i), "ShardId": "shardId-000000000000"}
+            for i in range(len(Records))
+        ]
+        return {"FailedRecordCount": len(plan), "Records": out}

@@ -1,0 +1,35 @@
+"""What the car edge needs from the outside world."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from acr.envelope import CloudEvent
+from car_simulator.domain import Leg, Point
+from car_simulator.simulation import Report
+
+
+class Roads(Protocol):
+    """Driving routes on the city's street graph."""
+
+    def leg(self, start: Point, end: Point) -> Leg:
+        """The drive from ``start`` to ``end`` (never fails: an unroutable pair gets a straight line)."""
+        ...
+
+
+class TelemetrySink(Protocol):
+    """Where reports go (the Kinesis publisher's bounded queue)."""
+
+    def offer(self, report: Report) -> bool:
+        """Queue a report; False when it was dropped (full queue and not essential)."""
+        ...
+
+
+class Inbox(Protocol):
+    """The consumer's idempotency markers: a unit of work that only marks the event consumed."""
+
+    def mark_consumed(self, event: CloudEvent) -> None: ...
+
+    def commit(self) -> None:
+        """Raises ``acr.unit_of_work.Duplicate`` when the event was already consumed."""
+        ...

@@ -1,0 +1,111 @@
+"""The fleet on two clocks: simulated time moves the cars, wall time paces their reports. Pure, no I/O.
+
+``tick(wall_now)`` advances every car by the wall time since the last tick times the speed factor and
+returns what to report: every phase change (always, ``essential``) plus the periodic records, which are
+bounded in WALL time whatever the speed factor — a car with a ride at most one per ``active_every_s``,
+an idle car a heartbeat every ``idle_every_s`` (staggered over the fleet so it never bursts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from car_simulator.domain import Assignment, Car, Telemetry
+
+ACTIVE_EVERY_S = 0.5
+IDLE_EVERY_S = 5.0
+MAX_TICK_WALL_S = (
+    1.0  # a late tick (GC pause, overloaded host) slows simulated time instead of teleporting cars
+)
+
+
+@dataclass(frozen=True)
+class Report:
+    """A record to send: ``essential`` ones (phase changes) are never dropped under back-pressure."""
+
+    telemetry: Telemetry
+    wall_time: float
+    essential: bool
+
+
+class UnknownCar(KeyError):
+    """No car has that id."""
+
+
+class Simulation:
+    """Every car, the simulated clock and the report pacing. Not thread-safe: the caller holds a lock."""
+
+    def __init__(
+        self,
+        cars: Iterable[Car],
+        sim_speed: float,
+        wall_start: float,
+        active_every_s: float = ACTIVE_EVERY_S,
+        idle_every_s: float = IDLE_EVERY_S,
+    ) -> None:
+        self.cars = {car.car_id: car for car in cars}
+        self.sim_speed = sim_speed
+        self.sim_time_s = 0.0
+        self.active_every_s = active_every_s
+        self.idle_every_s = idle_every_s
+        self._wall = wall_start
+        self._pending: list[Telemetry] = []
+        n = max(1, len(self.cars))
+        self._next_report = {cid: wall_start + idle_every_s * i / n for i, cid in enumerate(self.cars)}
+
+    def car(self, car_id: str) -> Car:
+        try:
+            return self.cars[car_id]
+        except KeyError:
+            raise UnknownCar(car_id) from None
+
+    @property
+    def moving_cars(self) -> int:
+        return sum(1 for car in self.cars.values() if car.moving)
+
+    # ----- commands: each phase change is reported at the next tick ----------------------------
+    def assign(self, car_id: str, assignment: Assignment) -> bool:
+        return self._changed(car_id, self.car(car_id).assign(assignment))
+
+    def release(self, car_id: str, ride_id: str) -> bool:
+        return self._changed(car_id, self.car(car_id).release(ride_id))
+
+    def take_out_of_service(self, car_id: str) -> bool:
+        return self._changed(car_id, self.car(car_id).take_out_of_service())
+
+    def stall(self, car_id: str) -> bool:
+        return self._changed(car_id, self.car(car_id).stall())
+
+    def unstall(self, car_id: str) -> bool:
+        return self._changed(car_id, self.car(car_id).unstall())
+
+    def _changed(self, car_id: str, changed: bool) -> bool:
+        if changed:
+            self._pending.append(self.cars[car_id].telemetry(self.sim_time_s))
+        return changed
+
+    # ----- time --------------------------------------------------------------------------------
+    def tick(self, wall_now: float) -> list[Report]:
+        """Advance to ``wall_now`` (seconds) and return the records to send, in order per car."""
+        wall_dt = min(max(0.0, wall_now - self._wall), MAX_TICK_WALL_S)
+        self._wall = wall_now
+        start, dt = self.sim_time_s, wall_dt * self.sim_speed
+        self.sim_time_s = start + dt
+        reports = [self._essential(t, wall_now) for t in self._pending]
+        self._pending = []
+        for car in self.cars.values():
+            reports += [self._essential(t, wall_now) for t in car.advance(dt, start)]
+            if wall_now >= self._next_report[car.car_id]:
+                reports.append(Report(car.telemetry(self.sim_time_s), wall_now, essential=False))
+                self._next_report[car.car_id] = wall_now + self._interval(car)
+        return reports
+
+    def _essential(self, telemetry: Telemetry, wall_now: float) -> Report:
+        # a phase change restarts the car's periodic timer, so it never adds a burst on top of it
+        car = self.cars[telemetry.car_id]
+        self._next_report[car.car_id] = wall_now + self._interval(car)
+        return Report(telemetry, wall_now, essential=True)
+
+    def _interval(self, car: Car) -> float:
+        return self.active_every_s if car.ride_id is not None else self.idle_every_s

@@ -1,0 +1,78 @@
+"""The simulated payment gateway: captures into a ledger, idempotent by key, with operator failure modes.
+
+- ``ok``: captures at once.
+- ``decline``: the card is declined (not transient, no ledger row).
+- ``timeout``: no answer within ``timeout_s`` (transient). With ``capture_on_timeout`` it captured anyway
+  ("timeout after a successful capture"): a retry with the same key must find that capture, never add one.
+- ``slow``: answers after ``slow_s`` (about 2 s) and captures.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from acr.money import Money
+from payment.domain import GATEWAY_MODES, CardDeclined, Charge, GatewayMode, GatewayTimeout, charge_id_for
+from payment.ports import Ledger
+
+log = logging.getLogger(__name__)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class SimulatedGateway:
+    """Implements the ``Gateway`` port and ``GatewayOperations``; the mode lives in memory (one instance)."""
+
+    def __init__(self, ledger: Ledger, mode: GatewayMode = "ok", *, timeout_s: float = 1.0, slow_s: float = 2.0,
+                 capture_on_timeout: bool = True, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], str] = now_iso) -> None:
+        self._ledger = ledger
+        self._mode: GatewayMode = mode
+        self._lock = threading.Lock()
+        self.timeout_s = timeout_s
+        self.slow_s = slow_s
+        self.capture_on_timeout = capture_on_timeout
+        self._sleep = sleep
+        self._clock = clock
+
+    @property
+    def mode(self) -> GatewayMode:
+        with self._lock:
+            return self._mode
+
+    def set_mode(self, mode: GatewayMode) -> None:
+        if mode not in GATEWAY_MODES:
+            raise ValueError(f"unknown gateway mode {mode!r}")
+        with self._lock:
+            self._mode = mode
+        log.info("gateway mode is now %s", mode)
+
+    def capture(self, idempotency_key: str, ride_id: str, amount: Money) -> Charge:
+        mode = self.mode
+        if mode == "decline":
+            existing = self._ledger.find(ride_id, charge_id_for(idempotency_key))
+            if existing is not None:  # a replayed key answers with the stored result, whatever the card says now
+                return existing
+            raise CardDeclined("card declined by the issuer")
+        if mode == "timeout":
+            if self.capture_on_timeout:
+                self._capture(idempotency_key, ride_id, amount)
+            self._sleep(self.timeout_s)
+            raise GatewayTimeout(f"the gateway did not answer within {self.timeout_s:g} s")
+        if mode == "slow":
+            self._sleep(self.slow_s)
+        return self._capture(idempotency_key, ride_id, amount)
+
+    def _capture(self, idempotency_key: str, ride_id: str, amount: Money) -> Charge:
+        """One capture per key: the ledger keeps the first row and returns it to every replay."""
+        charge = Charge(charge_id_for(idempotency_key), ride_id, "capture", amount, self._clock(), idempotency_key)
+        return self._ledger.add(charge)
+
+    def charges(self, ride_id: str | None = None, limit: int = 500) -> list[Charge]:
+        return self._ledger.list(ride_id, limit)

@@ -1,0 +1,89 @@
+"""In-memory adapters with the DynamoDB ones' conditions (for fast tests)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from acr.envelope import CloudEvent
+from acr.unit_of_work import Conflict, Duplicate, Outgoing
+from payment.domain import Charge, Payment
+
+Op = tuple[Callable[[], str | None], Callable[[], None]]
+
+
+class MemoryLedger:
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], Charge] = {}
+        self._lock = threading.Lock()
+
+    def find(self, ride_id: str, charge_id: str) -> Charge | None:
+        return self.rows.get((ride_id, charge_id))
+
+    def add(self, charge: Charge) -> Charge:
+        with self._lock:
+            return self.rows.setdefault((charge.ride_id, charge.charge_id), charge)
+
+    def list(self, ride_id: str | None, limit: int) -> list[Charge]:
+        rows = [c for c in self.rows.values() if ride_id is None or c.ride_id == ride_id]
+        return sorted(rows, key=lambda c: c.at, reverse=True)[:limit]
+
+
+@dataclass
+class PaymentStore:
+    payments: dict[str, Payment] = field(default_factory=dict)
+    markers: set[str] = field(default_factory=set)
+    outbox: list[Outgoing] = field(default_factory=list)
+
+
+class MemoryPaymentUnitOfWork:
+    def __init__(self, store: PaymentStore, before_commit: Callable[[], None] | None = None) -> None:
+        self.store = store
+        self._ops: list[Op] = []
+        self._before_commit = before_commit
+        self.payments = _Payments(self)
+
+    def stage(self, check: Callable[[], str | None], apply: Callable[[], None]) -> None:
+        self._ops.append((check, apply))
+
+    def record(self, outgoing: Outgoing) -> None:
+        self.stage(lambda: None, lambda: self.store.outbox.append(outgoing))
+
+    def mark_consumed(self, event: CloudEvent) -> None:
+        key = event.dedup_key
+        self.stage(lambda: "marker" if key in self.store.markers else None, lambda: self.store.markers.add(key))
+
+    def commit(self) -> None:
+        if self._before_commit:
+            self._before_commit()
+        failed = [label for check, _ in self._ops if (label := check())]
+        ops, self._ops = self._ops, []
+        if "marker" in failed:
+            raise Duplicate("already consumed")
+        if failed:
+            raise Conflict(failed)
+        for _, apply in ops:
+            apply()
+
+
+class _Payments:
+    def __init__(self, uow: MemoryPaymentUnitOfWork) -> None:
+        self._uow = uow
+
+    def get(self, ride_id: str) -> Payment | None:
+        return self._uow.store.payments.get(ride_id)
+
+    def add(self, payment: Payment) -> None:
+        rows = self._uow.store.payments
+        self._uow.stage(lambda: "payment" if payment.ride_id in rows else None,
+                        lambda: rows.__setitem__(payment.ride_id, payment))
+
+    def update(self, before: Payment, after: Payment) -> None:
+        rows = self._uow.store.payments
+
+        def check() -> str | None:
+            current = rows.get(before.ride_id)
+            return None if current is not None and current.version == before.version else "payment"
+
+        self._uow.stage(check, lambda: rows.__setitem__(after.ride_id, after))

@@ -1,0 +1,61 @@
+"""What the payment context needs from the outside world."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from acr.envelope import CloudEvent
+from acr.money import Money
+from acr.unit_of_work import Outgoing
+from payment.domain import Charge, GatewayMode, Payment
+
+
+class Gateway(Protocol):
+    """The payment gateway: captures idempotently by key; raises ``CardDeclined`` or ``GatewayTimeout``."""
+
+    def capture(self, idempotency_key: str, ride_id: str, amount: Money) -> Charge: ...
+
+
+class GatewayOperations(Protocol):
+    """The simulated gateway's operator side: its failure mode and its ledger."""
+
+    @property
+    def mode(self) -> GatewayMode: ...
+
+    def set_mode(self, mode: GatewayMode) -> None: ...
+
+    def charges(self, ride_id: str | None = None, limit: int = 500) -> list[Charge]: ...
+
+
+class Ledger(Protocol):
+    """The gateway's own books (outside the payment transaction, like a real gateway's)."""
+
+    def find(self, ride_id: str, charge_id: str) -> Charge | None: ...
+
+    def add(self, charge: Charge) -> Charge:
+        """Store ``charge`` unless a row with its id exists; returns the stored row (the first one)."""
+        ...
+
+    def list(self, ride_id: str | None, limit: int) -> list[Charge]: ...
+
+
+class Payments(Protocol):
+    def get(self, ride_id: str) -> Payment | None: ...
+
+    def add(self, payment: Payment) -> None:
+        """Stage a new payment (fails the commit with label ``payment`` if the ride has one)."""
+        ...
+
+    def update(self, before: Payment, after: Payment) -> None:
+        """Stage ``after`` (fails the commit with label ``payment`` unless the row is still ``before``)."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    payments: Payments
+
+    def record(self, outgoing: Outgoing) -> None: ...
+
+    def mark_consumed(self, event: CloudEvent) -> None: ...
+
+    def commit(self) -> None: ...

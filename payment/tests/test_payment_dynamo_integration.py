@@ -1,0 +1,80 @@
+"""The payment DynamoDB adapters against an emulator (moto server, or LocalStack when Docker answers)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from acr import aws, catalog
+from acr.catalog import RideCompleted
+from acr.money import Money
+from acr.runtime import Messaging
+from acr.settings import Settings
+from acr.testing.emulator import aws_emulator
+from acr.topology import discover
+from acr.topology.apply import Clients, apply
+from acr.unit_of_work import Conflict, Duplicate
+from payment.adapters.dynamo import DynamoLedger, DynamoPaymentUnitOfWork
+from payment.adapters.gateway import SimulatedGateway
+from payment.domain import PaymentStatus, RetryPolicy
+from payment.handlers import PaymentService
+from payment.topology import TOPOLOGY
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def messaging() -> Iterator[Messaging]:
+    with aws_emulator() as url:
+        settings = Settings(aws_endpoint_url=url, sqs_wait_s=1)
+        apply(discover(), Clients(lambda name: aws.client(name, settings)))
+        yield Messaging(TOPOLOGY, settings)
+
+
+def _completed(ride_id: str) -> tuple[object, RideCompleted]:
+    data = RideCompleted(ride_id=ride_id, rider_id="rdr_1", car_id="car-1", fare=Money.of("17.80"),
+                         distance_meters=1000, duration_seconds=300, completed_at="2026-01-01T00:00:00Z")
+    return catalog.record(data, subject=ride_id, sequence=5), data
+
+
+def test_payment_record_outbox_and_marker_commit_together_and_capture_once(messaging: Messaging) -> None:
+    ledger = DynamoLedger(messaging.dynamodb)
+    gateway = SimulatedGateway(ledger, "timeout", timeout_s=0, sleep=lambda s: None)
+    service = PaymentService(uow=lambda: DynamoPaymentUnitOfWork(messaging.unit_of_work()), gateway=gateway,
+                             policy=RetryPolicy(3, 0.0), sleep=lambda s: None)
+    handle = service.consumer()
+
+    event, data = _completed("ride_it_pay_1")
+    handle(event, data)  # type: ignore[arg-type]
+    with pytest.raises(Duplicate):
+        handle(event.resent(), data)  # type: ignore[attr-defined]
+    failed = service.get("ride_it_pay_1")
+    assert (failed.status, failed.attempts) == (PaymentStatus.FAILED, 3)
+    assert len(ledger.list("ride_it_pay_1", 500)) == 1  # captured before the timeouts, once
+
+    gateway.set_mode("ok")
+    paid = service.retry("ride_it_pay_1")
+    assert paid.status == PaymentStatus.SUCCEEDED and service.get("ride_it_pay_1").version == 2
+    [charge] = ledger.list("ride_it_pay_1", 500)
+    assert charge.charge_id == paid.payment_id
+    assert [e["type"].rsplit(".", 1)[1] for e in messaging.events_about("ride_it_pay_1")] == [
+        "PaymentFailed", "PaymentSucceeded"]
+
+    # a stale writer (version 1) loses on the version condition
+    uow = DynamoPaymentUnitOfWork(messaging.unit_of_work())
+    uow.payments.update(failed, failed)
+    with pytest.raises(Conflict) as conflict:
+        uow.commit()
+    assert conflict.value.labels == ["payment"]
+
+
+def test_concurrent_captures_with_one_key_keep_one_ledger_row(messaging: Messaging) -> None:
+    ledger = DynamoLedger(messaging.dynamodb)
+    gateway = SimulatedGateway(ledger)
+    with ThreadPoolExecutor(8) as pool:
+        charges = list(pool.map(lambda _: gateway.capture("ride_it_pay_2", "ride_it_pay_2", Money.of(5)), range(8)))
+    assert len({c.charge_id for c in charges}) == 1 and len({c.at for c in charges}) == 1
+    assert len(ledger.list("ride_it_pay_2", 500)) == 1
+    assert {c.ride_id for c in ledger.list(None, 500)} >= {"ride_it_pay_1", "ride_it_pay_2"}

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import pytest
+
+from acr.money import Money
+from payment.adapters.gateway import SimulatedGateway
+from payment.adapters.memory import MemoryLedger
+from payment.domain import CardDeclined, GatewayTimeout
+
+FARE = Money.of("10.00")
+
+
+def _gateway(**kwargs: object) -> tuple[SimulatedGateway, MemoryLedger, list[float]]:
+    slept: list[float] = []
+    ledger = MemoryLedger()
+    return SimulatedGateway(ledger, sleep=slept.append, **kwargs), ledger, slept  # type: ignore[arg-type]
+
+
+def test_ok_captures_once_per_key() -> None:
+    gateway, ledger, _ = _gateway()
+    first = gateway.capture("ride_1", "ride_1", FARE)
+    again = gateway.capture("ride_1", "ride_1", Money.of("99.00"))
+    assert again == first and len(ledger.rows) == 1
+    assert [c.type for c in gateway.charges("ride_1")] == ["capture"]
+    assert gateway.charges("ride_2") == []
+
+
+def test_decline_writes_no_ledger_row() -> None:
+    gateway, ledger, _ = _gateway(mode="decline")
+    with pytest.raises(CardDeclined) as declined:
+        gateway.capture("ride_1", "ride_1", FARE)
+    assert not declined.value.transient and ledger.rows == {}
+
+
+def test_timeout_may_have_captured_and_a_replay_finds_that_capture() -> None:
+    gateway, ledger, slept = _gateway(mode="timeout", timeout_s=1.0)
+    with pytest.raises(GatewayTimeout) as timeout:
+        gateway.capture("ride_1", "ride_1", FARE)
+    assert timeout.value.transient and slept == [1.0] and len(ledger.rows) == 1
+    with pytest.raises(GatewayTimeout):
+        gateway.capture("ride_1", "ride_1", FARE)
+    gateway.set_mode("ok")
+    charge = gateway.capture("ride_1", "ride_1", FARE)
+    assert len(ledger.rows) == 1 and charge == next(iter(ledger.rows.values()))
+
+
+def test_timeout_without_capture_leaves_the_ledger_empty() -> None:
+    gateway, ledger, _ = _gateway(mode="timeout", capture_on_timeout=False)
+    with pytest.raises(GatewayTimeout):
+        gateway.capture("ride_1", "ride_1", FARE)
+    assert ledger.rows == {}
+
+
+def test_a_replayed_key_answers_with_its_capture_even_in_decline_mode() -> None:
+    gateway, _, _ = _gateway()
+    charge = gateway.capture("ride_1", "ride_1", FARE)
+    gateway.set_mode("decline")
+    assert gateway.capture("ride_1", "ride_1", FARE) == charge
+
+
+def test_slow_answers_after_about_two_seconds() -> None:
+    gateway, ledger, slept = _gateway(mode="slow")
+    gateway.capture("ride_1", "ride_1", FARE)
+    assert slept == [2.0] and len(ledger.rows) == 1
+
+
+def test_charges_are_listed_newest_first() -> None:
+    times = iter(["2026-01-01T00:00:01.000Z", "2026-01-01T00:00:02.000Z"])
+    ledger = MemoryLedger()
+    gateway = SimulatedGateway(ledger, clock=lambda: next(times))
+    gateway.capture("ride_1", "ride_1", FARE)
+    gateway.capture("ride_2", "ride_2", FARE)
+    assert [c.ride_id for c in gateway.charges()] == ["ride_2", "ride_1"]
+    assert len(gateway.charges(limit=1)) == 1
+
+
+def test_an_unknown_mode_is_refused() -> None:
+    gateway, _, _ = _gateway()
+    with pytest.raises(ValueError):
+        gateway.set_mode("broken")  # type: ignore[arg-type]

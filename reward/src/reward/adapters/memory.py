@@ -1,0 +1,90 @@
+"""In-memory adapters with the DynamoDB ones' conditions (for fast tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from acr.envelope import CloudEvent
+from acr.unit_of_work import Conflict, Duplicate, Outgoing
+from reward.domain import Effect, Loyalty
+
+Op = tuple[Callable[[], str | None], Callable[[], None]]
+
+
+@dataclass
+class RewardStore:
+    riders: dict[str, Loyalty] = field(default_factory=dict)
+    effects: set[tuple[str, str]] = field(default_factory=set)
+    markers: set[str] = field(default_factory=set)
+    outbox: list[Outgoing] = field(default_factory=list)
+
+
+class MemoryLoyaltyView:
+    def __init__(self, store: RewardStore) -> None:
+        self._store = store
+
+    def get(self, rider_id: str) -> Loyalty:
+        return self._store.riders.get(rider_id) or Loyalty(rider_id)
+
+
+class MemoryRewardUnitOfWork:
+    def __init__(self, store: RewardStore, before_commit: Callable[[], None] | None = None) -> None:
+        self.store = store
+        self._ops: list[Op] = []
+        self._before_commit = before_commit
+        self.riders = _Riders(self)
+        self.effects = _Effects(self)
+
+    def stage(self, check: Callable[[], str | None], apply: Callable[[], None]) -> None:
+        self._ops.append((check, apply))
+
+    def record(self, outgoing: Outgoing) -> None:
+        self.stage(lambda: None, lambda: self.store.outbox.append(outgoing))
+
+    def mark_consumed(self, event: CloudEvent) -> None:
+        key = event.dedup_key
+        self.stage(lambda: "marker" if key in self.store.markers else None, lambda: self.store.markers.add(key))
+
+    def commit(self) -> None:
+        if self._before_commit:
+            self._before_commit()
+        failed = [label for check, _ in self._ops if (label := check())]
+        ops, self._ops = self._ops, []
+        if "marker" in failed:
+            raise Duplicate("already consumed")
+        if failed:
+            raise Conflict(failed)
+        for _, apply in ops:
+            apply()
+
+
+class _Riders:
+    def __init__(self, uow: MemoryRewardUnitOfWork) -> None:
+        self._uow = uow
+
+    def get(self, rider_id: str) -> Loyalty:
+        return self._uow.store.riders.get(rider_id) or Loyalty(rider_id)
+
+    def save(self, before: Loyalty, after: Loyalty) -> None:
+        rows = self._uow.store.riders
+
+        def check() -> str | None:
+            current = rows.get(before.rider_id)
+            version = current.version if current else 0
+            return None if version == before.version else "rider"
+
+        self._uow.stage(check, lambda: rows.__setitem__(after.rider_id, after))
+
+
+class _Effects:
+    def __init__(self, uow: MemoryRewardUnitOfWork) -> None:
+        self._uow = uow
+
+    def applied(self, ride_id: str, effect: Effect) -> bool:
+        return (ride_id, effect) in self._uow.store.effects
+
+    def add(self, ride_id: str, effect: Effect, rider_id: str) -> None:
+        rows = self._uow.store.effects
+        self._uow.stage(lambda: "ride_effect" if (ride_id, effect) in rows else None,
+                        lambda: rows.add((ride_id, effect)))

@@ -1,0 +1,224 @@
+"""The ride use cases against in-memory adapters: no emulator, no network."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from fastapi.testclient import TestClient
+
+from acr import catalog
+from acr.catalog import CarAssigned, NoCarAvailable, Place
+from acr.settings import Settings
+from ride_manager import domain, handlers
+from ride_manager.adapters.memory import (
+    MemoryHistory,
+    MemoryRideUnitOfWork,
+    MemoryStore,
+    StaticDispatch,
+    StaticGeo,
+)
+from ride_manager.bootstrap import create_app
+from ride_manager.bootstrap_types import Services
+from ride_manager.commands import CancelRide, PlaceRef, RequestQuote, RequestRide
+from ride_manager.domain import RideStatus
+
+A = Place(label="1 Harbour Street, 00100", lat=60.16, lon=24.93, address_id="A1")
+B = Place(label="9 Station Road, 00130", lat=60.18, lon=24.96, address_id="A2")
+
+
+@pytest.fixture
+def store() -> MemoryStore:
+    return MemoryStore()
+
+
+def _quote(store: MemoryStore, rider: str = "rdr_1", ttl_s: float = 300) -> domain.Quote:
+    return handlers.request_quote(
+        RequestQuote(rider, PlaceRef("A1"), PlaceRef("A2")),
+        geo=StaticGeo({"A1": A, "A2": B}),
+        dispatch=StaticDispatch(90),
+        uow=MemoryRideUnitOfWork(store),
+        ttl_s=ttl_s,
+    )
+
+
+def _book(
+    store: MemoryStore, quote_id: str, key: str = "k1", rider: str = "rdr_1", body: str = "h1"
+) -> domain.Ride:
+    return handlers.request_ride(
+        RequestRide(rider, quote_id, key, body),
+        uow_factory=lambda: MemoryRideUnitOfWork(store),
+        key_ttl_s=86400,
+    )
+
+
+def test_a_quote_prices_the_trip_and_books_one_ride_with_its_events(store: MemoryStore) -> None:
+    quote = _quote(store)
+    assert quote.pickup_eta_s == 90 and quote.fare == domain.fare_for(quote.distance_m, quote.trip_duration_s)
+    ride = _book(store, quote.quote_id)
+    assert (ride.status, ride.version, ride.quoted_fare) == (RideStatus.REQUESTED, 1, quote.fare)
+    types = [o.event.type for o in store.outbox]
+    assert types == ["acme.acr.ride.RideRequested", "acme.acr.ride.RideUpdated"]
+    assert store.outbox[1].group == ride.ride_id and store.outbox[1].event.sequence == 1
+
+
+def test_the_same_idempotency_key_returns_the_same_ride(store: MemoryStore) -> None:
+    quote = _quote(store)
+    first = _book(store, quote.quote_id)
+    again = _book(store, quote.quote_id)
+    assert again.ride_id == first.ride_id and len(store.rides) == 1
+    with pytest.raises(domain.IdempotencyKeyConflict):
+        _book(store, quote.quote_id, body="another body")
+
+
+def test_a_quote_books_at_most_one_ride(store: MemoryStore) -> None:
+    quote = _quote(store)
+    _book(store, quote.quote_id, key="k1")
+    with pytest.raises(domain.QuoteAlreadyUsed):
+        _book(store, quote.quote_id, key="k2")
+
+
+def test_a_concurrent_retry_with_the_same_key_gets_the_winners_ride(store: MemoryStore) -> None:
+    quote = _quote(store)
+    calls = {"n": 0}
+
+    def racing_uow() -> MemoryRideUnitOfWork:
+        def before_commit() -> None:
+            calls["n"] += 1
+            if calls["n"] == 1:  # another request with the same key commits first
+                _book(store, quote.quote_id)
+
+        return MemoryRideUnitOfWork(store, before_commit)
+
+    ride = handlers.request_ride(
+        RequestRide("rdr_1", quote.quote_id, "k1", "h1"), uow_factory=racing_uow, key_ttl_s=86400
+    )
+    assert len(store.rides) == 1 and ride.ride_id in store.rides
+
+
+def test_expired_and_foreign_quotes_are_refused(store: MemoryStore) -> None:
+    expired = _quote(store, ttl_s=0.000001)
+    with pytest.raises(domain.QuoteExpired):
+        _book(store, expired.quote_id)
+    mine = _quote(store)
+    with pytest.raises(domain.QuoteNotFound):
+        _book(store, mine.quote_id, rider="rdr_2")
+
+
+def test_car_assigned_moves_the_ride_on_once_and_duplicates_are_discarded(store: MemoryStore) -> None:
+    ride = _book(store, _quote(store).quote_id)
+    assigned = CarAssigned(
+        ride_id=ride.ride_id,
+        car_id="car-00001",
+        car_lat=60.1,
+        car_lon=24.9,
+        pickup=A,
+        dropoff=B,
+        pickup_eta_seconds=80,
+        assigned_at="2026-01-01T00:00:00Z",
+    )
+    event = catalog.record(assigned, subject=ride.ride_id)
+    handle = _consumer(store)
+    handle(event, assigned)
+    stored = store.rides[ride.ride_id]
+    assert (stored.status, stored.version, stored.car_id) == (RideStatus.CAR_ASSIGNED, 2, "car-00001")
+    from acr.unit_of_work import Duplicate
+
+    with pytest.raises(Duplicate):
+        handle(event.resent(), assigned)
+    assert store.rides[ride.ride_id].version == 2
+
+
+def test_no_car_available_cancels_with_its_reason(store: MemoryStore) -> None:
+    ride = _book(store, _quote(store).quote_id)
+    none = NoCarAvailable(ride_id=ride.ride_id, reason="none")
+    _consumer(store)(catalog.record(none, subject=ride.ride_id), none)
+    stored = store.rides[ride.ride_id]
+    assert stored.status == RideStatus.CANCELLED and stored.cancellation
+    assert stored.cancellation["reason"] == "NO_CAR_AVAILABLE"
+    assert store.outbox[-2].event.type == "acme.acr.ride.RideCancelled"
+
+
+def test_rider_cancel_is_idempotent_and_charges_a_fee_only_after_arrival(store: MemoryStore) -> None:
+    ride = _book(store, _quote(store).quote_id)
+    cancelled = handlers.cancel_ride(
+        CancelRide("rdr_1", ride.ride_id), uow_factory=lambda: MemoryRideUnitOfWork(store)
+    )
+    again = handlers.cancel_ride(
+        CancelRide("rdr_1", ride.ride_id), uow_factory=lambda: MemoryRideUnitOfWork(store)
+    )
+    assert (
+        cancelled.cancellation
+        and cancelled.cancellation["fee"] is None
+        and again.version == cancelled.version
+    )
+
+    arrived = domain.Ride.request("r2", _quote(store), domain.now_utc())
+    arrived.assign_car("car-1", 10, domain.now_utc())
+    arrived.car_arrived("car-1", domain.now_utc())
+    arrived.cancel("RIDER_CANCELLED", domain.now_utc())
+    assert arrived.cancellation and arrived.cancellation["fee"] == {"amount": "5.00", "currency": "EUR"}
+
+
+def test_the_final_fare_never_exceeds_the_quote() -> None:
+    quote = domain.Quote(
+        "q", "rdr", A, B, 60, 600, 5000, Decimal("10.00"), domain.now_utc() + timedelta(minutes=5)
+    )
+    ride = domain.Ride.request("r", quote, domain.now_utc())
+    ride.assign_car("car-1", 10, domain.now_utc())
+    ride.car_arrived("car-1", domain.now_utc())
+    ride.trip_started("car-1", domain.now_utc())
+    assert ride.complete("car-1", 50_000, 6000, domain.now_utc())
+    assert ride.fare == Decimal("10.00") and ride.status == RideStatus.COMPLETED and ride.version == 5
+
+
+def _consumer(store: MemoryStore):  # type: ignore[no-untyped-def]
+    from acr.consumer import idempotent
+
+    return idempotent(lambda: MemoryRideUnitOfWork(store), handlers.EVENT_HANDLERS)
+
+
+# --- HTTP ------------------------------------------------------------------------------------------------
+def _client(store: MemoryStore, eta: float | None = 90) -> TestClient:
+    services = Services(
+        settings=Settings(),
+        uow=lambda: MemoryRideUnitOfWork(store),
+        geo=StaticGeo({"A1": A, "A2": B}),
+        dispatch=StaticDispatch(eta),
+        history=MemoryHistory(store),
+    )
+    return TestClient(create_app(services))
+
+
+def test_http_errors_have_codes(store: MemoryStore) -> None:
+    client = _client(store, eta=None)
+    body = {"riderId": "rdr_1", "pickup": {"addressId": "A1"}, "dropoff": {"addressId": "A2"}}
+    assert client.post("/v1/quotes", json=body).json()["error"]["code"] == "no_car_available"
+    missing = client.post("/v1/quotes", json=body | {"pickup": {"addressId": "nope"}})
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "address_not_found")
+    bad = client.post("/v1/quotes", json=body | {"pickup": {"lat": 1}})
+    assert (bad.status_code, bad.json()["error"]["code"]) == (422, "validation_error")
+    no_key = client.post("/v1/rides", json={"riderId": "rdr_1", "quoteId": "q"})
+    assert (no_key.status_code, no_key.json()["error"]["code"]) == (400, "idempotency_key_required")
+    other = client.get("/v1/rides/ride_x", params={"riderId": "rdr_1"})
+    assert (other.status_code, other.json()["error"]["code"]) == (404, "ride_not_found")
+
+
+def test_http_books_and_lists_and_replays_versions(store: MemoryStore) -> None:
+    client = _client(store)
+    quote = client.post(
+        "/v1/quotes",
+        json={"riderId": "rdr_1", "pickup": {"addressId": "A1"}, "dropoff": {"lat": 60.18, "lon": 24.96}},
+    )
+    assert quote.status_code == 201 and quote.json()["fare"]["currency"] == "EUR"
+    ride = client.post(
+        "/v1/rides",
+        json={"riderId": "rdr_1", "quoteId": quote.json()["quoteId"]},
+        headers={"Idempotency-Key": "abc"},
+    )
+    assert ride.status_code == 202 and ride.json()["version"] == 1
+    rides = client.get("/v1/rides", params={"riderId": "rdr_1"}).json()
+    assert [r["rideId"] for r in rides["rides"]] == [ride.json()["rideId"]]
+    versions = client.get(f"/v1/rides/{ride.json()['rideId']}/versions", params={"riderId": "rdr_1"}).json()
+    assert [v["version"] for v in versions["versions"]] == [1]

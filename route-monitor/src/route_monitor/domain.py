@@ -1,0 +1,412 @@
+"""Per-ride tracking from car telemetry (pure: no I/O, no clock of its own).
+
+A ``Tracker`` is loaded with the cursors of the cars and the tracking rows of the rides a batch of
+telemetry touches, is fed the records in stream order and returns the facts they imply:
+``CarArrivedAtPickup``, ``TripStarted``, ``TripCompleted``, ``CarStalled`` (from simulated time) and,
+throttled on the wall clock the caller passes in, ``RideEtaUpdated``. The facts and the changed rows are
+committed together (with the stream checkpoint), so replaying the same records from the same state
+derives the same facts and a committed fact is never derived twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from acr.catalog import (
+    CarArrivedAtPickup,
+    CarStalled,
+    CarTelemetry,
+    EventData,
+    RideEtaUpdated,
+    TripCompleted,
+    TripStarted,
+)
+from acr.geo import haversine_m
+
+IDLE, TO_PICKUP, BOARDING, TO_DESTINATION, STALLED = "IDLE", "TO_PICKUP", "BOARDING", "TO_DESTINATION", "STALLED"
+COMPLETED = "COMPLETED"  # the phase of a ride row once its trip is over
+MOVING = (TO_PICKUP, TO_DESTINATION)  # phases with an ETA
+WATCHED = (TO_PICKUP, TO_DESTINATION, STALLED)  # phases in which a car must make progress
+
+# (from_lat, from_lon, to_lat, to_lon) -> (duration_s, distance_m) on the streets, or None.
+Remaining = Callable[[float, float, float, float], "tuple[float, float] | None"]
+
+
+@dataclass(frozen=True)
+class Rules:
+    stall_window_s: float = 120.0  # simulated seconds without progress before CarStalled
+    eta_push_s: float = 2.0  # wall seconds between two RideEtaUpdated of one ride
+    progress_m: float = 5.0  # moving less than this is no progress
+    speed_window_s: float = 60.0  # simulated seconds of telemetry behind the average speed
+    min_speed_ms: float = 0.5  # below this the average says nothing: use the route's own duration
+    eta_max_age_s: float = 30.0  # never push an ETA computed from a record older than this (wall)
+    arrival_radius_m: float = 50.0  # a stalled car that reaches its target still completes the trip
+
+
+@dataclass(frozen=True)
+class Point:
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a car last made progress, and when (simulated)."""
+
+    lat: float
+    lon: float
+    sim_time: float
+
+
+@dataclass
+class CarCursor:
+    """What the monitor last saw of one car (the car's ride, phase, odometer, speed samples)."""
+
+    car_id: str
+    ride_id: str | None = None
+    phase: str = IDLE
+    sim_time: float | None = None
+    odometer_m: float = 0.0
+    lat: float = 0.0
+    lon: float = 0.0
+    target: Point | None = None
+    seen: list[str] = field(default_factory=list)  # (phase, ride) keys already seen at ``sim_time``
+    samples: list[tuple[float, float]] = field(default_factory=list)  # (sim_time, odometer_m) of this leg
+    version: int = 0
+
+    def average_speed(self, rules: Rules) -> float | None:
+        """Metres per simulated second over the sliding window, or None without usable history."""
+        if len(self.samples) < 2:
+            return None
+        (t0, odo0), (t1, odo1) = self.samples[0], self.samples[-1]
+        if t1 - t0 < 1.0:
+            return None
+        speed = (odo1 - odo0) / (t1 - t0)
+        return speed if speed >= rules.min_speed_ms else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"carId": self.car_id, "rideId": self.ride_id, "phase": self.phase, "simTime": self.sim_time,
+                "odometerM": self.odometer_m, "lat": self.lat, "lon": self.lon,
+                "target": _point_dict(self.target), "seen": list(self.seen),
+                "samples": [[t, o] for t, o in self.samples], "version": self.version}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CarCursor:
+        return cls(car_id=d["carId"], ride_id=d.get("rideId"), phase=d.get("phase", IDLE),
+                   sim_time=_opt_float(d.get("simTime")), odometer_m=float(d.get("odometerM", 0.0)),
+                   lat=float(d.get("lat", 0.0)), lon=float(d.get("lon", 0.0)), target=_point(d.get("target")),
+                   seen=list(d.get("seen") or []),
+                   samples=[(float(t), float(o)) for t, o in d.get("samples") or []],
+                   version=int(d.get("version", 0)))
+
+
+@dataclass
+class Leg:
+    """One car's part in a ride: the facts already emitted for it and its progress."""
+
+    arrived: bool = False
+    started: bool = False
+    stalled: bool = False
+    distance_m: float = 0.0  # driven by this car in TO_DESTINATION
+    progress: Progress | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"arrived": self.arrived, "started": self.started, "stalled": self.stalled,
+                "distanceMeters": self.distance_m, "progress": _progress_dict(self.progress)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Leg:
+        return cls(arrived=bool(d.get("arrived")), started=bool(d.get("started")), stalled=bool(d.get("stalled")),
+                   distance_m=float(d.get("distanceMeters", 0.0)), progress=_progress(d.get("progress")))
+
+
+@dataclass
+class RideTracking:
+    """The tracking state of one ride, over every car that carried it."""
+
+    ride_id: str
+    car_id: str | None = None
+    phase: str = IDLE
+    lat: float | None = None
+    lon: float | None = None
+    sim_time: float | None = None
+    at: str | None = None
+    target: Point | None = None
+    distance_m: float = 0.0  # TO_DESTINATION, over every car
+    trip_started_sim: float | None = None
+    trip_started_at: str | None = None
+    completed: bool = False
+    completed_at: str | None = None
+    duration_s: float | None = None
+    eta_seconds: float | None = None
+    eta_pushed_wall: float | None = None
+    legs: dict[str, Leg] = field(default_factory=dict)
+    version: int = 0
+
+    @property
+    def last_progress(self) -> Progress | None:
+        leg = self.legs.get(self.car_id) if self.car_id else None
+        return leg.progress if leg else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rideId": self.ride_id, "carId": self.car_id, "phase": self.phase, "lat": self.lat, "lon": self.lon,
+            "simTime": self.sim_time, "at": self.at, "target": _point_dict(self.target),
+            "distanceMeters": self.distance_m, "tripStartedSimTime": self.trip_started_sim,
+            "tripStartedAt": self.trip_started_at, "completed": self.completed, "completedAt": self.completed_at,
+            "durationSeconds": self.duration_s, "etaSeconds": self.eta_seconds,
+            "etaPushedAt": self.eta_pushed_wall, "legs": {c: leg.to_dict() for c, leg in self.legs.items()},
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RideTracking:
+        return cls(
+            ride_id=d["rideId"], car_id=d.get("carId"), phase=d.get("phase", IDLE), lat=_opt_float(d.get("lat")),
+            lon=_opt_float(d.get("lon")), sim_time=_opt_float(d.get("simTime")), at=d.get("at"),
+            target=_point(d.get("target")), distance_m=float(d.get("distanceMeters", 0.0)),
+            trip_started_sim=_opt_float(d.get("tripStartedSimTime")), trip_started_at=d.get("tripStartedAt"),
+            completed=bool(d.get("completed")), completed_at=d.get("completedAt"),
+            duration_s=_opt_float(d.get("durationSeconds")), eta_seconds=_opt_float(d.get("etaSeconds")),
+            eta_pushed_wall=_opt_float(d.get("etaPushedAt")),
+            legs={c: Leg.from_dict(leg) for c, leg in (d.get("legs") or {}).items()},
+            version=int(d.get("version", 0)),
+        )
+
+    def view(self) -> dict[str, Any]:
+        """The public tracking state (``GET /v1/rides/{rideId}/tracking``)."""
+        view = self.to_dict()
+        progress = self.last_progress
+        view["lastProgress"] = _progress_dict(progress)
+        view["distanceMeters"] = round(self.distance_m, 1)
+        view["legs"] = [{"carId": c} | leg.to_dict() for c, leg in self.legs.items()]
+        view["etaPushedAt"] = (datetime.fromtimestamp(self.eta_pushed_wall, UTC).isoformat()
+                               if self.eta_pushed_wall is not None else None)
+        return view
+
+
+@dataclass
+class Changes:
+    """What one commit writes: the changed rows and the facts."""
+
+    cars: list[CarCursor]
+    rides: list[RideTracking]
+    facts: list[EventData]
+
+
+class Tracker:
+    """Feeds telemetry into car cursors and ride tracking rows; collects the resulting facts."""
+
+    # What one record can add to a commit at most: its car, two rides (one left, one followed), facts.
+    MAX_ITEMS_PER_RECORD = 10
+
+    def __init__(self, rules: Rules, cars: dict[str, CarCursor] | None = None,
+                 rides: dict[str, RideTracking] | None = None) -> None:
+        self.rules = rules
+        self.cars: dict[str, CarCursor] = cars or {}
+        self.rides: dict[str, RideTracking] = rides or {}
+        self.facts: list[EventData] = []
+        self.ignored = 0
+        self._dirty_cars: set[str] = set()
+        self._dirty_rides: set[str] = set()
+        self._eta_due: dict[str, CarTelemetry] = {}
+
+    # ----------------------------------------------------------------------------- telemetry
+    def observe(self, t: CarTelemetry) -> None:
+        """Apply one record; a duplicate or out-of-order record (older than the car's last) is ignored."""
+        cursor = self.cars.get(t.car_id)
+        ride_id = t.ride_id if t.phase != IDLE else None
+        if _stale(cursor, t) or (ride_id and self._is_completed(ride_id)):
+            self.ignored += 1
+            return
+        if ride_id is None and (cursor is None or cursor.ride_id is None):
+            return  # an idle car stays idle: nothing to track
+        if cursor is None:
+            cursor = self.cars[t.car_id] = CarCursor(t.car_id)
+        known = cursor.sim_time is not None
+        delta = max(0.0, t.odometer_m - cursor.odometer_m) if known else 0.0
+        if cursor.ride_id and cursor.ride_id != ride_id:
+            self._leave(cursor.ride_id, cursor, t, delta)
+        if ride_id:
+            self._follow(self._ride(ride_id), cursor, t, delta if cursor.ride_id == ride_id else 0.0)
+        self._advance(cursor, t, ride_id)
+
+    def _is_completed(self, ride_id: str) -> bool:
+        ride = self.rides.get(ride_id)
+        return bool(ride and ride.completed)
+
+    def _ride(self, ride_id: str) -> RideTracking:
+        ride = self.rides.get(ride_id)
+        if ride is None:
+            ride = self.rides[ride_id] = RideTracking(ride_id)
+        return ride
+
+    def _leave(self, ride_id: str, cursor: CarCursor, t: CarTelemetry, delta: float) -> None:
+        """The car no longer carries ``ride_id``: at the end of TO_DESTINATION that completes the trip."""
+        ride = self.rides.get(ride_id)
+        self._eta_due.pop(ride_id, None)
+        if ride is None or ride.completed or ride.car_id != cursor.car_id or cursor.phase != TO_DESTINATION:
+            return
+        leg = ride.legs.setdefault(cursor.car_id, Leg())
+        leg.distance_m += delta
+        ride.distance_m += delta
+        self._dirty_rides.add(ride_id)
+        if leg.stalled and not self._at_target(cursor, t):
+            return  # a stalled car handed the ride over: the replacement completes it
+        self._complete(ride, cursor.car_id, t)
+
+    def _at_target(self, cursor: CarCursor, t: CarTelemetry) -> bool:
+        target = cursor.target
+        return bool(target and haversine_m(t.lat, t.lon, target.lat, target.lon) <= self.rules.arrival_radius_m)
+
+    def _complete(self, ride: RideTracking, car_id: str, t: CarTelemetry) -> None:
+        start = ride.trip_started_sim if ride.trip_started_sim is not None else t.sim_time_s
+        ride.completed = True
+        ride.phase = COMPLETED
+        ride.lat, ride.lon, ride.sim_time, ride.at = t.lat, t.lon, t.sim_time_s, t.at
+        ride.completed_at = t.at
+        ride.duration_s = round(max(0.0, t.sim_time_s - start), 1)
+        ride.eta_seconds = 0.0
+        self.facts.append(TripCompleted(ride_id=ride.ride_id, car_id=car_id, distance_meters=round(ride.distance_m, 1),
+                                        duration_seconds=ride.duration_s, at=t.at))
+
+    def _follow(self, ride: RideTracking, cursor: CarCursor, t: CarTelemetry, delta: float) -> None:
+        """The car carries ``ride``: move it on, emit the milestones, watch its progress."""
+        car_id = t.car_id
+        leg = ride.legs.setdefault(car_id, Leg())
+        if ride.car_id != car_id and (ride.car_id is None or not leg.stalled):
+            ride.car_id = car_id  # a replacement car took the ride over (a stalled car never takes it back)
+        if ride.car_id != car_id:
+            return  # a stalled car that was replaced: the ride is no longer its business
+        self._dirty_rides.add(ride.ride_id)
+        if TO_DESTINATION in (cursor.phase, t.phase):
+            leg.distance_m += delta
+            ride.distance_m += delta
+        ride.phase, ride.lat, ride.lon, ride.sim_time, ride.at = t.phase, t.lat, t.lon, t.sim_time_s, t.at
+        ride.target = Point(t.target.lat, t.target.lon) if t.target else None
+        self._milestones(ride, leg, t)
+        changed = cursor.ride_id != ride.ride_id or cursor.phase != t.phase
+        self._watch_progress(ride, leg, t, changed)
+        if t.phase in MOVING:
+            self._eta_due[ride.ride_id] = t
+        else:
+            self._eta_due.pop(ride.ride_id, None)
+
+    def _milestones(self, ride: RideTracking, leg: Leg, t: CarTelemetry) -> None:
+        if t.phase in (BOARDING, TO_DESTINATION) and not leg.arrived:
+            leg.arrived = True
+            self.facts.append(CarArrivedAtPickup(ride_id=ride.ride_id, car_id=t.car_id, at=t.at))
+        if t.phase == TO_DESTINATION and not leg.started:
+            leg.started = True
+            if ride.trip_started_sim is None:
+                ride.trip_started_sim, ride.trip_started_at = t.sim_time_s, t.at
+            self.facts.append(TripStarted(ride_id=ride.ride_id, car_id=t.car_id, at=t.at))
+
+    def _watch_progress(self, ride: RideTracking, leg: Leg, t: CarTelemetry, phase_changed: bool) -> None:
+        """CarStalled once per ride and car after ``stall_window_s`` simulated seconds without progress."""
+        here = Progress(t.lat, t.lon, t.sim_time_s)
+        if t.phase not in WATCHED:
+            leg.progress = None
+            return
+        last = leg.progress
+        if last is None or (phase_changed and t.phase != STALLED):
+            leg.progress = here
+        elif haversine_m(last.lat, last.lon, t.lat, t.lon) >= self.rules.progress_m:
+            leg.progress = here
+        elif not leg.stalled and t.sim_time_s - last.sim_time >= self.rules.stall_window_s:
+            leg.stalled = True
+            self.facts.append(CarStalled(ride_id=ride.ride_id, car_id=t.car_id, lat=t.lat, lon=t.lon, at=t.at))
+
+    def _advance(self, cursor: CarCursor, t: CarTelemetry, ride_id: str | None) -> None:
+        key = _key(t)
+        cursor.seen = [*cursor.seen, key] if cursor.sim_time == t.sim_time_s else [key]
+        if cursor.phase != t.phase or cursor.ride_id != ride_id:
+            cursor.samples = []  # a new leg: the speed window starts again
+        horizon = t.sim_time_s - self.rules.speed_window_s
+        cursor.samples = [s for s in cursor.samples if s[0] >= horizon] + [(t.sim_time_s, t.odometer_m)]
+        cursor.ride_id, cursor.phase, cursor.sim_time = ride_id, t.phase, t.sim_time_s
+        cursor.odometer_m, cursor.lat, cursor.lon = t.odometer_m, t.lat, t.lon
+        cursor.target = Point(t.target.lat, t.target.lon) if t.target else None
+        self._dirty_cars.add(cursor.car_id)
+
+    # ----------------------------------------------------------------------------- ETA
+    def flush_etas(self, now_wall: float, remaining: Remaining) -> None:
+        """One ``RideEtaUpdated`` per moving ride whose last push is ``eta_push_s`` wall seconds old."""
+        due, self._eta_due = self._eta_due, {}
+        for ride_id, t in due.items():
+            ride = self.rides[ride_id]
+            if t.target is None or (ride.eta_pushed_wall is not None
+                                    and now_wall - ride.eta_pushed_wall < self.rules.eta_push_s):
+                continue
+            if now_wall - _epoch(t.at) > self.rules.eta_max_age_s:
+                continue  # catching up on a backlog: this position is history
+            route = remaining(t.lat, t.lon, t.target.lat, t.target.lon)
+            if route is None:
+                continue
+            duration_s, distance_m = route
+            speed = self.cars[t.car_id].average_speed(self.rules)
+            eta = round(distance_m / speed if speed else duration_s, 1)
+            ride.eta_seconds, ride.eta_pushed_wall = eta, now_wall
+            self._dirty_rides.add(ride_id)
+            self.facts.append(RideEtaUpdated(ride_id=ride_id, car_id=t.car_id, phase=t.phase,  # type: ignore[arg-type]
+                                             eta_seconds=eta, lat=t.lat, lon=t.lon))
+
+    # ----------------------------------------------------------------------------- commits
+    def pending_items(self) -> int:
+        """Transaction items the next commit needs (rows, facts, ETAs still due, the checkpoint)."""
+        return len(self._dirty_cars) + len(self._dirty_rides) + len(self.facts) + len(self._eta_due) + 1
+
+    def changes(self) -> Changes:
+        return Changes(cars=[self.cars[c] for c in sorted(self._dirty_cars)],
+                       rides=[self.rides[r] for r in sorted(self._dirty_rides)], facts=list(self.facts))
+
+    def committed(self) -> None:
+        """The changes are stored: versions move on, nothing is pending."""
+        for car_id in self._dirty_cars:
+            self.cars[car_id].version += 1
+        for ride_id in self._dirty_rides:
+            self.rides[ride_id].version += 1
+        self._dirty_cars.clear()
+        self._dirty_rides.clear()
+        self.facts = []
+
+
+# --------------------------------------------------------------------------------- helpers
+def _key(t: CarTelemetry) -> str:
+    return f"{t.phase}|{t.ride_id or ''}"
+
+
+def _stale(cursor: CarCursor | None, t: CarTelemetry) -> bool:
+    """Older than the car's last record, or the same record again."""
+    if cursor is None or cursor.sim_time is None:
+        return False
+    if t.sim_time_s < cursor.sim_time:
+        return True
+    return t.sim_time_s == cursor.sim_time and _key(t) in cursor.seen
+
+
+def _epoch(at: str) -> float:
+    return datetime.fromisoformat(at).timestamp()
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _point(d: dict[str, Any] | None) -> Point | None:
+    return Point(float(d["lat"]), float(d["lon"])) if d else None
+
+
+def _point_dict(p: Point | None) -> dict[str, float] | None:
+    return {"lat": p.lat, "lon": p.lon} if p else None
+
+
+def _progress(d: dict[str, Any] | None) -> Progress | None:
+    return Progress(float(d["lat"]), float(d["lon"]), float(d["simTime"])) if d else None
+
+
+def _progress_dict(p: Progress | None) -> dict[str, float] | None:
+    return {"lat": p.lat, "lon": p.lon, "simTime": p.sim_time} if p else None
