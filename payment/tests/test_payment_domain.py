@@ -32,19 +32,36 @@ def test_a_decline_is_never_retried() -> None:
 
 def test_a_capture_settles_the_payment_with_the_charge_id() -> None:
     payment = Payment.settle("ride_1", "rdr", Purpose.FARE, FARE, ChargeOutcome(2, charge=CHARGE), "t")
-    assert (payment.status, payment.payment_id, payment.attempts) == (PaymentStatus.SUCCEEDED, CHARGE.charge_id, 2)
+    assert (payment.status, payment.payment_id, payment.attempts) == (
+        PaymentStatus.SUCCEEDED,
+        CHARGE.charge_id,
+        2,
+    )
     with pytest.raises(NotRetryable):
         payment.retried(ChargeOutcome(1, charge=CHARGE), "t2")
 
 
 def test_a_failed_payment_can_be_retried_until_it_succeeds() -> None:
     failed = Payment.settle("ride_1", "rdr", Purpose.FARE, FARE, ChargeOutcome(3, reason="timeout"), "t")
-    assert (failed.status, failed.reason, failed.payment_id) == (PaymentStatus.FAILED, "timeout", "pay_ride_1")
+    assert (failed.status, failed.reason, failed.payment_id) == (
+        PaymentStatus.FAILED,
+        "timeout",
+        "pay_ride_1",
+    )
     still = failed.retried(ChargeOutcome(1, reason="declined"), "t2")
-    assert (still.status, still.attempts, still.reason, still.version) == (PaymentStatus.FAILED, 4, "declined", 2)
+    assert (still.status, still.attempts, still.reason, still.version) == (
+        PaymentStatus.FAILED,
+        4,
+        "declined",
+        2,
+    )
     paid = still.retried(ChargeOutcome(1, charge=CHARGE), "t3")
     assert (paid.status, paid.payment_id, paid.attempts, paid.reason) == (
-        PaymentStatus.SUCCEEDED, CHARGE.charge_id, 5, None)
+        PaymentStatus.SUCCEEDED,
+        CHARGE.charge_id,
+        5,
+        None,
+    )
 
 
 def test_the_charge_id_follows_from_the_idempotency_key() -> None:

@@ -34,16 +34,27 @@ def messaging() -> Iterator[Messaging]:
 
 
 def _completed(ride_id: str) -> tuple[object, RideCompleted]:
-    data = RideCompleted(ride_id=ride_id, rider_id="rdr_1", car_id="car-1", fare=Money.of("17.80"),
-                         distance_meters=1000, duration_seconds=300, completed_at="2026-01-01T00:00:00Z")
+    data = RideCompleted(
+        ride_id=ride_id,
+        rider_id="rdr_1",
+        car_id="car-1",
+        fare=Money.of("17.80"),
+        distance_meters=1000,
+        duration_seconds=300,
+        completed_at="2026-01-01T00:00:00Z",
+    )
     return catalog.record(data, subject=ride_id, sequence=5), data
 
 
 def test_payment_record_outbox_and_marker_commit_together_and_capture_once(messaging: Messaging) -> None:
     ledger = DynamoLedger(messaging.dynamodb)
     gateway = SimulatedGateway(ledger, "timeout", timeout_s=0, sleep=lambda s: None)
-    service = PaymentService(uow=lambda: DynamoPaymentUnitOfWork(messaging.unit_of_work()), gateway=gateway,
-                             policy=RetryPolicy(3, 0.0), sleep=lambda s: None)
+    service = PaymentService(
+        uow=lambda: DynamoPaymentUnitOfWork(messaging.unit_of_work()),
+        gateway=gateway,
+        policy=RetryPolicy(3, 0.0),
+        sleep=lambda s: None,
+    )
     handle = service.consumer()
 
     event, data = _completed("ride_it_pay_1")
@@ -60,7 +71,9 @@ def test_payment_record_outbox_and_marker_commit_together_and_capture_once(messa
     [charge] = ledger.list("ride_it_pay_1", 500)
     assert charge.charge_id == paid.payment_id
     assert [e["type"].rsplit(".", 1)[1] for e in messaging.events_about("ride_it_pay_1")] == [
-        "PaymentFailed", "PaymentSucceeded"]
+        "PaymentFailed",
+        "PaymentSucceeded",
+    ]
 
     # a stale writer (version 1) loses on the version condition
     uow = DynamoPaymentUnitOfWork(messaging.unit_of_work())
@@ -74,7 +87,9 @@ def test_concurrent_captures_with_one_key_keep_one_ledger_row(messaging: Messagi
     ledger = DynamoLedger(messaging.dynamodb)
     gateway = SimulatedGateway(ledger)
     with ThreadPoolExecutor(8) as pool:
-        charges = list(pool.map(lambda _: gateway.capture("ride_it_pay_2", "ride_it_pay_2", Money.of(5)), range(8)))
+        charges = list(
+            pool.map(lambda _: gateway.capture("ride_it_pay_2", "ride_it_pay_2", Money.of(5)), range(8))
+        )
     assert len({c.charge_id for c in charges}) == 1 and len({c.at for c in charges}) == 1
     assert len(ledger.list("ride_it_pay_2", 500)) == 1
     assert {c.ride_id for c in ledger.list(None, 500)} >= {"ride_it_pay_1", "ride_it_pay_2"}

@@ -22,10 +22,15 @@ class World:
         self.store = PaymentStore()
         self.ledger = MemoryLedger()
         self.slept: list[float] = []
-        self.gateway = SimulatedGateway(self.ledger, mode, capture_on_timeout=capture_on_timeout,
-                                        sleep=lambda s: None)
-        self.service = PaymentService(uow=lambda: MemoryPaymentUnitOfWork(self.store), gateway=self.gateway,
-                                      policy=RetryPolicy(max_attempts=3, base_delay_s=0.2), sleep=self.sleep)
+        self.gateway = SimulatedGateway(
+            self.ledger, mode, capture_on_timeout=capture_on_timeout, sleep=lambda s: None
+        )
+        self.service = PaymentService(
+            uow=lambda: MemoryPaymentUnitOfWork(self.store),
+            gateway=self.gateway,
+            policy=RetryPolicy(max_attempts=3, base_delay_s=0.2),
+            sleep=self.sleep,
+        )
         self.handle = self.service.consumer()
         self.on_sleep: list[object] = []
 
@@ -42,14 +47,27 @@ class World:
 
 
 def completed(ride_id: str = "ride_1", fare: Money = FARE) -> tuple[CloudEvent, RideCompleted]:
-    data = RideCompleted(ride_id=ride_id, rider_id="rdr_1", car_id="car-1", fare=fare, distance_meters=1000,
-                         duration_seconds=300, completed_at="2026-01-01T00:00:00Z")
+    data = RideCompleted(
+        ride_id=ride_id,
+        rider_id="rdr_1",
+        car_id="car-1",
+        fare=fare,
+        distance_meters=1000,
+        duration_seconds=300,
+        completed_at="2026-01-01T00:00:00Z",
+    )
     return catalog.record(data, subject=ride_id, sequence=5), data
 
 
 def cancelled(ride_id: str = "ride_1", fee: Money | None = None) -> tuple[CloudEvent, RideCancelled]:
-    data = RideCancelled(ride_id=ride_id, rider_id="rdr_1", car_id="car-1", reason="RIDER_CANCELLED", fee=fee,
-                         cancelled_at="2026-01-01T00:00:00Z")
+    data = RideCancelled(
+        ride_id=ride_id,
+        rider_id="rdr_1",
+        car_id="car-1",
+        reason="RIDER_CANCELLED",
+        fee=fee,
+        cancelled_at="2026-01-01T00:00:00Z",
+    )
     return catalog.record(data, subject=ride_id, sequence=4), data
 
 
@@ -61,7 +79,9 @@ def test_a_completed_ride_is_charged_once_even_when_redelivered() -> None:
         world.handle(event.resent(), data)
     assert world.captures("ride_1") == 1
     [(kind, payload)] = world.outbox()
-    assert kind == "PaymentSucceeded" and payload["purpose"] == "FARE" and payload["amount"] == FARE.model_dump()
+    assert (
+        kind == "PaymentSucceeded" and payload["purpose"] == "FARE" and payload["amount"] == FARE.model_dump()
+    )
     payment = world.store.payments["ride_1"]
     assert payload["paymentId"] == payment.payment_id == next(iter(world.ledger.rows.values())).charge_id
     assert (payment.status, payment.attempts) == (PaymentStatus.SUCCEEDED, 1)
@@ -70,8 +90,11 @@ def test_a_completed_ride_is_charged_once_even_when_redelivered() -> None:
 def test_a_crash_after_the_capture_charges_nothing_more_on_redelivery() -> None:
     world = World()
     event, data = completed()
-    crashing = PaymentService(uow=lambda: MemoryPaymentUnitOfWork(world.store, before_commit=_crash),
-                              gateway=world.gateway, sleep=world.sleep)
+    crashing = PaymentService(
+        uow=lambda: MemoryPaymentUnitOfWork(world.store, before_commit=_crash),
+        gateway=world.gateway,
+        sleep=world.sleep,
+    )
     with pytest.raises(RuntimeError):
         crashing.consumer()(event, data)
     assert world.captures("ride_1") == 1 and world.store.payments == {}

@@ -15,4 +15,11 @@ def test_points_are_the_floor_of_each_fare() -> None:
 
 def test_tier_thresholds() -> None:
     assert [tier_for(p) for p in (0, 99, 100, 499, 500, 1999, 2000)] == [
-        "BRONZE", "BRONZE", "SILVER", "SILVER", "GOLD", "GOLD", "PLATINUM"]
+        "BRONZE",
+        "BRONZE",
+        "SILVER",
+        "SILVER",
+        "GOLD",
+        "GOLD",
+        "PLATINUM",
+    ]

@@ -37,21 +37,39 @@ def test_loyalty_guard_events_and_marker_commit_together(messaging: Messaging) -
 
     handle = consumer(uow)
     view = DynamoLoyaltyView(messaging.dynamodb)
-    paid = PaymentSucceeded(ride_id="ride_it_rw_1", rider_id="rdr_it", payment_id="ch_1",
-                            amount=Money.of("123.45"), purpose="FARE")
+    paid = PaymentSucceeded(
+        ride_id="ride_it_rw_1",
+        rider_id="rdr_it",
+        payment_id="ch_1",
+        amount=Money.of("123.45"),
+        purpose="FARE",
+    )
     event = catalog.record(paid, subject="ride_it_rw_1")
     handle(event, paid)
     with pytest.raises(Duplicate):
         handle(event.resent(), paid)
     handle(catalog.record(paid, subject="ride_it_rw_1"), paid)  # a second success for the ride: no points
-    fail = PaymentFailed(ride_id="ride_it_rw_2", rider_id="rdr_it", payment_id="pay_2", amount=Money.of("9.00"),
-                         purpose="FARE", reason="declined")
+    fail = PaymentFailed(
+        ride_id="ride_it_rw_2",
+        rider_id="rdr_it",
+        payment_id="pay_2",
+        amount=Money.of("9.00"),
+        purpose="FARE",
+        reason="declined",
+    )
     handle(catalog.record(fail, subject="ride_it_rw_2"), fail)
 
     loyalty = view.get("rdr_it")
     assert (loyalty.ride_count, loyalty.points, loyalty.tier, loyalty.rating, loyalty.version) == (
-        1, 123, "SILVER", 4.5, 2)
-    assert [e["type"].rsplit(".", 1)[1] for e in messaging.events_about("ride_it_rw_1")] == ["RewardPointsEarned"]
+        1,
+        123,
+        "SILVER",
+        4.5,
+        2,
+    )
+    assert [e["type"].rsplit(".", 1)[1] for e in messaging.events_about("ride_it_rw_1")] == [
+        "RewardPointsEarned"
+    ]
     assert [e["type"].rsplit(".", 1)[1] for e in messaging.events_about("rdr_it")] == ["RiderTierChanged"]
 
     # a stale writer loses on the version condition, and a new rider's row may be created only once

@@ -6,18 +6,31 @@ from reward.domain import Loyalty, on_payment
 
 
 def test_a_paid_fare_earns_its_floor_and_counts_a_ride() -> None:
-    change = on_payment(Loyalty("r1", points=95, version=3), succeeded=True, purpose="FARE", amount=Decimal("7.99"))
+    change = on_payment(
+        Loyalty("r1", points=95, version=3), succeeded=True, purpose="FARE", amount=Decimal("7.99")
+    )
     assert (change.effect, change.points_earned, change.after.points, change.after.ride_count) == (
-        "RIDE_PAID", 7, 102, 1)
+        "RIDE_PAID",
+        7,
+        102,
+        1,
+    )
     assert change.tier_changed and (change.before.tier, change.after.tier) == ("BRONZE", "SILVER")
     assert change.after.version == 4
 
 
 def test_a_fee_earns_nothing_but_lowers_the_rating_by_a_quarter() -> None:
     for succeeded in (True, False):
-        change = on_payment(Loyalty("r1"), succeeded=succeeded, purpose="CANCELLATION_FEE", amount=Decimal("5"))
-        assert (change.effect, change.points_earned, change.after.points, change.after.ride_count,
-                change.after.rating) == ("LATE_CANCELLATION", None, 0, 0, 4.75)
+        change = on_payment(
+            Loyalty("r1"), succeeded=succeeded, purpose="CANCELLATION_FEE", amount=Decimal("5")
+        )
+        assert (
+            change.effect,
+            change.points_earned,
+            change.after.points,
+            change.after.ride_count,
+            change.after.rating,
+        ) == ("LATE_CANCELLATION", None, 0, 0, 4.75)
 
 
 def test_a_failed_fare_lowers_the_rating_by_half_never_below_zero() -> None:

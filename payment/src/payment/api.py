@@ -32,14 +32,27 @@ class ModeIn(BaseModel):
 
 
 def payment_out(payment: Payment) -> dict[str, Any]:
-    return {"rideId": payment.ride_id, "riderId": payment.rider_id, "status": payment.status.value,
-            "purpose": payment.purpose.value, "amount": payment.amount.model_dump(), "attempts": payment.attempts,
-            "paymentId": payment.payment_id, "reason": payment.reason, "updatedAt": payment.updated_at}
+    return {
+        "rideId": payment.ride_id,
+        "riderId": payment.rider_id,
+        "status": payment.status.value,
+        "purpose": payment.purpose.value,
+        "amount": payment.amount.model_dump(),
+        "attempts": payment.attempts,
+        "paymentId": payment.payment_id,
+        "reason": payment.reason,
+        "updatedAt": payment.updated_at,
+    }
 
 
 def charge_out(charge: Charge) -> dict[str, Any]:
-    return {"chargeId": charge.charge_id, "rideId": charge.ride_id, "type": charge.type,
-            "amount": charge.amount.model_dump(), "at": charge.at}
+    return {
+        "chargeId": charge.charge_id,
+        "rideId": charge.ride_id,
+        "type": charge.type,
+        "amount": charge.amount.model_dump(),
+        "at": charge.at,
+    }
 
 
 @router.get("/payments/{ride_id}")

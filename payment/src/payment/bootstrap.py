@@ -51,7 +51,7 @@ def create_app(payments: PaymentService | None = None, gateway: SimulatedGateway
     settings = get_settings()
     logs.configure("payment", settings.log_level, settings.log_format)
     app = FastAPI(title="ACR payment", version="0.1.0", lifespan=None if payments else lifespan)
-    app.state.events_about = lambda subject: []
+    app.state.events_about = lambda _subject: []
     if payments:
         app.state.payments = payments
         app.state.gateway = gateway

@@ -122,14 +122,33 @@ class Payment:
     version: int = 1
 
     @staticmethod
-    def settle(ride_id: str, rider_id: str, purpose: Purpose, amount: Money, outcome: ChargeOutcome,
-               at: str) -> Payment:
+    def settle(
+        ride_id: str, rider_id: str, purpose: Purpose, amount: Money, outcome: ChargeOutcome, at: str
+    ) -> Payment:
         """The first outcome of charging a ride."""
         if outcome.charge is not None:
-            return Payment(ride_id, rider_id, purpose, amount, PaymentStatus.SUCCEEDED, outcome.charge.charge_id,
-                           outcome.attempts, None, at)
-        return Payment(ride_id, rider_id, purpose, amount, PaymentStatus.FAILED, failed_payment_id(ride_id),
-                       outcome.attempts, outcome.reason, at)
+            return Payment(
+                ride_id,
+                rider_id,
+                purpose,
+                amount,
+                PaymentStatus.SUCCEEDED,
+                outcome.charge.charge_id,
+                outcome.attempts,
+                None,
+                at,
+            )
+        return Payment(
+            ride_id,
+            rider_id,
+            purpose,
+            amount,
+            PaymentStatus.FAILED,
+            failed_payment_id(ride_id),
+            outcome.attempts,
+            outcome.reason,
+            at,
+        )
 
     def ensure_retryable(self) -> None:
         """Only a FAILED payment can be charged again (by an operator)."""
@@ -141,9 +160,18 @@ class Payment:
         self.ensure_retryable()
         attempts = self.attempts + outcome.attempts
         if outcome.charge is not None:
-            return replace(self, status=PaymentStatus.SUCCEEDED, payment_id=outcome.charge.charge_id,
-                           attempts=attempts, reason=None, updated_at=at, version=self.version + 1)
-        return replace(self, attempts=attempts, reason=outcome.reason, updated_at=at, version=self.version + 1)
+            return replace(
+                self,
+                status=PaymentStatus.SUCCEEDED,
+                payment_id=outcome.charge.charge_id,
+                attempts=attempts,
+                reason=None,
+                updated_at=at,
+                version=self.version + 1,
+            )
+        return replace(
+            self, attempts=attempts, reason=outcome.reason, updated_at=at, version=self.version + 1
+        )
 
 
 def failed_payment_id(ride_id: str) -> str:

@@ -37,12 +37,22 @@ def announcement(payment: Payment) -> Outgoing:
     """The outcome event of a payment, on the payment bus."""
     data: EventData
     if payment.status == PaymentStatus.SUCCEEDED:
-        data = PaymentSucceeded(ride_id=payment.ride_id, rider_id=payment.rider_id, payment_id=payment.payment_id,
-                                amount=payment.amount, purpose=payment.purpose.value)
+        data = PaymentSucceeded(
+            ride_id=payment.ride_id,
+            rider_id=payment.rider_id,
+            payment_id=payment.payment_id,
+            amount=payment.amount,
+            purpose=payment.purpose.value,
+        )
     else:
-        data = PaymentFailed(ride_id=payment.ride_id, rider_id=payment.rider_id, payment_id=payment.payment_id,
-                             amount=payment.amount, purpose=payment.purpose.value,
-                             reason=payment.reason or "payment failed")
+        data = PaymentFailed(
+            ride_id=payment.ride_id,
+            rider_id=payment.rider_id,
+            payment_id=payment.payment_id,
+            amount=payment.amount,
+            purpose=payment.purpose.value,
+            reason=payment.reason or "payment failed",
+        )
     return Outgoing(catalog.record(data, subject=payment.ride_id), PAYMENT_BUS)
 
 
@@ -63,10 +73,10 @@ class PaymentService:
         }
         return idempotent(self.uow, handlers)
 
-    def on_ride_completed(self, uow: UnitOfWork, data: RideCompleted, event: CloudEvent) -> None:
+    def on_ride_completed(self, uow: UnitOfWork, data: RideCompleted, _event: CloudEvent) -> None:
         self._pay(uow, data.ride_id, data.rider_id, Purpose.FARE, data.fare)
 
-    def on_ride_cancelled(self, uow: UnitOfWork, data: RideCancelled, event: CloudEvent) -> None:
+    def on_ride_cancelled(self, uow: UnitOfWork, data: RideCancelled, _event: CloudEvent) -> None:
         if data.fee is None:
             return  # a free cancellation: nothing to charge (the marker is still committed)
         self._pay(uow, data.ride_id, data.rider_id, Purpose.CANCELLATION_FEE, data.fee)
@@ -92,7 +102,9 @@ class PaymentService:
             except GatewayError as error:
                 delay = self.policy.delay_after(attempt, error)
                 if delay is None:
-                    log.warning("charging ride %s failed after %d attempt(s): %s", ride_id, attempt, error.reason)
+                    log.warning(
+                        "charging ride %s failed after %d attempt(s): %s", ride_id, attempt, error.reason
+                    )
                     return ChargeOutcome(attempt, reason=error.reason)
                 log.info("charging ride %s: %s; retrying in %.2f s", ride_id, error.reason, delay)
                 self.sleep(delay)

@@ -30,5 +30,10 @@ View = Annotated[LoyaltyView, Depends(_view)]
 @router.get("/riders/{rider_id}", response_model=LoyaltyOut)
 def get_loyalty(rider_id: str, view: View) -> LoyaltyOut:
     loyalty = view.get(rider_id)
-    return LoyaltyOut(riderId=loyalty.rider_id, rideCount=loyalty.ride_count, points=loyalty.points,
-                      tier=loyalty.tier, rating=loyalty.rating)
+    return LoyaltyOut(
+        riderId=loyalty.rider_id,
+        rideCount=loyalty.ride_count,
+        points=loyalty.points,
+        tier=loyalty.tier,
+        rating=loyalty.rating,
+    )

@@ -35,7 +35,7 @@ def create_app(loyalty: LoyaltyView | None = None) -> FastAPI:
     settings = get_settings()
     logs.configure("reward", settings.log_level, settings.log_format)
     app = FastAPI(title="ACR reward", version="0.1.0", lifespan=None if loyalty else lifespan)
-    app.state.events_about = lambda subject: []
+    app.state.events_about = lambda _subject: []
     if loyalty:
         app.state.loyalty = loyalty
     install_error_handlers(app)

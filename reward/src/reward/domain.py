@@ -44,8 +44,12 @@ class Loyalty:
 
     def earn_for_ride(self, fare: Decimal) -> Loyalty:
         """A paid ride fare: one more ride, floor(fare) more points."""
-        return replace(self, ride_count=self.ride_count + 1, points=self.points + math.floor(fare),
-                       version=self.version + 1)
+        return replace(
+            self,
+            ride_count=self.ride_count + 1,
+            points=self.points + math.floor(fare),
+            version=self.version + 1,
+        )
 
     def lower_rating(self, by: float) -> Loyalty:
         return replace(self, rating=max(0.0, round(self.rating - by, 2)), version=self.version + 1)

@@ -19,11 +19,11 @@ log = logging.getLogger(__name__)
 REWARD_BUS = Destination("bus", bus_name("reward"))
 
 
-def on_payment_succeeded(uow: UnitOfWork, data: PaymentSucceeded, event: CloudEvent) -> None:
+def on_payment_succeeded(uow: UnitOfWork, data: PaymentSucceeded, _event: CloudEvent) -> None:
     _apply(uow, data, succeeded=True)
 
 
-def on_payment_failed(uow: UnitOfWork, data: PaymentFailed, event: CloudEvent) -> None:
+def on_payment_failed(uow: UnitOfWork, data: PaymentFailed, _event: CloudEvent) -> None:
     _apply(uow, data, succeeded=False)
 
 
@@ -38,12 +38,20 @@ def _apply(uow: UnitOfWork, data: PaymentSucceeded | PaymentFailed, *, succeeded
     uow.riders.save(change.before, change.after)
     uow.effects.add(data.ride_id, change.effect, data.rider_id)
     if change.points_earned is not None:
-        earned = RewardPointsEarned(ride_id=data.ride_id, rider_id=data.rider_id, points=change.points_earned,
-                                    total_points=change.after.points)
+        earned = RewardPointsEarned(
+            ride_id=data.ride_id,
+            rider_id=data.rider_id,
+            points=change.points_earned,
+            total_points=change.after.points,
+        )
         uow.record(Outgoing(catalog.record(earned, subject=data.ride_id), REWARD_BUS))
     if change.tier_changed:
-        tier = RiderTierChanged(rider_id=data.rider_id, previous_tier=change.before.tier, tier=change.after.tier)
-        uow.record(Outgoing(catalog.record(tier, subject=data.rider_id, sequence=change.after.version), REWARD_BUS))
+        tier = RiderTierChanged(
+            rider_id=data.rider_id, previous_tier=change.before.tier, tier=change.after.tier
+        )
+        uow.record(
+            Outgoing(catalog.record(tier, subject=data.rider_id, sequence=change.after.version), REWARD_BUS)
+        )
 
 
 EVENT_HANDLERS: dict[type[EventData], Callable[[Any, Any, CloudEvent], None]] = {

@@ -17,7 +17,7 @@ class Riders(Protocol):
     def get(self, rider_id: str) -> Loyalty: ...
 
     def save(self, before: Loyalty, after: Loyalty) -> None:
-        """Stage ``after`` (fails the commit with label ``rider`` unless the row is still at ``before.version``)."""
+        """Stage ``after`` (fails the commit with label ``rider`` unless the row is at ``before.version``)."""
         ...
 
 

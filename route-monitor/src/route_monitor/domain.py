@@ -26,7 +26,13 @@ from acr.catalog import (
 )
 from acr.geo import haversine_m
 
-IDLE, TO_PICKUP, BOARDING, TO_DESTINATION, STALLED = "IDLE", "TO_PICKUP", "BOARDING", "TO_DESTINATION", "STALLED"
+IDLE, TO_PICKUP, BOARDING, TO_DESTINATION, STALLED = (
+    "IDLE",
+    "TO_PICKUP",
+    "BOARDING",
+    "TO_DESTINATION",
+    "STALLED",
+)
 COMPLETED = "COMPLETED"  # the phase of a ride row once its trip is over
 MOVING = (TO_PICKUP, TO_DESTINATION)  # phases with an ETA
 WATCHED = (TO_PICKUP, TO_DESTINATION, STALLED)  # phases in which a car must make progress
@@ -88,19 +94,35 @@ class CarCursor:
         return speed if speed >= rules.min_speed_ms else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"carId": self.car_id, "rideId": self.ride_id, "phase": self.phase, "simTime": self.sim_time,
-                "odometerM": self.odometer_m, "lat": self.lat, "lon": self.lon,
-                "target": _point_dict(self.target), "seen": list(self.seen),
-                "samples": [[t, o] for t, o in self.samples], "version": self.version}
+        return {
+            "carId": self.car_id,
+            "rideId": self.ride_id,
+            "phase": self.phase,
+            "simTime": self.sim_time,
+            "odometerM": self.odometer_m,
+            "lat": self.lat,
+            "lon": self.lon,
+            "target": _point_dict(self.target),
+            "seen": list(self.seen),
+            "samples": [[t, o] for t, o in self.samples],
+            "version": self.version,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CarCursor:
-        return cls(car_id=d["carId"], ride_id=d.get("rideId"), phase=d.get("phase", IDLE),
-                   sim_time=_opt_float(d.get("simTime")), odometer_m=float(d.get("odometerM", 0.0)),
-                   lat=float(d.get("lat", 0.0)), lon=float(d.get("lon", 0.0)), target=_point(d.get("target")),
-                   seen=list(d.get("seen") or []),
-                   samples=[(float(t), float(o)) for t, o in d.get("samples") or []],
-                   version=int(d.get("version", 0)))
+        return cls(
+            car_id=d["carId"],
+            ride_id=d.get("rideId"),
+            phase=d.get("phase", IDLE),
+            sim_time=_opt_float(d.get("simTime")),
+            odometer_m=float(d.get("odometerM", 0.0)),
+            lat=float(d.get("lat", 0.0)),
+            lon=float(d.get("lon", 0.0)),
+            target=_point(d.get("target")),
+            seen=list(d.get("seen") or []),
+            samples=[(float(t), float(o)) for t, o in d.get("samples") or []],
+            version=int(d.get("version", 0)),
+        )
 
 
 @dataclass
@@ -114,13 +136,23 @@ class Leg:
     progress: Progress | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"arrived": self.arrived, "started": self.started, "stalled": self.stalled,
-                "distanceMeters": self.distance_m, "progress": _progress_dict(self.progress)}
+        return {
+            "arrived": self.arrived,
+            "started": self.started,
+            "stalled": self.stalled,
+            "distanceMeters": self.distance_m,
+            "progress": _progress_dict(self.progress),
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Leg:
-        return cls(arrived=bool(d.get("arrived")), started=bool(d.get("started")), stalled=bool(d.get("stalled")),
-                   distance_m=float(d.get("distanceMeters", 0.0)), progress=_progress(d.get("progress")))
+        return cls(
+            arrived=bool(d.get("arrived")),
+            started=bool(d.get("started")),
+            stalled=bool(d.get("stalled")),
+            distance_m=float(d.get("distanceMeters", 0.0)),
+            progress=_progress(d.get("progress")),
+        )
 
 
 @dataclass
@@ -153,24 +185,44 @@ class RideTracking:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "rideId": self.ride_id, "carId": self.car_id, "phase": self.phase, "lat": self.lat, "lon": self.lon,
-            "simTime": self.sim_time, "at": self.at, "target": _point_dict(self.target),
-            "distanceMeters": self.distance_m, "tripStartedSimTime": self.trip_started_sim,
-            "tripStartedAt": self.trip_started_at, "completed": self.completed, "completedAt": self.completed_at,
-            "durationSeconds": self.duration_s, "etaSeconds": self.eta_seconds,
-            "etaPushedAt": self.eta_pushed_wall, "legs": {c: leg.to_dict() for c, leg in self.legs.items()},
+            "rideId": self.ride_id,
+            "carId": self.car_id,
+            "phase": self.phase,
+            "lat": self.lat,
+            "lon": self.lon,
+            "simTime": self.sim_time,
+            "at": self.at,
+            "target": _point_dict(self.target),
+            "distanceMeters": self.distance_m,
+            "tripStartedSimTime": self.trip_started_sim,
+            "tripStartedAt": self.trip_started_at,
+            "completed": self.completed,
+            "completedAt": self.completed_at,
+            "durationSeconds": self.duration_s,
+            "etaSeconds": self.eta_seconds,
+            "etaPushedAt": self.eta_pushed_wall,
+            "legs": {c: leg.to_dict() for c, leg in self.legs.items()},
             "version": self.version,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RideTracking:
         return cls(
-            ride_id=d["rideId"], car_id=d.get("carId"), phase=d.get("phase", IDLE), lat=_opt_float(d.get("lat")),
-            lon=_opt_float(d.get("lon")), sim_time=_opt_float(d.get("simTime")), at=d.get("at"),
-            target=_point(d.get("target")), distance_m=float(d.get("distanceMeters", 0.0)),
-            trip_started_sim=_opt_float(d.get("tripStartedSimTime")), trip_started_at=d.get("tripStartedAt"),
-            completed=bool(d.get("completed")), completed_at=d.get("completedAt"),
-            duration_s=_opt_float(d.get("durationSeconds")), eta_seconds=_opt_float(d.get("etaSeconds")),
+            ride_id=d["rideId"],
+            car_id=d.get("carId"),
+            phase=d.get("phase", IDLE),
+            lat=_opt_float(d.get("lat")),
+            lon=_opt_float(d.get("lon")),
+            sim_time=_opt_float(d.get("simTime")),
+            at=d.get("at"),
+            target=_point(d.get("target")),
+            distance_m=float(d.get("distanceMeters", 0.0)),
+            trip_started_sim=_opt_float(d.get("tripStartedSimTime")),
+            trip_started_at=d.get("tripStartedAt"),
+            completed=bool(d.get("completed")),
+            completed_at=d.get("completedAt"),
+            duration_s=_opt_float(d.get("durationSeconds")),
+            eta_seconds=_opt_float(d.get("etaSeconds")),
             eta_pushed_wall=_opt_float(d.get("etaPushedAt")),
             legs={c: Leg.from_dict(leg) for c, leg in (d.get("legs") or {}).items()},
             version=int(d.get("version", 0)),
@@ -183,8 +235,11 @@ class RideTracking:
         view["lastProgress"] = _progress_dict(progress)
         view["distanceMeters"] = round(self.distance_m, 1)
         view["legs"] = [{"carId": c} | leg.to_dict() for c, leg in self.legs.items()]
-        view["etaPushedAt"] = (datetime.fromtimestamp(self.eta_pushed_wall, UTC).isoformat()
-                               if self.eta_pushed_wall is not None else None)
+        view["etaPushedAt"] = (
+            datetime.fromtimestamp(self.eta_pushed_wall, UTC).isoformat()
+            if self.eta_pushed_wall is not None
+            else None
+        )
         return view
 
 
@@ -203,8 +258,12 @@ class Tracker:
     # What one record can add to a commit at most: its car, two rides (one left, one followed), facts.
     MAX_ITEMS_PER_RECORD = 10
 
-    def __init__(self, rules: Rules, cars: dict[str, CarCursor] | None = None,
-                 rides: dict[str, RideTracking] | None = None) -> None:
+    def __init__(
+        self,
+        rules: Rules,
+        cars: dict[str, CarCursor] | None = None,
+        rides: dict[str, RideTracking] | None = None,
+    ) -> None:
         self.rules = rules
         self.cars: dict[str, CarCursor] = cars or {}
         self.rides: dict[str, RideTracking] = rides or {}
@@ -260,7 +319,9 @@ class Tracker:
 
     def _at_target(self, cursor: CarCursor, t: CarTelemetry) -> bool:
         target = cursor.target
-        return bool(target and haversine_m(t.lat, t.lon, target.lat, target.lon) <= self.rules.arrival_radius_m)
+        return bool(
+            target and haversine_m(t.lat, t.lon, target.lat, target.lon) <= self.rules.arrival_radius_m
+        )
 
     def _complete(self, ride: RideTracking, car_id: str, t: CarTelemetry) -> None:
         start = ride.trip_started_sim if ride.trip_started_sim is not None else t.sim_time_s
@@ -270,8 +331,15 @@ class Tracker:
         ride.completed_at = t.at
         ride.duration_s = round(max(0.0, t.sim_time_s - start), 1)
         ride.eta_seconds = 0.0
-        self.facts.append(TripCompleted(ride_id=ride.ride_id, car_id=car_id, distance_meters=round(ride.distance_m, 1),
-                                        duration_seconds=ride.duration_s, at=t.at))
+        self.facts.append(
+            TripCompleted(
+                ride_id=ride.ride_id,
+                car_id=car_id,
+                distance_meters=round(ride.distance_m, 1),
+                duration_seconds=ride.duration_s,
+                at=t.at,
+            )
+        )
 
     def _follow(self, ride: RideTracking, cursor: CarCursor, t: CarTelemetry, delta: float) -> None:
         """The car carries ``ride``: move it on, emit the milestones, watch its progress."""
@@ -318,7 +386,9 @@ class Tracker:
             leg.progress = here
         elif not leg.stalled and t.sim_time_s - last.sim_time >= self.rules.stall_window_s:
             leg.stalled = True
-            self.facts.append(CarStalled(ride_id=ride.ride_id, car_id=t.car_id, lat=t.lat, lon=t.lon, at=t.at))
+            self.facts.append(
+                CarStalled(ride_id=ride.ride_id, car_id=t.car_id, lat=t.lat, lon=t.lon, at=t.at)
+            )
 
     def _advance(self, cursor: CarCursor, t: CarTelemetry, ride_id: str | None) -> None:
         key = _key(t)
@@ -338,10 +408,11 @@ class Tracker:
         due, self._eta_due = self._eta_due, {}
         for ride_id, t in due.items():
             ride = self.rides[ride_id]
-            if t.target is None or (ride.eta_pushed_wall is not None
-                                    and now_wall - ride.eta_pushed_wall < self.rules.eta_push_s):
+            if t.target is None or (
+                ride.eta_pushed_wall is not None and now_wall - ride.eta_pushed_wall < self.rules.eta_push_s
+            ):
                 continue
-            if now_wall - _epoch(t.at) > self.rules.eta_max_age_s:
+            if now_wall - parse_at(t.at) > self.rules.eta_max_age_s:
                 continue  # catching up on a backlog: this position is history
             route = remaining(t.lat, t.lon, t.target.lat, t.target.lon)
             if route is None:
@@ -351,8 +422,16 @@ class Tracker:
             eta = round(distance_m / speed if speed else duration_s, 1)
             ride.eta_seconds, ride.eta_pushed_wall = eta, now_wall
             self._dirty_rides.add(ride_id)
-            self.facts.append(RideEtaUpdated(ride_id=ride_id, car_id=t.car_id, phase=t.phase,  # type: ignore[arg-type]
-                                             eta_seconds=eta, lat=t.lat, lon=t.lon))
+            self.facts.append(
+                RideEtaUpdated(
+                    ride_id=ride_id,
+                    car_id=t.car_id,
+                    phase=t.phase,  # type: ignore[arg-type]
+                    eta_seconds=eta,
+                    lat=t.lat,
+                    lon=t.lon,
+                )
+            )
 
     # ----------------------------------------------------------------------------- commits
     def pending_items(self) -> int:
@@ -360,8 +439,11 @@ class Tracker:
         return len(self._dirty_cars) + len(self._dirty_rides) + len(self.facts) + len(self._eta_due) + 1
 
     def changes(self) -> Changes:
-        return Changes(cars=[self.cars[c] for c in sorted(self._dirty_cars)],
-                       rides=[self.rides[r] for r in sorted(self._dirty_rides)], facts=list(self.facts))
+        return Changes(
+            cars=[self.cars[c] for c in sorted(self._dirty_cars)],
+            rides=[self.rides[r] for r in sorted(self._dirty_rides)],
+            facts=list(self.facts),
+        )
 
     def committed(self) -> None:
         """The changes are stored: versions move on, nothing is pending."""
@@ -388,8 +470,10 @@ def _stale(cursor: CarCursor | None, t: CarTelemetry) -> bool:
     return t.sim_time_s == cursor.sim_time and _key(t) in cursor.seen
 
 
-def _epoch(at: str) -> float:
-    return datetime.fromisoformat(at).timestamp()
+def parse_at(at: str) -> float:
+    """A record's wall timestamp (ISO 8601) as epoch seconds."""
+    moment = datetime.fromisoformat(at)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def _opt_float(value: Any) -> float | None:

@@ -15,9 +15,14 @@ from payment.topology import LEDGER, PAYMENTS
 
 
 def _charge(item: dict[str, Any]) -> Charge:
-    return Charge(item["chargeId"], item["rideId"], item["type"],
-                  Money(amount=str(item["amount"]), currency=item.get("currency", "EUR")), item["at"],
-                  item.get("idempotencyKey", item["rideId"]))
+    return Charge(
+        item["chargeId"],
+        item["rideId"],
+        item["type"],
+        Money(amount=str(item["amount"]), currency=item.get("currency", "EUR")),
+        item["at"],
+        item.get("idempotencyKey", item["rideId"]),
+    )
 
 
 class DynamoLedger:
@@ -33,12 +38,21 @@ class DynamoLedger:
         return _charge(item) if item else None
 
     def add(self, charge: Charge) -> Charge:
-        item = {"rideId": charge.ride_id, "chargeId": charge.charge_id, "type": charge.type,
-                "amount": charge.amount.amount, "currency": charge.amount.currency, "at": charge.at,
-                "idempotencyKey": charge.idempotency_key}
+        item = {
+            "rideId": charge.ride_id,
+            "chargeId": charge.charge_id,
+            "type": charge.type,
+            "amount": charge.amount.amount,
+            "currency": charge.amount.currency,
+            "at": charge.at,
+            "idempotencyKey": charge.idempotency_key,
+        }
         try:
-            self._dynamodb.put_item(TableName=self._table, Item=dynamo.to_item(item),
-                                    ConditionExpression="attribute_not_exists(chargeId)")
+            self._dynamodb.put_item(
+                TableName=self._table,
+                Item=dynamo.to_item(item),
+                ConditionExpression="attribute_not_exists(chargeId)",
+            )
         except ClientError as exc:
             if not dynamo.is_conditional_failure(exc):
                 raise
@@ -52,8 +66,10 @@ class DynamoLedger:
         items: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {"TableName": self._table, "ConsistentRead": True}
         if ride_id is not None:
-            kwargs |= {"KeyConditionExpression": "rideId = :r",
-                       "ExpressionAttributeValues": dynamo.to_item({":r": ride_id})}
+            kwargs |= {
+                "KeyConditionExpression": "rideId = :r",
+                "ExpressionAttributeValues": dynamo.to_item({":r": ride_id}),
+            }
         while True:
             page = (self._dynamodb.query if ride_id is not None else self._dynamodb.scan)(**kwargs)
             items += [dynamo.from_item(i) for i in page.get("Items", [])]
@@ -65,18 +81,33 @@ class DynamoLedger:
 
 def _payment(item: dict[str, Any]) -> Payment:
     return Payment(
-        ride_id=item["rideId"], rider_id=item["riderId"], purpose=Purpose(item["purpose"]),
+        ride_id=item["rideId"],
+        rider_id=item["riderId"],
+        purpose=Purpose(item["purpose"]),
         amount=Money(amount=str(item["amount"]), currency=item.get("currency", "EUR")),
-        status=PaymentStatus(item["status"]), payment_id=item["paymentId"], attempts=int(item.get("attempts", 0)),
-        reason=item.get("reason"), updated_at=item.get("updatedAt"), version=int(item.get("version", 1)),
+        status=PaymentStatus(item["status"]),
+        payment_id=item["paymentId"],
+        attempts=int(item.get("attempts", 0)),
+        reason=item.get("reason"),
+        updated_at=item.get("updatedAt"),
+        version=int(item.get("version", 1)),
     )
 
 
 def _row(payment: Payment) -> dict[str, Any]:
-    return {"rideId": payment.ride_id, "riderId": payment.rider_id, "purpose": payment.purpose.value,
-            "amount": payment.amount.amount, "currency": payment.amount.currency, "status": payment.status.value,
-            "paymentId": payment.payment_id, "attempts": payment.attempts, "reason": payment.reason,
-            "updatedAt": payment.updated_at, "version": payment.version}
+    return {
+        "rideId": payment.ride_id,
+        "riderId": payment.rider_id,
+        "purpose": payment.purpose.value,
+        "amount": payment.amount.amount,
+        "currency": payment.amount.currency,
+        "status": payment.status.value,
+        "paymentId": payment.payment_id,
+        "attempts": payment.attempts,
+        "reason": payment.reason,
+        "updatedAt": payment.updated_at,
+        "version": payment.version,
+    }
 
 
 class DynamoPayments:
@@ -91,8 +122,9 @@ class DynamoPayments:
         self._base.tx.put(PAYMENTS, _row(payment), label="payment", condition="attribute_not_exists(rideId)")
 
     def update(self, before: Payment, after: Payment) -> None:
-        self._base.tx.put(PAYMENTS, _row(after), label="payment", condition="version = :v",
-                          values={":v": before.version})
+        self._base.tx.put(
+            PAYMENTS, _row(after), label="payment", condition="version = :v", values={":v": before.version}
+        )
 
 
 class DynamoPaymentUnitOfWork:

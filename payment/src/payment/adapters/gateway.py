@@ -29,9 +29,17 @@ def now_iso() -> str:
 class SimulatedGateway:
     """Implements the ``Gateway`` port and ``GatewayOperations``; the mode lives in memory (one instance)."""
 
-    def __init__(self, ledger: Ledger, mode: GatewayMode = "ok", *, timeout_s: float = 1.0, slow_s: float = 2.0,
-                 capture_on_timeout: bool = True, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], str] = now_iso) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        mode: GatewayMode = "ok",
+        *,
+        timeout_s: float = 1.0,
+        slow_s: float = 2.0,
+        capture_on_timeout: bool = True,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], str] = now_iso,
+    ) -> None:
         self._ledger = ledger
         self._mode: GatewayMode = mode
         self._lock = threading.Lock()
@@ -57,7 +65,9 @@ class SimulatedGateway:
         mode = self.mode
         if mode == "decline":
             existing = self._ledger.find(ride_id, charge_id_for(idempotency_key))
-            if existing is not None:  # a replayed key answers with the stored result, whatever the card says now
+            if (
+                existing is not None
+            ):  # a replayed key answers with the stored result, whatever the card says now
                 return existing
             raise CardDeclined("card declined by the issuer")
         if mode == "timeout":
@@ -71,7 +81,9 @@ class SimulatedGateway:
 
     def _capture(self, idempotency_key: str, ride_id: str, amount: Money) -> Charge:
         """One capture per key: the ledger keeps the first row and returns it to every replay."""
-        charge = Charge(charge_id_for(idempotency_key), ride_id, "capture", amount, self._clock(), idempotency_key)
+        charge = Charge(
+            charge_id_for(idempotency_key), ride_id, "capture", amount, self._clock(), idempotency_key
+        )
         return self._ledger.add(charge)
 
     def charges(self, ride_id: str | None = None, limit: int = 500) -> list[Charge]:

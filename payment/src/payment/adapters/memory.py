@@ -52,7 +52,9 @@ class MemoryPaymentUnitOfWork:
 
     def mark_consumed(self, event: CloudEvent) -> None:
         key = event.dedup_key
-        self.stage(lambda: "marker" if key in self.store.markers else None, lambda: self.store.markers.add(key))
+        self.stage(
+            lambda: "marker" if key in self.store.markers else None, lambda: self.store.markers.add(key)
+        )
 
     def commit(self) -> None:
         if self._before_commit:
@@ -76,8 +78,10 @@ class _Payments:
 
     def add(self, payment: Payment) -> None:
         rows = self._uow.store.payments
-        self._uow.stage(lambda: "payment" if payment.ride_id in rows else None,
-                        lambda: rows.__setitem__(payment.ride_id, payment))
+        self._uow.stage(
+            lambda: "payment" if payment.ride_id in rows else None,
+            lambda: rows.__setitem__(payment.ride_id, payment),
+        )
 
     def update(self, before: Payment, after: Payment) -> None:
         rows = self._uow.store.payments

@@ -14,8 +14,13 @@ from reward.topology import RIDE_EFFECTS, RIDERS
 def _loyalty(rider_id: str, item: dict[str, Any] | None) -> Loyalty:
     if item is None:
         return Loyalty(rider_id)
-    return Loyalty(rider_id, int(item.get("rideCount", 0)), int(item.get("points", 0)),
-                   float(item.get("rating", MAX_RATING)), int(item.get("version", 0)))
+    return Loyalty(
+        rider_id,
+        int(item.get("rideCount", 0)),
+        int(item.get("points", 0)),
+        float(item.get("rating", MAX_RATING)),
+        int(item.get("version", 0)),
+    )
 
 
 class DynamoLoyaltyView:
@@ -36,12 +41,20 @@ class DynamoRiders:
 
     def save(self, before: Loyalty, after: Loyalty) -> None:
         """Optimistic concurrency on the row's version (a new rider's row must not exist yet)."""
-        item = {"riderId": after.rider_id, "rideCount": after.ride_count, "points": after.points,
-                "rating": after.rating, "tier": after.tier, "version": after.version}
+        item = {
+            "riderId": after.rider_id,
+            "rideCount": after.ride_count,
+            "points": after.points,
+            "rating": after.rating,
+            "tier": after.tier,
+            "version": after.version,
+        }
         if before.version == 0:
             self._base.tx.put(RIDERS, item, label="rider", condition="attribute_not_exists(riderId)")
         else:
-            self._base.tx.put(RIDERS, item, label="rider", condition="version = :v", values={":v": before.version})
+            self._base.tx.put(
+                RIDERS, item, label="rider", condition="version = :v", values={":v": before.version}
+            )
 
 
 class DynamoRideEffects:
@@ -49,11 +62,17 @@ class DynamoRideEffects:
         self._base = base
 
     def applied(self, ride_id: str, effect: Effect) -> bool:
-        return dynamo.get(self._base.dynamodb, RIDE_EFFECTS, {"rideId": ride_id, "effect": effect}) is not None
+        return (
+            dynamo.get(self._base.dynamodb, RIDE_EFFECTS, {"rideId": ride_id, "effect": effect}) is not None
+        )
 
     def add(self, ride_id: str, effect: Effect, rider_id: str) -> None:
-        self._base.tx.put(RIDE_EFFECTS, {"rideId": ride_id, "effect": effect, "riderId": rider_id},
-                          label="ride_effect", condition="attribute_not_exists(rideId)")
+        self._base.tx.put(
+            RIDE_EFFECTS,
+            {"rideId": ride_id, "effect": effect, "riderId": rider_id},
+            label="ride_effect",
+            condition="attribute_not_exists(rideId)",
+        )
 
 
 class DynamoRewardUnitOfWork:

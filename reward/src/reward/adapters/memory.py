@@ -44,7 +44,9 @@ class MemoryRewardUnitOfWork:
 
     def mark_consumed(self, event: CloudEvent) -> None:
         key = event.dedup_key
-        self.stage(lambda: "marker" if key in self.store.markers else None, lambda: self.store.markers.add(key))
+        self.stage(
+            lambda: "marker" if key in self.store.markers else None, lambda: self.store.markers.add(key)
+        )
 
     def commit(self) -> None:
         if self._before_commit:
@@ -86,5 +88,6 @@ class _Effects:
 
     def add(self, ride_id: str, effect: Effect, rider_id: str) -> None:
         rows = self._uow.store.effects
-        self._uow.stage(lambda: "ride_effect" if (ride_id, effect) in rows else None,
-                        lambda: rows.add((ride_id, effect)))
+        self._uow.stage(
+            lambda: "ride_effect" if (ride_id, effect) in rows else None, lambda: rows.add((ride_id, effect))
+        )

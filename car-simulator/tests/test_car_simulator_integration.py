@@ -1,0 +1,110 @@
+"""The car edge against a real emulator: fleet events in through the bus and queue, telemetry out to Kinesis."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from acr import aws, catalog
+from acr.catalog import CarAssigned, CarTelemetry, Place
+from acr.consumer import SqsConsumer
+from acr.runtime import Messaging
+from acr.settings import Settings
+from acr.stream import decode_record
+from acr.testing.emulator import aws_emulator
+from acr.topology import discover
+from acr.topology.apply import Clients, apply
+from acr.topology.model import TELEMETRY_STREAM
+from acr.unit_of_work import Destination, Outgoing
+from car_simulator.adapters.kinesis import KinesisPublisher, TelemetryBuffer
+from car_simulator.adapters.memory import StraightRoads
+from car_simulator.domain import Car
+from car_simulator.handlers import CarSimulator, SimulationLoop
+from car_simulator.simulation import Simulation
+from car_simulator.topology import TOPOLOGY
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def settings() -> Iterator[Settings]:
+    with aws_emulator() as url:
+        s = Settings(aws_endpoint_url=url, sqs_wait_s=1)
+        apply(discover(), Clients(lambda name: aws.client(name, s)))
+        yield s
+
+
+def _read_stream(kinesis: Any) -> list[CarTelemetry]:
+    out: list[tuple[str, CarTelemetry]] = []
+    for shard in kinesis.list_shards(StreamName=TELEMETRY_STREAM)["Shards"]:
+        iterator = kinesis.get_shard_iterator(StreamName=TELEMETRY_STREAM, ShardId=shard["ShardId"],
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        records = kinesis.get_records(ShardIterator=iterator, Limit=10_000)["Records"]
+        for record in records:
+            decoded = decode_record(record)
+            assert decoded is not None and decoded.partition_key == decoded.event.subject
+            assert isinstance(decoded.data, CarTelemetry)
+            out.append((record["SequenceNumber"], decoded.data))
+    return [data for _, data in out]
+
+
+def test_the_topology_declares_the_stream_and_the_fleet_subscription(settings: Settings) -> None:
+    clients = Clients(lambda name: aws.client(name, settings))
+    shards = clients.kinesis.list_shards(StreamName=TELEMETRY_STREAM)["Shards"]
+    assert len(shards) == 2
+    assert clients.sqs.get_queue_url(QueueName="acr-car-simulator-events")["QueueUrl"]
+    assert TOPOLOGY.inbox_table in clients.dynamodb.list_tables()["TableNames"]
+
+
+def test_a_car_assigned_on_the_fleet_bus_drives_the_car_and_its_telemetry_lands_on_the_stream(
+        settings: Settings) -> None:
+    dispatcher = Messaging(next(s for s in discover() if s.service == "car-dispatcher"), settings)
+    edge = Messaging(TOPOLOGY, settings)
+    cars = [Car(f"car-{i:05d}", 60.16 + i / 1000, 24.93) for i in range(1, 21)]
+    simulator = CarSimulator(simulation=Simulation(cars, sim_speed=100, wall_start=time.time()),
+                             roads=StraightRoads(10.0), boarding_s=5, inbox=edge.unit_of_work)
+    publisher = KinesisPublisher(edge.client("kinesis"), TELEMETRY_STREAM, TelemetryBuffer())
+
+    pickup, dropoff = Place(label="P", lat=60.165, lon=24.935), Place(label="D", lat=60.166, lon=24.935)
+    assigned = CarAssigned(ride_id="ride-it-1", car_id="car-00003", car_lat=60.163, car_lon=24.93, pickup=pickup,
+                           dropoff=dropoff, pickup_eta_seconds=50, assigned_at="2026-01-01T00:00:00Z")
+    uow = dispatcher.unit_of_work()
+    uow.record(Outgoing(catalog.record(assigned, subject="ride-it-1", sequence=1), Destination("bus", "acr-fleet")))
+    uow.commit()
+    assert dispatcher.relay is not None and dispatcher.relay.drain_once() == 1
+
+    consumer = SqsConsumer(name="t", sqs=edge.sqs, queue_url=edge.queue_url("acr-car-simulator-events"),
+                           dead_letter_queue_url=edge.queue_url("acr-car-simulator-events-dlq"),
+                           handler=simulator.handler(), wait_s=1)
+    deadline = time.monotonic() + 15
+    while simulator.simulation.car("car-00003").ride_id is None and time.monotonic() < deadline:
+        consumer.poll_once()
+    assert simulator.simulation.car("car-00003").phase.value == "TO_PICKUP"
+
+    stop = threading.Event()
+    threads = [threading.Thread(target=SimulationLoop(simulator, publisher.buffer).run, args=(stop,), daemon=True),
+               threading.Thread(target=publisher.run, args=(stop,), daemon=True)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 20
+    while simulator.simulation.car("car-00003").ride_id is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # let the publisher drain the last phase change
+    stop.set()
+    for thread in threads:
+        thread.join(5)
+
+    telemetry = _read_stream(edge.client("kinesis"))
+    assert publisher.records_sent == len(telemetry) > 20
+    assert {t.car_id for t in telemetry} == {c.car_id for c in cars}  # idle heartbeats of the whole fleet
+    phases = [t.phase for t in telemetry if t.car_id == "car-00003"]
+    changes = [p for i, p in enumerate(phases) if i == 0 or p != phases[i - 1]]
+    assert changes[-4:] == ["TO_PICKUP", "BOARDING", "TO_DESTINATION", "IDLE"]
+    final = [t for t in telemetry if t.car_id == "car-00003"][-1]
+    assert (final.lat, final.lon, final.ride_id) == (dropoff.lat, dropoff.lon, None)
+    sim_times = [t.sim_time_s for t in telemetry if t.car_id == "car-00003"]
+    assert sim_times == sorted(sim_times)  # in order per car (one shard per car)

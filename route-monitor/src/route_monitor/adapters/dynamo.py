@@ -1,0 +1,90 @@
+"""DynamoDB adapters of the monitoring context: tracking rows and car cursors with optimistic versions,
+committed with the outbox rows and the stream checkpoint in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from acr import dynamo
+from acr.stream import Checkpoint
+from acr.unit_of_work import DynamoUnitOfWork, Outgoing
+from route_monitor.domain import CarCursor, RideTracking
+from route_monitor.topology import CARS, TRACKING
+
+BATCH_GET_KEYS = 100
+
+
+def batch_get(dynamodb: Any, table: str, key: str, values: Iterable[str]) -> list[dict[str, Any]]:
+    """Strongly consistent reads of many items (BatchGetItem, 100 keys a call, unprocessed keys retried)."""
+    wanted = sorted(set(values))
+    items: list[dict[str, Any]] = []
+    for start in range(0, len(wanted), BATCH_GET_KEYS):
+        request: dict[str, Any] = {
+            table: {
+                "Keys": [dynamo.to_item({key: v}) for v in wanted[start : start + BATCH_GET_KEYS]],
+                "ConsistentRead": True,
+            }
+        }
+        while request:
+            response = dynamodb.batch_get_item(RequestItems=request)
+            items += [dynamo.from_item(i) for i in response.get("Responses", {}).get(table, [])]
+            request = response.get("UnprocessedKeys") or {}
+    return items
+
+
+def _versioned(key: str, version: int) -> tuple[str, dict[str, Any] | None]:
+    """The condition that the row is still the one that was read."""
+    if version == 0:
+        return f"attribute_not_exists({key})", None
+    return "version = :v", {":v": version}
+
+
+class DynamoTrackingUnitOfWork:
+    def __init__(self, base: DynamoUnitOfWork) -> None:
+        self._base = base
+
+    def save_car(self, car: CarCursor) -> None:
+        condition, values = _versioned("carId", car.version)
+        self._base.tx.put(
+            CARS,
+            car.to_dict() | {"version": car.version + 1},
+            label="car",
+            condition=condition,
+            values=values,
+        )
+
+    def save_ride(self, ride: RideTracking) -> None:
+        condition, values = _versioned("rideId", ride.version)
+        self._base.tx.put(
+            TRACKING,
+            ride.to_dict() | {"version": ride.version + 1},
+            label="ride",
+            condition=condition,
+            values=values,
+        )
+
+    def record(self, outgoing: Outgoing) -> None:
+        self._base.record(outgoing)
+
+    def checkpoint(self, checkpoint: Checkpoint) -> None:
+        checkpoint.add_to(self._base.tx)
+
+    def commit(self) -> None:
+        self._base.commit()
+
+
+class DynamoTrackingStore:
+    def __init__(self, dynamodb: Any, unit_of_work: Callable[[], DynamoUnitOfWork]) -> None:
+        self._dynamodb = dynamodb
+        self._unit_of_work = unit_of_work
+
+    def cars(self, car_ids: Iterable[str]) -> dict[str, CarCursor]:
+        return {i["carId"]: CarCursor.from_dict(i) for i in batch_get(self._dynamodb, CARS, "carId", car_ids)}
+
+    def rides(self, ride_ids: Iterable[str]) -> dict[str, RideTracking]:
+        items = batch_get(self._dynamodb, TRACKING, "rideId", ride_ids)
+        return {i["rideId"]: RideTracking.from_dict(i) for i in items}
+
+    def unit_of_work(self) -> DynamoTrackingUnitOfWork:
+        return DynamoTrackingUnitOfWork(self._unit_of_work())

@@ -1,0 +1,143 @@
+"""The use case: a batch of telemetry in, tracking rows + facts + checkpoint out, in one transaction each."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from acr import catalog
+from acr.catalog import CarTelemetry
+from acr.dynamo import MAX_TRANSACTION_ITEMS
+from acr.metrics import COUNTERS
+from acr.settings import Settings
+from acr.stream import Checkpoint, StreamRecord
+from acr.unit_of_work import Conflict, Destination, Outgoing
+from route_monitor.domain import Rules, Tracker, parse_at
+from route_monitor.ports import Roads, TrackingStore
+from route_monitor.topology import BUS
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+Pending = list[tuple[str, CarTelemetry]]  # (sequence number, record)
+
+
+def rules_from(settings: Settings) -> Rules:
+    return Rules(stall_window_s=settings.stall_window_s, eta_push_s=settings.eta_push_s)
+
+
+class TelemetryStats:
+    """Records processed, their rate over the last seconds, and how far behind the newest record is."""
+
+    def __init__(self, clock: Clock = time.time, window_s: float = 10.0) -> None:
+        self._clock = clock
+        self._window_s = window_s
+        self._lock = threading.Lock()
+        self._recent: deque[tuple[float, int]] = deque()
+        self.processed = 0
+        self.last_at: float | None = None
+
+    def add(self, records: list[CarTelemetry]) -> None:
+        if not records:
+            return
+        now = self._clock()
+        newest = max(parse_at(r.at) for r in records)
+        with self._lock:
+            self.processed += len(records)
+            self._recent.append((now, len(records)))
+            self.last_at = newest if self.last_at is None else max(self.last_at, newest)
+
+    def snapshot(self) -> dict[str, Any]:
+        now = self._clock()
+        with self._lock:
+            while self._recent and self._recent[0][0] < now - self._window_s:
+                self._recent.popleft()
+            rate = sum(n for _, n in self._recent) / self._window_s
+            lag = None if self.last_at is None else round(max(0.0, now - self.last_at) * 1000, 1)
+            return {"recordsProcessed": self.processed, "recordsPerSecond": round(rate, 2), "lagMs": lag}
+
+
+@dataclass
+class TelemetryProcessor:
+    """The stream processor: ``processor(records, checkpoint)`` as ``Messaging.read_stream`` calls it.
+
+    Records are applied to the state read from the store; each transaction holds the changed rows, the
+    facts' outbox rows and the checkpoint of the last record it covers (split below the 100-item limit).
+    A conflict (the other shard's reader changed a ride meanwhile) re-reads the state and tries again.
+    """
+
+    store: TrackingStore
+    roads: Roads
+    rules: Rules
+    clock: Clock = time.time
+    stats: TelemetryStats = field(default_factory=TelemetryStats)
+    max_items: int = MAX_TRANSACTION_ITEMS
+    attempts: int = 5
+
+    def __call__(self, records: list[StreamRecord], checkpoint: Checkpoint) -> None:
+        pending: Pending = [(r.sequence, r.data) for r in records if isinstance(r.data, CarTelemetry)]
+        tracker: Tracker | None = None
+        failures = 0
+        while True:
+            tracker = tracker or self._load(pending)
+            try:
+                pending = self._commit_next(tracker, pending, checkpoint)
+            except Conflict as exc:
+                failures += 1
+                COUNTERS.add("trackingConflicts")
+                log.info(
+                    "tracking conflict on %s (attempt %d): reading the state again", exc.labels, failures
+                )
+                if failures >= self.attempts:
+                    raise
+                tracker = None
+                continue
+            if not pending:
+                return
+
+    def _load(self, pending: Pending) -> Tracker:
+        cars = self.store.cars({t.car_id for _, t in pending})
+        ride_ids = {t.ride_id for _, t in pending if t.ride_id} | {
+            c.ride_id for c in cars.values() if c.ride_id
+        }
+        return Tracker(self.rules, cars, self.store.rides(ride_ids))
+
+    def _commit_next(self, tracker: Tracker, pending: Pending, checkpoint: Checkpoint) -> Pending:
+        """Apply as many records as fit in one transaction, commit them; returns the records left."""
+        done = 0
+        for _, record in pending:
+            if done and tracker.pending_items() + Tracker.MAX_ITEMS_PER_RECORD > self.max_items:
+                break
+            tracker.observe(record)
+            done += 1
+        tracker.flush_etas(self.clock(), self.roads.remaining)
+        covered = checkpoint if done == len(pending) else replace(checkpoint, sequence=pending[done - 1][0])
+        changes = tracker.changes()
+        uow = self.store.unit_of_work()
+        for car in changes.cars:
+            uow.save_car(car)
+        for ride in changes.rides:
+            uow.save_ride(ride)
+        for fact in changes.facts:
+            subject = getattr(fact, "ride_id", None)
+            uow.record(Outgoing(catalog.record(fact, subject=subject), Destination("bus", BUS)))
+        uow.checkpoint(covered)
+        uow.commit()
+        tracker.committed()
+        self.stats.add([record for _, record in pending[:done]])
+        for fact in changes.facts:
+            COUNTERS.add(type(fact).__name__)
+        return pending[done:]
+
+
+@dataclass
+class Monitor:
+    """What the HTTP routes need."""
+
+    store: TrackingStore
+    processor: TelemetryProcessor

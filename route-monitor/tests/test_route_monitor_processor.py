@@ -1,0 +1,160 @@
+"""The stream processor over in-memory tables: one transaction per chunk, checkpoints, crashes, conflicts."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from route_monitor_fakes import WALL0, Car, stream_records, wall, whole_ride
+
+from acr.stream import Checkpoint, StreamRecord
+from route_monitor.adapters.memory import MemoryTrackingStore, StraightRoads, TrackingTables
+from route_monitor.bootstrap import create_app
+from route_monitor.domain import Rules
+from route_monitor.handlers import Monitor, TelemetryProcessor, TelemetryStats
+
+TABLE = "acr-route-monitor-checkpoints"
+RULES = Rules(stall_window_s=120, eta_push_s=2)
+
+
+class Killed(BaseException):
+    """The process died (SIGKILL): nothing after this point happens."""
+
+
+def processor(store: MemoryTrackingStore, now: float = WALL0, max_items: int = 100) -> TelemetryProcessor:
+    clock = lambda: now  # noqa: E731
+    return TelemetryProcessor(store=store, roads=StraightRoads(), rules=RULES, clock=clock,
+                              stats=TelemetryStats(clock=clock), max_items=max_items)
+
+
+def checkpoint(records: list[StreamRecord]) -> Checkpoint:
+    return Checkpoint(TABLE, "route-monitor", "shardId-000000000000", records[-1].sequence)
+
+
+def after_checkpoint(store: MemoryTrackingStore, records: list[StreamRecord]) -> list[StreamRecord]:
+    """What a restarted reader gets: the records after the committed checkpoint."""
+    done = store.tables.checkpoints.get("route-monitor#shardId-000000000000")
+    return [r for r in records if done is None or r.sequence > done]
+
+
+def fleet_of_rides(count: int) -> list[StreamRecord]:
+    """``count`` cars each doing a whole ride, their records interleaved by simulated time."""
+    rides = [whole_ride(Car(f"car-{n}", lon=24.94 + n * 0.001), f"ride-{n}") for n in range(count)]
+    merged = sorted((t for ride in rides for t in ride), key=lambda t: t.sim_time_s)
+    return stream_records(merged)
+
+
+def fact_names(store: MemoryTrackingStore, name: str) -> list[str]:
+    return [o.event.subject for o in store.tables.facts(name)]  # type: ignore[misc]
+
+
+def test_a_whole_ride_becomes_facts_rows_and_a_checkpoint_in_one_transaction() -> None:
+    store = MemoryTrackingStore()
+    records = stream_records(whole_ride(Car("car-1"), "ride-1"))
+    processor(store, now=wall(0))(records, checkpoint(records))
+    assert store.tables.commits == 1
+    kinds = [o.event.type.rsplit(".", 1)[1] for o in store.tables.outbox]
+    assert kinds == ["CarArrivedAtPickup", "TripStarted", "TripCompleted"]
+    completed = store.tables.facts("TripCompleted")[0]
+    assert completed.event.subject == "ride-1" and str(completed.destination) == "bus:acr-monitoring"
+    assert completed.event.source == "acr.route-monitor"
+    assert store.tables.checkpoints == {"route-monitor#shardId-000000000000": records[-1].sequence}
+    assert store.tables.rides["ride-1"]["completed"] is True
+
+
+def test_eta_updates_are_pushed_while_moving() -> None:
+    store = MemoryTrackingStore()
+    car = Car("car-1")
+    run = processor(store, now=wall(0))
+    first = stream_records([car.record(0, "TO_PICKUP", "ride-1", 3000)])
+    run(first, checkpoint(first))
+    second = stream_records([car.record(15, "TO_PICKUP", "ride-1", 3000, 150)], first=2)
+    processor(store, now=wall(0) + 2.5)(second, checkpoint(second))
+    etas = store.tables.facts("RideEtaUpdated")
+    assert len(etas) == 2 and etas[1].event.data["etaSeconds"] == round(2850 / 10, 1)
+
+
+def test_a_big_batch_is_split_below_the_transaction_limit_with_intermediate_checkpoints() -> None:
+    records = fleet_of_rides(8)
+    whole, split = MemoryTrackingStore(), MemoryTrackingStore()
+    processor(whole, now=WALL0 + 10_000)(records, checkpoint(records))
+    processor(split, now=WALL0 + 10_000, max_items=20)(records, checkpoint(records))
+    assert whole.tables.commits == 1 and split.tables.commits > 3
+    assert max(split.tables.commit_sizes) <= 20
+    assert sorted(fact_names(split, "TripCompleted")) == sorted(fact_names(whole, "TripCompleted"))
+    assert len(split.tables.outbox) == len(whole.tables.outbox) == 8 * 3
+    assert split.tables.rides == whole.tables.rides | {}  # same state whatever the split
+    assert split.tables.checkpoints == whole.tables.checkpoints
+
+
+def test_a_crash_mid_batch_resumes_from_the_checkpoint_without_a_second_trip_completed() -> None:
+    records = fleet_of_rides(6)
+    tables = TrackingTables()
+    commits = {"n": 0}
+
+    def die_on_the_third_commit() -> None:
+        commits["n"] += 1
+        if commits["n"] == 3:
+            raise Killed()
+
+    with pytest.raises(Killed):
+        processor(MemoryTrackingStore(tables, die_on_the_third_commit), max_items=20)(records, checkpoint(records))
+    assert tables.commits == 2 and tables.checkpoints  # two chunks made it, with their checkpoint
+    before = len(tables.outbox)
+    restarted = MemoryTrackingStore(tables)
+    rest = after_checkpoint(restarted, records)
+    assert 0 < len(rest) < len(records)
+    processor(restarted, max_items=20)(rest, checkpoint(records))
+    assert len(tables.outbox) > before
+    assert sorted(fact_names(restarted, "TripCompleted")) == [f"ride-{n}" for n in range(6)]
+    assert len(fact_names(restarted, "TripStarted")) == 6 and len(fact_names(restarted, "CarArrivedAtPickup")) == 6
+    # and processing everything once more (a reader that lost its checkpoint) adds nothing
+    processor(restarted)(records, checkpoint(records))
+    assert len(fact_names(restarted, "TripCompleted")) == 6
+
+
+def test_a_conflict_with_the_other_shard_reads_the_state_again_and_retries() -> None:
+    tables = TrackingTables()
+    records = stream_records(whole_ride(Car("car-1"), "ride-1"))
+    half = len(records) // 2
+    processor(MemoryTrackingStore(tables))(records[:half], checkpoint(records[:half]))
+    sneaked = {"done": False}
+
+    def the_other_shard_writes_the_ride() -> None:
+        if not sneaked["done"]:
+            sneaked["done"] = True
+            row = tables.rides["ride-1"]
+            tables.rides["ride-1"] = row | {"version": row["version"] + 1}
+
+    processor(MemoryTrackingStore(tables, the_other_shard_writes_the_ride))(records[half:], checkpoint(records))
+    assert [o.event.type.rsplit(".", 1)[1] for o in tables.outbox] == [
+        "CarArrivedAtPickup", "TripStarted", "TripCompleted"]
+
+
+def test_records_that_are_not_telemetry_only_move_the_checkpoint() -> None:
+    store = MemoryTrackingStore()
+    records = stream_records([Car("car-1").record(0, "IDLE", None)])
+    processor(store)(records, checkpoint(records))
+    assert store.tables.checkpoints and store.tables.rides == {} and store.tables.cars == {}
+
+
+def test_tracking_and_telemetry_stats_over_http() -> None:
+    store = MemoryTrackingStore()
+    run = processor(store, now=wall(500))
+    records = stream_records(whole_ride(Car("car-1"), "ride-1"))
+    run(records, checkpoint(records))
+    client = TestClient(create_app(Monitor(store=store, processor=run)))
+    tracking = client.get("/v1/rides/ride-1/tracking")
+    assert tracking.status_code == 200
+    body = tracking.json()
+    assert body["rideId"] == "ride-1" and body["carId"] == "car-1" and body["completed"] is True
+    assert body["distanceMeters"] == 500.0 and body["durationSeconds"] == 75.0
+    assert body["legs"] == [{"carId": "car-1", "arrived": True, "started": True, "stalled": False,
+                             "distanceMeters": pytest.approx(500.0), "progress": None}]
+    missing = client.get("/v1/rides/nope/tracking")
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "ride_not_found")
+    stats = client.get("/v1/ops/telemetry").json()
+    assert stats["recordsProcessed"] == len(records)
+    assert stats["recordsPerSecond"] == round(len(records) / 10, 2)
+    assert stats["lagMs"] == pytest.approx((wall(500) - wall(records[-1].data.sim_time_s)) * 1000, abs=1)
+    assert client.get("/healthz").json()["service"] == "route-monitor"
+    assert client.get("/v1/ops/events", params={"subject": "ride-1"}).json()["events"] == []

@@ -1,0 +1,172 @@
+"""The pure tracking logic, fed with synthetic telemetry (no AWS)."""
+
+from __future__ import annotations
+
+from route_monitor_fakes import WALL0, Car, names, north, wall, whole_ride
+
+from acr.catalog import CarStalled, RideEtaUpdated, TripCompleted
+from route_monitor.adapters.memory import StraightRoads
+from route_monitor.domain import CarCursor, RideTracking, Rules, Tracker
+
+RULES = Rules(stall_window_s=120, eta_push_s=2)
+
+
+def feed(tracker: Tracker, records: list) -> list:  # type: ignore[type-arg]
+    for record in records:
+        tracker.observe(record)
+    facts, tracker.facts = tracker.facts, []
+    return facts
+
+
+def test_arrival_start_and_completion_in_order_with_measured_distance_and_duration() -> None:
+    tracker = Tracker(RULES)
+    facts = feed(tracker, whole_ride(Car("car-1"), "ride-1"))
+    assert names(facts) == ["CarArrivedAtPickup", "TripStarted", "TripCompleted"]
+    done = facts[-1]
+    assert isinstance(done, TripCompleted)
+    assert (done.ride_id, done.car_id) == ("ride-1", "car-1")
+    assert abs(done.distance_meters - 500.0) < 0.5  # the pickup leg is not part of the trip
+    assert done.duration_seconds == 75.0  # simulated seconds from TripStarted to the drop-off
+    ride = tracker.rides["ride-1"]
+    assert ride.completed and ride.phase == "COMPLETED" and ride.trip_started_sim == 120.0
+    assert tracker.cars["car-1"].ride_id is None
+
+
+def test_completion_when_the_car_goes_straight_to_its_next_ride() -> None:
+    car = Car("car-1")
+    records = whole_ride(car, "ride-1")[:-1]  # no IDLE record: the next ride starts at once
+    records.append(car.record(records[-1].sim_time_s, "TO_PICKUP", "ride-2", car.at_m + 300))
+    facts = feed(Tracker(RULES), records)
+    assert names(facts) == ["CarArrivedAtPickup", "TripStarted", "TripCompleted"]
+    assert facts[-1].ride_id == "ride-1"
+
+
+def test_duplicates_and_out_of_order_records_are_ignored() -> None:
+    records = whole_ride(Car("car-1"), "ride-1")
+    shuffled = []
+    for n, record in enumerate(records):
+        shuffled.append(record)
+        shuffled.append(record)  # the producer retried it
+        if n >= 2:
+            shuffled.append(records[n - 2])  # a late copy of an older record
+    tracker = Tracker(RULES)
+    facts = feed(tracker, shuffled)
+    assert names(facts) == ["CarArrivedAtPickup", "TripStarted", "TripCompleted"]
+    assert abs(facts[-1].distance_meters - 500.0) < 0.5
+    assert tracker.ignored == len(shuffled) - len(records)
+    assert feed(tracker, records) == []  # the whole ride again: every fact was already emitted
+
+
+def test_idle_cars_are_not_tracked() -> None:
+    car = Car("car-9")
+    tracker = Tracker(RULES)
+    assert feed(tracker, [car.record(s, "IDLE", None) for s in (0, 150, 300)]) == []
+    assert tracker.cars == {} and tracker.changes().cars == []
+
+
+def test_a_stall_is_detected_after_the_window_in_simulated_seconds_once() -> None:
+    car = Car("car-1")
+    tracker = Tracker(RULES)
+    feed(tracker, [car.record(0, "TO_PICKUP", "ride-1", 2000), car.record(15, "TO_PICKUP", "ride-1", 2000, 100)])
+    # no progress from sim 15 on: tiny jitter (< 5 m) is no progress
+    assert feed(tracker, [car.record(60, "TO_PICKUP", "ride-1", 2000, 2),
+                          car.record(134.9, "TO_PICKUP", "ride-1", 2000, 1)]) == []
+    facts = feed(tracker, [car.record(135, "STALLED", "ride-1", 2000)])
+    assert names(facts) == ["CarStalled"]
+    stalled = facts[0]
+    assert isinstance(stalled, CarStalled)
+    assert (stalled.ride_id, stalled.car_id, round(stalled.lat, 6)) == ("ride-1", "car-1", round(north(103), 6))
+    assert feed(tracker, [car.record(s, "STALLED", "ride-1", 2000) for s in (285, 435)]) == []  # once per ride+car
+
+
+def test_boarding_is_not_a_stall() -> None:
+    car = Car("car-1")
+    tracker = Tracker(Rules(stall_window_s=30))
+    facts = feed(tracker, [car.record(0, "TO_PICKUP", "ride-1", 100), car.record(15, "BOARDING", "ride-1", 100, 100),
+                           car.record(75, "BOARDING", "ride-1", 100), car.record(80, "TO_DESTINATION", "ride-1", 900),
+                           car.record(95, "TO_DESTINATION", "ride-1", 900, 100)])
+    assert "CarStalled" not in names(facts)
+
+
+def test_a_trip_over_two_cars_after_a_stall_is_measured_over_both_legs() -> None:
+    first, second = Car("car-1"), Car("car-2", at_m=-1500)
+    tracker = Tracker(RULES)
+    ride = "ride-1"
+    facts = feed(tracker, [first.record(0, "TO_PICKUP", ride, 100), first.record(15, "BOARDING", ride, 100, 100),
+                           first.record(75, "TO_DESTINATION", ride, 1000),
+                           first.record(90, "TO_DESTINATION", ride, 1000, 150),
+                           first.record(105, "TO_DESTINATION", ride, 1000, 150),  # 300 m of trip, then it stops
+                           first.record(150, "STALLED", ride, 1000),
+                           first.record(225, "STALLED", ride, 1000)])
+    assert names(facts) == ["CarArrivedAtPickup", "TripStarted", "CarStalled"]
+    stall_at = first.at_m
+    # the replacement drives 1900 m to where the first car stalled (not part of the trip) ...
+    facts = feed(tracker, [second.record(240, "TO_PICKUP", ride, stall_at),
+                           second.record(255, "TO_PICKUP", ride, stall_at, 1000),
+                           first.record(300, "STALLED", ride, 1000),  # the stalled car's heartbeat: no takeover
+                           second.record(270, "BOARDING", ride, stall_at, stall_at - second.at_m)])
+    assert names(facts) == ["CarArrivedAtPickup"] and facts[0].car_id == "car-2"
+    assert tracker.rides[ride].car_id == "car-2"
+    # ... the first car is taken out of the ride (no completion for it), the second one finishes the trip
+    facts = feed(tracker, [first.record(310, "STALLED", None),
+                           second.record(330, "TO_DESTINATION", ride, 1000),
+                           second.record(345, "TO_DESTINATION", ride, 1000, 350),
+                           second.record(360, "TO_DESTINATION", ride, 1000, 350),
+                           second.record(360, "IDLE", None)])
+    assert names(facts) == ["TripStarted", "TripCompleted"]
+    done = facts[-1]
+    assert done.car_id == "car-2"
+    assert abs(done.distance_meters - (300 + 700)) < 0.5
+    assert done.duration_seconds == 360 - 75  # from the first TripStarted
+    legs = tracker.rides[ride].legs
+    assert round(legs["car-1"].distance_m) == 300 and round(legs["car-2"].distance_m) == 700
+
+
+def test_eta_is_throttled_on_the_wall_clock_and_uses_the_average_speed() -> None:
+    car = Car("car-1")
+    tracker = Tracker(RULES)
+    roads = StraightRoads()
+    tracker.observe(car.record(0, "TO_PICKUP", "ride-1", 3000))
+    tracker.flush_etas(wall(0), roads.remaining)
+    first = tracker.facts[-1]
+    assert isinstance(first, RideEtaUpdated) and first.phase == "TO_PICKUP"
+    assert first.eta_seconds == 300.0  # no history: the route's own duration (3000 m at 10 m/s)
+    for sim in (15, 30):
+        tracker.observe(car.record(sim, "TO_PICKUP", "ride-1", 3000, 150))  # 10 m/s
+    tracker.flush_etas(wall(0) + 1.9, roads.remaining)
+    assert len(tracker.facts) == 1  # within eta_push_s of the last push
+    tracker.observe(car.record(45, "TO_PICKUP", "ride-1", 3000, 300))  # now 15 m/s on average over 45 s
+    tracker.flush_etas(wall(0) + 2.0, roads.remaining)
+    second = tracker.facts[-1]
+    assert len(tracker.facts) == 2 and second.eta_seconds == round(2400 / (600 / 45), 1)
+    assert tracker.rides["ride-1"].eta_seconds == second.eta_seconds
+
+
+def test_the_speed_window_keeps_the_last_minute_of_the_leg() -> None:
+    car = Car("car-1")
+    tracker = Tracker(RULES)
+    for sim in range(0, 181, 15):
+        tracker.observe(car.record(sim, "TO_PICKUP", "ride-1", 9000, 30 if sim < 120 else 300))
+    cursor = tracker.cars["car-1"]
+    assert [s for s, _ in cursor.samples] == [120, 135, 150, 165, 180]
+    assert cursor.average_speed(RULES) == 20.0
+
+
+def test_no_eta_from_a_backlog_nor_while_boarding() -> None:
+    car = Car("car-1")
+    tracker = Tracker(RULES)
+    tracker.observe(car.record(0, "TO_PICKUP", "ride-1", 300))
+    tracker.flush_etas(WALL0 + 3600, StraightRoads().remaining)  # the record is an hour old
+    tracker.observe(car.record(15, "BOARDING", "ride-1", 300, 300))
+    tracker.flush_etas(wall(15), StraightRoads().remaining)
+    assert names(tracker.facts) == ["CarArrivedAtPickup"]
+
+
+def test_rows_round_trip_through_their_stored_form() -> None:
+    tracker = Tracker(RULES)
+    feed(tracker, whole_ride(Car("car-1"), "ride-1"))
+    ride, cursor = tracker.rides["ride-1"], tracker.cars["car-1"]
+    assert RideTracking.from_dict(ride.to_dict()) == ride
+    assert CarCursor.from_dict(cursor.to_dict()) == cursor
+    view = ride.view()
+    assert view["completed"] is True and view["legs"][0]["carId"] == "car-1"
