@@ -1,28 +1,9 @@
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
-
-
-def _unshadow_package(name: str) -> None:
-    """pytest's importlib mode names this file ``bff.tests.conftest`` and registers the folder
-    ``/work/main/bff`` as a namespace package ``bff``, shadowing the real ``bff`` (src layout);
-    put the real package back before anything imports from it."""
-    module = sys.modules.get(name)
-    if module is not None and getattr(module, "__file__", None) is None:
-        del sys.modules[name]
-        importlib.import_module(name)
-
-
-_unshadow_package("bff")
-sys.path.insert(0, str(Path(__file__).parent))
-
-from bff_fakes import (  # noqa: E402
+from bff_fakes import (
     SETTINGS,
     FakeAddressFinder,
     FakeDeadLetters,
@@ -33,9 +14,16 @@ from bff_fakes import (  # noqa: E402
     FakeServiceStats,
     auth,
 )
+from fastapi.testclient import TestClient
 
-from bff.bootstrap import OTHER_SERVICES, create_app  # noqa: E402
-from bff.state import Dependencies  # noqa: E402
+from bff.bootstrap import OTHER_SERVICES, create_app
+from bff.state import Dependencies
+
+
+@pytest.fixture(autouse=True)
+def _no_resume_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Live updates reach test connections at once (the grace period has its own test)."""
+    monkeypatch.setattr("bff.push.RESUME_GRACE_S", 0.0)
 
 
 @pytest.fixture

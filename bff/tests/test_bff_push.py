@@ -210,6 +210,21 @@ def test_concurrent_resume_and_live_never_duplicate_or_reorder() -> None:
         assert sent[-1] == 20
 
 
+def test_a_resume_right_after_connecting_is_served_before_live_updates() -> None:
+    rides = [ride_json("r1", "rdr_a", n) for n in range(1, 6)]
+
+    async def scenario() -> list[int]:
+        hub = PushHub(History(rides), resume_grace_s=0.3)
+        connection = hub.connect("rdr_a")
+        live = asyncio.create_task(hub.ride_updated("rdr_a", rides[4]))  # v5 arrives first
+        await asyncio.sleep(0.05)
+        await hub.resume(connection, Resume("r1", 2))  # the client asks for what it missed
+        await live
+        return drain(connection.outbox)
+
+    assert asyncio.run(scenario()) == [3, 4, 5]
+
+
 def test_parse_client_message() -> None:
     assert parse_client_message('{"type":"resume","rideId":"r","afterVersion":0}') == Resume("r", 0)
     for raw in (

@@ -19,8 +19,9 @@ def _leg(a: Point, b: Point, seconds: float, via: tuple[float, float] | None = N
 
 
 def _assignment(ride: str = "ride-1", boarding_s: float = 60) -> Assignment:
-    return Assignment(ride, PICKUP, DROPOFF, _leg(HOME, PICKUP, 300, via=CORNER), _leg(PICKUP, DROPOFF, 200),
-                      boarding_s)
+    return Assignment(
+        ride, PICKUP, DROPOFF, _leg(HOME, PICKUP, 300, via=CORNER), _leg(PICKUP, DROPOFF, 200), boarding_s
+    )
 
 
 def _run(car: Car, seconds: float, step: float = 1.0, start: float = 0.0) -> list[Telemetry]:
@@ -54,7 +55,10 @@ def test_the_car_reaches_the_pickup_after_the_route_duration_with_phases_in_orde
     changes = _run(car, 2.0, start=299.0)
     assert [c.phase for c in changes] == [Phase.TO_PICKUP, Phase.BOARDING]
     arrived, boarding = changes
-    assert arrived.sim_time_s == pytest.approx(300.0) and (arrived.lat, arrived.lon) == (PICKUP.lat, PICKUP.lon)
+    assert arrived.sim_time_s == pytest.approx(300.0) and (arrived.lat, arrived.lon) == (
+        PICKUP.lat,
+        PICKUP.lon,
+    )
     assert arrived.speed_kmh == 0 and arrived.target == PICKUP and boarding.target is None
     assert boarding.ride_id == "ride-1" and (boarding.lat, boarding.lon) == (PICKUP.lat, PICKUP.lon)
     assert car.odometer_m == pytest.approx(assignment.to_pickup.length_m)
@@ -85,8 +89,12 @@ def test_one_big_step_reports_every_phase_change_at_its_exact_time() -> None:
     car.assign(_assignment(boarding_s=60))
     changes = car.advance(10_000, 0.0)
     assert [(c.phase, c.sim_time_s) for c in changes] == [
-        (Phase.TO_PICKUP, 300.0), (Phase.BOARDING, 300.0), (Phase.TO_DESTINATION, 360.0),
-        (Phase.TO_DESTINATION, 560.0), (Phase.IDLE, 560.0)]
+        (Phase.TO_PICKUP, 300.0),
+        (Phase.BOARDING, 300.0),
+        (Phase.TO_DESTINATION, 360.0),
+        (Phase.TO_DESTINATION, 560.0),
+        (Phase.IDLE, 560.0),
+    ]
 
 
 def test_release_stops_the_car_where_it_is() -> None:
@@ -119,7 +127,12 @@ def test_a_stall_freezes_the_car_and_reports_stalled_with_its_ride_until_unstall
     where, odometer = car.position, car.odometer_m
     assert car.stall() and not car.stall()
     report = car.telemetry(100.0)
-    assert (report.phase, report.ride_id, report.target, report.speed_kmh) == (Phase.STALLED, "ride-1", PICKUP, 0)
+    assert (report.phase, report.ride_id, report.target, report.speed_kmh) == (
+        Phase.STALLED,
+        "ride-1",
+        PICKUP,
+        0,
+    )
     assert _run(car, 1000.0, start=100.0) == [] and car.position == where and car.odometer_m == odometer
     assert car.unstall() and car.phase is Phase.TO_PICKUP
     changes = _run(car, 200.0, start=1100.0)
@@ -145,7 +158,12 @@ def test_out_of_service_keeps_the_car_where_it_is_without_a_ride() -> None:
     stalled.stall()
     where = stalled.position
     assert stalled.take_out_of_service()
-    assert (stalled.phase, stalled.ride_id, stalled.target, stalled.position) == (Phase.STALLED, None, None, where)
+    assert (stalled.phase, stalled.ride_id, stalled.target, stalled.position) == (
+        Phase.STALLED,
+        None,
+        None,
+        where,
+    )
     assert _run(stalled, 500.0) == [] and stalled.position == where
 
     driving = Car("car-00002", HOME.lat, HOME.lon)
@@ -159,16 +177,28 @@ def test_out_of_service_keeps_the_car_where_it_is_without_a_ride() -> None:
 def test_a_replacement_car_picks_the_rider_up_where_the_stalled_car_stopped() -> None:
     stalled_at = Point(60.1680, 24.9350)
     car = Car("car-00002", HOME.lat, HOME.lon)
-    car.assign(Assignment("ride-1", stalled_at, DROPOFF, _leg(HOME, stalled_at, 120), _leg(stalled_at, DROPOFF, 90),
-                          30))
+    car.assign(
+        Assignment(
+            "ride-1", stalled_at, DROPOFF, _leg(HOME, stalled_at, 120), _leg(stalled_at, DROPOFF, 90), 30
+        )
+    )
     changes = car.advance(1_000, 0.0)
-    assert [c.phase for c in changes] == [Phase.TO_PICKUP, Phase.BOARDING, Phase.TO_DESTINATION,
-                                          Phase.TO_DESTINATION, Phase.IDLE]
+    assert [c.phase for c in changes] == [
+        Phase.TO_PICKUP,
+        Phase.BOARDING,
+        Phase.TO_DESTINATION,
+        Phase.TO_DESTINATION,
+        Phase.IDLE,
+    ]
     assert (changes[1].lat, changes[1].lon) == (stalled_at.lat, stalled_at.lon)
     assert (car.lat, car.lon) == (DROPOFF.lat, DROPOFF.lon)
 
 
 def test_a_car_already_at_the_pickup_arrives_at_once() -> None:
     car = Car("car-00001", PICKUP.lat, PICKUP.lon)
-    car.assign(Assignment("ride-1", PICKUP, DROPOFF, Leg([(PICKUP.lat, PICKUP.lon)], 0), _leg(PICKUP, DROPOFF, 90), 10))
+    car.assign(
+        Assignment(
+            "ride-1", PICKUP, DROPOFF, Leg([(PICKUP.lat, PICKUP.lon)], 0), _leg(PICKUP, DROPOFF, 90), 10
+        )
+    )
     assert [c.phase for c in car.advance(0.25, 0.0)] == [Phase.TO_PICKUP, Phase.BOARDING]

@@ -1,4 +1,4 @@
-"""The car edge against a real emulator: fleet events in through the bus and queue, telemetry out to Kinesis."""
+"""The car edge against a real emulator: fleet events in through bus and queue, telemetry out to Kinesis."""
 
 from __future__ import annotations
 
@@ -41,8 +41,9 @@ def settings() -> Iterator[Settings]:
 def _read_stream(kinesis: Any) -> list[CarTelemetry]:
     out: list[tuple[str, CarTelemetry]] = []
     for shard in kinesis.list_shards(StreamName=TELEMETRY_STREAM)["Shards"]:
-        iterator = kinesis.get_shard_iterator(StreamName=TELEMETRY_STREAM, ShardId=shard["ShardId"],
-                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        iterator = kinesis.get_shard_iterator(
+            StreamName=TELEMETRY_STREAM, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
         records = kinesis.get_records(ShardIterator=iterator, Limit=10_000)["Records"]
         for record in records:
             decoded = decode_record(record)
@@ -61,39 +62,61 @@ def test_the_topology_declares_the_stream_and_the_fleet_subscription(settings: S
 
 
 def test_a_car_assigned_on_the_fleet_bus_drives_the_car_and_its_telemetry_lands_on_the_stream(
-        settings: Settings) -> None:
+    settings: Settings,
+) -> None:
     dispatcher = Messaging(next(s for s in discover() if s.service == "car-dispatcher"), settings)
     edge = Messaging(TOPOLOGY, settings)
     cars = [Car(f"car-{i:05d}", 60.16 + i / 1000, 24.93) for i in range(1, 21)]
-    simulator = CarSimulator(simulation=Simulation(cars, sim_speed=100, wall_start=time.time()),
-                             roads=StraightRoads(10.0), boarding_s=5, inbox=edge.unit_of_work)
+    simulator = CarSimulator(
+        simulation=Simulation(cars, sim_speed=100, wall_start=time.time()),
+        roads=StraightRoads(10.0),
+        boarding_s=5,
+        inbox=edge.unit_of_work,
+    )
     publisher = KinesisPublisher(edge.client("kinesis"), TELEMETRY_STREAM, TelemetryBuffer())
 
     pickup, dropoff = Place(label="P", lat=60.165, lon=24.935), Place(label="D", lat=60.166, lon=24.935)
-    assigned = CarAssigned(ride_id="ride-it-1", car_id="car-00003", car_lat=60.163, car_lon=24.93, pickup=pickup,
-                           dropoff=dropoff, pickup_eta_seconds=50, assigned_at="2026-01-01T00:00:00Z")
+    assigned = CarAssigned(
+        ride_id="ride-it-1",
+        car_id="car-00003",
+        car_lat=60.163,
+        car_lon=24.93,
+        pickup=pickup,
+        dropoff=dropoff,
+        pickup_eta_seconds=50,
+        assigned_at="2026-01-01T00:00:00Z",
+    )
     uow = dispatcher.unit_of_work()
-    uow.record(Outgoing(catalog.record(assigned, subject="ride-it-1", sequence=1), Destination("bus", "acr-fleet")))
+    uow.record(
+        Outgoing(catalog.record(assigned, subject="ride-it-1", sequence=1), Destination("bus", "acr-fleet"))
+    )
     uow.commit()
     assert dispatcher.relay is not None and dispatcher.relay.drain_once() == 1
 
-    consumer = SqsConsumer(name="t", sqs=edge.sqs, queue_url=edge.queue_url("acr-car-simulator-events"),
-                           dead_letter_queue_url=edge.queue_url("acr-car-simulator-events-dlq"),
-                           handler=simulator.handler(), wait_s=1)
+    consumer = SqsConsumer(
+        name="t",
+        sqs=edge.sqs,
+        queue_url=edge.queue_url("acr-car-simulator-events"),
+        dead_letter_queue_url=edge.queue_url("acr-car-simulator-events-dlq"),
+        handler=simulator.handler(),
+        wait_s=1,
+    )
     deadline = time.monotonic() + 15
     while simulator.simulation.car("car-00003").ride_id is None and time.monotonic() < deadline:
         consumer.poll_once()
     assert simulator.simulation.car("car-00003").phase.value == "TO_PICKUP"
 
     stop = threading.Event()
-    threads = [threading.Thread(target=SimulationLoop(simulator, publisher.buffer).run, args=(stop,), daemon=True),
-               threading.Thread(target=publisher.run, args=(stop,), daemon=True)]
+    threads = [
+        threading.Thread(target=SimulationLoop(simulator, publisher.buffer).run, args=(stop,), daemon=True),
+        threading.Thread(target=publisher.run, args=(stop,), daemon=True),
+    ]
     for thread in threads:
         thread.start()
-    deadline = time.monotonic() + 20
+    started, deadline = time.monotonic(), time.monotonic() + 20
     while simulator.simulation.car("car-00003").ride_id is not None and time.monotonic() < deadline:
         time.sleep(0.1)
-    time.sleep(1.0)  # let the publisher drain the last phase change
+    time.sleep(max(1.0, started + 5.5 - time.monotonic()))  # one idle heartbeat round, and the last records
     stop.set()
     for thread in threads:
         thread.join(5)

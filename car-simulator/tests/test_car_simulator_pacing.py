@@ -26,8 +26,17 @@ def _ticks(sim: Simulation, start: float, seconds: float, tick_s: float = 0.25) 
 def test_a_moving_car_at_sim_speed_1000_reports_at_most_twice_per_wall_second() -> None:
     sim = Simulation(_fleet(1), sim_speed=1000, wall_start=0.0)
     # a 100 km drive of 20 000 simulated seconds = 20 wall seconds at 1000x
-    sim.assign("car-00001", Assignment("r1", FAR, A, Leg([(A.lat, A.lon), (FAR.lat, FAR.lon)], 20_000),
-                                       Leg([(FAR.lat, FAR.lon), (A.lat, A.lon)], 20_000), 60))
+    sim.assign(
+        "car-00001",
+        Assignment(
+            "r1",
+            FAR,
+            A,
+            Leg([(A.lat, A.lon), (FAR.lat, FAR.lon)], 20_000),
+            Leg([(FAR.lat, FAR.lon), (A.lat, A.lon)], 20_000),
+            60,
+        ),
+    )
     reports = _ticks(sim, 0.0, 10.0)
     moving = [r for r in reports if r.telemetry.phase is Phase.TO_PICKUP]
     assert sim.car("car-00001").moving and sim.sim_time_s == 10_000
@@ -51,19 +60,43 @@ def test_idle_cars_send_a_staggered_heartbeat_every_five_wall_seconds() -> None:
 
 def test_every_phase_change_is_reported_even_several_within_one_tick() -> None:
     sim = Simulation(_fleet(1), sim_speed=1000, wall_start=0.0)
-    sim.assign("car-00001", Assignment("r1", NEAR, A, Leg([(A.lat, A.lon), (NEAR.lat, NEAR.lon)], 100),
-                                       Leg([(NEAR.lat, NEAR.lon), (A.lat, A.lon)], 100), 30))
+    sim.assign(
+        "car-00001",
+        Assignment(
+            "r1",
+            NEAR,
+            A,
+            Leg([(A.lat, A.lon), (NEAR.lat, NEAR.lon)], 100),
+            Leg([(NEAR.lat, NEAR.lon), (A.lat, A.lon)], 100),
+            30,
+        ),
+    )
     reports = sim.tick(0.25)  # 250 simulated seconds: the whole ride
     essential = [(r.telemetry.phase, r.telemetry.sim_time_s) for r in reports if r.essential]
-    assert essential == [(Phase.TO_PICKUP, 0.0), (Phase.TO_PICKUP, 100.0), (Phase.BOARDING, 100.0),
-                         (Phase.TO_DESTINATION, 130.0), (Phase.TO_DESTINATION, 230.0), (Phase.IDLE, 230.0)]
+    assert essential == [
+        (Phase.TO_PICKUP, 0.0),
+        (Phase.TO_PICKUP, 100.0),
+        (Phase.BOARDING, 100.0),
+        (Phase.TO_DESTINATION, 130.0),
+        (Phase.TO_DESTINATION, 230.0),
+        (Phase.IDLE, 230.0),
+    ]
     assert [r.telemetry.phase for r in reports][-1] is Phase.IDLE  # nothing periodic after the last change
 
 
 def test_commands_are_reported_at_the_next_tick_and_a_stalled_car_keeps_its_heartbeat() -> None:
     sim = Simulation(_fleet(2), sim_speed=10, wall_start=0.0)
-    sim.assign("car-00002", Assignment("r1", FAR, A, Leg([(A.lat, A.lon), (FAR.lat, FAR.lon)], 20_000),
-                                       Leg([(FAR.lat, FAR.lon), (A.lat, A.lon)], 20_000), 60))
+    sim.assign(
+        "car-00002",
+        Assignment(
+            "r1",
+            FAR,
+            A,
+            Leg([(A.lat, A.lon), (FAR.lat, FAR.lon)], 20_000),
+            Leg([(FAR.lat, FAR.lon), (A.lat, A.lon)], 20_000),
+            60,
+        ),
+    )
     _ticks(sim, 0.0, 2.0)
     assert sim.stall("car-00002") and not sim.stall("car-00002")
     reports = [r for r in _ticks(sim, 2.0, 5.0) if r.telemetry.car_id == "car-00002"]

@@ -18,9 +18,19 @@ STREAM = "acr-car-telemetry"
 
 
 def _report(car: int, seq: float = 0.0, essential: bool = False, phase: Phase = Phase.IDLE) -> Report:
-    t = Telemetry(car_id=f"car-{car:05d}", ride_id="r1" if phase is not Phase.IDLE else None, phase=phase,
-                  lat=60.17, lon=24.94, speed_kmh=0.0, heading=90.0, battery=80.0, odometer_m=12.5,
-                  target=Point(60.18, 24.95) if phase is Phase.TO_PICKUP else None, sim_time_s=seq)
+    t = Telemetry(
+        car_id=f"car-{car:05d}",
+        ride_id="r1" if phase is not Phase.IDLE else None,
+        phase=phase,
+        lat=60.17,
+        lon=24.94,
+        speed_kmh=0.0,
+        heading=90.0,
+        battery=80.0,
+        odometer_m=12.5,
+        target=Point(60.18, 24.95) if phase is Phase.TO_PICKUP else None,
+        sim_time_s=seq,
+    )
     return Report(t, wall_time=1_767_225_600.25, essential=essential)
 
 

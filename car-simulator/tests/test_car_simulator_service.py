@@ -22,13 +22,28 @@ DROPOFF = Place(label="9 Station Road", lat=60.17, lon=24.93)
 @pytest.fixture
 def simulator() -> CarSimulator:
     cars = [Car("car-00001", 60.16, 24.93), Car("car-00002", 60.161, 24.931)]
-    return CarSimulator(simulation=Simulation(cars, sim_speed=10, wall_start=0.0), roads=StraightRoads(10.0),
-                        boarding_s=60, inbox=MemoryInbox())
+    return CarSimulator(
+        simulation=Simulation(cars, sim_speed=10, wall_start=0.0),
+        roads=StraightRoads(10.0),
+        boarding_s=60,
+        inbox=MemoryInbox(),
+    )
 
 
-def _assigned(car: str = "car-00001", ride: str = "ride-1", replaces: str | None = None) -> catalog.CloudEvent:
-    data = CarAssigned(ride_id=ride, car_id=car, car_lat=60.16, car_lon=24.93, pickup=PICKUP, dropoff=DROPOFF,
-                       pickup_eta_seconds=100, assigned_at="2026-01-01T00:00:00Z", replaces_car_id=replaces)
+def _assigned(
+    car: str = "car-00001", ride: str = "ride-1", replaces: str | None = None
+) -> catalog.CloudEvent:
+    data = CarAssigned(
+        ride_id=ride,
+        car_id=car,
+        car_lat=60.16,
+        car_lon=24.93,
+        pickup=PICKUP,
+        dropoff=DROPOFF,
+        pickup_eta_seconds=100,
+        assigned_at="2026-01-01T00:00:00Z",
+        replaces_car_id=replaces,
+    )
     return catalog.record(data, subject=ride, sequence=1)
 
 
@@ -53,10 +68,16 @@ def test_released_and_out_of_service_cars_stop_where_they_are(simulator: CarSimu
     _deliver(simulator, _assigned())
     _deliver(simulator, _assigned("car-00002", "ride-2"))
     simulator.tick(1.0)
-    _deliver(simulator, catalog.record(CarReleased(ride_id="ride-1", car_id="car-00001", reason="RIDER_CANCELLED"),
-                                       subject="ride-1"))
+    _deliver(
+        simulator,
+        catalog.record(
+            CarReleased(ride_id="ride-1", car_id="car-00001", reason="RIDER_CANCELLED"), subject="ride-1"
+        ),
+    )
     simulator.simulation.stall("car-00002")
-    _deliver(simulator, catalog.record(CarOutOfService(car_id="car-00002", reason="stalled"), subject="car-00002"))
+    _deliver(
+        simulator, catalog.record(CarOutOfService(car_id="car-00002", reason="stalled"), subject="car-00002")
+    )
     one, two = simulator.simulation.car("car-00001"), simulator.simulation.car("car-00002")
     assert (one.phase, one.ride_id, two.phase, two.ride_id) == (Phase.IDLE, None, Phase.STALLED, None)
     where = (one.position, two.position)

@@ -36,19 +36,39 @@ class Car:
         self.lon = lon
         self.odometer = 10_000.0
 
-    def record(self, sim: float, phase: str, ride_id: str | None, target_m: float | None = None,
-               move_m: float = 0.0) -> CarTelemetry:
+    def record(
+        self, sim: float, phase: str, ride_id: str | None, target_m: float | None = None, move_m: float = 0.0
+    ) -> CarTelemetry:
         self.at_m += move_m
         self.odometer += abs(move_m)
         target = Target(lat=north(target_m), lon=self.lon) if target_m is not None else None
-        return CarTelemetry(car_id=self.car_id, ride_id=ride_id, phase=phase, lat=north(self.at_m), lon=self.lon,
-                            speed_kmh=24.0 if move_m else 0.0, heading=0.0, battery=80.0,
-                            odometer_m=self.odometer, target=target, sim_time_s=sim, at=iso(wall(sim)))
+        return CarTelemetry(
+            car_id=self.car_id,
+            ride_id=ride_id,
+            phase=phase,
+            lat=north(self.at_m),
+            lon=self.lon,
+            speed_kmh=24.0 if move_m else 0.0,
+            heading=0.0,
+            battery=80.0,
+            odometer_m=self.odometer,
+            target=target,
+            sim_time_s=sim,
+            at=iso(wall(sim)),
+        )
 
 
-def whole_ride(car: Car, ride_id: str, t0: float = 0.0, pickup_m: float = 400.0, trip_m: float = 500.0,
-               step_m: float = 100.0, step_s: float = 15.0, boarding_s: float = 60.0) -> list[CarTelemetry]:
-    """TO_PICKUP (step by step) -> BOARDING -> TO_DESTINATION -> IDLE at the drop-off, phase changes recorded."""
+def whole_ride(
+    car: Car,
+    ride_id: str,
+    t0: float = 0.0,
+    pickup_m: float = 400.0,
+    trip_m: float = 500.0,
+    step_m: float = 100.0,
+    step_s: float = 15.0,
+    boarding_s: float = 60.0,
+) -> list[CarTelemetry]:
+    """TO_PICKUP step by step, BOARDING, TO_DESTINATION, IDLE at the drop-off; phase changes recorded."""
     out: list[CarTelemetry] = []
     sim = t0
     pickup_at = car.at_m + pickup_m

@@ -67,24 +67,48 @@ def test_idle_cars_are_not_tracked() -> None:
 def test_a_stall_is_detected_after_the_window_in_simulated_seconds_once() -> None:
     car = Car("car-1")
     tracker = Tracker(RULES)
-    feed(tracker, [car.record(0, "TO_PICKUP", "ride-1", 2000), car.record(15, "TO_PICKUP", "ride-1", 2000, 100)])
+    feed(
+        tracker,
+        [car.record(0, "TO_PICKUP", "ride-1", 2000), car.record(15, "TO_PICKUP", "ride-1", 2000, 100)],
+    )
     # no progress from sim 15 on: tiny jitter (< 5 m) is no progress
-    assert feed(tracker, [car.record(60, "TO_PICKUP", "ride-1", 2000, 2),
-                          car.record(134.9, "TO_PICKUP", "ride-1", 2000, 1)]) == []
+    assert (
+        feed(
+            tracker,
+            [
+                car.record(60, "TO_PICKUP", "ride-1", 2000, 2),
+                car.record(134.9, "TO_PICKUP", "ride-1", 2000, 1),
+            ],
+        )
+        == []
+    )
     facts = feed(tracker, [car.record(135, "STALLED", "ride-1", 2000)])
     assert names(facts) == ["CarStalled"]
     stalled = facts[0]
     assert isinstance(stalled, CarStalled)
-    assert (stalled.ride_id, stalled.car_id, round(stalled.lat, 6)) == ("ride-1", "car-1", round(north(103), 6))
-    assert feed(tracker, [car.record(s, "STALLED", "ride-1", 2000) for s in (285, 435)]) == []  # once per ride+car
+    assert (stalled.ride_id, stalled.car_id, round(stalled.lat, 6)) == (
+        "ride-1",
+        "car-1",
+        round(north(103), 6),
+    )
+    assert (
+        feed(tracker, [car.record(s, "STALLED", "ride-1", 2000) for s in (285, 435)]) == []
+    )  # once per ride+car
 
 
 def test_boarding_is_not_a_stall() -> None:
     car = Car("car-1")
     tracker = Tracker(Rules(stall_window_s=30))
-    facts = feed(tracker, [car.record(0, "TO_PICKUP", "ride-1", 100), car.record(15, "BOARDING", "ride-1", 100, 100),
-                           car.record(75, "BOARDING", "ride-1", 100), car.record(80, "TO_DESTINATION", "ride-1", 900),
-                           car.record(95, "TO_DESTINATION", "ride-1", 900, 100)])
+    facts = feed(
+        tracker,
+        [
+            car.record(0, "TO_PICKUP", "ride-1", 100),
+            car.record(15, "BOARDING", "ride-1", 100, 100),
+            car.record(75, "BOARDING", "ride-1", 100),
+            car.record(80, "TO_DESTINATION", "ride-1", 900),
+            car.record(95, "TO_DESTINATION", "ride-1", 900, 100),
+        ],
+    )
     assert "CarStalled" not in names(facts)
 
 
@@ -92,27 +116,43 @@ def test_a_trip_over_two_cars_after_a_stall_is_measured_over_both_legs() -> None
     first, second = Car("car-1"), Car("car-2", at_m=-1500)
     tracker = Tracker(RULES)
     ride = "ride-1"
-    facts = feed(tracker, [first.record(0, "TO_PICKUP", ride, 100), first.record(15, "BOARDING", ride, 100, 100),
-                           first.record(75, "TO_DESTINATION", ride, 1000),
-                           first.record(90, "TO_DESTINATION", ride, 1000, 150),
-                           first.record(105, "TO_DESTINATION", ride, 1000, 150),  # 300 m of trip, then it stops
-                           first.record(150, "STALLED", ride, 1000),
-                           first.record(225, "STALLED", ride, 1000)])
+    facts = feed(
+        tracker,
+        [
+            first.record(0, "TO_PICKUP", ride, 100),
+            first.record(15, "BOARDING", ride, 100, 100),
+            first.record(75, "TO_DESTINATION", ride, 1000),
+            first.record(90, "TO_DESTINATION", ride, 1000, 150),
+            first.record(105, "TO_DESTINATION", ride, 1000, 150),  # 300 m of trip, then it stops
+            first.record(150, "STALLED", ride, 1000),
+            first.record(225, "STALLED", ride, 1000),
+        ],
+    )
     assert names(facts) == ["CarArrivedAtPickup", "TripStarted", "CarStalled"]
     stall_at = first.at_m
     # the replacement drives 1900 m to where the first car stalled (not part of the trip) ...
-    facts = feed(tracker, [second.record(240, "TO_PICKUP", ride, stall_at),
-                           second.record(255, "TO_PICKUP", ride, stall_at, 1000),
-                           first.record(300, "STALLED", ride, 1000),  # the stalled car's heartbeat: no takeover
-                           second.record(270, "BOARDING", ride, stall_at, stall_at - second.at_m)])
+    facts = feed(
+        tracker,
+        [
+            second.record(240, "TO_PICKUP", ride, stall_at),
+            second.record(255, "TO_PICKUP", ride, stall_at, 1000),
+            first.record(300, "STALLED", ride, 1000),  # the stalled car's heartbeat: no takeover
+            second.record(270, "BOARDING", ride, stall_at, stall_at - second.at_m),
+        ],
+    )
     assert names(facts) == ["CarArrivedAtPickup"] and facts[0].car_id == "car-2"
     assert tracker.rides[ride].car_id == "car-2"
     # ... the first car is taken out of the ride (no completion for it), the second one finishes the trip
-    facts = feed(tracker, [first.record(310, "STALLED", None),
-                           second.record(330, "TO_DESTINATION", ride, 1000),
-                           second.record(345, "TO_DESTINATION", ride, 1000, 350),
-                           second.record(360, "TO_DESTINATION", ride, 1000, 350),
-                           second.record(360, "IDLE", None)])
+    facts = feed(
+        tracker,
+        [
+            first.record(310, "STALLED", None),
+            second.record(330, "TO_DESTINATION", ride, 1000),
+            second.record(345, "TO_DESTINATION", ride, 1000, 350),
+            second.record(360, "TO_DESTINATION", ride, 1000, 350),
+            second.record(360, "IDLE", None),
+        ],
+    )
     assert names(facts) == ["TripStarted", "TripCompleted"]
     done = facts[-1]
     assert done.car_id == "car-2"

@@ -5,6 +5,10 @@ A connection remembers, per ride, the last version it sent. A live update is sen
 newer; when it skips versions, the missing ones are fetched from the ride history first. A client
 ``resume`` replays the stored versions above its ``afterVersion`` under the same per-ride lock, so
 replay and live never duplicate or reorder. Nothing before the connection is replayed unasked.
+
+A client that reconnects sends its ``resume`` right after the handshake; live updates that reach a
+brand-new connection wait out a short grace period first, so the resume is served before them and the
+client gets every missed version in order instead of jumping ahead.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ log = logging.getLogger(__name__)
 Json = dict[str, Any]
 OUTBOX_SIZE = 1000
 MAX_RIDE_ID = 128
+RESUME_GRACE_S = 1.0
 
 
 class VersionSource(Protocol):
@@ -78,8 +83,11 @@ def ride_updated_message(ride: Json) -> Json:
 class Connection:
     """One websocket of one rider: an outbox the socket writer drains, and what was sent per ride."""
 
-    def __init__(self, rider_id: str, outbox_size: int = OUTBOX_SIZE) -> None:
+    def __init__(self, rider_id: str, outbox_size: int = OUTBOX_SIZE, settles_at: float = 0.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.rider_id = rider_id
+        self._settles_at = settles_at
+        self._clock = clock
         self.outbox: asyncio.Queue[Json] = asyncio.Queue(outbox_size)
         self.overflowed = asyncio.Event()
         self._last: dict[str, int] = {}
@@ -91,6 +99,12 @@ class Connection:
 
     def last_sent(self, ride_id: str) -> int | None:
         return self._last.get(ride_id)
+
+    async def settled(self) -> None:
+        """Return once the connection is past its resume grace period."""
+        remaining = self._settles_at - self._clock()
+        if remaining > 0:
+            await asyncio.sleep(remaining)
 
     def send(self, message: Json) -> None:
         """Queue a frame; a client too slow to drain its outbox is marked for closing."""
@@ -114,8 +128,10 @@ class PushHub:
         eta_interval_s: float = 2.0,
         max_rides: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
+        resume_grace_s: float | None = None,
     ) -> None:
         self._history = history
+        self._resume_grace_s = RESUME_GRACE_S if resume_grace_s is None else resume_grace_s
         self._eta_interval_s = eta_interval_s
         self._max_rides = max_rides
         self._clock = clock
@@ -125,7 +141,7 @@ class PushHub:
 
     def connect(self, rider_id: str) -> Connection:
         """Register a new connection of ``rider_id``."""
-        connection = Connection(rider_id)
+        connection = Connection(rider_id, settles_at=self._clock() + self._resume_grace_s, clock=self._clock)
         self._connections.setdefault(rider_id, set()).add(connection)
         return connection
 
@@ -163,6 +179,8 @@ class PushHub:
 
     async def _deliver(self, connection: Connection, ride_id: str, ride: Json) -> None:
         version = version_of(ride)
+        if connection.last_sent(ride_id) is None:
+            await connection.settled()
         async with connection.lock(ride_id):
             last = connection.last_sent(ride_id)
             if last is not None and version <= last:

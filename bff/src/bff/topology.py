@@ -8,4 +8,5 @@ TOPOLOGY = ServiceTopology(
     service="bff",
     subscriptions=(Subscription("ride-eta", (RideEtaUpdated,)),),
     topic_subscriptions=(TopicSubscription("ride-updates", RIDE_UPDATES_TOPIC),),
+    inbox=False,  # push keeps no state: each connection sends a (ride, version) at most once
 )

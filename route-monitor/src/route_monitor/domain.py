@@ -315,6 +315,7 @@ class Tracker:
         self._dirty_rides.add(ride_id)
         if leg.stalled and not self._at_target(cursor, t):
             return  # a stalled car handed the ride over: the replacement completes it
+        leg.progress = None
         self._complete(ride, cursor.car_id, t)
 
     def _at_target(self, cursor: CarCursor, t: CarTelemetry) -> bool:
