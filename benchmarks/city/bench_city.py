@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from acr_city import Bounds, CarIndex, City, load_city
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -154,22 +154,6 @@ class FakeRideManager(Switch):
         self.check()
         return {"rides": [v[-1] for v in self.versions_of.values()]}
 
-    async def ride_events(self, ride_id: str) -> Json:
-        self.check()
-        if ride_id not in self.versions_of:
-            raise not_found()
-        return {
-            "events": [
-                {
-                    "type": "acme.acr.ride.RideRequested",
-                    "source": "acr.ride-manager",
-                    "id": "e1",
-                    "time": "2026-01-01T00:00:00Z",
-                    "eventcount": 1,
-                }
-            ]
-        }
-
 
 class FakeAddressFinder(Switch):
     name = "address-finder"
@@ -274,6 +258,12 @@ class FakeServiceStats:
         self.services = services
         self.down: set[str] = set()
         self.counters: dict[str, Json] = {}
+        self.published: dict[str, list[Json]] = {}
+
+    async def events(self, service: str, subject: str) -> list[Json]:
+        if service in self.down:
+            raise DependencyUnavailable(service)
+        return [e for e in self.published.get(service, []) if e.get("subject") == subject]
 
     async def stats(self, service: str) -> Json:
         if service in self.down:

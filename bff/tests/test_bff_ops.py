@@ -109,8 +109,15 @@ def test_ops_rides_and_events(
 ) -> None:
     ride = book(client, rider[1])
     assert client.get("/ops/rides?active=true", headers=OPS).json()["rides"][0]["rideId"] == ride["rideId"]
+    published = deps.services.published  # type: ignore[attr-defined]
+    published["car-dispatcher"] = [
+        {"type": "acme.acr.fleet.CarAssigned", "subject": ride["rideId"], "time": "t2"}
+    ]
+    published["ride-manager"] = [
+        {"type": "acme.acr.ride.RideRequested", "subject": ride["rideId"], "time": "t1"}
+    ]
     events = client.get(f"/ops/rides/{ride['rideId']}/events", headers=OPS).json()["events"]
-    assert events[0]["type"].endswith("RideRequested")
+    assert [e["type"].rsplit(".", 1)[1] for e in events] == ["RideRequested", "CarAssigned"]
     error_of(client.get("/ops/rides/unknown/events", headers=OPS), 404, "ride_not_found")
     deps.ride_manager.down = True  # type: ignore[attr-defined]
     error_of(client.get("/ops/rides?active=true", headers=OPS), 503, "dependency_unavailable")

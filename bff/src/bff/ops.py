@@ -75,8 +75,19 @@ async def rides(deps: Deps, active: bool = True) -> dict[str, Any]:
 
 @router.get("/rides/{ride_id}/events")
 async def ride_events(ride_id: str, deps: Deps) -> dict[str, Any]:
-    """Every event of a ride across services, in order."""
-    return await deps.ride_manager.ride_events(ride_id_or_404(ride_id))
+    """Every event of a ride across services, in order (each service's outbox rows about the ride)."""
+    subject = ride_id_or_404(ride_id)
+    names = deps.services.services
+    found = await asyncio.gather(
+        *(deps.services.events(name, subject) for name in names), return_exceptions=True
+    )
+    events = [e for answer in found if isinstance(answer, list) for e in answer]
+    if not events:
+        raise BffError(404, "ride_not_found", "no events for that ride")
+    return {
+        "rideId": subject,
+        "events": sorted(events, key=lambda e: (e.get("time", ""), e.get("sequence") or 0)),
+    }
 
 
 @router.get("/stats")

@@ -83,8 +83,13 @@ def ride_updated_message(ride: Json) -> Json:
 class Connection:
     """One websocket of one rider: an outbox the socket writer drains, and what was sent per ride."""
 
-    def __init__(self, rider_id: str, outbox_size: int = OUTBOX_SIZE, settles_at: float = 0.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        rider_id: str,
+        outbox_size: int = OUTBOX_SIZE,
+        settles_at: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.rider_id = rider_id
         self._settles_at = settles_at
         self._clock = clock

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from acr_city import InvalidQuery, OutsideServiceArea, load_city
-from acr_city.text import normalize, within_one_edit
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+
+from acr_city import InvalidQuery, OutsideServiceArea, load_city
+from acr_city.text import normalize, within_one_edit
 
 CITY = load_city("small", seed=42)
 ROWS = st.integers(min_value=0, max_value=CITY.address_count - 1)

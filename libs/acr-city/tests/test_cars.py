@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 
 import pytest
-from acr_city import Bounds, CarIndex, OutsideServiceArea
-from acr_city.geo import Projection
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from acr_city import Bounds, CarIndex, OutsideServiceArea
+from acr_city.geo import Projection
 
 BOUNDS = Bounds(24.80, 60.10, 25.10, 60.25)
 LAT = st.floats(min_value=BOUNDS.min_lat, max_value=BOUNDS.max_lat)

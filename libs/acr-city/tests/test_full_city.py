@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from acr_city import load_city
 from acr_city.generator import SPECS, generate
 from acr_city.network import build_city_data

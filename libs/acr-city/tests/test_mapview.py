@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from acr_city import InvalidQuery, OutsideServiceArea, load_city
 
 CITY = load_city("small", seed=42)

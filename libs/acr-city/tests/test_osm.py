@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
+
 from acr_city import City, load_city
 
 pytestmark = pytest.mark.skipif(

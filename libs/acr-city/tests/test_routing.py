@@ -6,12 +6,13 @@ import math
 
 import numpy as np
 import pytest
-from acr_city import InvalidQuery, load_city
-from acr_city.geo import haversine_m
-from acr_city.routing import decode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.sparse.csgraph import dijkstra
+
+from acr_city import InvalidQuery, load_city
+from acr_city.geo import haversine_m
+from acr_city.routing import decode
 
 CITY = load_city("small", seed=42)
 TOP_SPEED_MS = 90 / 3.6

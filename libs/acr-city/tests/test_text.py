@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from acr_city.text import normalize, parse_query, within_one_edit
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from acr_city.text import normalize, parse_query, within_one_edit
 
 
 def osa(a: str, b: str) -> int:

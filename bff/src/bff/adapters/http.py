@@ -134,9 +134,6 @@ class HttpRideManager:
     async def ops_rides(self, active: bool) -> Json:
         return await self._http.call("GET", "/v1/ops/rides", params={"active": str(active).lower()})
 
-    async def ride_events(self, ride_id: str) -> Json:
-        return await self._http.call("GET", f"/v1/ops/rides/{seg(ride_id)}/events")
-
 
 class HttpAddressFinder:
     """address-finder: autocomplete, reverse geocoding, map tiles."""
@@ -213,3 +210,13 @@ class HttpServiceStats:
 
     async def healthy(self, service: str) -> bool:
         return await self._https[service].healthy()
+
+    async def events(self, service: str, subject: str) -> list[Json]:
+        """What ``service`` published about ``subject`` (services without an outbox have none)."""
+        try:
+            answer = await self._https[service].call("GET", "/v1/ops/events", params={"subject": subject})
+        except UpstreamError as exc:
+            if exc.status == 404:
+                return []
+            raise
+        return list(answer.get("events", []))
