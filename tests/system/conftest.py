@@ -1,32 +1,47 @@
-"""One embedded stack (moto server + 8 services on free ports, small city) shared by the system tests."""
+"""The embedded stacks of the system tests (moto server + 8 services on free ports, small city):
+one shared stack driven through the ``/ops`` controls, and a one-car stack for fleet exhaustion."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from rider_client import LOG_DIR
 
 from acr.stack import Stack, StackConfig
 
-LOG_DIR = Path(os.environ.get("ACR_TEST_LOG_DIR", ".run/test-logs"))
+SAGA_SETTINGS = {
+    "ACR_CITY": "small",
+    "ACR_FLEET_SIZE": "60",
+    "ACR_SIM_SPEED": "60",
+    "ACR_BOARDING_S": "240",
+    "ACR_STALL_WINDOW_S": "120",
+    "ACR_DISPATCH_TIMEOUT_S": "20",
+    "ACR_SQS_WAIT_S": "1",
+    "ACR_LOG_LEVEL": "INFO",
+}
+
+
+def _running(name: str, **overrides: str) -> Iterator[Stack]:
+    config = StackConfig.free(env=SAGA_SETTINGS | overrides, log_dir=LOG_DIR / name)
+    stack = Stack(config)
+    stack.start(timeout_s=180)
+    try:
+        yield stack
+    finally:
+        stack.stop()
 
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
-    config = StackConfig.free(
-        env={"ACR_CITY": "small", "ACR_SIM_SPEED": "120", "ACR_LOG_LEVEL": "INFO", "ACR_SQS_WAIT_S": "1"},
-        log_dir=LOG_DIR / "system",
-    )
-    running = Stack(config)
-    running.start(timeout_s=180)
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from _running("shared")
 
 
 @pytest.fixture(scope="session")
 def bff_url(stack: Stack) -> str:
     return stack.config.url("bff")
+
+
+@pytest.fixture(scope="module")
+def one_car_stack() -> Iterator[Stack]:
+    yield from _running("one-car", ACR_FLEET_SIZE="1", ACR_DISPATCH_TIMEOUT_S="6")
