@@ -5,9 +5,9 @@ from __future__ import annotations
 from functools import lru_cache
 
 import pytest
-from acr_city import City, load_city
 from fastapi.testclient import TestClient
 
+from acr_city import City, load_city
 from address_finder.bootstrap import create_app
 
 
@@ -40,8 +40,15 @@ def test_reverse_geocode_and_autocomplete_agree(client: TestClient) -> None:
 
 def test_routes_and_map_views_are_bounded(client: TestClient) -> None:
     bounds = client.get("/v1/city").json()["bounds"]
-    route = client.get("/v1/route", params={"fromLat": bounds[1] + 0.01, "fromLon": bounds[0] + 0.01,
-                                            "toLat": bounds[3] - 0.01, "toLon": bounds[2] - 0.01}).json()
+    route = client.get(
+        "/v1/route",
+        params={
+            "fromLat": bounds[1] + 0.01,
+            "fromLon": bounds[0] + 0.01,
+            "toLat": bounds[3] - 0.01,
+            "toLon": bounds[2] - 0.01,
+        },
+    ).json()
     assert route["distanceMeters"] > 0 and route["durationSeconds"] > 0
     view = client.get("/v1/map", params={"bbox": ",".join(map(str, bounds)), "zoom": 12}).json()
     assert view["bounds"] == bounds and sum(len(s["points"]) for s in view["streets"]) <= 20000
@@ -65,7 +72,8 @@ def test_routes_and_map_views_are_bounded(client: TestClient) -> None:
         ("/v1/nowhere", {}, 404, "not_found"),
     ],
 )
-def test_bad_queries_get_a_4xx_with_a_code(client: TestClient, path: str, params: dict[str, str], status: int,
-                                           code: str) -> None:
+def test_bad_queries_get_a_4xx_with_a_code(
+    client: TestClient, path: str, params: dict[str, str], status: int, code: str
+) -> None:
     response = client.get(path, params=params)
     assert (response.status_code, response.json()["error"]["code"]) == (status, code), response.text

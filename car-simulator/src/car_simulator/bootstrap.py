@@ -42,7 +42,10 @@ def build_simulator(
         Car(car_id, lat, lon, battery=initial_battery(settings.seed, car_id))
         for car_id, lat, lon in positions
     ]
-    simulation = Simulation(cars, settings.sim_speed, wall_start=time.time())
+    # Simulated time = wall time x speed, so it keeps growing across a restart of the simulator and
+    # readers that order a car's records by simulated time never see it jump back.
+    now = time.time()
+    simulation = Simulation(cars, settings.sim_speed, wall_start=now, sim_start_s=now * settings.sim_speed)
     return CarSimulator(simulation=simulation, roads=roads, boarding_s=settings.boarding_s, inbox=inbox)
 
 

@@ -43,10 +43,11 @@ class Simulation:
         wall_start: float,
         active_every_s: float = ACTIVE_EVERY_S,
         idle_every_s: float = IDLE_EVERY_S,
+        sim_start_s: float = 0.0,
     ) -> None:
         self.cars = {car.car_id: car for car in cars}
         self.sim_speed = sim_speed
-        self.sim_time_s = 0.0
+        self.sim_time_s = sim_start_s
         self.active_every_s = active_every_s
         self.idle_every_s = idle_every_s
         self._wall = wall_start

@@ -165,7 +165,10 @@ class HttpFleet:
         return await self._simulator.call("POST", f"/v1/cars/{seg(car_id)}/stall")
 
     async def return_to_service(self, car_id: str) -> Json:
-        return await self._dispatcher.call("POST", f"/v1/ops/cars/{seg(car_id)}/return-to-service")
+        """The dispatcher puts the car back in the fleet; the simulated car is repaired (un-stalled)."""
+        car = await self._dispatcher.call("POST", f"/v1/ops/cars/{seg(car_id)}/return-to-service")
+        await self._simulator.call("POST", f"/v1/cars/{seg(car_id)}/unstall")
+        return car
 
     async def set_dispatch(self, paused: bool) -> Json:
         return await self._dispatcher.call("PUT", "/v1/ops/dispatch", json={"paused": paused})
