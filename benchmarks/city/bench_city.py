@@ -326,6 +326,7 @@ def main() -> None:
     machine = (
         f"{platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}"
+        f", load average at end {', '.join(f'{v:.2f}' for v in os.getloadavg())}"
     )
     report = "\n".join(
         [

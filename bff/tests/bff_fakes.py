@@ -260,6 +260,9 @@ class FakeServiceStats:
         self.counters: dict[str, Json] = {}
         self.published: dict[str, list[Json]] = {}
 
+    async def redrive_producer(self, service: str) -> Json:
+        return {"queue": f"acr-{service}-producer-dlq", "redriven": 0}
+
     async def events(self, service: str, subject: str) -> list[Json]:
         if service in self.down:
             raise DependencyUnavailable(service)

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from acr import aws, logs
 from acr.runtime import Messaging
@@ -106,6 +107,7 @@ def _lifespan(
             state: BffState = app.state.bff
             app.state.ride_updates_handler = make_handler(state.hub, loop)
             messaging = await asyncio.to_thread(start_messaging, state, loop) if messaging_on else None
+            app.state.messaging = messaging
             try:
                 yield
             finally:
@@ -123,6 +125,8 @@ def _install_pages(app: FastAPI) -> None:
     @app.get("/dashboard", include_in_schema=False)
     async def dashboard() -> FileResponse:
         return FileResponse(STATIC / "dashboard.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
 
 def create_app(

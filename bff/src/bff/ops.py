@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, StrictBool
 
@@ -32,9 +32,13 @@ class DispatchSwitch(BaseModel):
     paused: StrictBool
 
 
-def own_stats() -> dict[str, Any]:
-    """This process's messaging counters."""
-    return COUNTERS.snapshot()
+def own_stats(request: Request) -> dict[str, Any]:
+    """This process's messaging counters and the depth of its DLQs."""
+    counters = COUNTERS.snapshot()
+    messaging = getattr(request.app.state, "messaging", None)
+    if messaging is not None:
+        counters |= messaging.stats()
+    return counters
 
 
 async def _stats_of(deps: Dependencies, service: str) -> dict[str, Any]:
@@ -56,9 +60,9 @@ async def healthz(deps: Deps) -> JSONResponse:
 
 
 @internal.get("/v1/ops/stats")
-async def stats_of_bff() -> dict[str, Any]:
+def stats_of_bff(request: Request) -> dict[str, Any]:
     """The BFF's own counters, like every service's."""
-    return own_stats()
+    return own_stats(request)
 
 
 @router.get("/fleet")
@@ -91,11 +95,12 @@ async def ride_events(ride_id: str, deps: Deps) -> dict[str, Any]:
 
 
 @router.get("/stats")
-async def stats(deps: Deps) -> dict[str, Any]:
+async def stats(deps: Deps, request: Request) -> dict[str, Any]:
     """Every service's counters and the totals; a service that does not answer shows an error entry."""
     names = deps.services.services
     answers = await asyncio.gather(*(_stats_of(deps, name) for name in names))
-    return aggregate({SERVICE: own_stats(), **dict(zip(names, answers, strict=True))})
+    own = await asyncio.to_thread(own_stats, request)
+    return aggregate({SERVICE: own, **dict(zip(names, answers, strict=True))})
 
 
 @router.get("/dlq")
@@ -106,7 +111,11 @@ async def dead_letter_queues(deps: Deps) -> dict[str, Any]:
 
 @router.post("/dlq/{queue}/redrive")
 async def redrive(queue: str, deps: Deps) -> dict[str, Any]:
-    """Move a DLQ's messages back to the queue they came from."""
+    """Move a DLQ's messages back to the queue they came from; a producer DLQ's events are re-published
+    by the service that owns them (same ids)."""
+    producer = queue.removeprefix("acr-").removesuffix("-producer-dlq")
+    if queue.endswith("-producer-dlq") and producer in deps.services.services:
+        return await deps.services.redrive_producer(producer)
     return await deps.dead_letters.redrive(queue)
 
 

@@ -42,7 +42,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         uow=uow, roads=CityRoads(city), fleet=live, max_pickup_eta_s=settings.max_pickup_eta_s
     )
     app.state.dispatcher = dispatcher
-    app.state.events_about = messaging.events_about
+    app.state.messaging = messaging
     messaging.consume("events", dispatcher.handle)
     tracker = PositionTracker(
         live,
@@ -63,6 +63,6 @@ def create_app(dispatcher: Dispatcher | None = None) -> FastAPI:
     if dispatcher:
         app.state.dispatcher = dispatcher
     install_error_handlers(app)
-    install_ops_routes(app, "car-dispatcher", events=lambda subject: app.state.events_about(subject))
+    install_ops_routes(app, "car-dispatcher")
     app.include_router(router)
     return app

@@ -55,6 +55,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     city = load_city(settings.city, settings.seed, settings.city_cache_dir)
     fleet = seed_fleet(settings.fleet_size, settings.seed, tuple(city.bounds.as_list()), city.snap)
     messaging = Messaging(TOPOLOGY, settings)
+    app.state.messaging = messaging
     simulator = build_simulator(
         settings, CityRoads(city), [(c.car_id, c.lat, c.lon) for c in fleet], messaging.unit_of_work
     )

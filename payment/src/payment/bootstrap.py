@@ -29,7 +29,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     service = PaymentService(uow=lambda: DynamoPaymentUnitOfWork(messaging.unit_of_work()), gateway=gateway)
     app.state.payments = service
     app.state.gateway = gateway
-    app.state.events_about = messaging.events_about
+    app.state.messaging = messaging
     messaging.consume("events", service.consumer())
     messaging.start()
     yield
@@ -51,12 +51,11 @@ def create_app(payments: PaymentService | None = None, gateway: SimulatedGateway
     settings = get_settings()
     logs.configure("payment", settings.log_level, settings.log_format)
     app = FastAPI(title="ACR payment", version="0.1.0", lifespan=None if payments else lifespan)
-    app.state.events_about = lambda _subject: []
     if payments:
         app.state.payments = payments
         app.state.gateway = gateway
     install_error_handlers(app)
     install_payment_errors(app)
-    install_ops_routes(app, "payment", events=lambda subject: app.state.events_about(subject))
+    install_ops_routes(app, "payment")
     app.include_router(router)
     return app

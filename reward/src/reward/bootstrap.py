@@ -23,7 +23,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     messaging = Messaging(TOPOLOGY, settings)
     app.state.loyalty = DynamoLoyaltyView(messaging.dynamodb, RIDERS)
-    app.state.events_about = messaging.events_about
+    app.state.messaging = messaging
     messaging.consume("events", consumer(lambda: DynamoRewardUnitOfWork(messaging.unit_of_work())))
     messaging.start()
     yield
@@ -35,10 +35,9 @@ def create_app(loyalty: LoyaltyView | None = None) -> FastAPI:
     settings = get_settings()
     logs.configure("reward", settings.log_level, settings.log_format)
     app = FastAPI(title="ACR reward", version="0.1.0", lifespan=None if loyalty else lifespan)
-    app.state.events_about = lambda _subject: []
     if loyalty:
         app.state.loyalty = loyalty
     install_error_handlers(app)
-    install_ops_routes(app, "reward", events=lambda subject: app.state.events_about(subject))
+    install_ops_routes(app, "reward")
     app.include_router(router)
     return app

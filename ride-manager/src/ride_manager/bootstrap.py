@@ -44,7 +44,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     with httpx.Client(timeout=5.0) as http:
         services = wire(settings, messaging, http)
         app.state.services = services
-        app.state.events_about = messaging.events_about
+        app.state.messaging = messaging
         messaging.consume("events", idempotent(services.uow, handlers.EVENT_HANDLERS))
         timer = DispatchTimer(
             history=services.history, uow_factory=services.uow, timeout_s=settings.dispatch_timeout_s
@@ -81,6 +81,6 @@ def create_app(services: Services | None = None) -> FastAPI:
         app.state.services = services
     install_error_handlers(app)
     install_domain_errors(app)
-    install_ops_routes(app, "ride-manager", events=lambda subject: app.state.events_about(subject))
+    install_ops_routes(app, "ride-manager")
     app.include_router(router)
     return app

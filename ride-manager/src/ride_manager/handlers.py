@@ -21,6 +21,7 @@ from acr.catalog import (
     TripCompleted,
     TripStarted,
 )
+from acr.consumer import Park
 from acr.envelope import CloudEvent
 from acr.topology import bus_name
 from acr.topology.model import RIDE_UPDATES_TOPIC
@@ -158,7 +159,7 @@ def _apply(uow: UnitOfWork, ride_id: str, change: Callable[[Ride], bool]) -> Non
     """Load, apply ``change`` and stage the result if it changed anything (a stale event changes nothing)."""
     ride = uow.rides.get(ride_id)
     if ride is None:
-        raise RideNotFound(f"ride {ride_id} not found yet")  # redelivered later: the create may be in flight
+        raise Park(f"ride {ride_id} does not exist yet")  # an update before its create: try again later
     expected = ride.version
     if change(ride):
         save(uow, ride, expected)

@@ -14,14 +14,14 @@ from acr.catalog import (
     TripCompleted,
     TripStarted,
 )
-from acr.topology import Index, ServiceTopology, Subscription, Table
+from acr.topology import Index, ServiceTopology, Subscription, Table, TopicSubscription
 from acr.topology.model import RIDE_UPDATES_TOPIC
 
 RIDES = "acr-ride-manager-rides"
 RIDE_VERSIONS = "acr-ride-manager-ride-versions"
+RIDE_HISTORY = "acr-ride-manager-ride-history"
 QUOTES = "acr-ride-manager-quotes"
 IDEMPOTENCY = "acr-ride-manager-idempotency"
-BY_RIDER = "by-rider"
 AWAITING_CAR = "awaiting-car"
 
 TOPOLOGY = ServiceTopology(
@@ -47,14 +47,13 @@ TOPOLOGY = ServiceTopology(
         Table(
             RIDES,
             "rideId",
-            indexes=(
-                Index(BY_RIDER, "riderId", "requestedAt"),
-                Index(AWAITING_CAR, "awaitingCar", "requestedAt"),
-            ),
+            indexes=(Index(AWAITING_CAR, "awaitingCar", "requestedAt"),),
         ),
         Table(RIDE_VERSIONS, "rideId", "version", "N"),
+        Table(RIDE_HISTORY, "riderId", "requested"),
         Table(QUOTES, "quoteId", ttl_attribute="purgeAt"),
         Table(IDEMPOTENCY, "key", ttl_attribute="expiresAt"),
     ),
+    topic_subscriptions=(TopicSubscription("history", RIDE_UPDATES_TOPIC),),
     topics=(RIDE_UPDATES_TOPIC,),
 )

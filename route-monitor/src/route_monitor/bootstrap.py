@@ -31,7 +31,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     store = DynamoTrackingStore(messaging.dynamodb, messaging.unit_of_work)
     processor = TelemetryProcessor(store=store, roads=CityRoads(city), rules=rules_from(settings))
     app.state.monitor = Monitor(store=store, processor=processor)
-    app.state.events_about = messaging.events_about
+    app.state.messaging = messaging
     messaging.read_stream(READER, TELEMETRY_STREAM, CHECKPOINTS, processor)
     messaging.start()
     yield
@@ -43,10 +43,9 @@ def create_app(monitor: Monitor | None = None) -> FastAPI:
     settings = get_settings()
     logs.configure("route-monitor", settings.log_level, settings.log_format)
     app = FastAPI(title="ACR route-monitor", version="0.1.0", lifespan=None if monitor else lifespan)
-    app.state.events_about = lambda _subject: []
     if monitor:
         app.state.monitor = monitor
     install_error_handlers(app)
-    install_ops_routes(app, "route-monitor", events=lambda subject: app.state.events_about(subject))
+    install_ops_routes(app, "route-monitor")
     app.include_router(router)
     return app

@@ -214,6 +214,10 @@ class HttpServiceStats:
     async def healthy(self, service: str) -> bool:
         return await self._https[service].healthy()
 
+    async def redrive_producer(self, service: str) -> Json:
+        """Ask ``service`` to re-publish what its relay dead-lettered."""
+        return await self._https[service].call("POST", "/v1/ops/dlq/redrive")
+
     async def events(self, service: str, subject: str) -> list[Json]:
         """What ``service`` published about ``subject`` (services without an outbox have none)."""
         try:

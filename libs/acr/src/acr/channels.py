@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from acr.faults import Faults
 from acr.unit_of_work import Outgoing
 
 EVENTBRIDGE_BATCH = 10
@@ -97,4 +98,28 @@ class SnsFifoChannel:
         results: list[str | None] = [None] * len(batch)
         for failed in response.get("Failed", []):
             results[int(failed["Id"])] = failed.get("Code") or "InternalFailure"
+        return results
+
+
+class FaultyChannel:
+    """Wraps a channel with injected faults: per-entry throttling and internal failures (those entries
+    are not sent), and lost acknowledgements (sent, but the producer sees a transport error)."""
+
+    def __init__(self, inner: Channel, faults: Faults) -> None:
+        self._inner = inner
+        self._faults = faults
+        self.max_batch = inner.max_batch
+
+    def send(self, batch: Sequence[Outgoing]) -> list[str | None]:
+        throttled = self._faults.pick("publish.throttle", len(batch))
+        failed = self._faults.pick("publish.partial_failure", len(batch)) - throttled
+        sent = [i for i in range(len(batch)) if i not in throttled | failed]
+        results: list[str | None] = [
+            "ThrottlingException" if i in throttled else "InternalFailure" for i in range(len(batch))
+        ]
+        if sent:
+            for i, code in zip(sent, self._inner.send([batch[i] for i in sent]), strict=True):
+                results[i] = code
+            if self._faults.hit("publish.lost_ack"):
+                raise TransportError("injected: the acknowledgement was lost")
         return results

@@ -2,8 +2,9 @@
 
 Poison messages (unparseable, unknown type, schema-invalid) go to the DLQ at once, by the consumer,
 with their reason as message attributes, so they never block the queue; the queue's redrive policy
-is only the backstop for crashes. Duplicates are acknowledged and counted. Any other failure leaves
-the message for redelivery (with a short backoff), which is why handlers must be idempotent.
+is only the backstop for crashes. Duplicates are acknowledged and counted, and so are stale updates.
+An update that arrives before what it updates is parked: sent again with a delay, not redelivered
+(so it burns no receives). Any other failure leaves the message for redelivery with a short backoff.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 from acr import catalog
 from acr.catalog import EventData
 from acr.envelope import CloudEvent, InvalidEnvelope
+from acr.faults import NO_FAULTS, Faults
 from acr.logs import event_context
 from acr.metrics import COUNTERS, Counters
 from acr.unit_of_work import Duplicate
@@ -25,6 +27,15 @@ from acr.unit_of_work import Duplicate
 log = logging.getLogger(__name__)
 
 Handler = Callable[[CloudEvent, EventData], None]
+MAX_PARKS = 30
+
+
+class Park(Exception):
+    """Not yet: what this message updates does not exist here yet. Try again a little later."""
+
+
+class Stale(Exception):
+    """This update is older than what the consumer already applied: acknowledge and drop it."""
 
 
 class PoisonMessage(Exception):
@@ -96,6 +107,7 @@ class Received:
     receipt: str
     body: str
     receive_count: int
+    parked: int = 0
 
 
 class SqsConsumer:
@@ -112,6 +124,7 @@ class SqsConsumer:
         wait_s: int = 2,
         batch: int = 10,
         counters: Counters = COUNTERS,
+        faults: Faults = NO_FAULTS,
     ) -> None:
         self.name = name
         self._sqs = sqs
@@ -121,6 +134,7 @@ class SqsConsumer:
         self._wait_s = wait_s
         self._batch = batch
         self._counters = counters
+        self._faults = faults
         self._fifo = queue_url.endswith(".fifo")
 
     def run(self, stop: threading.Event) -> None:
@@ -139,6 +153,7 @@ class SqsConsumer:
             MaxNumberOfMessages=self._batch,
             WaitTimeSeconds=self._wait_s,
             MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            MessageAttributeNames=["parked"],
         )
         messages = [
             Received(
@@ -146,6 +161,7 @@ class SqsConsumer:
                 m["ReceiptHandle"],
                 m["Body"],
                 int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
+                int(m.get("MessageAttributes", {}).get("parked", {}).get("StringValue", "0")),
             )
             for m in response.get("Messages", [])
         ]
@@ -167,7 +183,10 @@ class SqsConsumer:
         with event_context(
             event_id=event.id, ride_id=getattr(data, "ride_id", None), traceparent=event.traceparent
         ):
-            return self._handle(message, event, data)
+            if self._injected_before(message, event):
+                return False
+            done = self._handle(message, event, data)
+            return done and not self._injected_after(message, event)
 
     def _handle(self, message: Received, event: CloudEvent, data: EventData) -> bool:
         try:
@@ -176,12 +195,63 @@ class SqsConsumer:
             self._counters.add("duplicatesDiscarded")
             log.info("duplicate %s (eventcount %s) discarded", event.type, event.eventcount)
             return True
+        except Stale:
+            self._counters.add("staleDropped")
+            log.info("stale %s (sequence %s) dropped", event.type, event.sequence)
+            return True
+        except Park as park:
+            return self._park(message, str(park))
         except Exception:
             log.exception("handling %s failed (receive %d); will retry", event.type, message.receive_count)
             self._backoff(message)
             return False
         self._counters.add("consumed")
         return True
+
+    def _park(self, message: Received, reason: str) -> bool:
+        """Send the message again with a delay (a FIFO queue keeps its order instead: redeliver it)."""
+        if message.parked >= MAX_PARKS:
+            self._dead_letter(message, PoisonMessage("orphan_update", f"parked {MAX_PARKS} times: {reason}"))
+            return True
+        if self._fifo:
+            self._backoff(message)
+            return False
+        self._sqs.send_message(
+            QueueUrl=self._queue_url,
+            MessageBody=message.body,
+            DelaySeconds=min(2 + 2 * message.parked, 30),
+            MessageAttributes={"parked": {"DataType": "Number", "StringValue": str(message.parked + 1)}},
+        )
+        self._counters.add("parked")
+        log.info("parked (%d): %s", message.parked + 1, reason)
+        return True
+
+    # --- injected faults (no-ops unless ACR_FAULTS names them) ------------------------------------------
+    def _injected_before(self, message: Received, event: CloudEvent) -> bool:
+        """True when the message is abandoned before it is handled (a crash, or held back to reorder)."""
+        if self._faults.hit("consume.crash_before_ack", f"crash-before:{event.id}"):
+            self._backoff(message)
+            return True
+        if not self._fifo and self._faults.hit("deliver.reorder", f"reorder:{event.id}"):
+            self._sqs.send_message(QueueUrl=self._queue_url, MessageBody=message.body, DelaySeconds=3)
+            self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message.receipt)
+            return True
+        return False
+
+    def _injected_after(self, message: Received, event: CloudEvent) -> bool:
+        """True when a handled message is not acknowledged (a crash after the commit); may deliver a copy."""
+        if self._faults.hit("deliver.duplicate", f"duplicate:{event.id}"):
+            kwargs: dict[str, Any] = {"QueueUrl": self._queue_url, "MessageBody": message.body}
+            if self._fifo:
+                kwargs |= {
+                    "MessageGroupId": event.subject or event.id,
+                    "MessageDeduplicationId": f"dup-{event.id}",
+                }
+            self._sqs.send_message(**kwargs)
+        if self._faults.hit("consume.crash_after_commit", f"crash-after:{event.id}"):
+            self._backoff(message)
+            return True
+        return False
 
     def _backoff(self, message: Received) -> None:
         try:

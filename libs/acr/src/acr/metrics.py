@@ -15,6 +15,7 @@ class Counters:
         self._counts: Counter[str] = Counter()
         self._resent: Counter[str] = Counter()
         self.relay_lag_ms: float = 0.0
+        self.projection_lag_ms: float = 0.0
 
     def add(self, name: str, n: int = 1) -> None:
         with self._lock:
@@ -39,6 +40,7 @@ class Counters:
                 "deadLettered": self._counts["deadLettered"],
                 "consumed": self._counts["consumed"],
                 "relayLagMs": round(self.relay_lag_ms, 1),
+                "projectionLagMs": round(self.projection_lag_ms, 1),
             }
 
 

@@ -23,7 +23,7 @@ from acr.dynamo import from_item, is_conditional_failure, to_item
 from acr.envelope import CloudEvent
 from acr.metrics import COUNTERS, Counters
 from acr.publishing import DeadLetter, PublishReport, RetryPolicy, publish
-from acr.unit_of_work import PENDING, Destination, Outgoing
+from acr.unit_of_work import PENDING, Destination, Outgoing, outbox_row
 
 log = logging.getLogger(__name__)
 PENDING_INDEX = "pending-index"
@@ -216,3 +216,29 @@ def events_about(dynamodb: Any, outbox_table: str, subject: str) -> list[dict[st
             }
         )
     return sorted(events, key=lambda e: (e["time"], e["sequence"] or 0))
+
+
+def redrive(
+    *, sqs: Any, dynamodb: Any, dead_letter_queue_url: str, outbox_table: str, limit: int = 1000
+) -> int:
+    """Put dead-lettered events back in the outbox — same id, one more send — for the relay to publish,
+    and take them off the producer DLQ. Returns how many were put back."""
+    moved = 0
+    while moved < limit:
+        page = sqs.receive_message(
+            QueueUrl=dead_letter_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=60
+        )
+        messages = page.get("Messages", [])
+        if not messages:
+            return moved
+        for message in messages:
+            body = json.loads(message["Body"])
+            outgoing = Outgoing(
+                CloudEvent.from_json(json.dumps(body["event"])).resent(),
+                Destination.parse(body["destination"]),
+                body.get("group"),
+            )
+            dynamodb.put_item(TableName=outbox_table, Item=to_item(outbox_row(outgoing, time.time())))
+            sqs.delete_message(QueueUrl=dead_letter_queue_url, ReceiptHandle=message["ReceiptHandle"])
+            moved += 1
+    return moved

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 from acr import aws
-from acr.channels import EventBridgeChannel, SnsFifoChannel
+from acr.channels import Channel, EventBridgeChannel, FaultyChannel, SnsFifoChannel
 from acr.consumer import Handler, SqsConsumer
-from acr.relay import Relay, events_about
+from acr.faults import process_faults
+from acr.relay import Relay, events_about, redrive
 from acr.settings import Settings
 from acr.stream import KinesisReader, Processor
 from acr.topology.model import ServiceTopology
@@ -46,6 +47,7 @@ class Messaging:
         self.events = make("events")
         self.sns = make("sns")
         self._make = make
+        self.faults = process_faults(settings.faults, settings.faults_seed)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._consumers: list[SqsConsumer] = []
@@ -57,13 +59,50 @@ class Messaging:
                 sqs=self.sqs,
                 outbox_table=topology.outbox_table,
                 dead_letter_queue_url=self.queue_url(topology.producer_dlq),
-                channels={
-                    "bus": EventBridgeChannel(self.events),
-                    "topic": SnsFifoChannel(self.sns, topic_arns(self.sns)),
-                },
+                channels=self._channels(),
                 lease_s=settings.relay_lease_s,
                 poll_s=settings.relay_poll_s,
             )
+
+    def _channels(self) -> dict[str, Channel]:
+        channels: dict[str, Channel] = {
+            "bus": EventBridgeChannel(self.events),
+            "topic": SnsFifoChannel(self.sns, topic_arns(self.sns)),
+        }
+        if self.faults.enabled:
+            channels = {kind: FaultyChannel(channel, self.faults) for kind, channel in channels.items()}
+        return channels
+
+    def dead_letter_depths(self) -> dict[str, int]:
+        """Messages waiting in each of this service's DLQs (its consumers' and its producer's)."""
+        t = self.topology
+        names = [dlq for _, dlq, _ in t.all_queues()] + ([t.producer_dlq] if t.has_outbox else [])
+        depths = {}
+        for name in names:
+            attributes = self.sqs.get_queue_attributes(
+                QueueUrl=self.queue_url(name), AttributeNames=["ApproximateNumberOfMessages"]
+            )["Attributes"]
+            depths[name] = int(attributes["ApproximateNumberOfMessages"])
+        return depths
+
+    def redrive_dead_letters(self) -> int:
+        """Re-publish what the relay dead-lettered (same ids) and wake the relay."""
+        t = self.topology
+        if not t.has_outbox:
+            return 0
+        moved = redrive(
+            sqs=self.sqs,
+            dynamodb=self.dynamodb,
+            dead_letter_queue_url=self.queue_url(t.producer_dlq),
+            outbox_table=t.outbox_table,
+        )
+        if self.relay:
+            self.relay.wake()
+        return moved
+
+    def stats(self) -> dict[str, object]:
+        """This service's counters with its DLQ depths (``/v1/ops/stats``)."""
+        return {"dlq": self.dead_letter_depths(), "faultsInjected": dict(self.faults.injected)}
 
     def queue_url(self, name: str) -> str:
         return str(self.sqs.get_queue_url(QueueName=name)["QueueUrl"])
@@ -93,6 +132,7 @@ class Messaging:
                 dead_letter_queue_url=self.queue_url(t.dlq(queue, fifo)),
                 handler=handler,
                 wait_s=self.settings.sqs_wait_s,
+                faults=self.faults,
             )
         )
 

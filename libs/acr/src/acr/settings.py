@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     relay_poll_s: float = Field(default=1.0, gt=0)
     relay_lease_s: float = Field(default=30.0, gt=0)
 
+    # Fault injection (off unless named): "publish.lost_ack=0.2,deliver.duplicate=0.1", seeded.
+    faults: str = ""
+    faults_seed: int = 0
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
 
@@ -80,6 +84,14 @@ class Settings(BaseSettings):
     def _endpoint_is_url_or_empty(cls, value: str) -> str:
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("ACR_AWS_ENDPOINT_URL must be an http(s) URL or empty for real AWS")
+        return value
+
+    @field_validator("faults")
+    @classmethod
+    def _known_faults(cls, value: str) -> str:
+        from acr.faults import parse
+
+        parse(value)
         return value
 
     def service_url(self, service: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -82,32 +81,30 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(500, "internal_error", "unexpected error")
 
 
-HealthCheck = Callable[[], Awaitable[dict[str, Any]]]
-
-
-def install_ops_routes(
-    app: FastAPI,
-    service: str,
-    extra_stats: Callable[[], dict[str, Any]] | None = None,
-    events: Callable[[str], list[dict[str, Any]]] | None = None,
-) -> None:
-    """``GET /healthz``, ``GET /v1/ops/stats`` (this process's messaging counters) and, for a service
-    with an outbox, ``GET /v1/ops/events?subject=`` (what it published about one aggregate)."""
+def install_ops_routes(app: FastAPI, service: str) -> None:
+    """``GET /healthz``, ``GET /v1/ops/stats`` (this process's counters and, once the lifespan put the
+    service's ``Messaging`` in ``app.state.messaging``, its DLQ depths) and ``GET /v1/ops/events?subject=``
+    (what the service published about one aggregate)."""
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": service}
 
     @app.get("/v1/ops/stats", tags=["ops"])
-    async def stats() -> dict[str, Any]:
+    def stats(request: Request) -> dict[str, Any]:
         counters = COUNTERS.snapshot()
-        if extra_stats:
-            counters |= extra_stats()
+        messaging = getattr(request.app.state, "messaging", None)
+        if messaging is not None:
+            counters |= messaging.stats()
         return counters
 
-    if events is not None:
-        about = events
+    @app.post("/v1/ops/dlq/redrive", tags=["ops"])
+    def redrive_producer_dlq(request: Request) -> dict[str, Any]:
+        messaging = getattr(request.app.state, "messaging", None)
+        queue = f"acr-{service}-producer-dlq"
+        return {"queue": queue, "redriven": messaging.redrive_dead_letters() if messaging else 0}
 
-        @app.get("/v1/ops/events", tags=["ops"])
-        def ops_events(subject: str) -> dict[str, Any]:
-            return {"service": service, "events": about(subject)}
+    @app.get("/v1/ops/events", tags=["ops"])
+    def ops_events(subject: str, request: Request) -> dict[str, Any]:
+        messaging = getattr(request.app.state, "messaging", None)
+        return {"service": service, "events": messaging.events_about(subject) if messaging else []}

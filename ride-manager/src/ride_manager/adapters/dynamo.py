@@ -15,7 +15,7 @@ from acr.unit_of_work import DynamoUnitOfWork, Outgoing
 from ride_manager.domain import Quote, Ride, RideStatus
 from ride_manager.ports import IdempotencyRecord
 from ride_manager.snapshot import ride_from_json, stored_ride
-from ride_manager.topology import AWAITING_CAR, IDEMPOTENCY, QUOTES, RIDE_VERSIONS, RIDES
+from ride_manager.topology import AWAITING_CAR, IDEMPOTENCY, QUOTES, RIDE_HISTORY, RIDE_VERSIONS, RIDES
 
 QUOTE_PURGE_GRACE_S = 86_400
 
@@ -164,7 +164,7 @@ class DynamoRideUnitOfWork:
 
 
 class DynamoRideHistory:
-    """Read side over the rides table's by-rider index and the ride-versions table."""
+    """Read side: the ride history projection, the ride-versions table, rides awaiting a car."""
 
     def __init__(self, dynamodb: Any) -> None:
         self._dynamodb = dynamodb
@@ -172,9 +172,9 @@ class DynamoRideHistory:
     def rides_of(
         self, rider_id: str, limit: int, cursor: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of the rider's rides from the history projection, newest first."""
         kwargs: dict[str, Any] = {
-            "TableName": RIDES,
-            "IndexName": "by-rider",
+            "TableName": RIDE_HISTORY,
             "KeyConditionExpression": "riderId = :r",
             "ExpressionAttributeValues": dynamo.to_item({":r": rider_id}),
             "ScanIndexForward": False,
@@ -183,7 +183,7 @@ class DynamoRideHistory:
         if cursor:
             kwargs["ExclusiveStartKey"] = json.loads(cursor)
         page = self._dynamodb.query(**kwargs)
-        rides = [_public(json.loads(dynamo.from_item(i)["ride"])) for i in page.get("Items", [])]
+        rides = [json.loads(dynamo.from_item(i)["ride"]) for i in page.get("Items", [])]
         last = page.get("LastEvaluatedKey")
         return rides, json.dumps(last) if last else None
 

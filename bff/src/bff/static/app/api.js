@@ -1,0 +1,75 @@
+// The BFF's rider API (API.md), as the app uses it. Every failure is an ApiError with the API's code.
+
+export class ApiError extends Error {
+  constructor(status, code, message, retryAfter = null) {
+    super(message || code);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+    this.retryAfter = retryAfter;
+  }
+
+  get isNetwork() {
+    return this.status === 0;
+  }
+}
+
+/** A fresh random id (Idempotency-Key). */
+export function newKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export async function request(method, path, { body, headers = {}, signal } = {}) {
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers: { Accept: "application/json", ...(body !== undefined ? { "Content-Type": "application/json" } : {}), ...headers },
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+      signal,
+    });
+  } catch (err) {
+    if (err?.name === "AbortError") throw err;
+    throw new ApiError(0, "network_error", String(err?.message ?? err));
+  }
+  let payload = null;
+  try {
+    payload = await response.json();
+  } catch {
+    payload = null;
+  }
+  if (!response.ok) {
+    const error = payload?.error ?? {};
+    const fallback = response.status >= 500 ? "dependency_unavailable" : "bad_request";
+    throw new ApiError(response.status, error.code ?? fallback, error.message ?? response.statusText, response.headers.get("Retry-After"));
+  }
+  return payload;
+}
+
+/** The rider API bound to a token source; `onUnauthorized` runs on any 401. */
+export function riderApi({ token, onUnauthorized }) {
+  const call = async (method, path, options = {}) => {
+    const t = token();
+    const headers = { ...(options.headers ?? {}), ...(t ? { Authorization: `Bearer ${t}` } : {}) };
+    try {
+      return await request(method, path, { ...options, headers });
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) onUnauthorized(err);
+      throw err;
+    }
+  };
+  const q = (params) => new URLSearchParams(params).toString();
+  return {
+    signUp: (name) => request("POST", "/api/v1/riders", { body: { name } }),
+    me: () => call("GET", "/api/v1/riders/me"),
+    autocomplete: (text, limit = 6, signal) => call("GET", `/api/v1/addresses/autocomplete?${q({ q: text, limit })}`, { signal }),
+    reverse: (lat, lon) => call("GET", `/api/v1/addresses/reverse?${q({ lat, lon })}`),
+    map: (bbox, zoom, signal) => call("GET", `/api/v1/map?${q({ bbox, zoom })}`, { signal }),
+    quote: (pickup, dropoff) => call("POST", "/api/v1/quotes", { body: { pickup, dropoff } }),
+    book: (quoteId, key) => call("POST", "/api/v1/rides", { body: { quoteId }, headers: { "Idempotency-Key": key } }),
+    ride: (rideId) => call("GET", `/api/v1/rides/${encodeURIComponent(rideId)}`),
+    rides: (limit = 10) => call("GET", `/api/v1/rides?${q({ limit })}`),
+    cancel: (rideId) => call("POST", `/api/v1/rides/${encodeURIComponent(rideId)}/cancel`),
+  };
+}

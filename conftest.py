@@ -1,0 +1,16 @@
+"""The one place that wires test fixtures for the whole workspace.
+
+Every member keeps its tests in its own ``tests/`` folder; fixtures shared inside a folder live in a
+uniquely named module there and are registered here (pytest allows ``pytest_plugins`` only at the root).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+for folder in ("bff/tests", "tests/system"):
+    sys.path.append(str(ROOT / folder))
+
+pytest_plugins = ["bff_fixtures", "stack_fixtures"]

@@ -1,0 +1,207 @@
+"""Browser-test plumbing: the embedded stacks, Debian's Chromium driven by Playwright, console-error capture.
+
+Fixtures live here (module names must be unique: pytest runs in append import mode and only the root
+conftest may register plugins) and the test modules import the ones they use.
+
+Chromium: ``$ACR_CHROMIUM`` or ``/usr/bin/chromium`` (Debian: ``apt-get install chromium``); never a
+Playwright browser download. Without Playwright or Chromium the tests are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from acr.stack import Stack, StackConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+LOG_DIR = Path(os.environ.get("ACR_TEST_LOG_DIR", ROOT / ".run" / "test-logs"))
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+OPS = {"X-Ops-Token": "dev-ops-token"}
+MOBILE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+BROWSER_SETTINGS = {
+    "ACR_CITY": "small",
+    "ACR_FLEET_SIZE": "60",
+    "ACR_SIM_SPEED": "60",
+    "ACR_BOARDING_S": "60",
+    "ACR_STALL_WINDOW_S": "120",
+    "ACR_DISPATCH_TIMEOUT_S": "20",
+    "ACR_SQS_WAIT_S": "1",
+    "ACR_LOG_LEVEL": "INFO",
+}
+
+
+def chromium_path() -> str | None:
+    candidate = os.environ.get("ACR_CHROMIUM") or "/usr/bin/chromium"
+    return candidate if Path(candidate).exists() else shutil.which("chromium")
+
+
+class StartingStack:
+    """A stack starting in a background thread, so a slow one (the full city) overlaps other tests."""
+
+    def __init__(self, name: str, **overrides: str) -> None:
+        config = StackConfig.free(env=BROWSER_SETTINGS | overrides, log_dir=LOG_DIR / name)
+        self.stack = Stack(config)
+        self.error: BaseException | None = None
+        self.started_s = 0.0
+        self._thread = threading.Thread(target=self._start, name=f"stack-{name}", daemon=True)
+        self._thread.start()
+
+    def _start(self) -> None:
+        t0 = time.monotonic()
+        try:
+            self.stack.start(timeout_s=240)
+        except BaseException as exc:  # reported by ready()
+            self.error = exc
+        self.started_s = time.monotonic() - t0
+
+    def ready(self) -> Stack:
+        self._thread.join()
+        if self.error is not None:
+            raise RuntimeError(f"the stack did not start: {self.error}") from self.error
+        return self.stack
+
+    def stop(self) -> None:
+        self._thread.join()
+        self.stack.stop()
+
+
+@pytest.fixture(scope="session")
+def _full_city_starting() -> Iterator[StartingStack]:
+    starting = StartingStack("browser-full", ACR_CITY="full")
+    yield starting
+    starting.stop()
+
+
+@pytest.fixture(scope="session")
+def browser_stack(_full_city_starting: StartingStack) -> Iterator[Stack]:
+    """The small-city stack of the browser tests (the full city warms up meanwhile)."""
+    starting = StartingStack("browser-small")
+    try:
+        yield starting.ready()
+    finally:
+        starting.stop()
+
+
+@pytest.fixture(scope="session")
+def full_city_stack(_full_city_starting: StartingStack) -> Stack:
+    return _full_city_starting.ready()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip package playwright is not installed")
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip("no Chromium: apt-get install chromium (or set ACR_CHROMIUM)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@dataclass
+class Console:
+    """Every console error and uncaught page error of a page."""
+
+    errors: list[str] = field(default_factory=list)
+
+    def watch(self, page: Any) -> Any:
+        page.on("console", lambda m: self.errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+        return page
+
+
+def new_page(browser: Any, viewport: dict[str, int], console: Console, mobile: bool = False) -> Any:
+    extra: dict[str, Any] = {"is_mobile": True, "has_touch": True, "device_scale_factor": 2} if mobile else {}
+    context = browser.new_context(viewport=viewport, **extra)
+    context.set_default_timeout(20_000)
+    return console.watch(context.new_page())
+
+
+def screenshot(page: Any, name: str, full_page: bool = False) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / name
+    page.screenshot(path=str(path), full_page=full_page)
+    return path
+
+
+# --- API helpers (another rider, ops) ----------------------------------------------------------------
+@dataclass
+class ApiRider:
+    base: str
+    token: str
+
+    @classmethod
+    def sign_up(cls, base: str, name: str) -> ApiRider:
+        response = httpx.post(f"{base}/api/v1/riders", json={"name": name}, timeout=10)
+        assert response.status_code == 201, response.text
+        return cls(base, response.json()["token"])
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def get(self, path: str, **params: Any) -> Any:
+        response = httpx.get(f"{self.base}{path}", params=params, headers=self.headers, timeout=10)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def far_apart_places(self) -> tuple[dict[str, str], dict[str, str]]:
+        """Two addresses near opposite corners of the city (a long trip)."""
+        bounds = self.get("/api/v1/map", bbox="0,0,0,0", zoom=0)["bounds"]
+        min_lon, min_lat, max_lon, max_lat = bounds
+        found = [
+            self.get(
+                "/api/v1/addresses/reverse",
+                lat=min_lat + (max_lat - min_lat) * f,
+                lon=min_lon + (max_lon - min_lon) * f,
+            )
+            for f in (0.15, 0.85)
+        ]
+        return {"addressId": found[0]["addressId"]}, {"addressId": found[1]["addressId"]}
+
+    def book(self, pickup: dict[str, str], dropoff: dict[str, str]) -> dict[str, Any]:
+        quote = httpx.post(
+            f"{self.base}/api/v1/quotes",
+            json={"pickup": pickup, "dropoff": dropoff},
+            headers=self.headers,
+            timeout=10,
+        )
+        assert quote.status_code == 201, quote.text
+        ride = httpx.post(
+            f"{self.base}/api/v1/rides",
+            json={"quoteId": quote.json()["quoteId"]},
+            headers=self.headers | {"Idempotency-Key": uuid.uuid4().hex},
+            timeout=10,
+        )
+        assert ride.status_code == 202, ride.text
+        return ride.json()  # type: ignore[no-any-return]
+
+
+def ops_get(base: str, path: str) -> Any:
+    response = httpx.get(f"{base}{path}", headers=OPS, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
