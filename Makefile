@@ -35,6 +35,14 @@ test: install ## the whole suite: unit, integration (moto server), system (embed
 test-fast: install ## unit tests only
 	$(VENV)/bin/python -m pytest -m "not integration and not system and not slow"
 
+demo: install ## with the stack running (make run), book a few rides and print their timelines live
+	$(VENV)/bin/python scripts/demo.py
+
+bench: install ## run every benchmark (results in benchmarks/results/)
+	$(VENV)/bin/python benchmarks/city/bench_city.py --spec full --out benchmarks/results/city.md
+	$(VENV)/bin/python benchmarks/http/bench_address_finder_http.py --out benchmarks/results/address-finder-http.md
+	$(VENV)/bin/python benchmarks/dedup/bench_dedup.py --out benchmarks/results/dedup.md
+
 lint: install ## ruff and the import contracts
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports

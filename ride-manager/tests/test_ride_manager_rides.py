@@ -123,9 +123,10 @@ def test_car_assigned_moves_the_ride_on_once_and_duplicates_are_discarded(store:
     handle(event, assigned)
     stored = store.rides[ride.ride_id]
     assert (stored.status, stored.version, stored.car_id) == (RideStatus.CAR_ASSIGNED, 2, "car-00001")
+    from acr.consumer import Stale
     from acr.unit_of_work import Duplicate
 
-    with pytest.raises(Duplicate):
+    with pytest.raises((Duplicate, Stale)):
         handle(event.resent(), assigned)
     assert store.rides[ride.ride_id].version == 2
 
@@ -169,7 +170,7 @@ def test_the_final_fare_never_exceeds_the_quote() -> None:
     ride.assign_car("car-1", 10, domain.now_utc())
     ride.car_arrived("car-1", domain.now_utc())
     ride.trip_started("car-1", domain.now_utc())
-    assert ride.complete("car-1", 50_000, 6000, domain.now_utc())
+    assert ride.complete("car-1", 50_000, 6000, domain.now_utc()) == domain.Outcome.APPLIED
     assert ride.fare == Decimal("10.00") and ride.status == RideStatus.COMPLETED and ride.version == 5
 
 
@@ -222,3 +223,38 @@ def test_http_books_and_lists_and_replays_versions(store: MemoryStore) -> None:
     assert [r["rideId"] for r in rides["rides"]] == [ride.json()["rideId"]]
     versions = client.get(f"/v1/rides/{ride.json()['rideId']}/versions", params={"riderId": "rdr_1"}).json()
     assert [v["version"] for v in versions["versions"]] == [1]
+
+
+def test_events_that_arrive_early_are_parked_and_late_ones_are_stale(store: MemoryStore) -> None:
+    from acr.catalog import CarArrivedAtPickup, TripCompleted, TripStarted
+    from acr.consumer import Park, Stale
+
+    ride = _book(store, _quote(store).quote_id)
+    handle = _consumer(store)
+    facts = [
+        CarAssigned(
+            ride_id=ride.ride_id,
+            car_id="car-1",
+            car_lat=60.1,
+            car_lon=24.9,
+            pickup=A,
+            dropoff=B,
+            pickup_eta_seconds=80,
+            assigned_at="t",
+        ),
+        CarArrivedAtPickup(ride_id=ride.ride_id, car_id="car-1", at="t"),
+        TripStarted(ride_id=ride.ride_id, car_id="car-1", at="t"),
+        TripCompleted(
+            ride_id=ride.ride_id, car_id="car-1", distance_meters=900, duration_seconds=120, at="t"
+        ),
+    ]
+    events = [catalog.record(f, subject=ride.ride_id) for f in facts]
+    for late in (3, 2, 1):  # reordered delivery: every step before its predecessor waits
+        with pytest.raises(Park):
+            handle(events[late], facts[late])
+    for event, fact in zip(events, facts, strict=True):  # then in order: each applies
+        handle(event, fact)
+    assert store.rides[ride.ride_id].status == RideStatus.COMPLETED
+    with pytest.raises(Stale):  # a replay with a new id (no marker) is past: dropped, not applied twice
+        handle(catalog.record(facts[2], subject=ride.ride_id), facts[2])
+    assert store.rides[ride.ride_id].version == 5

@@ -59,33 +59,43 @@ def chromium_path() -> str | None:
 
 
 class StartingStack:
-    """A stack starting in a background thread, so a slow one (the full city) overlaps other tests."""
+    """A stack starting in a background thread, so a slow one (the full city) overlaps other tests.
+
+    The thread lives until ``stop``: the stack's processes die with the thread that spawned them
+    (``PR_SET_PDEATHSIG``), so that thread also stops them."""
 
     def __init__(self, name: str, **overrides: str) -> None:
         config = StackConfig.free(env=BROWSER_SETTINGS | overrides, log_dir=LOG_DIR / name)
         self.stack = Stack(config)
         self.error: BaseException | None = None
         self.started_s = 0.0
-        self._thread = threading.Thread(target=self._start, name=f"stack-{name}", daemon=True)
+        self._up = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"stack-{name}", daemon=True)
         self._thread.start()
 
-    def _start(self) -> None:
+    def _run(self) -> None:
         t0 = time.monotonic()
         try:
             self.stack.start(timeout_s=240)
         except BaseException as exc:  # reported by ready()
             self.error = exc
-        self.started_s = time.monotonic() - t0
+            return
+        finally:
+            self.started_s = time.monotonic() - t0
+            self._up.set()
+        self._stop.wait()
+        self.stack.stop()
 
     def ready(self) -> Stack:
-        self._thread.join()
+        self._up.wait()
         if self.error is not None:
             raise RuntimeError(f"the stack did not start: {self.error}") from self.error
         return self.stack
 
     def stop(self) -> None:
-        self._thread.join()
-        self.stack.stop()
+        self._stop.set()
+        self._thread.join(60)
 
 
 @pytest.fixture(scope="session")
@@ -129,7 +139,10 @@ class Console:
     errors: list[str] = field(default_factory=list)
 
     def watch(self, page: Any) -> Any:
-        page.on("console", lambda m: self.errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+        page.on(
+            "console",
+            lambda m: self.errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None,
+        )
         page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
         return page
 

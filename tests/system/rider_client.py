@@ -56,17 +56,28 @@ class Rider:
         assert response.status_code == 200, response.text
         return response.json()  # type: ignore[no-any-return]
 
+    def _poll(self, ride_id: str) -> dict[str, Any] | None:
+        """The ride, or None when the stack is too busy to answer right now (a 503 or a timeout)."""
+        try:
+            response = self.get(f"/api/v1/rides/{ride_id}")
+        except httpx.TimeoutException:
+            return None
+        if response.status_code == 503:
+            return None
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
     def wait_for(
         self, ride_id: str, check: Callable[[dict[str, Any]], bool], timeout_s: float = 120, what: str = ""
     ) -> dict[str, Any]:
         """Poll the ride until ``check`` holds."""
         deadline = time.monotonic() + timeout_s
-        ride = self.ride(ride_id)
-        while not check(ride):
-            assert time.monotonic() < deadline, f"ride {ride_id} never became {what}: {ride['status']} {ride}"
+        while True:
+            ride = self._poll(ride_id)
+            if ride is not None and check(ride):
+                return ride
+            assert time.monotonic() < deadline, f"ride {ride_id} never became {what}: {ride}"
             time.sleep(0.3)
-            ride = self.ride(ride_id)
-        return ride
 
     def wait_status(self, ride_id: str, *statuses: str, timeout_s: float = 120) -> dict[str, Any]:
         return self.wait_for(ride_id, lambda r: r["status"] in statuses, timeout_s, "/".join(statuses))

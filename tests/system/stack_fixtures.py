@@ -45,3 +45,14 @@ def bff_url(stack: Stack) -> str:
 @pytest.fixture(scope="module")
 def one_car_stack() -> Iterator[Stack]:
     yield from _running("one-car", ACR_FLEET_SIZE="1", ACR_DISPATCH_TIMEOUT_S="6")
+
+
+CHAOS_FAULTS = (
+    "publish.lost_ack=0.2,publish.partial_failure=0.1,publish.throttle=0.1,deliver.duplicate=0.2,"
+    "deliver.reorder=0.1,consume.crash_before_ack=0.1,consume.crash_after_commit=0.05,gateway.timeout=0.1"
+)
+
+
+@pytest.fixture(scope="module")
+def chaos_stack() -> Iterator[Stack]:
+    yield from _running("chaos", ACR_FAULTS=CHAOS_FAULTS, ACR_FAULTS_SEED="20261129", ACR_BOARDING_S="60")

@@ -25,7 +25,7 @@ from payment.topology import TOPOLOGY
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     messaging = Messaging(TOPOLOGY, settings)
-    gateway = SimulatedGateway(DynamoLedger(messaging.dynamodb))
+    gateway = SimulatedGateway(DynamoLedger(messaging.dynamodb), faults=messaging.faults)
     service = PaymentService(uow=lambda: DynamoPaymentUnitOfWork(messaging.unit_of_work()), gateway=gateway)
     app.state.payments = service
     app.state.gateway = gateway

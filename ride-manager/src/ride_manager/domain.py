@@ -38,6 +38,15 @@ ACTIVE = frozenset(
     {RideStatus.REQUESTED, RideStatus.CAR_ASSIGNED, RideStatus.CAR_ARRIVED, RideStatus.IN_PROGRESS}
 )
 CANCELLABLE = frozenset({RideStatus.REQUESTED, RideStatus.CAR_ASSIGNED, RideStatus.CAR_ARRIVED})
+BEFORE_TRIP = CANCELLABLE
+
+
+class Outcome(StrEnum):
+    """What an event from another context did to a ride."""
+
+    APPLIED = "APPLIED"
+    STALE = "STALE"  # about a step the ride is past (or a duplicate in effect): drop it
+    EARLY = "EARLY"  # about a step the ride has not reached yet: apply it later
 
 
 class DomainError(Exception):
@@ -200,20 +209,29 @@ class Ride:
         if timeline:
             self.timeline.append(TimelineEntry(self.status, iso(at), self.car_id))
 
-    def assign_car(self, car_id: str, pickup_eta_s: float, at: datetime) -> bool:
-        """``CarAssigned``: first car, or a replacement after a stall. False if the ride cannot take it."""
-        if self.status == RideStatus.REQUESTED or (
-            self.status in (RideStatus.CAR_ASSIGNED, RideStatus.CAR_ARRIVED, RideStatus.IN_PROGRESS)
-            and car_id != self.car_id
-        ):
-            self.car_id = car_id
-            self.pickup_eta_s = pickup_eta_s
-            next_status = (
-                RideStatus.IN_PROGRESS if self.status == RideStatus.IN_PROGRESS else RideStatus.CAR_ASSIGNED
-            )
-            self._change(at, next_status)
-            return True
-        return False
+    def _knows(self, car_id: str) -> bool:
+        """Was this car ever assigned to the ride (its CarAssigned already applied)?"""
+        return car_id == self.car_id or any(t.car_id == car_id for t in self.timeline)
+
+    def _too_early(self, car_id: str, before: frozenset[RideStatus]) -> Outcome:
+        """An event of a step the ride has not reached yet (or of a car it has not heard of) waits."""
+        if self.status in before or (self.status in ACTIVE and not self._knows(car_id)):
+            return Outcome.EARLY
+        return Outcome.STALE
+
+    def assign_car(self, car_id: str, pickup_eta_s: float, at: datetime) -> Outcome:
+        """``CarAssigned``: the first car, or a replacement after a stall (a car the ride never had)."""
+        replacement = self.status in (RideStatus.CAR_ASSIGNED, RideStatus.CAR_ARRIVED, RideStatus.IN_PROGRESS)
+        if not (self.status == RideStatus.REQUESTED or (replacement and not self._knows(car_id))):
+            return (
+                Outcome.STALE
+            )  # a duplicate, or a car too late for a cancelled ride (the dispatcher frees it)
+        self.car_id = car_id
+        self.pickup_eta_s = pickup_eta_s
+        self._change(
+            at, RideStatus.IN_PROGRESS if self.status == RideStatus.IN_PROGRESS else RideStatus.CAR_ASSIGNED
+        )
+        return Outcome.APPLIED
 
     def cancel(self, reason: str, at: datetime) -> None:
         """Cancel while cancellable; a rider cancelling after the car arrived pays a fee."""
@@ -242,66 +260,70 @@ class Ride:
             )
         )
 
-    def car_arrived(self, car_id: str, at: datetime) -> bool:
+    def car_arrived(self, car_id: str, at: datetime) -> Outcome:
         if self.status != RideStatus.CAR_ASSIGNED or car_id != self.car_id:
-            return False
+            return self._too_early(car_id, frozenset({RideStatus.REQUESTED}))
         self.pickup_eta_s = 0
         self._change(at, RideStatus.CAR_ARRIVED)
-        return True
+        return Outcome.APPLIED
 
-    def trip_started(self, car_id: str, at: datetime) -> bool:
+    def trip_started(self, car_id: str, at: datetime) -> Outcome:
         if self.status != RideStatus.CAR_ARRIVED or car_id != self.car_id:
-            return False
+            return self._too_early(car_id, frozenset({RideStatus.REQUESTED, RideStatus.CAR_ASSIGNED}))
         self._change(at, RideStatus.IN_PROGRESS)
-        return True
+        return Outcome.APPLIED
 
-    def complete(self, car_id: str, distance_m: float, duration_s: float, at: datetime) -> bool:
+    def complete(self, car_id: str, distance_m: float, duration_s: float, at: datetime) -> Outcome:
         """The trip ended: the final fare from what was measured, never above the quote."""
         if self.status != RideStatus.IN_PROGRESS or car_id != self.car_id:
-            return False
+            return self._too_early(car_id, BEFORE_TRIP)
         self.distance_m, self.duration_s = distance_m, duration_s
         self.fare = min(fare_for(distance_m, duration_s), self.quoted_fare)
         self.arrival_eta_s = 0
         self._change(at, RideStatus.COMPLETED)
-        assert self.car_id is not None
         self.events.append(
             RideCompleted(
                 ride_id=self.ride_id,
                 rider_id=self.rider_id,
-                car_id=self.car_id,
+                car_id=car_id,
                 fare=Money.of(self.fare),
                 distance_meters=distance_m,
                 duration_seconds=duration_s,
                 completed_at=iso(at),
             )
         )
-        return True
+        return Outcome.APPLIED
 
-    def payment_settled(self, succeeded: bool, payment_id: str, amount: Money, at: datetime) -> bool:
+    def payment_settled(self, succeeded: bool, payment_id: str, amount: Money, at: datetime) -> Outcome:
         """A payment outcome: a fare moves the ride to PAID / PAYMENT_FAILED; a fee is only recorded."""
         record = {
             "status": "SUCCEEDED" if succeeded else "FAILED",
             "paymentId": payment_id,
             "amount": amount.model_dump(),
         }
-        if self.status == RideStatus.CANCELLED:
-            if self.payment == record or not (self.cancellation and self.cancellation.get("fee")):
-                return False
+        if self.status in ACTIVE:
+            return Outcome.EARLY  # the payment of a fare this ride has not computed yet
+        fee_due = self.status == RideStatus.CANCELLED and bool(
+            self.cancellation and self.cancellation.get("fee")
+        )
+        if fee_due and self.payment != record:
             self.payment = record
             self._change(at, timeline=False)
-            return True
+            return Outcome.APPLIED
         if self.status == RideStatus.COMPLETED or (self.status == RideStatus.PAYMENT_FAILED and succeeded):
             self.payment = record
             self._change(at, RideStatus.PAID if succeeded else RideStatus.PAYMENT_FAILED)
-            return True
-        return False
+            return Outcome.APPLIED
+        return Outcome.STALE
 
-    def points_recorded(self, points: int, at: datetime) -> bool:
-        if self.status != RideStatus.PAID or self.points_earned is not None:
-            return False
-        self.points_earned = points
-        self._change(at, timeline=False)
-        return True
+    def points_recorded(self, points: int, at: datetime) -> Outcome:
+        if self.status == RideStatus.PAID and self.points_earned is None:
+            self.points_earned = points
+            self._change(at, timeline=False)
+            return Outcome.APPLIED
+        if self.status in ACTIVE or self.status in (RideStatus.COMPLETED, RideStatus.PAYMENT_FAILED):
+            return Outcome.EARLY
+        return Outcome.STALE
 
     def pull_events(self) -> list[EventData]:
         events, self.events = self.events, []

@@ -21,7 +21,7 @@ from acr.catalog import (
     TripCompleted,
     TripStarted,
 )
-from acr.consumer import Park
+from acr.consumer import Park, Stale
 from acr.envelope import CloudEvent
 from acr.topology import bus_name
 from acr.topology.model import RIDE_UPDATES_TOPIC
@@ -155,14 +155,19 @@ def get_ride(uow: UnitOfWork, rider_id: str, ride_id: str) -> Ride:
 
 
 # --- events from other contexts ----------------------------------------------------------------------
-def _apply(uow: UnitOfWork, ride_id: str, change: Callable[[Ride], bool]) -> None:
-    """Load, apply ``change`` and stage the result if it changed anything (a stale event changes nothing)."""
+def _apply(uow: UnitOfWork, ride_id: str, change: Callable[[Ride], domain.Outcome]) -> None:
+    """Load, apply ``change`` and stage the result. An event the ride is not ready for is parked (it comes
+    back later); one about a step the ride is past is dropped as stale."""
     ride = uow.rides.get(ride_id)
     if ride is None:
         raise Park(f"ride {ride_id} does not exist yet")  # an update before its create: try again later
     expected = ride.version
-    if change(ride):
-        save(uow, ride, expected)
+    outcome = change(ride)
+    if outcome == domain.Outcome.EARLY:
+        raise Park(f"ride {ride_id} is {ride.status}: not ready for this event yet")
+    if outcome == domain.Outcome.STALE:
+        raise Stale(f"ride {ride_id} is {ride.status}: already past this event")
+    save(uow, ride, expected)
 
 
 def on_car_assigned(uow: UnitOfWork, data: CarAssigned, event: CloudEvent) -> None:
@@ -170,11 +175,11 @@ def on_car_assigned(uow: UnitOfWork, data: CarAssigned, event: CloudEvent) -> No
 
 
 def on_no_car_available(uow: UnitOfWork, data: NoCarAvailable, event: CloudEvent) -> None:
-    def change(ride: Ride) -> bool:
+    def change(ride: Ride) -> domain.Outcome:
         if ride.status != domain.RideStatus.REQUESTED:
-            return False
+            return domain.Outcome.STALE
         ride.cancel("NO_CAR_AVAILABLE", event.time)
-        return True
+        return domain.Outcome.APPLIED
 
     _apply(uow, data.ride_id, change)
 

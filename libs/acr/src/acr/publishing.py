@@ -28,7 +28,7 @@ RETRYABLE = frozenset(
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    attempts: int = 5
+    attempts: int = 8
     base_delay_s: float = 0.05
     max_delay_s: float = 2.0
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from acr.faults import NO_FAULTS, Faults
 from acr.money import Money
 from payment.domain import GATEWAY_MODES, CardDeclined, Charge, GatewayMode, GatewayTimeout, charge_id_for
 from payment.ports import Ledger
@@ -39,8 +40,10 @@ class SimulatedGateway:
         capture_on_timeout: bool = True,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], str] = now_iso,
+        faults: Faults = NO_FAULTS,
     ) -> None:
         self._ledger = ledger
+        self._faults = faults
         self._mode: GatewayMode = mode
         self._lock = threading.Lock()
         self.timeout_s = timeout_s
@@ -77,7 +80,10 @@ class SimulatedGateway:
             raise GatewayTimeout(f"the gateway did not answer within {self.timeout_s:g} s")
         if mode == "slow":
             self._sleep(self.slow_s)
-        return self._capture(idempotency_key, ride_id, amount)
+        charge = self._capture(idempotency_key, ride_id, amount)
+        if self._faults.hit("gateway.timeout", idempotency_key):
+            raise GatewayTimeout("injected: the gateway captured but its answer was lost")
+        return charge
 
     def _capture(self, idempotency_key: str, ride_id: str, amount: Money) -> Charge:
         """One capture per key: the ledger keeps the first row and returns it to every replay."""

@@ -60,6 +60,7 @@ class MemoryRides:
 
     def _writer(self, ride: Ride) -> Apply:
         snapshot = copy.deepcopy(ride)
+        snapshot.events = []  # what is stored is the state; its events went to the outbox
 
         def write() -> None:
             self._s.store.rides[ride.ride_id] = snapshot
