@@ -178,6 +178,7 @@ class FakeDynamoDB:
         values = op.get("ExpressionAttributeValues", {})
         expression = op["UpdateExpression"]
         set_part, _, remove_part = expression.partition(" REMOVE ")
+        set_part, _, add_part = set_part.partition(" ADD ")
         set_part = set_part.strip()
         if set_part.startswith("SET "):
             for clause in set_part[4:].split(","):
@@ -185,6 +186,10 @@ class FakeDynamoDB:
                 if not value.startswith(":"):
                     raise NotImplementedError(f"fake DynamoDB cannot apply {clause!r}")
                 item[names.get(name, name)] = values[value]
+        for clause in filter(None, (c.strip() for c in add_part.split(","))):
+            name, value = clause.split()
+            current = int(item.get(names.get(name, name), {"N": "0"})["N"])
+            item[names.get(name, name)] = {"N": str(current + int(values[value]["N"]))}
         for name in filter(None, (n.strip() for n in remove_part.split(","))):
             item.pop(names.get(name, name), None)
         self.items[table][key] = item
@@ -238,6 +243,8 @@ class FakeDynamoDB:
             if not self._passes(kwargs, self._current(TableName, self._key(TableName, Key))):
                 raise _conditional_failure()
             self._apply_update(TableName, Key, kwargs)
+            if kwargs.get("ReturnValues") == "ALL_NEW":
+                return {"Attributes": copy.deepcopy(self.items[TableName][self._key(TableName, Key)])}
             return {}
 
     def get_item(self, TableName: str, Key: dict[str, Any], **_: Any) -> dict[str, Any]:  # noqa: N803

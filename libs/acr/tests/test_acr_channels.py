@@ -151,11 +151,6 @@ def test_a_batch_larger_than_the_channel_allows_is_refused() -> None:
         publish(ScriptedChannel(), _batch(11), sleep=no_sleep)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SnsFifoChannel ignores SenderFault: a service-side entry failure (SNS code InternalError, "
-    "SenderFault false) is not in RETRYABLE, so it is dead-lettered instead of resent",
-)
 def test_an_sns_entry_that_failed_on_the_service_side_is_resent() -> None:
     batch = _updates(2)
     sns = _Sns(

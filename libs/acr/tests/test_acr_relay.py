@@ -162,11 +162,6 @@ def test_sent_rows_are_purged_after_the_retention(dynamodb: FakeDynamoDB, clock:
     assert sender.purge_sent() == 2 and dynamodb.rows(OUTBOX) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a row re-claimed after its lease expired is resent with the eventcount stored at record time "
-    "(1), not +1: the claim does not count sends (ARCHITECTURE.md: eventcount +1 on each resend)",
-)
 def test_a_row_resent_after_its_lease_expired_carries_eventcount_plus_one(
     dynamodb: FakeDynamoDB, clock: Clock
 ) -> None:

@@ -22,6 +22,7 @@ from ride_manager.adapters.http import DependencyUnavailable, HttpDispatch, Http
 from ride_manager.api import domain_error_response, router
 from ride_manager.bootstrap_types import Services
 from ride_manager.domain import DomainError
+from ride_manager.projection import RideHistoryProjector
 from ride_manager.timers import DispatchTimer
 from ride_manager.topology import TOPOLOGY
 
@@ -46,6 +47,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.services = services
         app.state.messaging = messaging
         messaging.consume("events", idempotent(services.uow, handlers.EVENT_HANDLERS))
+        messaging.consume("history", RideHistoryProjector(messaging.dynamodb), fifo=True)
         timer = DispatchTimer(
             history=services.history, uow_factory=services.uow, timeout_s=settings.dispatch_timeout_s
         )

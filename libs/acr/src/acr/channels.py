@@ -97,7 +97,11 @@ class SnsFifoChannel:
             return _whole_call_failed(exc, len(batch))
         results: list[str | None] = [None] * len(batch)
         for failed in response.get("Failed", []):
-            results[int(failed["Id"])] = failed.get("Code") or "InternalFailure"
+            # A failure on the service's side (not the sender's) may pass on a resend.
+            sender = failed.get("SenderFault", True)
+            results[int(failed["Id"])] = (
+                "InternalFailure" if not sender else failed.get("Code") or "InvalidParameter"
+            )
         return results
 
 

@@ -106,23 +106,26 @@ class Relay:
     def _claim(self, row: dict[str, Any]) -> Claimed | None:
         now = time.time()
         try:
-            self._dynamodb.update_item(
+            claimed = self._dynamodb.update_item(
                 TableName=self._table,
                 Key=to_item({"eventId": row["eventId"]}),
-                UpdateExpression="SET leaseOwner = :me, leaseUntil = :until",
+                UpdateExpression="SET leaseOwner = :me, leaseUntil = :until ADD claims :one",
                 ConditionExpression="#p = :p AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now)",
                 ExpressionAttributeNames={"#p": "pending"},
                 ExpressionAttributeValues=to_item(
-                    {":me": self._owner, ":until": now + self._lease_s, ":now": now, ":p": PENDING}
+                    {":me": self._owner, ":until": now + self._lease_s, ":now": now, ":p": PENDING, ":one": 1}
                 ),
+                ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
             if is_conditional_failure(exc):
                 return None
             raise
-        outgoing = Outgoing(
-            CloudEvent.from_json(row["event"]), Destination.parse(row["destination"]), row.get("group")
-        )
+        # A row claimed again (its relay died after sending) is a resend: it counts in eventcount.
+        claims = int(from_item(claimed["Attributes"]).get("claims", 1))
+        event = CloudEvent.from_json(row["event"])
+        event = event.model_copy(update={"eventcount": event.eventcount + claims - 1})
+        outgoing = Outgoing(event, Destination.parse(row["destination"]), row.get("group"))
         return Claimed(outgoing, float(row["createdAt"]))
 
     def _publish(self, channel: Channel, rows: list[Claimed]) -> None:

@@ -13,6 +13,8 @@ const TAP_SLOP_PX = 6;
 const FETCH_DEBOUNCE_MS = 200;
 const MIN_K = 200;
 const MAX_K = 3_000_000;
+const WORLD_ZOOM = 11; // first view of a city never seen: major streets only
+const BOUNDS_KEY = "acr.cityBounds";
 
 const STREET_STYLES = [
   { minSpeed: 90, color: "#f2c27b", casing: "#d9a55a", width: 3.2 },
@@ -65,10 +67,18 @@ export class CityMap {
   }
 
   // --- public --------------------------------------------------------------------------------------
-  /** Learn the city's bounds (a view far away returns them with no streets) and fit the view to it. */
+  /** Draw the city at once: from the bounds remembered by this browser, else from one request for the
+   * whole world at a low zoom (the city's bounds and major streets); then fit the view to the city. */
   async init() {
-    const answer = await this.loadStreets("0,0,0,0", 0);
-    this.bounds = answer.bounds;
+    const cached = readBounds();
+    if (cached) {
+      this.bounds = cached;
+      if (!this.view) this.fit(cached);
+      return cached;
+    }
+    const world = [-180, -90, 180, 90];
+    const answer = await this.loadStreets(world.join(","), WORLD_ZOOM);
+    this.#show(answer, world, WORLD_ZOOM);
     if (!this.view) this.fit(this.bounds);
     return this.bounds;
   }
@@ -191,15 +201,10 @@ export class CityMap {
     try {
       const answer = await this.loadStreets(box.join(","), zoom, controller.signal);
       if (controller.signal.aborted || this.destroyed) return;
-      this.bounds = answer.bounds ?? this.bounds;
-      this.streets = answer.streets ?? [];
-      this.loaded = { bbox: box, zoom };
-      this.#draw();
-      this.canvas.dataset.streets = String(this.streets.length);
-      this.canvas.dataset.drawn = "true";
-      this.canvas.dataset.loading = "false";
-      this.canvas.dispatchEvent(new CustomEvent("map:drawn", { bubbles: true }));
+      const moved = answer.bounds && this.bounds && answer.bounds.join() !== this.bounds.join();
+      this.#show(answer, box, zoom);
       this.inflight = false;
+      if (moved) this.fit(this.bounds); // another city than the one remembered
       if (!this.#covered()) this.#scheduleFetch();
     } catch (err) {
       if (err?.name === "AbortError" || controller.signal.aborted) return;
@@ -208,6 +213,21 @@ export class CityMap {
     } finally {
       if (this.abort === controller) this.inflight = false;
     }
+  }
+
+  #show(answer, box, zoom) {
+    if (answer.bounds) {
+      this.bounds = answer.bounds;
+      saveBounds(answer.bounds);
+    }
+    this.streets = answer.streets ?? [];
+    this.loaded = { bbox: box, zoom };
+    this.#draw();
+    this.canvas.dataset.streets = String(this.streets.length);
+    if (this.canvas.dataset.drawn !== "true") this.canvas.dataset.firstDrawnMs = String(Math.round(performance.now()));
+    this.canvas.dataset.drawn = "true";
+    this.canvas.dataset.loading = "false";
+    this.canvas.dispatchEvent(new CustomEvent("map:drawn", { bubbles: true }));
   }
 
   // --- drawing -------------------------------------------------------------------------------------
@@ -424,6 +444,23 @@ export class CityMap {
       },
       { passive: false },
     );
+  }
+}
+
+function readBounds() {
+  try {
+    const value = JSON.parse(localStorage.getItem(BOUNDS_KEY));
+    return Array.isArray(value) && value.length === 4 && value.every(Number.isFinite) ? value : null;
+  } catch {
+    return null;
+  }
+}
+
+function saveBounds(bounds) {
+  try {
+    localStorage.setItem(BOUNDS_KEY, JSON.stringify(bounds));
+  } catch {
+    // storage full or disabled: the next visit asks again
   }
 }
 
