@@ -8,6 +8,8 @@ PYTHON ?= python3.11
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 VENV := .venv
 STAMP := $(VENV)/.acr-installed
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help install run test test-fast lint demo bench clean
 
@@ -26,10 +28,15 @@ $(STAMP): pyproject.toml uv.lock $(wildcard */pyproject.toml libs/*/pyproject.to
 
 install: $(STAMP) ## install uv and the workspace (done by run and test when needed)
 
+$(CHROMIUM):
+	@echo "==> installing Debian's Chromium for the browser tests (one time)"
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+
 run: install ## run the whole stack: moto on :4566, 8 services on :8000-8007 (Ctrl-C stops all)
 	@ACR_CITY=$${ACR_CITY:-full} ACR_SIM_SPEED=$${ACR_SIM_SPEED:-30} $(VENV)/bin/acr-stack run
 
-test: install ## the whole suite: unit, integration (moto server), system (embedded stack), docker files
+test: install $(CHROMIUM) ## the whole suite: unit, integration, system (whole stack), browser, docker files
 	$(VENV)/bin/python -m pytest
 
 test-fast: install ## unit tests only

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-for folder in ("bff/tests", "tests/system"):
+for folder in ("bff/tests", "tests/system", "tests/browser"):
     sys.path.append(str(ROOT / folder))
 
-pytest_plugins = ["bff_fixtures", "stack_fixtures"]
+pytest_plugins = ["bff_fixtures", "stack_fixtures", "browser_support"]

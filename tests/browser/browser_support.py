@@ -1,10 +1,10 @@
 """Browser-test plumbing: the embedded stacks, Debian's Chromium driven by Playwright, console-error capture.
 
-Fixtures live here (module names must be unique: pytest runs in append import mode and only the root
-conftest may register plugins) and the test modules import the ones they use.
+The root conftest registers this module as a plugin (module names are unique: pytest runs in append
+import mode and only the root conftest may register plugins).
 
-Chromium: ``$ACR_CHROMIUM`` or ``/usr/bin/chromium`` (Debian: ``apt-get install chromium``); never a
-Playwright browser download. Without Playwright or Chromium the tests are skipped with the reason.
+Chromium: ``$ACR_CHROMIUM`` or ``/usr/bin/chromium`` (Debian's ``chromium``, which ``make test`` installs);
+never a Playwright browser download. A machine without it fails these tests with the reason.
 """
 
 from __future__ import annotations
@@ -96,36 +96,54 @@ class StartingStack:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(60)
+        if self._thread.is_alive():  # still starting: stop what is up
+            self.stack.stop()
 
 
 @pytest.fixture(scope="session")
-def _full_city_starting() -> Iterator[StartingStack]:
-    starting = StartingStack("browser-full", ACR_CITY="full")
-    yield starting
-    starting.stop()
-
-
-@pytest.fixture(scope="session")
-def browser_stack(_full_city_starting: StartingStack) -> Iterator[Stack]:
-    """The small-city stack of the browser tests (the full city warms up meanwhile)."""
-    starting = StartingStack("browser-small")
-    try:
-        yield starting.ready()
-    finally:
+def _stacks() -> Iterator[dict[str, StartingStack]]:
+    """Every stack of the browser tests starts at once, in the background (start-up is mostly waiting)."""
+    stacks = {
+        "small": StartingStack("browser-small"),
+        # One car, quotes valid 2 s, slow enough that a booked car stays busy for a whole test.
+        "one-car": StartingStack(
+            "browser-one-car",
+            ACR_FLEET_SIZE="1",
+            ACR_QUOTE_TTL_S="2",
+            ACR_SIM_SPEED="10",
+            ACR_BOARDING_S="600",
+        ),
+        "full": StartingStack("browser-full", ACR_CITY="full"),
+    }
+    yield stacks
+    for starting in stacks.values():
         starting.stop()
 
 
 @pytest.fixture(scope="session")
-def full_city_stack(_full_city_starting: StartingStack) -> Stack:
-    return _full_city_starting.ready()
+def browser_stack(_stacks: dict[str, StartingStack]) -> Stack:
+    """The small city, 60 cars, 60x simulated time."""
+    return _stacks["small"].ready()
+
+
+@pytest.fixture(scope="session")
+def one_car_browser_stack(_stacks: dict[str, StartingStack]) -> Stack:
+    return _stacks["one-car"].ready()
+
+
+@pytest.fixture(scope="session")
+def full_city_stack(_stacks: dict[str, StartingStack]) -> Stack:
+    """The full city (about a million addresses, cached on disk after its first generation)."""
+    return _stacks["full"].ready()
 
 
 @pytest.fixture(scope="session")
 def chromium() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip package playwright is not installed")
+    from playwright import sync_api
+
     executable = chromium_path()
     if executable is None:
-        pytest.skip("no Chromium: apt-get install chromium (or set ACR_CHROMIUM)")
+        pytest.fail("no Chromium: `make test` installs Debian's chromium (or set ACR_CHROMIUM)")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
         yield browser

@@ -27,7 +27,7 @@ def far_apart_streets(base: str) -> tuple[str, str]:
             lat=min_lat + (max_lat - min_lat) * f,
             lon=min_lon + (max_lon - min_lon) * f,
         )["label"]
-        for f in (0.2, 0.8)
+        for f in (0.3, 0.7)
     ]
     return street_of(labels[0]), street_of(labels[1])
 

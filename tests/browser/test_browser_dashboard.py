@@ -12,7 +12,6 @@ from browser_support import ApiRider, Console, new_page, screenshot
 from acr.stack import Stack
 
 pytestmark = pytest.mark.system
-pytest_plugins = ["browser_support"]  # the session stacks and Chromium
 
 
 def counter(page: Any, name: str) -> float:

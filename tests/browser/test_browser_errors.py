@@ -4,36 +4,22 @@ whose car another rider took), and an unknown token (back to sign-up)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from browser_support import MOBILE, OPS, ApiRider, Console, StartingStack, new_page
+from browser_support import MOBILE, OPS, ApiRider, Console, new_page
 from rider_ui import quote, sign_up
 
 from acr.stack import Stack
 
 pytestmark = pytest.mark.system
-pytest_plugins = ["browser_support"]  # the session stacks and Chromium
 
 MESSAGES = {
     "quote_expired": "This price has expired. Please get a new quote.",
     "no_car_available": "Sorry, no car can reach your pickup right now. Please try again in a minute.",
     "unauthorized": "Your session has expired. Please sign up again.",
 }
-
-
-@pytest.fixture(scope="module")
-def one_car_browser_stack() -> Iterator[Stack]:
-    """One car, quotes valid 2 s; slow enough that a booked car stays busy for the whole test."""
-    starting = StartingStack(
-        "browser-one-car", ACR_FLEET_SIZE="1", ACR_QUOTE_TTL_S="2", ACR_SIM_SPEED="10", ACR_BOARDING_S="600"
-    )
-    try:
-        yield starting.ready()
-    finally:
-        starting.stop()
 
 
 def alert_of(page: Any, code: str) -> str:

@@ -13,7 +13,6 @@ from rider_ui import HAPPY_PATH, QUOTE_TEXT, quote, sign_up, timeline, versions,
 from acr.stack import Stack
 
 pytestmark = pytest.mark.system
-pytest_plugins = ["browser_support"]  # the session stacks and Chromium
 
 
 def test_the_whole_journey_on_a_phone_without_console_errors(chromium: Any, browser_stack: Stack) -> None:

@@ -45,11 +45,25 @@ class Rider:
     def post(self, path: str, body: Any = None, headers: dict[str, str] | None = None) -> httpx.Response:
         return httpx.post(f"{self.base}{path}", json=body, headers=self.headers | (headers or {}), timeout=10)
 
+    def _retrying(self, call: Callable[[], httpx.Response], attempts: int = 5) -> httpx.Response:
+        """What an app does when the backend is briefly unavailable: try again (with the same
+        Idempotency-Key, so a retry never books twice)."""
+        for attempt in range(attempts):
+            try:
+                response = call()
+            except httpx.TimeoutException:
+                response = None
+            if response is not None and response.status_code != 503:
+                return response
+            time.sleep(1 + attempt)
+        return call()
+
     def quote(self, pickup: dict[str, Any], dropoff: dict[str, Any]) -> httpx.Response:
-        return self.post("/api/v1/quotes", {"pickup": pickup, "dropoff": dropoff})
+        return self._retrying(lambda: self.post("/api/v1/quotes", {"pickup": pickup, "dropoff": dropoff}))
 
     def book(self, quote_id: str, key: str | None = None) -> httpx.Response:
-        return self.post("/api/v1/rides", {"quoteId": quote_id}, {"Idempotency-Key": key or uuid.uuid4().hex})
+        headers = {"Idempotency-Key": key or uuid.uuid4().hex}
+        return self._retrying(lambda: self.post("/api/v1/rides", {"quoteId": quote_id}, headers))
 
     def ride(self, ride_id: str) -> dict[str, Any]:
         response = self.get(f"/api/v1/rides/{ride_id}")

@@ -330,7 +330,7 @@ export class CityMap {
   #paintMarkers() {
     const now = performance.now();
     let moving = false;
-    const order = { car: 0, pickup: 1, dropoff: 1 };
+    const order = { pickup: 0, dropoff: 0, car: 1 };
     const sorted = [...this.markers].sort((a, b) => (order[a.kind] ?? 0) - (order[b.kind] ?? 0));
     for (const m of sorted) {
       const pos = this.#shownPosition(m, now);
