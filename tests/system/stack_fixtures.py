@@ -55,5 +55,10 @@ CHAOS_FAULTS = (
 
 @pytest.fixture(scope="module")
 def chaos_stack() -> Iterator[Stack]:
-    yield from _running("chaos", ACR_FAULTS=CHAOS_FAULTS, ACR_FAULTS_SEED="20261129", ACR_BOARDING_S="60",
-                        ACR_DISPATCH_TIMEOUT_S="300")
+    yield from _running(
+        "chaos",
+        ACR_FAULTS=CHAOS_FAULTS,
+        ACR_FAULTS_SEED="20261129",
+        ACR_BOARDING_S="60",
+        ACR_DISPATCH_TIMEOUT_S="300",
+    )
