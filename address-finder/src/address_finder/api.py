@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1")
 MAX_QUERY = 200
 
 
-def _city(request: Request) -> City:
+async def _city(request: Request) -> City:
     return request.app.state.city  # type: ignore[no-any-return]
 
 

@@ -8,9 +8,8 @@ from botocore.exceptions import ClientError
 
 from acr import dynamo
 from acr.catalog import Place
-from acr.envelope import CloudEvent
 from acr.fleet import FleetCar
-from acr.unit_of_work import DynamoUnitOfWork, Outgoing
+from acr.unit_of_work import DynamoUnitOfWork, ServiceUnitOfWork
 from car_dispatcher.domain import Assignment, AssignmentStatus, Car, CarState
 from car_dispatcher.topology import ASSIGNMENTS, CARS
 
@@ -126,20 +125,11 @@ class DynamoAssignments:
         )
 
 
-class DynamoFleetUnitOfWork:
+class DynamoFleetUnitOfWork(ServiceUnitOfWork):
     def __init__(self, base: DynamoUnitOfWork) -> None:
-        self._base = base
+        super().__init__(base)
         self.cars = DynamoCars(base)
         self.assignments = DynamoAssignments(base)
-
-    def record(self, outgoing: Outgoing) -> None:
-        self._base.record(outgoing)
-
-    def mark_consumed(self, event: CloudEvent) -> None:
-        self._base.mark_consumed(event)
-
-    def commit(self) -> None:
-        self._base.commit()
 
 
 def save_positions(dynamodb: Any, positions: dict[str, tuple[float, float]]) -> None:

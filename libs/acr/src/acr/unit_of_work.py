@@ -127,3 +127,20 @@ class DynamoUnitOfWork:
             self.tx = Transaction()
         if self.recorded and self.on_commit:
             self.on_commit()
+
+
+class ServiceUnitOfWork:
+    """Base of a service's unit of work: its repositories add operations to ``base.tx``; the outbox,
+    the marker and the commit are the shared kernel's."""
+
+    def __init__(self, base: DynamoUnitOfWork) -> None:
+        self._base = base
+
+    def record(self, outgoing: Outgoing) -> None:
+        self._base.record(outgoing)
+
+    def mark_consumed(self, event: CloudEvent) -> None:
+        self._base.mark_consumed(event)
+
+    def commit(self) -> None:
+        self._base.commit()

@@ -7,9 +7,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from acr import dynamo
-from acr.envelope import CloudEvent
 from acr.money import Money
-from acr.unit_of_work import DynamoUnitOfWork, Outgoing
+from acr.unit_of_work import DynamoUnitOfWork, ServiceUnitOfWork
 from payment.domain import Charge, Payment, PaymentStatus, Purpose
 from payment.topology import LEDGER, PAYMENTS
 
@@ -127,16 +126,7 @@ class DynamoPayments:
         )
 
 
-class DynamoPaymentUnitOfWork:
+class DynamoPaymentUnitOfWork(ServiceUnitOfWork):
     def __init__(self, base: DynamoUnitOfWork) -> None:
-        self._base = base
+        super().__init__(base)
         self.payments = DynamoPayments(base)
-
-    def record(self, outgoing: Outgoing) -> None:
-        self._base.record(outgoing)
-
-    def mark_consumed(self, event: CloudEvent) -> None:
-        self._base.mark_consumed(event)
-
-    def commit(self) -> None:
-        self._base.commit()

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from acr import dynamo
-from acr.envelope import CloudEvent
-from acr.unit_of_work import DynamoUnitOfWork, Outgoing
+from acr.unit_of_work import DynamoUnitOfWork, ServiceUnitOfWork
 from reward.domain import MAX_RATING, Effect, Loyalty
 from reward.topology import RIDE_EFFECTS, RIDERS
 
@@ -75,17 +74,8 @@ class DynamoRideEffects:
         )
 
 
-class DynamoRewardUnitOfWork:
+class DynamoRewardUnitOfWork(ServiceUnitOfWork):
     def __init__(self, base: DynamoUnitOfWork) -> None:
-        self._base = base
+        super().__init__(base)
         self.riders = DynamoRiders(base)
         self.effects = DynamoRideEffects(base)
-
-    def record(self, outgoing: Outgoing) -> None:
-        self._base.record(outgoing)
-
-    def mark_consumed(self, event: CloudEvent) -> None:
-        self._base.mark_consumed(event)
-
-    def commit(self) -> None:
-        self._base.commit()

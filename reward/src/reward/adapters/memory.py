@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from acr.envelope import CloudEvent
-from acr.unit_of_work import Conflict, Duplicate, Outgoing
+from acr.testing.memory import MemoryUnitOfWork
+from acr.unit_of_work import Outgoing
 from reward.domain import Effect, Loyalty
-
-Op = tuple[Callable[[], str | None], Callable[[], None]]
 
 
 @dataclass
@@ -28,37 +26,12 @@ class MemoryLoyaltyView:
         return self._store.riders.get(rider_id) or Loyalty(rider_id)
 
 
-class MemoryRewardUnitOfWork:
+class MemoryRewardUnitOfWork(MemoryUnitOfWork):
     def __init__(self, store: RewardStore, before_commit: Callable[[], None] | None = None) -> None:
+        super().__init__(store, before_commit)
         self.store = store
-        self._ops: list[Op] = []
-        self._before_commit = before_commit
         self.riders = _Riders(self)
         self.effects = _Effects(self)
-
-    def stage(self, check: Callable[[], str | None], apply: Callable[[], None]) -> None:
-        self._ops.append((check, apply))
-
-    def record(self, outgoing: Outgoing) -> None:
-        self.stage(lambda: None, lambda: self.store.outbox.append(outgoing))
-
-    def mark_consumed(self, event: CloudEvent) -> None:
-        key = event.dedup_key
-        self.stage(
-            lambda: "marker" if key in self.store.markers else None, lambda: self.store.markers.add(key)
-        )
-
-    def commit(self) -> None:
-        if self._before_commit:
-            self._before_commit()
-        failed = [label for check, _ in self._ops if (label := check())]
-        ops, self._ops = self._ops, []
-        if "marker" in failed:
-            raise Duplicate("already consumed")
-        if failed:
-            raise Conflict(failed)
-        for _, apply in ops:
-            apply()
 
 
 class _Riders:

@@ -10,8 +10,7 @@ from typing import Any
 
 from acr import dynamo
 from acr.catalog import Place
-from acr.envelope import CloudEvent
-from acr.unit_of_work import DynamoUnitOfWork, Outgoing
+from acr.unit_of_work import DynamoUnitOfWork, ServiceUnitOfWork
 from ride_manager.domain import Quote, Ride, RideStatus
 from ride_manager.ports import IdempotencyRecord
 from ride_manager.snapshot import ride_from_json, stored_ride
@@ -144,23 +143,14 @@ class DynamoIdempotencyKeys:
         )
 
 
-class DynamoRideUnitOfWork:
+class DynamoRideUnitOfWork(ServiceUnitOfWork):
     """The ride context's unit of work on DynamoDB."""
 
     def __init__(self, base: DynamoUnitOfWork) -> None:
-        self._base = base
+        super().__init__(base)
         self.rides = DynamoRides(base)
         self.quotes = DynamoQuotes(base)
         self.keys = DynamoIdempotencyKeys(base)
-
-    def record(self, outgoing: Outgoing) -> None:
-        self._base.record(outgoing)
-
-    def mark_consumed(self, event: CloudEvent) -> None:
-        self._base.mark_consumed(event)
-
-    def commit(self) -> None:
-        self._base.commit()
 
 
 class DynamoRideHistory:

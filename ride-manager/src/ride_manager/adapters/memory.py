@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from acr.catalog import Place
-from acr.envelope import CloudEvent
-from acr.unit_of_work import Conflict, Duplicate, Outgoing
+from acr.testing.memory import MemoryUnitOfWork
+from acr.unit_of_work import Outgoing
 from ride_manager.domain import Quote, Ride
 from ride_manager.ports import IdempotencyRecord
 from ride_manager.snapshot import ride_to_json
@@ -27,21 +27,11 @@ class MemoryStore:
     outbox: list[Outgoing] = field(default_factory=list)
 
 
-Check = Callable[[], str | None]  # returns the label of a failed condition, or None
 Apply = Callable[[], None]
 
 
-class _Staged:
-    def __init__(self, store: MemoryStore) -> None:
-        self.store = store
-        self.ops: list[tuple[Check, Apply]] = []
-
-    def stage(self, check: Check, apply: Apply) -> None:
-        self.ops.append((check, apply))
-
-
 class MemoryRides:
-    def __init__(self, staged: _Staged) -> None:
+    def __init__(self, staged: MemoryRideUnitOfWork) -> None:
         self._s = staged
 
     def get(self, ride_id: str) -> Ride | None:
@@ -70,7 +60,7 @@ class MemoryRides:
 
 
 class MemoryQuotes:
-    def __init__(self, staged: _Staged) -> None:
+    def __init__(self, staged: MemoryRideUnitOfWork) -> None:
         self._s = staged
 
     def get(self, quote_id: str) -> Quote | None:
@@ -92,7 +82,7 @@ class MemoryQuotes:
 
 
 class MemoryKeys:
-    def __init__(self, staged: _Staged) -> None:
+    def __init__(self, staged: MemoryRideUnitOfWork) -> None:
         self._s = staged
 
     def get(self, rider_id: str, key: str) -> IdempotencyRecord | None:
@@ -106,37 +96,15 @@ class MemoryKeys:
         )
 
 
-class MemoryRideUnitOfWork:
-    """Stages writes; ``commit`` checks every condition first, then applies all or nothing."""
+class MemoryRideUnitOfWork(MemoryUnitOfWork):
+    """The ride context's unit of work in memory (same conditions as the DynamoDB one)."""
 
     def __init__(self, store: MemoryStore, before_commit: Callable[[], None] | None = None) -> None:
-        self._staged = _Staged(store)
-        self.rides = MemoryRides(self._staged)
-        self.quotes = MemoryQuotes(self._staged)
-        self.keys = MemoryKeys(self._staged)
-        self._before_commit = before_commit
-
-    def record(self, outgoing: Outgoing) -> None:
-        self._staged.stage(lambda: None, lambda: self._staged.store.outbox.append(outgoing))
-
-    def mark_consumed(self, event: CloudEvent) -> None:
-        key = event.dedup_key
-        self._staged.stage(
-            lambda: "marker" if key in self._staged.store.markers else None,
-            lambda: self._staged.store.markers.add(key),
-        )
-
-    def commit(self) -> None:
-        if self._before_commit:
-            self._before_commit()
-        failed = [label for check, _ in self._staged.ops if (label := check())]
-        ops, self._staged.ops = self._staged.ops, []
-        if "marker" in failed:
-            raise Duplicate("already consumed")
-        if failed:
-            raise Conflict(failed)
-        for _, apply in ops:
-            apply()
+        super().__init__(store, before_commit)
+        self.store = store
+        self.rides = MemoryRides(self)
+        self.quotes = MemoryQuotes(self)
+        self.keys = MemoryKeys(self)
 
 
 class StaticGeo:
