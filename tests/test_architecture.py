@@ -9,18 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from acr.settings import SERVICE_PORTS
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-SERVICES = [
-    "bff",
-    "ride-manager",
-    "address-finder",
-    "car-dispatcher",
-    "car-simulator",
-    "route-monitor",
-    "payment",
-    "reward",
-]
+SERVICES = list(SERVICE_PORTS)
 
 
 def _run(*argv: str) -> subprocess.CompletedProcess[str]:

@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 
 from acr import aws, logs
 from acr.runtime import Messaging
-from acr.settings import Settings, get_settings
+from acr.settings import SERVICE_PORTS, Settings, get_settings
 from acr.web import error_response, install_error_handlers
 from bff import api, ops, ws
 from bff.adapters.dlq import SqsDeadLetters
@@ -38,15 +38,7 @@ from bff.topology import TOPOLOGY
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
-OTHER_SERVICES = (
-    "ride-manager",
-    "address-finder",
-    "car-dispatcher",
-    "car-simulator",
-    "route-monitor",
-    "payment",
-    "reward",
-)
+OTHER_SERVICES = tuple(service for service in SERVICE_PORTS if service != "bff")
 _TOKEN = re.compile(r"(token=)[^&\s\"]*")
 
 
