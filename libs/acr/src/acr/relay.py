@@ -28,6 +28,7 @@ from acr.unit_of_work import PENDING, Destination, Outgoing, outbox_row
 log = logging.getLogger(__name__)
 PENDING_INDEX = "pending-index"
 SENT_RETENTION_S = 86_400
+PURGE_EVERY_S = 600
 DEFAULT_POLICY = RetryPolicy()
 
 
@@ -70,9 +71,13 @@ class Relay:
         self._wake.set()
 
     def run(self, stop: threading.Event) -> None:
-        """Publish until ``stop`` is set."""
+        """Publish until ``stop`` is set; now and then, purge rows sent long ago."""
+        purged_at = time.monotonic()
         while not stop.is_set():
             try:
+                if time.monotonic() - purged_at > PURGE_EVERY_S:
+                    purged_at = time.monotonic()
+                    self.purge_sent()
                 if self.drain_once() == 0:
                     self._wake.wait(self._poll_s)
                     self._wake.clear()
