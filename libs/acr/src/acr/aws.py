@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 from typing import Any
 
 import boto3
@@ -28,9 +27,3 @@ def client(service: str, settings: Settings | None = None) -> Any:
         kwargs["aws_access_key_id"] = os.environ.get("AWS_ACCESS_KEY_ID", "testing")
         kwargs["aws_secret_access_key"] = os.environ.get("AWS_SECRET_ACCESS_KEY", "testing")
     return boto3.session.Session().client(service, **kwargs)
-
-
-@lru_cache(maxsize=16)
-def shared_client(service: str) -> Any:
-    """One thread-safe client per AWS service for this process (boto3 clients are thread safe)."""
-    return client(service)

@@ -258,15 +258,6 @@ class SchemaInvalid(ValueError):
     """The event's data does not match its catalog model."""
 
 
-def spec_of(model: type[EventData]) -> EventSpec:
-    return BY_MODEL[model]
-
-
-def event_type(model: type[EventData]) -> str:
-    """The CloudEvents ``type`` of a payload model."""
-    return BY_MODEL[model].type
-
-
 def record(data: EventData, *, subject: str | None, sequence: int | None = None) -> CloudEvent:
     """Wrap a payload in a new CloudEvent of its catalog type (id minted here, once)."""
     spec = BY_MODEL[type(data)]

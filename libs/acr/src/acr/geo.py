@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 EARTH_RADIUS_M = 6_371_008.8
-
-
-@dataclass(frozen=True)
-class LatLon:
-    lat: float
-    lon: float
 
 
 def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -20,7 +13,3 @@ def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
-
-
-def is_finite_coordinate(lat: float, lon: float) -> bool:
-    return math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180
