@@ -117,12 +117,12 @@ class AddressBook:
             confidence *= 0.8
         return address, round(confidence, 3)
 
-    def _hits(self, parsed: ParsedQuery, limit: int) -> Iterator[NameHit]:
+    def _hits(self, parsed: ParsedQuery, limit: int, typos_as_fallback: bool = False) -> Iterator[NameHit]:
         """Name hits for the expanded text ("st" -> "street"), then for the text as typed."""
         seen: set[int] = set()
         texts = [parsed.text, parsed.unexpanded] if parsed.unexpanded else [parsed.text]
         for text in texts:
-            for hit in self.index.search(text):
+            for hit in self.index.search(text, typos_as_fallback):
                 if hit.entity not in seen:
                     seen.add(hit.entity)
                     yield hit
@@ -148,7 +148,8 @@ class AddressBook:
         if not parsed.text:
             return []
         results: list[Address] = []
-        for hit in self._hits(parsed, limit=limit):
+        # Suggestions for what the rider is typing: corrections only when nothing starts with it.
+        for hit in self._hits(parsed, limit=limit, typos_as_fallback=True):
             resolved = self._resolve(hit, parsed)
             if resolved is not None:
                 results.append(resolved[0])

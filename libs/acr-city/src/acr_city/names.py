@@ -98,16 +98,23 @@ class NameIndex:
             yield ids[i]
             i += 1
 
-    def search(self, text: str) -> Iterator[NameHit]:
+    def search(self, text: str, typos_as_fallback: bool = False) -> Iterator[NameHit]:
         """Lazily, best first and without repeats: exact name, name prefix, later-word prefix,
-        names within one edit, then names with one complete word within one edit."""
+        names within one edit, then names with one complete word within one edit. With
+        ``typos_as_fallback`` the (costlier) corrections are searched only when nothing matched as typed."""
         seen: set[int] = set()
-        for hit in self._candidates(text):
+        for hit in self._as_typed(text):
+            if hit.entity not in seen:
+                seen.add(hit.entity)
+                yield hit
+        if typos_as_fallback and seen:
+            return
+        for hit in self._corrected(text):
             if hit.entity not in seen:
                 seen.add(hit.entity)
                 yield hit
 
-    def _candidates(self, text: str) -> Iterator[NameHit]:
+    def _as_typed(self, text: str) -> Iterator[NameHit]:
         exact = self._names.get(text)
         if exact is not None:
             yield NameHit(exact, EXACT, 0)
@@ -116,6 +123,8 @@ class NameIndex:
         if len(text) >= 2:
             for entity in self._iter_prefix(text, words=True):
                 yield NameHit(entity, WORD_PREFIX, 0)
+
+    def _corrected(self, text: str) -> Iterator[NameHit]:
         if len(text) >= 3:
             for entity, distance in self._names.within_one(text):
                 yield NameHit(entity, TYPO, distance)

@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
-MAX_RINGS = 6
+MAX_RINGS = 1
 
 
 class PointGrid:
