@@ -10,6 +10,9 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
+# Scanning rings in Python costs more than one cKDTree query beyond the first ring of neighbours
+# (measured: reverse p99 62 µs with 6 rings, 34 µs with 1), so a point with no address within a
+# cell or two goes straight to the tree. Both answers are exact.
 MAX_RINGS = 1
 
 
