@@ -28,27 +28,6 @@ from car_simulator.simulation import Report, Simulation
 log = logging.getLogger(__name__)
 TICK_S = 0.25
 
-Action = Callable[[], None]
-
-
-class AfterCommit:
-    """The tiny unit of work of this consumer: the marker, then the planned in-memory actions."""
-
-    def __init__(self, inbox: Inbox) -> None:
-        self._inbox = inbox
-        self._actions: list[Action] = []
-
-    def after_commit(self, action: Action) -> None:
-        self._actions.append(action)
-
-    def mark_consumed(self, event: CloudEvent) -> None:
-        self._inbox.mark_consumed(event)
-
-    def commit(self) -> None:
-        self._inbox.commit()  # raises Duplicate: the actions are never run
-        for action in self._actions:
-            action()
-
 
 @dataclass
 class CarSimulator:
@@ -63,7 +42,7 @@ class CarSimulator:
     def handler(self) -> Handler:
         """The entry point for the ``events`` queue."""
         return idempotent(
-            lambda: AfterCommit(self.inbox()),
+            self.inbox,
             {
                 CarAssigned: self.on_car_assigned,
                 CarReleased: self.on_car_released,
@@ -71,7 +50,7 @@ class CarSimulator:
             },
         )
 
-    def on_car_assigned(self, uow: AfterCommit, data: CarAssigned, _: CloudEvent) -> None:
+    def on_car_assigned(self, uow: Inbox, data: CarAssigned, _: CloudEvent) -> None:
         """Drive to the pickup, board, drive to the drop-off, idle there (a replacement car alike)."""
         start = self._position(data.car_id)
         if start is None:
@@ -91,7 +70,7 @@ class CarSimulator:
             )
         )
 
-    def on_car_released(self, uow: AfterCommit, data: CarReleased, _: CloudEvent) -> None:
+    def on_car_released(self, uow: Inbox, data: CarReleased, _: CloudEvent) -> None:
         """Stop and idle where the car is."""
         uow.after_commit(
             lambda: self._apply(
@@ -101,7 +80,7 @@ class CarSimulator:
             )
         )
 
-    def on_car_out_of_service(self, uow: AfterCommit, data: CarOutOfService, _: CloudEvent) -> None:
+    def on_car_out_of_service(self, uow: Inbox, data: CarOutOfService, _: CloudEvent) -> None:
         """Stay where it is, not driving, without a ride."""
         uow.after_commit(
             lambda: self._apply(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from acr.envelope import CloudEvent
@@ -26,9 +27,12 @@ class TelemetrySink(Protocol):
 
 
 class Inbox(Protocol):
-    """The consumer's idempotency markers: a unit of work that only marks the event consumed."""
+    """The consumer's unit of work: only the idempotency marker is stored; the in-memory change to the
+    fleet runs after the commit, so a duplicate (the commit raises) changes nothing."""
 
     def mark_consumed(self, event: CloudEvent) -> None: ...
+
+    def after_commit(self, action: Callable[[], None]) -> None: ...
 
     def commit(self) -> None:
         """Raises ``acr.unit_of_work.Duplicate`` when the event was already consumed."""

@@ -5,29 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from acr.envelope import CloudEvent
-from acr.unit_of_work import Duplicate
+from acr.testing.memory import MemoryUnitOfWork
+from acr.unit_of_work import Outgoing
 from car_simulator.domain import Leg, Point, straight_leg
 
 
-@dataclass
 class MemoryInbox:
-    """Idempotency markers in a set; ``commit`` raises ``Duplicate`` like the DynamoDB condition."""
+    """A factory of in-memory units of work sharing one set of markers (like the DynamoDB inbox)."""
 
-    consumed: set[str] = field(default_factory=set)
-    _staged: list[str] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.markers: set[str] = set()
+        self.outbox: list[Outgoing] = []
 
-    def __call__(self) -> MemoryInbox:  # the factory: one unit of work per message, same markers
-        return MemoryInbox(self.consumed)
-
-    def mark_consumed(self, event: CloudEvent) -> None:
-        self._staged.append(event.dedup_key)
-
-    def commit(self) -> None:
-        staged, self._staged = self._staged, []
-        if any(key in self.consumed for key in staged):
-            raise Duplicate(str(staged))
-        self.consumed.update(staged)
+    def __call__(self) -> MemoryUnitOfWork:
+        return MemoryUnitOfWork(self)
 
 
 class StraightRoads:

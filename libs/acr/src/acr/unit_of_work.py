@@ -93,6 +93,7 @@ class DynamoUnitOfWork:
     on_commit: Callable[[], None] | None = None
     tx: Transaction = field(default_factory=Transaction)
     recorded: list[Outgoing] = field(default_factory=list)
+    _after_commit: list[Callable[[], None]] = field(default_factory=list)
 
     def record(self, outgoing: Outgoing) -> None:
         """Publish ``outgoing`` if and only if this unit of work commits."""
@@ -127,6 +128,13 @@ class DynamoUnitOfWork:
             self.tx = Transaction()
         if self.recorded and self.on_commit:
             self.on_commit()
+        actions, self._after_commit = self._after_commit, []
+        for action in actions:
+            action()
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run ``action`` only once this unit of work committed (e.g. to change in-memory state)."""
+        self._after_commit.append(action)
 
 
 class ServiceUnitOfWork:

@@ -8,7 +8,7 @@ from typing import Any
 
 from acr import dynamo
 from acr.stream import Checkpoint
-from acr.unit_of_work import DynamoUnitOfWork, Outgoing
+from acr.unit_of_work import DynamoUnitOfWork, ServiceUnitOfWork
 from route_monitor.domain import CarCursor, RideTracking
 from route_monitor.topology import CARS, TRACKING
 
@@ -40,38 +40,20 @@ def _versioned(key: str, version: int) -> tuple[str, dict[str, Any] | None]:
     return "version = :v", {":v": version}
 
 
-class DynamoTrackingUnitOfWork:
-    def __init__(self, base: DynamoUnitOfWork) -> None:
-        self._base = base
+class DynamoTrackingUnitOfWork(ServiceUnitOfWork):
+    def _put_versioned(self, table: str, key: str, row: dict[str, Any], version: int, label: str) -> None:
+        condition, values = _versioned(key, version)
+        item = row | {"version": version + 1}
+        self._base.tx.put(table, item, label=label, condition=condition, values=values)
 
     def save_car(self, car: CarCursor) -> None:
-        condition, values = _versioned("carId", car.version)
-        self._base.tx.put(
-            CARS,
-            car.to_dict() | {"version": car.version + 1},
-            label="car",
-            condition=condition,
-            values=values,
-        )
+        self._put_versioned(CARS, "carId", car.to_dict(), car.version, "car")
 
     def save_ride(self, ride: RideTracking) -> None:
-        condition, values = _versioned("rideId", ride.version)
-        self._base.tx.put(
-            TRACKING,
-            ride.to_dict() | {"version": ride.version + 1},
-            label="ride",
-            condition=condition,
-            values=values,
-        )
-
-    def record(self, outgoing: Outgoing) -> None:
-        self._base.record(outgoing)
+        self._put_versioned(TRACKING, "rideId", ride.to_dict(), ride.version, "ride")
 
     def checkpoint(self, checkpoint: Checkpoint) -> None:
         checkpoint.add_to(self._base.tx)
-
-    def commit(self) -> None:
-        self._base.commit()
 
 
 class DynamoTrackingStore:

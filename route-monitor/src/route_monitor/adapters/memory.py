@@ -8,7 +8,8 @@ from typing import Any
 
 from acr.geo import haversine_m
 from acr.stream import Checkpoint
-from acr.unit_of_work import Conflict, Outgoing
+from acr.testing.memory import MemoryUnitOfWork
+from acr.unit_of_work import Outgoing
 from route_monitor.domain import CarCursor, RideTracking
 
 
@@ -19,6 +20,7 @@ class TrackingTables:
     cars: dict[str, dict[str, Any]] = field(default_factory=dict)
     rides: dict[str, dict[str, Any]] = field(default_factory=dict)
     outbox: list[Outgoing] = field(default_factory=list)
+    markers: set[str] = field(default_factory=set)
     checkpoints: dict[str, str] = field(default_factory=dict)
     commits: int = 0
     commit_sizes: list[int] = field(default_factory=list)  # items per committed transaction
@@ -32,17 +34,17 @@ def _version(rows: dict[str, dict[str, Any]], key: str) -> int:
     return int(row["version"]) if row else 0
 
 
-class MemoryTrackingUnitOfWork:
+class MemoryTrackingUnitOfWork(MemoryUnitOfWork):
     def __init__(self, tables: TrackingTables, before_commit: Callable[[], None] | None = None) -> None:
+        super().__init__(tables, before_commit)
         self._tables = tables
-        self._before_commit = before_commit
-        self._checks: list[Callable[[], str | None]] = []
-        self._applies: list[Callable[[], None]] = []
 
     def _save(self, rows: dict[str, dict[str, Any]], key: str, item: dict[str, Any], label: str) -> None:
         read = int(item["version"])
-        self._checks.append(lambda: None if _version(rows, key) == read else label)
-        self._applies.append(lambda: rows.__setitem__(key, item | {"version": read + 1}))
+        self.stage(
+            lambda: None if _version(rows, key) == read else label,
+            lambda: rows.__setitem__(key, item | {"version": read + 1}),
+        )
 
     def save_car(self, car: CarCursor) -> None:
         self._save(self._tables.cars, car.car_id, car.to_dict(), "car")
@@ -50,24 +52,17 @@ class MemoryTrackingUnitOfWork:
     def save_ride(self, ride: RideTracking) -> None:
         self._save(self._tables.rides, ride.ride_id, ride.to_dict(), "ride")
 
-    def record(self, outgoing: Outgoing) -> None:
-        self._applies.append(lambda: self._tables.outbox.append(outgoing))
-
     def checkpoint(self, checkpoint: Checkpoint) -> None:
         item = checkpoint.item()
-        self._applies.append(lambda: self._tables.checkpoints.__setitem__(item["shardId"], item["sequence"]))
+        self.stage(
+            lambda: None, lambda: self._tables.checkpoints.__setitem__(item["shardId"], item["sequence"])
+        )
 
     def commit(self) -> None:
-        if self._before_commit:
-            self._before_commit()
-        failed = [label for check in self._checks if (label := check())]
-        applies, self._checks, self._applies = self._applies, [], []
-        if failed:
-            raise Conflict(failed)
-        for apply in applies:
-            apply()
+        size = len(self._ops)
+        super().commit()
         self._tables.commits += 1
-        self._tables.commit_sizes.append(len(applies))
+        self._tables.commit_sizes.append(size)
 
 
 class MemoryTrackingStore:

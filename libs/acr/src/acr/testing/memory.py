@@ -26,6 +26,7 @@ class MemoryUnitOfWork:
     def __init__(self, store: MessageStore, before_commit: Callable[[], None] | None = None) -> None:
         self.messages = store
         self._ops: list[tuple[Check, Apply]] = []
+        self._after_commit: list[Apply] = []
         self._before_commit = before_commit
 
     def stage(self, check: Check, apply: Apply) -> None:
@@ -52,3 +53,9 @@ class MemoryUnitOfWork:
             raise Conflict(failed)
         for _, apply in ops:
             apply()
+        actions, self._after_commit = self._after_commit, []
+        for action in actions:
+            action()
+
+    def after_commit(self, action: Apply) -> None:
+        self._after_commit.append(action)
