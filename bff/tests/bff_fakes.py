@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from acr.settings import Settings
 from bff.auth import Rider, TokenSigner
 from bff.errors import DependencyUnavailable, UpstreamError
+from bff.stats import COUNTER_DEFAULTS
 
 Json = dict[str, Any]
 Headers = dict[str, str]
@@ -271,19 +272,7 @@ class FakeServiceStats:
     async def stats(self, service: str) -> Json:
         if service in self.down:
             raise DependencyUnavailable(service)
-        return self.counters.get(
-            service,
-            {
-                "published": 1,
-                "resent": {},
-                "duplicatesDiscarded": 0,
-                "staleDropped": 0,
-                "parked": 0,
-                "dlq": {},
-                "relayLagMs": 0.0,
-                "projectionLagMs": 0.0,
-            },
-        )
+        return self.counters.get(service, COUNTER_DEFAULTS | {"published": 1})
 
     async def healthy(self, service: str) -> bool:
         return service not in self.down

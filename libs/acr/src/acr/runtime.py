@@ -52,6 +52,7 @@ class Messaging:
         self._threads: list[threading.Thread] = []
         self._consumers: list[SqsConsumer] = []
         self._readers: list[KinesisReader] = []
+        self._queue_urls: dict[str, str] = {}
         self.relay: Relay | None = None
         if topology.has_outbox:
             self.relay = Relay(
@@ -105,7 +106,10 @@ class Messaging:
         return {"dlq": self.dead_letter_depths(), "faultsInjected": dict(self.faults.injected)}
 
     def queue_url(self, name: str) -> str:
-        return str(self.sqs.get_queue_url(QueueName=name)["QueueUrl"])
+        """A queue's URL, looked up once."""
+        if name not in self._queue_urls:
+            self._queue_urls[name] = str(self.sqs.get_queue_url(QueueName=name)["QueueUrl"])
+        return self._queue_urls[name]
 
     def client(self, name: str) -> Any:
         return self._make(name)

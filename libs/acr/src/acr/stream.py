@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from acr import catalog
 from acr.catalog import EventData
+from acr.consumer import PoisonMessage, decode
 from acr.dynamo import Transaction, from_item, to_item
-from acr.envelope import CloudEvent, InvalidEnvelope
+from acr.envelope import CloudEvent
 from acr.metrics import COUNTERS
 
 log = logging.getLogger(__name__)
@@ -55,10 +55,10 @@ Processor = Callable[[list[StreamRecord], Checkpoint], None]
 
 def decode_record(record: dict[str, Any]) -> StreamRecord | None:
     """A Kinesis record as a typed event; None (and counted) when it is not a catalog event."""
+    raw = record["Data"]
     try:
-        event = CloudEvent.from_json(record["Data"])
-        data = catalog.decode(event)
-    except (InvalidEnvelope, catalog.UnknownEventType, catalog.SchemaInvalid) as exc:
+        event, data = decode(raw.decode() if isinstance(raw, bytes) else raw)
+    except PoisonMessage as exc:
         log.warning("skipping poison record %s: %s", record.get("SequenceNumber"), exc)
         COUNTERS.add("poisonRecords")
         return None

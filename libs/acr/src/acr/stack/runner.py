@@ -105,7 +105,7 @@ class Stack:
                 ],
                 quiet=True,
             )
-            wait_until(lambda: _answers(self.config.endpoint + "/moto-api/"), timeout_s, "emulator")
+            wait_until(lambda: answers(self.config.endpoint + "/moto-api/"), timeout_s, "emulator")
             subprocess.run(
                 [sys.executable, "-m", "acr.topology.cli", "apply"],
                 env=self.config.service_env(),
@@ -142,7 +142,7 @@ class Stack:
     def wait_healthy(self, service: str, timeout_s: float = 120) -> None:
         proc = self._procs[service]
         wait_until(
-            lambda: proc.poll() is None and _answers(self.config.url(service) + "/healthz"),
+            lambda: proc.poll() is None and answers(self.config.url(service) + "/healthz"),
             timeout_s,
             service,
             lambda: proc.poll() is not None,
@@ -214,7 +214,7 @@ def _pump(name: str, stream: IO[bytes], echo: Callable[[str], None]) -> None:
         echo(prefix + raw.decode(errors="replace").rstrip())
 
 
-def _answers(url: str) -> bool:
+def answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback only
             return bool(response.status == 200)

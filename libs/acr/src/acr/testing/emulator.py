@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from acr.stack.runner import _answers, free_port, wait_until
+from acr.stack.runner import answers, free_port, wait_until
 
 log = logging.getLogger(__name__)
 LOCALSTACK_IMAGE = "localstack/localstack:4.14.0"
@@ -42,7 +42,7 @@ def moto_server(log_file: Path | None = None) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: _answers(url + "/moto-api/"), 30, "moto server", lambda: proc.poll() is not None)
+        wait_until(lambda: answers(url + "/moto-api/"), 30, "moto server", lambda: proc.poll() is not None)
         yield url
     finally:
         proc.terminate()
