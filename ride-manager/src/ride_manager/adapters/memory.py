@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from acr.catalog import Place
-from acr.testing.memory import MemoryUnitOfWork
+from acr.testing.memory import Apply, MemoryUnitOfWork
 from acr.unit_of_work import Outgoing
 from ride_manager.domain import Quote, Ride
 from ride_manager.ports import IdempotencyRecord
@@ -25,9 +25,6 @@ class MemoryStore:
     keys: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
     markers: set[str] = field(default_factory=set)
     outbox: list[Outgoing] = field(default_factory=list)
-
-
-Apply = Callable[[], None]
 
 
 class MemoryRides:
