@@ -108,16 +108,7 @@ def test_expired_and_foreign_quotes_are_refused(store: MemoryStore) -> None:
 
 def test_car_assigned_moves_the_ride_on_once_and_duplicates_are_discarded(store: MemoryStore) -> None:
     ride = _book(store, _quote(store).quote_id)
-    assigned = CarAssigned(
-        ride_id=ride.ride_id,
-        car_id="car-00001",
-        car_lat=60.1,
-        car_lon=24.9,
-        pickup=A,
-        dropoff=B,
-        pickup_eta_seconds=80,
-        assigned_at="2026-01-01T00:00:00Z",
-    )
+    assigned = _car_assigned(ride.ride_id, "car-00001")
     event = catalog.record(assigned, subject=ride.ride_id)
     handle = _consumer(store)
     handle(event, assigned)
@@ -172,6 +163,19 @@ def test_the_final_fare_never_exceeds_the_quote() -> None:
     ride.trip_started("car-1", domain.now_utc())
     assert ride.complete("car-1", 50_000, 6000, domain.now_utc()) == domain.Outcome.APPLIED
     assert ride.fare == Decimal("10.00") and ride.status == RideStatus.COMPLETED and ride.version == 5
+
+
+def _car_assigned(ride_id: str, car_id: str) -> CarAssigned:
+    return CarAssigned(
+        ride_id=ride_id,
+        car_id=car_id,
+        car_lat=60.1,
+        car_lon=24.9,
+        pickup=A,
+        dropoff=B,
+        pickup_eta_seconds=80,
+        assigned_at="2026-01-01T00:00:00Z",
+    )
 
 
 def _consumer(store: MemoryStore):  # type: ignore[no-untyped-def]
@@ -232,16 +236,7 @@ def test_events_that_arrive_early_are_parked_and_late_ones_are_stale(store: Memo
     ride = _book(store, _quote(store).quote_id)
     handle = _consumer(store)
     facts = [
-        CarAssigned(
-            ride_id=ride.ride_id,
-            car_id="car-1",
-            car_lat=60.1,
-            car_lon=24.9,
-            pickup=A,
-            dropoff=B,
-            pickup_eta_seconds=80,
-            assigned_at="t",
-        ),
+        _car_assigned(ride.ride_id, "car-1"),
         CarArrivedAtPickup(ride_id=ride.ride_id, car_id="car-1", at="t"),
         TripStarted(ride_id=ride.ride_id, car_id="car-1", at="t"),
         TripCompleted(
