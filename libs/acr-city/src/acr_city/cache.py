@@ -1,10 +1,19 @@
-"""Where built cities are cached, and build-or-load logic for the cached specs."""
+"""Where built cities are cached, and build-or-load logic that any number of processes may run at once.
+
+Processes that start together on an empty cache folder (the services of ``make run``, test workers,
+replicas) agree on one builder: the first takes an exclusive lock on ``<file>.lock`` and builds, the
+others wait for the lock and then load what it saved. Saving writes a temporary file of its own and
+renames it over the cache file, so even a process that cannot lock (a file system without ``flock``)
+never reads a half-written city nor trips over another writer's temporary file.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .data import FORMAT_VERSION, CityData
@@ -38,17 +47,59 @@ def cache_path(cache_dir: Path, spec: str, seed: int) -> Path:
 
 
 def load_or_build(path: Path, build: Callable[[], CityData], progress: Callable[[str], None]) -> CityData:
-    """Load `path` if readable, else build, save and return the data."""
-    if path.is_file():
-        try:
-            started = time.perf_counter()
-            data = CityData.load(path)
-            progress(f"loaded {path} in {time.perf_counter() - started:.1f}s")
+    """Load `path` if readable, else build it once across processes, save it and return the data."""
+    data = _load(path, progress)
+    if data is not None:
+        return data
+    with _builder_lock(path, progress):
+        data = _load(path, progress)  # built by the process we waited for
+        if data is not None:
             return data
-        except (OSError, ValueError, KeyError) as exc:
-            progress(f"cache {path} unreadable ({exc}); rebuilding")
-    started = time.perf_counter()
-    data = build()
-    progress(f"built in {time.perf_counter() - started:.1f}s; saving {path}")
-    data.save(path)
+        started = time.perf_counter()
+        data = build()
+        progress(f"built in {time.perf_counter() - started:.1f}s; saving {path}")
+        data.save(path)
+        return data
+
+
+def ensure_cached(path: Path, build: Callable[[], CityData], progress: Callable[[str], None]) -> None:
+    """Build and save `path` unless it already holds a complete city (checked without loading it)."""
+    if CityData.is_complete(path):
+        progress(f"city cache {path} is ready")
+        return
+    with _builder_lock(path, progress):
+        if CityData.is_complete(path):
+            progress(f"city cache {path} was built by another process")
+            return
+        started = time.perf_counter()
+        build().save(path)
+        progress(f"built in {time.perf_counter() - started:.1f}s; saved {path}")
+
+
+def _load(path: Path, progress: Callable[[str], None]) -> CityData | None:
+    if not path.is_file():
+        return None
+    try:
+        started = time.perf_counter()
+        data = CityData.load(path)
+    except (OSError, ValueError, KeyError) as exc:
+        progress(f"cache {path} unreadable ({exc}); rebuilding")
+        return None
+    progress(f"loaded {path} in {time.perf_counter() - started:.1f}s")
     return data
+
+
+@contextmanager
+def _builder_lock(path: Path, progress: Callable[[str], None]) -> Iterator[None]:
+    """An exclusive ``flock`` on ``<path>.lock`` for as long as one process builds `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a+b") as lock:
+        try:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                progress(f"another process is building {path.name}; waiting for it")
+                fcntl.flock(lock, fcntl.LOCK_EX)
+        except OSError as exc:  # no flock here: the private temporary file keeps saving safe
+            progress(f"cannot lock {lock.name} ({exc}); building without the lock")
+        yield

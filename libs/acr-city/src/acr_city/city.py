@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .addresses import AddressBook
-from .cache import cache_path, default_cache_dir, load_or_build
+from .cache import cache_path, default_cache_dir, ensure_cached, load_or_build
 from .data import CityData
 from .generator import SPECS, generate
 from .geo import Projection, haversine_m
@@ -21,7 +21,6 @@ from .routing import Router, decode
 
 LEG_SPEED_MS = 25 / 3.6  # off-graph legs (door <-> nearest node) at local street speed
 TOP_SPEED_MS = 90 / 3.6
-CACHED_SPECS = ("full",)
 
 
 class City:
@@ -189,7 +188,7 @@ def load_city(
     cache_dir: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> City:
-    """Build or load a city: "small", "full" (cached on disk), "osm:<file.osm.pbf>" or "osm:helsinki-test"."""
+    """Build or load a city: "small" or "full" (cached on disk), "osm:<file.osm.pbf>", "osm:helsinki-test"."""
     say = progress or (lambda _msg: None)
     return City(load_city_data(spec, seed, cache_dir, say))
 
@@ -197,21 +196,35 @@ def load_city(
 def load_city_data(
     spec: str, seed: int, cache_dir: str | Path | None, progress: Callable[[str], None]
 ) -> CityData:
-    """The CityData behind `load_city` (deterministic for a given spec and seed)."""
+    """The CityData behind `load_city` (deterministic for a given spec and seed); generated cities are
+    cached on disk, built once however many processes ask at the same time."""
     if spec.startswith("osm:"):
         from .osm import read_osm
 
         progress(f"reading OSM extract {spec[4:]}")
         return build_city_data(read_osm(spec[4:], seed))
+    return load_or_build(
+        city_cache_path(spec, seed, cache_dir), lambda: generate_city_data(spec, seed, progress), progress
+    )
+
+
+def prepare_city(spec: str, seed: int, cache_dir: str | Path | None, progress: Callable[[str], None]) -> Path:
+    """Make sure the cache holds the generated city `spec` (build it if not) and return its file."""
+    path = city_cache_path(spec, seed, cache_dir)
+    ensure_cached(path, lambda: generate_city_data(spec, seed, progress), progress)
+    return path
+
+
+def city_cache_path(spec: str, seed: int, cache_dir: str | Path | None) -> Path:
+    """Where the generated city `spec` is cached (`cache_dir`, else the default cache folder)."""
     if spec not in SPECS:
         raise ValueError(f"unknown city spec {spec!r}; use one of {sorted(SPECS)} or 'osm:<path>'")
-
-    def build() -> CityData:
-        raw = generate(SPECS[spec], seed, progress)
-        progress("building graph, addresses and postcodes")
-        return build_city_data(raw)
-
-    if spec not in CACHED_SPECS:
-        return build()
     folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    return load_or_build(cache_path(folder, spec, seed), build, progress)
+    return cache_path(folder, spec, seed)
+
+
+def generate_city_data(spec: str, seed: int, progress: Callable[[str], None]) -> CityData:
+    """Build the generated city `spec` from scratch, bypassing the cache."""
+    raw = generate(SPECS[spec], seed, progress)
+    progress("building graph, addresses and postcodes")
+    return build_city_data(raw)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
+import zipfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -89,12 +92,29 @@ class CityData:
         return h.hexdigest()
 
     def save(self, path: Path) -> None:
-        """Write an uncompressed .npz (fast to load) atomically."""
+        """Write an uncompressed .npz (fast to load) atomically: a temporary file of this process's own,
+        flushed to disk, then renamed over `path`, so concurrent writers and readers never collide."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **self.arrays())
-        tmp.replace(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, **self.arrays())
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def is_complete(cls, path: Path) -> bool:
+        """True when `path` is an archive holding every array (reads its directory, not the arrays)."""
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                return {f.name for f in fields(cls)} <= set(npz.files)
+        except (OSError, ValueError, zipfile.BadZipFile):
+            return False
 
     @classmethod
     def load(cls, path: Path) -> CityData:

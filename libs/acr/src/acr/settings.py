@@ -5,7 +5,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, HttpUrl, field_validator
+from pydantic import Field, HttpUrl, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICE_PORTS: dict[str, int] = {
@@ -103,3 +104,23 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once."""
     return Settings()
+
+
+def settings_errors() -> list[str]:
+    """Why this process's ``ACR_*`` environment is not valid, one line per setting (empty when it is)."""
+    try:
+        Settings()
+    except ValidationError as exc:
+        return [_setting_error(error) for error in exc.errors()]
+    return []
+
+
+def _setting_error(error: ErrorDetails) -> str:
+    name = "ACR_" + "_".join(str(part) for part in error["loc"]).upper()
+    return f"{name}={error.get('input')!r}: {error['msg']}"
+
+
+if __name__ == "__main__":  # ``python -m acr.settings``: check the settings of this environment
+    errors = settings_errors()
+    print("\n".join(errors) if errors else "the settings are valid")  # noqa: T201
+    raise SystemExit(2 if errors else 0)

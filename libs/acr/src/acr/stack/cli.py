@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from acr.stack.runner import Stack, StackConfig
+from acr.settings import SERVICE_PORTS
+from acr.stack.runner import Stack, StackConfig, StartupCancelled, StartupFailed
 
 SIGINT_BIT = 1 << (signal.SIGINT - 1)
 
@@ -59,6 +60,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="acr-stack", description=__doc__)
     parser.add_argument("command", choices=["run"])
     parser.add_argument("--timeout", type=float, default=180, help="seconds to wait for health")
+    parser.add_argument(
+        "--free-ports", action="store_true", help="free ports instead of 4566 and 8000-8007 (a second stack)"
+    )
+    parser.add_argument(
+        "--service-env",
+        action="append",
+        default=[],
+        type=_service_setting,
+        metavar="SERVICE:NAME=VALUE",
+        help="a setting for one service only (repeatable), e.g. car-simulator:ACR_SIM_SPEED=10",
+    )
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -69,25 +81,54 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     started = time.monotonic()
-    stack = Stack(StackConfig.fixed(), echo=lambda line: print(line, flush=True))  # noqa: T201
-    print("starting the moto emulator on :4566, the topology and 8 services...", flush=True)  # noqa: T201
+    overrides: dict[str, dict[str, str]] = {}
+    for service, name, value in args.service_env:
+        overrides.setdefault(service, {})[name] = value
+    config = (StackConfig.free if args.free_ports else StackConfig.fixed)(service_env_overrides=overrides)
+    stack = Stack(config, echo=lambda line: print(line, flush=True))  # noqa: T201
+    _say(
+        f"==> starting the moto emulator on :{config.emulator_port} and preparing the city "
+        f"({os.environ.get('ACR_CITY', 'small')}; built once on the first run), then the topology and "
+        f"{len(config.services)} services"
+    )
+    threading.Thread(target=_watch_make, args=(stop,), daemon=True).start()
     try:
-        stack.start(args.timeout)
-        _banner(stack, time.monotonic() - started)
-        threading.Thread(target=_watch_make, args=(stop,), daemon=True).start()
+        stack.start(args.timeout, cancel=stop)
+    except StartupCancelled:
+        _say("interrupted during start-up; every process is stopped.")
+        return 130
+    except StartupFailed as failure:
+        _say(f"start-up failed after {time.monotonic() - started:.1f} s; the stack is stopped. What failed:")
+        _say(str(failure), error=True)
+        return 1
+    _banner(stack, time.monotonic() - started)
+    try:
         while not stop.wait(1.0):
-            dead = [name for name, up in stack.alive().items() if not up]
-            if dead:
-                print(f"stopping: {', '.join(dead)} exited", file=sys.stderr, flush=True)  # noqa: T201
+            exited = stack.exited()
+            if exited:
+                stack.stop()
+                _say("stopped the stack because a process exited:")
+                _say("\n".join(exited), error=True)
                 return 1
         return 0
-    except (TimeoutError, RuntimeError) as exc:
-        print(f"start-up failed: {exc}", file=sys.stderr, flush=True)  # noqa: T201
-        return 1
     finally:
-        print("stopping the stack...", flush=True)  # noqa: T201
+        _say("stopping the stack...")
         stack.stop()
-        print("stopped.", flush=True)  # noqa: T201
+        _say("stopped.")
+
+
+def _service_setting(text: str) -> tuple[str, str, str]:
+    service, _, setting = text.partition(":")
+    name, eq, value = setting.partition("=")
+    if service not in SERVICE_PORTS or not eq or not name.startswith("ACR_"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not SERVICE:ACR_NAME=VALUE with SERVICE one of {list(SERVICE_PORTS)}"
+        )
+    return service, name, value
+
+
+def _say(text: str, error: bool = False) -> None:
+    print(text, file=sys.stderr if error else sys.stdout, flush=True)  # noqa: T201
 
 
 def _banner(stack: Stack, elapsed: float) -> None:
@@ -104,7 +145,7 @@ def _banner(stack: Stack, elapsed: float) -> None:
         "Ctrl-C stops everything.",
         "",
     ]
-    print("\n".join(lines), flush=True)  # noqa: T201
+    _say("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -1,16 +1,25 @@
-"""Start, watch and stop the embedded stack (used by ``make run`` and the system tests)."""
+"""Start, watch and stop the embedded stack (used by ``make run`` and the system tests).
+
+Start-up fails fast and says why: every process's output is kept (its last lines), and the moment any
+process exits before the stack is up, or a service is not healthy in time, ``start`` stops everything
+and raises :class:`StartupFailed` naming the process, its exit code or ``/healthz`` answer, and its last
+lines.
+"""
 
 from __future__ import annotations
 
 import ctypes
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +28,11 @@ from typing import IO
 from acr.settings import SERVICE_PORTS
 
 PR_SET_PDEATHSIG = 1
+CITY_SERVICES = frozenset({"address-finder", "car-dispatcher", "route-monitor", "car-simulator"})
+TAIL_LINES = 40
+REPORT_LINES = 12
+FAILURE_GRACE_S = 2.5
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Failure|Invalid\w*)\b.*")
 
 
 def free_port() -> int:
@@ -36,15 +50,30 @@ def _die_with_parent() -> None:
         pass
 
 
+class StartupFailed(RuntimeError):
+    """A process of the stack exited, or a service was not healthy in time, during start-up."""
+
+
+class StartupTimedOut(StartupFailed):
+    """Something the start-up waits for did not happen in time."""
+
+
+class StartupCancelled(RuntimeError):
+    """Start-up was interrupted (Ctrl-C) before the stack was up."""
+
+
 @dataclass
 class StackConfig:
-    """Ports, settings and where the logs go. ``fixed()`` is ``make run``; ``free()`` is for tests."""
+    """Ports, settings and where the logs go. ``fixed()`` is ``make run``; ``free()`` is for tests.
+
+    ``env`` applies to every process; ``service_env_overrides`` to one service only."""
 
     emulator_port: int
     ports: dict[str, int]
     env: dict[str, str] = field(default_factory=dict)
     log_dir: Path | None = None
     services: tuple[str, ...] = tuple(SERVICE_PORTS)
+    service_env_overrides: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @classmethod
     def fixed(cls, **kwargs: object) -> StackConfig:
@@ -61,8 +90,8 @@ class StackConfig:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.emulator_port}"
 
-    def service_env(self) -> dict[str, str]:
-        """The environment every process of the stack gets."""
+    def service_env(self, service: str | None = None) -> dict[str, str]:
+        """The environment of one process of the stack (``service`` None: the shared part)."""
         env = dict(os.environ)
         env.update(
             {
@@ -75,7 +104,19 @@ class StackConfig:
         )
         env.update({f"ACR_{s.upper().replace('-', '_')}_URL": self.url(s) for s in self.ports})
         env.update(self.env)
+        env.update(self.service_env_overrides.get(service or "", {}))
         return env
+
+
+@dataclass
+class _Process:
+    """One child process and the last lines it printed."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    one_shot: bool  # a step that is meant to exit (0) during start-up, e.g. the topology
+    started: float = field(default_factory=time.monotonic)
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
 
 
 class Stack:
@@ -84,40 +125,35 @@ class Stack:
     def __init__(self, config: StackConfig, echo: Callable[[str], None] | None = None) -> None:
         self.config = config
         self._echo = echo
-        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._procs: dict[str, _Process] = {}
         self._log_files: list[IO[bytes]] = []
         self._pumps: list[threading.Thread] = []
+        self._health_seen: dict[str, str] = {}
 
     # --- lifecycle -----------------------------------------------------------------------------------
-    def start(self, timeout_s: float = 120) -> None:
-        """Emulator, topology, services; returns when every ``/healthz`` answers 200."""
+    def start(self, timeout_s: float = 120, cancel: threading.Event | None = None) -> None:
+        """Emulator and city (at once), topology, services; returns when every ``/healthz`` answers 200.
+
+        Raises :class:`StartupFailed` (everything stopped) as soon as a process exits or when a service
+        is not healthy within ``timeout_s``; :class:`StartupCancelled` when ``cancel`` is set."""
+        deadline = time.monotonic() + timeout_s
+        self._check_ports_free()
+        self._check_settings()
         try:
-            self._spawn(
-                "emulator",
-                [
-                    sys.executable,
-                    "-m",
-                    "moto.server",
-                    "-H",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.config.emulator_port),
-                ],
-                quiet=True,
+            self._spawn("emulator", self._emulator_argv(), quiet=True)
+            if CITY_SERVICES & set(self.config.services):
+                self._spawn("city", [sys.executable, "-m", "acr_city", "prepare"], one_shot=True)
+            self._wait(
+                "the emulator answers", lambda: answers(self.config.endpoint + "/moto-api/"), deadline, cancel
             )
-            wait_until(lambda: answers(self.config.endpoint + "/moto-api/"), timeout_s, "emulator")
-            subprocess.run(
-                [sys.executable, "-m", "acr.topology.cli", "apply"],
-                env=self.config.service_env(),
-                check=True,
-                timeout=timeout_s,
-            )
+            self._spawn("topology", [sys.executable, "-m", "acr.topology.cli", "apply"], one_shot=True)
+            self._wait("the topology is applied", lambda: "topology" not in self._procs, deadline, cancel)
+            self._wait("the city is ready", lambda: "city" not in self._procs, deadline, cancel)
             for service in self.config.services:
                 self.start_service(service)
-            for service in self.config.services:
-                self.wait_healthy(service, timeout_s)
+            self._wait_healthy(set(self.config.services), deadline, cancel)
         except BaseException:
-            self.stop()
+            self.stop(grace_s=FAILURE_GRACE_S)
             raise
 
     def start_service(self, service: str) -> None:
@@ -140,78 +176,208 @@ class Stack:
         )
 
     def wait_healthy(self, service: str, timeout_s: float = 120) -> None:
-        proc = self._procs[service]
-        wait_until(
-            lambda: proc.poll() is None and answers(self.config.url(service) + "/healthz"),
-            timeout_s,
-            service,
-            lambda: proc.poll() is not None,
-        )
+        """Wait for one (re)started service; :class:`StartupFailed` if it exits or stays unhealthy."""
+        self._wait_healthy({service}, time.monotonic() + timeout_s, None)
 
     def kill(self, service: str, sig: signal.Signals = signal.SIGKILL) -> None:
         """Kill one service (for failure tests); ``start_service`` brings it back."""
-        proc = self._procs.pop(service)
+        proc = self._procs.pop(service).popen
         proc.send_signal(sig)
         proc.wait(10)
 
     def stop(self, grace_s: float = 8) -> None:
-        """SIGTERM everything (services first, emulator last), SIGKILL what lingers."""
-        order = [s for s in self._procs if s != "emulator"] + (
-            ["emulator"] if "emulator" in self._procs else []
-        )
-        for name in order:
-            if self._procs[name].poll() is None:
-                self._procs[name].terminate()
+        """SIGTERM the services, then the emulator they talk to; SIGKILL what lingers after ``grace_s``."""
+        procs = list(self._procs.values())
         deadline = time.monotonic() + grace_s
-        for name in order:
-            proc = self._procs[name]
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        _terminate([p for p in procs if p.name != "emulator"], deadline)
+        _terminate([p for p in procs if p.name == "emulator"], max(deadline, time.monotonic() + 1))
         self._procs.clear()
         for pump in self._pumps:
             pump.join(2)
+        self._pumps.clear()
         for f in self._log_files:
             f.close()
         self._log_files.clear()
 
     def alive(self) -> dict[str, bool]:
-        return {name: proc.poll() is None for name, proc in self._procs.items()}
+        return {name: proc.popen.poll() is None for name, proc in self._procs.items()}
+
+    def exited(self) -> list[str]:
+        """Reports on every long-running process that has exited (empty while all are up)."""
+        return [
+            exit_report(p.name, code, p.tail)
+            for p in list(self._procs.values())
+            if not p.one_shot and (code := p.popen.poll()) is not None
+        ]
+
+    # --- start-up checks -----------------------------------------------------------------------------
+    def _wait(
+        self, what: str, ready: Callable[[], bool], deadline: float, cancel: threading.Event | None
+    ) -> None:
+        """Poll `ready` until `deadline`, failing as soon as any process of the stack exits."""
+        while True:
+            self._check_exits()
+            if ready():
+                return
+            if cancel is not None and cancel.is_set():
+                raise StartupCancelled(f"interrupted while waiting until {what}")
+            if time.monotonic() >= deadline:
+                raise StartupTimedOut(f"timed out waiting until {what}")
+            time.sleep(0.1)
+
+    def _wait_healthy(self, services: set[str], deadline: float, cancel: threading.Event | None) -> None:
+        pending = set(services)
+
+        def all_healthy() -> bool:
+            pending.difference_update({s for s in pending if self._healthy(s)})
+            return not pending
+
+        try:
+            self._wait("every service is healthy", all_healthy, deadline, cancel)
+        except StartupTimedOut:
+            raise StartupTimedOut("\n".join(self._unhealthy_report(s) for s in sorted(pending))) from None
+
+    def _check_ports_free(self) -> None:
+        owners = {"emulator": self.config.emulator_port} | {
+            s: self.config.ports[s] for s in self.config.services
+        }
+        for name, port in owners.items():
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError as exc:
+                    raise StartupFailed(
+                        f"port {port} of {name} is taken ({exc.strerror}): is another stack running? "
+                        "(acr-stack run --free-ports runs a second one)"
+                    ) from None
+
+    def _check_settings(self) -> None:
+        """Validate every service's settings before starting anything (a bad value fails in a second)."""
+        by_env: dict[tuple[tuple[str, str], ...], list[str]] = {}
+        for service in self.config.services:
+            env = self.config.service_env(service)
+            by_env.setdefault(
+                tuple(sorted((k, v) for k, v in env.items() if k.startswith("ACR_"))), []
+            ).append(service)
+        checks = [
+            (
+                services,
+                subprocess.Popen(
+                    [sys.executable, "-m", "acr.settings"],
+                    env=self.config.service_env(services[0]),
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                ),
+            )
+            for services in by_env.values()
+        ]
+        problems = []
+        for services, check in checks:
+            output = check.communicate(timeout=60)[0].strip()
+            if check.returncode == 2:
+                problems += [f"{', '.join(services)}: bad setting {line}" for line in output.splitlines()]
+            elif check.returncode != 0:
+                problems.append(exit_report("settings check", check.returncode, deque(output.splitlines())))
+        if problems:
+            raise StartupFailed("\n".join(problems))
+
+    def _check_exits(self) -> None:
+        """Forget one-shot steps that succeeded; fail on any other exit."""
+        for proc in list(self._procs.values()):
+            code = proc.popen.poll()
+            if code is None:
+                continue
+            if proc.one_shot and code == 0:
+                del self._procs[proc.name]
+                continue
+            raise StartupFailed(exit_report(proc.name, code, proc.tail))
+
+    def _healthy(self, service: str) -> bool:
+        try:
+            with urllib.request.urlopen(self.config.url(service) + "/healthz", timeout=1) as response:  # noqa: S310 - loopback
+                return bool(response.status == 200)
+        except urllib.error.HTTPError as exc:
+            body = exc.read(2000).decode(errors="replace").strip()
+            self._health_seen[service] = f"/healthz answered {exc.code}: {body}"
+        except OSError as exc:
+            reason = getattr(exc, "reason", exc)
+            self._health_seen[service] = f"/healthz does not answer yet ({reason})"
+        return False
+
+    def _unhealthy_report(self, service: str) -> str:
+        proc = self._procs[service]
+        seen = self._health_seen.get(service, "/healthz was not reached")
+        after_s = time.monotonic() - proc.started
+        state = f"running (pid {proc.popen.pid}) but not healthy {after_s:.0f} s after it started"
+        return "\n".join(
+            [*_indented(service, list(proc.tail)[-REPORT_LINES:]), f"{service} is {state}: {seen}"]
+        )
 
     # --- processes -----------------------------------------------------------------------------------
-    def _spawn(self, name: str, argv: list[str], quiet: bool = False) -> None:
-        out: int | IO[bytes]
+    def _emulator_argv(self) -> list[str]:
+        return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.config.emulator_port)]
+
+    def _spawn(self, name: str, argv: list[str], quiet: bool = False, one_shot: bool = False) -> None:
+        log_file: IO[bytes] | None = None
         if self.config.log_dir is not None:
             self.config.log_dir.mkdir(parents=True, exist_ok=True)
             log_file = (self.config.log_dir / f"{name}.log").open("ab")
             self._log_files.append(log_file)
-            out = log_file
-        elif quiet or self._echo is None:
-            out = subprocess.DEVNULL
-        else:
-            out = subprocess.PIPE
-        proc = subprocess.Popen(
+        popen = subprocess.Popen(
             argv,
-            env=self.config.service_env(),
-            stdout=out,
+            env=self.config.service_env(name),
+            stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
+        proc = _Process(name, popen, one_shot)
         self._procs[name] = proc
-        if out is subprocess.PIPE and proc.stdout is not None and self._echo is not None:
-            pump = threading.Thread(target=_pump, args=(name, proc.stdout, self._echo), daemon=True)
-            pump.start()
-            self._pumps.append(pump)
+        echo = None if quiet or log_file is not None else self._echo
+        pump = threading.Thread(target=_pump, args=(proc, log_file, echo), name=f"pump-{name}", daemon=True)
+        pump.start()
+        self._pumps.append(pump)
 
 
-def _pump(name: str, stream: IO[bytes], echo: Callable[[str], None]) -> None:
-    prefix = f"{name:>14} | "
-    for raw in iter(stream.readline, b""):
-        echo(prefix + raw.decode(errors="replace").rstrip())
+def _terminate(procs: list[_Process], deadline: float) -> None:
+    for proc in procs:
+        if proc.popen.poll() is None:
+            proc.popen.terminate()
+    for proc in procs:
+        try:
+            proc.popen.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.popen.kill()
+            proc.popen.wait(5)
+
+
+def _pump(proc: _Process, log_file: IO[bytes] | None, echo: Callable[[str], None] | None) -> None:
+    """Copy a child's output line by line: into its tail, its log file, and (with a prefix) the echo."""
+    assert proc.popen.stdout is not None
+    prefix = f"{proc.name:>14} | "
+    for raw in iter(proc.popen.stdout.readline, b""):
+        line = raw.decode(errors="replace").rstrip()
+        proc.tail.append(line)
+        if log_file is not None:
+            log_file.write(raw)
+            log_file.flush()
+        if echo is not None:
+            echo(prefix + line)
+
+
+def exit_report(name: str, code: int, tail: deque[str]) -> str:
+    """The last lines of an exited process, then one line: its name, exit code and error."""
+    lines = list(tail)
+    how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+    error = next((line.strip() for line in reversed(lines) if _EXCEPTION_LINE.match(line.strip())), None)
+    last = f"{name} {how}" + (f": {error}" if error else "")
+    return "\n".join([*_indented(name, lines[-REPORT_LINES:]), last])
+
+
+def _indented(name: str, lines: list[str]) -> list[str]:
+    return [f"  {name} | {line}" for line in lines]
 
 
 def answers(url: str) -> bool:
