@@ -243,6 +243,9 @@ class Stack:
         }
         for name, port in owners.items():
             with socket.socket() as probe:
+                probe.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_REUSEADDR, 1
+                )  # as the servers do: TIME_WAIT is no owner
                 try:
                     probe.bind(("127.0.0.1", port))
                 except OSError as exc:
