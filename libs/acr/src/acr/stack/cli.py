@@ -102,19 +102,19 @@ def main(argv: list[str] | None = None) -> int:
         _say(str(failure), error=True)
         return 1
     _banner(stack, time.monotonic() - started)
+    exited: list[str] = []
     try:
-        while not stop.wait(1.0):
-            exited = stack.exited()
-            if exited:
-                stack.stop()
-                _say("stopped the stack because a process exited:")
-                _say("\n".join(exited), error=True)
-                return 1
-        return 0
+        while not stop.wait(1.0) and not (exited := stack.exited()):
+            pass
     finally:
         _say("stopping the stack...")
         stack.stop()
         _say("stopped.")
+    if exited:
+        _say("the stack was stopped because a process exited:")
+        _say("\n".join(exited), error=True)
+        return 1
+    return 0
 
 
 def _service_setting(text: str) -> tuple[str, str, str]:
