@@ -57,7 +57,9 @@ def test_stats_aggregate_with_one_service_down(client: TestClient, deps: Depende
     assert totals_["published"] == 5 + 2 + others + body["services"]["bff"]["published"]
     assert totals_["resent"] == {"ThrottlingException": 3, "InternalFailure": 1}
     assert totals_["dlq"] == {"acr-ride-manager-fleet-dlq": 3, "acr-reward-payments-dlq": 1}
-    assert (totals_["relayLagMs"], totals_["projectionLagMs"]) == (90.0, 120.0)
+    own = body["services"]["bff"]  # this process's counters, which earlier tests in the process also moved
+    assert totals_["relayLagMs"] == max(90.0, own["relayLagMs"])
+    assert totals_["projectionLagMs"] == max(120.0, own["projectionLagMs"])
     assert (totals_["staleDropped"], totals_["parked"], totals_["duplicatesDiscarded"]) == (4, 1, 1)
 
 

@@ -115,8 +115,16 @@ class _Process:
     name: str
     popen: subprocess.Popen[bytes]
     one_shot: bool  # a step that is meant to exit (0) during start-up, e.g. the topology
+    log_path: Path | None = None  # where its output goes; else it is piped through the runner
     started: float = field(default_factory=time.monotonic)
-    tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
+    piped_tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
+
+    def last_lines(self) -> list[str]:
+        if self.log_path is None:
+            return list(self.piped_tail)
+        with self.log_path.open("rb") as log:
+            log.seek(max(0, log.seek(0, os.SEEK_END) - 16_384))
+            return log.read().decode(errors="replace").splitlines()[-TAIL_LINES:]
 
 
 class Stack:
@@ -205,7 +213,7 @@ class Stack:
     def exited(self) -> list[str]:
         """Reports on every long-running process that has exited (empty while all are up)."""
         return [
-            exit_report(p.name, code, p.tail)
+            exit_report(p.name, code, p.last_lines())
             for p in list(self._procs.values())
             if not p.one_shot and (code := p.popen.poll()) is not None
         ]
@@ -281,7 +289,7 @@ class Stack:
             if check.returncode == 2:
                 problems += [f"{', '.join(services)}: bad setting {line}" for line in output.splitlines()]
             elif check.returncode != 0:
-                problems.append(exit_report("settings check", check.returncode, deque(output.splitlines())))
+                problems.append(exit_report("settings check", check.returncode, output.splitlines()))
         if problems:
             raise StartupFailed("\n".join(problems))
 
@@ -294,7 +302,7 @@ class Stack:
             if proc.one_shot and code == 0:
                 del self._procs[proc.name]
                 continue
-            raise StartupFailed(exit_report(proc.name, code, proc.tail))
+            raise StartupFailed(exit_report(proc.name, code, proc.last_lines()))
 
     def _healthy(self, service: str) -> bool:
         try:
@@ -314,7 +322,7 @@ class Stack:
         after_s = time.monotonic() - proc.started
         state = f"running (pid {proc.popen.pid}) but not healthy {after_s:.0f} s after it started"
         return "\n".join(
-            [*_indented(service, list(proc.tail)[-REPORT_LINES:]), f"{service} is {state}: {seen}"]
+            [*_indented(service, proc.last_lines()[-REPORT_LINES:]), f"{service} is {state}: {seen}"]
         )
 
     # --- processes -----------------------------------------------------------------------------------
@@ -322,26 +330,31 @@ class Stack:
         return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.config.emulator_port)]
 
     def _spawn(self, name: str, argv: list[str], quiet: bool = False, one_shot: bool = False) -> None:
-        log_file: IO[bytes] | None = None
-        if self.config.log_dir is not None:
-            self.config.log_dir.mkdir(parents=True, exist_ok=True)
-            log_file = (self.config.log_dir / f"{name}.log").open("ab")
-            self._log_files.append(log_file)
+        """Start a process. With a log folder its output goes straight to ``<name>.log`` (the child never
+        waits for the runner); without, it is piped through the runner, which keeps its last lines and
+        echoes them with a prefix unless ``quiet``."""
+        log_path = None if self.config.log_dir is None else self.config.log_dir / f"{name}.log"
+        out: int | IO[bytes] = subprocess.PIPE
+        if log_path is not None:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            out = log_path.open("ab")
+            self._log_files.append(out)
         popen = subprocess.Popen(
             argv,
             env=self.config.service_env(name),
-            stdout=subprocess.PIPE,
+            stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
-        proc = _Process(name, popen, one_shot)
+        proc = _Process(name, popen, one_shot, log_path)
         self._procs[name] = proc
-        echo = None if quiet or log_file is not None else self._echo
-        pump = threading.Thread(target=_pump, args=(proc, log_file, echo), name=f"pump-{name}", daemon=True)
-        pump.start()
-        self._pumps.append(pump)
+        if log_path is None:
+            echo = None if quiet else self._echo
+            pump = threading.Thread(target=_pump, args=(proc, echo), name=f"pump-{name}", daemon=True)
+            pump.start()
+            self._pumps.append(pump)
 
 
 def _terminate(procs: list[_Process], deadline: float) -> None:
@@ -356,23 +369,19 @@ def _terminate(procs: list[_Process], deadline: float) -> None:
             proc.popen.wait(5)
 
 
-def _pump(proc: _Process, log_file: IO[bytes] | None, echo: Callable[[str], None] | None) -> None:
-    """Copy a child's output line by line: into its tail, its log file, and (with a prefix) the echo."""
+def _pump(proc: _Process, echo: Callable[[str], None] | None) -> None:
+    """Copy a child's piped output line by line into its tail and (with a prefix) the echo."""
     assert proc.popen.stdout is not None
     prefix = f"{proc.name:>14} | "
     for raw in iter(proc.popen.stdout.readline, b""):
         line = raw.decode(errors="replace").rstrip()
-        proc.tail.append(line)
-        if log_file is not None:
-            log_file.write(raw)
-            log_file.flush()
+        proc.piped_tail.append(line)
         if echo is not None:
             echo(prefix + line)
 
 
-def exit_report(name: str, code: int, tail: deque[str]) -> str:
+def exit_report(name: str, code: int, lines: list[str]) -> str:
     """The last lines of an exited process, then one line: its name, exit code and error."""
-    lines = list(tail)
     how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
     error = next((line.strip() for line in reversed(lines) if _EXCEPTION_LINE.match(line.strip())), None)
     last = f"{name} {how}" + (f": {error}" if error else "")
