@@ -327,7 +327,15 @@ class Stack:
 
     # --- processes -----------------------------------------------------------------------------------
     def _emulator_argv(self) -> list[str]:
-        return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.config.emulator_port)]
+        return [
+            sys.executable,
+            "-m",
+            "acr.stack.emulator",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            str(self.config.emulator_port),
+        ]
 
     def _spawn(self, name: str, argv: list[str], quiet: bool = False, one_shot: bool = False) -> None:
         """Start a process. With a log folder its output goes straight to ``<name>.log`` (the child never

@@ -31,12 +31,13 @@ def docker_available() -> bool:
 
 
 @contextmanager
-def moto_server(log_file: Path | None = None) -> Iterator[str]:
-    """A moto server process on a free loopback port; stopped on exit."""
+def moto_server(log_file: Path | None = None, stream_retention_s: float | None = None) -> Iterator[str]:
+    """The embedded emulator (moto's server with ACR's repairs) on a free loopback port; stopped on exit."""
     port = free_port()
     out = log_file.open("ab") if log_file else subprocess.DEVNULL
+    retention = [] if stream_retention_s is None else ["--stream-retention-s", str(stream_retention_s)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "acr.stack.emulator", *retention, "-H", "127.0.0.1", "-p", str(port)],
         stdout=out,
         stderr=subprocess.STDOUT,
     )

@@ -1,0 +1,205 @@
+"""The embedded AWS emulator: moto's server, with repairs for the costs that grow with what it stores.
+
+``python -m acr.stack.emulator -H 127.0.0.1 -p 4566`` takes the arguments of ``python -m moto.server``
+and serves the same API. Left as they are, these moto 5 internals make a long-running stack slower and
+larger with every request (measured in ``benchmarks/results/system.md``):
+
+- every model object moto creates (each DynamoDB item, each copy of one, each Kinesis record) is
+  appended to a class-level list for the ``/moto-api/data.json`` dump, so nothing is ever freed;
+- ``TransactWriteItems`` deep-copies every table it touches as its rollback backup, so a transaction
+  costs time and memory in proportion to the tables' size;
+- Kinesis ``PutRecord`` lists every key of the shard to find the last sequence number, ``GetRecords``
+  walks the shard from its first record, and records are never dropped (no retention);
+- SNS keeps every message published to a topic.
+
+The repairs keep the behaviour: transactions stay all-or-nothing (each touched item is backed up and
+put back if the transaction is cancelled), sequence numbers keep increasing, and a stream keeps its
+records for ``--stream-retention-s`` (AWS keeps at least 24 h; the embedded stack keeps less so that
+memory stays flat). The ``/moto-api/data.json`` model dump is empty.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import moto
+import moto.dynamodb.models as dynamodb_models
+from moto.core.common_models import BaseModel
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.table import Table
+from moto.kinesis.models import Shard
+from moto.sns.models import Topic
+
+DEFAULT_STREAM_RETENTION_S = 900.0
+SNS_KEPT_PER_TOPIC = 100
+
+
+def repair(stream_retention_s: float = DEFAULT_STREAM_RETENTION_S) -> None:
+    """Patch moto in this process (before it serves anything)."""
+    if not moto.__version__.startswith("5."):
+        raise RuntimeError(f"acr.stack.emulator repairs moto 5; this is moto {moto.__version__}")
+    _stop_tracking_instances()
+    _back_up_items_not_tables()
+    _index_stream_records(stream_retention_s)
+    _bound_sent_notifications()
+
+
+def _stop_tracking_instances() -> None:
+    def new(cls: type[Any], *_args: Any, **_kwargs: Any) -> Any:
+        return object.__new__(cls)
+
+    BaseModel.__new__ = new  # type: ignore[assignment,method-assign]
+
+
+def _back_up_items_not_tables() -> None:
+    """moto backs up each touched table with ``copy.deepcopy(table)`` and, when the transaction is
+    cancelled, puts the copies back. While a transaction runs, that deep copy returns the live table
+    (so the put-back is a no-op) and this wrapper backs up, and on failure restores, only the items the
+    transaction names."""
+    in_transaction = threading.local()
+    transactions = threading.Lock()
+
+    class TablesNotCopied:
+        """Stands in for the ``copy`` module inside ``moto.dynamodb.models`` only."""
+
+        copy = staticmethod(copy.copy)
+
+        @staticmethod
+        def deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
+            if isinstance(value, Table) and getattr(in_transaction, "active", False):
+                return value
+            return copy.deepcopy(value, memo)
+
+    dynamodb_models.copy = TablesNotCopied  # type: ignore[assignment]
+    original: Callable[[Any, list[dict[str, Any]]], None] = DynamoDBBackend.transact_write_items
+
+    def transact_write_items(backend: Any, transact_items: list[dict[str, Any]]) -> None:
+        with transactions:
+            backups = [b for b in (_ItemBackup.of(backend, entry) for entry in transact_items or []) if b]
+            in_transaction.active = True
+            try:
+                original(backend, transact_items)
+            except BaseException:
+                for backup in reversed(backups):
+                    backup.restore()
+                raise
+            finally:
+                in_transaction.active = False
+
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
+@dataclass(frozen=True)
+class _ItemBackup:
+    """One item a transaction writes, as it was before (``item`` None: it did not exist)."""
+
+    table: Table
+    hash_key: DynamoType
+    range_key: DynamoType | None
+    had_bucket: bool  # for a table with a sort key: whether items[hash_key] existed
+    item: Any
+
+    @classmethod
+    def of(cls, backend: Any, entry: dict[str, Any]) -> _ItemBackup | None:
+        op_type, op = next(iter(entry.items()))
+        table = backend.tables.get(op.get("TableName"))
+        key = op.get("Item") if op_type == "Put" else op.get("Key")
+        if table is None or op_type == "ConditionCheck" or not key or table.hash_key_attr not in key:
+            return None  # writes nothing, or is malformed and rejected before anything is written
+        if table.range_key_attr and table.range_key_attr not in key:
+            return None
+        hash_key = DynamoType(key[table.hash_key_attr])
+        range_key = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+        stored = table.items.get(hash_key)  # a defaultdict: .get() does not add the key
+        item = stored if range_key is None else (stored or {}).get(range_key)
+        return cls(table, hash_key, range_key, stored is not None, copy.deepcopy(item))
+
+    def restore(self) -> None:
+        items = self.table.items
+        if self.range_key is None:
+            if self.item is None:
+                items.pop(self.hash_key, None)
+            else:
+                items[self.hash_key] = self.item
+            return
+        bucket = items[self.hash_key]
+        if self.item is not None:
+            bucket[self.range_key] = self.item
+            return
+        bucket.pop(self.range_key, None)
+        if not bucket and not self.had_bucket:
+            items.pop(self.hash_key, None)
+
+
+def _index_stream_records(retention_s: float) -> None:
+    """Shard records in an ``OrderedDict`` (first and last in O(1)), read by key from the iterator's
+    position, and dropped once older than ``retention_s``."""
+    original_init = Shard.__init__
+    original_put = Shard.put_record
+
+    def init(shard: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(shard, *args, **kwargs)
+        shard.records = OrderedDict(shard.records)
+
+    def put_record(shard: Any, partition_key: str, data: str, explicit_hash_key: str) -> str:
+        sequence_number: str = original_put(shard, partition_key, data, explicit_hash_key)
+        cutoff = time.time() - retention_s
+        records = shard.records
+        while len(records) > 1 and records[next(iter(records))].created_at < cutoff:
+            records.popitem(last=False)
+        return sequence_number
+
+    def get_records(shard: Any, last_sequence_id: str, limit: int | None) -> tuple[list[Any], int, int]:
+        records = shard.records
+        last = int(last_sequence_id)
+        if not records:
+            return [], last, 0
+        newest = next(reversed(records))
+        found: list[Any] = []
+        number = max(last + 1, next(iter(records)))
+        while number <= newest and (limit is None or len(found) < limit):
+            record = records.get(number)
+            if record is not None:
+                found.append(record)
+                last = number
+            number += 1
+        behind_s = records[newest].created_at - found[-1].created_at if found else 0.0
+        return found, last, int(behind_s * 1000)
+
+    Shard.__init__ = init  # type: ignore[method-assign]
+    Shard.put_record = put_record  # type: ignore[method-assign]
+    Shard.get_records = get_records  # type: ignore[method-assign]
+    Shard.get_max_sequence_number = lambda shard: next(reversed(shard.records), 0)  # type: ignore[method-assign]
+    Shard.get_min_sequence_number = lambda shard: next(iter(shard.records), 0)  # type: ignore[method-assign]
+
+
+def _bound_sent_notifications() -> None:
+    original_init = Topic.__init__
+
+    def init(topic: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(topic, *args, **kwargs)
+        topic.sent_notifications = deque(topic.sent_notifications, maxlen=SNS_KEPT_PER_TOPIC)
+
+    Topic.__init__ = init  # type: ignore[method-assign]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m acr.stack.emulator", add_help=False)
+    parser.add_argument("--stream-retention-s", type=float, default=DEFAULT_STREAM_RETENTION_S)
+    ours, moto_args = parser.parse_known_args(argv)
+    repair(ours.stream_retention_s)
+    from moto.server import main as serve
+
+    serve(moto_args or ["-H", "127.0.0.1"])  # moto reads sys.argv when given nothing
+
+
+if __name__ == "__main__":
+    main()

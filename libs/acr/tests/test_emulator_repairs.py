@@ -1,0 +1,179 @@
+"""The embedded emulator's repairs keep moto's behaviour: cancelled transactions leave nothing behind,
+streams read back in order from any position, and records older than the retention are dropped."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from acr.testing.emulator import moto_server
+
+pytestmark = pytest.mark.integration
+RETENTION_S = 2.0
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[str]:
+    with moto_server(stream_retention_s=RETENTION_S) as url:
+        yield url
+
+
+def _client(service: str, endpoint: str) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+@pytest.fixture(scope="module")
+def dynamodb(endpoint: str) -> Any:
+    client = _client("dynamodb", endpoint)
+    client.create_table(
+        TableName="plain",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.create_table(
+        TableName="sorted",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "N"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return client
+
+
+def _everything(dynamodb: Any, table: str) -> list[dict[str, Any]]:
+    return sorted(dynamodb.scan(TableName=table)["Items"], key=str)
+
+
+FAILING_LAST = {
+    # a condition that does not hold: moto cancels after running every operation
+    "TransactionCanceledException": {
+        "ConditionCheck": {
+            "TableName": "plain",
+            "Key": {"id": {"S": "missing"}},
+            "ConditionExpression": "attribute_exists(id)",
+        }
+    },
+    # a second operation on an item already written: moto stops there and rolls back
+    "ValidationException": {"Delete": {"TableName": "plain", "Key": {"id": {"S": "new"}}}},
+}
+
+
+@pytest.mark.parametrize("error", sorted(FAILING_LAST))
+def test_a_cancelled_transaction_leaves_every_table_as_it_was(dynamodb: Any, error: str) -> None:
+    dynamodb.put_item(TableName="plain", Item={"id": {"S": "a"}, "n": {"N": "1"}})
+    dynamodb.put_item(TableName="sorted", Item={"pk": {"S": "ride"}, "sk": {"N": "1"}})
+    before = {t: _everything(dynamodb, t) for t in ("plain", "sorted")}
+    with pytest.raises(ClientError) as cancelled:
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": "plain", "Item": {"id": {"S": "new"}}}},
+                {
+                    "Update": {
+                        "TableName": "plain",
+                        "Key": {"id": {"S": "a"}},
+                        "UpdateExpression": "SET n = :two",
+                        "ExpressionAttributeValues": {":two": {"N": "2"}},
+                    }
+                },
+                {"Put": {"TableName": "sorted", "Item": {"pk": {"S": "ride"}, "sk": {"N": "2"}}}},
+                {"Put": {"TableName": "sorted", "Item": {"pk": {"S": "other"}, "sk": {"N": "1"}}}},
+                {"Delete": {"TableName": "sorted", "Key": {"pk": {"S": "ride"}, "sk": {"N": "1"}}}},
+                FAILING_LAST[error],
+            ]
+        )
+    assert cancelled.value.response["Error"]["Code"] == error
+    assert {t: _everything(dynamodb, t) for t in ("plain", "sorted")} == before
+    assert (
+        dynamodb.query(
+            TableName="sorted",
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": {"S": "other"}},
+        )["Items"]
+        == []
+    )
+
+
+def test_a_committed_transaction_writes_every_item(dynamodb: Any) -> None:
+    dynamodb.transact_write_items(
+        TransactItems=[
+            {
+                "Put": {
+                    "TableName": "plain",
+                    "Item": {"id": {"S": "marker"}},
+                    "ConditionExpression": "attribute_not_exists(id)",
+                }
+            },
+            {"Put": {"TableName": "sorted", "Item": {"pk": {"S": "ride-2"}, "sk": {"N": "7"}}}},
+        ]
+    )
+    assert dynamodb.get_item(TableName="plain", Key={"id": {"S": "marker"}})["Item"] == {
+        "id": {"S": "marker"}
+    }
+    assert len(_everything(dynamodb, "sorted")) >= 2
+    with pytest.raises(ClientError):  # the same marker again: a duplicate, and nothing else written
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": "plain",
+                        "Item": {"id": {"S": "marker"}},
+                        "ConditionExpression": "attribute_not_exists(id)",
+                    }
+                },
+                {"Put": {"TableName": "sorted", "Item": {"pk": {"S": "ride-2"}, "sk": {"N": "8"}}}},
+            ]
+        )
+    assert "Item" not in dynamodb.get_item(TableName="sorted", Key={"pk": {"S": "ride-2"}, "sk": {"N": "8"}})
+
+
+def _read(kinesis: Any, iterator: str, page: int) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    while True:
+        response = kinesis.get_records(ShardIterator=iterator, Limit=page)
+        records += response["Records"]
+        if not response["Records"]:
+            return records
+        iterator = response["NextShardIterator"]
+
+
+def test_a_stream_reads_back_in_order_from_any_position_and_drops_old_records(endpoint: str) -> None:
+    kinesis = _client("kinesis", endpoint)
+    kinesis.create_stream(StreamName="telemetry", ShardCount=1)
+    shard = kinesis.list_shards(StreamName="telemetry")["Shards"][0]["ShardId"]
+
+    def iterator(kind: str, after: str | None = None) -> str:
+        extra = {"StartingSequenceNumber": after} if after else {}
+        return str(
+            kinesis.get_shard_iterator(
+                StreamName="telemetry", ShardId=shard, ShardIteratorType=kind, **extra
+            )["ShardIterator"]
+        )
+
+    for n in range(30):
+        kinesis.put_record(StreamName="telemetry", Data=str(n).encode(), PartitionKey="car-1")
+    records = _read(kinesis, iterator("TRIM_HORIZON"), page=7)
+    assert [r["Data"] for r in records] == [str(n).encode() for n in range(30)]
+    numbers = [int(r["SequenceNumber"]) for r in records]
+    assert numbers == sorted(numbers) and len(set(numbers)) == 30
+    after_ten = _read(kinesis, iterator("AFTER_SEQUENCE_NUMBER", records[9]["SequenceNumber"]), page=100)
+    assert [r["Data"] for r in after_ten] == [str(n).encode() for n in range(10, 30)]
+
+    time.sleep(RETENTION_S + 0.5)
+    kinesis.put_record(StreamName="telemetry", Data=b"fresh", PartitionKey="car-1")
+    kept = _read(kinesis, iterator("TRIM_HORIZON"), page=100)
+    assert [r["Data"] for r in kept] == [b"fresh"]
+    assert int(kept[0]["SequenceNumber"]) > numbers[-1]
