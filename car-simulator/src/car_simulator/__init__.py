@@ -8,7 +8,7 @@ records are in order on one shard):
   ``TO_DESTINATION`` (target = drop-off) ... a last ``TO_DESTINATION`` record exactly AT the drop-off
   (speed 0, ``odometerM`` final, ride id still set), then ``IDLE`` there with ride id None.
   Each phase change is always reported, with the exact simulated time it happened (``simTimeS``).
-- periodic records, bounded in WALL time: a car with a ride every 0.5 s, an idle car every 5 s (staggered).
+- periodic records, bounded in WALL time: a car with a ride every 0.5 s, an idle car every 30 s (staggered).
 - ``STALLED`` (ride and target kept, position frozen) while stalled through the API; after
   ``CarOutOfService`` or ``CarReleased`` the car has no ride (STALLED if still stalled, else IDLE).
 

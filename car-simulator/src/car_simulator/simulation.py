@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from car_simulator.domain import Assignment, Car, Telemetry
 
 ACTIVE_EVERY_S = 0.5
-IDLE_EVERY_S = 5.0
+IDLE_EVERY_S = 30.0  # a parked car does not move: a heartbeat, not a position stream
 MAX_TICK_WALL_S = (
     1.0  # a late tick (GC pause, overloaded host) slows simulated time instead of teleporting cars
 )

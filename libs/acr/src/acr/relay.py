@@ -27,8 +27,7 @@ from acr.unit_of_work import PENDING, Destination, Outgoing, outbox_row
 
 log = logging.getLogger(__name__)
 PENDING_INDEX = "pending-index"
-SENT_RETENTION_S = 86_400
-PURGE_EVERY_S = 600
+SENT_RETENTION_S = 900.0  # sent rows serve the ops timeline and resend counts; then they only cost
 DEFAULT_POLICY = RetryPolicy()
 
 
@@ -51,6 +50,7 @@ class Relay:
         channels: dict[str, Channel],
         lease_s: float = 30.0,
         poll_s: float = 1.0,
+        sent_retention_s: float = SENT_RETENTION_S,
         policy: RetryPolicy = DEFAULT_POLICY,
         counters: Counters = COUNTERS,
     ) -> None:
@@ -61,6 +61,8 @@ class Relay:
         self._channels = channels
         self._lease_s = lease_s
         self._poll_s = poll_s
+        self._sent_retention_s = sent_retention_s
+        self._purge_every_s = sent_retention_s / 4
         self._policy = policy
         self._counters = counters
         self._owner = f"relay-{uuid.uuid4().hex[:8]}"
@@ -71,11 +73,11 @@ class Relay:
         self._wake.set()
 
     def run(self, stop: threading.Event) -> None:
-        """Publish until ``stop`` is set; now and then, purge rows sent long ago."""
+        """Publish until ``stop`` is set; every quarter of the retention, purge rows sent before it."""
         purged_at = time.monotonic()
         while not stop.is_set():
             try:
-                if time.monotonic() - purged_at > PURGE_EVERY_S:
+                if time.monotonic() - purged_at > self._purge_every_s:
                     purged_at = time.monotonic()
                     self.purge_sent()
                 if self.drain_once() == 0:
@@ -159,7 +161,7 @@ class Relay:
                 {
                     ":s": status,
                     ":now": time.time(),
-                    ":exp": int(time.time() + SENT_RETENTION_S),
+                    ":exp": int(time.time() + self._sent_retention_s),
                     ":n": outgoing.event.eventcount,
                 }
             ),
@@ -179,9 +181,9 @@ class Relay:
             MessageAttributes={"reason": {"DataType": "String", "StringValue": dead.error_code}},
         )
 
-    def purge_sent(self, older_than_s: float = SENT_RETENTION_S) -> int:
-        """Delete rows sent more than ``older_than_s`` ago (TTL does the same on AWS)."""
-        cutoff = time.time() - older_than_s
+    def purge_sent(self) -> int:
+        """Delete rows sent longer ago than the retention (TTL on ``expiresAt`` does the same on AWS)."""
+        cutoff = time.time() - self._sent_retention_s
         deleted = 0
         for item in _scan(
             self._dynamodb, self._table, "attribute_exists(sentAt) AND sentAt < :c", {":c": cutoff}

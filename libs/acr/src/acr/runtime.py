@@ -63,6 +63,7 @@ class Messaging:
                 channels=self._channels(),
                 lease_s=settings.relay_lease_s,
                 poll_s=settings.relay_poll_s,
+                sent_retention_s=settings.outbox_sent_retention_s,
             )
 
     def _channels(self) -> dict[str, Channel]:

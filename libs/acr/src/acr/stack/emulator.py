@@ -2,44 +2,52 @@
 
 ``python -m acr.stack.emulator -H 127.0.0.1 -p 4566`` takes the arguments of ``python -m moto.server``
 and serves the same API. Left as they are, these moto 5 internals make a long-running stack slower and
-larger with every request (measured in ``benchmarks/results/system.md``):
+larger with every request, or cost on every request (measured in ``benchmarks/results/emulator.md``):
 
 - every model object moto creates (each DynamoDB item, each copy of one, each Kinesis record) is
   appended to a class-level list for the ``/moto-api/data.json`` dump, so nothing is ever freed;
 - ``TransactWriteItems`` deep-copies every table it touches as its rollback backup, so a transaction
   costs time and memory in proportion to the tables' size;
 - Kinesis ``PutRecord`` lists every key of the shard to find the last sequence number, ``GetRecords``
-  walks the shard from its first record, and records are never dropped (no retention);
-- SNS keeps every message published to a topic.
+  walks the shard from its first record, records are never dropped (no retention), and every put adds
+  CloudWatch data points that are never dropped either;
+- SNS keeps every message published to a topic;
+- every request lists moto's package folder on disk to find its service, and writes a log line.
 
 The repairs keep the behaviour: transactions stay all-or-nothing (each touched item is backed up and
 put back if the transaction is cancelled), sequence numbers keep increasing, and a stream keeps its
 records for ``--stream-retention-s`` (AWS keeps at least 24 h; the embedded stack keeps less so that
-memory stays flat). The ``/moto-api/data.json`` model dump is empty.
+memory stays flat). The ``/moto-api/data.json`` model dump is empty, and Kinesis reports no CloudWatch
+metrics. ``GET /acr-emulator/requests`` counts the requests served, by service and operation.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
+import logging
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import moto
 import moto.dynamodb.models as dynamodb_models
+from moto import backends
 from moto.core.common_models import BaseModel
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
-from moto.kinesis.models import Shard
+from moto.kinesis.models import KinesisBackend, Shard
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.sns.models import Topic
 
 DEFAULT_STREAM_RETENTION_S = 900.0
 SNS_KEPT_PER_TOPIC = 100
+REQUESTS_PATH = "/acr-emulator/requests"
 
 
 def repair(stream_retention_s: float = DEFAULT_STREAM_RETENTION_S) -> None:
@@ -50,6 +58,9 @@ def repair(stream_retention_s: float = DEFAULT_STREAM_RETENTION_S) -> None:
     _back_up_items_not_tables()
     _index_stream_records(stream_retention_s)
     _bound_sent_notifications()
+    _find_services_once()
+    _count_requests()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request; errors still logged
 
 
 def _stop_tracking_instances() -> None:
@@ -179,6 +190,7 @@ def _index_stream_records(retention_s: float) -> None:
     Shard.get_records = get_records  # type: ignore[method-assign]
     Shard.get_max_sequence_number = lambda shard: next(reversed(shard.records), 0)  # type: ignore[method-assign]
     Shard.get_min_sequence_number = lambda shard: next(iter(shard.records), 0)  # type: ignore[method-assign]
+    KinesisBackend._send_stream_metrics = lambda *_args, **_kwargs: None  # type: ignore[method-assign]
 
 
 def _bound_sent_notifications() -> None:
@@ -189,6 +201,40 @@ def _bound_sent_notifications() -> None:
         topic.sent_notifications = deque(topic.sent_notifications, maxlen=SNS_KEPT_PER_TOPIC)
 
     Topic.__init__ = init  # type: ignore[method-assign]
+
+
+def _find_services_once() -> None:
+    services = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: services  # type: ignore[assignment]
+
+
+def _count_requests() -> None:
+    """Count requests by service and operation; ``GET /acr-emulator/requests`` answers the counts."""
+    counts: Counter[str] = Counter()
+    counting = threading.Lock()
+    original = DomainDispatcherApplication.__call__
+
+    def call(app: Any, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ.get("PATH_INFO") == REQUESTS_PATH:
+            with counting:
+                body = json.dumps(dict(counts)).encode()
+            start_response(
+                "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+            )
+            return [body]
+        with counting:
+            counts[_operation(environ)] += 1
+        return original(app, environ, start_response)
+
+    DomainDispatcherApplication.__call__ = call  # type: ignore[method-assign]
+
+
+def _operation(environ: dict[str, Any]) -> str:
+    """``dynamodb.TransactWriteItems``, ``sqs.ReceiveMessage``...: the signed service and the target."""
+    scope = str(environ.get("HTTP_AUTHORIZATION", "")).split("Credential=", 1)[-1].split(",", 1)[0].split("/")
+    service = scope[3] if len(scope) > 3 else "unsigned"
+    target = str(environ.get("HTTP_X_AMZ_TARGET", "")).rpartition(".")[2]
+    return f"{service}.{target or environ.get('REQUEST_METHOD', '?')}"
 
 
 def main(argv: list[str] | None = None) -> None:
