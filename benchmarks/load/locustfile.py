@@ -22,7 +22,7 @@ from typing import Any
 import gevent
 import websocket
 from gevent.queue import Empty, Queue
-from locust import HttpUser, between, events, task
+from locust import HttpUser, events, task
 from locust.env import Environment
 from recorder import RECORDER
 
@@ -34,8 +34,6 @@ PLACES_PER_RIDER = 6
 
 class Rider(HttpUser):
     """One rider: one ride at a time, one ride started every ``pacing`` seconds."""
-
-    wait_time = between(0, 0)  # the task paces itself (see ``book_a_ride``)
 
     def on_start(self) -> None:
         self.rng = random.Random()
@@ -50,15 +48,21 @@ class Rider(HttpUser):
             self.host.replace("http", "ws", 1) + f"/ws?token={body['token']}",
             timeout=10,  # type: ignore[union-attr]
         )
+        self.socket.settimeout(None)  # the timeout was for the handshake: a quiet socket is not a dead one
         self.listener = gevent.spawn(self._listen)
 
     def on_stop(self) -> None:
         self.listener.kill()
         self.socket.close()
 
+    def wait_time(self) -> float:
+        """Until this rider's next ride is due (locust interrupts the wait, not a task, when it stops)."""
+        return max(0.0, self.next_start - time.monotonic())
+
     @task
     def book_a_ride(self) -> None:
-        gevent.sleep(max(0.0, self.next_start - time.monotonic()))
+        if time.monotonic() < self.next_start:
+            return  # the first call, right after on_start: the rider's first ride is not due yet
         self.next_start += self.pacing_s
         pickup, dropoff = self.rng.sample(self.places, 2)
         with self.client.post(

@@ -177,3 +177,36 @@ def test_a_stream_reads_back_in_order_from_any_position_and_drops_old_records(en
     kept = _read(kinesis, iterator("TRIM_HORIZON"), page=100)
     assert [r["Data"] for r in kept] == [b"fresh"]
     assert int(kept[0]["SequenceNumber"]) > numbers[-1]
+
+
+def test_a_query_on_the_table_key_reads_that_partition_in_order_and_pages(dynamodb: Any) -> None:
+    for pk in ("q-a", "q-b"):
+        for sk in (3, 1, 2, 5, 4):
+            dynamodb.put_item(TableName="sorted", Item={"pk": {"S": pk}, "sk": {"N": str(sk)}})
+
+    def query(**extra: Any) -> dict[str, Any]:
+        return dict(
+            dynamodb.query(
+                TableName="sorted",
+                KeyConditionExpression="pk = :p",
+                ExpressionAttributeValues={":p": {"S": "q-a"}},
+                **extra,
+            )
+        )
+
+    def keys(response: dict[str, Any]) -> list[int]:
+        return [int(item["sk"]["N"]) for item in response["Items"]]
+
+    assert keys(query()) == [1, 2, 3, 4, 5]
+    assert keys(query(ScanIndexForward=False)) == [5, 4, 3, 2, 1]
+    first = query(Limit=2)
+    assert keys(first) == [1, 2]
+    assert keys(query(Limit=10, ExclusiveStartKey=first["LastEvaluatedKey"])) == [3, 4, 5]
+    assert (
+        dynamodb.query(
+            TableName="sorted",
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": {"S": "nobody"}},
+        )["Items"]
+        == []
+    )

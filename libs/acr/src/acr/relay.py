@@ -27,7 +27,7 @@ from acr.unit_of_work import PENDING, Destination, Outgoing, outbox_row
 
 log = logging.getLogger(__name__)
 PENDING_INDEX = "pending-index"
-SENT_RETENTION_S = 900.0  # sent rows serve the ops timeline and resend counts; then they only cost
+SENT_RETENTION_S = 300.0  # sent rows serve the ops timeline and resend counts; then they only cost
 DEFAULT_POLICY = RetryPolicy()
 
 

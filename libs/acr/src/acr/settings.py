@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     max_receives: int = Field(default=10, ge=2)
     relay_poll_s: float = Field(default=1.0, gt=0)
     relay_lease_s: float = Field(default=30.0, gt=0)
-    outbox_sent_retention_s: float = Field(default=900.0, gt=0)
+    outbox_sent_retention_s: float = Field(default=300.0, gt=0)
 
     # Fault injection (off unless named): "publish.lost_ack=0.2,deliver.duplicate=0.1", seeded.
     faults: str = ""

@@ -8,10 +8,12 @@ larger with every request, or cost on every request (measured in ``benchmarks/re
   appended to a class-level list for the ``/moto-api/data.json`` dump, so nothing is ever freed;
 - ``TransactWriteItems`` deep-copies every table it touches as its rollback backup, so a transaction
   costs time and memory in proportion to the tables' size;
+- a ``Query`` sorts every item of the table by its key, then keeps those of the partition or index;
 - Kinesis ``PutRecord`` lists every key of the shard to find the last sequence number, ``GetRecords``
   walks the shard from its first record, records are never dropped (no retention), and every put adds
   CloudWatch data points that are never dropped either;
 - SNS keeps every message published to a topic;
+- EventBridge builds a new JSONPath parser for each input path of each target of each event;
 - every request lists moto's package folder on disk to find its service, and writes a log line.
 
 The repairs keep the behaviour: transactions stay all-or-nothing (each touched item is backed up and
@@ -25,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
+import inspect
 import json
 import logging
 import threading
@@ -34,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import jsonpath_ng.ext
 import moto
 import moto.dynamodb.models as dynamodb_models
 from moto import backends
@@ -45,7 +50,7 @@ from moto.kinesis.models import KinesisBackend, Shard
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.sns.models import Topic
 
-DEFAULT_STREAM_RETENTION_S = 900.0
+DEFAULT_STREAM_RETENTION_S = 300.0
 SNS_KEPT_PER_TOPIC = 100
 REQUESTS_PATH = "/acr-emulator/requests"
 
@@ -56,10 +61,12 @@ def repair(stream_retention_s: float = DEFAULT_STREAM_RETENTION_S) -> None:
         raise RuntimeError(f"acr.stack.emulator repairs moto 5; this is moto {moto.__version__}")
     _stop_tracking_instances()
     _back_up_items_not_tables()
+    _query_one_partition()
     _index_stream_records(stream_retention_s)
     _bound_sent_notifications()
     _find_services_once()
     _count_requests()
+    jsonpath_ng.ext.parse = functools.lru_cache(maxsize=256)(jsonpath_ng.ext.parse)  # one parser per path
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request; errors still logged
 
 
@@ -148,6 +155,44 @@ class _ItemBackup:
         bucket.pop(self.range_key, None)
         if not bucket and not self.had_bucket:
             items.pop(self.hash_key, None)
+
+
+def _query_one_partition() -> None:
+    """While ``Table.query`` runs, ``Table.all_items`` returns only the items of the queried partition
+    key (sorted, as moto's does) for a query on the table's key, and every item unsorted for a query on an
+    index (moto filters them, then sorts what it keeps by the index's keys)."""
+    scope = threading.local()
+    signature = inspect.signature(Table.query)
+    original_query, original_all_items = Table.query, Table.all_items
+
+    def query(table: Table, *args: Any, **kwargs: Any) -> Any:
+        arguments = signature.bind(table, *args, **kwargs).arguments
+        on_index = arguments.get("index_name") is not None
+        if on_index or arguments.get("hash_key") is not None:
+            scope.query = (table, None if on_index else arguments["hash_key"])
+        try:
+            return original_query(table, *args, **kwargs)
+        finally:
+            scope.query = None
+
+    def all_items(table: Table) -> list[Any]:
+        running = getattr(scope, "query", None)
+        if running is None or running[0] is not table:
+            return original_all_items(table)
+        if running[1] is None:
+            return [
+                i
+                for stored in table.items.values()
+                for i in (stored.values() if table.range_key_attr else [stored])
+            ]
+        stored = table.items.get(running[1])
+        items = [] if stored is None else list(stored.values()) if table.range_key_attr else [stored]
+        return sorted(
+            items, key=lambda item: (item.hash_key, item.range_key) if item.range_key else item.hash_key
+        )
+
+    Table.query = query  # type: ignore[method-assign]
+    Table.all_items = all_items  # type: ignore[method-assign]
 
 
 def _index_stream_records(retention_s: float) -> None:
