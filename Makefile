@@ -11,7 +11,7 @@ STAMP := $(VENV)/.acr-installed
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install run test test-fast lint demo bench clean
+.PHONY: help install run test test-fast lint demo bench load clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,10 +45,15 @@ test-fast: install ## unit tests only
 demo: install ## with the stack running (make run), book a few rides and print their timelines live
 	$(VENV)/bin/python scripts/demo.py
 
+load: install ## with a stack running: riders book LOAD_RATE rides/min (20) for LOAD_MINUTES (10) through BFF
+	$(VENV)/bin/python benchmarks/load/run_load.py --bff $${BFF:-http://127.0.0.1:8000} \
+		--rate $${LOAD_RATE:-20} --minutes $${LOAD_MINUTES:-10} --out $${LOAD_OUT:-.run/load/load}
+
 bench: install ## run every benchmark (results in benchmarks/results/)
 	$(VENV)/bin/python benchmarks/city/bench_city.py --spec full --out benchmarks/results/city.md
 	$(VENV)/bin/python benchmarks/http/bench_address_finder_http.py --out benchmarks/results/address-finder-http.md
 	$(VENV)/bin/python benchmarks/dedup/bench_dedup.py --out benchmarks/results/dedup.md
+	$(VENV)/bin/python benchmarks/emulator/bench_emulator.py --out benchmarks/results/emulator.md
 
 lint: install ## ruff and the import contracts
 	$(VENV)/bin/ruff check .

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 
 from acr.stack.runner import free_port
 
@@ -49,7 +50,7 @@ RSS_TARGET_MIB = 1024.0
 @dataclass
 class Server:
     name: str
-    proc: subprocess.Popen[bytes]
+    pid: int
     port: int
     started: float
     healthy_s: float = 0.0
@@ -70,7 +71,7 @@ class Server:
         return json.loads(body)
 
     def rss_mib(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
         raise RuntimeError("no VmRSS")
@@ -109,7 +110,7 @@ def serve(
     started = time.perf_counter()
     log = open(Path(tempfile.gettempdir()) / f"bench-{name}.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(cmd, env={**os.environ, **env}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    server = Server(name, proc, port, started)
+    server = Server(name, proc.pid, port, started)
     try:
         while not _healthy(port, health):
             if proc.poll() is not None:
@@ -144,6 +145,21 @@ class Inputs:
     labels: list[str]
     typos: list[str]
     points: list[tuple[float, float]]
+
+
+@contextmanager
+def attached(name: str, port: int) -> Iterator[Server]:
+    """A service that is already running (e.g. in ``make run``'s stack) on ``port``."""
+    pid = next(
+        c.pid
+        for c in psutil.net_connections("tcp")
+        if c.laddr and c.laddr.port == port and c.status == "LISTEN"
+    )
+    server = Server(name, pid, port, time.perf_counter())
+    try:
+        yield server
+    finally:
+        server.conn.close()
 
 
 def build_inputs(service: Server, n: int, seed: int) -> Inputs:
@@ -338,6 +354,29 @@ def in_process_table(results: dict[str, dict[str, tuple[float, float]]], target_
     return "\n".join(lines)
 
 
+def stack_report(
+    args: argparse.Namespace,
+    date: str,
+    load_start: str,
+    city: dict[str, Any],
+    result: HttpResult,
+) -> str:
+    return "\n".join(
+        [
+            "# address-finder over HTTP, inside the whole running stack",
+            "",
+            f"- date: {date}; load average (1, 5, 15 min) at start: {load_start}; at end: {load()}",
+            f"- the address-finder of a running stack (`make run`: emulator + 8 services, full city "
+            f"{city['addresses']:,} addresses), port {args.stack_port}, no rides (idle stack)",
+            f"- client and floor as in `address-finder-http.md`: one keep-alive connection, {args.requests} "
+            f"requests per operation per repeat, {args.repeats} repeats; the floor app runs beside the stack",
+            "",
+            http_table(result, 1000.0),
+            "",
+        ]
+    )
+
+
 def load() -> str:
     return ", ".join(f"{v:.2f}" for v in os.getloadavg())
 
@@ -348,12 +387,21 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "address-finder-http.md"))
+    parser.add_argument(
+        "--stack-port",
+        type=int,
+        help="measure the address-finder of a running stack on this port (8002 under make run) instead "
+        "of starting one alone; skips the in-process part",
+    )
     args = parser.parse_args()
     load_start = load()
     date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     env = {"ACR_CITY": "full", "ACR_LOG_LEVEL": "WARNING"}
+    alone = args.stack_port is None
     with (
-        serve("address-finder", "address_finder.main:app", "/healthz", env) as service,
+        serve("address-finder", "address_finder.main:app", "/healthz", env)
+        if alone
+        else attached("address-finder", args.stack_port) as service,
         serve("floor", "floor_app:app", "/ping", env, app_dir=HERE) as floor,
     ):
         rss_healthy = service.rss_mib()
@@ -364,6 +412,11 @@ def main() -> None:
         result = bench_http(service, floor, inputs, args.requests, args.repeats)
         rss_end = service.rss_mib()
         floor_rss = floor.rss_mib()
+    if not alone:
+        report = stack_report(args, date, load_start, city, result)
+        print(report)
+        Path(args.out).write_text(report, encoding="utf-8")
+        return
     print("timing in-process", flush=True)
     in_proc, in_proc_info = bench_in_process(inputs, args.requests, args.repeats)
     machine = (

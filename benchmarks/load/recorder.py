@@ -21,6 +21,7 @@ import gevent
 from processes import FIXED_PORTS, Sample, sample, stack_processes
 
 SAMPLE_EVERY_S = 10.0
+PROGRESS = ("booked", "paid", "dispatch_p50_s", "dispatch_p99_s", "paid_p50_s", "errors")
 
 
 @dataclass
@@ -109,9 +110,15 @@ class Recorder:
         pids = stack_processes(self.ports)
         first: dict[str, Sample] = {n: s for n, p in pids.items() if (s := sample(p)) is not None}
         previous = dict(first)
+        printed = 0
         while True:
             gevent.sleep(SAMPLE_EVERY_S)
             minute = self.now_minute()
+            done = int((time.monotonic() - self.t0) // 60)
+            if done > printed:  # a line per finished minute, while the run goes on
+                printed = done
+                row = _minute_row(self.minutes.get(done - 1, Minute()))
+                print(f"minute {done}: {json.dumps({k: row[k] for k in PROGRESS})}", flush=True)  # noqa: T201
             for name, pid in pids.items():
                 now = sample(pid)
                 if now is None or name not in previous:
