@@ -7,18 +7,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from acr.settings import SERVICE_PORTS
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-FIXED_PORTS = {
-    "emulator": 4566,
-    "bff": 8000,
-    "ride-manager": 8001,
-    "address-finder": 8002,
-    "car-dispatcher": 8003,
-    "route-monitor": 8004,
-    "payment": 8005,
-    "reward": 8006,
-    "car-simulator": 8007,
-}
+FIXED_PORTS = {"emulator": 4566} | SERVICE_PORTS  # make run's
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ SAGA_SETTINGS = {
 }
 
 
-def _running(name: str, **overrides: str) -> Iterator[Stack]:
+def running_stack(name: str, **overrides: str) -> Iterator[Stack]:
+    """A stack of the saga settings with ``overrides``, its logs in ``LOG_DIR/name``; stopped after."""
     config = StackConfig.free(env=SAGA_SETTINGS | overrides, log_dir=LOG_DIR / name)
     stack = Stack(config)
     stack.start(timeout_s=180)
@@ -34,7 +35,7 @@ def _running(name: str, **overrides: str) -> Iterator[Stack]:
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
-    yield from _running("shared")
+    yield from running_stack("shared")
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +45,7 @@ def bff_url(stack: Stack) -> str:
 
 @pytest.fixture(scope="module")
 def one_car_stack() -> Iterator[Stack]:
-    yield from _running("one-car", ACR_FLEET_SIZE="1", ACR_DISPATCH_TIMEOUT_S="6")
+    yield from running_stack("one-car", ACR_FLEET_SIZE="1", ACR_DISPATCH_TIMEOUT_S="6")
 
 
 CHAOS_FAULTS = (
@@ -55,7 +56,7 @@ CHAOS_FAULTS = (
 
 @pytest.fixture(scope="module")
 def chaos_stack() -> Iterator[Stack]:
-    yield from _running(
+    yield from running_stack(
         "chaos",
         ACR_FAULTS=CHAOS_FAULTS,
         ACR_FAULTS_SEED="20261129",

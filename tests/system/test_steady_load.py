@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from rider_client import LOG_DIR
-from stack_fixtures import SAGA_SETTINGS
+from stack_fixtures import running_stack
 
-from acr.stack import Stack, StackConfig
+from acr.stack import Stack
 
 pytestmark = pytest.mark.system
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,16 +23,7 @@ RATE = 20  # rides booked per minute
 
 @pytest.fixture(scope="module")
 def load_stack() -> Iterator[Stack]:
-    config = StackConfig.free(
-        env=SAGA_SETTINGS | {"ACR_DISPATCH_TIMEOUT_S": "60", "ACR_LOG_LEVEL": "WARNING"},
-        log_dir=LOG_DIR / "steady-load",
-    )
-    stack = Stack(config)
-    stack.start(timeout_s=180)
-    try:
-        yield stack
-    finally:
-        stack.stop()
+    yield from running_stack("steady-load", ACR_DISPATCH_TIMEOUT_S="60", ACR_LOG_LEVEL="WARNING")
 
 
 def test_dispatch_latency_holds_under_a_steady_load(load_stack: Stack) -> None:

@@ -107,36 +107,25 @@ def test_a_cancelled_transaction_leaves_every_table_as_it_was(dynamodb: Any, err
     )
 
 
-def test_a_committed_transaction_writes_every_item(dynamodb: Any) -> None:
-    dynamodb.transact_write_items(
-        TransactItems=[
-            {
-                "Put": {
-                    "TableName": "plain",
-                    "Item": {"id": {"S": "marker"}},
-                    "ConditionExpression": "attribute_not_exists(id)",
-                }
-            },
-            {"Put": {"TableName": "sorted", "Item": {"pk": {"S": "ride-2"}, "sk": {"N": "7"}}}},
-        ]
-    )
+def _marker_and_state(dynamodb: Any, sort_key: int) -> None:
+    """A consumer's transaction: its marker (put once) and a state row."""
+    marker = {
+        "TableName": "plain",
+        "Item": {"id": {"S": "marker"}},
+        "ConditionExpression": "attribute_not_exists(id)",
+    }
+    state = {"TableName": "sorted", "Item": {"pk": {"S": "ride-2"}, "sk": {"N": str(sort_key)}}}
+    dynamodb.transact_write_items(TransactItems=[{"Put": marker}, {"Put": state}])
+
+
+def test_a_committed_transaction_writes_every_item_and_a_duplicate_nothing(dynamodb: Any) -> None:
+    _marker_and_state(dynamodb, 7)
     assert dynamodb.get_item(TableName="plain", Key={"id": {"S": "marker"}})["Item"] == {
         "id": {"S": "marker"}
     }
-    assert len(_everything(dynamodb, "sorted")) >= 2
+    assert "Item" in dynamodb.get_item(TableName="sorted", Key={"pk": {"S": "ride-2"}, "sk": {"N": "7"}})
     with pytest.raises(ClientError):  # the same marker again: a duplicate, and nothing else written
-        dynamodb.transact_write_items(
-            TransactItems=[
-                {
-                    "Put": {
-                        "TableName": "plain",
-                        "Item": {"id": {"S": "marker"}},
-                        "ConditionExpression": "attribute_not_exists(id)",
-                    }
-                },
-                {"Put": {"TableName": "sorted", "Item": {"pk": {"S": "ride-2"}, "sk": {"N": "8"}}}},
-            ]
-        )
+        _marker_and_state(dynamodb, 8)
     assert "Item" not in dynamodb.get_item(TableName="sorted", Key={"pk": {"S": "ride-2"}, "sk": {"N": "8"}})
 
 

@@ -251,9 +251,7 @@ class Stack:
         }
         for name, port in owners.items():
             with socket.socket() as probe:
-                probe.setsockopt(
-                    socket.SOL_SOCKET, socket.SO_REUSEADDR, 1
-                )  # as the servers do: TIME_WAIT is no owner
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no owner
                 try:
                     probe.bind(("127.0.0.1", port))
                 except OSError as exc:
@@ -263,31 +261,28 @@ class Stack:
                     ) from None
 
     def _check_settings(self) -> None:
-        """Validate every service's settings before starting anything (a bad value fails in a second)."""
-        by_env: dict[tuple[tuple[str, str], ...], list[str]] = {}
+        """Validate every service's settings before starting anything (a bad value fails in a second):
+        one ``python -m acr.settings`` per distinct set of ``ACR_*`` values, all at once."""
+        services_by_settings: dict[frozenset[tuple[str, str]], list[str]] = {}
         for service in self.config.services:
             env = self.config.service_env(service)
-            by_env.setdefault(
-                tuple(sorted((k, v) for k, v in env.items() if k.startswith("ACR_"))), []
-            ).append(service)
-        checks = [
-            (
-                services,
-                subprocess.Popen(
-                    [sys.executable, "-m", "acr.settings"],
-                    env=self.config.service_env(services[0]),
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    text=True,
-                ),
+            settings = frozenset((k, v) for k, v in env.items() if k.startswith("ACR_"))
+            services_by_settings.setdefault(settings, []).append(service)
+        checks = {
+            ", ".join(services): subprocess.Popen(
+                [sys.executable, "-m", "acr.settings"],
+                env=self.config.service_env(services[0]),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
             )
-            for services in by_env.values()
-        ]
+            for services in services_by_settings.values()
+        }
         problems = []
-        for services, check in checks:
+        for services, check in checks.items():
             output = check.communicate(timeout=60)[0].strip()
             if check.returncode == 2:
-                problems += [f"{', '.join(services)}: bad setting {line}" for line in output.splitlines()]
+                problems += [f"{services}: bad setting {line}" for line in output.splitlines()]
             elif check.returncode != 0:
                 problems.append(exit_report("settings check", check.returncode, output.splitlines()))
         if problems:
