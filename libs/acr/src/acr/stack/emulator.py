@@ -72,7 +72,7 @@ def repair(stream_retention_s: float = DEFAULT_STREAM_RETENTION_S) -> None:
 
 def _stop_tracking_instances() -> None:
     def new(cls: type[Any], *_args: Any, **_kwargs: Any) -> Any:
-        return object.__new__(cls)
+        return super(BaseModel, cls).__new__(cls)  # as moto's, without the append
 
     BaseModel.__new__ = new  # type: ignore[assignment,method-assign]
 
