@@ -36,8 +36,9 @@ $(CHROMIUM):
 run: install ## run the whole stack: moto on :4566, 8 services on :8000-8007 (Ctrl-C stops all)
 	@ACR_CITY=$${ACR_CITY:-full} ACR_SIM_SPEED=$${ACR_SIM_SPEED:-30} $(VENV)/bin/acr-stack run
 
-test: install $(CHROMIUM) ## the whole suite: unit, integration, system (whole stack), browser, docker files
-	$(VENV)/bin/python -m pytest
+test: install $(CHROMIUM) ## the whole suite: unit, integration, system (whole stack), browser, docker files, load
+	$(VENV)/bin/python -m pytest -m "not load"
+	$(VENV)/bin/python -m pytest -m load  # alone, so no other test's stack shares the two cores with it
 
 test-fast: install ## unit tests only
 	$(VENV)/bin/python -m pytest -m "not integration and not system and not slow"

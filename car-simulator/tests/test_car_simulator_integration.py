@@ -68,7 +68,7 @@ def test_a_car_assigned_on_the_fleet_bus_drives_the_car_and_its_telemetry_lands_
     edge = Messaging(TOPOLOGY, settings)
     cars = [Car(f"car-{i:05d}", 60.16 + i / 1000, 24.93) for i in range(1, 21)]
     simulator = CarSimulator(
-        simulation=Simulation(cars, sim_speed=100, wall_start=time.time()),
+        simulation=Simulation(cars, sim_speed=100, wall_start=time.time(), idle_every_s=5.0),
         roads=StraightRoads(10.0),
         boarding_s=5,
         inbox=edge.unit_of_work,
