@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,10 +22,10 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from acr.stack.runner import answers, free_port, wait_until
+from acr.testing.emulator import emulator_process
 
 TABLES = ("marker", "state", "outbox")
-SERVERS = {"moto (baseline)": ["moto.server"], "acr.stack.emulator": ["acr.stack.emulator"]}
+SERVERS = {"moto (baseline)": "moto.server", "acr.stack.emulator": "acr.stack.emulator"}
 
 
 def rss_mb(pid: int) -> int:
@@ -37,16 +35,8 @@ def rss_mb(pid: int) -> int:
     return 0
 
 
-def measure(module: list[str], transactions: int, records: int) -> dict[str, Any]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", *module, "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: answers(url + "/moto-api/"), 30, "emulator")
+def measure(module: str, transactions: int, records: int) -> dict[str, Any]:
+    with emulator_process(module) as (url, pid):
         kwargs = {
             "endpoint_url": url,
             "region_name": "us-east-1",
@@ -62,7 +52,7 @@ def measure(module: list[str], transactions: int, records: int) -> dict[str, Any
                 AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
                 BillingMode="PAY_PER_REQUEST",
             )
-        result: dict[str, Any] = {"start_rss": rss_mb(proc.pid), "windows": [], "kinesis": []}
+        result: dict[str, Any] = {"start_rss": rss_mb(pid), "windows": [], "kinesis": []}
         checkpoints = sorted({transactions // 6, transactions // 2, transactions})
         done, window_start = 0, time.perf_counter()
         for checkpoint in checkpoints:
@@ -74,9 +64,7 @@ def measure(module: list[str], transactions: int, records: int) -> dict[str, Any
                     ]
                 )
             now = time.perf_counter()
-            result["windows"].append(
-                (checkpoint, (checkpoint - done) / (now - window_start), rss_mb(proc.pid))
-            )
+            result["windows"].append((checkpoint, (checkpoint - done) / (now - window_start), rss_mb(pid)))
             done, window_start = checkpoint, time.perf_counter()
 
         kinesis = boto3.client("kinesis", **kwargs)
@@ -102,16 +90,8 @@ def measure(module: list[str], transactions: int, records: int) -> dict[str, Any
                 started = time.perf_counter()
                 kinesis.get_records(ShardIterator=iterator, Limit=100)
                 get_ms.append((time.perf_counter() - started) * 1000)
-            result["kinesis"].append(
-                (put, statistics.median(put_ms), statistics.median(get_ms), rss_mb(proc.pid))
-            )
+            result["kinesis"].append((put, statistics.median(put_ms), statistics.median(get_ms), rss_mb(pid)))
         return result
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def report(results: dict[str, dict[str, Any]], transactions: int, records: int) -> str:

@@ -108,8 +108,7 @@ class Recorder:
 
     def _sample_processes(self) -> None:
         pids = stack_processes(self.ports)
-        first: dict[str, Sample] = {n: s for n, p in pids.items() if (s := sample(p)) is not None}
-        previous = dict(first)
+        previous: dict[str, Sample] = {n: s for n, p in pids.items() if (s := sample(p)) is not None}
         printed = 0
         while True:
             gevent.sleep(SAMPLE_EVERY_S)

@@ -54,6 +54,18 @@ def dynamodb(endpoint: str) -> Any:
     return client
 
 
+def _partition(dynamodb: Any, pk: str, **extra: Any) -> dict[str, Any]:
+    """A query of the "sorted" table on its partition key."""
+    return dict(
+        dynamodb.query(
+            TableName="sorted",
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": {"S": pk}},
+            **extra,
+        )
+    )
+
+
 def _everything(dynamodb: Any, table: str) -> list[dict[str, Any]]:
     return sorted(dynamodb.scan(TableName=table)["Items"], key=str)
 
@@ -97,14 +109,7 @@ def test_a_cancelled_transaction_leaves_every_table_as_it_was(dynamodb: Any, err
         )
     assert cancelled.value.response["Error"]["Code"] == error
     assert {t: _everything(dynamodb, t) for t in ("plain", "sorted")} == before
-    assert (
-        dynamodb.query(
-            TableName="sorted",
-            KeyConditionExpression="pk = :p",
-            ExpressionAttributeValues={":p": {"S": "other"}},
-        )["Items"]
-        == []
-    )
+    assert _partition(dynamodb, "other")["Items"] == []
 
 
 def _marker_and_state(dynamodb: Any, sort_key: int) -> None:
@@ -174,14 +179,7 @@ def test_a_query_on_the_table_key_reads_that_partition_in_order_and_pages(dynamo
             dynamodb.put_item(TableName="sorted", Item={"pk": {"S": pk}, "sk": {"N": str(sk)}})
 
     def query(**extra: Any) -> dict[str, Any]:
-        return dict(
-            dynamodb.query(
-                TableName="sorted",
-                KeyConditionExpression="pk = :p",
-                ExpressionAttributeValues={":p": {"S": "q-a"}},
-                **extra,
-            )
-        )
+        return _partition(dynamodb, "q-a", **extra)
 
     def keys(response: dict[str, Any]) -> list[int]:
         return [int(item["sk"]["N"]) for item in response["Items"]]
@@ -191,11 +189,4 @@ def test_a_query_on_the_table_key_reads_that_partition_in_order_and_pages(dynamo
     first = query(Limit=2)
     assert keys(first) == [1, 2]
     assert keys(query(Limit=10, ExclusiveStartKey=first["LastEvaluatedKey"])) == [3, 4, 5]
-    assert (
-        dynamodb.query(
-            TableName="sorted",
-            KeyConditionExpression="pk = :p",
-            ExpressionAttributeValues={":p": {"S": "nobody"}},
-        )["Items"]
-        == []
-    )
+    assert _partition(dynamodb, "nobody")["Items"] == []

@@ -15,10 +15,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from .data import FORMAT_VERSION, CityData
 
 ENV_CACHE_DIR = "ACR_CITY_CACHE_DIR"
+T = TypeVar("T")
 
 
 def _repo_root(start: Path) -> Path | None:
@@ -48,32 +50,46 @@ def cache_path(cache_dir: Path, spec: str, seed: int) -> Path:
 
 def load_or_build(path: Path, build: Callable[[], CityData], progress: Callable[[str], None]) -> CityData:
     """Load `path` if readable, else build it once across processes, save it and return the data."""
-    data = _load(path, progress)
-    if data is not None:
-        return data
-    with _builder_lock(path, progress):
-        data = _load(path, progress)  # built by the process we waited for
-        if data is not None:
-            return data
-        started = time.perf_counter()
-        data = build()
-        progress(f"built in {time.perf_counter() - started:.1f}s; saving {path}")
-        data.save(path)
-        return data
+    return _once(path, lambda: _load(path, progress), lambda: _saved(build(), path), progress)
 
 
 def ensure_cached(path: Path, build: Callable[[], CityData], progress: Callable[[str], None]) -> None:
     """Build and save `path` unless it already holds a complete city (checked without loading it)."""
-    if CityData.is_complete(path):
+
+    def complete() -> Path | None:
+        if not CityData.is_complete(path):
+            return None
         progress(f"city cache {path} is ready")
-        return
-    with _builder_lock(path, progress):
-        if CityData.is_complete(path):
-            progress(f"city cache {path} was built by another process")
-            return
-        started = time.perf_counter()
+        return path
+
+    def build_and_save() -> Path:
         build().save(path)
+        return path
+
+    _once(path, complete, build_and_save, progress)
+
+
+def _once(
+    path: Path, cached: Callable[[], T | None], build: Callable[[], T], progress: Callable[[str], None]
+) -> T:
+    """What `cached` finds, else what `build` makes, under the builder lock (checking again once it is held:
+    the process we waited for may have built it)."""
+    found = cached()
+    if found is not None:
+        return found
+    with _builder_lock(path, progress):
+        found = cached()
+        if found is not None:
+            return found
+        started = time.perf_counter()
+        made = build()
         progress(f"built in {time.perf_counter() - started:.1f}s; saved {path}")
+        return made
+
+
+def _saved(data: CityData, path: Path) -> CityData:
+    data.save(path)
+    return data
 
 
 def _load(path: Path, progress: Callable[[str], None]) -> CityData | None:

@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     token_secret: str = Field(default="dev-token-secret-change-me", min_length=16)
     token_ttl_s: int = Field(default=86_400, gt=0)
 
-    # Durations (ARCHITECTURE.md, "Durations").
+    # Durations (docs/architecture.md, "Durations").
     quote_ttl_s: float = Field(default=300, gt=0)
     dispatch_timeout_s: float = Field(default=30, gt=0)
     boarding_s: float = Field(default=60, ge=0)

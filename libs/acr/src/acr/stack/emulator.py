@@ -127,6 +127,8 @@ class _ItemBackup:
 
     @classmethod
     def of(cls, backend: Any, entry: dict[str, Any]) -> _ItemBackup | None:
+        if not entry:
+            return None  # malformed: moto rejects it
         op_type, op = next(iter(entry.items()))
         table = backend.tables.get(op.get("TableName"))
         key = op.get("Item") if op_type == "Put" else op.get("Key")

@@ -32,6 +32,7 @@ CITY_SERVICES = frozenset({"address-finder", "car-dispatcher", "route-monitor", 
 TAIL_LINES = 40
 REPORT_LINES = 12
 FAILURE_GRACE_S = 2.5
+EMULATOR_MODULE = "acr.stack.emulator"
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Failure|Invalid\w*)\b.*")
 
 
@@ -142,15 +143,16 @@ class Stack:
     def start(self, timeout_s: float = 120, cancel: threading.Event | None = None) -> None:
         """Emulator and city (at once), topology, services; returns when every ``/healthz`` answers 200.
 
-        Raises :class:`StartupFailed` (everything stopped) as soon as a process exits or when a service
-        is not healthy within ``timeout_s``; :class:`StartupCancelled` when ``cancel`` is set."""
+        Raises :class:`StartupFailed` (everything stopped) when a port is taken or a setting is invalid, as
+        soon as a process exits, or when a service is not healthy within ``timeout_s``;
+        :class:`StartupCancelled` when ``cancel`` is set."""
         deadline = time.monotonic() + timeout_s
         self._check_ports_free()
-        self._check_settings()
         try:
-            self._spawn("emulator", self._emulator_argv(), quiet=True)
+            self._spawn("emulator", emulator_command(self.config.emulator_port), quiet=True)
             if CITY_SERVICES & set(self.config.services):
                 self._spawn("city", [sys.executable, "-m", "acr_city", "prepare"], one_shot=True)
+            self._check_settings()  # while the emulator starts
             self._wait(
                 "the emulator answers", lambda: answers(self.config.endpoint + "/moto-api/"), deadline, cancel
             )
@@ -300,16 +302,10 @@ class Stack:
             raise StartupFailed(exit_report(proc.name, code, proc.last_lines()))
 
     def _healthy(self, service: str) -> bool:
-        try:
-            with urllib.request.urlopen(self.config.url(service) + "/healthz", timeout=1) as response:  # noqa: S310 - loopback
-                return bool(response.status == 200)
-        except urllib.error.HTTPError as exc:
-            body = exc.read(2000).decode(errors="replace").strip()
-            self._health_seen[service] = f"/healthz answered {exc.code}: {body}"
-        except OSError as exc:
-            reason = getattr(exc, "reason", exc)
-            self._health_seen[service] = f"/healthz does not answer yet ({reason})"
-        return False
+        seen = probe(self.config.url(service) + "/healthz", timeout_s=1)
+        if seen is not None:
+            self._health_seen[service] = f"/healthz {seen}"
+        return seen is None
 
     def _unhealthy_report(self, service: str) -> str:
         proc = self._procs[service]
@@ -321,17 +317,6 @@ class Stack:
         )
 
     # --- processes -----------------------------------------------------------------------------------
-    def _emulator_argv(self) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "acr.stack.emulator",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            str(self.config.emulator_port),
-        ]
-
     def _spawn(self, name: str, argv: list[str], quiet: bool = False, one_shot: bool = False) -> None:
         """Start a process. With a log folder its output goes straight to ``<name>.log`` (the child never
         waits for the runner); without, it is piped through the runner, which keeps its last lines and
@@ -395,12 +380,24 @@ def _indented(name: str, lines: list[str]) -> list[str]:
     return [f"  {name} | {line}" for line in lines]
 
 
-def answers(url: str) -> bool:
+def emulator_command(port: int, module: str = EMULATOR_MODULE, *options: str) -> list[str]:
+    """The command line of the embedded emulator (or, with ``module="moto.server"``, of plain moto)."""
+    return [sys.executable, "-m", module, *options, "-H", "127.0.0.1", "-p", str(port)]
+
+
+def probe(url: str, timeout_s: float = 2) -> str | None:
+    """None when ``url`` answers 200, else what it answered (status and body) or why it did not."""
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback only
-            return bool(response.status == 200)
-    except OSError:
-        return False
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 - loopback only
+            return None if response.status == 200 else f"answered {response.status}"
+    except urllib.error.HTTPError as exc:
+        return f"answered {exc.code}: {exc.read(2000).decode(errors='replace').strip()}"
+    except OSError as exc:
+        return f"does not answer yet ({getattr(exc, 'reason', exc)})"
+
+
+def answers(url: str) -> bool:
+    return probe(url) is None
 
 
 def wait_until(

@@ -6,12 +6,11 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from acr.stack.runner import answers, free_port, wait_until
+from acr.stack.runner import EMULATOR_MODULE, answers, emulator_command, free_port, wait_until
 
 log = logging.getLogger(__name__)
 LOCALSTACK_IMAGE = "localstack/localstack:4.14.0"
@@ -31,20 +30,17 @@ def docker_available() -> bool:
 
 
 @contextmanager
-def moto_server(log_file: Path | None = None, stream_retention_s: float | None = None) -> Iterator[str]:
-    """The embedded emulator (moto's server with ACR's repairs) on a free loopback port; stopped on exit."""
+def emulator_process(
+    module: str = EMULATOR_MODULE, *options: str, log_file: Path | None = None
+) -> Iterator[tuple[str, int]]:
+    """An emulator process on a free loopback port: its endpoint URL and pid; stopped on exit."""
     port = free_port()
     out = log_file.open("ab") if log_file else subprocess.DEVNULL
-    retention = [] if stream_retention_s is None else ["--stream-retention-s", str(stream_retention_s)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "acr.stack.emulator", *retention, "-H", "127.0.0.1", "-p", str(port)],
-        stdout=out,
-        stderr=subprocess.STDOUT,
-    )
+    proc = subprocess.Popen(emulator_command(port, module, *options), stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: answers(url + "/moto-api/"), 30, "moto server", lambda: proc.poll() is not None)
-        yield url
+        wait_until(lambda: answers(url + "/moto-api/"), 30, module, lambda: proc.poll() is not None)
+        yield url, proc.pid
     finally:
         proc.terminate()
         try:
@@ -53,6 +49,14 @@ def moto_server(log_file: Path | None = None, stream_retention_s: float | None =
             proc.kill()
         if log_file and not isinstance(out, int):
             out.close()
+
+
+@contextmanager
+def moto_server(log_file: Path | None = None, stream_retention_s: float | None = None) -> Iterator[str]:
+    """The embedded emulator (moto's server with ACR's repairs) on a free loopback port; stopped on exit."""
+    retention = () if stream_retention_s is None else ("--stream-retention-s", str(stream_retention_s))
+    with emulator_process(EMULATOR_MODULE, *retention, log_file=log_file) as (url, _pid):
+        yield url
 
 
 @contextmanager
