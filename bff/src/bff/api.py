@@ -1,4 +1,4 @@
-"""The rider API ``/api/v1`` (API.md): thin routes over the ports."""
+"""The rider API ``/api/v1`` (docs/api.md): thin routes over the ports."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def parse_bbox(raw: str) -> str:
 
 
 def check_idempotency_key(key: str | None) -> str:
-    """API.md: required, 1-128 characters."""
+    """docs/api.md: required, 1-128 characters."""
     if key is None:
         raise BffError(400, "idempotency_key_required", "the Idempotency-Key header is required")
     if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:

@@ -1,4 +1,4 @@
-"""The BFF's domain errors: each carries the HTTP status and API.md code it is rendered with.
+"""The BFF's domain errors: each carries the HTTP status and docs/api.md code it is rendered with.
 
 Kept free of fastapi so domain modules (auth, push, consistency) can raise and catch them;
 bootstrap maps them onto the ``{"error": {"code", "message"}}`` shape.

@@ -1,4 +1,4 @@
-"""The operations API ``/ops`` (API.md), guarded by ``X-Ops-Token``, and the BFF's own health and stats."""
+"""The operations API ``/ops`` (docs/api.md), guarded by ``X-Ops-Token``; the BFF's own health and stats."""
 
 from __future__ import annotations
 

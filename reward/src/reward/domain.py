@@ -1,4 +1,4 @@
-"""Loyalty rules (API.md): points = floor of each captured ride fare; tiers by points; rating 0-5.
+"""Loyalty rules (docs/api.md): points = floor of each captured ride fare; tiers by points; rating 0-5.
 
 What a payment outcome does to a rider (``on_payment``):
 - a captured ride fare: one more ride, floor(fare) more points (fees earn none);

@@ -1,7 +1,7 @@
 """The Ride aggregate, quotes and fares. Pure Python: no FastAPI, no boto3.
 
 Every state change bumps ``version`` by one, appends to the timeline and collects the domain events
-to publish; the transition table is ARCHITECTURE.md's.
+to publish; the transition table is docs/architecture.md's.
 """
 
 from __future__ import annotations

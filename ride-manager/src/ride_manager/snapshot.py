@@ -19,7 +19,7 @@ def _place(place: Place) -> dict[str, Any]:
 
 
 def ride_to_json(ride: Ride) -> dict[str, Any]:
-    """Exactly API.md's ``Ride``."""
+    """Exactly the public ``Ride`` of docs/api.md."""
     return {
         "rideId": ride.ride_id,
         "riderId": ride.rider_id,
@@ -81,7 +81,7 @@ def ride_from_json(doc: dict[str, Any]) -> Ride:
 
 
 def quote_to_json(quote: Quote) -> dict[str, Any]:
-    """API.md's quote."""
+    """The public quote of docs/api.md."""
     return {
         "quoteId": quote.quote_id,
         "pickup": {"label": quote.pickup.label, "lat": quote.pickup.lat, "lon": quote.pickup.lon},

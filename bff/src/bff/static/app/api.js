@@ -1,4 +1,4 @@
-// The BFF's rider API (API.md), as the app uses it. Every failure is an ApiError with the API's code.
+// The BFF's rider API (docs/api.md), as the app uses it. Every failure is an ApiError with the API's code.
 
 export class ApiError extends Error {
   constructor(status, code, message, retryAfter = null) {

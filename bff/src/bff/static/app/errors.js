@@ -1,4 +1,4 @@
-// Human messages for every API error code the rider app can meet (API.md, "Errors").
+// Human messages for every API error code the rider app can meet (docs/api.md, "Errors").
 
 const MESSAGES = {
   no_car_available: "Sorry, no car can reach your pickup right now. Please try again in a minute.",

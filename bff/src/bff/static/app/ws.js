@@ -1,4 +1,4 @@
-// The push websocket (API.md, "Push"): reconnects with backoff; `onOpen` lets the app send its resume.
+// The push websocket (docs/api.md, "Push"): reconnects with backoff; `onOpen` lets the app send its resume.
 
 const CLOSE_UNAUTHORIZED = 4401;
 const BACKOFF_MS = [300, 600, 1200, 2500, 5000, 10000];
