@@ -100,9 +100,14 @@ class StartingStack:
             self.stack.stop()
 
 
+BROWSER_TESTS = Path(__file__).resolve().parent
+_RUNNING: list[StartingStack] = []
+
+
 @pytest.fixture(scope="session")
 def _stacks() -> Iterator[dict[str, StartingStack]]:
-    """Every stack of the browser tests starts at once, in the background (start-up is mostly waiting)."""
+    """Every stack of the browser tests starts at once, in the background (start-up is mostly waiting);
+    they stop after the last browser test (``pytest_runtest_teardown``) or at the end of the session."""
     stacks = {
         "small": StartingStack("browser-small"),
         # One car, quotes valid 2 s, slow enough that a booked car stays busy for a whole test.
@@ -115,9 +120,22 @@ def _stacks() -> Iterator[dict[str, StartingStack]]:
         ),
         "full": StartingStack("browser-full", ACR_CITY="full"),
     }
+    _RUNNING.extend(stacks.values())
     yield stacks
-    for starting in stacks.values():
-        starting.stop()
+    _stop_browser_stacks()
+
+
+def _stop_browser_stacks() -> None:
+    while _RUNNING:
+        _RUNNING.pop().stop()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop the browser stacks once the browser tests are over: left running, three idle stacks would take
+    a core from every test after them."""
+    if item.path.parent == BROWSER_TESTS and (nextitem is None or nextitem.path.parent != BROWSER_TESTS):
+        _stop_browser_stacks()
 
 
 @pytest.fixture(scope="session")

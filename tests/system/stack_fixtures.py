@@ -3,7 +3,11 @@ one shared stack driven through the ``/ops`` controls, and a one-car stack for f
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from rider_client import LOG_DIR
@@ -16,7 +20,7 @@ SAGA_SETTINGS = {
     "ACR_SIM_SPEED": "60",
     "ACR_BOARDING_S": "240",
     "ACR_STALL_WINDOW_S": "120",
-    "ACR_DISPATCH_TIMEOUT_S": "20",
+    "ACR_DISPATCH_TIMEOUT_S": "60",  # the timeout is tested on the one-car stack; a burst is no timeout
     "ACR_SQS_WAIT_S": "1",
     "ACR_LOG_LEVEL": "INFO",
 }
@@ -63,3 +67,47 @@ def chaos_stack() -> Iterator[Stack]:
         ACR_BOARDING_S="60",
         ACR_DISPATCH_TIMEOUT_S="300",
     )
+
+
+RIDE_ID = re.compile(r"ride_[0-9a-f]{32}")
+STACK_LINES = 40
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+    """A failed test's report ends with what the stacks logged meanwhile about its rides, and their
+    warnings and errors: on a CI machine those lines are all there is to go on."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed:
+        lines = _stack_lines(
+            since=datetime.fromtimestamp(call.start, UTC), about=set(RIDE_ID.findall(report.longreprtext))
+        )
+        if lines:
+            report.sections.append(("what the stacks logged", "\n".join(lines[-STACK_LINES:])))
+
+
+def _stack_lines(*, since: datetime, about: set[str]) -> list[str]:
+    """Log lines of every stack since ``since`` that name a ride in ``about`` or are warnings or errors."""
+    found: list[tuple[str, str]] = []
+    for log in LOG_DIR.glob("*/*.log"):
+        if datetime.fromtimestamp(log.stat().st_mtime, UTC) < since:
+            continue
+        for raw in log.read_text(errors="replace").splitlines():
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                continue
+            if not isinstance(line, dict) or datetime.fromisoformat(line["time"]) < since:
+                continue
+            if line["level"] in ("WARNING", "ERROR", "CRITICAL") or line.get("rideId") in about:
+                exception = line.get("exception", "").splitlines()[-1:]
+                found.append(
+                    (
+                        line["time"],
+                        " ".join(
+                            [log.parent.name, line["service"], line["level"], line["message"], *exception]
+                        ),
+                    )
+                )
+    return [text for _, text in sorted(found)]

@@ -8,6 +8,7 @@ import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,12 @@ def _published(ops: Ops) -> int:
     return int(ops.get("/stats")["totals"]["published"])
 
 
+def _dispatch_seconds(ride: dict[str, Any]) -> float:
+    """Seconds from REQUESTED to the next status (the car assigned), from the ride's timeline."""
+    at = [datetime.fromisoformat(t["at"]) for t in ride["timeline"][:2]]
+    return round((at[1] - at[0]).total_seconds(), 2)
+
+
 def _ride_to_paid(rider: Rider, rng: random.Random) -> tuple[Rider, dict[str, Any], Listener]:
     listener = Listener(rider)
     ride = book_ride(rider, rng)
@@ -96,9 +103,11 @@ def test_twenty_concurrent_rides_all_get_paid_and_pushed_in_order(stack: Stack, 
         assert len(ops.captures(ride["rideId"])) == 1
 
     telemetry = httpx.get(f"{stack.config.url('car-simulator')}/v1/ops/telemetry", timeout=10).json()
+    dispatch = sorted(_dispatch_seconds(ride) for _, ride, _ in results)
     metrics = {
         "rides": len(results),
         "seconds": round(elapsed, 1),
+        "dispatchSeconds": {"p50": dispatch[len(dispatch) // 2], "max": dispatch[-1]},
         "sagaEventsPerSecond": round((_published(ops) - published_before) / elapsed, 1),
         "telemetry": telemetry,
         "deepestQueue": max(sampler.deepest.items(), key=lambda kv: kv[1]),
