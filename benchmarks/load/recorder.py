@@ -43,6 +43,18 @@ class Minute:
     paid_s: list[float] = field(default_factory=list)
     cpu_s: dict[str, float] = field(default_factory=dict)
     rss_mb: dict[str, float] = field(default_factory=dict)
+    emulator: dict[str, Served] = field(default_factory=dict)  # requests served in the minute, by operation
+
+
+@dataclass(frozen=True)
+class Served:
+    """Requests of one emulator operation and the CPU seconds they took."""
+
+    count: int
+    cpu_s: float
+
+    def __sub__(self, other: Served) -> Served:
+        return Served(self.count - other.count, self.cpu_s - other.cpu_s)
 
 
 class Recorder:
@@ -52,8 +64,8 @@ class Recorder:
         self.minutes: dict[int, Minute] = {}
         self.ports = json.loads(os.environ["LOAD_PORTS"]) if os.environ.get("LOAD_PORTS") else FIXED_PORTS
         self.emulator_url = f"http://127.0.0.1:{self.ports['emulator']}"
-        self.requests_at_start: dict[str, int] = {}
-        self.requests_at_end: dict[str, int] = {}
+        self.requests_at_start: dict[str, Served] = {}
+        self.requests_at_end: dict[str, Served] = {}
 
     def now_minute(self, at: float | None = None) -> Minute:
         minute = int(((at or time.monotonic()) - self.t0) // 60)
@@ -109,13 +121,15 @@ class Recorder:
     def _sample_processes(self) -> None:
         pids = stack_processes(self.ports)
         previous: dict[str, Sample] = {n: s for n, p in pids.items() if (s := sample(p)) is not None}
-        printed = 0
+        printed, served_before = 0, self.requests_at_start
         while True:
             gevent.sleep(SAMPLE_EVERY_S)
             minute = self.now_minute()
             done = int((time.monotonic() - self.t0) // 60)
             if done > printed:  # a line per finished minute, while the run goes on
-                printed = done
+                printed, served = done, self._emulator_requests()
+                self.minutes.setdefault(done - 1, Minute()).emulator = _since(served, served_before)
+                served_before = served
                 row = _minute_row(self.minutes.get(done - 1, Minute()))
                 print(f"minute {done}: {json.dumps({k: row[k] for k in PROGRESS})}", flush=True)  # noqa: T201
             for name, pid in pids.items():
@@ -126,12 +140,13 @@ class Recorder:
                 minute.rss_mb[name] = now.rss_mb
                 previous[name] = now
 
-    def _emulator_requests(self) -> dict[str, int]:
+    def _emulator_requests(self) -> dict[str, Served]:
         try:
             with urllib.request.urlopen(self.emulator_url + "/acr-emulator/requests", timeout=5) as response:  # noqa: S310
-                return dict(json.loads(response.read()))
+                counts = json.loads(response.read())
         except OSError:
             return {}
+        return {op: Served(c["count"], c["cpuSeconds"]) for op, c in counts.items()}
 
     # --- report --------------------------------------------------------------------------------------
     def finish(self) -> None:
@@ -145,7 +160,7 @@ class Recorder:
     def summary(self) -> dict[str, Any]:
         last = max(self.minutes, default=-1)
         ends = Counter(r.end or "UNFINISHED" for r in self.rides.values())
-        requests = {k: v - self.requests_at_start.get(k, 0) for k, v in self.requests_at_end.items()}
+        served = _since(self.requests_at_end, self.requests_at_start)
         cpu_total = sum(sum(m.cpu_s.values()) for m in self.minutes.values())
         return {
             "rate_per_min": float(os.environ.get("LOAD_RATE", "20")),
@@ -155,7 +170,8 @@ class Recorder:
             "ends": dict(ends),
             "booked": len(self.rides),
             "cpu_s_total": cpu_total,
-            "emulator_requests": requests,
+            "emulator_requests": {op: s.count for op, s in served.items()},
+            "emulator_cpu_s": {op: round(s.cpu_s, 1) for op, s in served.items()},
             "rides": {rid: asdict(r) for rid, r in self.rides.items()},
         }
 
@@ -179,7 +195,12 @@ def _minute_row(m: Minute) -> dict[str, Any]:
         "errors": dict(m.errors),
         "cpu_s": {k: round(v, 1) for k, v in m.cpu_s.items()},
         "rss_mb": {k: round(v) for k, v in m.rss_mb.items()},
+        "emulator": {op: [s.count, round(s.cpu_s, 3)] for op, s in m.emulator.items() if s.count},
     }
+
+
+def _since(now: dict[str, Served], before: dict[str, Served]) -> dict[str, Served]:
+    return {op: s - before.get(op, Served(0, 0.0)) for op, s in now.items()}
 
 
 def _s(value: float | None) -> str:
@@ -210,6 +231,7 @@ def markdown(summary: dict[str, Any]) -> str:
     for r in rows:
         cells = [f"{r['cpu_s'].get(n, 0):.1f} s, {r['rss_mb'].get(n, '—')}" for n in names]
         lines.append(f"| {r['minute']} | " + " | ".join(cells) + " |")
+    lines += _emulator_table(rows)
     paid = summary["ends"].get("PAID", 0)
     requests = summary["emulator_requests"]
     if paid:
@@ -221,6 +243,32 @@ def markdown(summary: dict[str, Any]) -> str:
             "(while rides in flight at the end also counted).",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _emulator_table(rows: list[dict[str, Any]], top: int = 10) -> list[str]:
+    """The emulator's busiest operations: requests per minute and CPU ms per request, in minutes 2–6 and
+    in the last five (an operation whose cost grows with what the emulator stores shows here)."""
+    early, late = rows[1:6], rows[-6:-1] if len(rows) > 11 else []
+    if not early:
+        return []
+
+    def per_minute(window: list[dict[str, Any]], op: str) -> tuple[float, float]:
+        count = sum(r["emulator"].get(op, [0, 0.0])[0] for r in window)
+        cpu_s = sum(r["emulator"].get(op, [0, 0.0])[1] for r in window)
+        return count / len(window), 1000 * cpu_s / count if count else 0.0
+
+    cpu_by_op = Counter[str]()
+    for r in early + late:
+        cpu_by_op.update({op: served[1] for op, served in r["emulator"].items()})
+    lines = ["", "Emulator operations by CPU (minutes 2–6, then the last five):", ""]
+    lines += ["| operation | requests/min | CPU ms per request | CPU s/min |", "|---|---|---|---|"]
+    for op, _ in cpu_by_op.most_common(top):
+        windows = [per_minute(w, op) for w in (early, late) if w]
+        requests = " → ".join(f"{n:.0f}" for n, _ in windows)
+        ms = " → ".join(f"{ms:.2f}" for _, ms in windows)
+        cpu_s = " → ".join(f"{n * ms / 1000:.1f}" for n, ms in windows)
+        lines.append(f"| {op} | {requests} | {ms} | {cpu_s} |")
+    return lines
 
 
 def _is_dynamodb_write(operation: str) -> bool:

@@ -158,6 +158,18 @@ def test_records_that_are_not_telemetry_only_move_the_checkpoint() -> None:
     assert store.tables.checkpoints and store.tables.rides == {} and store.tables.cars == {}
 
 
+def test_parked_cars_heartbeats_commit_nothing_but_a_checkpoint_every_ten_seconds() -> None:
+    store, car, committed, now = MemoryTrackingStore(), Car("car-1"), [], [WALL0]
+    tracking = TelemetryProcessor(store=store, roads=StraightRoads(), rules=RULES, clock=lambda: now[0])
+    for second in range(0, 30, 2):  # a heartbeat every 2 s
+        now[0] = WALL0 + second
+        records = stream_records([car.record(second, "IDLE", None)], first=second + 1)
+        tracking(records, checkpoint(records))
+        committed.append(store.tables.checkpoints["route-monitor#shardId-000000000000"])
+    assert sorted(set(committed)) == [f"{n:020d}" for n in (1, 11, 21)]  # at 0, 10 and 20 s
+    assert store.tables.rides == {} and store.tables.cars == {}
+
+
 def test_tracking_and_telemetry_stats_over_http() -> None:
     store = MemoryTrackingStore()
     run = processor(store, now=wall(500))

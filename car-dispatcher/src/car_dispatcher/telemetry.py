@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -11,14 +12,21 @@ from car_dispatcher.adapters.fleet_view import LiveFleet
 
 PERSIST_EVERY_S = 10.0
 
+Position = tuple[float, float]
+
 
 class PositionTracker:
-    """Feeds telemetry positions to the live fleet; saves them and the checkpoint after each batch."""
+    """Feeds telemetry positions to the live fleet, and persists them at a bounded rate.
+
+    A car's position is saved when it differs from the one saved last, at most once per
+    ``PERSIST_EVERY_S`` (a parked car's heartbeats write nothing). The checkpoint is saved with positions,
+    or after ``PERSIST_EVERY_S`` without any: a restart re-reads at most that much telemetry, which only
+    moves cars to where they were again."""
 
     def __init__(
         self,
         fleet: LiveFleet,
-        save_positions: Callable[[dict[str, tuple[float, float]]], None],
+        save_positions: Callable[[dict[str, Position]], None],
         save_checkpoint: Callable[[Checkpoint], None],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -26,20 +34,24 @@ class PositionTracker:
         self._save_positions = save_positions
         self._save_checkpoint = save_checkpoint
         self._clock = clock
-        self._saved_at: dict[str, float] = {}
+        self._saved: dict[str, tuple[Position, float]] = {}  # car -> position saved, when
+        self._checkpoint_saved_at = -math.inf
 
     def __call__(self, records: list[StreamRecord], checkpoint: Checkpoint) -> None:
-        latest: dict[str, tuple[float, float]] = {}
+        latest: dict[str, Position] = {}
         for record in records:
             if isinstance(record.data, CarTelemetry):
                 self._fleet.moved(record.data.car_id, record.data.lat, record.data.lon)
                 latest[record.data.car_id] = (record.data.lat, record.data.lon)
         now = self._clock()
-        due = {
-            car: pos
-            for car, pos in latest.items()
-            if now - self._saved_at.get(car, -PERSIST_EVERY_S) >= PERSIST_EVERY_S
-        }
-        self._save_positions(due)
-        self._saved_at.update(dict.fromkeys(due, now))
-        self._save_checkpoint(checkpoint)
+        due = {car: position for car, position in latest.items() if self._due(car, position, now)}
+        if due:
+            self._save_positions(due)
+            self._saved.update({car: (position, now) for car, position in due.items()})
+        if due or now - self._checkpoint_saved_at >= PERSIST_EVERY_S:
+            self._save_checkpoint(checkpoint)
+            self._checkpoint_saved_at = now
+
+    def _due(self, car: str, position: Position, now: float) -> bool:
+        saved, at = self._saved.get(car, (None, -math.inf))
+        return position != saved and now - at >= PERSIST_EVERY_S

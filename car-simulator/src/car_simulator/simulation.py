@@ -3,11 +3,14 @@
 ``tick(wall_now)`` advances every car by the wall time since the last tick times the speed factor and
 returns what to report: every phase change (always, ``essential``) plus the periodic records, which are
 bounded in WALL time whatever the speed factor — a car with a ride at most one per ``active_every_s``,
-an idle car a heartbeat every ``idle_every_s`` (staggered over the fleet so it never bursts).
+an idle car a heartbeat every ``idle_every_s``. Heartbeats fall in slots of about ``IDLE_SLOT_S``, the
+fleet spread evenly over them: a few records every slot rather than one at every tick, so a parked
+fleet costs one small batch per slot downstream, and never a fleet-wide burst.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -15,6 +18,7 @@ from car_simulator.domain import Assignment, Car, Telemetry
 
 ACTIVE_EVERY_S = 0.5
 IDLE_EVERY_S = 30.0  # a parked car does not move: a heartbeat, not a position stream
+IDLE_SLOT_S = 2.0
 MAX_TICK_WALL_S = (
     1.0  # a late tick (GC pause, overloaded host) slows simulated time instead of teleporting cars
 )
@@ -52,8 +56,12 @@ class Simulation:
         self.idle_every_s = idle_every_s
         self._wall = wall_start
         self._pending: list[Telemetry] = []
-        n = max(1, len(self.cars))
-        self._next_report = {cid: wall_start + idle_every_s * i / n for i, cid in enumerate(self.cars)}
+        self._wall_start = wall_start
+        slots = max(1, round(idle_every_s / IDLE_SLOT_S))
+        self._slot_s = idle_every_s / slots
+        self._next_report = {
+            cid: wall_start + self._slot_s * (1 + i % slots) for i, cid in enumerate(self.cars)
+        }
 
     def car(self, car_id: str) -> Car:
         try:
@@ -99,14 +107,19 @@ class Simulation:
             reports += [self._essential(t, wall_now) for t in car.advance(dt, start)]
             if wall_now >= self._next_report[car.car_id]:
                 reports.append(Report(car.telemetry(self.sim_time_s), wall_now, essential=False))
-                self._next_report[car.car_id] = wall_now + self._interval(car)
+                self._next_report[car.car_id] = self._next_time(car, wall_now)
         return reports
 
     def _essential(self, telemetry: Telemetry, wall_now: float) -> Report:
         # a phase change restarts the car's periodic timer, so it never adds a burst on top of it
         car = self.cars[telemetry.car_id]
-        self._next_report[car.car_id] = wall_now + self._interval(car)
+        self._next_report[car.car_id] = self._next_time(car, wall_now)
         return Report(telemetry, wall_now, essential=True)
 
-    def _interval(self, car: Car) -> float:
-        return self.active_every_s if car.ride_id is not None else self.idle_every_s
+    def _next_time(self, car: Car, wall_now: float) -> float:
+        """When the car reports next: a car with a ride ``active_every_s`` from now; an idle one in the
+        first heartbeat slot ``idle_every_s`` or more from now."""
+        if car.ride_id is not None:
+            return wall_now + self.active_every_s
+        slots_from_start = (wall_now + self.idle_every_s - self._wall_start) / self._slot_s
+        return self._wall_start + math.ceil(slots_from_start - 1e-9) * self._slot_s

@@ -257,6 +257,14 @@ class FakeDynamoDB:
             self.items[TableName].pop(self._key(TableName, Key), None)
             return {}
 
+    def batch_write_item(self, RequestItems: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:  # noqa: N803
+        """Deletes only (what the relay's purge sends)."""
+        with self.lock:
+            for table, requests in RequestItems.items():
+                for request in requests:
+                    self.items[table].pop(self._key(table, request["DeleteRequest"]["Key"]), None)
+            return {"UnprocessedItems": {}}
+
     def query(  # the outbox's pending index: equality on one attribute, oldest first
         self,
         TableName: str,  # noqa: N803

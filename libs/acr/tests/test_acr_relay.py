@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from acr_exactly_once_fakes import Clock, FakeDynamoDB, ScriptedChannel, Sqs
@@ -160,6 +161,30 @@ def test_sent_rows_are_purged_after_the_retention(dynamodb: FakeDynamoDB, clock:
     assert sender.purge_sent() == 0
     clock.advance(relay.SENT_RETENTION_S + 1)
     assert sender.purge_sent() == 2 and dynamodb.rows(OUTBOX) == []
+
+
+def test_the_purge_deletes_25_rows_a_request_and_sends_again_what_was_left_unprocessed(clock: Clock) -> None:
+    class Throttled(FakeDynamoDB):
+        """Leaves the last delete of its first batch unprocessed, as DynamoDB does when throttled."""
+
+        batches: list[int] = []
+
+        def batch_write_item(self, RequestItems: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:  # noqa: N803
+            (requests,) = RequestItems.values()
+            self.batches.append(len(requests))
+            if len(self.batches) == 1:
+                super().batch_write_item({OUTBOX: requests[:-1]})
+                return {"UnprocessedItems": {OUTBOX: requests[-1:]}}
+            return super().batch_write_item(RequestItems)
+
+    dynamodb = Throttled({OUTBOX: ("eventId",)})
+    _record(dynamodb, 60)
+    sender = _relay(dynamodb, Sqs(), ScriptedChannel())
+    while sender.drain_once():
+        pass
+    clock.advance(relay.SENT_RETENTION_S + 1)
+    assert sender.purge_sent() == 60 and dynamodb.rows(OUTBOX) == []
+    assert dynamodb.batches == [25, 1, 25, 10]
 
 
 def test_a_row_resent_after_its_lease_expired_carries_eventcount_plus_one(

@@ -3,7 +3,9 @@ streams read back in order from any position, and records older than the retenti
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -190,3 +192,16 @@ def test_a_query_on_the_table_key_reads_that_partition_in_order_and_pages(dynamo
     assert keys(first) == [1, 2]
     assert keys(query(Limit=10, ExclusiveStartKey=first["LastEvaluatedKey"])) == [3, 4, 5]
     assert _partition(dynamodb, "nobody")["Items"] == []
+
+
+def test_the_emulator_counts_each_operation_and_its_cpu_time(endpoint: str, dynamodb: Any) -> None:
+    def served() -> dict[str, Any]:
+        with urllib.request.urlopen(f"{endpoint}/acr-emulator/requests", timeout=5) as response:  # noqa: S310
+            return dict(json.loads(response.read()))
+
+    before = served().get("dynamodb.GetItem", {"count": 0, "cpuSeconds": 0.0})
+    for _ in range(3):
+        dynamodb.get_item(TableName="plain", Key={"id": {"S": "nobody"}})
+    after = served()["dynamodb.GetItem"]
+    assert after["count"] == before["count"] + 3
+    assert after["cpuSeconds"] >= before["cpuSeconds"]

@@ -251,6 +251,10 @@ class Changes:
     rides: list[RideTracking]
     facts: list[EventData]
 
+    @property
+    def empty(self) -> bool:
+        return not (self.cars or self.rides or self.facts)
+
 
 class Tracker:
     """Feeds telemetry into car cursors and ride tracking rows; collects the resulting facts."""

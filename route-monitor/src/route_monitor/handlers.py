@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -69,6 +70,9 @@ class TelemetryProcessor:
     Records are applied to the state read from the store; each transaction holds the changed rows, the
     facts' outbox rows and the checkpoint of the last record it covers (split below the 100-item limit).
     A conflict (the other shard's reader changed a ride meanwhile) re-reads the state and tries again.
+    Records that change nothing (parked cars' heartbeats) commit nothing, but a shard's checkpoint is
+    committed at least every ``checkpoint_every_s``: after a restart they are read again, and change
+    nothing again.
     """
 
     store: TrackingStore
@@ -78,6 +82,8 @@ class TelemetryProcessor:
     stats: TelemetryStats = field(default_factory=TelemetryStats)
     max_items: int = MAX_TRANSACTION_ITEMS
     attempts: int = 5
+    checkpoint_every_s: float = 10.0
+    _checkpointed_at: dict[str, float] = field(default_factory=dict)  # shard -> clock of its last commit
 
     def __call__(self, records: list[StreamRecord], checkpoint: Checkpoint) -> None:
         pending: Pending = [(r.sequence, r.data) for r in records if isinstance(r.data, CarTelemetry)]
@@ -117,7 +123,11 @@ class TelemetryProcessor:
             done += 1
         tracker.flush_etas(self.clock(), self.roads.remaining)
         covered = checkpoint if done == len(pending) else replace(checkpoint, sequence=pending[done - 1][0])
-        changes = tracker.changes()
+        changes, now = tracker.changes(), self.clock()
+        last_commit = self._checkpointed_at.get(covered.shard_id, -math.inf)
+        if changes.empty and now - last_commit < self.checkpoint_every_s:
+            self.stats.add([record for _, record in pending[:done]])
+            return pending[done:]
         uow = self.store.unit_of_work()
         for car in changes.cars:
             uow.save_car(car)
@@ -128,6 +138,7 @@ class TelemetryProcessor:
             uow.record(Outgoing(catalog.record(fact, subject=subject), Destination("bus", BUS)))
         uow.checkpoint(covered)
         uow.commit()
+        self._checkpointed_at[covered.shard_id] = now
         tracker.committed()
         self.stats.add([record for _, record in pending[:done]])
         for fact in changes.facts:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -13,6 +14,7 @@ from botocore.exceptions import ClientError
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
 MAX_TRANSACTION_ITEMS = 100
+MAX_BATCH_WRITE_ITEMS = 25
 
 
 def _to_dynamo(value: Any) -> Any:
@@ -152,3 +154,22 @@ def get(dynamodb: Any, table: str, key: Mapping[str, Any]) -> dict[str, Any] | N
 
 def is_conditional_failure(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def delete_all(dynamodb: Any, table: str, keys: list[dict[str, Any]], attempts: int = 5) -> None:
+    """Delete the items with ``keys`` (wire format), 25 to a ``BatchWriteItem``; what DynamoDB leaves
+    unprocessed (throttling) is sent again, a few times, then raised."""
+    for start in range(0, len(keys), MAX_BATCH_WRITE_ITEMS):
+        requests = [{"DeleteRequest": {"Key": key}} for key in keys[start : start + MAX_BATCH_WRITE_ITEMS]]
+        for attempt in range(attempts):
+            unprocessed = dynamodb.batch_write_item(RequestItems={table: requests}).get(
+                "UnprocessedItems", {}
+            )
+            requests = unprocessed.get(table, [])
+            if not requests:
+                break
+            time.sleep(0.05 * 2**attempt)
+        else:
+            raise RuntimeError(
+                f"{len(requests)} deletes from {table} still unprocessed after {attempts} attempts"
+            )

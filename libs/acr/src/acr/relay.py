@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import threading
 import time
 import uuid
@@ -19,7 +20,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from acr.channels import Channel
-from acr.dynamo import from_item, is_conditional_failure, to_item
+from acr.dynamo import delete_all, from_item, is_conditional_failure, to_item
 from acr.envelope import CloudEvent
 from acr.metrics import COUNTERS, Counters
 from acr.publishing import DeadLetter, PublishReport, RetryPolicy, publish
@@ -49,7 +50,7 @@ class Relay:
         dead_letter_queue_url: str,
         channels: dict[str, Channel],
         lease_s: float = 30.0,
-        poll_s: float = 1.0,
+        poll_s: float = 5.0,
         sent_retention_s: float = SENT_RETENTION_S,
         policy: RetryPolicy = DEFAULT_POLICY,
         counters: Counters = COUNTERS,
@@ -74,7 +75,9 @@ class Relay:
 
     def run(self, stop: threading.Event) -> None:
         """Publish until ``stop`` is set; every quarter of the retention, purge rows sent before it."""
-        purged_at = time.monotonic()
+        purged_at = time.monotonic() - random.uniform(
+            0, self._purge_every_s
+        )  # relays purge at their own times
         while not stop.is_set():
             try:
                 if time.monotonic() - purged_at > self._purge_every_s:
@@ -184,21 +187,30 @@ class Relay:
     def purge_sent(self) -> int:
         """Delete rows sent longer ago than the retention (TTL on ``expiresAt`` does the same on AWS)."""
         cutoff = time.time() - self._sent_retention_s
-        deleted = 0
-        for item in _scan(
-            self._dynamodb, self._table, "attribute_exists(sentAt) AND sentAt < :c", {":c": cutoff}
-        ):
-            self._dynamodb.delete_item(TableName=self._table, Key=to_item({"eventId": item["eventId"]}))
-            deleted += 1
-        return deleted
+        keys = [
+            to_item({"eventId": item["eventId"]})
+            for item in _scan(
+                self._dynamodb,
+                self._table,
+                "attribute_exists(sentAt) AND sentAt < :c",
+                {":c": cutoff},
+                "eventId",
+            )
+        ]
+        delete_all(self._dynamodb, self._table, keys)
+        return len(keys)
 
 
-def _scan(dynamodb: Any, table: str, condition: str, values: dict[str, Any]) -> Iterable[dict[str, Any]]:
+def _scan(
+    dynamodb: Any, table: str, condition: str, values: dict[str, Any], attributes: str | None = None
+) -> Iterable[dict[str, Any]]:
     kwargs: dict[str, Any] = {
         "TableName": table,
         "FilterExpression": condition,
         "ExpressionAttributeValues": to_item(values),
     }
+    if attributes:
+        kwargs["ProjectionExpression"] = attributes
     while True:
         page = dynamodb.scan(**kwargs)
         yield from (from_item(i) for i in page.get("Items", []))

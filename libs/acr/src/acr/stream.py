@@ -78,6 +78,7 @@ class KinesisReader:
         checkpoint_table: str,
         processor: Processor,
         poll_s: float = 0.5,
+        idle_poll_s: float = 2.0,
         batch: int = 500,
     ) -> None:
         self.reader = reader
@@ -87,6 +88,7 @@ class KinesisReader:
         self._table = checkpoint_table
         self._processor = processor
         self._poll_s = poll_s
+        self._idle_poll_s = idle_poll_s
         self._batch = batch
 
     def shards(self) -> list[str]:
@@ -120,12 +122,14 @@ class KinesisReader:
         return str(self._kinesis.get_shard_iterator(**kwargs)["ShardIterator"])
 
     def run_shard(self, shard_id: str, stop: threading.Event) -> None:
-        """Read one shard until ``stop``; after a failure, resume from the last checkpoint."""
+        """Read one shard until ``stop``; after a failure, resume from the last checkpoint. Every
+        ``poll_s`` while records come; after each empty read the wait doubles, up to ``idle_poll_s``."""
         iterator: str | None = None
+        wait_s = self._poll_s
         while not stop.is_set():
             try:
                 iterator = iterator or self._iterator(shard_id)
-                iterator = self._read_once(shard_id, iterator)
+                iterator, read = self._read_once(shard_id, iterator)
                 if iterator is None:
                     return  # the shard was closed
             except Exception:
@@ -133,9 +137,11 @@ class KinesisReader:
                 iterator = None
                 stop.wait(1.0)
                 continue
-            stop.wait(self._poll_s)
+            wait_s = self._poll_s if read else min(2 * wait_s, self._idle_poll_s)
+            stop.wait(wait_s)
 
-    def _read_once(self, shard_id: str, iterator: str) -> str | None:
+    def _read_once(self, shard_id: str, iterator: str) -> tuple[str | None, int]:
+        """One ``GetRecords``: the next iterator (None once the shard is closed) and how many records."""
         response = self._kinesis.get_records(ShardIterator=iterator, Limit=self._batch)
         raw = response.get("Records", [])
         if raw:
@@ -144,4 +150,4 @@ class KinesisReader:
                 records, Checkpoint(self._table, self.reader, shard_id, raw[-1]["SequenceNumber"])
             )
         next_iterator = response.get("NextShardIterator")
-        return str(next_iterator) if next_iterator else None
+        return (str(next_iterator) if next_iterator else None), len(raw)

@@ -20,7 +20,7 @@ The repairs keep the behaviour: transactions stay all-or-nothing (each touched i
 put back if the transaction is cancelled), sequence numbers keep increasing, and a stream keeps its
 records for ``--stream-retention-s`` (AWS keeps at least 24 h; the embedded stack keeps less so that
 memory stays flat). The ``/moto-api/data.json`` model dump is empty, and Kinesis reports no CloudWatch
-metrics. ``GET /acr-emulator/requests`` counts the requests served, by service and operation.
+metrics. ``GET /acr-emulator/requests`` counts the requests served and their CPU time, by operation.
 """
 
 from __future__ import annotations
@@ -256,22 +256,30 @@ def _find_services_once() -> None:
 
 
 def _count_requests() -> None:
-    """Count requests by service and operation; ``GET /acr-emulator/requests`` answers the counts."""
+    """Count requests and the CPU time they took (the serving thread's), by service and operation;
+    ``GET /acr-emulator/requests`` answers ``{operation: {"count": n, "cpuSeconds": s}}``."""
     counts: Counter[str] = Counter()
+    cpu_s: Counter[str] = Counter()
     counting = threading.Lock()
     original = DomainDispatcherApplication.__call__
 
     def call(app: Any, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         if environ.get("PATH_INFO") == REQUESTS_PATH:
             with counting:
-                body = json.dumps(dict(counts)).encode()
+                body = json.dumps(
+                    {op: {"count": n, "cpuSeconds": round(cpu_s[op], 3)} for op, n in counts.items()}
+                )
             start_response(
                 "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
             )
-            return [body]
-        with counting:
-            counts[_operation(environ)] += 1
-        return original(app, environ, start_response)
+            return [body.encode()]
+        operation, started = _operation(environ), time.thread_time()
+        try:
+            return original(app, environ, start_response)
+        finally:
+            with counting:
+                counts[operation] += 1
+                cpu_s[operation] += time.thread_time() - started
 
     DomainDispatcherApplication.__call__ = call  # type: ignore[method-assign]
 
