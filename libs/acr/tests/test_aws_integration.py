@@ -153,3 +153,26 @@ def test_a_non_retryable_failure_lands_in_the_producer_dlq(settings: Settings) -
     assert len(messages) == 1
     assert messages[0]["MessageAttributes"]["reason"]["StringValue"]
     assert json.loads(messages[0]["Body"])["destination"] == "bus:acr-no-such-bus"
+
+
+def test_sent_outbox_rows_are_purged_in_batches_after_the_retention(settings: Settings) -> None:
+    producer = Messaging(
+        _by_service("ride-manager"), settings.model_copy(update={"outbox_sent_retention_s": 0.5})
+    )
+    uow = producer.unit_of_work()
+    events = [_ride_requested(f"ride_it_purge_{n}") for n in range(30)]
+    for event in events:
+        uow.record(Outgoing(event, Destination("bus", "acr-ride")))
+    uow.commit()
+    assert producer.relay is not None
+    while producer.relay.drain_once():
+        pass
+    time.sleep(1.0)
+    assert producer.relay.purge_sent() >= 30  # two BatchWriteItem requests at least (25 a request)
+    table = _by_service("ride-manager").outbox_table
+    left = [
+        e.id
+        for e in events
+        if "Item" in producer.dynamodb.get_item(TableName=table, Key={"eventId": {"S": e.id}})
+    ]
+    assert left == []

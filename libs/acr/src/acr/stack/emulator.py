@@ -1,8 +1,8 @@
 """The embedded AWS emulator: moto's server, with repairs for the costs that grow with what it stores.
 
-``python -m acr.stack.emulator -H 127.0.0.1 -p 4566`` takes the arguments of ``python -m moto.server``
-and serves the same API. Left as they are, these moto 5 internals make a long-running stack slower and
-larger with every request, or cost on every request (measured in ``benchmarks/results/emulator.md``):
+``python -m acr.stack.emulator -H 127.0.0.1 -p 4566`` serves the API of ``python -m moto.server``.
+Left as they are, these moto 5 internals make a long-running stack slower and larger with every
+request, or cost on every request (measured in ``benchmarks/results/emulator.md``):
 
 - every model object moto creates (each DynamoDB item, each copy of one, each Kinesis record) is
   appended to a class-level list for the ``/moto-api/data.json`` dump, so nothing is ever freed;
@@ -14,13 +14,16 @@ larger with every request, or cost on every request (measured in ``benchmarks/re
   CloudWatch data points that are never dropped either;
 - SNS keeps every message published to a topic;
 - EventBridge builds a new JSONPath parser for each input path of each target of each event;
-- every request lists moto's package folder on disk to find its service, and writes a log line.
+- every request lists moto's package folder on disk to find its service, and writes a log line;
+- moto's server (werkzeug's development server) closes the connection after every response, so each
+  request also pays for a new TCP connection and a new thread, on both sides.
 
 The repairs keep the behaviour: transactions stay all-or-nothing (each touched item is backed up and
 put back if the transaction is cancelled), sequence numbers keep increasing, and a stream keeps its
 records for ``--stream-retention-s`` (AWS keeps at least 24 h; the embedded stack keeps less so that
 memory stays flat). The ``/moto-api/data.json`` model dump is empty, and Kinesis reports no CloudWatch
-metrics. ``GET /acr-emulator/requests`` counts the requests served and their CPU time, by operation.
+metrics. moto's app is served by uvicorn, with keep-alive connections and a pool of threads.
+``GET /acr-emulator/requests`` counts the requests served and their CPU time, by operation.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import copy
 import functools
 import inspect
 import json
-import logging
+import os
 import threading
 import time
 from collections import Counter, OrderedDict, deque
@@ -53,6 +56,7 @@ from moto.sns.models import Topic
 DEFAULT_STREAM_RETENTION_S = 300.0
 SNS_KEPT_PER_TOPIC = 100
 REQUESTS_PATH = "/acr-emulator/requests"
+WORKERS = 64  # every long-polling consumer holds one while it waits
 
 
 def repair(stream_retention_s: float = DEFAULT_STREAM_RETENTION_S) -> None:
@@ -67,7 +71,6 @@ def repair(stream_retention_s: float = DEFAULT_STREAM_RETENTION_S) -> None:
     _find_services_once()
     _count_requests()
     jsonpath_ng.ext.parse = functools.lru_cache(maxsize=256)(jsonpath_ng.ext.parse)  # one parser per path
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request; errors still logged
 
 
 def _stop_tracking_instances() -> None:
@@ -292,14 +295,26 @@ def _operation(environ: dict[str, Any]) -> str:
     return f"{service}.{target or environ.get('REQUEST_METHOD', '?')}"
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m acr.stack.emulator", add_help=False)
-    parser.add_argument("--stream-retention-s", type=float, default=DEFAULT_STREAM_RETENTION_S)
-    ours, moto_args = parser.parse_known_args(argv)
-    repair(ours.stream_retention_s)
-    from moto.server import main as serve
+def serve(host: str, port: int, workers: int = WORKERS) -> None:
+    """Serve moto's WSGI app with uvicorn (keep-alive connections, a pool of ``workers`` threads)."""
+    import uvicorn
+    from a2wsgi import WSGIMiddleware
+    from moto.moto_server.werkzeug_app import create_backend_app
 
-    serve(moto_args or ["-H", "127.0.0.1"])  # moto reads sys.argv when given nothing
+    os.environ.setdefault("MOTO_PORT", str(port))  # as moto's own server does
+    app = WSGIMiddleware(DomainDispatcherApplication(create_backend_app), workers=workers)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m acr.stack.emulator")
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, default=4566)
+    parser.add_argument("--stream-retention-s", type=float, default=DEFAULT_STREAM_RETENTION_S)
+    parser.add_argument("--workers", type=int, default=WORKERS, help="threads serving requests")
+    args = parser.parse_args(argv)
+    repair(args.stream_retention_s)
+    serve(args.host, args.port, args.workers)
 
 
 if __name__ == "__main__":
