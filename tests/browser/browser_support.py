@@ -191,8 +191,11 @@ def new_page(browser: Any, viewport: dict[str, int], console: Console, mobile: b
 
 
 def screenshot(page: Any, name: str, full_page: bool = False) -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / name
+    """Into the test logs; into the README's ``docs/screenshots`` only with ``ACR_UPDATE_SCREENSHOTS=1``
+    (a run whose stack was slow must not replace them unseen)."""
+    folder = SCREENSHOTS if os.environ.get("ACR_UPDATE_SCREENSHOTS") == "1" else LOG_DIR / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
     page.screenshot(path=str(path), full_page=full_page)
     return path
 

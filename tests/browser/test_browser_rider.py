@@ -82,8 +82,12 @@ def test_a_dropped_socket_mid_ride_loses_no_step(chromium: Any, browser_stack: S
     shown_offline = versions(page)
     page.context.set_offline(False)
     page.wait_for_function("() => window.__acr.socket.opens >= 2", timeout=20_000)
+    page.get_by_test_id("alert").wait_for(state="hidden")  # no "cannot reach the server" once it is back
     page.wait_for_function("() => window.__acr.ride.car != null || window.__acr.ride.ride.status === 'PAID'")
-    page.locator("[data-testid=map-canvas][data-loading=false]").wait_for(state="attached")
+    # streets that could not be fetched offline are fetched again
+    page.locator("[data-testid=map-canvas][data-loading=false]:not([data-stale=true])").wait_for(
+        state="attached"
+    )
     screenshot(page, "rider-app.png")
 
     wait_status(page, "PAID")

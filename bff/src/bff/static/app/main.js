@@ -320,6 +320,10 @@ function connectSocket() {
     onStatus: setConnection,
     onUnauthorized: () => signOut(humanMessage({ code: "unauthorized" })),
     onOpen: () => {
+      // The server is reachable again: an alert saying it is not would be stale, and so would a map
+      // whose streets could not be fetched.
+      if ($("alert").dataset.code === "network_error") clearAlert();
+      state.map?.retry();
       // After a reconnect, ask for every version after the last one shown.
       state.resumes.clear();
       if (state.live && !state.live.settled) resume(state.live.id, state.live.version);

@@ -172,6 +172,11 @@ export class CityMap {
     cancelAnimationFrame(this.frame);
   }
 
+  /** Fetch the streets again if the last fetch failed (call it when the server is reachable again). */
+  retry() {
+    if (this.canvas.dataset.stale === "true") this.#scheduleFetch();
+  }
+
   // --- streets -------------------------------------------------------------------------------------
   #scheduleFetch() {
     clearTimeout(this.fetchTimer);
@@ -209,6 +214,7 @@ export class CityMap {
     } catch (err) {
       if (err?.name === "AbortError" || controller.signal.aborted) return;
       this.canvas.dataset.loading = "false";
+      this.canvas.dataset.stale = "true"; // what is drawn is not what the view asked for
       this.onError?.(err);
     } finally {
       if (this.abort === controller) this.inflight = false;
@@ -227,6 +233,7 @@ export class CityMap {
     if (this.canvas.dataset.drawn !== "true") this.canvas.dataset.firstDrawnMs = String(Math.round(performance.now()));
     this.canvas.dataset.drawn = "true";
     this.canvas.dataset.loading = "false";
+    this.canvas.dataset.stale = "false";
     this.canvas.dispatchEvent(new CustomEvent("map:drawn", { bubbles: true }));
   }
 
