@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import random
 import re
 import signal
 import socket
@@ -33,14 +34,39 @@ TAIL_LINES = 40
 REPORT_LINES = 12
 FAILURE_GRACE_S = 2.5
 EMULATOR_MODULE = "acr.stack.emulator"
+FREE_PORTS = (20_000, 32_768)  # where free_port looks: above make run's ports, below the ephemeral range
+_handed_out: set[int] = set()
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Failure|Invalid\w*)\b.*")
 
 
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port free right now, below the kernel's ephemeral range, and not handed out before by this
+    process. (A port the kernel picks for ``bind(0)`` is in the ephemeral range, where any outgoing
+    connection, e.g. one of another stack's keep-alive connections, can take it before the stack binds it.)
+    """
+    low, high = FREE_PORTS
+    first_ephemeral = _first_ephemeral_port()
+    if low + 1000 < first_ephemeral < high:
+        high = first_ephemeral
+    for _ in range(1000):
+        port = random.randrange(low, high)
+        if port in _handed_out:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port in {low}-{high}")
+
+
+def _first_ephemeral_port() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default; elsewhere the bind check still catches a taken port
 
 
 def _die_with_parent() -> None:
