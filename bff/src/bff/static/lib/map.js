@@ -182,6 +182,7 @@ export class CityMap {
     clearTimeout(this.fetchTimer);
     if (this.#covered()) {
       if (!this.inflight) this.canvas.dataset.loading = "false";
+      this.canvas.dataset.stale = "false"; // what is drawn covers the view
       return;
     }
     this.canvas.dataset.loading = "true";
