@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from acr import catalog
 from acr.catalog import CarTelemetry
 from acr.stream import Checkpoint, StreamRecord
@@ -62,3 +64,17 @@ def test_a_moving_car_is_saved_at_a_bounded_rate_and_a_parked_one_not_at_all() -
         tracker([_record(sequence, "car-1", 60.152)], _checkpoint(sequence))
     assert len(saved) == 2
     assert checkpoints == ["1", "3", "5", "7", "9"]  # without positions, once per PERSIST_EVERY_S
+
+
+def test_each_shard_keeps_its_own_checkpoint_pace() -> None:
+    fleet = LiveFleet(Bounds(24.9, 60.1, 25.0, 60.2), [Car("car-1", CarState.AVAILABLE, 60.15, 24.94)])
+    checkpoints: list[tuple[str, str]] = []
+    clock = Clock()
+    tracker = PositionTracker(
+        fleet, lambda _: None, lambda c: checkpoints.append((c.shard_id, c.sequence)), clock
+    )
+    for sequence in range(1, 6):  # the same parked car, one record on each shard every 4 s
+        clock.now += 4
+        for shard in ("shard-0", "shard-1"):
+            tracker([_record(sequence, "car-1", 60.15)], replace(_checkpoint(sequence), shard_id=shard))
+    assert [c for c in checkpoints if c[0] == "shard-1"] == [("shard-1", "1"), ("shard-1", "4")]

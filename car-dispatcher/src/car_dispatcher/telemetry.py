@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from acr.catalog import CarTelemetry
-from acr.stream import Checkpoint, StreamRecord
+from acr.stream import Checkpoint, CheckpointPace, StreamRecord
 from car_dispatcher.adapters.fleet_view import LiveFleet
 
 PERSIST_EVERY_S = 10.0
@@ -19,8 +19,8 @@ class PositionTracker:
     """Feeds telemetry positions to the live fleet, and persists them at a bounded rate.
 
     A car's position is saved when it differs from the one saved last, at most once per
-    ``PERSIST_EVERY_S`` (a parked car's heartbeats write nothing). The checkpoint is saved with positions,
-    or after ``PERSIST_EVERY_S`` without any: a restart re-reads at most that much telemetry, which only
+    ``PERSIST_EVERY_S`` (a parked car's heartbeats write nothing). A shard's checkpoint is saved with
+    positions, or at that pace without any: a restart re-reads at most that much telemetry, which only
     moves cars to where they were again."""
 
     def __init__(
@@ -35,7 +35,7 @@ class PositionTracker:
         self._save_checkpoint = save_checkpoint
         self._clock = clock
         self._saved: dict[str, tuple[Position, float]] = {}  # car -> position saved, when
-        self._checkpoint_saved_at = -math.inf
+        self._checkpoints = CheckpointPace(PERSIST_EVERY_S)
 
     def __call__(self, records: list[StreamRecord], checkpoint: Checkpoint) -> None:
         latest: dict[str, Position] = {}
@@ -48,9 +48,9 @@ class PositionTracker:
         if due:
             self._save_positions(due)
             self._saved.update({car: (position, now) for car, position in due.items()})
-        if due or now - self._checkpoint_saved_at >= PERSIST_EVERY_S:
+        if due or self._checkpoints.due(checkpoint, now):
             self._save_checkpoint(checkpoint)
-            self._checkpoint_saved_at = now
+            self._checkpoints.stored(checkpoint, now)
 
     def _due(self, car: str, position: Position, now: float) -> bool:
         saved, at = self._saved.get(car, (None, -math.inf))

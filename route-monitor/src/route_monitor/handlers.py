@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections import deque
@@ -16,7 +15,7 @@ from acr.catalog import CarTelemetry
 from acr.dynamo import MAX_TRANSACTION_ITEMS
 from acr.metrics import COUNTERS
 from acr.settings import Settings
-from acr.stream import Checkpoint, StreamRecord
+from acr.stream import Checkpoint, CheckpointPace, StreamRecord
 from acr.unit_of_work import Conflict, Destination, Outgoing
 from route_monitor.domain import Rules, Tracker, parse_at
 from route_monitor.ports import Roads, TrackingStore
@@ -70,9 +69,8 @@ class TelemetryProcessor:
     Records are applied to the state read from the store; each transaction holds the changed rows, the
     facts' outbox rows and the checkpoint of the last record it covers (split below the 100-item limit).
     A conflict (the other shard's reader changed a ride meanwhile) re-reads the state and tries again.
-    Records that change nothing (parked cars' heartbeats) commit nothing, but a shard's checkpoint is
-    committed at least every ``checkpoint_every_s``: after a restart they are read again, and change
-    nothing again.
+    Records that change nothing (parked cars' heartbeats) commit nothing but, at the ``checkpoints``
+    pace, the checkpoint.
     """
 
     store: TrackingStore
@@ -82,8 +80,7 @@ class TelemetryProcessor:
     stats: TelemetryStats = field(default_factory=TelemetryStats)
     max_items: int = MAX_TRANSACTION_ITEMS
     attempts: int = 5
-    checkpoint_every_s: float = 10.0
-    _checkpointed_at: dict[str, float] = field(default_factory=dict)  # shard -> clock of its last commit
+    checkpoints: CheckpointPace = field(default_factory=CheckpointPace)
 
     def __call__(self, records: list[StreamRecord], checkpoint: Checkpoint) -> None:
         pending: Pending = [(r.sequence, r.data) for r in records if isinstance(r.data, CarTelemetry)]
@@ -124,8 +121,7 @@ class TelemetryProcessor:
         tracker.flush_etas(self.clock(), self.roads.remaining)
         covered = checkpoint if done == len(pending) else replace(checkpoint, sequence=pending[done - 1][0])
         changes, now = tracker.changes(), self.clock()
-        last_commit = self._checkpointed_at.get(covered.shard_id, -math.inf)
-        if changes.empty and now - last_commit < self.checkpoint_every_s:
+        if changes.empty and not self.checkpoints.due(covered, now):
             self.stats.add([record for _, record in pending[:done]])
             return pending[done:]
         uow = self.store.unit_of_work()
@@ -138,7 +134,7 @@ class TelemetryProcessor:
             uow.record(Outgoing(catalog.record(fact, subject=subject), Destination("bus", BUS)))
         uow.checkpoint(covered)
         uow.commit()
-        self._checkpointed_at[covered.shard_id] = now
+        self.checkpoints.stored(covered, now)
         tracker.committed()
         self.stats.add([record for _, record in pending[:done]])
         for fact in changes.facts:

@@ -8,6 +8,7 @@ last committed batch and never repeats a side effect.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,6 +49,22 @@ class Checkpoint:
 
     def save(self, dynamodb: Any) -> None:
         dynamodb.put_item(TableName=self.table, Item=to_item(self.item()))
+
+
+class CheckpointPace:
+    """Whether a batch that wrote nothing else stores its checkpoint anyway: once every ``every_s`` per
+    shard. Skipping it suits records that change nothing: after a restart they are read again and change
+    nothing again, and the pace bounds how many are read again."""
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        self.every_s = every_s
+        self._stored_at: dict[str, float] = {}  # shard -> the caller's clock when its checkpoint was stored
+
+    def due(self, checkpoint: Checkpoint, now: float) -> bool:
+        return now - self._stored_at.get(checkpoint.shard_id, -math.inf) >= self.every_s
+
+    def stored(self, checkpoint: Checkpoint, now: float) -> None:
+        self._stored_at[checkpoint.shard_id] = now
 
 
 Processor = Callable[[list[StreamRecord], Checkpoint], None]
