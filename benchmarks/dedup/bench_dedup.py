@@ -4,7 +4,7 @@ record (the AWS Lambda Powertools design); writes a markdown report.
     python benchmarks/dedup/bench_dedup.py [--events 1000] [--duplicates 0.2] [--batch 200] [--repeats 7]
         [--out benchmarks/results/dedup.md]
 
-Both consumers run against one moto server process started here (``acr.testing.emulator.moto_server``),
+Both consumers run against one moto server process started here (``acr_testkit.emulator.moto_server``),
 with the same boto3 client; a botocore hook (``before-call.dynamodb.*``) counts API calls and a second one
 (``before-send.dynamodb.*``) counts HTTP attempts (they differ only if botocore retried).
 
@@ -40,18 +40,20 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from acr_testkit.emulator import moto_server
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from acr import catalog
-from acr.catalog import CarReleased, RideCancelled
+from acr.catalog.base import Destination
+from acr.catalog.fleet import CarReleased
+from acr.catalog.ride import RideCancelled
 from acr.consumer import idempotent
 from acr.dynamo import from_item
 from acr.envelope import CloudEvent
-from acr.testing.emulator import moto_server
 from acr.topology import Index, Table
 from acr.topology.apply import create_table
-from acr.unit_of_work import Destination, Duplicate, DynamoUnitOfWork, Outgoing
+from acr.unit_of_work import Duplicate, DynamoUnitOfWork, Outgoing
 
 ROOT = Path(__file__).resolve().parents[2]
 WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
@@ -509,7 +511,7 @@ def main() -> None:
         f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}",
         f"load average (1, 5, 15 min) at start: {load_start}; at end: {load()}",
-        f"emulator: moto {moto.__version__} server process on loopback (`acr.testing.emulator.moto_server`), "
+        f"emulator: moto {moto.__version__} server process on loopback (`acr_testkit.emulator.moto_server`), "
         f"boto3 {boto3.__version__}; retries standard, 3 attempts (as `acr.aws`)",
         f"counting run: {len(stream)} deliveries = {unique} events + {len(stream) - unique} redeliveries "
         f"of an earlier event (same id, eventcount + 1), seeded order; both designs see the same stream",

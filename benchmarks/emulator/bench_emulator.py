@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from acr_testkit.emulator import emulator_process
 from botocore.config import Config
-
-from acr.testing.emulator import emulator_process
 
 TABLES = ("marker", "state", "outbox")
 SERVERS = {"moto (baseline)": "moto.server", "acr.stack.emulator": "acr.stack.emulator"}

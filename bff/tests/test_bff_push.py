@@ -11,7 +11,8 @@ from bff_fakes import FakeRideManager, ride_json, token_for
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from acr.catalog import RideEtaUpdated, RideUpdated
+from acr.catalog.monitoring import RideEtaUpdated
+from acr.catalog.ride import RideUpdated
 from acr.envelope import CloudEvent
 from bff.auth import new_rider_id
 from bff.push import PushHub, Resume, parse_client_message

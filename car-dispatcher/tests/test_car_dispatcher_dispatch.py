@@ -4,7 +4,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from acr import catalog
-from acr.catalog import CarStalled, Place, RideCancelled, RideRequested, TripCompleted, TripStarted
+from acr.catalog.base import Place
+from acr.catalog.monitoring import CarStalled, TripCompleted, TripStarted
+from acr.catalog.ride import RideCancelled, RideRequested
 from acr.money import Money
 from acr.unit_of_work import Duplicate
 from car_dispatcher.adapters.memory import FleetStore, MemoryFleetUnitOfWork, StoreFleet, StraightRoads

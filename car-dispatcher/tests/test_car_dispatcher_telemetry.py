@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from acr import catalog
-from acr.catalog import CarTelemetry
+from acr.catalog.car import CarTelemetry
 from acr.stream import Checkpoint, StreamRecord
 from acr_city import Bounds
 from car_dispatcher.adapters.fleet_view import LiveFleet

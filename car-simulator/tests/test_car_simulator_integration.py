@@ -8,17 +8,18 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from acr_testkit.emulator import aws_emulator
 
 from acr import aws, catalog
-from acr.catalog import CarAssigned, CarTelemetry, Place
+from acr.catalog.base import TELEMETRY_STREAM, Place
+from acr.catalog.car import CarTelemetry
+from acr.catalog.fleet import CarAssigned
 from acr.consumer import SqsConsumer
 from acr.runtime import Messaging
 from acr.settings import Settings
 from acr.stream import decode_record
-from acr.testing.emulator import aws_emulator
 from acr.topology import discover
 from acr.topology.apply import Clients, apply
-from acr.topology.model import TELEMETRY_STREAM
 from acr.unit_of_work import Destination, Outgoing
 from car_simulator.adapters.kinesis import KinesisPublisher, TelemetryBuffer
 from car_simulator.adapters.memory import StraightRoads

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from acr.catalog import CarTelemetry
+from acr.catalog.car import CarTelemetry
 from acr.stream import decode_record
 from car_simulator.adapters.kinesis import MAX_BATCH, KinesisPublisher, TelemetryBuffer
 from car_simulator.adapters.memory import FakeKinesis

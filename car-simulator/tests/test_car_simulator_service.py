@@ -6,7 +6,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from acr import catalog
-from acr.catalog import CarAssigned, CarOutOfService, CarReleased, Place
+from acr.catalog.base import Place
+from acr.catalog.fleet import CarAssigned, CarOutOfService, CarReleased
 from acr.unit_of_work import Duplicate
 from car_simulator.adapters.kinesis import KinesisPublisher, TelemetryBuffer
 from car_simulator.adapters.memory import FakeKinesis, MemoryInbox, StraightRoads

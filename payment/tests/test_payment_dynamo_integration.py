@@ -6,13 +6,13 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from acr_testkit.emulator import aws_emulator
 
 from acr import aws, catalog
-from acr.catalog import RideCompleted
+from acr.catalog.ride import RideCompleted
 from acr.money import Money
 from acr.runtime import Messaging
 from acr.settings import Settings
-from acr.testing.emulator import aws_emulator
 from acr.topology import discover
 from acr.topology.apply import Clients, apply
 from acr.unit_of_work import Conflict, Duplicate

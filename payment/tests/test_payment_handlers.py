@@ -4,7 +4,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from acr import catalog
-from acr.catalog import RideCancelled, RideCompleted
+from acr.catalog.ride import RideCancelled, RideCompleted
 from acr.envelope import CloudEvent
 from acr.money import Money
 from acr.unit_of_work import Duplicate

@@ -8,14 +8,16 @@ import json
 from typing import Any
 
 import pytest
+from acr_testkit.sqs import FakeSqs
 from botocore.exceptions import ClientError
 
 from acr import catalog, dynamo
-from acr.catalog import CarAssigned, Place, RideUpdated
+from acr.catalog.base import Place
+from acr.catalog.fleet import CarAssigned
+from acr.catalog.ride import RideUpdated
 from acr.consumer import Park, SqsConsumer, Stale, idempotent
 from acr.envelope import CloudEvent
 from acr.metrics import Counters
-from acr.testing.sqs import FakeSqs
 from acr.unit_of_work import Duplicate
 from ride_manager import handlers
 from ride_manager.adapters.memory import MemoryRideUnitOfWork, MemoryStore, StaticDispatch, StaticGeo

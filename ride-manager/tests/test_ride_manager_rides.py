@@ -9,7 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from acr import catalog
-from acr.catalog import CarAssigned, NoCarAvailable, Place
+from acr.catalog.base import Place
+from acr.catalog.fleet import CarAssigned, NoCarAvailable
 from acr.settings import Settings
 from ride_manager import domain, handlers
 from ride_manager.adapters.memory import (
@@ -23,6 +24,7 @@ from ride_manager.bootstrap import create_app
 from ride_manager.bootstrap_types import Services
 from ride_manager.commands import CancelRide, PlaceRef, RequestQuote, RequestRide
 from ride_manager.domain import RideStatus
+from ride_manager.timers import DispatchTimer
 
 A = Place(label="1 Harbour Street, 00100", lat=60.16, lon=24.93, address_id="A1")
 B = Place(label="9 Station Road, 00130", lat=60.18, lon=24.96, address_id="A2")
@@ -253,3 +255,29 @@ def test_events_that_arrive_early_are_parked_and_late_ones_are_stale(store: Memo
     with pytest.raises(Stale):  # a replay with a new id (no marker) is past: dropped, not applied twice
         handle(catalog.record(facts[2], subject=ride.ride_id), facts[2])
     assert store.rides[ride.ride_id].version == 5
+
+
+def test_the_dispatch_timer_cancels_overdue_rides_then_sleeps_until_the_next_one_is_due(
+    store: MemoryStore,
+) -> None:
+    overdue = _book(store, _quote(store).quote_id, key="k-overdue")
+    waiting = _book(store, _quote(store).quote_id, key="k-waiting")
+    store.rides[overdue.ride_id].requested_at = domain.iso(domain.now_utc() - timedelta(seconds=45))
+    store.rides[waiting.ride_id].requested_at = domain.iso(domain.now_utc() - timedelta(seconds=20))
+    timer = DispatchTimer(
+        history=MemoryHistory(store), uow_factory=lambda: MemoryRideUnitOfWork(store), timeout_s=30
+    )
+
+    wait_s = timer.tick()
+
+    assert store.rides[overdue.ride_id].status == RideStatus.CANCELLED
+    assert (store.rides[overdue.ride_id].cancellation or {}).get("reason") == "DISPATCH_TIMEOUT"
+    assert store.rides[waiting.ride_id].status == RideStatus.REQUESTED
+    assert 9 < wait_s <= 10  # the waiting ride falls due 10 s from now
+
+
+def test_the_dispatch_timer_waits_one_timeout_when_no_ride_waits_for_a_car(store: MemoryStore) -> None:
+    timer = DispatchTimer(
+        history=MemoryHistory(store), uow_factory=lambda: MemoryRideUnitOfWork(store), timeout_s=30
+    )
+    assert timer.tick() == 30

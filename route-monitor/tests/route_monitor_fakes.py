@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from acr import catalog
-from acr.catalog import CarTelemetry, Target
+from acr.catalog.car import CarTelemetry, Target
 from acr.stream import StreamRecord
 
 WALL0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z

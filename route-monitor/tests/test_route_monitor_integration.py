@@ -10,17 +10,17 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from acr_testkit.emulator import aws_emulator
 from route_monitor_fakes import WALL0, Car, whole_ride
 
 from acr import aws, catalog, dynamo
+from acr.catalog.base import TELEMETRY_STREAM
 from acr.envelope import CloudEvent
 from acr.runtime import Messaging
 from acr.settings import Settings
 from acr.stream import KinesisReader
-from acr.testing.emulator import aws_emulator
 from acr.topology import discover
 from acr.topology.apply import Clients, apply
-from acr.topology.model import TELEMETRY_STREAM
 from route_monitor.adapters.dynamo import DynamoTrackingStore
 from route_monitor.adapters.memory import StraightRoads
 from route_monitor.domain import Rules

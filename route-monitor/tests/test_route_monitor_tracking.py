@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from route_monitor_fakes import WALL0, Car, names, north, wall, whole_ride
 
-from acr.catalog import CarStalled, RideEtaUpdated, TripCompleted
+from acr.catalog.monitoring import CarStalled, RideEtaUpdated, TripCompleted
 from route_monitor.adapters.memory import StraightRoads
 from route_monitor.domain import CarCursor, RideTracking, Rules, Tracker
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from acr.catalog import EventData, RideEtaUpdated, RideUpdated
+from acr.catalog.base import EventData
+from acr.catalog.monitoring import RideEtaUpdated
+from acr.catalog.ride import RideUpdated
 from acr.consumer import Handler
 from acr.envelope import CloudEvent
 from bff.push import PushHub

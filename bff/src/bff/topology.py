@@ -1,8 +1,8 @@
 """The BFF's slice: a FIFO queue on the ride updates topic, and a queue of ETA updates, for websocket push."""
 
-from acr.catalog import RideEtaUpdated
+from acr.catalog.base import RIDE_UPDATES_TOPIC
+from acr.catalog.monitoring import RideEtaUpdated
 from acr.topology import ServiceTopology, Subscription, TopicSubscription
-from acr.topology.model import RIDE_UPDATES_TOPIC
 
 TOPOLOGY = ServiceTopology(
     service="bff",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from acr.catalog import Place
+from acr.catalog.base import Place
 
 
 class CarState(StrEnum):

@@ -8,19 +8,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from acr import catalog
-from acr.catalog import (
-    CarAssigned,
-    CarOutOfService,
-    CarReleased,
-    CarStalled,
-    EventData,
-    NoCarAvailable,
-    Place,
-    RideCancelled,
-    RideRequested,
-    TripCompleted,
-    TripStarted,
-)
+from acr.catalog.base import EventData, Place
+from acr.catalog.fleet import CarAssigned, CarOutOfService, CarReleased, NoCarAvailable
+from acr.catalog.monitoring import CarStalled, TripCompleted, TripStarted
+from acr.catalog.ride import RideCancelled, RideRequested
 from acr.envelope import CloudEvent
 from acr.topology import bus_name
 from acr.unit_of_work import Conflict, Destination, Outgoing

@@ -6,7 +6,7 @@ import math
 import time
 from collections.abc import Callable
 
-from acr.catalog import CarTelemetry
+from acr.catalog.car import CarTelemetry
 from acr.stream import Checkpoint, CheckpointPace, StreamRecord
 from car_dispatcher.adapters.fleet_view import LiveFleet
 

@@ -1,16 +1,8 @@
 """The fleet context's slice."""
 
-from acr.catalog import (
-    CarAssigned,
-    CarOutOfService,
-    CarReleased,
-    CarStalled,
-    NoCarAvailable,
-    RideCancelled,
-    RideRequested,
-    TripCompleted,
-    TripStarted,
-)
+from acr.catalog.fleet import CarAssigned, CarOutOfService, CarReleased, NoCarAvailable
+from acr.catalog.monitoring import CarStalled, TripCompleted, TripStarted
+from acr.catalog.ride import RideCancelled, RideRequested
 from acr.topology import ServiceTopology, Subscription, Table
 
 CARS = "acr-car-dispatcher-cars"

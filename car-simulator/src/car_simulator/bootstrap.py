@@ -16,10 +16,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from acr import logs
+from acr.catalog.base import TELEMETRY_STREAM
 from acr.fleet import seed_fleet
 from acr.runtime import Messaging
 from acr.settings import Settings, get_settings
-from acr.topology.model import TELEMETRY_STREAM
 from acr.web import install_error_handlers, install_ops_routes
 from acr_city import load_city
 from car_simulator.adapters.kinesis import KinesisPublisher, TelemetryBuffer

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from acr.catalog import CarAssigned, CarOutOfService, CarReleased
+from acr.catalog.fleet import CarAssigned, CarOutOfService, CarReleased
 from acr.consumer import Handler, idempotent
 from acr.envelope import CloudEvent
 from car_simulator.domain import Assignment, Car, Point

@@ -18,7 +18,7 @@ from car_simulator.domain import Assignment, Car, Telemetry
 
 ACTIVE_EVERY_S = 0.5
 IDLE_EVERY_S = 30.0  # a parked car does not move: a heartbeat, not a position stream
-IDLE_SLOT_S = 2.0
+IDLE_SLOT_S = 10.0  # few, small batches: readers of a quiet stream back off between them
 MAX_TICK_WALL_S = (
     1.0  # a late tick (GC pause, overloaded host) slows simulated time instead of teleporting cars
 )

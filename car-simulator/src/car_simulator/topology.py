@@ -4,9 +4,9 @@ It publishes nothing on a bus (``context`` None); its subscription gets an inbox
 where the idempotency markers of the fleet events are kept (see ``handlers``).
 """
 
-from acr.catalog import CarAssigned, CarOutOfService, CarReleased
+from acr.catalog.base import TELEMETRY_STREAM
+from acr.catalog.fleet import CarAssigned, CarOutOfService, CarReleased
 from acr.topology import ServiceTopology, Stream, Subscription
-from acr.topology.model import TELEMETRY_STREAM
 
 TOPOLOGY = ServiceTopology(
     service="car-simulator",

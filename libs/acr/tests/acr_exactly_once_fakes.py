@@ -13,10 +13,10 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from acr_testkit.sqs import FakeSqs
 from botocore.exceptions import ClientError
 
 from acr.dynamo import from_item
-from acr.testing.sqs import FakeSqs
 from acr.unit_of_work import Outgoing
 
 # --- conditions -----------------------------------------------------------------------------------------

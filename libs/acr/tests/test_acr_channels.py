@@ -10,7 +10,8 @@ from acr_exactly_once_fakes import ScriptedChannel, no_sleep
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from acr import catalog
-from acr.catalog import NoCarAvailable, RideUpdated
+from acr.catalog.fleet import NoCarAvailable
+from acr.catalog.ride import RideUpdated
 from acr.channels import EventBridgeChannel, SnsFifoChannel, TransportError
 from acr.publishing import RETRYABLE, RetryPolicy, publish
 from acr.unit_of_work import Destination, Outgoing

@@ -8,7 +8,8 @@ import pytest
 from acr_exactly_once_fakes import Clock, FakeDynamoDB, Sqs
 
 from acr import catalog, unit_of_work
-from acr.catalog import EventData, NoCarAvailable
+from acr.catalog.base import EventData
+from acr.catalog.fleet import NoCarAvailable
 from acr.consumer import MAX_PARKS, Park, SqsConsumer, Stale, idempotent
 from acr.envelope import CloudEvent
 from acr.metrics import Counters

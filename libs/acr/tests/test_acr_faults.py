@@ -9,7 +9,8 @@ from acr_exactly_once_fakes import Clock, FakeDynamoDB, ScriptedChannel, Sqs, no
 from pydantic import ValidationError
 
 from acr import catalog, faults, unit_of_work
-from acr.catalog import EventData, NoCarAvailable
+from acr.catalog.base import EventData
+from acr.catalog.fleet import NoCarAvailable
 from acr.channels import FaultyChannel, TransportError
 from acr.consumer import SqsConsumer, idempotent
 from acr.envelope import CloudEvent

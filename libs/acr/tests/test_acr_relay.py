@@ -9,7 +9,7 @@ import pytest
 from acr_exactly_once_fakes import Clock, FakeDynamoDB, ScriptedChannel, Sqs
 
 from acr import catalog, relay, unit_of_work
-from acr.catalog import NoCarAvailable
+from acr.catalog.fleet import NoCarAvailable
 from acr.envelope import CloudEvent
 from acr.metrics import Counters
 from acr.publishing import RetryPolicy

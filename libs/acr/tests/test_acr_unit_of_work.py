@@ -12,7 +12,7 @@ import pytest
 from acr_exactly_once_fakes import Clock, FakeDynamoDB
 
 from acr import catalog, unit_of_work
-from acr.catalog import NoCarAvailable
+from acr.catalog.fleet import NoCarAvailable
 from acr.consumer import idempotent
 from acr.dynamo import from_item
 from acr.envelope import CloudEvent

@@ -8,18 +8,18 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from acr_testkit.emulator import aws_emulator
 
 from acr import aws, catalog
-from acr.catalog import EventData, Place, RideRequested, RideUpdated
+from acr.catalog.base import RIDE_UPDATES_TOPIC, EventData, Place
+from acr.catalog.ride import RideRequested, RideUpdated
 from acr.consumer import SqsConsumer, idempotent
 from acr.envelope import CloudEvent
 from acr.money import Money
 from acr.runtime import Messaging
 from acr.settings import Settings
-from acr.testing.emulator import aws_emulator
 from acr.topology import discover
 from acr.topology.apply import Clients, apply
-from acr.topology.model import RIDE_UPDATES_TOPIC
 from acr.unit_of_work import Destination, Duplicate, Outgoing
 
 pytestmark = pytest.mark.integration

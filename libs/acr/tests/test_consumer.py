@@ -1,11 +1,13 @@
 import json
 
+from acr_testkit.sqs import FakeSqs
+
 from acr import catalog
-from acr.catalog import EventData, NoCarAvailable
+from acr.catalog.base import EventData
+from acr.catalog.fleet import NoCarAvailable
 from acr.consumer import SqsConsumer
 from acr.envelope import CloudEvent
 from acr.metrics import Counters
-from acr.testing.sqs import FakeSqs
 from acr.unit_of_work import Duplicate
 
 QUEUE, DLQ = "q", "q-dlq"

@@ -11,9 +11,8 @@ from typing import Any
 
 import boto3
 import pytest
+from acr_testkit.emulator import moto_server
 from botocore.exceptions import ClientError
-
-from acr.testing.emulator import moto_server
 
 pytestmark = pytest.mark.integration
 RETENTION_S = 2.0
@@ -194,10 +193,15 @@ def test_a_query_on_the_table_key_reads_that_partition_in_order_and_pages(dynamo
     assert _partition(dynamodb, "nobody")["Items"] == []
 
 
+def _served(endpoint: str) -> dict[str, Any]:
+    """What the emulator counted: ``{operation: {"count", "cpuSeconds"}}``."""
+    with urllib.request.urlopen(f"{endpoint}/acr-emulator/requests", timeout=5) as response:  # noqa: S310
+        return dict(json.loads(response.read()))
+
+
 def test_the_emulator_counts_each_operation_and_its_cpu_time(endpoint: str, dynamodb: Any) -> None:
     def served() -> dict[str, Any]:
-        with urllib.request.urlopen(f"{endpoint}/acr-emulator/requests", timeout=5) as response:  # noqa: S310
-            return dict(json.loads(response.read()))
+        return _served(endpoint)
 
     before = served().get("dynamodb.GetItem", {"count": 0, "cpuSeconds": 0.0})
     for _ in range(3):
@@ -205,3 +209,26 @@ def test_the_emulator_counts_each_operation_and_its_cpu_time(endpoint: str, dyna
     after = served()["dynamodb.GetItem"]
     assert after["count"] == before["count"] + 3
     assert after["cpuSeconds"] >= before["cpuSeconds"]
+
+
+def test_a_long_poll_on_a_fifo_group_in_flight_sleeps_instead_of_spinning(endpoint: str) -> None:
+    sqs = _client("sqs", endpoint)
+    url = sqs.create_queue(
+        QueueName="held-group.fifo", Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"}
+    )["QueueUrl"]
+    for n in range(2):
+        sqs.send_message(QueueUrl=url, MessageBody=f"m{n}", MessageGroupId="ride-1")
+    held = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1)["Messages"]
+    assert [m["Body"] for m in held] == ["m0"]  # the group is now in flight: m1 may not be delivered
+
+    before = _served(endpoint)["sqs.ReceiveMessage"]["cpuSeconds"]
+    started = time.monotonic()
+    waited = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, WaitTimeSeconds=2)
+    took = time.monotonic() - started
+    spent = _served(endpoint)["sqs.ReceiveMessage"]["cpuSeconds"] - before
+
+    assert waited.get("Messages", []) == []
+    assert took >= 1.9
+    assert spent < 0.2, f"the long poll used {spent:.2f} CPU-s of the emulator in {took:.1f} s"
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=held[0]["ReceiptHandle"])
+    assert [m["Body"] for m in sqs.receive_message(QueueUrl=url, WaitTimeSeconds=2)["Messages"]] == ["m1"]

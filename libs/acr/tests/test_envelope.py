@@ -3,7 +3,7 @@ import json
 import pytest
 
 from acr import catalog
-from acr.catalog import NoCarAvailable
+from acr.catalog.fleet import NoCarAvailable
 from acr.envelope import CloudEvent, InvalidEnvelope
 
 

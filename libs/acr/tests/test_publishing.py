@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 
 from acr import catalog
-from acr.catalog import NoCarAvailable
+from acr.catalog.fleet import NoCarAvailable
 from acr.channels import TransportError
 from acr.publishing import RetryPolicy, publish
 from acr.unit_of_work import Destination, Outgoing

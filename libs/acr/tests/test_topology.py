@@ -1,4 +1,6 @@
-from acr.catalog import CarAssigned, PaymentSucceeded, RideRequested
+from acr.catalog.fleet import CarAssigned
+from acr.catalog.payment import PaymentSucceeded
+from acr.catalog.ride import RideRequested
 from acr.topology import ServiceTopology, Subscription, discover
 from acr.topology.governance import violations
 

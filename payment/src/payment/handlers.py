@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from acr import catalog
-from acr.catalog import EventData, PaymentFailed, PaymentSucceeded, RideCancelled, RideCompleted
+from acr.catalog.base import EventData
+from acr.catalog.payment import PaymentFailed, PaymentSucceeded
+from acr.catalog.ride import RideCancelled, RideCompleted
 from acr.consumer import Handler, idempotent
 from acr.envelope import CloudEvent
 from acr.metrics import COUNTERS

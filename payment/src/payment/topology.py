@@ -1,6 +1,7 @@
 """The payment context's slice."""
 
-from acr.catalog import PaymentFailed, PaymentSucceeded, RideCancelled, RideCompleted
+from acr.catalog.payment import PaymentFailed, PaymentSucceeded
+from acr.catalog.ride import RideCancelled, RideCompleted
 from acr.topology import ServiceTopology, Subscription, Table
 
 PAYMENTS = "acr-payment-payments"

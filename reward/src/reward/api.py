@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
+from acr.service import service_state
 from reward.ports import LoyaltyView
 
 router = APIRouter(prefix="/v1")
+
+
+@dataclass(frozen=True)
+class Reward:
+    """What the routes use."""
+
+    loyalty: LoyaltyView
+
+
+State = Annotated[Reward, Depends(service_state)]
 
 
 class LoyaltyOut(BaseModel):
@@ -20,16 +32,9 @@ class LoyaltyOut(BaseModel):
     rating: float
 
 
-def _view(request: Request) -> LoyaltyView:
-    return request.app.state.loyalty  # type: ignore[no-any-return]
-
-
-View = Annotated[LoyaltyView, Depends(_view)]
-
-
 @router.get("/riders/{rider_id}", response_model=LoyaltyOut)
-def get_loyalty(rider_id: str, view: View) -> LoyaltyOut:
-    loyalty = view.get(rider_id)
+def get_loyalty(rider_id: str, state: State) -> LoyaltyOut:
+    loyalty = state.loyalty.get(rider_id)
     return LoyaltyOut(
         riderId=loyalty.rider_id,
         rideCount=loyalty.ride_count,

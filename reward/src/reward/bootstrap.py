@@ -1,43 +1,39 @@
-"""The composition root: the one place that wires adapters to the app."""
+"""The composition root of reward: its adapters, and how they are put together (in tests, with fakes)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from fastapi import FastAPI
-
-from acr import logs
-from acr.runtime import Messaging
-from acr.settings import get_settings
-from acr.web import install_error_handlers, install_ops_routes
+from acr.runtime import Consumers, Messaging
+from acr.service import Runtime, Service
 from reward.adapters.dynamo import DynamoLoyaltyView, DynamoRewardUnitOfWork
-from reward.api import router
-from reward.handlers import consumer
-from reward.ports import LoyaltyView
-from reward.topology import RIDERS, TOPOLOGY
+from reward.api import Reward, router
+from reward.handlers import HANDLERS
+from reward.ports import LoyaltyView, UnitOfWork
+from reward.topology import TOPOLOGY
 
 
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings = get_settings()
-    messaging = Messaging(TOPOLOGY, settings)
-    app.state.loyalty = DynamoLoyaltyView(messaging.dynamodb, RIDERS)
-    app.state.messaging = messaging
-    messaging.consume("events", consumer(lambda: DynamoRewardUnitOfWork(messaging.unit_of_work())))
-    messaging.start()
-    yield
-    messaging.stop()
+@dataclass(frozen=True)
+class Adapters:
+    consumers: Consumers
+    unit_of_work: Callable[[], UnitOfWork]
+    loyalty: LoyaltyView
 
 
-def create_app(loyalty: LoyaltyView | None = None) -> FastAPI:
-    """The app; tests pass a ``loyalty`` view built from fakes and get no lifespan wiring."""
-    settings = get_settings()
-    logs.configure("reward", settings.log_level, settings.log_format)
-    app = FastAPI(title="ACR reward", version="0.1.0", lifespan=None if loyalty else lifespan)
-    if loyalty:
-        app.state.loyalty = loyalty
-    install_error_handlers(app)
-    install_ops_routes(app, "reward")
-    app.include_router(router)
-    return app
+def assemble(_runtime: Runtime, adapters: Adapters) -> Reward:
+    adapters.consumers.consume("events", HANDLERS, adapters.unit_of_work)
+    return Reward(loyalty=adapters.loyalty)
+
+
+def aws_adapters(runtime: Runtime) -> Adapters:
+    messaging = Messaging(TOPOLOGY, runtime.settings, runtime.loops)
+    runtime.messaging = messaging
+    return Adapters(
+        consumers=messaging,
+        unit_of_work=lambda: DynamoRewardUnitOfWork(messaging.unit_of_work()),
+        loyalty=DynamoLoyaltyView(messaging.dynamodb),
+    )
+
+
+SERVICE = Service("reward", lambda runtime: assemble(runtime, aws_adapters(runtime)), routers=[router])

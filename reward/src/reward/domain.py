@@ -14,16 +14,23 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Literal
 
-TIERS: tuple[tuple[str, int], ...] = (("PLATINUM", 2000), ("GOLD", 500), ("SILVER", 100), ("BRONZE", 0))
+from acr.catalog.payment import PaymentPurpose
+from acr.catalog.reward import Tier
+
+TIERS: tuple[tuple[Tier, int], ...] = (
+    (Tier.PLATINUM, 2000),
+    (Tier.GOLD, 500),
+    (Tier.SILVER, 100),
+    (Tier.BRONZE, 0),
+)
 MAX_RATING = 5.0
 LATE_CANCELLATION_PENALTY = 0.25
 FAILED_PAYMENT_PENALTY = 0.5
 
-Purpose = Literal["FARE", "CANCELLATION_FEE"]
 Effect = Literal["RIDE_PAID", "LATE_CANCELLATION", "PAYMENT_FAILED"]
 
 
-def tier_for(points: int) -> str:
+def tier_for(points: int) -> Tier:
     """The highest tier whose threshold ``points`` reaches."""
     return next(name for name, threshold in TIERS if points >= threshold)
 
@@ -39,7 +46,7 @@ class Loyalty:
     version: int = 0
 
     @property
-    def tier(self) -> str:
+    def tier(self) -> Tier:
         return tier_for(self.points)
 
     def earn_for_ride(self, fare: Decimal) -> Loyalty:
@@ -69,9 +76,9 @@ class Change:
         return self.before.tier != self.after.tier
 
 
-def on_payment(loyalty: Loyalty, *, succeeded: bool, purpose: Purpose, amount: Decimal) -> Change:
+def on_payment(loyalty: Loyalty, *, succeeded: bool, purpose: PaymentPurpose, amount: Decimal) -> Change:
     """What a payment outcome does to ``loyalty``."""
-    if purpose == "CANCELLATION_FEE":
+    if purpose == PaymentPurpose.CANCELLATION_FEE:
         return Change("LATE_CANCELLATION", loyalty, loyalty.lower_rating(LATE_CANCELLATION_PENALTY))
     if not succeeded:
         return Change("PAYMENT_FAILED", loyalty, loyalty.lower_rating(FAILED_PAYMENT_PENALTY))

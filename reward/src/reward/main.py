@@ -1,5 +1,9 @@
-"""ASGI entry point: ``uvicorn reward.main:app``."""
+"""ASGI app factory: ``python -m acr.serve reward`` (``uvicorn reward.main:create_app --factory``)."""
 
-from reward.bootstrap import create_app
+from fastapi import FastAPI
 
-app = create_app()
+from reward.bootstrap import SERVICE
+
+
+def create_app() -> FastAPI:
+    return SERVICE.app()

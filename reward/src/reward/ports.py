@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from acr.envelope import CloudEvent
-from acr.unit_of_work import Outgoing
+from acr import unit_of_work
 from reward.domain import Effect, Loyalty
 
 
@@ -31,12 +30,9 @@ class RideEffects(Protocol):
         ...
 
 
-class UnitOfWork(Protocol):
-    riders: Riders
-    effects: RideEffects
+class UnitOfWork(unit_of_work.UnitOfWork, Protocol):
+    @property
+    def riders(self) -> Riders: ...
 
-    def record(self, outgoing: Outgoing) -> None: ...
-
-    def mark_consumed(self, event: CloudEvent) -> None: ...
-
-    def commit(self) -> None: ...
+    @property
+    def effects(self) -> RideEffects: ...

@@ -1,6 +1,7 @@
 """The reward context's slice of the topology."""
 
-from acr.catalog import PaymentFailed, PaymentSucceeded, RewardPointsEarned, RiderTierChanged
+from acr.catalog.payment import PaymentFailed, PaymentSucceeded
+from acr.catalog.reward import RewardPointsEarned, RiderTierChanged
 from acr.topology import ServiceTopology, Subscription, Table
 
 RIDERS = "acr-reward-riders"

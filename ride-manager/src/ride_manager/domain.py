@@ -12,7 +12,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any
 
-from acr.catalog import EventData, Place, RideCancelled, RideCompleted, RideRequested
+from acr.catalog.base import EventData, Place
+from acr.catalog.ride import RideCancelled, RideCompleted, RideRequested
 from acr.money import Money
 
 CENT = Decimal("0.01")

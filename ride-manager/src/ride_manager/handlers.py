@@ -8,23 +8,15 @@ from datetime import timedelta
 from typing import Any
 
 from acr import catalog
-from acr.catalog import (
-    CarArrivedAtPickup,
-    CarAssigned,
-    EventData,
-    NoCarAvailable,
-    PaymentFailed,
-    PaymentSucceeded,
-    Place,
-    RewardPointsEarned,
-    RideUpdated,
-    TripCompleted,
-    TripStarted,
-)
+from acr.catalog.base import RIDE_UPDATES_TOPIC, EventData, Place
+from acr.catalog.fleet import CarAssigned, NoCarAvailable
+from acr.catalog.monitoring import CarArrivedAtPickup, TripCompleted, TripStarted
+from acr.catalog.payment import PaymentFailed, PaymentSucceeded
+from acr.catalog.reward import RewardPointsEarned
+from acr.catalog.ride import RideUpdated
 from acr.consumer import Park, Stale
 from acr.envelope import CloudEvent
 from acr.topology import bus_name
-from acr.topology.model import RIDE_UPDATES_TOPIC
 from acr.unit_of_work import Conflict, Destination, Outgoing
 from ride_manager import domain
 from ride_manager.commands import CancelRide, PlaceRef, RequestQuote, RequestRide

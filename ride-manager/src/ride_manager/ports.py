@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from acr.catalog import Place
+from acr.catalog.base import Place
 from acr.envelope import CloudEvent
 from acr.unit_of_work import Outgoing
 from ride_manager.domain import Quote, Ride
@@ -84,6 +84,6 @@ class RideHistory(Protocol):
 
     def active(self) -> list[dict[str, object]]: ...
 
-    def awaiting_car(self, requested_before: str) -> list[str]:
-        """Ids of rides still REQUESTED that were requested before an ISO time."""
+    def awaiting_car(self, limit: int) -> list[tuple[str, str]]:
+        """(ride id, requestedAt) of the rides still REQUESTED, oldest first."""
         ...

@@ -13,7 +13,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from acr import dynamo
-from acr.catalog import EventData, RideUpdated
+from acr.catalog.base import EventData
+from acr.catalog.ride import RideUpdated
 from acr.consumer import Stale
 from acr.envelope import CloudEvent
 from acr.metrics import COUNTERS

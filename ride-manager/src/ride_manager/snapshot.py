@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from acr.catalog import Place
+from acr.catalog.base import Place
 from acr.money import Money
 from ride_manager.domain import Quote, Ride, RideStatus, TimelineEntry, iso
 

@@ -1,4 +1,9 @@
-"""The dispatch timeout: rides that got no car in time are cancelled (a wall-clock timer, polled)."""
+"""The dispatch timeout: rides that got no car in time are cancelled (a wall-clock timer).
+
+The timer sleeps until the deadline of the oldest ride still waiting for a car, and at most one timeout
+when none waits (a ride booked meanwhile is due no sooner than that): it never polls faster than rides
+can fall due, so an idle stack costs one query per timeout.
+"""
 
 from __future__ import annotations
 
@@ -7,40 +12,43 @@ import threading
 from datetime import timedelta
 
 from ride_manager import handlers
-from ride_manager.domain import iso, now_utc
+from ride_manager.domain import now_utc, parse_time
 from ride_manager.ports import RideHistory
 
 log = logging.getLogger(__name__)
+PAGE = 100
+SOONEST_S = 0.05  # a full page of overdue rides: look again almost at once
+AFTER_FAILURE_S = 1.0
 
 
 class DispatchTimer:
-    def __init__(
-        self,
-        *,
-        history: RideHistory,
-        uow_factory: handlers.UowFactory,
-        timeout_s: float,
-        every_s: float = 1.0,
-    ) -> None:
+    def __init__(self, *, history: RideHistory, uow_factory: handlers.UowFactory, timeout_s: float) -> None:
         self._history = history
         self._uow_factory = uow_factory
         self._timeout_s = timeout_s
-        self._every_s = every_s
 
-    def tick(self) -> int:
-        """Cancel every overdue ride; returns how many were cancelled."""
-        overdue = self._history.awaiting_car(iso(now_utc() - timedelta(seconds=self._timeout_s)))
-        cancelled = sum(
-            handlers.time_out_dispatch(ride_id, uow_factory=self._uow_factory, timeout_s=self._timeout_s)
-            for ride_id in overdue
-        )
-        if cancelled:
-            log.info("dispatch timeout cancelled %d ride(s)", cancelled)
-        return cancelled
+    def tick(self) -> float:
+        """Cancel every overdue ride; returns the seconds until the next ride can fall due."""
+        now, cancelled = now_utc(), 0
+        waiting = self._history.awaiting_car(PAGE)
+        try:
+            for ride_id, requested_at in waiting:
+                due = parse_time(requested_at) + timedelta(seconds=self._timeout_s)
+                if due > now:
+                    return max(SOONEST_S, (due - now).total_seconds())
+                cancelled += handlers.time_out_dispatch(
+                    ride_id, uow_factory=self._uow_factory, timeout_s=self._timeout_s
+                )
+            return SOONEST_S if len(waiting) == PAGE else self._timeout_s
+        finally:
+            if cancelled:
+                log.info("dispatch timeout cancelled %d ride(s)", cancelled)
 
     def run(self, stop: threading.Event) -> None:
-        while not stop.wait(self._every_s):
+        wait_s = 0.0
+        while not stop.wait(wait_s):
             try:
-                self.tick()
+                wait_s = self.tick()
             except Exception:
                 log.exception("dispatch timer tick failed")
+                wait_s = AFTER_FAILURE_S

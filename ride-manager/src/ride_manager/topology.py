@@ -1,21 +1,12 @@
 """The ride context's slice: its bus, what it publishes, what it listens to, its tables and topic."""
 
-from acr.catalog import (
-    CarArrivedAtPickup,
-    CarAssigned,
-    NoCarAvailable,
-    PaymentFailed,
-    PaymentSucceeded,
-    RewardPointsEarned,
-    RideCancelled,
-    RideCompleted,
-    RideRequested,
-    RideUpdated,
-    TripCompleted,
-    TripStarted,
-)
+from acr.catalog.base import RIDE_UPDATES_TOPIC
+from acr.catalog.fleet import CarAssigned, NoCarAvailable
+from acr.catalog.monitoring import CarArrivedAtPickup, TripCompleted, TripStarted
+from acr.catalog.payment import PaymentFailed, PaymentSucceeded
+from acr.catalog.reward import RewardPointsEarned
+from acr.catalog.ride import RideCancelled, RideCompleted, RideRequested, RideUpdated
 from acr.topology import Index, ServiceTopology, Subscription, Table, TopicSubscription
-from acr.topology.model import RIDE_UPDATES_TOPIC
 
 RIDES = "acr-ride-manager-rides"
 RIDE_VERSIONS = "acr-ride-manager-ride-versions"

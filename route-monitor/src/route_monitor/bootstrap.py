@@ -9,9 +9,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from acr import logs
+from acr.catalog.base import TELEMETRY_STREAM
 from acr.runtime import Messaging
 from acr.settings import get_settings
-from acr.topology.model import TELEMETRY_STREAM
 from acr.web import install_error_handlers, install_ops_routes
 from acr_city import load_city
 from route_monitor.adapters.dynamo import DynamoTrackingStore

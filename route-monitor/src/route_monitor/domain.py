@@ -15,15 +15,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from acr.catalog import (
-    CarArrivedAtPickup,
-    CarStalled,
-    CarTelemetry,
-    EventData,
-    RideEtaUpdated,
-    TripCompleted,
-    TripStarted,
-)
+from acr.catalog.base import EventData
+from acr.catalog.car import CarTelemetry
+from acr.catalog.monitoring import CarArrivedAtPickup, CarStalled, RideEtaUpdated, TripCompleted, TripStarted
 from acr.geo import haversine_m
 
 IDLE, TO_PICKUP, BOARDING, TO_DESTINATION, STALLED = (

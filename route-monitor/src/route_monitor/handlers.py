@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from acr import catalog
-from acr.catalog import CarTelemetry
+from acr.catalog.car import CarTelemetry
 from acr.dynamo import MAX_TRANSACTION_ITEMS
 from acr.metrics import COUNTERS
 from acr.settings import Settings

@@ -1,6 +1,6 @@
 """The monitoring context's slice: its bus, what it publishes and its tables."""
 
-from acr.catalog import CarArrivedAtPickup, CarStalled, RideEtaUpdated, TripCompleted, TripStarted
+from acr.catalog.monitoring import CarArrivedAtPickup, CarStalled, RideEtaUpdated, TripCompleted, TripStarted
 from acr.topology import ServiceTopology, Table
 
 TRACKING = "acr-route-monitor-tracking"  # one row per ride (pk rideId)

@@ -7,7 +7,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from acr import dynamo
-from acr.catalog import Place
+from acr.catalog.base import Place
 from acr.fleet import FleetCar
 from acr.unit_of_work import DynamoUnitOfWork, ServiceUnitOfWork
 from car_dispatcher.domain import Assignment, AssignmentStatus, Car, CarState

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+from acr_testkit.memory import MemoryUnitOfWork
+
 from acr.geo import haversine_m
-from acr.testing.memory import MemoryUnitOfWork
 from acr.unit_of_work import Outgoing
 from car_dispatcher.domain import Assignment, Candidate, Car, CarState
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from acr import catalog
-from acr.catalog import CarTelemetry, Target
+from acr.catalog.car import CarTelemetry, Target
 from car_simulator.simulation import Report
 
 log = logging.getLogger(__name__)

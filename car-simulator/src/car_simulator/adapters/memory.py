@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from acr.testing.memory import MemoryUnitOfWork
+from acr_testkit.memory import MemoryUnitOfWork
+
 from acr.unit_of_work import Outgoing
 from car_simulator.domain import Leg, Point, straight_leg
 

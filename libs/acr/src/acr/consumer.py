@@ -12,21 +12,21 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Generic, TypeAlias, TypeVar
 
 from acr import catalog
-from acr.catalog import EventData
+from acr.catalog.base import EventData
 from acr.envelope import CloudEvent, InvalidEnvelope
 from acr.faults import NO_FAULTS, Faults
 from acr.logs import event_context
 from acr.metrics import COUNTERS, Counters
-from acr.unit_of_work import Duplicate
+from acr.unit_of_work import Conflict, Duplicate, UnitOfWork
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[CloudEvent, EventData], None]
+MessageHandler = Callable[[CloudEvent, EventData], None]
 MAX_PARKS = 30
 
 
@@ -80,23 +80,60 @@ def decode(body: str) -> tuple[CloudEvent, EventData]:
         raise PoisonMessage("schema_invalid", str(exc)) from exc
 
 
-class UnitOfWork(Protocol):
-    def mark_consumed(self, event: CloudEvent) -> None: ...
-    def commit(self) -> None: ...
+U = TypeVar("U", bound=UnitOfWork)
+D = TypeVar("D", bound=EventData)
+Handler: TypeAlias = Callable[[U, D, CloudEvent], None]
+"""What handles one event type: stage the state change and the events it causes into the unit of work."""
+
+CONFLICT_ATTEMPTS = 5
+
+
+class Handlers(Generic[U]):
+    """A consumer's handler table, ``{event type: handler(uow, data, event)}``, built with ``on`` so each
+    handler's payload type is checked against the event type it is registered for."""
+
+    def __init__(self) -> None:
+        self._table: dict[type[EventData], Handler[U, Any]] = {}
+
+    def on(self, event_type: type[D], handler: Handler[U, D]) -> Handlers[U]:
+        self._table[event_type] = handler
+        return self
+
+    def types(self) -> frozenset[type[EventData]]:
+        return frozenset(self._table)
+
+    def handler(self, data: EventData) -> Handler[U, Any]:
+        """The handler of ``data``'s type; ``PoisonMessage`` when this consumer handles no such type."""
+        found = self._table.get(type(data))
+        if found is None:
+            raise PoisonMessage("unexpected_type", f"this consumer handles no {type(data).__name__}")
+        return found
 
 
 def idempotent(
-    uow_factory: Callable[[], Any],
-    handlers: Mapping[type[EventData], Callable[[Any, Any, CloudEvent], None]],
-) -> Handler:
-    """A handler that applies ``handlers[type(data)](uow, data, event)`` and the idempotency marker
-    of ``event`` in one unit of work; a second delivery raises ``Duplicate`` at commit."""
+    unit_of_work: Callable[[], U], handlers: Handlers[U], attempts: int = CONFLICT_ATTEMPTS
+) -> MessageHandler:
+    """The kernel's consumer of one message: the handler's state, its events and the message's marker are
+    staged into ONE unit of work and committed once. A second delivery raises ``Duplicate`` at commit.
+    A lost race (``Conflict``: another writer changed the same state first) runs the handler again on a
+    fresh unit of work, which reads the state as it is now."""
 
     def handle(event: CloudEvent, data: EventData) -> None:
-        uow = uow_factory()
-        handlers[type(data)](uow, data, event)
-        uow.mark_consumed(event)
-        uow.commit()
+        handler = handlers.handler(data)
+        for attempt in range(1, attempts + 1):
+            uow = unit_of_work()
+            handler(uow, data, event)
+            uow.mark_consumed(event)
+            try:
+                uow.commit()
+                return
+            except Conflict as conflict:
+                if attempt == attempts:
+                    raise
+                COUNTERS.add("conflictsRetried")
+                log.info(
+                    "%s lost a race on %s (attempt %d): handling it again", event.type, conflict, attempt
+                )
 
     return handle
 
@@ -120,8 +157,8 @@ class SqsConsumer:
         sqs: Any,
         queue_url: str,
         dead_letter_queue_url: str,
-        handler: Handler,
-        wait_s: int = 2,
+        handler: MessageHandler,
+        wait_s: int = 20,
         batch: int = 10,
         counters: Counters = COUNTERS,
         faults: Faults = NO_FAULTS,
@@ -141,13 +178,27 @@ class SqsConsumer:
         """Consume until ``stop`` is set; survives emulator hiccups."""
         while not stop.is_set():
             try:
-                self.poll_once()
+                self.poll_once(stop)
             except Exception:
                 log.exception("consumer %s: poll failed", self.name)
                 stop.wait(1.0)
 
-    def poll_once(self) -> int:
-        """Receive one batch, handle each message, delete the ones that are done. Returns messages seen."""
+    def poll_once(self, stop: threading.Event | None = None) -> int:
+        """Receive one batch, handle each message, delete the ones that are done. Returns messages seen.
+        A batch that arrives after ``stop`` was set is handed back to the queue at once, unhandled."""
+        messages = self._receive()
+        if stop is not None and stop.is_set():
+            self._release(messages)
+            return 0
+        done = [m for m in messages if self._process(m)]
+        if done:
+            self._sqs.delete_message_batch(
+                QueueUrl=self._queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m.receipt} for i, m in enumerate(done)],
+            )
+        return len(messages)
+
+    def _receive(self) -> list[Received]:
         response = self._sqs.receive_message(
             QueueUrl=self._queue_url,
             MaxNumberOfMessages=self._batch,
@@ -155,7 +206,7 @@ class SqsConsumer:
             MessageSystemAttributeNames=["ApproximateReceiveCount"],
             MessageAttributeNames=["parked"],
         )
-        messages = [
+        return [
             Received(
                 m["MessageId"],
                 m["ReceiptHandle"],
@@ -165,13 +216,17 @@ class SqsConsumer:
             )
             for m in response.get("Messages", [])
         ]
-        done = [m for m in messages if self._process(m)]
-        if done:
-            self._sqs.delete_message_batch(
+
+    def _release(self, messages: list[Received]) -> None:
+        """Make received messages visible again now (instead of after the visibility timeout)."""
+        if messages:
+            self._sqs.change_message_visibility_batch(
                 QueueUrl=self._queue_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m.receipt} for i, m in enumerate(done)],
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m.receipt, "VisibilityTimeout": 0}
+                    for i, m in enumerate(messages)
+                ],
             )
-        return len(messages)
 
     def _process(self, message: Received) -> bool:
         """True when the message is finished with (handled, duplicate or dead-lettered)."""

@@ -19,12 +19,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from acr.catalog.base import Destination
 from acr.channels import Channel
 from acr.dynamo import delete_all, from_item, is_conditional_failure, to_item
 from acr.envelope import CloudEvent
 from acr.metrics import COUNTERS, Counters
 from acr.publishing import DeadLetter, PublishReport, RetryPolicy, publish
-from acr.unit_of_work import PENDING, Destination, Outgoing, outbox_row
+from acr.unit_of_work import PENDING, Outgoing, outbox_row
 
 log = logging.getLogger(__name__)
 PENDING_INDEX = "pending-index"

@@ -1,23 +1,29 @@
-"""Wires a service's messaging: clients, outbox relay, consumers — started and stopped with the app."""
+"""A service's messaging: its AWS clients, its outbox relay, its queue consumers and stream readers, each
+registered as a background loop of the service."""
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from acr import aws
 from acr.channels import Channel, EventBridgeChannel, FaultyChannel, SnsFifoChannel
-from acr.consumer import Handler, SqsConsumer
+from acr.consumer import Handlers, SqsConsumer, U, idempotent
 from acr.faults import process_faults
+from acr.loops import Loops
 from acr.relay import Relay, events_about, redrive
 from acr.settings import Settings
 from acr.stream import KinesisReader, Processor
 from acr.topology.model import ServiceTopology
 from acr.unit_of_work import DynamoUnitOfWork
 
-log = logging.getLogger(__name__)
+
+class Consumers(Protocol):
+    """Where a service's wiring subscribes its handler tables (``Messaging``, or a test's fake)."""
+
+    def consume(
+        self, queue: str, handlers: Handlers[U], unit_of_work: Callable[[], U], *, fifo: bool = False
+    ) -> None: ...
 
 
 def topic_arns(sns: Any) -> dict[str, str]:
@@ -37,7 +43,11 @@ class Messaging:
     """Everything a service needs to publish (outbox + relay) and consume (SQS loops) its events."""
 
     def __init__(
-        self, topology: ServiceTopology, settings: Settings, make_client: Callable[[str], Any] | None = None
+        self,
+        topology: ServiceTopology,
+        settings: Settings,
+        loops: Loops,
+        make_client: Callable[[str], Any] | None = None,
     ) -> None:
         make = make_client or (lambda name: aws.client(name, settings))
         self.topology = topology
@@ -47,11 +57,8 @@ class Messaging:
         self.events = make("events")
         self.sns = make("sns")
         self._make = make
+        self._loops = loops
         self.faults = process_faults(settings.faults, settings.faults_seed)
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._consumers: list[SqsConsumer] = []
-        self._readers: list[KinesisReader] = []
         self._queue_urls: dict[str, str] = {}
         self.relay: Relay | None = None
         if topology.has_outbox:
@@ -65,6 +72,8 @@ class Messaging:
                 poll_s=settings.relay_poll_s,
                 sent_retention_s=settings.outbox_sent_retention_s,
             )
+            loops.add("relay", self.relay.run)
+            loops.on_stop(self.relay.wake)
 
     def _channels(self) -> dict[str, Channel]:
         channels: dict[str, Channel] = {
@@ -115,36 +124,38 @@ class Messaging:
     def client(self, name: str) -> Any:
         return self._make(name)
 
-    def unit_of_work(self) -> DynamoUnitOfWork:
-        """A fresh unit of work on this service's outbox and inbox."""
+    def unit_of_work(self, *, marked: bool = True) -> DynamoUnitOfWork:
+        """A fresh unit of work on this service's outbox and (unless ``marked`` is False: a consumer whose
+        writes are idempotent by version) its inbox of consumed-message markers."""
         t = self.topology
         return DynamoUnitOfWork(
             dynamodb=self.dynamodb,
             outbox_table=t.outbox_table if t.has_outbox else None,
-            inbox_table=t.inbox_table if t.has_inbox else None,
+            inbox_table=t.inbox_table if t.has_inbox and marked else None,
             dedup_window_s=self.settings.dedup_window_s,
             on_commit=self.relay.wake if self.relay else None,
         )
 
-    def consume(self, queue: str, handler: Handler, *, fifo: bool = False) -> None:
-        """Register a consumer of ``acr-<service>-<queue>`` (started by ``start``)."""
+    def consume(
+        self, queue: str, handlers: Handlers[U], unit_of_work: Callable[[], U], *, fifo: bool = False
+    ) -> None:
+        """Consume ``acr-<service>-<queue>``: each message through the kernel's idempotent consumer."""
         t = self.topology
-        self._consumers.append(
-            SqsConsumer(
-                name=t.queue(queue, fifo),
-                sqs=self._make("sqs"),
-                queue_url=self.queue_url(t.queue(queue, fifo)),
-                dead_letter_queue_url=self.queue_url(t.dlq(queue, fifo)),
-                handler=handler,
-                wait_s=self.settings.sqs_wait_s,
-                faults=self.faults,
-            )
+        consumer = SqsConsumer(
+            name=t.queue(queue, fifo),
+            sqs=self._make("sqs"),
+            queue_url=self.queue_url(t.queue(queue, fifo)),
+            dead_letter_queue_url=self.queue_url(t.dlq(queue, fifo)),
+            handler=idempotent(unit_of_work, handlers),
+            wait_s=self.settings.sqs_wait_s,
+            faults=self.faults,
         )
+        self._loops.add(consumer.name, consumer.run)
 
     def read_stream(
         self, reader: str, stream: str, checkpoint_table: str, processor: Processor, poll_s: float = 0.5
     ) -> KinesisReader:
-        """Register a Kinesis reader (one thread per shard, started by ``start``)."""
+        """Read every shard of ``stream`` as ``reader`` (a thread per shard)."""
         kinesis_reader = KinesisReader(
             reader=reader,
             kinesis=self._make("kinesis"),
@@ -154,7 +165,7 @@ class Messaging:
             processor=processor,
             poll_s=poll_s,
         )
-        self._readers.append(kinesis_reader)
+        self._loops.add(f"{reader}-reader", kinesis_reader.run)
         return kinesis_reader
 
     def events_about(self, subject: str) -> list[dict[str, object]]:
@@ -162,29 +173,3 @@ class Messaging:
         if not self.topology.has_outbox:
             return []
         return events_about(self.dynamodb, self.topology.outbox_table, subject)
-
-    def start(self) -> None:
-        """Start the relay, every consumer and every stream reader in background threads."""
-        loops: list[tuple[str, Callable[[threading.Event], None]]] = [
-            (c.name, c.run) for c in self._consumers
-        ]
-        if self.relay:
-            loops.append(("relay", self.relay.run))
-        for name, loop in loops:
-            thread = threading.Thread(target=loop, args=(self._stop,), name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
-        for kinesis_reader in self._readers:
-            self._threads += kinesis_reader.start(self._stop)
-        log.info(
-            "messaging started: %s, readers %s",
-            [name for name, _ in loops],
-            [r.reader for r in self._readers],
-        )
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        self._stop.set()
-        if self.relay:
-            self.relay.wake()
-        for thread in self._threads:
-            thread.join(timeout_s)

@@ -67,10 +67,10 @@ class Settings(BaseSettings):
     idempotency_key_ttl_s: float = Field(default=86_400, gt=0)
 
     # Messaging loops.
-    sqs_wait_s: int = Field(default=2, ge=0, le=20)
+    sqs_wait_s: int = Field(default=20, ge=0, le=20)  # long polls (AWS's longest): a message ends one at once
     sqs_visibility_timeout_s: int = Field(default=30, ge=1)
     max_receives: int = Field(default=10, ge=2)
-    relay_poll_s: float = Field(default=5.0, gt=0)  # woken by each commit; polls for expired leases
+    relay_poll_s: float = Field(default=15.0, gt=0)  # woken by each commit; polls for expired leases
     relay_lease_s: float = Field(default=30.0, gt=0)
     outbox_sent_retention_s: float = Field(default=300.0, gt=0)
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from acr.catalog import EventData
+from acr.catalog.base import EventData
 from acr.consumer import PoisonMessage, decode
 from acr.dynamo import Transaction, from_item, to_item
 from acr.envelope import CloudEvent
@@ -111,16 +111,27 @@ class KinesisReader:
     def shards(self) -> list[str]:
         return [s["ShardId"] for s in self._kinesis.list_shards(StreamName=self._stream)["Shards"]]
 
-    def start(self, stop: threading.Event) -> list[threading.Thread]:
+    def run(self, stop: threading.Event) -> None:
+        """Read every shard of the stream, one thread each, until ``stop``."""
         threads = [
             threading.Thread(
                 target=self.run_shard, args=(shard, stop), name=f"{self.reader}-{shard}", daemon=True
             )
-            for shard in self.shards()
+            for shard in self._shards(stop)
         ]
         for thread in threads:
             thread.start()
-        return threads
+        for thread in threads:
+            thread.join()
+
+    def _shards(self, stop: threading.Event) -> list[str]:
+        while not stop.is_set():
+            try:
+                return self.shards()
+            except Exception:
+                log.exception("reader %s cannot list the shards of %s yet", self.reader, self._stream)
+                stop.wait(1.0)
+        return []
 
     def checkpoint(self, shard_id: str) -> str | None:
         key = Checkpoint(self._table, self.reader, shard_id, "").item()["shardId"]

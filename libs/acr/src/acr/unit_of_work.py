@@ -1,13 +1,19 @@
 """The unit of work: a service's state change, its outgoing events (outbox) and, for a consumer,
-the idempotency marker of the message it handles — committed in ONE DynamoDB transaction."""
+the idempotency marker of the message it handles — committed in ONE DynamoDB transaction.
+
+Handlers and aggregates record domain events (catalog payloads); ``outgoing`` is the one place that turns
+a payload into a CloudEvent and picks its bus or topic from the catalog, so no service names a bus.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Protocol
 
+from acr import catalog
+from acr.catalog.base import Destination, EventData
 from acr.dynamo import Transaction, TransactionCancelled, commit
 from acr.envelope import CloudEvent
 
@@ -27,30 +33,42 @@ class Conflict(Exception):
 
 
 @dataclass(frozen=True)
-class Destination:
-    """Where the relay sends an outbox row: an EventBridge bus or an SNS (FIFO) topic."""
-
-    kind: Literal["bus", "topic"]
-    name: str
-
-    def __str__(self) -> str:
-        return f"{self.kind}:{self.name}"
-
-    @classmethod
-    def parse(cls, text: str) -> Destination:
-        kind, _, name = text.partition(":")
-        if kind not in ("bus", "topic") or not name:
-            raise ValueError(f"bad destination {text!r}")
-        return cls(kind, name)  # type: ignore[arg-type]
-
-
-@dataclass(frozen=True)
 class Outgoing:
     """An event on its way out: where it goes and, for FIFO topics, its message group."""
 
     event: CloudEvent
     destination: Destination
     group: str | None = None
+
+
+def outgoing(data: EventData, *, subject: str | None, sequence: int | None = None) -> Outgoing:
+    """A new event for ``data``, addressed where the catalog says its type is published (an SNS FIFO topic
+    groups by ``subject``)."""
+    spec = catalog.spec_of(data)
+    event = catalog.record(data, subject=subject, sequence=sequence)
+    group = subject if spec.destination.kind == "topic" else None
+    return Outgoing(event, spec.destination, group)
+
+
+class UnitOfWork(Protocol):
+    """What a handler stages into: events to publish, the consumed message's marker, actions to run once
+    everything committed. A service's unit of work adds its repositories."""
+
+    def record(self, data: EventData, *, subject: str | None, sequence: int | None = None) -> None:
+        """Publish ``data`` if and only if this unit of work commits."""
+        ...
+
+    def mark_consumed(self, event: CloudEvent) -> None:
+        """Commit only if ``event`` was not consumed before (within the dedup window)."""
+        ...
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once this unit of work committed (e.g. to change in-memory state)."""
+        ...
+
+    def commit(self) -> None:
+        """Write everything or nothing; raises ``Duplicate`` or ``Conflict``."""
+        ...
 
 
 def outbox_row(outgoing: Outgoing, now: float) -> dict[str, Any]:
@@ -84,7 +102,11 @@ MARKER_CONDITION = "attribute_not_exists(dedupKey) OR expiresAt < :now"
 
 @dataclass
 class DynamoUnitOfWork:
-    """Collects writes into one transaction; repositories of a service add their own operations to ``tx``."""
+    """Collects writes into one transaction; repositories of a service add their own operations to ``tx``.
+
+    Without an inbox table the consumer keeps no markers: its writes are idempotent by themselves (a read
+    model written only over an older version, a push deduplicated by version), so ``mark_consumed`` stages
+    nothing."""
 
     dynamodb: Any
     outbox_table: str | None
@@ -95,17 +117,16 @@ class DynamoUnitOfWork:
     recorded: list[Outgoing] = field(default_factory=list)
     _after_commit: list[Callable[[], None]] = field(default_factory=list)
 
-    def record(self, outgoing: Outgoing) -> None:
-        """Publish ``outgoing`` if and only if this unit of work commits."""
+    def record(self, data: EventData, *, subject: str | None, sequence: int | None = None) -> None:
         if self.outbox_table is None:
             raise RuntimeError("this service has no outbox")
-        self.tx.put(self.outbox_table, outbox_row(outgoing, time.time()), label="outbox")
-        self.recorded.append(outgoing)
+        event = outgoing(data, subject=subject, sequence=sequence)
+        self.tx.put(self.outbox_table, outbox_row(event, time.time()), label="outbox")
+        self.recorded.append(event)
 
     def mark_consumed(self, event: CloudEvent) -> None:
-        """Commit only if ``event`` was not consumed within the dedup window."""
         if self.inbox_table is None:
-            raise RuntimeError("this service has no inbox")
+            return
         now = time.time()
         self.tx.put(
             self.inbox_table,
@@ -115,8 +136,10 @@ class DynamoUnitOfWork:
             values={":now": int(now)},
         )
 
+    def after_commit(self, action: Callable[[], None]) -> None:
+        self._after_commit.append(action)
+
     def commit(self) -> None:
-        """Write everything or nothing; raises ``Duplicate`` or ``Conflict``."""
         try:
             commit(self.dynamodb, self.tx)
         except TransactionCancelled as exc:
@@ -132,23 +155,44 @@ class DynamoUnitOfWork:
         for action in actions:
             action()
 
-    def after_commit(self, action: Callable[[], None]) -> None:
-        """Run ``action`` only once this unit of work committed (e.g. to change in-memory state)."""
-        self._after_commit.append(action)
-
 
 class ServiceUnitOfWork:
     """Base of a service's unit of work: its repositories add operations to ``base.tx``; the outbox,
-    the marker and the commit are the shared kernel's."""
+    the marker, the after-commit actions and the commit are the shared kernel's."""
 
     def __init__(self, base: DynamoUnitOfWork) -> None:
         self._base = base
 
-    def record(self, outgoing: Outgoing) -> None:
-        self._base.record(outgoing)
+    def record(self, data: EventData, *, subject: str | None, sequence: int | None = None) -> None:
+        self._base.record(data, subject=subject, sequence=sequence)
 
     def mark_consumed(self, event: CloudEvent) -> None:
         self._base.mark_consumed(event)
 
+    def after_commit(self, action: Callable[[], None]) -> None:
+        self._base.after_commit(action)
+
     def commit(self) -> None:
         self._base.commit()
+
+
+class EffectsOnly:
+    """The unit of work of a consumer with no store of its own (the BFF's push): no outbox, no marker
+    (its effects are idempotent by version), only the actions ``commit`` runs."""
+
+    def __init__(self) -> None:
+        self._actions: list[Callable[[], None]] = []
+
+    def record(self, data: EventData, *, subject: str | None, sequence: int | None = None) -> None:  # noqa: ARG002
+        raise RuntimeError(f"a consumer without a store cannot publish {type(data).__name__}")
+
+    def mark_consumed(self, event: CloudEvent) -> None:  # noqa: ARG002
+        return None
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        self._actions.append(action)
+
+    def commit(self) -> None:
+        actions, self._actions = self._actions, []
+        for action in actions:
+            action()

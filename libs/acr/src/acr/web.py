@@ -1,17 +1,19 @@
-"""What every ACR FastAPI app shares: the error shape, health, the stats endpoint."""
+"""What every ACR FastAPI app shares: one error shape for every error, health and the ops routes."""
 
 from __future__ import annotations
 
 import logging
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from acr.errors import ServiceError
 from acr.metrics import COUNTERS
+from acr.unit_of_work import Conflict
 
 log = logging.getLogger(__name__)
 
@@ -25,15 +27,14 @@ _STATUS_CODES = {
 }
 
 
-class ApiError(Exception):
-    """An error with an HTTP status and a snake_case code, rendered as ``{"error": {...}}``."""
+class OpsMessaging(Protocol):
+    """What the ops routes ask of a service's messaging."""
 
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers
+    def stats(self) -> dict[str, object]: ...
+
+    def redrive_dead_letters(self) -> int: ...
+
+    def events_about(self, subject: str) -> list[dict[str, object]]: ...
 
 
 def error_response(
@@ -57,9 +58,13 @@ def _is_malformed_json(exc: RequestValidationError) -> bool:
 def install_error_handlers(app: FastAPI) -> None:
     """Every error, the framework's own included, becomes ``{"error": {"code", "message"}}``."""
 
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+    @app.exception_handler(ServiceError)
+    async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_: Request, __: Conflict) -> JSONResponse:
+        return error_response(409, "concurrent_update", "the resource changed meanwhile; try again")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -82,9 +87,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def install_ops_routes(app: FastAPI, service: str) -> None:
-    """``GET /healthz``, ``GET /v1/ops/stats`` (this process's counters and, once the lifespan put the
-    service's ``Messaging`` in ``app.state.messaging``, its DLQ depths) and ``GET /v1/ops/events?subject=``
+    """``GET /healthz``, ``GET /v1/ops/stats`` (this process's counters and, when the service has a
+    messaging slice, its DLQ depths), ``POST /v1/ops/dlq/redrive`` and ``GET /v1/ops/events?subject=``
     (what the service published about one aggregate)."""
+
+    def messaging(request: Request) -> OpsMessaging | None:
+        return getattr(request.app.state, "messaging", None)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
@@ -93,18 +101,18 @@ def install_ops_routes(app: FastAPI, service: str) -> None:
     @app.get("/v1/ops/stats", tags=["ops"])
     def stats(request: Request) -> dict[str, Any]:
         counters = COUNTERS.snapshot()
-        messaging = getattr(request.app.state, "messaging", None)
-        if messaging is not None:
-            counters |= messaging.stats()
+        found = messaging(request)
+        if found is not None:
+            counters |= found.stats()
         return counters
 
     @app.post("/v1/ops/dlq/redrive", tags=["ops"])
     def redrive_producer_dlq(request: Request) -> dict[str, Any]:
-        messaging = getattr(request.app.state, "messaging", None)
+        found = messaging(request)
         queue = f"acr-{service}-producer-dlq"
-        return {"queue": queue, "redriven": messaging.redrive_dead_letters() if messaging else 0}
+        return {"queue": queue, "redriven": found.redrive_dead_letters() if found else 0}
 
     @app.get("/v1/ops/events", tags=["ops"])
     def ops_events(subject: str, request: Request) -> dict[str, Any]:
-        messaging = getattr(request.app.state, "messaging", None)
-        return {"service": service, "events": messaging.events_about(subject) if messaging else []}
+        found = messaging(request)
+        return {"service": service, "events": found.events_about(subject) if found else []}

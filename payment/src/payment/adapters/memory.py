@@ -6,7 +6,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from acr.testing.memory import MemoryUnitOfWork
+from acr_testkit.memory import MemoryUnitOfWork
+
 from acr.unit_of_work import Outgoing
 from payment.domain import Charge, Payment
 

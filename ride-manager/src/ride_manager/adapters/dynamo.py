@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from acr import dynamo
-from acr.catalog import Place
+from acr.catalog.base import Place
 from acr.unit_of_work import DynamoUnitOfWork, ServiceUnitOfWork
 from ride_manager.domain import Quote, Ride, RideStatus
 from ride_manager.ports import IdempotencyRecord
@@ -209,15 +209,17 @@ class DynamoRideHistory:
                 return sorted(rides, key=lambda r: r["requestedAt"], reverse=True)
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def awaiting_car(self, requested_before: str) -> list[str]:
+    def awaiting_car(self, limit: int) -> list[tuple[str, str]]:
         page = self._dynamodb.query(
             TableName=RIDES,
             IndexName=AWAITING_CAR,
-            KeyConditionExpression="awaitingCar = :y AND requestedAt < :t",
-            ExpressionAttributeValues=dynamo.to_item({":y": "Y", ":t": requested_before}),
-            Limit=100,
+            KeyConditionExpression="awaitingCar = :y",
+            ExpressionAttributeValues=dynamo.to_item({":y": "Y"}),
+            ProjectionExpression="rideId, requestedAt",
+            Limit=limit,
         )
-        return [str(dynamo.from_item(i)["rideId"]) for i in page.get("Items", [])]
+        rows = [dynamo.from_item(i) for i in page.get("Items", [])]
+        return [(str(row["rideId"]), str(row["requestedAt"])) for row in rows]
 
 
 def _public(doc: dict[str, Any]) -> dict[str, Any]:

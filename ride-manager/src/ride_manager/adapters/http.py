@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from acr.catalog import Place
+from acr.catalog.base import Place
 from ride_manager.domain import AddressNotFound, OutsideServiceArea
 
 

@@ -7,8 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from acr.catalog import Place
-from acr.testing.memory import Apply, MemoryUnitOfWork
+from acr_testkit.memory import Apply, MemoryUnitOfWork
+
+from acr.catalog.base import Place
 from acr.unit_of_work import Outgoing
 from ride_manager.domain import Quote, Ride
 from ride_manager.ports import IdempotencyRecord
@@ -162,11 +163,8 @@ class MemoryHistory:
 
         return [ride_to_json(r) for r in self._store.rides.values() if r.status in ACTIVE]
 
-    def awaiting_car(self, requested_before: str) -> list[str]:
+    def awaiting_car(self, limit: int) -> list[tuple[str, str]]:
         from ride_manager.domain import RideStatus
 
-        return [
-            r.ride_id
-            for r in self._store.rides.values()
-            if r.status == RideStatus.REQUESTED and r.requested_at < requested_before
-        ]
+        waiting = [r for r in self._store.rides.values() if r.status == RideStatus.REQUESTED]
+        return [(r.ride_id, r.requested_at) for r in sorted(waiting, key=lambda r: r.requested_at)][:limit]

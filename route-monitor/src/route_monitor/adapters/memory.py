@@ -6,9 +6,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from acr_testkit.memory import MemoryUnitOfWork
+
 from acr.geo import haversine_m
 from acr.stream import Checkpoint
-from acr.testing.memory import MemoryUnitOfWork
 from acr.unit_of_work import Outgoing
 from route_monitor.domain import CarCursor, RideTracking
 

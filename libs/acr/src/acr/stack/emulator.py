@@ -13,6 +13,8 @@ request, or cost on every request (measured in ``benchmarks/results/emulator.md`
   walks the shard from its first record, records are never dropped (no retention), and every put adds
   CloudWatch data points that are never dropped either;
 - SNS keeps every message published to a topic;
+- an SQS long poll re-checks its queue at once, in a loop, while the queue holds messages it may not
+  deliver (a FIFO group in flight), so one waiting consumer keeps a core busy for the whole wait;
 - EventBridge builds a new JSONPath parser for each input path of each target of each event;
 - every request lists moto's package folder on disk to find its service, and writes a log line;
 - moto's server (werkzeug's development server) closes the connection after every response, so each
@@ -52,6 +54,7 @@ from moto.dynamodb.models.table import Table
 from moto.kinesis.models import KinesisBackend, Shard
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.sns.models import Topic
+from moto.sqs.models import Queue
 
 DEFAULT_STREAM_RETENTION_S = 300.0
 SNS_KEPT_PER_TOPIC = 100
@@ -68,6 +71,7 @@ def repair(stream_retention_s: float = DEFAULT_STREAM_RETENTION_S) -> None:
     _query_one_partition()
     _index_stream_records(stream_retention_s)
     _bound_sent_notifications()
+    _long_polls_sleep()
     _find_services_once()
     _count_requests()
     jsonpath_ng.ext.parse = functools.lru_cache(maxsize=256)(jsonpath_ng.ext.parse)  # one parser per path
@@ -251,6 +255,17 @@ def _bound_sent_notifications() -> None:
         topic.sent_notifications = deque(topic.sent_notifications, maxlen=SNS_KEPT_PER_TOPIC)
 
     Topic.__init__ = init  # type: ignore[method-assign]
+
+
+def _long_polls_sleep() -> None:
+    """A long poll that found nothing to deliver sleeps until a message is added or ``timeout`` passes
+    (moto's waits for "the queue is not empty", true at once while a FIFO group is in flight)."""
+
+    def wait_for_messages(queue: Any, timeout: int) -> None:
+        with queue._messages_lock:
+            queue._messages_lock.wait(timeout)
+
+    Queue.wait_for_messages = wait_for_messages  # type: ignore[method-assign]
 
 
 def _find_services_once() -> None:

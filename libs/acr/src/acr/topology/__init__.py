@@ -7,7 +7,6 @@ from acr.topology.model import (
     Subscription,
     Table,
     TopicSubscription,
-    bus_name,
     discover,
 )
 
@@ -18,6 +17,5 @@ __all__ = [
     "Subscription",
     "Table",
     "TopicSubscription",
-    "bus_name",
     "discover",
 ]

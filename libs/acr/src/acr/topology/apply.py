@@ -9,7 +9,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from acr.topology.model import ServiceTopology, Subscription, Table, bus_name
+from acr.catalog.base import bus_name
+from acr.topology.model import ServiceTopology, Subscription, Table
 
 log = logging.getLogger(__name__)
 

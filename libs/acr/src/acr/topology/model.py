@@ -6,16 +6,10 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Literal
 
-from acr.catalog import BY_MODEL, EventData, EventSpec
+from acr.catalog import BY_MODEL
+from acr.catalog.base import EventData, EventSpec, bus_name
 
 ENTRY_POINT_GROUP = "acr.topology"
-RIDE_UPDATES_TOPIC = "acr-ride-updates.fifo"
-TELEMETRY_STREAM = "acr-car-telemetry"
-
-
-def bus_name(context: str) -> str:
-    """Each publishing context owns one custom bus."""
-    return f"acr-{context}"
 
 
 @dataclass(frozen=True)

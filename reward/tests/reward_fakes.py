@@ -1,21 +1,19 @@
-"""In-memory adapters with the DynamoDB ones' conditions (for fast tests)."""
+"""In-memory adapters of the reward ports, with the DynamoDB ones' conditions (for fast tests)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from acr.testing.memory import MemoryUnitOfWork
-from acr.unit_of_work import Outgoing
+from acr_testkit.memory import MemoryUnitOfWork, MessageStore
+
 from reward.domain import Effect, Loyalty
 
 
 @dataclass
-class RewardStore:
+class RewardStore(MessageStore):
     riders: dict[str, Loyalty] = field(default_factory=dict)
     effects: set[tuple[str, str]] = field(default_factory=set)
-    markers: set[str] = field(default_factory=set)
-    outbox: list[Outgoing] = field(default_factory=list)
 
 
 class MemoryLoyaltyView:

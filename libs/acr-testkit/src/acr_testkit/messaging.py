@@ -1,0 +1,49 @@
+"""A stand-in for a service's messaging in wiring tests: consumers are registered as in production and
+a test delivers events to them synchronously, through the kernel's idempotent consumer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from acr import catalog
+from acr.catalog.base import EventData
+from acr.consumer import Handlers, MessageHandler, idempotent
+from acr.envelope import CloudEvent
+from acr.stream import Processor
+
+
+@dataclass
+class FakeMessaging:
+    """Records what a wiring subscribes to; ``deliver`` hands an event to the queue's consumer."""
+
+    consumers: dict[str, MessageHandler] = field(default_factory=dict)
+    streams: dict[str, Processor] = field(default_factory=dict)
+
+    def consume(
+        self, queue: str, handlers: Handlers[Any], unit_of_work: Callable[[], Any], *, fifo: bool = False
+    ) -> None:
+        self.consumers[queue + (".fifo" if fifo else "")] = idempotent(unit_of_work, handlers)
+
+    def read_stream(self, reader: str, stream: str, checkpoint_table: str, processor: Processor) -> None:
+        del stream, checkpoint_table
+        self.streams[reader] = processor
+
+    def deliver(
+        self, queue: str, data: EventData, *, subject: str | None = None, sequence: int | None = None
+    ) -> CloudEvent:
+        """Consume a new event carrying ``data`` on ``queue`` (raises what the consumer raises)."""
+        event = catalog.record(data, subject=subject, sequence=sequence)
+        self.consumers[queue](event, data)
+        return event
+
+    def stats(self) -> dict[str, object]:
+        return {"dlq": {}}
+
+    def redrive_dead_letters(self) -> int:
+        return 0
+
+    def events_about(self, subject: str) -> list[dict[str, object]]:
+        del subject
+        return []

@@ -1,0 +1,109 @@
+"""What every context's published language is made of: the payload base class, places, and the spec that
+says where events of a type go.
+
+A type is ``acme.acr.<context>.<EventName>``; its JSON Schema id (``dataschema``) carries the version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+Kind = Literal["create", "update", "fact"]
+
+RIDE_UPDATES_TOPIC = "acr-ride-updates.fifo"
+TELEMETRY_STREAM = "acr-car-telemetry"
+
+# The context that publishes on a bus, a topic or the stream, and the service that speaks for it.
+CONTEXT_SERVICE: dict[str, str] = {
+    "car": "car-simulator",
+    "ride": "ride-manager",
+    "fleet": "car-dispatcher",
+    "monitoring": "route-monitor",
+    "payment": "payment",
+    "reward": "reward",
+}
+
+
+def bus_name(context: str) -> str:
+    """Each publishing context owns one custom bus."""
+    return f"acr-{context}"
+
+
+def _aware(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("a time must carry its UTC offset")
+    return moment
+
+
+Instant = Annotated[datetime, AfterValidator(_aware)]
+"""A moment in time with its UTC offset (ISO 8601 on the wire)."""
+
+
+class EventData(BaseModel):
+    """Base of every event payload: camelCase on the wire, unknown fields rejected."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid")
+
+
+class Place(EventData):
+    label: str
+    lat: float
+    lon: float
+    address_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where events of a type are published: an EventBridge bus, an SNS FIFO topic or a Kinesis stream."""
+
+    kind: Literal["bus", "topic", "stream"]
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+    @classmethod
+    def parse(cls, text: str) -> Destination:
+        kind, _, name = text.partition(":")
+        if kind not in ("bus", "topic", "stream") or not name:
+            raise ValueError(f"bad destination {text!r}")
+        return cls(kind, name)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """One entry of the catalog. ``kind`` is how the producer means it: a ``create`` happens once per
+    aggregate, an ``update`` carries the aggregate's version in ``sequence``, a ``fact`` stands alone."""
+
+    name: str
+    context: str
+    model: type[EventData]
+    kind: Kind
+    version: int = 1
+    published_on: Destination | None = None
+
+    @property
+    def type(self) -> str:
+        return f"acme.acr.{self.context}.{self.name}"
+
+    @property
+    def dataschema(self) -> str:
+        return f"urn:acme:acr:schema:{self.context}:{self.name}:v{self.version}"
+
+    @property
+    def source(self) -> str:
+        return f"acr.{CONTEXT_SERVICE[self.context]}"
+
+    @property
+    def destination(self) -> Destination:
+        """Where the producer publishes it: ``published_on``, else its context's bus."""
+        return self.published_on or Destination("bus", bus_name(self.context))
+
+
+RIDE_UPDATES = Destination("topic", RIDE_UPDATES_TOPIC)
+TELEMETRY = Destination("stream", TELEMETRY_STREAM)

@@ -1,0 +1,55 @@
+"""The monitoring context's published language (bus ``acr-monitoring``, source ``acr.route-monitor``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from acr.catalog.base import EventData, EventSpec, Instant
+
+Leg = Literal["TO_PICKUP", "TO_DESTINATION"]
+
+
+class RideEtaUpdated(EventData):
+    ride_id: str
+    car_id: str
+    phase: Leg
+    eta_seconds: float
+    lat: float
+    lon: float
+
+
+class CarArrivedAtPickup(EventData):
+    ride_id: str
+    car_id: str
+    at: Instant
+
+
+class TripStarted(EventData):
+    ride_id: str
+    car_id: str
+    at: Instant
+
+
+class TripCompleted(EventData):
+    ride_id: str
+    car_id: str
+    distance_meters: float
+    duration_seconds: float
+    at: Instant
+
+
+class CarStalled(EventData):
+    ride_id: str | None
+    car_id: str
+    lat: float
+    lon: float
+    at: Instant
+
+
+SPECS = (
+    EventSpec("RideEtaUpdated", "monitoring", RideEtaUpdated, "fact"),
+    EventSpec("CarArrivedAtPickup", "monitoring", CarArrivedAtPickup, "fact"),
+    EventSpec("TripStarted", "monitoring", TripStarted, "fact"),
+    EventSpec("TripCompleted", "monitoring", TripCompleted, "fact"),
+    EventSpec("CarStalled", "monitoring", CarStalled, "fact"),
+)
