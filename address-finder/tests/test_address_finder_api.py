@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
-from acr_city import City, load_city
-from address_finder.bootstrap import create_app
-
-
-@lru_cache(maxsize=1)
-def _city() -> City:
-    return load_city("small", seed=42)
+from acr.settings import Settings
+from address_finder.bootstrap import SERVICE
 
 
 @pytest.fixture(scope="module")
-def client() -> TestClient:
-    return TestClient(create_app(_city()))
+def client() -> Iterator[TestClient]:
+    """The service as it starts: its wiring loads the small city its settings name."""
+    with TestClient(SERVICE.app(settings=Settings(city="small", seed=42))) as client:
+        yield client
 
 
 def _some_address(client: TestClient) -> dict[str, object]:
@@ -77,3 +74,9 @@ def test_bad_queries_get_a_4xx_with_a_code(
 ) -> None:
     response = client.get(path, params=params)
     assert (response.status_code, response.json()["error"]["code"]) == (status, code), response.text
+
+
+def test_the_service_serves_the_city_its_settings_name(client: TestClient) -> None:
+    city = client.get("/v1/city").json()
+    assert city["name"] == "Smallville" and city["addresses"] > 0 and city["nodes"] > 0
+    assert client.get("/healthz").json() == {"status": "ok", "service": "address-finder"}

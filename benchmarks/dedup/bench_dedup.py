@@ -49,11 +49,11 @@ from acr.catalog.base import Destination
 from acr.catalog.fleet import CarReleased
 from acr.catalog.ride import RideCancelled
 from acr.consumer import idempotent
-from acr.dynamo import from_item
+from acr.dynamo import DynamoUnitOfWork, from_item
 from acr.envelope import CloudEvent
 from acr.topology import Index, Table
 from acr.topology.apply import create_table
-from acr.unit_of_work import Duplicate, DynamoUnitOfWork, Outgoing
+from acr.unit_of_work import Duplicate, Outgoing
 
 ROOT = Path(__file__).resolve().parents[2]
 WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}

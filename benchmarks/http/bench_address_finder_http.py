@@ -3,10 +3,11 @@
     python benchmarks/http/bench_address_finder_http.py [--requests 2000] [--repeats 7]
         [--out benchmarks/results/address-finder-http.md]
 
-Starts the real service (``uvicorn address_finder.main:app``, ``ACR_CITY=full``) and a trivial FastAPI app
-(``floor_app.py``: one ``async def`` route returning a tiny JSON) as two uvicorn processes started the same
-way, then talks to each over ONE keep-alive ``http.client.HTTPConnection``, sequentially. Query inputs are
-built by asking the service itself (``/v1/reverse`` at seeded random points inside ``/v1/city`` bounds).
+Starts the real service (``uvicorn address_finder.main:create_app --factory``, ``ACR_CITY=full``) and a
+trivial FastAPI app (``floor_app.py``: one ``async def`` route returning a tiny JSON) as two uvicorn processes
+started the same way, then talks to each over ONE keep-alive ``http.client.HTTPConnection``, sequentially.
+Query inputs are built by asking the service itself (``/v1/reverse`` at seeded random points inside the
+``/v1/city`` bounds).
 Each repeat times the floor and then every operation (``requests`` calls each), so every repeat has its own
 floor measured seconds apart; the table shows the median over repeats of each repeat's p50 and p99.
 Also: process start to healthy, the service's RSS (``/proc/<pid>/status`` VmRSS), and the same operations
@@ -92,13 +93,15 @@ def _healthy(port: int, path: str) -> bool:
 def serve(
     name: str, app: str, health: str, env: dict[str, str], app_dir: Path | None = None
 ) -> Iterator[Server]:
-    """``python -m uvicorn APP`` on a free loopback port; yields once ``health`` answers 200."""
+    """``python -m uvicorn APP`` on a free loopback port (APP ``module:name()`` is an app factory);
+    yields once ``health`` answers 200."""
     port = free_port()
     cmd = [
         str(VENV_PYTHON),
         "-m",
         "uvicorn",
-        app,
+        app.removesuffix("()"),
+        *(["--factory"] if app.endswith("()") else []),
         "--host",
         "127.0.0.1",
         "--port",
@@ -399,7 +402,7 @@ def main() -> None:
     env = {"ACR_CITY": "full", "ACR_LOG_LEVEL": "WARNING"}
     alone = args.stack_port is None
     with (
-        serve("address-finder", "address_finder.main:app", "/healthz", env)
+        serve("address-finder", "address_finder.main:create_app()", "/healthz", env)
         if alone
         else attached("address-finder", args.stack_port) as service,
         serve("floor", "floor_app:app", "/ping", env, app_dir=HERE) as floor,
@@ -435,8 +438,8 @@ def main() -> None:
             f"- machine: {machine}",
             f"- load average (1, 5, 15 min) at start: {load_start}; at end: {load()}",
             f"- city: {city['name']} (full): {city['addresses']:,} addresses, {city['nodes']:,} street nodes",
-            "- server: `python -m uvicorn address_finder.main:app --no-access-log` (uvloop + httptools), "
-            "ACR_CITY=full, ACR_LOG_LEVEL=WARNING; one process, one worker",
+            "- server: `python -m uvicorn address_finder.main:create_app --factory --no-access-log` "
+            "(uvloop + httptools), ACR_CITY=full, ACR_LOG_LEVEL=WARNING; one process, one worker",
             f"- process start to `/healthz` 200: {service.healthy_s:.2f} s "
             f"(target <= {HEALTHY_TARGET_S:.0f} s: "
             f"{healthy_met}); floor app: {floor.healthy_s:.2f} s",

@@ -6,9 +6,10 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from acr.errors import NotFound, ValidationFailed
 from acr.settings import Settings
 from bff.auth import Rider, TokenSigner
-from bff.errors import DependencyUnavailable, UpstreamError
+from bff.errors import ServiceUnavailable, UpstreamError
 from bff.stats import COUNTER_DEFAULTS
 
 Json = dict[str, Any]
@@ -79,7 +80,7 @@ class Switch:
 
     def check(self) -> None:
         if self.down:
-            raise DependencyUnavailable(self.name)
+            raise ServiceUnavailable(self.name)
 
 
 class FakeRideManager(Switch):
@@ -266,12 +267,12 @@ class FakeServiceStats:
 
     async def events(self, service: str, subject: str) -> list[Json]:
         if service in self.down:
-            raise DependencyUnavailable(service)
+            raise ServiceUnavailable(service)
         return [e for e in self.published.get(service, []) if e.get("subject") == subject]
 
     async def stats(self, service: str) -> Json:
         if service in self.down:
-            raise DependencyUnavailable(service)
+            raise ServiceUnavailable(service)
         return self.counters.get(service, COUNTER_DEFAULTS | {"published": 1})
 
     async def healthy(self, service: str) -> bool:
@@ -279,16 +280,26 @@ class FakeServiceStats:
 
 
 class FakeDeadLetters:
-    def __init__(self) -> None:
-        self.depths = {"acr-reward-payments-dlq": {"unknown_type": 2}}
+    """DLQ name -> {reason: count}; refuses what ``SqsDeadLetters`` refuses (test_bff_contract.py)."""
+
+    def __init__(self, depths: dict[str, dict[str, int]] | None = None) -> None:
+        self.depths = {"acr-reward-payments-dlq": {"unknown_type": 2}} if depths is None else depths
         self.redriven: list[str] = []
 
     async def queues(self) -> list[Json]:
-        return [{"queue": q, "depth": sum(r.values()), "reasons": r} for q, r in self.depths.items()]
+        return [{"queue": q, "depth": sum(r.values()), "reasons": r} for q, r in sorted(self.depths.items())]
 
     async def redrive(self, queue: str) -> Json:
+        if "-producer-dlq" in queue:
+            raise ValidationFailed(
+                f"{queue} holds unpublished events: the owning service's relay redrives them"
+            )
+        if queue not in self.depths:
+            raise NotFound(f"no queue {queue}")
         self.redriven.append(queue)
-        return {"queue": queue, "redriven": sum(self.depths.pop(queue, {}).values())}
+        moved = sum(self.depths[queue].values())
+        self.depths[queue] = {}
+        return {"queue": queue, "redriven": moved}
 
 
 def error_of(response: object, status: int, code: str) -> dict[str, str]:

@@ -1,8 +1,11 @@
+"""The BFF's fixtures (loaded for the whole workspace by the root conftest): its app wired with fakes."""
+
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
+from acr_testkit.messaging import FakeMessaging
 from bff_fakes import (
     SETTINGS,
     FakeAddressFinder,
@@ -16,8 +19,9 @@ from bff_fakes import (
 )
 from fastapi.testclient import TestClient
 
-from bff.bootstrap import OTHER_SERVICES, create_app
-from bff.state import Dependencies
+from acr.service import Runtime
+from bff.bootstrap import OTHER_SERVICES, SERVICE, assemble
+from bff.state import BffState, Dependencies
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +31,13 @@ def _no_resume_grace(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def deps() -> Dependencies:
+def push_messaging() -> FakeMessaging:
+    """Where the BFF's push consumer subscribes; ``deliver`` hands it an event as SQS would."""
+    return FakeMessaging()
+
+
+@pytest.fixture
+def deps(push_messaging: FakeMessaging) -> Dependencies:
     return Dependencies(
         ride_manager=FakeRideManager(),
         addresses=FakeAddressFinder(),
@@ -36,12 +46,18 @@ def deps() -> Dependencies:
         payments=FakePayments(),
         services=FakeServiceStats(OTHER_SERVICES),
         dead_letters=FakeDeadLetters(),
+        consumers=push_messaging,
     )
 
 
 @pytest.fixture
-def client(deps: Dependencies) -> Any:
-    with TestClient(create_app(dependencies=deps, settings=SETTINGS)) as test_client:
+def client(deps: Dependencies) -> Iterator[TestClient]:
+    """The BFF app wired with ``deps``, its lifespan running (the same wiring as production's)."""
+
+    def wire(runtime: Runtime) -> BffState:
+        return assemble(runtime, deps)
+
+    with TestClient(SERVICE.app(settings=SETTINGS, wire=wire)) as test_client:
         yield test_client
 
 

@@ -10,10 +10,11 @@ import httpx
 import pytest
 from moto import mock_aws
 
+from acr.errors import NotFound
 from bff.adapters.dlq import SqsDeadLetters, source_queue
 from bff.adapters.http import HttpRideManager, ServiceHttp
-from bff.bootstrap import RedactTokens
-from bff.errors import BffError, DependencyUnavailable, UpstreamError
+from bff.errors import ServiceUnavailable, UpstreamError
+from bff.redaction import RedactTokens
 
 
 def manager(handler: Any) -> HttpRideManager:
@@ -54,7 +55,7 @@ def test_http_failures_are_503(outcome: str) -> None:
             return httpx.Response(500, text="boom")
         return httpx.Response(200, text="<html>")
 
-    with pytest.raises(DependencyUnavailable):
+    with pytest.raises(ServiceUnavailable):
         asyncio.run(manager(handler).ride("rdr_1", "ride_1"))
 
 
@@ -127,7 +128,7 @@ def test_dlq_depth_reasons_and_redrive() -> None:
     ]
     assert len(moved) == 3 and all("reason" not in m.get("MessageAttributes", {}) for m in moved)
     assert len(sqs.receive_message(QueueUrl=fifo_source, MaxNumberOfMessages=10).get("Messages", [])) == 1
-    with pytest.raises(BffError) as error:
+    with pytest.raises(NotFound) as error:
         asyncio.run(dead.redrive("acr-unrelated"))
     assert error.value.status == 404
 

@@ -2,30 +2,27 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from acr_testkit.messaging import FakeMessaging
 from bff_fakes import FakeRideManager, ride_json, token_for
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+from acr import catalog
 from acr.catalog.monitoring import RideEtaUpdated
 from acr.catalog.ride import RideUpdated
-from acr.envelope import CloudEvent
+from acr.consumer import idempotent
+from acr.unit_of_work import EffectsOnly
 from bff.auth import new_rider_id
+from bff.handlers import handlers
+from bff.handoff import AppLoop
 from bff.push import PushHub, Resume, parse_client_message
 from bff.state import Dependencies
 
-
-def event() -> CloudEvent:
-    return CloudEvent(
-        id=str(uuid.uuid4()),
-        source="acr.ride-manager",
-        type="acme.acr.ride.RideUpdated",
-        time=datetime.now(UTC),
-    )
+RIDE_UPDATES = "ride-updates.fifo"  # the BFF's queues (bff.topology), as the fake messaging names them
+RIDE_ETA = "ride-eta"
 
 
 def store(deps: Dependencies, rider_id: str, ride_id: str, upto: int) -> list[dict[str, Any]]:
@@ -37,10 +34,10 @@ def store(deps: Dependencies, rider_id: str, ride_id: str, upto: int) -> list[di
     return manager.versions_of[ride_id]
 
 
-def feed(client: TestClient, ride: dict[str, Any]) -> None:
-    """What the SQS consumer thread does with a RideUpdated message."""
+def feed(messaging: FakeMessaging, ride: dict[str, Any]) -> None:
+    """A RideUpdated message consumed from the BFF's ride-updates queue (what its SQS consumer does)."""
     data = RideUpdated(ride_id=ride["rideId"], rider_id=ride["riderId"], version=ride["version"], ride=ride)
-    client.app.state.ride_updates_handler(event(), data)  # type: ignore[attr-defined]
+    messaging.deliver(RIDE_UPDATES, data, subject=data.ride_id)
 
 
 def versions_received(ws: Any, n: int) -> list[int]:
@@ -53,11 +50,11 @@ def versions_received(ws: Any, n: int) -> list[int]:
     return out
 
 
-def assert_nothing_more(client: TestClient, ws: Any, rider_id: str) -> None:
+def assert_nothing_more(messaging: FakeMessaging, deps: Dependencies, ws: Any, rider_id: str) -> None:
     """A sentinel ride proves nothing else was queued before it."""
     sentinel = ride_json("ride_sentinel", rider_id, 1)
-    client.app.state.bff.deps.ride_manager.add(sentinel)  # type: ignore[attr-defined]
-    feed(client, sentinel)
+    deps.ride_manager.add(sentinel)  # type: ignore[attr-defined]
+    feed(messaging, sentinel)
     assert ws.receive_json()["rideId"] == "ride_sentinel"
 
 
@@ -69,43 +66,45 @@ def test_bad_token_closes_4401(client: TestClient) -> None:
 
 
 def test_out_of_order_and_duplicates_are_delivered_once_in_order(
-    client: TestClient, deps: Dependencies
+    client: TestClient, deps: Dependencies, push_messaging: FakeMessaging
 ) -> None:
     rider_id = new_rider_id()
     v = store(deps, rider_id, "ride_1", 3)
     with client.websocket_connect(f"/ws?token={token_for(rider_id)}") as ws:
         for version in (1, 3, 2, 3):
-            feed(client, v[version - 1])
+            feed(push_messaging, v[version - 1])
         assert versions_received(ws, 3) == [1, 2, 3]
         assert deps.ride_manager.version_calls == [("ride_1", 1)]  # type: ignore[attr-defined]
-        assert_nothing_more(client, ws, rider_id)
+        assert_nothing_more(push_messaging, deps, ws, rider_id)
 
 
-def test_nothing_is_replayed_unasked(client: TestClient, deps: Dependencies) -> None:
+def test_nothing_is_replayed_unasked(
+    client: TestClient, deps: Dependencies, push_messaging: FakeMessaging
+) -> None:
     rider_id = new_rider_id()
     v = store(deps, rider_id, "ride_1", 5)
     with client.websocket_connect(f"/ws?token={token_for(rider_id)}") as ws:
-        feed(client, v[3])
+        feed(push_messaging, v[3])
         message = ws.receive_json()
         assert (message["rideId"], message["version"], message["status"]) == ("ride_1", 4, "CAR_ASSIGNED")
         assert deps.ride_manager.version_calls == []  # type: ignore[attr-defined]
 
 
 def test_resume_replays_then_continues_live_without_duplicates(
-    client: TestClient, deps: Dependencies
+    client: TestClient, deps: Dependencies, push_messaging: FakeMessaging
 ) -> None:
     rider_id = new_rider_id()
     v = store(deps, rider_id, "ride_1", 3)
     with client.websocket_connect(f"/ws?token={token_for(rider_id)}") as ws:
         ws.send_json({"type": "resume", "rideId": "ride_1", "afterVersion": 1})
         assert versions_received(ws, 2) == [2, 3]
-        feed(client, v[2])  # a live duplicate of v3
+        feed(push_messaging, v[2])  # a live duplicate of v3
         store_more = deps.ride_manager.versions_of["ride_1"]  # type: ignore[attr-defined]
         store_more.append(ride_json("ride_1", rider_id, 4, "CAR_ARRIVED"))
-        feed(client, store_more[3])
+        feed(push_messaging, store_more[3])
         assert versions_received(ws, 1) == [4]
         ws.send_json({"type": "resume", "rideId": "ride_1", "afterVersion": 0})  # all already sent
-        assert_nothing_more(client, ws, rider_id)
+        assert_nothing_more(push_messaging, deps, ws, rider_id)
 
 
 def test_resume_of_a_foreign_or_unknown_ride(client: TestClient, deps: Dependencies) -> None:
@@ -133,27 +132,30 @@ def test_malformed_client_messages(client: TestClient) -> None:
         assert ws.receive_json()["code"] == "bad_request"
 
 
-def test_other_riders_get_nothing(client: TestClient, deps: Dependencies) -> None:
+def test_other_riders_get_nothing(
+    client: TestClient, deps: Dependencies, push_messaging: FakeMessaging
+) -> None:
     rider_id, other = new_rider_id(), new_rider_id()
     v = store(deps, other, "ride_x", 1)
     with client.websocket_connect(f"/ws?token={token_for(rider_id)}") as ws:
-        feed(client, v[0])
-        assert_nothing_more(client, ws, rider_id)
+        feed(push_messaging, v[0])
+        assert_nothing_more(push_messaging, deps, ws, rider_id)
 
 
-def test_eta_is_pushed_to_the_rides_rider_and_throttled(client: TestClient, deps: Dependencies) -> None:
+def test_eta_is_pushed_to_the_rides_rider_and_throttled(
+    client: TestClient, deps: Dependencies, push_messaging: FakeMessaging
+) -> None:
     rider_id = new_rider_id()
     v = store(deps, rider_id, "ride_1", 1)
-    handler = client.app.state.ride_updates_handler  # type: ignore[attr-defined]
     eta = RideEtaUpdated(
         ride_id="ride_1", car_id="car-00001", phase="TO_PICKUP", eta_seconds=120.0, lat=1.0, lon=2.0
     )
     with client.websocket_connect(f"/ws?token={token_for(rider_id)}") as ws:
-        handler(event(), eta)  # the BFF does not know the rider of ride_1 yet: dropped
-        feed(client, v[0])
+        push_messaging.deliver(RIDE_ETA, eta)  # the BFF does not know the rider of ride_1 yet: dropped
+        feed(push_messaging, v[0])
         assert ws.receive_json()["version"] == 1
-        handler(event(), eta)
-        handler(event(), eta)  # within 2 s of the previous one: dropped
+        push_messaging.deliver(RIDE_ETA, eta)
+        push_messaging.deliver(RIDE_ETA, eta)  # within 2 s of the previous one: dropped
         assert ws.receive_json() == {
             "type": "ride.eta",
             "rideId": "ride_1",
@@ -162,19 +164,21 @@ def test_eta_is_pushed_to_the_rides_rider_and_throttled(client: TestClient, deps
             "lat": 1.0,
             "lon": 2.0,
         }
-        assert_nothing_more(client, ws, rider_id)
+        assert_nothing_more(push_messaging, deps, ws, rider_id)
 
 
-def test_gap_not_stored_yet_raises_for_redelivery(client: TestClient, deps: Dependencies) -> None:
+def test_gap_not_stored_yet_raises_for_redelivery(
+    client: TestClient, deps: Dependencies, push_messaging: FakeMessaging
+) -> None:
     rider_id = new_rider_id()
     v = list(store(deps, rider_id, "ride_1", 3))
     del deps.ride_manager.versions_of["ride_1"][1]  # type: ignore[attr-defined]  # v2 not stored yet
     with client.websocket_connect(f"/ws?token={token_for(rider_id)}") as ws:
-        feed(client, v[0])
+        feed(push_messaging, v[0])
         with pytest.raises(Exception, match="connection"):
-            feed(client, v[2])
+            feed(push_messaging, v[2])
         deps.ride_manager.versions_of["ride_1"].insert(1, ride_json("ride_1", rider_id, 2))  # type: ignore[attr-defined]
-        feed(client, v[2])  # redelivered
+        feed(push_messaging, v[2])  # redelivered
         assert versions_received(ws, 3) == [1, 2, 3]
 
 
@@ -236,20 +240,31 @@ def test_parse_client_message() -> None:
             parse_client_message(raw)
 
 
-def test_handler_runs_on_the_loop_from_another_thread() -> None:
-    from bff.consumer import make_handler
-
+def test_the_push_consumer_runs_on_the_app_loop_from_a_consumer_thread() -> None:
     rides = [ride_json("r1", "rdr_a", 1)]
 
     async def scenario() -> list[int]:
         hub = PushHub(History(rides))
         connection = hub.connect("rdr_a")
-        handler = make_handler(hub, asyncio.get_running_loop())
+        consume = idempotent(EffectsOnly, handlers(hub=hub, app_loop=AppLoop(asyncio.get_running_loop())))
         data = RideUpdated(ride_id="r1", rider_id="rdr_a", version=1, ride=rides[0])
-        thread = threading.Thread(target=handler, args=(event(), data))
+        thread = threading.Thread(target=consume, args=(catalog.record(data, subject="r1"), data))
         thread.start()
         while thread.is_alive():
             await asyncio.sleep(0.01)
         return drain(connection.outbox)
 
     assert asyncio.run(scenario()) == [1]
+
+
+def test_a_push_that_does_not_finish_in_time_fails_the_message() -> None:
+    loop = asyncio.new_event_loop()  # never run: the push never happens
+    try:
+        consume = idempotent(
+            EffectsOnly, handlers(hub=PushHub(History([])), app_loop=AppLoop(loop, timeout_s=0.05))
+        )
+        data = RideUpdated(ride_id="r1", rider_id="rdr_a", version=1, ride=ride_json("r1", "rdr_a", 1))
+        with pytest.raises(TimeoutError):
+            consume(catalog.record(data, subject="r1"), data)
+    finally:
+        loop.close()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 
 from acr import catalog
-from acr.catalog.car import CarTelemetry
+from acr.catalog.car import CarPhase, CarTelemetry
 from acr.stream import Checkpoint, StreamRecord
 from acr_city import Bounds
 from car_dispatcher.adapters.fleet_view import LiveFleet
@@ -25,7 +26,7 @@ def _record(sequence: int, car_id: str, lat: float) -> StreamRecord:
     data = CarTelemetry(
         car_id=car_id,
         ride_id=None,
-        phase="IDLE",
+        phase=CarPhase.IDLE,
         lat=lat,
         lon=24.94,
         speed_kmh=0.0,
@@ -33,7 +34,7 @@ def _record(sequence: int, car_id: str, lat: float) -> StreamRecord:
         battery=1.0,
         odometer_m=0.0,
         sim_time_s=float(sequence),
-        at="2026-12-02T00:00:00Z",
+        at=datetime(2026, 12, 2, tzinfo=UTC),
     )
     return StreamRecord(str(sequence), car_id, catalog.record(data, subject=car_id), data)
 

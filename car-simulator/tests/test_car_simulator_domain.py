@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from acr.catalog.car import CarPhase
 from acr.geo import haversine_m
-from car_simulator.domain import Assignment, Car, Leg, Phase, Point, Telemetry, bearing_deg
+from car_simulator.domain import Assignment, Car, Leg, Point, Telemetry, bearing_deg
 
 HOME = Point(60.1600, 24.9300)
 PICKUP = Point(60.1650, 24.9400)
@@ -50,10 +51,10 @@ def test_a_leg_interpolates_along_its_polyline_with_the_segment_heading() -> Non
 def test_the_car_reaches_the_pickup_after_the_route_duration_with_phases_in_order() -> None:
     car = Car("car-00001", HOME.lat, HOME.lon)
     assignment = _assignment()
-    assert car.assign(assignment) and car.phase is Phase.TO_PICKUP and car.target == PICKUP
-    assert _run(car, 299.0) == [] and car.phase is Phase.TO_PICKUP and car.speed_kmh > 0
+    assert car.assign(assignment) and car.phase is CarPhase.TO_PICKUP and car.target == PICKUP
+    assert _run(car, 299.0) == [] and car.phase is CarPhase.TO_PICKUP and car.speed_kmh > 0
     changes = _run(car, 2.0, start=299.0)
-    assert [c.phase for c in changes] == [Phase.TO_PICKUP, Phase.BOARDING]
+    assert [c.phase for c in changes] == [CarPhase.TO_PICKUP, CarPhase.BOARDING]
     arrived, boarding = changes
     assert arrived.sim_time_s == pytest.approx(300.0) and (arrived.lat, arrived.lon) == (
         PICKUP.lat,
@@ -69,12 +70,12 @@ def test_boarding_waits_then_the_car_drives_to_the_drop_off_and_idles_there() ->
     assignment = _assignment(boarding_s=60)
     car.assign(assignment)
     _run(car, 300.0)
-    assert car.phase is Phase.BOARDING
-    assert _run(car, 59.0, start=300.0) == [] and car.phase is Phase.BOARDING and car.speed_kmh == 0
+    assert car.phase is CarPhase.BOARDING
+    assert _run(car, 59.0, start=300.0) == [] and car.phase is CarPhase.BOARDING and car.speed_kmh == 0
     started = _run(car, 1.0, start=359.0)
-    assert [(c.phase, c.sim_time_s, c.target) for c in started] == [(Phase.TO_DESTINATION, 360.0, DROPOFF)]
+    assert [(c.phase, c.sim_time_s, c.target) for c in started] == [(CarPhase.TO_DESTINATION, 360.0, DROPOFF)]
     done = _run(car, 200.0, start=360.0)
-    assert [c.phase for c in done] == [Phase.TO_DESTINATION, Phase.IDLE]
+    assert [c.phase for c in done] == [CarPhase.TO_DESTINATION, CarPhase.IDLE]
     final, idle = done
     assert final.ride_id == "ride-1" and final.sim_time_s == pytest.approx(560.0)
     assert (idle.lat, idle.lon, idle.ride_id, idle.target) == (DROPOFF.lat, DROPOFF.lon, None, None)
@@ -89,11 +90,11 @@ def test_one_big_step_reports_every_phase_change_at_its_exact_time() -> None:
     car.assign(_assignment(boarding_s=60))
     changes = car.advance(10_000, 0.0)
     assert [(c.phase, c.sim_time_s) for c in changes] == [
-        (Phase.TO_PICKUP, 300.0),
-        (Phase.BOARDING, 300.0),
-        (Phase.TO_DESTINATION, 360.0),
-        (Phase.TO_DESTINATION, 560.0),
-        (Phase.IDLE, 560.0),
+        (CarPhase.TO_PICKUP, 300.0),
+        (CarPhase.BOARDING, 300.0),
+        (CarPhase.TO_DESTINATION, 360.0),
+        (CarPhase.TO_DESTINATION, 560.0),
+        (CarPhase.IDLE, 560.0),
     ]
 
 
@@ -102,9 +103,9 @@ def test_release_stops_the_car_where_it_is() -> None:
     car.assign(_assignment())
     _run(car, 100.0)
     where = car.position
-    assert not car.release("another-ride") and car.phase is Phase.TO_PICKUP
+    assert not car.release("another-ride") and car.phase is CarPhase.TO_PICKUP
     assert car.release("ride-1")
-    assert (car.phase, car.ride_id, car.target, car.speed_kmh) == (Phase.IDLE, None, None, 0.0)
+    assert (car.phase, car.ride_id, car.target, car.speed_kmh) == (CarPhase.IDLE, None, None, 0.0)
     assert _run(car, 500.0, start=100.0) == [] and car.position == where
 
 
@@ -117,7 +118,7 @@ def test_a_late_or_repeated_assignment_does_not_restart_a_drive() -> None:
     assert car.position == where and car.odometer_m == odometer
     car.release("ride-1")
     assert not car.assign(_assignment())  # the assignment of a released ride arriving late
-    assert car.phase is Phase.IDLE
+    assert car.phase is CarPhase.IDLE
 
 
 def test_a_stall_freezes_the_car_and_reports_stalled_with_its_ride_until_unstalled() -> None:
@@ -128,15 +129,15 @@ def test_a_stall_freezes_the_car_and_reports_stalled_with_its_ride_until_unstall
     assert car.stall() and not car.stall()
     report = car.telemetry(100.0)
     assert (report.phase, report.ride_id, report.target, report.speed_kmh) == (
-        Phase.STALLED,
+        CarPhase.STALLED,
         "ride-1",
         PICKUP,
         0,
     )
     assert _run(car, 1000.0, start=100.0) == [] and car.position == where and car.odometer_m == odometer
-    assert car.unstall() and car.phase is Phase.TO_PICKUP
+    assert car.unstall() and car.phase is CarPhase.TO_PICKUP
     changes = _run(car, 200.0, start=1100.0)
-    assert [c.phase for c in changes] == [Phase.TO_PICKUP, Phase.BOARDING]
+    assert [c.phase for c in changes] == [CarPhase.TO_PICKUP, CarPhase.BOARDING]
     assert changes[0].sim_time_s == pytest.approx(1300.0)  # the 200 s left of the 300 s leg
 
 
@@ -147,7 +148,7 @@ def test_a_stalled_boarding_car_keeps_boarding_after_the_stall() -> None:
     car.stall()
     _run(car, 500.0, start=330.0)
     car.unstall()
-    assert car.phase is Phase.BOARDING
+    assert car.phase is CarPhase.BOARDING
     assert [c.sim_time_s for c in _run(car, 30.0, start=830.0)] == [860.0]
 
 
@@ -159,7 +160,7 @@ def test_out_of_service_keeps_the_car_where_it_is_without_a_ride() -> None:
     where = stalled.position
     assert stalled.take_out_of_service()
     assert (stalled.phase, stalled.ride_id, stalled.target, stalled.position) == (
-        Phase.STALLED,
+        CarPhase.STALLED,
         None,
         None,
         where,
@@ -170,7 +171,7 @@ def test_out_of_service_keeps_the_car_where_it_is_without_a_ride() -> None:
     driving.assign(_assignment())
     _run(driving, 100.0)
     where = driving.position
-    assert driving.take_out_of_service() and driving.phase is Phase.IDLE and driving.ride_id is None
+    assert driving.take_out_of_service() and driving.phase is CarPhase.IDLE and driving.ride_id is None
     assert _run(driving, 500.0) == [] and driving.position == where
 
 
@@ -184,11 +185,11 @@ def test_a_replacement_car_picks_the_rider_up_where_the_stalled_car_stopped() ->
     )
     changes = car.advance(1_000, 0.0)
     assert [c.phase for c in changes] == [
-        Phase.TO_PICKUP,
-        Phase.BOARDING,
-        Phase.TO_DESTINATION,
-        Phase.TO_DESTINATION,
-        Phase.IDLE,
+        CarPhase.TO_PICKUP,
+        CarPhase.BOARDING,
+        CarPhase.TO_DESTINATION,
+        CarPhase.TO_DESTINATION,
+        CarPhase.IDLE,
     ]
     assert (changes[1].lat, changes[1].lon) == (stalled_at.lat, stalled_at.lon)
     assert (car.lat, car.lon) == (DROPOFF.lat, DROPOFF.lon)
@@ -201,4 +202,4 @@ def test_a_car_already_at_the_pickup_arrives_at_once() -> None:
             "ride-1", PICKUP, DROPOFF, Leg([(PICKUP.lat, PICKUP.lon)], 0), _leg(PICKUP, DROPOFF, 90), 10
         )
     )
-    assert [c.phase for c in car.advance(0.25, 0.0)] == [Phase.TO_PICKUP, Phase.BOARDING]
+    assert [c.phase for c in car.advance(0.25, 0.0)] == [CarPhase.TO_PICKUP, CarPhase.BOARDING]

@@ -2,29 +2,29 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from acr_testkit.emulator import aws_emulator
+from car_simulator_fakes import StraightRoads
 
-from acr import aws, catalog
+from acr import aws
 from acr.catalog.base import TELEMETRY_STREAM, Place
 from acr.catalog.car import CarTelemetry
 from acr.catalog.fleet import CarAssigned
-from acr.consumer import SqsConsumer
+from acr.consumer import SqsConsumer, idempotent
+from acr.loops import Loops
 from acr.runtime import Messaging
 from acr.settings import Settings
 from acr.stream import decode_record
 from acr.topology import discover
 from acr.topology.apply import Clients, apply
-from acr.unit_of_work import Destination, Outgoing
 from car_simulator.adapters.kinesis import KinesisPublisher, TelemetryBuffer
-from car_simulator.adapters.memory import StraightRoads
 from car_simulator.domain import Car
-from car_simulator.handlers import CarSimulator, SimulationLoop
+from car_simulator.handlers import CarSimulator, SimulationLoop, handlers
 from car_simulator.simulation import Simulation
 from car_simulator.topology import TOPOLOGY
 
@@ -65,16 +65,11 @@ def test_the_topology_declares_the_stream_and_the_fleet_subscription(settings: S
 def test_a_car_assigned_on_the_fleet_bus_drives_the_car_and_its_telemetry_lands_on_the_stream(
     settings: Settings,
 ) -> None:
-    dispatcher = Messaging(next(s for s in discover() if s.service == "car-dispatcher"), settings)
-    edge = Messaging(TOPOLOGY, settings)
+    dispatcher = Messaging(next(s for s in discover() if s.service == "car-dispatcher"), settings, Loops())
+    edge = Messaging(TOPOLOGY, settings, Loops())
     cars = [Car(f"car-{i:05d}", 60.16 + i / 1000, 24.93) for i in range(1, 21)]
-    simulator = CarSimulator(
-        simulation=Simulation(cars, sim_speed=100, wall_start=time.time(), idle_every_s=5.0),
-        roads=StraightRoads(10.0),
-        boarding_s=5,
-        inbox=edge.unit_of_work,
-    )
-    publisher = KinesisPublisher(edge.client("kinesis"), TELEMETRY_STREAM, TelemetryBuffer())
+    simulator = CarSimulator(Simulation(cars, sim_speed=100, wall_start=time.time(), idle_every_s=5.0))
+    publisher = KinesisPublisher(edge.kinesis(), TELEMETRY_STREAM, TelemetryBuffer())
 
     pickup, dropoff = Place(label="P", lat=60.165, lon=24.935), Place(label="D", lat=60.166, lon=24.935)
     assigned = CarAssigned(
@@ -85,12 +80,10 @@ def test_a_car_assigned_on_the_fleet_bus_drives_the_car_and_its_telemetry_lands_
         pickup=pickup,
         dropoff=dropoff,
         pickup_eta_seconds=50,
-        assigned_at="2026-01-01T00:00:00Z",
+        assigned_at=datetime(2026, 1, 1, tzinfo=UTC),
     )
     uow = dispatcher.unit_of_work()
-    uow.record(
-        Outgoing(catalog.record(assigned, subject="ride-it-1", sequence=1), Destination("bus", "acr-fleet"))
-    )
+    uow.record(assigned, subject="ride-it-1", sequence=1)
     uow.commit()
     assert dispatcher.relay is not None and dispatcher.relay.drain_once() == 1
 
@@ -99,7 +92,9 @@ def test_a_car_assigned_on_the_fleet_bus_drives_the_car_and_its_telemetry_lands_
         sqs=edge.sqs,
         queue_url=edge.queue_url("acr-car-simulator-events"),
         dead_letter_queue_url=edge.queue_url("acr-car-simulator-events-dlq"),
-        handler=simulator.handler(),
+        handler=idempotent(
+            edge.unit_of_work, handlers(simulator=simulator, roads=StraightRoads(10.0), boarding_s=5)
+        ),
         wait_s=1,
     )
     deadline = time.monotonic() + 15
@@ -107,22 +102,18 @@ def test_a_car_assigned_on_the_fleet_bus_drives_the_car_and_its_telemetry_lands_
         consumer.poll_once()
     assert simulator.simulation.car("car-00003").phase.value == "TO_PICKUP"
 
-    stop = threading.Event()
-    threads = [
-        threading.Thread(target=SimulationLoop(simulator, publisher.buffer).run, args=(stop,), daemon=True),
-        threading.Thread(target=publisher.run, args=(stop,), daemon=True),
-    ]
-    for thread in threads:
-        thread.start()
+    loops = Loops()
+    loops.add("simulation", SimulationLoop(simulator, publisher.buffer).run)
+    loops.add("telemetry-publisher", publisher.run)
+    loops.on_stop(publisher.wake)
+    loops.start()
     started, deadline = time.monotonic(), time.monotonic() + 20
     while simulator.simulation.car("car-00003").ride_id is not None and time.monotonic() < deadline:
         time.sleep(0.1)
     time.sleep(max(1.0, started + 5.5 - time.monotonic()))  # one idle heartbeat round, and the last records
-    stop.set()
-    for thread in threads:
-        thread.join(5)
+    loops.stop()
 
-    telemetry = _read_stream(edge.client("kinesis"))
+    telemetry = _read_stream(edge.kinesis())
     assert publisher.records_sent == len(telemetry) > 20
     assert {t.car_id for t in telemetry} == {c.car_id for c in cars}  # idle heartbeats of the whole fleet
     phases = [t.phase for t in telemetry if t.car_id == "car-00003"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from car_simulator.domain import Assignment, Car, Leg, Phase, Point
+from acr.catalog.car import CarPhase
+from car_simulator.domain import Assignment, Car, Leg, Point
 from car_simulator.simulation import Report, Simulation
 
 A = Point(60.10, 24.90)
@@ -38,7 +39,7 @@ def test_a_moving_car_at_sim_speed_1000_reports_at_most_twice_per_wall_second() 
         ),
     )
     reports = _ticks(sim, 0.0, 10.0)
-    moving = [r for r in reports if r.telemetry.phase is Phase.TO_PICKUP]
+    moving = [r for r in reports if r.telemetry.phase is CarPhase.TO_PICKUP]
     assert sim.car("car-00001").moving and sim.sim_time_s == 10_000
     per_second = Counter(int(r.wall_time - 1e-9) for r in moving)
     assert max(per_second.values()) <= 2 and len(moving) <= 2 * 10 + 1
@@ -56,7 +57,7 @@ def test_idle_cars_send_a_heartbeat_every_thirty_wall_seconds_in_ten_second_slot
     per_tick = Counter(r.wall_time for r in reports)
     assert set(per_tick) == {float(t) for t in range(10, 121, 10)}  # one batch every 10 s, none between
     assert max(per_tick.values()) <= 200 / 3 + 1  # the fleet spread over the 3 slots: never a burst
-    assert all(r.telemetry.phase is Phase.IDLE and not r.essential for r in reports)
+    assert all(r.telemetry.phase is CarPhase.IDLE and not r.essential for r in reports)
 
 
 def test_every_phase_change_is_reported_even_several_within_one_tick() -> None:
@@ -75,14 +76,14 @@ def test_every_phase_change_is_reported_even_several_within_one_tick() -> None:
     reports = sim.tick(0.25)  # 250 simulated seconds: the whole ride
     essential = [(r.telemetry.phase, r.telemetry.sim_time_s) for r in reports if r.essential]
     assert essential == [
-        (Phase.TO_PICKUP, 0.0),
-        (Phase.TO_PICKUP, 100.0),
-        (Phase.BOARDING, 100.0),
-        (Phase.TO_DESTINATION, 130.0),
-        (Phase.TO_DESTINATION, 230.0),
-        (Phase.IDLE, 230.0),
+        (CarPhase.TO_PICKUP, 0.0),
+        (CarPhase.TO_PICKUP, 100.0),
+        (CarPhase.BOARDING, 100.0),
+        (CarPhase.TO_DESTINATION, 130.0),
+        (CarPhase.TO_DESTINATION, 230.0),
+        (CarPhase.IDLE, 230.0),
     ]
-    assert [r.telemetry.phase for r in reports][-1] is Phase.IDLE  # nothing periodic after the last change
+    assert [r.telemetry.phase for r in reports][-1] is CarPhase.IDLE  # nothing periodic after the last change
 
 
 def test_commands_are_reported_at_the_next_tick_and_a_stalled_car_keeps_its_heartbeat() -> None:
@@ -101,7 +102,7 @@ def test_commands_are_reported_at_the_next_tick_and_a_stalled_car_keeps_its_hear
     _ticks(sim, 0.0, 2.0)
     assert sim.stall("car-00002") and not sim.stall("car-00002")
     reports = [r for r in _ticks(sim, 2.0, 5.0) if r.telemetry.car_id == "car-00002"]
-    assert reports[0].essential and all(r.telemetry.phase is Phase.STALLED for r in reports)
+    assert reports[0].essential and all(r.telemetry.phase is CarPhase.STALLED for r in reports)
     assert len({(r.telemetry.lat, r.telemetry.lon) for r in reports}) == 1  # frozen
     assert all(r.telemetry.ride_id == "r1" and r.telemetry.speed_kmh == 0 for r in reports)
     assert 9 <= len(reports) <= 11  # a car with a ride reports every 0.5 s, stalled or not

@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import json
-import threading
+import time
+from datetime import UTC, datetime
 
 import pytest
+from car_simulator_fakes import FakeKinesis
 
-from acr.catalog.car import CarTelemetry
+from acr.catalog.car import CarPhase, CarTelemetry
+from acr.loops import Loops
 from acr.stream import decode_record
 from car_simulator.adapters.kinesis import MAX_BATCH, KinesisPublisher, TelemetryBuffer
-from car_simulator.adapters.memory import FakeKinesis
-from car_simulator.domain import Phase, Point, Telemetry
+from car_simulator.domain import Point, Telemetry
 from car_simulator.simulation import Report
 
 STREAM = "acr-car-telemetry"
 
 
-def _report(car: int, seq: float = 0.0, essential: bool = False, phase: Phase = Phase.IDLE) -> Report:
+def _report(car: int, seq: float = 0.0, essential: bool = False, phase: CarPhase = CarPhase.IDLE) -> Report:
     t = Telemetry(
         car_id=f"car-{car:05d}",
-        ride_id="r1" if phase is not Phase.IDLE else None,
+        ride_id="r1" if phase is not CarPhase.IDLE else None,
         phase=phase,
         lat=60.17,
         lon=24.94,
@@ -28,7 +30,7 @@ def _report(car: int, seq: float = 0.0, essential: bool = False, phase: Phase = 
         heading=90.0,
         battery=80.0,
         odometer_m=12.5,
-        target=Point(60.18, 24.95) if phase is Phase.TO_PICKUP else None,
+        target=Point(60.18, 24.95) if phase is CarPhase.TO_PICKUP else None,
         sim_time_s=seq,
     )
     return Report(t, wall_time=1_767_225_600.25, essential=essential)
@@ -41,7 +43,7 @@ def _as_stream_record(entry: dict[str, object], n: int = 0) -> dict[str, object]
 def test_records_are_cloudevents_of_car_telemetry_keyed_by_car() -> None:
     kinesis = FakeKinesis()
     publisher = KinesisPublisher(kinesis, STREAM, TelemetryBuffer())
-    assert publisher.publish([_report(7, 12.5, phase=Phase.TO_PICKUP)]) == 1
+    assert publisher.publish([_report(7, 12.5, phase=CarPhase.TO_PICKUP)]) == 1
     [entry] = kinesis.delivered
     assert entry["PartitionKey"] == "car-00007"
     decoded = decode_record(_as_stream_record(entry))
@@ -50,7 +52,7 @@ def test_records_are_cloudevents_of_car_telemetry_keyed_by_car() -> None:
     data = decoded.data
     assert (data.car_id, data.ride_id, data.phase, data.sim_time_s) == ("car-00007", "r1", "TO_PICKUP", 12.5)
     assert data.target is not None and (data.target.lat, data.target.lon) == (60.18, 24.95)
-    assert data.at == "2026-01-01T00:00:00.250Z"
+    assert data.at == datetime(2026, 1, 1, 0, 0, 0, 250_000, tzinfo=UTC)
     assert json.loads(entry["Data"])["data"]["odometerM"] == 12.5  # camelCase on the wire
 
 
@@ -86,25 +88,27 @@ def test_a_full_queue_drops_heartbeats_but_never_phase_changes() -> None:
     buffer = TelemetryBuffer(capacity=2)
     assert buffer.offer(_report(1)) and buffer.offer(_report(2))
     assert not buffer.offer(_report(3))
-    assert buffer.offer(_report(4, essential=True, phase=Phase.BOARDING))
+    assert buffer.offer(_report(4, essential=True, phase=CarPhase.BOARDING))
     assert len(buffer) == 3 and buffer.dropped == 1
 
 
-def test_the_publisher_thread_drains_the_queue_and_reports_its_rate() -> None:
+def test_the_publisher_loop_drains_the_queue_reports_its_rate_and_stops_at_once() -> None:
     now = [1000.0]
     kinesis = FakeKinesis()
     publisher = KinesisPublisher(kinesis, STREAM, TelemetryBuffer(), clock=lambda: now[0])
     for car in range(1, 301):
         publisher.buffer.offer(_report(car))
-    stop = threading.Event()
-    thread = threading.Thread(target=publisher.run, args=(stop,), daemon=True)
-    thread.start()
-    for _ in range(200):
-        if publisher.records_sent == 300:
-            break
-        stop.wait(0.01)
-    stop.set()
-    thread.join(2)
+    loops = Loops()
+    loops.add("telemetry-publisher", publisher.run)
+    loops.on_stop(publisher.wake)
+    loops.start()
+    deadline = time.monotonic() + 2
+    while publisher.records_sent < 300 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)  # the loop is waiting for the next report now
+    stopping = time.monotonic()
+    loops.stop(2)
+    assert time.monotonic() - stopping < 0.1  # woken, not left to its wait for reports
     assert publisher.records_sent == 300 and len(publisher.buffer) == 0
     now[0] += 10.0
     stats = publisher.stats()

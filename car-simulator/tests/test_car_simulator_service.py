@@ -1,40 +1,54 @@
-"""The fleet events through the idempotent consumer handler, and the HTTP API (in-memory adapters)."""
+"""The fleet events through the kernel's idempotent consumer, and the app wired with in-memory adapters
+(its simulation and publisher loops running in the lifespan)."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
 import pytest
+from acr_testkit.messaging import FakeMessaging
+from car_simulator_fakes import FakeKinesis, MemoryInbox, StraightRoads
 from fastapi.testclient import TestClient
 
 from acr import catalog
 from acr.catalog.base import Place
+from acr.catalog.car import CarPhase, CarTelemetry
 from acr.catalog.fleet import CarAssigned, CarOutOfService, CarReleased
+from acr.consumer import MessageHandler, idempotent
+from acr.envelope import CloudEvent
+from acr.fleet import FleetCar
+from acr.service import Runtime
+from acr.settings import Settings
+from acr.stream import decode_record
 from acr.unit_of_work import Duplicate
 from car_simulator.adapters.kinesis import KinesisPublisher, TelemetryBuffer
-from car_simulator.adapters.memory import FakeKinesis, MemoryInbox, StraightRoads
-from car_simulator.bootstrap import create_app
-from car_simulator.domain import Car, Phase
-from car_simulator.handlers import CarSimulator, SimulationLoop
+from car_simulator.api import SimulatorState
+from car_simulator.bootstrap import SERVICE, Adapters, assemble
+from car_simulator.domain import Car
+from car_simulator.handlers import CarSimulator, SimulationLoop, handlers
 from car_simulator.simulation import Simulation
 
 PICKUP = Place(label="1 Harbour Street", lat=60.165, lon=24.94)
 DROPOFF = Place(label="9 Station Road", lat=60.17, lon=24.93)
+FLEET = [FleetCar("car-00001", 60.16, 24.93), FleetCar("car-00002", 60.161, 24.931)]
 
 
 @pytest.fixture
 def simulator() -> CarSimulator:
-    cars = [Car("car-00001", 60.16, 24.93), Car("car-00002", 60.161, 24.931)]
-    return CarSimulator(
-        simulation=Simulation(cars, sim_speed=10, wall_start=0.0),
-        roads=StraightRoads(10.0),
-        boarding_s=60,
-        inbox=MemoryInbox(),
-    )
+    cars = [Car(c.car_id, c.lat, c.lon) for c in FLEET]
+    return CarSimulator(Simulation(cars, sim_speed=10, wall_start=0.0))
 
 
-def _assigned(
-    car: str = "car-00001", ride: str = "ride-1", replaces: str | None = None
-) -> catalog.CloudEvent:
-    data = CarAssigned(
+@pytest.fixture
+def consumer(simulator: CarSimulator) -> MessageHandler:
+    return idempotent(MemoryInbox(), handlers(simulator=simulator, roads=StraightRoads(10.0), boarding_s=60))
+
+
+def _assigned_data(car: str = "car-00001", ride: str = "ride-1", replaces: str | None = None) -> CarAssigned:
+    return CarAssigned(
         ride_id=ride,
         car_id=car,
         car_lat=60.16,
@@ -42,85 +56,141 @@ def _assigned(
         pickup=PICKUP,
         dropoff=DROPOFF,
         pickup_eta_seconds=100,
-        assigned_at="2026-01-01T00:00:00Z",
+        assigned_at=datetime(2026, 1, 1, tzinfo=UTC),
         replaces_car_id=replaces,
     )
-    return catalog.record(data, subject=ride, sequence=1)
 
 
-def _deliver(simulator: CarSimulator, event: catalog.CloudEvent) -> None:
-    simulator.handler()(event, catalog.decode(event))
+def _assigned(car: str = "car-00001", ride: str = "ride-1", replaces: str | None = None) -> CloudEvent:
+    return catalog.record(_assigned_data(car, ride, replaces), subject=ride, sequence=1)
 
 
-def test_car_assigned_starts_the_drive_and_a_redelivery_does_not_restart_it(simulator: CarSimulator) -> None:
+def _deliver(consumer: MessageHandler, event: CloudEvent) -> None:
+    consumer(event, catalog.decode(event))
+
+
+def test_car_assigned_starts_the_drive_and_a_redelivery_does_not_restart_it(
+    simulator: CarSimulator, consumer: MessageHandler
+) -> None:
     event = _assigned()
-    _deliver(simulator, event)
+    _deliver(consumer, event)
     car = simulator.simulation.car("car-00001")
-    assert (car.phase, car.ride_id) == (Phase.TO_PICKUP, "ride-1")
+    assert (car.phase, car.ride_id) == (CarPhase.TO_PICKUP, "ride-1")
     simulator.tick(2.0)  # 1 wall second of progress = 10 simulated seconds
     odometer = car.odometer_m
     assert odometer == pytest.approx(100.0, rel=1e-6)
     with pytest.raises(Duplicate):
-        _deliver(simulator, event)
-    assert car.odometer_m == odometer and car.phase is Phase.TO_PICKUP and car.travelled_m == odometer
+        _deliver(consumer, event)
+    assert car.odometer_m == odometer and car.phase is CarPhase.TO_PICKUP and car.travelled_m == odometer
 
 
-def test_released_and_out_of_service_cars_stop_where_they_are(simulator: CarSimulator) -> None:
-    _deliver(simulator, _assigned())
-    _deliver(simulator, _assigned("car-00002", "ride-2"))
+def test_released_and_out_of_service_cars_stop_where_they_are(
+    simulator: CarSimulator, consumer: MessageHandler
+) -> None:
+    _deliver(consumer, _assigned())
+    _deliver(consumer, _assigned("car-00002", "ride-2"))
     simulator.tick(1.0)
     _deliver(
-        simulator,
+        consumer,
         catalog.record(
             CarReleased(ride_id="ride-1", car_id="car-00001", reason="RIDER_CANCELLED"), subject="ride-1"
         ),
     )
     simulator.simulation.stall("car-00002")
     _deliver(
-        simulator, catalog.record(CarOutOfService(car_id="car-00002", reason="stalled"), subject="car-00002")
+        consumer, catalog.record(CarOutOfService(car_id="car-00002", reason="stalled"), subject="car-00002")
     )
     one, two = simulator.simulation.car("car-00001"), simulator.simulation.car("car-00002")
-    assert (one.phase, one.ride_id, two.phase, two.ride_id) == (Phase.IDLE, None, Phase.STALLED, None)
+    assert (one.phase, one.ride_id, two.phase, two.ride_id) == (CarPhase.IDLE, None, CarPhase.STALLED, None)
     where = (one.position, two.position)
     simulator.tick(5.0)
     assert (one.position, two.position) == where
 
 
-def test_an_event_for_an_unknown_car_is_consumed_without_effect(simulator: CarSimulator) -> None:
-    _deliver(simulator, _assigned("car-99999"))
-    assert all(c.phase is Phase.IDLE for c in simulator.simulation.cars.values())
+def test_an_event_for_an_unknown_car_is_consumed_without_effect(
+    simulator: CarSimulator, consumer: MessageHandler
+) -> None:
+    _deliver(consumer, _assigned("car-99999"))
+    assert all(c.phase is CarPhase.IDLE for c in simulator.simulation.cars.values())
 
 
-def test_the_loop_hands_every_report_to_the_publisher_queue(simulator: CarSimulator) -> None:
+def test_the_loop_hands_every_report_to_the_publisher_queue(
+    simulator: CarSimulator, consumer: MessageHandler
+) -> None:
     clock = [0.0]
     buffer = TelemetryBuffer()
     loop = SimulationLoop(simulator, buffer, clock=lambda: clock[0])
-    _deliver(simulator, _assigned())
+    _deliver(consumer, _assigned())
     clock[0] = 0.25
-    assert loop.step() >= 1 and buffer.take(wait_s=0)[0].telemetry.phase is Phase.TO_PICKUP
+    assert loop.step() >= 1 and buffer.take(wait_s=0)[0].telemetry.phase is CarPhase.TO_PICKUP
 
 
-def test_http_cars_stall_unstall_and_telemetry_stats(simulator: CarSimulator) -> None:
-    kinesis = FakeKinesis()
-    publisher = KinesisPublisher(kinesis, "acr-car-telemetry", TelemetryBuffer())
-    client = TestClient(create_app(simulator, publisher))
-    _deliver(simulator, _assigned())
-    cars = client.get("/v1/cars").json()["cars"]
-    assert [c["carId"] for c in cars] == ["car-00001", "car-00002"]
-    assert set(cars[0]) == {"carId", "phase", "rideId", "lat", "lon", "speedKmh"}
-    assert (cars[0]["phase"], cars[0]["rideId"], cars[0]["speedKmh"]) == ("TO_PICKUP", "ride-1", 36.0)
+class Wired:
+    """The app wired with fakes: fleet events delivered by hand, telemetry into a fake Kinesis."""
 
-    stalled = client.post("/v1/cars/car-00001/stall").json()
-    assert (stalled["phase"], stalled["rideId"], stalled["speedKmh"]) == ("STALLED", "ride-1", 0.0)
-    assert stalled["target"] == {"lat": PICKUP.lat, "lon": PICKUP.lon}
-    assert client.get("/v1/cars/car-00001").json()["phase"] == "STALLED"
-    assert client.post("/v1/cars/car-00001/unstall").json()["phase"] == "TO_PICKUP"
+    def __init__(self, sim_speed: float, boarding_s: float) -> None:
+        self.messaging, self.kinesis = FakeMessaging(), FakeKinesis()
+        self.settings = Settings(sim_speed=sim_speed, boarding_s=boarding_s)
 
-    for path in ("/v1/cars/car-42", "/v1/cars/car-42/stall", "/v1/cars/car-42/unstall"):
-        response = client.get(path) if path.endswith("42") else client.post(path)
-        assert response.status_code == 404 and response.json()["error"]["code"] == "car_not_found"
+    def wire(self, runtime: Runtime) -> SimulatorState:
+        publisher = KinesisPublisher(self.kinesis, "acr-car-telemetry", TelemetryBuffer())
+        adapters = Adapters(self.messaging, MemoryInbox(), StraightRoads(10.0), FLEET, publisher)
+        return assemble(runtime, adapters)
 
-    stats = client.get("/v1/ops/telemetry").json()
-    assert {"recordsSent", "recordsPerSecond", "queueDepth", "movingCars"} <= set(stats)
-    assert stats["movingCars"] == 1 and stats["recordsSent"] == 0
-    assert client.get("/healthz").json()["status"] == "ok"
+    def client(self) -> TestClient:
+        return TestClient(SERVICE.app(settings=self.settings, wire=self.wire))
+
+    def phases(self, car_id: str) -> list[str]:
+        """The phase changes of ``car_id`` as they reached the stream."""
+        records = [decode_record({**r, "SequenceNumber": "0"}) for r in self.kinesis.delivered]
+        telemetry = [r.data for r in records if r is not None and isinstance(r.data, CarTelemetry)]
+        phases = [t.phase for t in telemetry if t.car_id == car_id]
+        return [p for i, p in enumerate(phases) if i == 0 or p != phases[i - 1]]
+
+
+def _until(condition: Callable[[], Any], timeout_s: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while not (found := condition()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
+
+
+def test_http_cars_stall_unstall_and_telemetry_stats() -> None:
+    wired = Wired(sim_speed=10, boarding_s=60)  # about 8 wall seconds to the pickup
+    with wired.client() as client:
+        wired.messaging.deliver("events", _assigned_data(), subject="ride-1", sequence=1)
+        cars = client.get("/v1/cars").json()["cars"]
+        assert [c["carId"] for c in cars] == ["car-00001", "car-00002"]
+        assert set(cars[0]) == {"carId", "phase", "rideId", "lat", "lon", "speedKmh"}
+        assert (cars[0]["phase"], cars[0]["rideId"], cars[0]["speedKmh"]) == ("TO_PICKUP", "ride-1", 36.0)
+
+        stalled = client.post("/v1/cars/car-00001/stall").json()
+        assert (stalled["phase"], stalled["rideId"], stalled["speedKmh"]) == ("STALLED", "ride-1", 0.0)
+        assert stalled["target"] == {"lat": PICKUP.lat, "lon": PICKUP.lon}
+        assert client.get("/v1/cars/car-00001").json()["phase"] == "STALLED"
+        assert client.post("/v1/cars/car-00001/unstall").json()["phase"] == "TO_PICKUP"
+
+        for path in ("/v1/cars/car-42", "/v1/cars/car-42/stall", "/v1/cars/car-42/unstall"):
+            response = client.get(path) if path.endswith("42") else client.post(path)
+            assert response.status_code == 404 and response.json()["error"]["code"] == "car_not_found"
+
+        stats = client.get("/v1/ops/telemetry").json()
+        assert {"recordsSent", "recordsPerSecond", "queueDepth", "movingCars"} <= set(stats)
+        assert (stats["movingCars"], stats["simSpeed"], stats["fleetSize"]) == (1, 10, 2)
+        assert _until(lambda: client.get("/v1/ops/telemetry").json()["recordsSent"] >= 3)  # the loops run
+        assert client.get("/healthz").json()["status"] == "ok"
+
+
+def test_the_wired_app_drives_an_assigned_car_to_the_drop_off_and_stops_at_once() -> None:
+    wired = Wired(sim_speed=100, boarding_s=1)  # about 1.6 wall seconds for the whole ride
+    with wired.client() as client:
+        assert client.get("/v1/cars/car-00001").json()["phase"] == "IDLE"
+        wired.messaging.deliver("events", _assigned_data(), subject="ride-1", sequence=1)
+        assert client.get("/v1/cars/car-00001").json()["phase"] == "TO_PICKUP"
+        assert _until(lambda: client.get("/v1/cars/car-00001").json()["odometerM"] > 0)
+        done = _until(lambda: (car := client.get("/v1/cars/car-00001").json())["rideId"] is None and car)
+        assert (done["phase"], done["lat"], done["lon"]) == ("IDLE", DROPOFF.lat, DROPOFF.lon)
+        assert _until(lambda: wired.phases("car-00001")[-1:] == ["IDLE"])
+        assert wired.phases("car-00001")[-4:] == ["TO_PICKUP", "BOARDING", "TO_DESTINATION", "IDLE"]
+        stopping = time.monotonic()
+    assert time.monotonic() - stopping < 1.0  # the loops wait on the stop event

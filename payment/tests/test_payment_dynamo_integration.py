@@ -1,15 +1,21 @@
-"""The payment DynamoDB adapters against an emulator (moto server, or LocalStack when Docker answers)."""
+"""The payment consumer and its DynamoDB adapters against an emulator process (moto server, or LocalStack
+when Docker answers): the whole path through a real transaction, and one capture per key under concurrent
+replays (conditional puts racing on a server)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import pytest
 from acr_testkit.emulator import aws_emulator
 
 from acr import aws, catalog
 from acr.catalog.ride import RideCompleted
+from acr.consumer import idempotent
+from acr.envelope import CloudEvent
+from acr.loops import Loops
 from acr.money import Money
 from acr.runtime import Messaging
 from acr.settings import Settings
@@ -18,8 +24,8 @@ from acr.topology.apply import Clients, apply
 from acr.unit_of_work import Conflict, Duplicate
 from payment.adapters.dynamo import DynamoLedger, DynamoPaymentUnitOfWork
 from payment.adapters.gateway import SimulatedGateway
-from payment.domain import PaymentStatus, RetryPolicy
-from payment.handlers import PaymentService
+from payment.domain import ChargeRetryPolicy, PaymentStatus
+from payment.handlers import Charger, get_payment, handlers, retry_payment
 from payment.topology import TOPOLOGY
 
 pytestmark = pytest.mark.integration
@@ -30,10 +36,10 @@ def messaging() -> Iterator[Messaging]:
     with aws_emulator() as url:
         settings = Settings(aws_endpoint_url=url, sqs_wait_s=1)
         apply(discover(), Clients(lambda name: aws.client(name, settings)))
-        yield Messaging(TOPOLOGY, settings)
+        yield Messaging(TOPOLOGY, settings, Loops())
 
 
-def _completed(ride_id: str) -> tuple[object, RideCompleted]:
+def _completed(ride_id: str) -> tuple[CloudEvent, RideCompleted]:
     data = RideCompleted(
         ride_id=ride_id,
         rider_id="rdr_1",
@@ -41,7 +47,7 @@ def _completed(ride_id: str) -> tuple[object, RideCompleted]:
         fare=Money.of("17.80"),
         distance_meters=1000,
         duration_seconds=300,
-        completed_at="2026-01-01T00:00:00Z",
+        completed_at=datetime(2026, 1, 1, tzinfo=UTC),
     )
     return catalog.record(data, subject=ride_id, sequence=5), data
 
@@ -49,25 +55,26 @@ def _completed(ride_id: str) -> tuple[object, RideCompleted]:
 def test_payment_record_outbox_and_marker_commit_together_and_capture_once(messaging: Messaging) -> None:
     ledger = DynamoLedger(messaging.dynamodb)
     gateway = SimulatedGateway(ledger, "timeout", timeout_s=0, sleep=lambda s: None)
-    service = PaymentService(
-        uow=lambda: DynamoPaymentUnitOfWork(messaging.unit_of_work()),
-        gateway=gateway,
-        policy=RetryPolicy(3, 0.0),
-        sleep=lambda s: None,
-    )
-    handle = service.consumer()
+    charger = Charger(gateway, ChargeRetryPolicy(3, 0.0), sleep=lambda s: None)
+
+    def unit_of_work() -> DynamoPaymentUnitOfWork:
+        return DynamoPaymentUnitOfWork(messaging.unit_of_work())
+
+    handle = idempotent(unit_of_work, handlers(charger=charger))
 
     event, data = _completed("ride_it_pay_1")
-    handle(event, data)  # type: ignore[arg-type]
+    handle(event, data)
     with pytest.raises(Duplicate):
-        handle(event.resent(), data)  # type: ignore[attr-defined]
-    failed = service.get("ride_it_pay_1")
+        handle(event.resent(), data)
+    failed = get_payment(unit_of_work(), "ride_it_pay_1")
     assert (failed.status, failed.attempts) == (PaymentStatus.FAILED, 3)
     assert len(ledger.list("ride_it_pay_1", 500)) == 1  # captured before the timeouts, once
 
     gateway.set_mode("ok")
-    paid = service.retry("ride_it_pay_1")
-    assert paid.status == PaymentStatus.SUCCEEDED and service.get("ride_it_pay_1").version == 2
+    paid = retry_payment(unit_of_work, "ride_it_pay_1", charger=charger)
+    assert (
+        paid.status == PaymentStatus.SUCCEEDED and get_payment(unit_of_work(), "ride_it_pay_1").version == 2
+    )
     [charge] = ledger.list("ride_it_pay_1", 500)
     assert charge.charge_id == paid.payment_id
     assert [e["type"].rsplit(".", 1)[1] for e in messaging.events_about("ride_it_pay_1")] == [

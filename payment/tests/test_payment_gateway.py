@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
+from payment_fakes import MemoryLedger
 
 from acr.money import Money
 from payment.adapters.gateway import SimulatedGateway
-from payment.adapters.memory import MemoryLedger
 from payment.domain import CardDeclined, GatewayTimeout
 
 FARE = Money.of("10.00")
@@ -65,7 +67,7 @@ def test_slow_answers_after_about_two_seconds() -> None:
 
 
 def test_charges_are_listed_newest_first() -> None:
-    times = iter(["2026-01-01T00:00:01.000Z", "2026-01-01T00:00:02.000Z"])
+    times = iter([datetime(2026, 1, 1, 0, 0, 1, tzinfo=UTC), datetime(2026, 1, 1, 0, 0, 2, tzinfo=UTC)])
     ledger = MemoryLedger()
     gateway = SimulatedGateway(ledger, clock=lambda: next(times))
     gateway.capture("ride_1", "ride_1", FARE)

@@ -4,51 +4,35 @@ arrive before their ride (parked, then applied), and two consumers racing on the
 from __future__ import annotations
 
 import itertools
-import json
 from typing import Any
 
 import pytest
 from acr_testkit.sqs import FakeSqs
-from botocore.exceptions import ClientError
+from ride_manager_fakes import (
+    MemoryHistoryUnitOfWork,
+    MemoryRideUnitOfWork,
+    RideStore,
+    StaticDispatch,
+    StaticGeo,
+)
 
-from acr import catalog, dynamo
+from acr import catalog, clock
 from acr.catalog.base import Place
 from acr.catalog.fleet import CarAssigned
 from acr.catalog.ride import RideUpdated
-from acr.consumer import Park, SqsConsumer, Stale, idempotent
+from acr.consumer import MessageHandler, Park, PoisonMessage, SqsConsumer, Stale, idempotent
 from acr.envelope import CloudEvent
-from acr.metrics import Counters
+from acr.metrics import COUNTERS, Counters
 from acr.unit_of_work import Duplicate
 from ride_manager import handlers
-from ride_manager.adapters.memory import MemoryRideUnitOfWork, MemoryStore, StaticDispatch, StaticGeo
 from ride_manager.commands import PlaceRef, RequestQuote, RequestRide
 from ride_manager.domain import Ride, RideStatus
-from ride_manager.projection import RideHistoryProjector
-from ride_manager.topology import RIDE_HISTORY
+from ride_manager.projection import HISTORY_HANDLERS
 
 A = Place(label="1 Harbour Street, 00100", lat=60.16, lon=24.93, address_id="A1")
 B = Place(label="9 Station Road, 00130", lat=60.18, lon=24.96, address_id="A2")
 EVENTS, EVENTS_DLQ = "https://sqs/acr-ride-manager-events", "https://sqs/acr-ride-manager-events-dlq"
 HISTORY = "https://sqs/acr-ride-manager-history.fifo"
-VERSION_CONDITION = "attribute_not_exists(version) OR version < :v"
-
-
-class _HistoryTable:
-    """``put_item`` on the ride history table with DynamoDB's semantics for the projector's condition."""
-
-    def __init__(self) -> None:
-        self.items: dict[tuple[str, str], dict[str, Any]] = {}
-
-    def put_item(self, TableName: str, Item: dict[str, Any], **kwargs: Any) -> None:  # noqa: N803
-        assert TableName == RIDE_HISTORY and kwargs["ConditionExpression"] == VERSION_CONDITION
-        item = dynamo.from_item(Item)
-        new_version = dynamo.from_item(kwargs["ExpressionAttributeValues"])[":v"]
-        current = self.items.get((item["riderId"], item["requested"]))
-        if current is not None and not current["version"] < new_version:
-            raise ClientError(
-                {"Error": {"Code": "ConditionalCheckFailedException", "Message": "failed"}}, "PutItem"
-            )
-        self.items[(item["riderId"], item["requested"])] = item
 
 
 class _Sqs(FakeSqs):
@@ -77,40 +61,72 @@ def _snapshot(
     return catalog.record(data, subject=ride_id, sequence=version), data
 
 
+def _projector(store: RideStore, before_commit: Any = None) -> MessageHandler:
+    return idempotent(lambda: MemoryHistoryUnitOfWork(store, before_commit), HISTORY_HANDLERS)
+
+
 # --- the ride history projection ----------------------------------------------------------------------
 def test_a_newer_version_overwrites_and_the_same_or_an_older_one_is_stale() -> None:
-    table = _HistoryTable()
-    project = RideHistoryProjector(table)
+    store = RideStore()
+    project = _projector(store)
     project(*_snapshot(1))
     project(*_snapshot(3, status="CAR_ASSIGNED"))
     for version in (3, 2, 1):  # a duplicate and two late arrivals change nothing
         with pytest.raises(Stale):
             project(*_snapshot(version, status="STALE"))
-    (row,) = table.items.values()
-    assert (row["rideId"], row["version"]) == ("ride_1", 3)
-    assert row["requested"] == "2026-01-01T00:00:00Z#ride_1"
-    assert json.loads(row["ride"])["status"] == "CAR_ASSIGNED"
+    ((key, row),) = store.history.items()
+    assert (row.ride_id, row.version) == ("ride_1", 3)
+    assert key == ("rdr_1", "2026-01-01T00:00:00Z#ride_1")
+    assert row.ride["status"] == "CAR_ASSIGNED"
     project(*_snapshot(4, status="COMPLETED"))
-    assert json.loads(table.items[("rdr_1", row["requested"])]["ride"])["status"] == "COMPLETED"
+    assert store.history[key].ride["status"] == "COMPLETED"
+    assert store.markers == set()  # idempotent by version: no markers
 
 
 def test_each_ride_has_its_own_row_and_version() -> None:
-    table = _HistoryTable()
-    project = RideHistoryProjector(table)
+    store = RideStore()
+    project = _projector(store)
     project(*_snapshot(2, ride_id="ride_1"))
     project(*_snapshot(1, ride_id="ride_2"))
-    assert {(r["rideId"], r["version"]) for r in table.items.values()} == {("ride_1", 2), ("ride_2", 1)}
+    assert {(r.ride_id, r.version) for r in store.history.values()} == {("ride_1", 2), ("ride_2", 1)}
 
 
-def test_other_events_are_ignored_by_the_projector() -> None:
-    table = _HistoryTable()
-    event, data = _assigned("ride_1")
-    RideHistoryProjector(table)(event, data)
-    assert table.items == {}
+def test_the_projector_handles_ride_snapshots_only() -> None:
+    store = RideStore()
+    with pytest.raises(PoisonMessage):
+        _projector(store)(*_assigned("ride_1"))
+    assert store.history == {}
+
+
+def test_a_snapshot_that_lost_a_race_is_handled_again_and_found_stale() -> None:
+    store = RideStore()
+    raced: list[int] = []
+
+    def a_newer_snapshot_lands_first() -> None:
+        if not raced:
+            raced.append(5)
+            _projector(store)(*_snapshot(5, status="COMPLETED"))
+
+    with pytest.raises(Stale):
+        _projector(store, a_newer_snapshot_lands_first)(*_snapshot(4))
+    assert [(r.version, r.ride["status"]) for r in store.history.values()] == [(5, "COMPLETED")]
+
+
+def test_the_projection_lag_is_measured_when_a_snapshot_is_stored() -> None:
+    store = RideStore()
+    event, data = _snapshot(1)
+    late = CloudEvent.model_validate(event.model_dump() | {"time": clock.parse("2026-01-01T00:00:00Z")})
+    COUNTERS.projection_lag_ms = 0.0
+    _projector(store)(late, data)
+    assert COUNTERS.projection_lag_ms > 1000  # the event was stamped long ago
+    COUNTERS.projection_lag_ms = 0.0
+    with pytest.raises(Stale):
+        _projector(store)(late.resent(), data)
+    assert COUNTERS.projection_lag_ms == 0.0  # nothing stored, nothing measured
 
 
 def test_on_its_fifo_queue_a_stale_snapshot_is_acknowledged_and_counted() -> None:
-    sqs, counters, table = _Sqs(), Counters(), _HistoryTable()
+    sqs, counters, store = _Sqs(), Counters(), RideStore()
     for version in (2, 1, 2):
         sqs.put(HISTORY, _snapshot(version)[0].to_json())
     consumer = SqsConsumer(
@@ -118,14 +134,14 @@ def test_on_its_fifo_queue_a_stale_snapshot_is_acknowledged_and_counted() -> Non
         sqs=sqs,
         queue_url=HISTORY,
         dead_letter_queue_url="https://sqs/acr-ride-manager-history-dlq.fifo",
-        handler=RideHistoryProjector(table),
+        handler=_projector(store),
         wait_s=0,
         counters=counters,
     )
     consumer.poll_once()
     assert sqs.queues[HISTORY] == []
     assert (counters.get("consumed"), counters.get("staleDropped")) == (1, 2)
-    assert [r["version"] for r in table.items.values()] == [2]
+    assert [r.version for r in store.history.values()] == [2]
 
 
 # --- an update before its create ----------------------------------------------------------------------
@@ -138,12 +154,12 @@ def _assigned(ride_id: str) -> tuple[CloudEvent, CarAssigned]:
         pickup=A,
         dropoff=B,
         pickup_eta_seconds=80,
-        assigned_at="2026-01-01T00:00:00Z",
+        assigned_at=clock.parse("2026-01-01T00:00:00Z"),
     )
     return catalog.record(data, subject=ride_id), data
 
 
-def _book(store: MemoryStore) -> Ride:
+def _book(store: RideStore) -> Ride:
     quote = handlers.request_quote(
         RequestQuote("rdr_1", PlaceRef("A1"), PlaceRef("A2")),
         geo=StaticGeo({"A1": A, "A2": B}),
@@ -158,12 +174,12 @@ def _book(store: MemoryStore) -> Ride:
     )
 
 
-def _handler(store: MemoryStore, before_commit: Any = None):  # type: ignore[no-untyped-def]
-    return idempotent(lambda: MemoryRideUnitOfWork(store, before_commit), handlers.EVENT_HANDLERS)
+def _handler(store: RideStore, before_commit: Any = None) -> MessageHandler:
+    return idempotent(lambda: MemoryRideUnitOfWork(store, before_commit), handlers.HANDLERS)
 
 
 def test_car_assigned_for_a_ride_not_there_yet_is_parked_then_applied_once_the_ride_exists() -> None:
-    store = MemoryStore()
+    store = RideStore()
     ride = _book(store)
     del store.rides[ride.ride_id]  # CarAssigned overtakes the ride's creation
     event, data = _assigned(ride.ride_id)
@@ -180,7 +196,7 @@ def test_car_assigned_for_a_ride_not_there_yet_is_parked_then_applied_once_the_r
 
 
 def test_through_the_sqs_consumer_the_parked_event_comes_back_and_is_applied() -> None:
-    store, sqs, counters = MemoryStore(), _Sqs(), Counters()
+    store, sqs, counters = RideStore(), _Sqs(), Counters()
     ride = _book(store)
     store.rides.clear()  # CarAssigned overtakes the ride's creation
     event, _ = _assigned(ride.ride_id)
@@ -208,7 +224,7 @@ def test_through_the_sqs_consumer_the_parked_event_comes_back_and_is_applied() -
 
 # --- concurrent duplicate delivery --------------------------------------------------------------------
 def test_two_consumers_handling_the_same_event_at_once_change_the_ride_once() -> None:
-    store = MemoryStore()
+    store = RideStore()
     ride = _book(store)
     event, data = _assigned(ride.ride_id)
     outbox_before = len(store.outbox)
@@ -232,47 +248,8 @@ def test_two_consumers_handling_the_same_event_at_once_change_the_ride_once() ->
 
 def test_a_later_change_publishes_only_its_own_events() -> None:
     """The memory adapter stores rides without their already-published domain events."""
-    store = MemoryStore()
+    store = RideStore()
     ride = _book(store)
     before = len(store.outbox)
     _handler(store)(*_assigned(ride.ride_id))
     assert [o.event.type for o in store.outbox[before:]] == ["acme.acr.ride.RideUpdated"]
-
-
-# --- wiring -------------------------------------------------------------------------------------------
-class _RecordingMessaging:
-    """Stands in for ``acr.runtime.Messaging`` in the lifespan: records what gets consumed."""
-
-    instances: list[_RecordingMessaging] = []
-
-    def __init__(self, topology: Any, settings: Any, make_client: Any = None) -> None:
-        self.topology = topology
-        self.dynamodb = object()
-        self.consumed: list[tuple[str, bool]] = []
-        _RecordingMessaging.instances.append(self)
-
-    def consume(self, queue: str, handler: Any, *, fifo: bool = False) -> None:
-        self.consumed.append((queue, fifo))
-
-    def unit_of_work(self) -> Any:
-        raise AssertionError("no unit of work while starting up")
-
-    def start(self) -> None:
-        return None
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        return None
-
-
-def test_the_service_consumes_its_ride_history_queue(monkeypatch: pytest.MonkeyPatch) -> None:
-    from fastapi.testclient import TestClient
-
-    from ride_manager import bootstrap
-
-    monkeypatch.setattr(bootstrap, "Messaging", _RecordingMessaging)
-    _RecordingMessaging.instances.clear()
-    with TestClient(bootstrap.create_app()):
-        pass
-    (messaging,) = _RecordingMessaging.instances
-    assert ("events", False) in messaging.consumed
-    assert ("history", True) in messaging.consumed

@@ -6,22 +6,17 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from fastapi.testclient import TestClient
+from ride_manager_fakes import MemoryRideHistory, MemoryRideUnitOfWork, RideStore, StaticDispatch, StaticGeo
 
-from acr import catalog
-from acr.catalog.base import Place
+from acr import catalog, clock
+from acr.catalog.base import RIDE_UPDATES, Destination, Place
 from acr.catalog.fleet import CarAssigned, NoCarAvailable
-from acr.settings import Settings
+from acr.catalog.monitoring import CarArrivedAtPickup, TripCompleted, TripStarted
+from acr.catalog.ride import CancellationReason
+from acr.consumer import MessageHandler, Park, Stale, idempotent
+from acr.money import Money
+from acr.unit_of_work import Duplicate
 from ride_manager import domain, handlers
-from ride_manager.adapters.memory import (
-    MemoryHistory,
-    MemoryRideUnitOfWork,
-    MemoryStore,
-    StaticDispatch,
-    StaticGeo,
-)
-from ride_manager.bootstrap import create_app
-from ride_manager.bootstrap_types import Services
 from ride_manager.commands import CancelRide, PlaceRef, RequestQuote, RequestRide
 from ride_manager.domain import RideStatus
 from ride_manager.timers import DispatchTimer
@@ -31,11 +26,11 @@ B = Place(label="9 Station Road, 00130", lat=60.18, lon=24.96, address_id="A2")
 
 
 @pytest.fixture
-def store() -> MemoryStore:
-    return MemoryStore()
+def store() -> RideStore:
+    return RideStore()
 
 
-def _quote(store: MemoryStore, rider: str = "rdr_1", ttl_s: float = 300) -> domain.Quote:
+def _quote(store: RideStore, rider: str = "rdr_1", ttl_s: float = 300) -> domain.Quote:
     return handlers.request_quote(
         RequestQuote(rider, PlaceRef("A1"), PlaceRef("A2")),
         geo=StaticGeo({"A1": A, "A2": B}),
@@ -46,7 +41,7 @@ def _quote(store: MemoryStore, rider: str = "rdr_1", ttl_s: float = 300) -> doma
 
 
 def _book(
-    store: MemoryStore, quote_id: str, key: str = "k1", rider: str = "rdr_1", body: str = "h1"
+    store: RideStore, quote_id: str, key: str = "k1", rider: str = "rdr_1", body: str = "h1"
 ) -> domain.Ride:
     return handlers.request_ride(
         RequestRide(rider, quote_id, key, body),
@@ -55,7 +50,7 @@ def _book(
     )
 
 
-def test_a_quote_prices_the_trip_and_books_one_ride_with_its_events(store: MemoryStore) -> None:
+def test_a_quote_prices_the_trip_and_books_one_ride_with_its_events(store: RideStore) -> None:
     quote = _quote(store)
     assert quote.pickup_eta_s == 90 and quote.fare == domain.fare_for(quote.distance_m, quote.trip_duration_s)
     ride = _book(store, quote.quote_id)
@@ -63,9 +58,11 @@ def test_a_quote_prices_the_trip_and_books_one_ride_with_its_events(store: Memor
     types = [o.event.type for o in store.outbox]
     assert types == ["acme.acr.ride.RideRequested", "acme.acr.ride.RideUpdated"]
     assert store.outbox[1].group == ride.ride_id and store.outbox[1].event.sequence == 1
+    # where each goes comes from the catalog: the ride bus, and the updates topic for the snapshots
+    assert [o.destination for o in store.outbox] == [Destination("bus", "acr-ride"), RIDE_UPDATES]
 
 
-def test_the_same_idempotency_key_returns_the_same_ride(store: MemoryStore) -> None:
+def test_the_same_idempotency_key_returns_the_same_ride(store: RideStore) -> None:
     quote = _quote(store)
     first = _book(store, quote.quote_id)
     again = _book(store, quote.quote_id)
@@ -74,14 +71,14 @@ def test_the_same_idempotency_key_returns_the_same_ride(store: MemoryStore) -> N
         _book(store, quote.quote_id, body="another body")
 
 
-def test_a_quote_books_at_most_one_ride(store: MemoryStore) -> None:
+def test_a_quote_books_at_most_one_ride(store: RideStore) -> None:
     quote = _quote(store)
     _book(store, quote.quote_id, key="k1")
     with pytest.raises(domain.QuoteAlreadyUsed):
         _book(store, quote.quote_id, key="k2")
 
 
-def test_a_concurrent_retry_with_the_same_key_gets_the_winners_ride(store: MemoryStore) -> None:
+def test_a_concurrent_retry_with_the_same_key_gets_the_winners_ride(store: RideStore) -> None:
     quote = _quote(store)
     calls = {"n": 0}
 
@@ -99,7 +96,7 @@ def test_a_concurrent_retry_with_the_same_key_gets_the_winners_ride(store: Memor
     assert len(store.rides) == 1 and ride.ride_id in store.rides
 
 
-def test_expired_and_foreign_quotes_are_refused(store: MemoryStore) -> None:
+def test_expired_and_foreign_quotes_are_refused(store: RideStore) -> None:
     expired = _quote(store, ttl_s=0.000001)
     with pytest.raises(domain.QuoteExpired):
         _book(store, expired.quote_id)
@@ -108,7 +105,7 @@ def test_expired_and_foreign_quotes_are_refused(store: MemoryStore) -> None:
         _book(store, mine.quote_id, rider="rdr_2")
 
 
-def test_car_assigned_moves_the_ride_on_once_and_duplicates_are_discarded(store: MemoryStore) -> None:
+def test_car_assigned_moves_the_ride_on_once_and_duplicates_are_discarded(store: RideStore) -> None:
     ride = _book(store, _quote(store).quote_id)
     assigned = _car_assigned(ride.ride_id, "car-00001")
     event = catalog.record(assigned, subject=ride.ride_id)
@@ -116,25 +113,44 @@ def test_car_assigned_moves_the_ride_on_once_and_duplicates_are_discarded(store:
     handle(event, assigned)
     stored = store.rides[ride.ride_id]
     assert (stored.status, stored.version, stored.car_id) == (RideStatus.CAR_ASSIGNED, 2, "car-00001")
-    from acr.consumer import Stale
-    from acr.unit_of_work import Duplicate
-
     with pytest.raises((Duplicate, Stale)):
         handle(event.resent(), assigned)
     assert store.rides[ride.ride_id].version == 2
 
 
-def test_no_car_available_cancels_with_its_reason(store: MemoryStore) -> None:
+def test_a_car_assigned_that_lost_the_race_to_a_cancel_is_handled_again_and_found_stale(
+    store: RideStore,
+) -> None:
+    ride = _book(store, _quote(store).quote_id)
+    assigned = _car_assigned(ride.ride_id, "car-1")
+    raced: list[str] = []
+
+    def the_rider_cancels_first() -> None:
+        if not raced:
+            raced.append("cancel")
+            handlers.cancel_ride(
+                CancelRide("rdr_1", ride.ride_id), uow_factory=lambda: MemoryRideUnitOfWork(store)
+            )
+
+    handle = idempotent(lambda: MemoryRideUnitOfWork(store, the_rider_cancels_first), handlers.HANDLERS)
+    with pytest.raises(Stale):  # the second run reads the cancelled ride: the car comes too late
+        handle(catalog.record(assigned, subject=ride.ride_id), assigned)
+    stored = store.rides[ride.ride_id]
+    assert (stored.status, stored.version, stored.car_id) == (RideStatus.CANCELLED, 2, None)
+    assert store.markers == set()
+
+
+def test_no_car_available_cancels_with_its_reason(store: RideStore) -> None:
     ride = _book(store, _quote(store).quote_id)
     none = NoCarAvailable(ride_id=ride.ride_id, reason="none")
     _consumer(store)(catalog.record(none, subject=ride.ride_id), none)
     stored = store.rides[ride.ride_id]
     assert stored.status == RideStatus.CANCELLED and stored.cancellation
-    assert stored.cancellation["reason"] == "NO_CAR_AVAILABLE"
+    assert stored.cancellation.reason == CancellationReason.NO_CAR_AVAILABLE
     assert store.outbox[-2].event.type == "acme.acr.ride.RideCancelled"
 
 
-def test_rider_cancel_is_idempotent_and_charges_a_fee_only_after_arrival(store: MemoryStore) -> None:
+def test_rider_cancel_is_idempotent_and_charges_a_fee_only_after_arrival(store: RideStore) -> None:
     ride = _book(store, _quote(store).quote_id)
     cancelled = handlers.cancel_ride(
         CancelRide("rdr_1", ride.ride_id), uow_factory=lambda: MemoryRideUnitOfWork(store)
@@ -143,27 +159,25 @@ def test_rider_cancel_is_idempotent_and_charges_a_fee_only_after_arrival(store: 
         CancelRide("rdr_1", ride.ride_id), uow_factory=lambda: MemoryRideUnitOfWork(store)
     )
     assert (
-        cancelled.cancellation
-        and cancelled.cancellation["fee"] is None
-        and again.version == cancelled.version
+        cancelled.cancellation and cancelled.cancellation.fee is None and again.version == cancelled.version
     )
 
-    arrived = domain.Ride.request("r2", _quote(store), domain.now_utc())
-    arrived.assign_car("car-1", 10, domain.now_utc())
-    arrived.car_arrived("car-1", domain.now_utc())
-    arrived.cancel("RIDER_CANCELLED", domain.now_utc())
-    assert arrived.cancellation and arrived.cancellation["fee"] == {"amount": "5.00", "currency": "EUR"}
+    arrived = domain.Ride.request("r2", _quote(store), clock.now())
+    arrived.assign_car("car-1", 10, clock.now())
+    arrived.car_arrived("car-1", clock.now())
+    arrived.cancel(CancellationReason.RIDER_CANCELLED, clock.now())
+    assert arrived.cancellation and arrived.cancellation.fee == Money.of("5.00", "EUR")
 
 
 def test_the_final_fare_never_exceeds_the_quote() -> None:
     quote = domain.Quote(
-        "q", "rdr", A, B, 60, 600, 5000, Decimal("10.00"), domain.now_utc() + timedelta(minutes=5)
+        "q", "rdr", A, B, 60, 600, 5000, Decimal("10.00"), clock.now() + timedelta(minutes=5)
     )
-    ride = domain.Ride.request("r", quote, domain.now_utc())
-    ride.assign_car("car-1", 10, domain.now_utc())
-    ride.car_arrived("car-1", domain.now_utc())
-    ride.trip_started("car-1", domain.now_utc())
-    assert ride.complete("car-1", 50_000, 6000, domain.now_utc()) == domain.Outcome.APPLIED
+    ride = domain.Ride.request("r", quote, clock.now())
+    ride.assign_car("car-1", 10, clock.now())
+    ride.car_arrived("car-1", clock.now())
+    ride.trip_started("car-1", clock.now())
+    assert ride.complete("car-1", 50_000, 6000, clock.now()) == domain.Outcome.APPLIED
     assert ride.fare == Decimal("10.00") and ride.status == RideStatus.COMPLETED and ride.version == 5
 
 
@@ -176,73 +190,23 @@ def _car_assigned(ride_id: str, car_id: str) -> CarAssigned:
         pickup=A,
         dropoff=B,
         pickup_eta_seconds=80,
-        assigned_at="2026-01-01T00:00:00Z",
+        assigned_at=clock.parse("2026-01-01T00:00:00Z"),
     )
 
 
-def _consumer(store: MemoryStore):  # type: ignore[no-untyped-def]
-    from acr.consumer import idempotent
-
-    return idempotent(lambda: MemoryRideUnitOfWork(store), handlers.EVENT_HANDLERS)
+def _consumer(store: RideStore) -> MessageHandler:
+    return idempotent(lambda: MemoryRideUnitOfWork(store), handlers.HANDLERS)
 
 
-# --- HTTP ------------------------------------------------------------------------------------------------
-def _client(store: MemoryStore, eta: float | None = 90) -> TestClient:
-    services = Services(
-        settings=Settings(),
-        uow=lambda: MemoryRideUnitOfWork(store),
-        geo=StaticGeo({"A1": A, "A2": B}),
-        dispatch=StaticDispatch(eta),
-        history=MemoryHistory(store),
-    )
-    return TestClient(create_app(services))
-
-
-def test_http_errors_have_codes(store: MemoryStore) -> None:
-    client = _client(store, eta=None)
-    body = {"riderId": "rdr_1", "pickup": {"addressId": "A1"}, "dropoff": {"addressId": "A2"}}
-    assert client.post("/v1/quotes", json=body).json()["error"]["code"] == "no_car_available"
-    missing = client.post("/v1/quotes", json=body | {"pickup": {"addressId": "nope"}})
-    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "address_not_found")
-    bad = client.post("/v1/quotes", json=body | {"pickup": {"lat": 1}})
-    assert (bad.status_code, bad.json()["error"]["code"]) == (422, "validation_error")
-    no_key = client.post("/v1/rides", json={"riderId": "rdr_1", "quoteId": "q"})
-    assert (no_key.status_code, no_key.json()["error"]["code"]) == (400, "idempotency_key_required")
-    other = client.get("/v1/rides/ride_x", params={"riderId": "rdr_1"})
-    assert (other.status_code, other.json()["error"]["code"]) == (404, "ride_not_found")
-
-
-def test_http_books_and_lists_and_replays_versions(store: MemoryStore) -> None:
-    client = _client(store)
-    quote = client.post(
-        "/v1/quotes",
-        json={"riderId": "rdr_1", "pickup": {"addressId": "A1"}, "dropoff": {"lat": 60.18, "lon": 24.96}},
-    )
-    assert quote.status_code == 201 and quote.json()["fare"]["currency"] == "EUR"
-    ride = client.post(
-        "/v1/rides",
-        json={"riderId": "rdr_1", "quoteId": quote.json()["quoteId"]},
-        headers={"Idempotency-Key": "abc"},
-    )
-    assert ride.status_code == 202 and ride.json()["version"] == 1
-    rides = client.get("/v1/rides", params={"riderId": "rdr_1"}).json()
-    assert [r["rideId"] for r in rides["rides"]] == [ride.json()["rideId"]]
-    versions = client.get(f"/v1/rides/{ride.json()['rideId']}/versions", params={"riderId": "rdr_1"}).json()
-    assert [v["version"] for v in versions["versions"]] == [1]
-
-
-def test_events_that_arrive_early_are_parked_and_late_ones_are_stale(store: MemoryStore) -> None:
-    from acr.catalog import CarArrivedAtPickup, TripCompleted, TripStarted
-    from acr.consumer import Park, Stale
-
+def test_events_that_arrive_early_are_parked_and_late_ones_are_stale(store: RideStore) -> None:
     ride = _book(store, _quote(store).quote_id)
     handle = _consumer(store)
     facts = [
         _car_assigned(ride.ride_id, "car-1"),
-        CarArrivedAtPickup(ride_id=ride.ride_id, car_id="car-1", at="t"),
-        TripStarted(ride_id=ride.ride_id, car_id="car-1", at="t"),
+        CarArrivedAtPickup(ride_id=ride.ride_id, car_id="car-1", at=clock.now()),
+        TripStarted(ride_id=ride.ride_id, car_id="car-1", at=clock.now()),
         TripCompleted(
-            ride_id=ride.ride_id, car_id="car-1", distance_meters=900, duration_seconds=120, at="t"
+            ride_id=ride.ride_id, car_id="car-1", distance_meters=900, duration_seconds=120, at=clock.now()
         ),
     ]
     events = [catalog.record(f, subject=ride.ride_id) for f in facts]
@@ -258,26 +222,27 @@ def test_events_that_arrive_early_are_parked_and_late_ones_are_stale(store: Memo
 
 
 def test_the_dispatch_timer_cancels_overdue_rides_then_sleeps_until_the_next_one_is_due(
-    store: MemoryStore,
+    store: RideStore,
 ) -> None:
     overdue = _book(store, _quote(store).quote_id, key="k-overdue")
     waiting = _book(store, _quote(store).quote_id, key="k-waiting")
-    store.rides[overdue.ride_id].requested_at = domain.iso(domain.now_utc() - timedelta(seconds=45))
-    store.rides[waiting.ride_id].requested_at = domain.iso(domain.now_utc() - timedelta(seconds=20))
+    store.rides[overdue.ride_id].requested_at = clock.now() - timedelta(seconds=45)
+    store.rides[waiting.ride_id].requested_at = clock.now() - timedelta(seconds=20)
     timer = DispatchTimer(
-        history=MemoryHistory(store), uow_factory=lambda: MemoryRideUnitOfWork(store), timeout_s=30
+        history=MemoryRideHistory(store), uow_factory=lambda: MemoryRideUnitOfWork(store), timeout_s=30
     )
 
     wait_s = timer.tick()
 
     assert store.rides[overdue.ride_id].status == RideStatus.CANCELLED
-    assert (store.rides[overdue.ride_id].cancellation or {}).get("reason") == "DISPATCH_TIMEOUT"
+    cancellation = store.rides[overdue.ride_id].cancellation
+    assert cancellation and cancellation.reason == CancellationReason.DISPATCH_TIMEOUT
     assert store.rides[waiting.ride_id].status == RideStatus.REQUESTED
     assert 9 < wait_s <= 10  # the waiting ride falls due 10 s from now
 
 
-def test_the_dispatch_timer_waits_one_timeout_when_no_ride_waits_for_a_car(store: MemoryStore) -> None:
+def test_the_dispatch_timer_waits_one_timeout_when_no_ride_waits_for_a_car(store: RideStore) -> None:
     timer = DispatchTimer(
-        history=MemoryHistory(store), uow_factory=lambda: MemoryRideUnitOfWork(store), timeout_s=30
+        history=MemoryRideHistory(store), uow_factory=lambda: MemoryRideUnitOfWork(store), timeout_s=30
     )
     assert timer.tick() == 30

@@ -1,14 +1,116 @@
-"""Synthetic telemetry for the route-monitor tests: cars driving north in straight lines."""
+"""Test doubles of route-monitor: in-memory adapters of its ports with the DynamoDB ones' conditions,
+straight-line roads, and synthetic telemetry (cars driving north in straight lines)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import copy
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from acr_testkit.memory import Apply, Check, MemoryUnitOfWork, MessageStore
 
 from acr import catalog
-from acr.catalog.car import CarTelemetry, Target
-from acr.stream import StreamRecord
+from acr.catalog.car import CarPhase, CarTelemetry, Target
+from acr.geo import haversine_m
+from acr.stream import Checkpoint, StreamRecord
+from acr.unit_of_work import Outgoing
+from route_monitor.domain import CarCursor, RideTracking
 
-WALL0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+# ------------------------------------------------------------------------------------------ adapters
+
+Row = TypeVar("Row", CarCursor, RideTracking)
+
+
+@dataclass
+class TrackingTables(MessageStore):
+    """The stored rows, the outbox and the checkpoints."""
+
+    cars: dict[str, CarCursor] = field(default_factory=dict)
+    rides: dict[str, RideTracking] = field(default_factory=dict)
+    checkpoints: dict[str, str] = field(default_factory=dict)
+    commits: int = 0
+    commit_sizes: list[int] = field(default_factory=list)  # items per committed transaction
+
+    def facts(self, name: str | None = None) -> list[Outgoing]:
+        return [o for o in self.outbox if name is None or o.event.type.endswith("." + name)]
+
+
+class MemoryTrackingUnitOfWork(MemoryUnitOfWork):
+    """Rows are stored at their read ``version`` + 1, like the DynamoDB unit of work (which keeps no
+    consumed-message markers either: route-monitor has no inbox)."""
+
+    def __init__(self, tables: TrackingTables, before_commit: Callable[[], None] | None = None) -> None:
+        super().__init__(tables, before_commit, marked=False)
+        self._tables = tables
+        self._staged = 0
+
+    def stage(self, check: Check, apply: Apply) -> None:
+        self._staged += 1
+        super().stage(check, apply)
+
+    def save_car(self, car: CarCursor) -> None:
+        self._save(self._tables.cars, car.car_id, copy.deepcopy(car), "car")
+
+    def save_ride(self, ride: RideTracking) -> None:
+        self._save(self._tables.rides, ride.ride_id, copy.deepcopy(ride), "ride")
+
+    def _save(self, rows: dict[str, Row], key: str, row: Row, label: str) -> None:
+        read = row.version
+
+        def check() -> str | None:
+            current = rows.get(key)
+            return None if (current.version if current else 0) == read else label
+
+        row.version = read + 1
+        self.stage(check, lambda: rows.__setitem__(key, row))
+
+    def checkpoint(self, checkpoint: Checkpoint) -> None:
+        item = checkpoint.item()
+        self.stage(
+            lambda: None, lambda: self._tables.checkpoints.__setitem__(item["shardId"], item["sequence"])
+        )
+
+    def commit(self) -> None:
+        size, self._staged = self._staged, 0
+        super().commit()
+        self._tables.commits += 1
+        self._tables.commit_sizes.append(size)
+
+
+class MemoryTrackingStore:
+    def __init__(
+        self, tables: TrackingTables | None = None, before_commit: Callable[[], None] | None = None
+    ) -> None:
+        self.tables = tables or TrackingTables()
+        self.before_commit = before_commit
+
+    def cars(self, car_ids: Iterable[str]) -> dict[str, CarCursor]:
+        rows = self.tables.cars
+        return {c: copy.deepcopy(rows[c]) for c in set(car_ids) if c in rows}
+
+    def rides(self, ride_ids: Iterable[str]) -> dict[str, RideTracking]:
+        rows = self.tables.rides
+        return {r: copy.deepcopy(rows[r]) for r in set(ride_ids) if r in rows}
+
+    def unit_of_work(self) -> MemoryTrackingUnitOfWork:
+        return MemoryTrackingUnitOfWork(self.tables, self.before_commit)
+
+
+class StraightRoads:
+    """Straight lines at 10 m/s: enough for ETAs in tests."""
+
+    speed_ms = 10.0
+
+    def remaining(self, lat: float, lon: float, to_lat: float, to_lon: float) -> tuple[float, float] | None:
+        distance = haversine_m(lat, lon, to_lat, to_lon)
+        return distance / self.speed_ms, distance
+
+
+# ----------------------------------------------------------------------------------------- telemetry
+
+WALL0 = datetime(2026, 1, 1, tzinfo=UTC)
 SIM_SPEED = 30.0
 M_PER_DEG_LAT = 111_195.0
 LAT0, LON0 = 60.160, 24.940
@@ -18,13 +120,14 @@ def north(meters: float, lat: float = LAT0) -> float:
     return lat + meters / M_PER_DEG_LAT
 
 
-def iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+def wall(sim: float) -> datetime:
+    """The wall time at which the simulator emits the record of simulated second ``sim`` (to the
+    millisecond, as the records carry it)."""
+    return WALL0 + timedelta(milliseconds=round(sim / SIM_SPEED * 1000))
 
 
-def wall(sim: float) -> float:
-    """The wall time at which the simulator emits the record of simulated second ``sim``."""
-    return WALL0 + sim / SIM_SPEED
+def seconds(s: float) -> timedelta:
+    return timedelta(seconds=s)
 
 
 class Car:
@@ -45,7 +148,7 @@ class Car:
         return CarTelemetry(
             car_id=self.car_id,
             ride_id=ride_id,
-            phase=phase,
+            phase=CarPhase(phase),
             lat=north(self.at_m),
             lon=self.lon,
             speed_kmh=24.0 if move_m else 0.0,
@@ -54,7 +157,7 @@ class Car:
             odometer_m=self.odometer,
             target=target,
             sim_time_s=sim,
-            at=iso(wall(sim)),
+            at=wall(sim),
         )
 
 
@@ -99,5 +202,5 @@ def stream_records(telemetry: list[CarTelemetry], first: int = 1) -> list[Stream
     return records
 
 
-def names(facts: list[object]) -> list[str]:
+def names(facts: Sequence[object]) -> list[str]:
     return [type(f).__name__ for f in facts]

@@ -11,18 +11,18 @@ from typing import Any
 
 import pytest
 from acr_testkit.emulator import aws_emulator
-from route_monitor_fakes import WALL0, Car, whole_ride
+from route_monitor_fakes import WALL0, Car, StraightRoads, seconds, whole_ride
 
 from acr import aws, catalog, dynamo
 from acr.catalog.base import TELEMETRY_STREAM
 from acr.envelope import CloudEvent
+from acr.kinesis import KinesisReader
+from acr.loops import Loops
 from acr.runtime import Messaging
 from acr.settings import Settings
-from acr.stream import KinesisReader
 from acr.topology import discover
 from acr.topology.apply import Clients, apply
 from route_monitor.adapters.dynamo import DynamoTrackingStore
-from route_monitor.adapters.memory import StraightRoads
 from route_monitor.domain import Rules
 from route_monitor.handlers import TelemetryProcessor
 from route_monitor.topology import CHECKPOINTS, READER, TOPOLOGY, TRACKING
@@ -100,7 +100,7 @@ def _processor(messaging: Messaging, store: Any) -> TelemetryProcessor:
         store=store,
         roads=StraightRoads(),
         rules=Rules(stall_window_s=120, eta_push_s=2),
-        clock=lambda: WALL0 + 86_400,
+        clock=lambda: WALL0 + seconds(86_400),
         max_items=14,
     )
 
@@ -108,15 +108,15 @@ def _processor(messaging: Messaging, store: Any) -> TelemetryProcessor:
 def _run(
     reader: KinesisReader, stop: threading.Event, until: dict[str, str] | None, timeout_s: float = 60
 ) -> None:
-    threads = reader.start(stop)
+    thread = threading.Thread(target=reader.run, args=(stop,), daemon=True)
+    thread.start()
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and not stop.is_set():
         if until is not None and all(reader.checkpoint(shard) == seq for shard, seq in until.items()):
             break
         time.sleep(0.2)
     stop.set()
-    for thread in threads:
-        thread.join(10)
+    thread.join(10)
 
 
 def _facts(messaging: Messaging) -> Counter[tuple[str, str]]:
@@ -137,7 +137,7 @@ def test_telemetry_to_facts_exactly_once_in_effect_across_a_crash(settings: Sett
     last = _put_rides(settings)
 
     # 1. the process dies in the middle of a batch, after a few committed transactions
-    messaging = Messaging(TOPOLOGY, settings)
+    messaging = Messaging(TOPOLOGY, settings, Loops())
     stop = threading.Event()
     crashing = CrashingStore(DynamoTrackingStore(messaging.dynamodb, messaging.unit_of_work), stop, after=3)
     reader = messaging.read_stream(READER, TELEMETRY_STREAM, CHECKPOINTS, _processor(messaging, crashing))
@@ -148,7 +148,7 @@ def test_telemetry_to_facts_exactly_once_in_effect_across_a_crash(settings: Sett
     assert sum(_facts(messaging).values()) < 3 * RIDES
 
     # 2. a new process resumes from the committed checkpoints and catches up
-    restarted = Messaging(TOPOLOGY, settings)
+    restarted = Messaging(TOPOLOGY, settings, Loops())
     store = DynamoTrackingStore(restarted.dynamodb, restarted.unit_of_work)
     reader = restarted.read_stream(READER, TELEMETRY_STREAM, CHECKPOINTS, _processor(restarted, store))
     _run(reader, threading.Event(), until=last)

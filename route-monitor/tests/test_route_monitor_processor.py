@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime
+
 import pytest
+from acr_testkit.messaging import FakeMessaging
 from fastapi.testclient import TestClient
-from route_monitor_fakes import WALL0, Car, stream_records, wall, whole_ride
+from route_monitor_fakes import (
+    WALL0,
+    Car,
+    MemoryTrackingStore,
+    StraightRoads,
+    TrackingTables,
+    seconds,
+    stream_records,
+    wall,
+    whole_ride,
+)
 
 from acr.metrics import COUNTERS
 from acr.stream import Checkpoint, StreamRecord
-from route_monitor.adapters.memory import MemoryTrackingStore, StraightRoads, TrackingTables
-from route_monitor.bootstrap import create_app
+from route_monitor.bootstrap import SERVICE, Adapters, assemble
 from route_monitor.domain import Rules
-from route_monitor.handlers import Monitor, TelemetryProcessor, TelemetryStats
+from route_monitor.handlers import TelemetryProcessor, TelemetryStats
 
 TABLE = "acr-route-monitor-checkpoints"
 RULES = Rules(stall_window_s=120, eta_push_s=2)
@@ -21,7 +34,7 @@ class Killed(BaseException):
     """The process died (SIGKILL): nothing after this point happens."""
 
 
-def processor(store: MemoryTrackingStore, now: float = WALL0, max_items: int = 100) -> TelemetryProcessor:
+def processor(store: MemoryTrackingStore, now: datetime = WALL0, max_items: int = 100) -> TelemetryProcessor:
     clock = lambda: now  # noqa: E731
     return TelemetryProcessor(
         store=store,
@@ -65,7 +78,7 @@ def test_a_whole_ride_becomes_facts_rows_and_a_checkpoint_in_one_transaction() -
     assert completed.event.subject == "ride-1" and str(completed.destination) == "bus:acr-monitoring"
     assert completed.event.source == "acr.route-monitor"
     assert store.tables.checkpoints == {"route-monitor#shardId-000000000000": records[-1].sequence}
-    assert store.tables.rides["ride-1"]["completed"] is True
+    assert store.tables.rides["ride-1"].completed is True
 
 
 def test_eta_updates_are_pushed_while_moving() -> None:
@@ -75,7 +88,7 @@ def test_eta_updates_are_pushed_while_moving() -> None:
     first = stream_records([car.record(0, "TO_PICKUP", "ride-1", 3000)])
     run(first, checkpoint(first))
     second = stream_records([car.record(15, "TO_PICKUP", "ride-1", 3000, 150)], first=2)
-    processor(store, now=wall(0) + 2.5)(second, checkpoint(second))
+    processor(store, now=wall(0) + seconds(2.5))(second, checkpoint(second))
     etas = store.tables.facts("RideEtaUpdated")
     assert len(etas) == 2 and etas[1].event.data["etaSeconds"] == round(2850 / 10, 1)
 
@@ -83,13 +96,13 @@ def test_eta_updates_are_pushed_while_moving() -> None:
 def test_a_big_batch_is_split_below_the_transaction_limit_with_intermediate_checkpoints() -> None:
     records = fleet_of_rides(8)
     whole, split = MemoryTrackingStore(), MemoryTrackingStore()
-    processor(whole, now=WALL0 + 10_000)(records, checkpoint(records))
-    processor(split, now=WALL0 + 10_000, max_items=20)(records, checkpoint(records))
+    processor(whole, now=WALL0 + seconds(10_000))(records, checkpoint(records))
+    processor(split, now=WALL0 + seconds(10_000), max_items=20)(records, checkpoint(records))
     assert whole.tables.commits == 1 and split.tables.commits > 3
     assert max(split.tables.commit_sizes) <= 20
     assert sorted(fact_names(split, "TripCompleted")) == sorted(fact_names(whole, "TripCompleted"))
     assert len(split.tables.outbox) == len(whole.tables.outbox) == 8 * 3
-    unversioned = lambda rows: {k: v | {"version": 0} for k, v in rows.items()}  # noqa: E731
+    unversioned = lambda rows: {k: replace(v, version=0) for k, v in rows.items()}  # noqa: E731
     assert unversioned(split.tables.rides) == unversioned(whole.tables.rides)  # same state whatever the split
     assert split.tables.checkpoints == whole.tables.checkpoints
 
@@ -136,7 +149,7 @@ def test_a_conflict_with_the_other_shard_reads_the_state_again_and_retries() -> 
         if not sneaked["done"]:
             sneaked["done"] = True
             row = tables.rides["ride-1"]
-            tables.rides["ride-1"] = row | {"version": row["version"] + 1}
+            tables.rides["ride-1"] = replace(row, version=row.version + 1)
 
     conflicts = COUNTERS.get("trackingConflicts")
     processor(MemoryTrackingStore(tables, the_other_shard_writes_the_ride))(
@@ -162,7 +175,7 @@ def test_parked_cars_heartbeats_commit_nothing_but_a_checkpoint_every_ten_second
     store, car, committed, now = MemoryTrackingStore(), Car("car-1"), [], [WALL0]
     tracking = TelemetryProcessor(store=store, roads=StraightRoads(), rules=RULES, clock=lambda: now[0])
     for second in range(0, 30, 2):  # a heartbeat every 2 s
-        now[0] = WALL0 + second
+        now[0] = WALL0 + seconds(second)
         records = stream_records([car.record(second, "IDLE", None)], first=second + 1)
         tracking(records, checkpoint(records))
         committed.append(store.tables.checkpoints["route-monitor#shardId-000000000000"])
@@ -170,32 +183,34 @@ def test_parked_cars_heartbeats_commit_nothing_but_a_checkpoint_every_ten_second
     assert store.tables.rides == {} and store.tables.cars == {}
 
 
-def test_tracking_and_telemetry_stats_over_http() -> None:
-    store = MemoryTrackingStore()
-    run = processor(store, now=wall(500))
+def test_the_wired_app_reads_the_stream_and_serves_tracking_and_telemetry_stats() -> None:
+    store, messaging = MemoryTrackingStore(), FakeMessaging()
+    adapters = Adapters(messaging, store, StraightRoads(), clock=lambda: wall(500))
     records = stream_records(whole_ride(Car("car-1"), "ride-1"))
-    run(records, checkpoint(records))
-    client = TestClient(create_app(Monitor(store=store, processor=run)))
-    tracking = client.get("/v1/rides/ride-1/tracking")
-    assert tracking.status_code == 200
-    body = tracking.json()
-    assert body["rideId"] == "ride-1" and body["carId"] == "car-1" and body["completed"] is True
-    assert body["distanceMeters"] == 500.0 and body["durationSeconds"] == 75.0
-    assert body["legs"] == [
-        {
-            "carId": "car-1",
-            "arrived": True,
-            "started": True,
-            "stalled": False,
-            "distanceMeters": pytest.approx(500.0),
-            "progress": None,
-        }
-    ]
-    missing = client.get("/v1/rides/nope/tracking")
-    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "ride_not_found")
-    stats = client.get("/v1/ops/telemetry").json()
-    assert stats["recordsProcessed"] == len(records)
-    assert stats["recordsPerSecond"] == round(len(records) / 10, 2)
-    assert stats["lagMs"] == pytest.approx((wall(500) - wall(records[-1].data.sim_time_s)) * 1000, abs=1)
-    assert client.get("/healthz").json()["service"] == "route-monitor"
-    assert client.get("/v1/ops/events", params={"subject": "ride-1"}).json()["events"] == []
+    with TestClient(SERVICE.app(wire=lambda runtime: assemble(runtime, adapters))) as client:
+        messaging.streams["route-monitor"](records, checkpoint(records))
+        tracking = client.get("/v1/rides/ride-1/tracking")
+        assert tracking.status_code == 200
+        body = tracking.json()
+        assert body["rideId"] == "ride-1" and body["carId"] == "car-1" and body["completed"] is True
+        assert body["distanceMeters"] == 500.0 and body["durationSeconds"] == 75.0
+        assert body["legs"] == [
+            {
+                "carId": "car-1",
+                "arrived": True,
+                "started": True,
+                "stalled": False,
+                "distanceMeters": pytest.approx(500.0),
+                "progress": None,
+            }
+        ]
+        assert body["completedAt"] == "2026-01-01T00:00:06.500Z" and body["etaPushedAt"] is None
+        missing = client.get("/v1/rides/nope/tracking")
+        assert (missing.status_code, missing.json()["error"]["code"]) == (404, "ride_not_found")
+        stats = client.get("/v1/ops/telemetry").json()
+        assert stats["recordsProcessed"] == len(records)
+        assert stats["recordsPerSecond"] == round(len(records) / 10, 2)
+        lag = wall(500) - wall(records[-1].data.sim_time_s)
+        assert stats["lagMs"] == pytest.approx(lag.total_seconds() * 1000, abs=1)
+        assert client.get("/healthz").json()["service"] == "route-monitor"
+        assert client.get("/v1/ops/events", params={"subject": "ride-1"}).json()["events"] == []

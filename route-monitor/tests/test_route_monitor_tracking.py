@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from route_monitor_fakes import WALL0, Car, names, north, wall, whole_ride
+from route_monitor_fakes import WALL0, Car, StraightRoads, names, north, seconds, wall, whole_ride
 
 from acr.catalog.monitoring import CarStalled, RideEtaUpdated, TripCompleted
-from route_monitor.adapters.memory import StraightRoads
-from route_monitor.domain import CarCursor, RideTracking, Rules, Tracker
+from route_monitor.adapters.rows import car_from_item, car_item, ride_from_item, ride_item
+from route_monitor.api import tracking_view
+from route_monitor.domain import Rules, Tracker
 
 RULES = Rules(stall_window_s=120, eta_push_s=2)
 
@@ -173,10 +174,10 @@ def test_eta_is_throttled_on_the_wall_clock_and_uses_the_average_speed() -> None
     assert first.eta_seconds == 300.0  # no history: the route's own duration (3000 m at 10 m/s)
     for sim in (15, 30):
         tracker.observe(car.record(sim, "TO_PICKUP", "ride-1", 3000, 150))  # 10 m/s
-    tracker.flush_etas(wall(0) + 1.9, roads.remaining)
+    tracker.flush_etas(wall(0) + seconds(1.9), roads.remaining)
     assert len(tracker.facts) == 1  # within eta_push_s of the last push
     tracker.observe(car.record(45, "TO_PICKUP", "ride-1", 3000, 300))  # now 15 m/s on average over 45 s
-    tracker.flush_etas(wall(0) + 2.0, roads.remaining)
+    tracker.flush_etas(wall(0) + seconds(2.0), roads.remaining)
     second = tracker.facts[-1]
     assert len(tracker.facts) == 2 and second.eta_seconds == round(2400 / (600 / 45), 1)
     assert tracker.rides["ride-1"].eta_seconds == second.eta_seconds
@@ -196,7 +197,7 @@ def test_no_eta_from_a_backlog_nor_while_boarding() -> None:
     car = Car("car-1")
     tracker = Tracker(RULES)
     tracker.observe(car.record(0, "TO_PICKUP", "ride-1", 300))
-    tracker.flush_etas(WALL0 + 3600, StraightRoads().remaining)  # the record is an hour old
+    tracker.flush_etas(WALL0 + seconds(3600), StraightRoads().remaining)  # the record is an hour old
     tracker.observe(car.record(15, "BOARDING", "ride-1", 300, 300))
     tracker.flush_etas(wall(15), StraightRoads().remaining)
     assert names(tracker.facts) == ["CarArrivedAtPickup"]
@@ -206,7 +207,7 @@ def test_rows_round_trip_through_their_stored_form() -> None:
     tracker = Tracker(RULES)
     feed(tracker, whole_ride(Car("car-1"), "ride-1"))
     ride, cursor = tracker.rides["ride-1"], tracker.cars["car-1"]
-    assert RideTracking.from_dict(ride.to_dict()) == ride
-    assert CarCursor.from_dict(cursor.to_dict()) == cursor
-    view = ride.view()
+    assert ride_from_item(ride_item(ride)) == ride
+    assert car_from_item(car_item(cursor)) == cursor
+    view = tracking_view(ride)
     assert view["completed"] is True and view["legs"][0]["carId"] == "car-1"

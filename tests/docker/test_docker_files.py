@@ -2,29 +2,46 @@
 
 * ``docker-compose.yml`` against the Compose specification (check-jsonschema's vendored
   ``vendor.compose-spec`` schema: no network needed);
-* every Dockerfile through hadolint (error level, and warning level too);
-* structure: each service's Dockerfile runs the right module on the right port, the compose
-  file builds each ACR service from its own Dockerfile, wires the services together and pins
-  LocalStack to a 4.x release.
+* the one ``Dockerfile`` through hadolint (error level, and warning level too);
+* structure: what the ``service`` target builds for each service's build args (its package, its
+  module run by ``python -m acr.serve`` on its port, its health check), what the ``topology`` target
+  builds, and how the compose file builds and wires every container.
+
+``test_compose_wiring.py`` then runs what the compose file describes, as host processes.
 """
 
 from __future__ import annotations
 
+import ast
 import fnmatch
-import json
+import glob
 import re
 import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
-import yaml
+from docker_model import (
+    COMPOSE_FILE,
+    DOCKERFILE,
+    ROOT,
+    Stage,
+    build_of,
+    container_port,
+    copy_sources,
+    environment,
+    image,
+    load_compose,
+    stage,
+    stage_variables,
+    stages,
+    sync_commands,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-COMPOSE_FILE = ROOT / "docker-compose.yml"
-TOPOLOGY_DOCKERFILE = ROOT / "tools" / "topology.Dockerfile"
+from acr.settings import Settings
 
 # Folder -> port; the module is the folder with '_' for '-'. Mirrors acr.settings.SERVICE_PORTS.
 SERVICE_PORTS: dict[str, int] = {
@@ -38,16 +55,31 @@ SERVICE_PORTS: dict[str, int] = {
     "car-simulator": 8007,
 }
 CITY_SERVICES = {"address-finder", "car-dispatcher", "car-simulator", "route-monitor"}
-LIBS = ["libs/acr", "libs/acr-city"]
-MEMBERS = [*LIBS, *SERVICE_PORTS]
 CITY_CACHE = "/home/acr/.cache/acr-city"
 LOCALSTACK_SERVICES = {"events", "sqs", "sns", "dynamodb", "kinesis", "sts"}
-
-ALL_DOCKERFILES = [ROOT / s / "Dockerfile" for s in SERVICE_PORTS] + [TOPOLOGY_DOCKERFILE]
+SERVE_VARIABLES = {"ACR_SERVICE", "ACR_PORT", "ACR_HOST"}  # read by acr.serve (libs/acr/src/acr/serve.py)
+DEV_ONLY = {"acr-testkit"}  # workspace members that no image may install
+IMAGE_VENV = "/app/.venv"
+SERVICE_TARGET, TOPOLOGY_TARGET = "service", "topology"
 
 
 def _module(service: str) -> str:
     return service.replace("-", "_")
+
+
+def _build_args(service: str) -> dict[str, str]:
+    return {"SERVICE": service, "PORT": str(SERVICE_PORTS[service])}
+
+
+def _workspace_members() -> list[str]:
+    """Every workspace member folder, from the root pyproject.toml's globs (a new member shows up)."""
+    workspace = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["uv"]["workspace"]
+    folders = {Path(p) for pattern in workspace["members"] for p in glob.glob(pattern, root_dir=ROOT)}
+    return sorted(str(f) for f in folders if (ROOT / f / "pyproject.toml").is_file())
+
+
+def _package(member: str) -> str:
+    return str(tomllib.loads((ROOT / member / "pyproject.toml").read_text())["project"]["name"])
 
 
 def _tool(name: str) -> str:
@@ -65,141 +97,20 @@ def _run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
 
 
-# --------------------------------------------------------------------------- Dockerfile parsing
-
-
-def _instructions(path: Path) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
-    out: list[tuple[str, str]] = []
-    pending = ""
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        line = pending + line
-        pending = ""
-        keyword, _, args = line.partition(" ")
-        out.append((keyword.upper(), args.strip()))
-    assert not pending, f"{path}: dangling line continuation"
-    return out
-
-
-def _stages(path: Path) -> list[list[tuple[str, str]]]:
-    stages: list[list[tuple[str, str]]] = []
-    for keyword, args in _instructions(path):
-        if keyword == "FROM":
-            stages.append([])
-        assert stages, f"{path}: instruction before the first FROM"
-        stages[-1].append((keyword, args))
-    return stages
-
-
-def _last(stage: list[tuple[str, str]], keyword: str) -> str | None:
-    values = [args for kw, args in stage if kw == keyword]
-    return values[-1] if values else None
-
-
-def _exec_form(args: str) -> list[str]:
-    value = json.loads(args)
-    assert isinstance(value, list) and all(isinstance(v, str) for v in value), args
-    return value
-
-
-def _copy_sources(path: Path) -> list[str]:
-    """Sources of the COPY instructions that read the build context (not --from=...)."""
-    sources: list[str] = []
-    for keyword, args in _instructions(path):
-        if keyword != "COPY":
-            continue
-        words = shlex.split(args)
-        if any(w.startswith("--from") for w in words):
-            continue
-        words = [w for w in words if not w.startswith("--")]
-        sources.extend(words[:-1])
-    return sources
-
-
-def _sync_commands(path: Path) -> list[str]:
-    return [args for kw, args in _instructions(path) if kw == "RUN" and "uv sync" in args]
-
-
 PINNED_UV = re.compile(
     r"^ghcr\.io/astral-sh/uv:\d+\.\d+\.\d+(-python3\.11-bookworm-slim)?(@sha256:[0-9a-f]{64})?$"
 )
 PINNED_PYTHON = re.compile(r"^python:3\.11(\.\d+)?-slim-bookworm(@sha256:[0-9a-f]{64})?$")
 
 
-def _check_common(path: Path) -> list[tuple[str, str]]:
-    """Checks shared by the service images and the topology image; returns the runtime stage."""
-    stages = _stages(path)
-    assert len(stages) >= 2, f"{path}: expected a multi-stage build"
-    builder, runtime = stages[0], stages[-1]
-
-    base = builder[0][1].split()[0]
-    uv_from = [a for kw, a in builder if kw == "COPY" and "--from=ghcr.io/astral-sh/uv" in a]
-    if base.startswith("ghcr.io/astral-sh/uv"):
-        assert PINNED_UV.match(base), f"{path}: uv builder image not pinned: {base}"
-    else:
-        assert PINNED_PYTHON.match(base), (
-            f"{path}: builder base not a pinned python 3.11 slim-bookworm: {base}"
-        )
-        assert uv_from, f"{path}: uv is neither the builder image nor copied from ghcr.io/astral-sh/uv"
-        image = shlex.split(uv_from[0])[0].removeprefix("--from=")
-        assert PINNED_UV.match(image), f"{path}: uv image not pinned: {image}"
-
-    runtime_base = runtime[0][1].split()[0]
-    assert PINNED_PYTHON.match(runtime_base), f"{path}: runtime base not pinned: {runtime_base}"
-    assert runtime_base.split(":")[1] != "latest"
-
-    env = " ".join(a for kw, a in builder if kw == "ENV")
-    for setting in ("UV_COMPILE_BYTECODE=1", "UV_LINK_MODE=copy", "UV_PYTHON_DOWNLOADS=never"):
-        assert setting in env, f"{path}: builder lacks {setting}"
-
-    sources = _copy_sources(path)
-    for needed in ["pyproject.toml", "uv.lock", *(f"{m}/pyproject.toml" for m in MEMBERS)]:
-        assert needed in sources, f"{path}: does not COPY {needed}"
-    for source in sources:
-        assert (ROOT / source).exists(), f"{path}: COPY source {source} is not in the repository"
-
-    syncs = _sync_commands(path)
-    assert len(syncs) == 2, f"{path}: expected a deps-only sync then a full sync, got {syncs}"
-    assert "--no-install-workspace" in syncs[0] and "--no-install-workspace" not in syncs[1]
-    for sync in syncs:
-        for flag in ("--frozen", "--no-dev", "--no-editable"):
-            assert flag in sync, f"{path}: '{sync}' lacks {flag}"
-
-    copies = [a for kw, a in runtime if kw == "COPY"]
-    assert any("/app/.venv" in c and "--from=builder" in c for c in copies), f"{path}: venv not copied"
-    user = _last(runtime, "USER")
-    assert user is not None and user.split(":")[0] not in ("root", "0"), f"{path}: runtime runs as root"
-    env = " ".join(a for kw, a in runtime if kw == "ENV")
-    assert "/app/.venv/bin" in env, f"{path}: the venv is not on PATH"
-    return runtime
+def _venv_builders() -> list[Stage]:
+    """The stages that build a venv (they run ``uv sync``)."""
+    return [s for s in stages(DOCKERFILE) if sync_commands(s.body)]
 
 
-# --------------------------------------------------------------------------- compose helpers
-
-
-def _compose() -> dict:
-    return yaml.safe_load(COMPOSE_FILE.read_text())
-
-
-_INTERPOLATION = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:?-)(?P<default>[^}]*))?\}")
-
-
-def _default(value: object) -> str:
-    """The value with every ${VAR}, ${VAR-default} and ${VAR:-default} replaced by its default."""
-    return _INTERPOLATION.sub(lambda m: m.group("default") or "", str(value))
-
-
-def _environment(service: dict) -> dict[str, str]:
-    env = service.get("environment", {})
-    if isinstance(env, list):
-        env = dict(item.split("=", 1) for item in env)
-    return {k: _default(v) for k, v in env.items()}
+def _final_targets() -> list[Stage]:
+    """The stages that copy a built venv in: the images compose runs."""
+    return [s for s in stages(DOCKERFILE) if any(f"{IMAGE_VENV} {IMAGE_VENV}" in a for a in s.all("COPY"))]
 
 
 # --------------------------------------------------------------------------- tests: tools
@@ -210,15 +121,21 @@ def test_compose_file_matches_the_compose_spec() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("dockerfile", ALL_DOCKERFILES, ids=lambda p: str(p.relative_to(ROOT)))
 @pytest.mark.parametrize("threshold", ["error", "warning"])
-def test_dockerfile_passes_hadolint(dockerfile: Path, threshold: str) -> None:
-    assert dockerfile.is_file(), f"{dockerfile} is missing"
-    result = _run([_tool("hadolint"), "--no-color", "--failure-threshold", threshold, str(dockerfile)])
+def test_dockerfile_passes_hadolint(threshold: str) -> None:
+    result = _run([_tool("hadolint"), "--no-color", "--failure-threshold", threshold, str(DOCKERFILE)])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-# --------------------------------------------------------------------------- tests: Dockerfiles
+def test_there_is_one_dockerfile() -> None:
+    """Every image is built from the root Dockerfile (targets and build args), none from its own."""
+    tracked = _run(["git", "ls-files", "--cached", "--others", "--exclude-standard"]).stdout.splitlines()
+    dockerfiles = [p for p in tracked if re.search(r"(^|/)(Dockerfile|[^/]*\.Dockerfile)$", p)]
+    dockerfiles = [p for p in dockerfiles if (ROOT / p).exists()]
+    assert dockerfiles == ["Dockerfile"]
+
+
+# --------------------------------------------------------------------------- tests: the Dockerfile
 
 
 def test_port_table_matches_the_settings() -> None:
@@ -227,66 +144,123 @@ def test_port_table_matches_the_settings() -> None:
     assert SETTINGS_PORTS == SERVICE_PORTS
 
 
-@pytest.mark.parametrize("service", list(SERVICE_PORTS))
-def test_service_dockerfile_runs_its_module_on_its_port(service: str) -> None:
-    path = ROOT / service / "Dockerfile"
-    assert path.is_file(), f"{service} has no Dockerfile"
-    port = SERVICE_PORTS[service]
-    runtime = _check_common(path)
-
-    cmd = _last(runtime, "CMD")
-    assert cmd is not None, f"{path}: no CMD"
-    assert _exec_form(cmd) == [
-        "uvicorn",
-        f"{_module(service)}.main:app",
-        "--host",
-        "0.0.0.0",
-        "--port",
-        str(port),
+def test_base_images_and_uv_are_pinned() -> None:
+    for current in stages(DOCKERFILE):
+        if current.base in {s.name for s in stages(DOCKERFILE)}:
+            continue
+        assert PINNED_PYTHON.match(current.base), f"stage {current.name}: base not pinned: {current.base}"
+    uv_images = [
+        shlex.split(a)[0].removeprefix("--from=")
+        for s in stages(DOCKERFILE)
+        for a in s.all("COPY")
+        if "--from=ghcr.io/astral-sh/uv" in a
     ]
-    assert (ROOT / service / "src" / _module(service)).is_dir(), (
-        f"no package {_module(service)} in {service}/src"
-    )
-
-    exposed = {p.split("/")[0] for kw, a in runtime if kw == "EXPOSE" for p in a.split()}
-    assert exposed == {str(port)}, f"{path}: EXPOSE {exposed}, expected {port}"
-
-    healthcheck = _last(runtime, "HEALTHCHECK")
-    assert healthcheck is not None, f"{path}: no HEALTHCHECK"
-    assert f"http://127.0.0.1:{port}/healthz" in healthcheck and "urllib" in healthcheck
-
-    for sync in _sync_commands(path):
-        assert f"--package acr-{service}" in sync, f"{path}: '{sync}' does not select acr-{service}"
-    sources = _copy_sources(path)
-    assert f"{service}/src" in sources and any(s.rstrip("/") == "libs" for s in sources)
+    assert uv_images, "uv is not copied from ghcr.io/astral-sh/uv"
+    assert all(PINNED_UV.match(i) for i in uv_images), uv_images
 
 
-def test_service_dockerfiles_have_the_same_shape() -> None:
-    """Only the folder, module and port differ between the 8 service Dockerfiles."""
-
-    def normalised(service: str) -> str:
-        lines = (ROOT / service / "Dockerfile").read_text().splitlines()
-        # The member pyproject.toml COPY lines name every service: checked by _check_common.
-        text = "\n".join(line for line in lines if not re.fullmatch(r"COPY \S+/pyproject\.toml \S+", line))
-        text = text.replace(f"{_module(service)}.main:app", "<module>.main:app")
-        text = text.replace(service, "<service>").replace(_module(service), "<module>")
-        return text.replace(str(SERVICE_PORTS[service]), "<port>")
-
-    shapes = {service: normalised(service) for service in SERVICE_PORTS}
-    reference = shapes["bff"]
-    different = [service for service, shape in shapes.items() if shape != reference]
-    assert not different, f"these Dockerfiles differ from bff/Dockerfile in shape: {different}"
+def test_the_workspace_stage_copies_every_member_manifest_before_any_source() -> None:
+    """uv resolves the whole workspace, so every member's pyproject.toml (and the lock) is needed;
+    no source is copied in that stage, so the dependency layers stay cached until the lock changes."""
+    workspace = stages(DOCKERFILE)[0]
+    env = " ".join(workspace.all("ENV"))
+    for setting in ("UV_COMPILE_BYTECODE=1", "UV_LINK_MODE=copy", "UV_PYTHON_DOWNLOADS=never"):
+        assert setting in env, f"{workspace.name} lacks {setting}"
+    assert f"UV_PROJECT_ENVIRONMENT={IMAGE_VENV}" in env
+    sources = copy_sources(workspace.body)
+    expected = ["pyproject.toml", "uv.lock", *(f"{m}/pyproject.toml" for m in _workspace_members())]
+    assert sorted(sources) == sorted(expected)
 
 
-def test_topology_dockerfile_installs_every_package_and_applies() -> None:
-    runtime = _check_common(TOPOLOGY_DOCKERFILE)
-    for sync in _sync_commands(TOPOLOGY_DOCKERFILE):
-        assert "--all-packages" in sync, f"'{sync}' does not install every workspace package"
-    sources = _copy_sources(TOPOLOGY_DOCKERFILE)
+def test_each_venv_is_built_deps_first_then_the_workspace_packages_as_wheels() -> None:
+    builders = _venv_builders()
+    assert {b.name for b in builders} == {"service-build", "topology-build"}
+    for builder in builders:
+        assert builder.base == stages(DOCKERFILE)[0].name, f"{builder.name} does not build on the workspace"
+        syncs = sync_commands(builder.body)
+        assert len(syncs) == 2, f"{builder.name}: expected a deps-only sync then a full sync, got {syncs}"
+        assert "--no-install-workspace" in syncs[0] and "--no-install-workspace" not in syncs[1]
+        for sync in syncs:
+            for flag in ("--frozen", "--no-dev", "--no-editable", "--mount=type=cache"):
+                assert flag in sync, f"{builder.name}: '{sync}' lacks {flag}"
+            assert "--all-packages" not in sync, f"{builder.name}: --all-packages installs {DEV_ONLY}"
+        kinds = ["sync" if kw == "RUN" and "uv sync" in a else kw for kw, a in builder.body]
+        first_source = kinds.index("COPY")
+        assert kinds.index("sync") < first_source < len(kinds) - 1 - kinds[::-1].index("sync"), (
+            f"{builder.name}: the sources must be copied between the deps-only and the full sync"
+        )
+
+
+def test_the_runtime_shared_by_every_image_uses_no_build_arg() -> None:
+    """The user and the city cache folder are one layer for all nine images."""
+    runtime = stage(DOCKERFILE, "runtime")
+    assert PINNED_PYTHON.match(runtime.base)
+    assert not runtime.all("ARG")
+    env = " ".join(runtime.all("ENV"))
+    assert f"{IMAGE_VENV}/bin" in env, "the venv is not on PATH"
+    assert any(CITY_CACHE in run and "chown" in run for run in runtime.all("RUN"))
+    assert {t.name for t in _final_targets()} == {SERVICE_TARGET, TOPOLOGY_TARGET}
+    for target in _final_targets():
+        assert target.base == runtime.name
+        user = target.last("USER")
+        assert user is not None and user.split(":")[0] not in ("root", "0"), f"{target.name} runs as root"
+
+
+def test_the_service_target_is_the_default_and_needs_both_build_args() -> None:
+    service_build, service = stage(DOCKERFILE, "service-build"), stage(DOCKERFILE, SERVICE_TARGET)
+    assert stages(DOCKERFILE)[-1].name == SERVICE_TARGET, "plain `docker build` builds a service"
+    for current in (service_build, service):
+        assert sorted(current.all("ARG")) == ["PORT", "SERVICE"], f"{current.name}: ARGs without defaults"
+    guard = next(i for i, (kw, a) in enumerate(service_build.body) if kw == "RUN")
+    assert "SERVICE" in service_build.body[guard][1] and "PORT" in service_build.body[guard][1]
+    assert "exit 1" in service_build.body[guard][1] and "uv sync" not in service_build.body[guard][1]
+    assert f"--from={service_build.name} {IMAGE_VENV}" in " ".join(service.all("COPY"))
+
+
+@pytest.mark.parametrize("service", list(SERVICE_PORTS))
+def test_the_service_image_runs_its_package_on_its_port(service: str) -> None:
+    port = SERVICE_PORTS[service]
+    built = image(DOCKERFILE, SERVICE_TARGET, _build_args(service))
+    assert built.cmd == ["python", "-m", "acr.serve"] and built.entrypoint == []
+    assert built.healthcheck is not None
+    assert built.healthcheck.argv == ["python", "-m", "acr.serve", "--probe"]
+    assert built.env["ACR_SERVICE"] == service and built.env["ACR_PORT"] == str(port)
+    assert built.env["ACR_HOST"] == "0.0.0.0", "reachable from the other containers"
+    assert built.exposed == {port}
+    assert built.env["PATH"].startswith(f"{IMAGE_VENV}/bin:")
+
+    variables = stage_variables(DOCKERFILE, "service-build", _build_args(service))
+    for sync in sync_commands(stage(DOCKERFILE, "service-build").body, variables):
+        assert f'--package "{_package(service)}"' in sync or f"--package {_package(service)}" in sync
+    sources = copy_sources(stage(DOCKERFILE, "service-build").body, variables)
+    assert f"{service}/src" in sources and "libs/" in sources
+    # acr.serve serves <module>.main:create_app
+    main = ROOT / service / "src" / _module(service) / "main.py"
+    tree = ast.parse(main.read_text()).body
+    names = {n.name for n in tree if isinstance(n, ast.FunctionDef)}
+    names |= {a.asname or a.name for n in tree if isinstance(n, ast.ImportFrom) for a in n.names}
+    assert "create_app" in names, f"{main} has no create_app for acr.serve"
+
+
+def test_the_topology_image_installs_every_service_package_and_applies() -> None:
+    built = image(DOCKERFILE, TOPOLOGY_TARGET)
+    assert built.cmd == ["acr-topology", "apply"] and built.healthcheck is None
+    topology_build = stage(DOCKERFILE, "topology-build")
+    packages = {_package(s) for s in SERVICE_PORTS}
+    for sync in sync_commands(topology_build.body):
+        selected = set(re.findall(r"--package\s+\"?([\w-]+)", sync))
+        assert selected == packages, f"'{sync}' installs {selected ^ packages} too many or too few"
+    sources = copy_sources(topology_build.body)
     for service in SERVICE_PORTS:
         assert f"{service}/src" in sources, f"topology image lacks {service}/src (its acr.topology slice)"
-    cmd = _last(runtime, "CMD")
-    assert cmd is not None and _exec_form(cmd) == ["acr-topology", "apply"]
+    scripts = tomllib.loads((ROOT / "libs/acr/pyproject.toml").read_text())["project"]["scripts"]
+    assert "acr-topology" in scripts
+
+
+def test_no_image_installs_a_dev_only_package() -> None:
+    for builder in _venv_builders():
+        for sync in sync_commands(builder.body):
+            assert not any(p in sync for p in DEV_ONLY), sync
 
 
 # --------------------------------------------------------------------------- tests: .dockerignore
@@ -300,22 +274,18 @@ def _ignored(path: str, patterns: list[str]) -> bool:
     for pattern in patterns:
         negate = pattern.startswith("!")
         pattern = pattern.lstrip("!").strip("/")
-        candidates = [pattern]
-        if pattern.startswith("**/"):
-            candidates.append(pattern[3:])
-        hit = False
-        for prefix in prefixes:
-            for cand in candidates:
-                if cand.startswith("**/"):
-                    tail = cand[3:]
-                    segments = prefix.split("/")
-                    if any(fnmatch.fnmatchcase("/".join(segments[i:]), tail) for i in range(len(segments))):
-                        hit = True
-                elif fnmatch.fnmatchcase(prefix, cand):
-                    hit = True
+        candidates = [pattern, pattern[3:]] if pattern.startswith("**/") else [pattern]
+        hit = any(_matches(prefix, cand) for prefix in prefixes for cand in candidates)
         if hit:
             ignored = not negate
     return ignored
+
+
+def _matches(prefix: str, pattern: str) -> bool:
+    if pattern.startswith("**/"):
+        segments = prefix.split("/")
+        return any(fnmatch.fnmatchcase("/".join(segments[i:]), pattern[3:]) for i in range(len(segments)))
+    return fnmatch.fnmatchcase(prefix, pattern)
 
 
 def test_dockerignore_keeps_the_build_inputs_and_drops_the_rest() -> None:
@@ -326,10 +296,16 @@ def test_dockerignore_keeps_the_build_inputs_and_drops_the_rest() -> None:
     ]
     for unwanted in (".venv", ".git", ".cache", ".run", "node_modules", "libs/acr/__pycache__", "bff/tests"):
         assert _ignored(unwanted, patterns), f".dockerignore does not exclude {unwanted}"
-    for dockerfile in ALL_DOCKERFILES:
-        for source in _copy_sources(dockerfile):
-            assert not _ignored(source, patterns), f".dockerignore excludes {source} needed by {dockerfile}"
-    for member in MEMBERS:
+    needed = [source for s in stages(DOCKERFILE) for source in copy_sources(s.body)]
+    for service in SERVICE_PORTS:
+        variables = stage_variables(DOCKERFILE, "service-build", _build_args(service))
+        needed += copy_sources(stage(DOCKERFILE, "service-build").body, variables)
+    for source in needed:
+        if "$" in source:
+            continue  # the unexpanded ${SERVICE}/src: checked per service above
+        assert (ROOT / source).exists(), f"COPY source {source} is not in the repository"
+        assert not _ignored(source, patterns), f".dockerignore excludes {source}, which the Dockerfile copies"
+    for member in _workspace_members():
         assert not _ignored(f"{member}/src/x.py", patterns)
 
 
@@ -337,44 +313,51 @@ def test_dockerignore_keeps_the_build_inputs_and_drops_the_rest() -> None:
 
 
 def test_compose_runs_localstack_topology_and_every_service() -> None:
-    services = _compose()["services"]
+    services = load_compose()["services"]
     assert set(services) == {"localstack", "topology", *SERVICE_PORTS}
 
 
 def test_localstack_is_pinned_to_a_4x_release() -> None:
-    localstack = _compose()["services"]["localstack"]
-    image = localstack["image"]
-    name, _, tag = image.partition(":")
+    localstack = load_compose()["services"]["localstack"]
+    image_name = localstack["image"]
+    name, _, tag = image_name.partition(":")
     assert name == "localstack/localstack"
-    assert tag and tag != "latest" and re.fullmatch(r"4\.\d+(\.\d+)?", tag), f"not a pinned 4.x tag: {image}"
-    env = _environment(localstack)
+    assert tag != "latest" and re.fullmatch(r"4\.\d+(\.\d+)?", tag), f"not a pinned 4.x tag: {image_name}"
+    env = environment(localstack)
     assert set(env["SERVICES"].split(",")) >= LOCALSTACK_SERVICES
     assert "LOCALSTACK_AUTH_TOKEN" in localstack["environment"]
-    assert any(str(p).endswith("4566:4566") for p in localstack["ports"])
+    assert [container_port(p) for p in localstack["ports"]] == [(4566, 4566)]
+    assert any(str(p).startswith("127.0.0.1:") for p in localstack["ports"]), "published on loopback only"
     test = " ".join(localstack["healthcheck"]["test"])
     assert "http://localhost:4566/_localstack/health" in test
 
 
 def test_topology_job_runs_once_after_localstack() -> None:
-    topology = _compose()["services"]["topology"]
-    assert Path(topology["build"]["context"]) in (Path("."), Path("./"))
-    assert (ROOT / topology["build"]["dockerfile"]).resolve() == TOPOLOGY_DOCKERFILE
+    topology = load_compose()["services"]["topology"]
+    assert build_of(topology, ROOT) == (DOCKERFILE, TOPOLOGY_TARGET, {})
     assert topology["restart"] == "no"
     assert topology["depends_on"]["localstack"]["condition"] == "service_healthy"
-    assert _environment(topology)["ACR_AWS_ENDPOINT_URL"] == "http://localstack:4566"
+    assert environment(topology)["ACR_AWS_ENDPOINT_URL"] == "http://localstack:4566"
+    assert "command" not in topology and "entrypoint" not in topology, "the image's CMD applies"
+
+
+def test_every_acr_variable_compose_sets_is_a_setting() -> None:
+    """pydantic-settings ignores unknown ACR_* names, so a misspelt one would silently keep a default."""
+    known = {f"ACR_{name.upper()}" for name in Settings.model_fields} | SERVE_VARIABLES
+    for name, spec in load_compose()["services"].items():
+        unknown = {k for k in environment(spec) if k.startswith("ACR_")} - known
+        assert not unknown, f"{name}: no such setting {sorted(unknown)} (see libs/acr/src/acr/settings.py)"
 
 
 @pytest.mark.parametrize("service", list(SERVICE_PORTS))
-def test_compose_service_builds_its_dockerfile_and_is_wired(service: str) -> None:
-    spec = _compose()["services"][service]
-    build = spec["build"]
-    assert (ROOT / build["context"]).resolve() == ROOT, (
-        f"{service}: build context must be the repository root"
-    )
-    assert (ROOT / build["dockerfile"]).resolve() == (ROOT / service / "Dockerfile").resolve()
+def test_compose_service_builds_the_service_target_and_is_wired(service: str) -> None:
+    compose = load_compose()
+    spec = compose["services"][service]
+    assert build_of(spec, ROOT) == (DOCKERFILE, SERVICE_TARGET, _build_args(service))
     assert spec["depends_on"]["topology"]["condition"] == "service_completed_successfully"
+    assert not {"command", "entrypoint", "healthcheck"} & set(spec), "the image's CMD and HEALTHCHECK apply"
 
-    env = _environment(spec)
+    env = environment(spec)
     expected = {
         "ACR_AWS_ENDPOINT_URL": "http://localstack:4566",
         "AWS_ACCESS_KEY_ID": "test",
@@ -388,9 +371,10 @@ def test_compose_service_builds_its_dockerfile_and_is_wired(service: str) -> Non
         expected[f"ACR_{_module(other).upper()}_URL"] = f"http://{other}:{port}"
     for key, value in expected.items():
         assert env.get(key) == value, f"{service}: {key}={env.get(key)!r}, expected {value!r}"
+    assert not SERVE_VARIABLES & set(env), "the image sets ACR_SERVICE, ACR_PORT and ACR_HOST"
 
     if service == "bff":
-        assert spec["ports"] == ["8000:8000"]
+        assert [container_port(p) for p in spec["ports"]] == [(8000, 8000)]
     else:
         assert "ports" not in spec, f"{service} publishes a host port; only the bff should"
 
@@ -399,10 +383,6 @@ def test_compose_service_builds_its_dockerfile_and_is_wired(service: str) -> Non
         volumes = spec.get("volumes", [])
         assert any(str(v).split(":")[1:] == [CITY_CACHE] for v in volumes), f"{service}: no city cache volume"
         volume_name = next(str(v).split(":")[0] for v in volumes if str(v).endswith(CITY_CACHE))
-        assert volume_name in (_compose().get("volumes") or {}), f"{volume_name} is not a named volume"
-
-    # Health: the compose healthcheck, or else the image's HEALTHCHECK (checked per Dockerfile).
-    if "healthcheck" in spec:
-        assert not spec["healthcheck"].get("disable", False)
+        assert volume_name in (compose.get("volumes") or {}), f"{volume_name} is not a named volume"
     else:
-        assert _last(_stages(ROOT / service / "Dockerfile")[-1], "HEALTHCHECK") is not None
+        assert "ACR_CITY_CACHE_DIR" not in env and "volumes" not in spec

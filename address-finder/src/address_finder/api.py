@@ -1,8 +1,8 @@
 """HTTP routes of address-finder: autocomplete, geocode, reverse, addresses, routes and map data.
 
-Handlers are ``async`` and answer pre-serialised JSON, and take the city from the app state rather than
-through a dependency: the index answers in microseconds, so the framework's per-request work is what is
-left to keep small.
+Handlers are ``async`` and answer pre-serialised JSON, and take the city (the service's state) from the
+app state rather than through a dependency: the index answers in microseconds, so the framework's
+per-request work is what is left to keep small.
 """
 
 from __future__ import annotations
@@ -13,15 +13,26 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from acr.web import ApiError
+from acr.errors import NotFound, ServiceError, ValidationFailed
 from acr_city import Address, City, InvalidQuery, OutsideServiceArea
 
 router = APIRouter(prefix="/v1")
 MAX_QUERY = 200
 
 
+class AddressNotFound(NotFound):
+    code = "address_not_found"
+
+
+class NotServed(ServiceError):
+    """The place lies outside the city, or no drivable route joins the places."""
+
+    status, code = 422, "outside_service_area"
+
+
 def _city(request: Request) -> City:
-    return request.app.state.city  # type: ignore[no-any-return]
+    city: City = request.app.state.service
+    return city
 
 
 Text = Annotated[str, Query(max_length=MAX_QUERY)]
@@ -39,15 +50,15 @@ def _address(a: Address) -> dict[str, Any]:
 
 def _check_point(lat: float, lon: float) -> None:
     if not (math.isfinite(lat) and math.isfinite(lon)):
-        raise ApiError(422, "validation_error", "lat and lon must be finite numbers")
+        raise ValidationFailed("lat and lon must be finite numbers")
 
 
-def _invalid(exc: InvalidQuery) -> ApiError:
-    return ApiError(422, "validation_error", str(exc) or "invalid query")
+def _invalid(exc: InvalidQuery) -> ValidationFailed:
+    return ValidationFailed(str(exc) or "invalid query")
 
 
-def _outside(exc: OutsideServiceArea) -> ApiError:
-    return ApiError(422, "outside_service_area", str(exc) or "outside the service area")
+def _outside(exc: OutsideServiceArea) -> NotServed:
+    return NotServed(str(exc) or "outside the service area")
 
 
 @router.get("/autocomplete")
@@ -65,7 +76,7 @@ async def geocode(q: Text, request: Request) -> Response:
     except InvalidQuery as exc:
         raise _invalid(exc) from exc
     if found is None:
-        raise ApiError(404, "address_not_found", "no address matches that text")
+        raise AddressNotFound("no address matches that text")
     address, confidence = found
     return _json(_address(address) | {"confidence": round(confidence, 3)})
 
@@ -84,7 +95,7 @@ async def reverse(lat: Lat, lon: Lon, request: Request) -> Response:
 async def get_address(address_id: str, request: Request) -> Response:
     address = _city(request).address(address_id) if len(address_id) <= 64 else None
     if address is None:
-        raise ApiError(404, "address_not_found", "no such address")
+        raise AddressNotFound("no such address")
     return _json(_address(address))
 
 
@@ -105,7 +116,7 @@ async def route(
     except OutsideServiceArea as exc:
         raise _outside(exc) from exc
     if found is None:
-        raise ApiError(422, "outside_service_area", "no drivable route between those points")
+        raise NotServed("no drivable route between those points")
     body: dict[str, Any] = {
         "distanceMeters": round(found.distance_m, 1),
         "durationSeconds": round(found.duration_s, 1),
@@ -125,11 +136,12 @@ async def map_view(
     try:
         box = [float(v) for v in bbox.split(",")]
     except ValueError as exc:
-        raise ApiError(422, "validation_error", "bbox is minLon,minLat,maxLon,maxLat") from exc
+        raise ValidationFailed("bbox is minLon,minLat,maxLon,maxLat") from exc
     if len(box) != 4 or not all(math.isfinite(v) for v in box):
-        raise ApiError(422, "validation_error", "bbox is four finite numbers: minLon,minLat,maxLon,maxLat")
+        raise ValidationFailed("bbox is four finite numbers: minLon,minLat,maxLon,maxLat")
     try:
-        return _json(_city(request).map_view(*box, zoom=zoom))
+        min_lon, min_lat, max_lon, max_lat = box
+        return _json(_city(request).map_view(min_lon, min_lat, max_lon, max_lat, zoom=zoom))
     except InvalidQuery as exc:
         raise _invalid(exc) from exc
     except OutsideServiceArea as exc:

@@ -1,5 +1,10 @@
-"""ASGI entry point: ``uvicorn address_finder.main:app``."""
+"""ASGI app factory: ``python -m acr.serve address-finder`` (``uvicorn address_finder.main:create_app
+--factory``)."""
 
-from address_finder.bootstrap import create_app
+from fastapi import FastAPI
 
-app = create_app()
+from address_finder.bootstrap import SERVICE
+
+
+def create_app() -> FastAPI:
+    return SERVICE.app()

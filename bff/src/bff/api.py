@@ -9,9 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from acr.errors import ValidationFailed
 from bff.auth import Rider, new_rider_id, normalize_name
 from bff.consistency import page_shows, poll_until, ride_shows
-from bff.errors import BffError, NotFound, UpstreamError
+from bff.errors import IdempotencyKeyRequired, InvalidIdempotencyKey, RideNotFound, UpstreamError
 from bff.security import CurrentRider, Deps, State, client_key, limit
 
 router = APIRouter(prefix="/api/v1")
@@ -73,7 +74,7 @@ class BookRide(Strict):
 def ride_id_or_404(ride_id: str) -> str:
     """Ride ids are opaque but never need more than ``SAFE_ID``; anything else is not a ride of ours."""
     if not SAFE_ID.fullmatch(ride_id):
-        raise NotFound("ride_not_found", "no such ride")
+        raise RideNotFound("no such ride")
     return ride_id
 
 
@@ -84,19 +85,19 @@ def parse_bbox(raw: str) -> str:
     except ValueError:
         values = []
     if len(values) != 4 or not all(math.isfinite(v) for v in values):
-        raise BffError(422, "validation_error", "bbox must be 4 finite numbers: minLon,minLat,maxLon,maxLat")
+        raise ValidationFailed("bbox must be 4 finite numbers: minLon,minLat,maxLon,maxLat")
     min_lon, min_lat, max_lon, max_lat = values
     if min_lon > max_lon or min_lat > max_lat:
-        raise BffError(422, "validation_error", "bbox minimums must not exceed its maximums")
+        raise ValidationFailed("bbox minimums must not exceed its maximums")
     return ",".join(repr(v) for v in values)
 
 
 def check_idempotency_key(key: str | None) -> str:
     """docs/api.md: required, 1-128 characters."""
     if key is None:
-        raise BffError(400, "idempotency_key_required", "the Idempotency-Key header is required")
+        raise IdempotencyKeyRequired("the Idempotency-Key header is required")
     if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
-        raise BffError(400, "bad_request", f"Idempotency-Key must have 1 to {MAX_IDEMPOTENCY_KEY} characters")
+        raise InvalidIdempotencyKey(f"Idempotency-Key must have 1 to {MAX_IDEMPOTENCY_KEY} characters")
     return key
 
 

@@ -8,9 +8,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
-Json = dict[str, Any]
+from bff.ports import Json
 
 
 @dataclass(frozen=True)

@@ -1,58 +1,65 @@
-"""The BFF's domain errors: each carries the HTTP status and docs/api.md code it is rendered with.
+"""The BFF's refusals: each a ``ServiceError`` with the HTTP status and docs/api.md code it is rendered with.
 
-Kept free of fastapi so domain modules (auth, push, consistency) can raise and catch them;
-bootstrap maps them onto the ``{"error": {"code", "message"}}`` shape.
+Free of FastAPI so domain modules (auth, push, consistency) can raise and catch them; the kernel renders
+every ``ServiceError`` as ``{"error": {"code", "message"}}``.
 """
 
 from __future__ import annotations
 
-
-class BffError(Exception):
-    """An error the API shows as ``{"error": {"code", "message"}}`` with ``status``."""
-
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers
+from acr.errors import DependencyUnavailable, ServiceError
 
 
-class Unauthorized(BffError):
+class Unauthorized(ServiceError):
     """Missing, malformed, forged or expired credentials."""
 
+    status, code = 401, "unauthorized"
+
     def __init__(self, message: str = "missing or invalid token") -> None:
-        super().__init__(401, "unauthorized", message, {"WWW-Authenticate": "Bearer"})
+        super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
 
 
-class OpsUnauthorized(BffError):
+class OpsUnauthorized(ServiceError):
     """Missing or wrong ``X-Ops-Token``."""
 
+    status, code = 401, "unauthorized"
+
     def __init__(self) -> None:
-        super().__init__(401, "unauthorized", "missing or invalid X-Ops-Token")
+        super().__init__("missing or invalid X-Ops-Token")
 
 
-class RateLimited(BffError):
+class RateLimited(ServiceError):
     """The caller exceeded its request budget."""
 
+    status, code = 429, "rate_limited"
+
     def __init__(self, retry_after_s: int) -> None:
-        super().__init__(429, "rate_limited", "too many requests", {"Retry-After": str(retry_after_s)})
+        super().__init__("too many requests", headers={"Retry-After": str(retry_after_s)})
 
 
-class DependencyUnavailable(BffError):
+class ServiceUnavailable(DependencyUnavailable):
     """A service the BFF needs did not answer (connection error, timeout or 5xx)."""
 
     def __init__(self, service: str) -> None:
-        super().__init__(503, "dependency_unavailable", f"{service} is unavailable")
+        super().__init__(f"{service} is unavailable")
         self.service = service
 
 
-class UpstreamError(BffError):
-    """A 4xx answer of another service, passed through unchanged (same status, code and message)."""
+class UpstreamError(ServiceError):
+    """A 4xx answer of another service, passed through unchanged (same status, code, message, headers)."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message, status=status, code=code, headers=headers)
 
 
-class NotFound(BffError):
-    """A resource that does not exist for this caller."""
+class RideNotFound(ServiceError):
+    """No such ride for this caller (or an id no ride can have)."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(404, code, message)
+    status, code = 404, "ride_not_found"
+
+
+class IdempotencyKeyRequired(ServiceError):
+    status, code = 400, "idempotency_key_required"
+
+
+class InvalidIdempotencyKey(ServiceError):
+    status, code = 400, "bad_request"

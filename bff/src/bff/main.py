@@ -1,5 +1,9 @@
-"""ASGI entry point: ``uvicorn bff.main:app``."""
+"""ASGI app factory: ``python -m acr.serve bff`` (``uvicorn bff.main:create_app --factory``)."""
 
-from bff.bootstrap import create_app
+from fastapi import FastAPI
 
-app = create_app()
+from bff.bootstrap import SERVICE
+
+
+def create_app() -> FastAPI:
+    return SERVICE.app()

@@ -1,4 +1,4 @@
-"""The operations API ``/ops`` (docs/api.md), guarded by ``X-Ops-Token``; the BFF's own health and stats."""
+"""The operations API ``/ops`` (docs/api.md), guarded by ``X-Ops-Token``, and the BFF's ``/healthz``."""
 
 from __future__ import annotations
 
@@ -9,17 +9,18 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, StrictBool
 
+from acr.errors import ServiceError
 from acr.metrics import COUNTERS
 from bff.api import ride_id_or_404
-from bff.errors import BffError
+from bff.errors import RideNotFound
 from bff.security import Deps, require_ops
 from bff.state import Dependencies
 from bff.stats import UNAVAILABLE, aggregate
 
-SERVICE = "bff"
+BFF = "bff"
 
 router = APIRouter(prefix="/ops", tags=["ops"], dependencies=[Depends(require_ops)])
-internal = APIRouter(tags=["health"])
+health = APIRouter(tags=["health"])
 
 
 class GatewayMode(BaseModel):
@@ -44,25 +45,19 @@ def own_stats(request: Request) -> dict[str, Any]:
 async def _stats_of(deps: Dependencies, service: str) -> dict[str, Any]:
     try:
         return await deps.services.stats(service)
-    except BffError:
+    except ServiceError:
         return dict(UNAVAILABLE)
 
 
-@internal.get("/healthz")
+@health.get("/healthz")
 async def healthz(deps: Deps) -> JSONResponse:
     """200 when every service the BFF calls answers its health check, else 503; the body says which."""
     names = deps.services.services
     states = await asyncio.gather(*(deps.services.healthy(name) for name in names))
     dependencies = {name: "ok" if up else "down" for name, up in zip(names, states, strict=True)}
     healthy = all(states)
-    body = {"status": "ok" if healthy else "degraded", "service": SERVICE, "dependencies": dependencies}
+    body = {"status": "ok" if healthy else "degraded", "service": BFF, "dependencies": dependencies}
     return JSONResponse(body, status_code=200 if healthy else 503)
-
-
-@internal.get("/v1/ops/stats")
-def stats_of_bff(request: Request) -> dict[str, Any]:
-    """The BFF's own counters, like every service's."""
-    return own_stats(request)
 
 
 @router.get("/fleet")
@@ -87,7 +82,7 @@ async def ride_events(ride_id: str, deps: Deps) -> dict[str, Any]:
     )
     events = [e for answer in found if isinstance(answer, list) for e in answer]
     if not events:
-        raise BffError(404, "ride_not_found", "no events for that ride")
+        raise RideNotFound("no events for that ride")
     return {
         "rideId": subject,
         "events": sorted(events, key=lambda e: (e.get("time", ""), e.get("sequence") or 0)),
@@ -100,7 +95,7 @@ async def stats(deps: Deps, request: Request) -> dict[str, Any]:
     names = deps.services.services
     answers = await asyncio.gather(*(_stats_of(deps, name) for name in names))
     own = await asyncio.to_thread(own_stats, request)
-    return aggregate({SERVICE: own, **dict(zip(names, answers, strict=True))})
+    return aggregate({BFF: own, **dict(zip(names, answers, strict=True))})
 
 
 @router.get("/dlq")

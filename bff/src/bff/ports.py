@@ -1,7 +1,7 @@
 """What the BFF needs from the other services. Adapters speak HTTP (or SQS); tests use in-memory fakes.
 
 Every method returns the other service's JSON as a dict, raises ``UpstreamError`` for its 4xx answers
-(passed through as they are) and ``DependencyUnavailable`` when it cannot be reached or fails.
+(passed through as they are) and ``ServiceUnavailable`` when it cannot be reached or fails.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ class Payments(Protocol):
 class ServiceStats(Protocol):
     """Health and messaging counters of every other service, by folder name."""
 
-    services: tuple[str, ...]
+    @property
+    def services(self) -> tuple[str, ...]: ...
 
     async def stats(self, service: str) -> Json: ...
     async def events(self, service: str, subject: str) -> list[Json]: ...

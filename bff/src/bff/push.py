@@ -22,11 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bff.errors import BffError
+from acr.errors import ServiceError
+from bff.ports import Json
 
 log = logging.getLogger(__name__)
 
-Json = dict[str, Any]
 OUTBOX_SIZE = 1000
 MAX_RIDE_ID = 128
 RESUME_GRACE_S = 1.0
@@ -176,7 +176,7 @@ class PushHub:
         for connection in list(self._connections.get(rider_id, ())):
             try:
                 await self._deliver(connection, ride_id, ride)
-            except (GapNotFilled, BffError) as exc:
+            except (GapNotFilled, ServiceError) as exc:
                 log.warning("ride %s v%d: gap not filled on a connection: %s", ride_id, version_of(ride), exc)
                 incomplete += 1
         if incomplete:
@@ -212,7 +212,7 @@ class PushHub:
                 stored = await self._history.versions(
                     connection.rider_id, command.ride_id, command.after_version
                 )
-            except BffError as exc:
+            except ServiceError as exc:
                 code = "ride_not_found" if exc.status == 404 else exc.code
                 connection.send({"type": "error", "code": code, "rideId": command.ride_id})
                 return

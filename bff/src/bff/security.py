@@ -7,19 +7,13 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from acr.service import service_state
 from bff.auth import Rider, bearer_token
 from bff.errors import OpsUnauthorized, RateLimited
 from bff.ratelimit import RateLimiter
 from bff.state import BffState, Dependencies
 
-
-def get_state(request: Request) -> BffState:
-    """The state bootstrap attached to the app."""
-    state: BffState = request.app.state.bff
-    return state
-
-
-State = Annotated[BffState, Depends(get_state)]
+State = Annotated[BffState, Depends(service_state)]
 
 
 def get_deps(state: State) -> Dependencies:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-Json = dict[str, Any]
+from bff.ports import Json
 
 COUNTER_DEFAULTS: Json = {
     "published": 0,

@@ -23,7 +23,7 @@ MAX_FRAME = 4096
 @router.websocket("/ws")
 async def push(websocket: WebSocket) -> None:
     """Accept; close 4401 on a bad token; else push the rider's ride versions and ETAs until it leaves."""
-    state: BffState = websocket.app.state.bff
+    state: BffState = websocket.app.state.service
     try:
         rider = state.signer.verify(websocket.query_params.get("token"))
     except Unauthorized:

@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from acr.web import ApiError
+from acr.service import service_state
 from car_dispatcher.domain import Car
-from car_dispatcher.handlers import CarNotFound, Dispatcher, NotOutOfService
+from car_dispatcher.handlers import DispatchControl, pickup_eta, return_to_service
+from car_dispatcher.ports import FleetView, Roads, UnitOfWork
 
 router = APIRouter(prefix="/v1")
 
 
-def _dispatcher(request: Request) -> Dispatcher:
-    return request.app.state.dispatcher  # type: ignore[no-any-return]
+@dataclass(frozen=True)
+class CarDispatcher:
+    """What the routes use."""
+
+    unit_of_work: Callable[[], UnitOfWork]
+    roads: Roads
+    fleet: FleetView
+    control: DispatchControl
+    max_pickup_eta_s: float
 
 
-Dispatch = Annotated[Dispatcher, Depends(_dispatcher)]
+State = Annotated[CarDispatcher, Depends(service_state)]
 
 
 class PointIn(BaseModel):
@@ -51,13 +61,11 @@ def _car(car: Car) -> dict[str, Any]:
 
 
 @router.post("/pickup-eta")
-def pickup_eta(point: PointIn, dispatcher: Dispatch) -> dict[str, Any]:
+def estimate_pickup(point: PointIn, state: State) -> dict[str, Any]:
     """The nearest available car's road ETA to this pickup (409 when none can come in time)."""
-    if not dispatcher.roads.contains(point.lat, point.lon):
-        raise ApiError(422, "outside_service_area", "that place is outside the service area")
-    best = dispatcher.pickup_eta(point.lat, point.lon)
-    if best is None:
-        raise ApiError(409, "no_car_available", "no car can reach the pickup in time right now")
+    best = pickup_eta(
+        point.lat, point.lon, roads=state.roads, fleet=state.fleet, max_pickup_eta_s=state.max_pickup_eta_s
+    )
     return {
         "carId": best.car_id,
         "etaSeconds": round(best.eta_s, 1),
@@ -66,27 +74,22 @@ def pickup_eta(point: PointIn, dispatcher: Dispatch) -> dict[str, Any]:
 
 
 @router.get("/fleet")
-def fleet(dispatcher: Dispatch) -> dict[str, Any]:
+def list_fleet(state: State) -> dict[str, Any]:
     """Every car with its state and live position."""
-    return {"cars": [_car(c) for c in dispatcher.fleet.all()]}
+    return {"cars": [_car(c) for c in state.fleet.all()]}
 
 
 @router.put("/ops/dispatch")
-def switch_dispatch(switch: DispatchSwitch, dispatcher: Dispatch) -> dict[str, bool]:
-    dispatcher.control.paused = switch.paused
-    return {"paused": dispatcher.control.paused}
+def switch_dispatch(switch: DispatchSwitch, state: State) -> dict[str, bool]:
+    state.control.paused = switch.paused
+    return {"paused": state.control.paused}
 
 
 @router.get("/ops/dispatch")
-def dispatch_state(dispatcher: Dispatch) -> dict[str, bool]:
-    return {"paused": dispatcher.control.paused}
+def dispatch_state(state: State) -> dict[str, bool]:
+    return {"paused": state.control.paused}
 
 
 @router.post("/ops/cars/{car_id}/return-to-service")
-def return_to_service(car_id: str, dispatcher: Dispatch) -> dict[str, Any]:
-    try:
-        return _car(dispatcher.return_to_service(car_id))
-    except CarNotFound as exc:
-        raise ApiError(404, "car_not_found", f"no car {car_id}") from exc
-    except NotOutOfService as exc:
-        raise ApiError(409, "not_out_of_service", f"car {car_id} is in service") from exc
+def return_car_to_service(car_id: str, state: State) -> dict[str, Any]:
+    return _car(return_to_service(state.unit_of_work(), car_id, fleet=state.fleet))

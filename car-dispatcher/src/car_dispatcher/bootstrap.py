@@ -1,68 +1,83 @@
-"""The composition root of car-dispatcher."""
+"""The composition root of car-dispatcher: its adapters, and how they are put together (in tests, with
+fakes)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from fastapi import FastAPI
-
-from acr import logs
 from acr.catalog.base import TELEMETRY_STREAM
 from acr.fleet import seed_fleet
-from acr.runtime import Messaging
-from acr.settings import get_settings
-from acr.web import install_error_handlers, install_ops_routes
+from acr.runtime import Consumers, Messaging
+from acr.service import Runtime, Service
 from acr_city import load_city
-from car_dispatcher.adapters.dynamo import DynamoFleetUnitOfWork, save_positions, seed_cars
+from car_dispatcher.adapters.dynamo import DynamoFleetUnitOfWork, DynamoPositions, all_cars, seed_cars
 from car_dispatcher.adapters.fleet_view import LiveFleet
 from car_dispatcher.adapters.roads import CityRoads
-from car_dispatcher.api import router
-from car_dispatcher.handlers import Dispatcher
+from car_dispatcher.api import CarDispatcher, router
+from car_dispatcher.handlers import DispatchControl, handlers
+from car_dispatcher.ports import FleetView, Positions, Roads, Streams, UnitOfWork
 from car_dispatcher.telemetry import PositionTracker
 from car_dispatcher.topology import CHECKPOINTS, TOPOLOGY
 
 log = logging.getLogger(__name__)
 
 
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings = get_settings()
-    city = load_city(settings.city, settings.seed, settings.city_cache_dir)
-    messaging = Messaging(TOPOLOGY, settings)
-    fleet = seed_fleet(settings.fleet_size, settings.seed, tuple(city.bounds.as_list()), city.snap)
-    log.info("fleet of %d cars, %d new in the table", len(fleet), seed_cars(messaging.dynamodb, fleet))
+@dataclass(frozen=True)
+class Adapters:
+    consumers: Consumers
+    streams: Streams
+    unit_of_work: Callable[[], UnitOfWork]
+    roads: Roads
+    fleet: FleetView
+    positions: Positions
 
-    def uow() -> DynamoFleetUnitOfWork:
-        return DynamoFleetUnitOfWork(messaging.unit_of_work())
 
-    live = LiveFleet(city.bounds, uow().cars.all())
-    dispatcher = Dispatcher(
-        uow=uow, roads=CityRoads(city), fleet=live, max_pickup_eta_s=settings.max_pickup_eta_s
+def assemble(runtime: Runtime, adapters: Adapters) -> CarDispatcher:
+    """The events consumer and the telemetry reader, subscribed; the routes' state."""
+    dispatcher = CarDispatcher(
+        unit_of_work=adapters.unit_of_work,
+        roads=adapters.roads,
+        fleet=adapters.fleet,
+        control=DispatchControl(),
+        max_pickup_eta_s=runtime.settings.max_pickup_eta_s,
     )
-    app.state.dispatcher = dispatcher
-    app.state.messaging = messaging
-    messaging.consume("events", dispatcher.handle)
+    table = handlers(
+        roads=dispatcher.roads,
+        fleet=dispatcher.fleet,
+        control=dispatcher.control,
+        max_pickup_eta_s=dispatcher.max_pickup_eta_s,
+    )
+    adapters.consumers.consume("events", table, adapters.unit_of_work)
     tracker = PositionTracker(
-        live,
-        lambda positions: save_positions(messaging.dynamodb, positions),
-        lambda checkpoint: checkpoint.save(messaging.dynamodb),
+        adapters.fleet, adapters.positions.save_positions, adapters.positions.save_checkpoint
     )
-    messaging.read_stream("car-dispatcher", TELEMETRY_STREAM, CHECKPOINTS, tracker)
-    messaging.start()
-    yield
-    messaging.stop()
+    adapters.streams.read_stream("car-dispatcher", TELEMETRY_STREAM, CHECKPOINTS, tracker)
+    return dispatcher
 
 
-def create_app(dispatcher: Dispatcher | None = None) -> FastAPI:
-    """The app; tests pass a ``dispatcher`` built from fakes and get no lifespan wiring."""
-    settings = get_settings()
-    logs.configure("car-dispatcher", settings.log_level, settings.log_format)
-    app = FastAPI(title="ACR car-dispatcher", version="0.1.0", lifespan=None if dispatcher else lifespan)
-    if dispatcher:
-        app.state.dispatcher = dispatcher
-    install_error_handlers(app)
-    install_ops_routes(app, "car-dispatcher")
-    app.include_router(router)
-    return app
+def aws_adapters(runtime: Runtime) -> Adapters:
+    """The city's roads, the seeded fleet in DynamoDB and its live view, the messaging."""
+    settings = runtime.settings
+    city = load_city(settings.city, settings.seed, settings.city_cache_dir)
+    messaging = Messaging(TOPOLOGY, settings, runtime.loops)
+    runtime.messaging = messaging
+    b = city.bounds
+    fleet = seed_fleet(
+        settings.fleet_size, settings.seed, (b.min_lon, b.min_lat, b.max_lon, b.max_lat), city.snap
+    )
+    log.info("fleet of %d cars, %d new in the table", len(fleet), seed_cars(messaging.dynamodb, fleet))
+    return Adapters(
+        consumers=messaging,
+        streams=messaging,
+        unit_of_work=lambda: DynamoFleetUnitOfWork(messaging.unit_of_work()),
+        roads=CityRoads(city),
+        fleet=LiveFleet(city.bounds, all_cars(messaging.dynamodb)),
+        positions=DynamoPositions(messaging.dynamodb),
+    )
+
+
+SERVICE = Service(
+    "car-dispatcher", lambda runtime: assemble(runtime, aws_adapters(runtime)), routers=[router]
+)

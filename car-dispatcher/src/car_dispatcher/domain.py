@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from acr.catalog.base import Place
+from acr.errors import ServiceError
 
 
 class CarState(StrEnum):
@@ -27,6 +28,10 @@ class Car:
     def serves(self, ride_id: str) -> bool:
         return self.ride_id == ride_id and self.state in (CarState.RESERVED, CarState.ON_TRIP)
 
+    def changed(self, state: CarState, ride_id: str | None) -> Car:
+        """The car at its next version, in ``state`` for ``ride_id``."""
+        return replace(self, state=state, ride_id=ride_id, version=self.version + 1)
+
 
 class AssignmentStatus(StrEnum):
     ASSIGNED = "ASSIGNED"
@@ -47,8 +52,19 @@ class Assignment:
     trip_started: bool = False
     version: int = 0
 
-    def moved(self, **changes: object) -> Assignment:
-        return replace(self, version=self.version + 1, **changes)  # type: ignore[arg-type]
+    def assigned(self, car_id: str) -> Assignment:
+        return replace(self, status=AssignmentStatus.ASSIGNED, car_id=car_id, version=self.version + 1)
+
+    def ended(self, status: AssignmentStatus) -> Assignment:
+        """``CANCELLED`` or ``COMPLETED``, at the next version."""
+        return replace(self, status=status, version=self.version + 1)
+
+    def started(self) -> Assignment:
+        return replace(self, trip_started=True, version=self.version + 1)
+
+    def waits_for(self, car_id: str) -> bool:
+        """Is ``car_id`` the car this assigned ride counts on?"""
+        return self.status == AssignmentStatus.ASSIGNED and self.car_id == car_id
 
 
 @dataclass(frozen=True)
@@ -66,6 +82,24 @@ class DispatchPaused(Exception):
 
 class NoReplacementYet(Exception):
     """A stalled ride found no other car: retried later, when one may be free."""
+
+
+class CarNotFound(ServiceError):
+    status, code = 404, "car_not_found"
+
+
+class NotOutOfService(ServiceError):
+    status, code = 409, "not_out_of_service"
+
+
+class OutsideServiceArea(ServiceError):
+    status, code = 422, "outside_service_area"
+
+
+class NoCarInReach(ServiceError):
+    """No available car can reach a pickup in time (a query's answer; the event is ``NoCarAvailable``)."""
+
+    status, code = 409, "no_car_available"
 
 
 def ranked(candidates: list[Candidate], max_eta_s: float) -> list[Candidate]:

@@ -1,5 +1,10 @@
-"""ASGI entry point: ``uvicorn car_dispatcher.main:app``."""
+"""ASGI app factory: ``python -m acr.serve car-dispatcher``
+(``uvicorn car_dispatcher.main:create_app --factory``)."""
 
-from car_dispatcher.bootstrap import create_app
+from fastapi import FastAPI
 
-app = create_app()
+from car_dispatcher.bootstrap import SERVICE
+
+
+def create_app() -> FastAPI:
+    return SERVICE.app()

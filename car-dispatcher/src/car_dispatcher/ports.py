@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from acr.envelope import CloudEvent
-from acr.unit_of_work import Outgoing
+from acr import unit_of_work
+from acr.stream import Checkpoint, Processor
 from car_dispatcher.domain import Assignment, Candidate, Car, CarState
+
+Position = tuple[float, float]
 
 
 class Roads(Protocol):
@@ -24,31 +26,33 @@ class Cars(Protocol):
     def all(self) -> list[Car]: ...
 
     def reserve(self, car: Car, ride_id: str) -> None:
-        """Stage AVAILABLE -> RESERVED for ``ride_id`` (fails the commit if the car was taken)."""
+        """Stage AVAILABLE -> RESERVED for ``ride_id`` (fails the commit with label ``car`` unless the car
+        is still AVAILABLE at ``car.version``)."""
         ...
 
     def change(self, car: Car, state: CarState, ride_id: str | None) -> None:
-        """Stage a state change, on the condition that nobody changed ``car`` since it was read."""
+        """Stage a state change (fails the commit with label ``car`` unless the car is at ``car.version``)."""
         ...
 
 
 class Assignments(Protocol):
     def get(self, ride_id: str) -> Assignment | None: ...
 
-    def add(self, assignment: Assignment) -> None: ...
+    def add(self, assignment: Assignment) -> None:
+        """Stage a ride's first row (fails the commit with label ``assignment`` if it exists)."""
+        ...
 
-    def save(self, assignment: Assignment, expected_version: int) -> None: ...
+    def save(self, assignment: Assignment, expected_version: int) -> None:
+        """Stage a row over ``expected_version`` (fails the commit with label ``assignment`` otherwise)."""
+        ...
 
 
-class UnitOfWork(Protocol):
-    cars: Cars
-    assignments: Assignments
+class UnitOfWork(unit_of_work.UnitOfWork, Protocol):
+    @property
+    def cars(self) -> Cars: ...
 
-    def record(self, outgoing: Outgoing) -> None: ...
-
-    def mark_consumed(self, event: CloudEvent) -> None: ...
-
-    def commit(self) -> None: ...
+    @property
+    def assignments(self) -> Assignments: ...
 
 
 class FleetView(Protocol):
@@ -56,8 +60,30 @@ class FleetView(Protocol):
 
     def nearest_available(self, lat: float, lon: float, k: int) -> list[Car]: ...
 
-    def refresh(self, car: Car) -> None: ...
+    def refresh(self, car: Car) -> None:
+        """A committed state change (the position kept from telemetry)."""
+        ...
 
-    def position(self, car_id: str) -> tuple[float, float] | None: ...
+    def moved(self, car_id: str, lat: float, lon: float) -> None:
+        """A telemetry position."""
+        ...
+
+    def position(self, car_id: str) -> Position | None: ...
 
     def all(self) -> list[Car]: ...
+
+
+class Positions(Protocol):
+    """Where telemetry positions and the stream's checkpoints are persisted."""
+
+    def save_positions(self, positions: dict[str, Position]) -> None: ...
+
+    def save_checkpoint(self, checkpoint: Checkpoint) -> None: ...
+
+
+class Streams(Protocol):
+    """Where a wiring registers a stream reader (``Messaging``, or a test's fake)."""
+
+    def read_stream(
+        self, reader: str, stream: str, checkpoint_table: str, processor: Processor
+    ) -> object: ...

@@ -8,11 +8,9 @@ from collections.abc import Callable
 
 from acr.catalog.car import CarTelemetry
 from acr.stream import Checkpoint, CheckpointPace, StreamRecord
-from car_dispatcher.adapters.fleet_view import LiveFleet
+from car_dispatcher.ports import FleetView, Position
 
 PERSIST_EVERY_S = 10.0
-
-Position = tuple[float, float]
 
 
 class PositionTracker:
@@ -25,7 +23,7 @@ class PositionTracker:
 
     def __init__(
         self,
-        fleet: LiveFleet,
+        fleet: FleetView,
         save_positions: Callable[[dict[str, Position]], None],
         save_checkpoint: Callable[[Checkpoint], None],
         clock: Callable[[], float] = time.monotonic,

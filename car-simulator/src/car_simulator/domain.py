@@ -14,8 +14,8 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 
+from acr.catalog.car import CarPhase
 from acr.geo import haversine_m
 
 BATTERY_PER_M = 0.0002  # percent of charge per metre driven: 100 km use 20 %
@@ -23,15 +23,7 @@ CLOSED_RIDES_KEPT = 16
 STRAIGHT_SPEED_MS = 25 / 3.6  # local street speed, as the city uses for off-graph legs
 
 
-class Phase(StrEnum):
-    IDLE = "IDLE"
-    TO_PICKUP = "TO_PICKUP"
-    BOARDING = "BOARDING"
-    TO_DESTINATION = "TO_DESTINATION"
-    STALLED = "STALLED"
-
-
-DRIVING = (Phase.TO_PICKUP, Phase.TO_DESTINATION)
+DRIVING = (CarPhase.TO_PICKUP, CarPhase.TO_DESTINATION)
 
 
 @dataclass(frozen=True)
@@ -112,7 +104,7 @@ class Telemetry:
 
     car_id: str
     ride_id: str | None
-    phase: Phase
+    phase: CarPhase
     lat: float
     lon: float
     speed_kmh: float
@@ -145,7 +137,7 @@ class Car:
     battery: float = 100.0
     odometer_m: float = 0.0
     heading: float = 0.0
-    activity: Phase = Phase.IDLE  # what the car does when it is not stalled
+    activity: CarPhase = CarPhase.IDLE  # what the car does when it is not stalled
     ride_id: str | None = None
     target: Point | None = None
     stalled: bool = False
@@ -156,8 +148,8 @@ class Car:
     closed_rides: deque[str] = field(default_factory=lambda: deque(maxlen=CLOSED_RIDES_KEPT))
 
     @property
-    def phase(self) -> Phase:
-        return Phase.STALLED if self.stalled else self.activity
+    def phase(self) -> CarPhase:
+        return CarPhase.STALLED if self.stalled else self.activity
 
     @property
     def position(self) -> Point:
@@ -205,7 +197,7 @@ class Car:
         self.stalled = False
         self.assignment = assignment
         self.ride_id = assignment.ride_id
-        self._start_leg(Phase.TO_PICKUP, assignment.to_pickup, assignment.pickup)
+        self._start_leg(CarPhase.TO_PICKUP, assignment.to_pickup, assignment.pickup)
         return True
 
     def release(self, ride_id: str) -> bool:
@@ -253,7 +245,7 @@ class Car:
                 self._drive(self.leg.length_m)
                 now, left = now + need, left - need
                 changes += self._arrive(now)
-            elif self.activity is Phase.BOARDING:
+            elif self.activity is CarPhase.BOARDING:
                 if self.boarding_left_s > left:
                     self.boarding_left_s -= left
                     return changes
@@ -266,7 +258,7 @@ class Car:
         return changes
 
     # ----- internals ------------------------------------------------------------------------
-    def _start_leg(self, phase: Phase, leg: Leg, target: Point) -> None:
+    def _start_leg(self, phase: CarPhase, leg: Leg, target: Point) -> None:
         self.activity, self.leg, self.travelled_m, self.target = phase, leg, 0.0, target
         self.lat, self.lon = leg.start.lat, leg.start.lon
         heading = leg.at(0.0)[1]
@@ -289,8 +281,12 @@ class Car:
         """The last record of the leg exactly at its end (speed 0), then the record of the next phase."""
         arrived = self.telemetry(now, speed_kmh=0.0)
         assert self.assignment is not None
-        if self.activity is Phase.TO_PICKUP:
-            self.activity, self.leg, self.boarding_left_s = Phase.BOARDING, None, self.assignment.boarding_s
+        if self.activity is CarPhase.TO_PICKUP:
+            self.activity, self.leg, self.boarding_left_s = (
+                CarPhase.BOARDING,
+                None,
+                self.assignment.boarding_s,
+            )
             self.target = None
         else:
             self.closed_rides.append(self.assignment.ride_id)
@@ -299,9 +295,9 @@ class Car:
 
     def _start_trip(self) -> None:
         assert self.assignment is not None
-        self._start_leg(Phase.TO_DESTINATION, self.assignment.to_dropoff, self.assignment.dropoff)
+        self._start_leg(CarPhase.TO_DESTINATION, self.assignment.to_dropoff, self.assignment.dropoff)
 
     def _drop_ride(self) -> None:
         self.assignment, self.leg, self.ride_id, self.target = None, None, None, None
         self.travelled_m = self.boarding_left_s = 0.0
-        self.activity = Phase.IDLE
+        self.activity = CarPhase.IDLE

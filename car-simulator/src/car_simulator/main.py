@@ -1,5 +1,10 @@
-"""ASGI entry point: ``uvicorn car_simulator.main:app``."""
+"""ASGI app factory: ``python -m acr.serve car-simulator`` (``uvicorn car_simulator.main:create_app
+--factory``)."""
 
-from car_simulator.bootstrap import create_app
+from fastapi import FastAPI
 
-app = create_app()
+from car_simulator.bootstrap import SERVICE
+
+
+def create_app() -> FastAPI:
+    return SERVICE.app()

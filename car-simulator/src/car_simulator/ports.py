@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+import threading
+from typing import Any, Protocol
 
-from acr.envelope import CloudEvent
+from acr import unit_of_work
 from car_simulator.domain import Leg, Point
 from car_simulator.simulation import Report
 
@@ -26,14 +26,25 @@ class TelemetrySink(Protocol):
         ...
 
 
-class Inbox(Protocol):
-    """The consumer's unit of work: only the idempotency marker is stored; the in-memory change to the
-    fleet runs after the commit, so a duplicate (the commit raises) changes nothing."""
+class TelemetryPublisher(Protocol):
+    """Sends the reports offered to its ``buffer``, as a background loop of the service."""
 
-    def mark_consumed(self, event: CloudEvent) -> None: ...
+    @property
+    def buffer(self) -> TelemetrySink: ...
 
-    def after_commit(self, action: Callable[[], None]) -> None: ...
-
-    def commit(self) -> None:
-        """Raises ``acr.unit_of_work.Duplicate`` when the event was already consumed."""
+    def run(self, stop: threading.Event) -> None:
+        """Publish until ``stop`` is set."""
         ...
+
+    def wake(self) -> None:
+        """Stop waiting for reports now (so the loop sees ``stop`` at once)."""
+        ...
+
+    def stats(self) -> dict[str, Any]:
+        """What was sent, at what rate, and what waits (``/v1/ops/telemetry``)."""
+        ...
+
+
+class UnitOfWork(unit_of_work.UnitOfWork, Protocol):
+    """The consumer's unit of work: only the idempotency marker is stored; the in-memory change to the
+    fleet is an ``after_commit`` action, so a duplicate (the commit raises) changes nothing."""

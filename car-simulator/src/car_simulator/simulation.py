@@ -14,6 +14,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from acr.errors import ServiceError
 from car_simulator.domain import Assignment, Car, Telemetry
 
 ACTIVE_EVERY_S = 0.5
@@ -33,8 +34,10 @@ class Report:
     essential: bool
 
 
-class UnknownCar(KeyError):
+class UnknownCar(ServiceError):
     """No car has that id."""
+
+    status, code = 404, "car_not_found"
 
 
 class Simulation:
@@ -67,7 +70,7 @@ class Simulation:
         try:
             return self.cars[car_id]
         except KeyError:
-            raise UnknownCar(car_id) from None
+            raise UnknownCar(f"no car {car_id}") from None
 
     @property
     def moving_cars(self) -> int:

@@ -9,22 +9,16 @@ import pytest
 from acr_exactly_once_fakes import ScriptedChannel, no_sleep
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from acr import catalog
 from acr.catalog.fleet import NoCarAvailable
 from acr.catalog.ride import RideUpdated
 from acr.channels import EventBridgeChannel, SnsFifoChannel, TransportError
 from acr.publishing import RETRYABLE, RetryPolicy, publish
-from acr.unit_of_work import Destination, Outgoing
-
-BUS = Destination("bus", "acr-fleet")
-TOPIC = Destination("topic", "acr-ride-updates.fifo")
+from acr.unit_of_work import Outgoing, outgoing
 
 
 def _batch(n: int) -> list[Outgoing]:
-    return [
-        Outgoing(catalog.record(NoCarAvailable(ride_id=f"r{i}", reason="x"), subject=f"r{i}"), BUS)
-        for i in range(n)
-    ]
+    """Events for the fleet bus, as the kernel addresses them."""
+    return [outgoing(NoCarAvailable(ride_id=f"r{i}", reason="x"), subject=f"r{i}") for i in range(n)]
 
 
 def _client_error(code: str, status: int, operation: str = "PutEvents") -> ClientError:
@@ -121,10 +115,11 @@ class _Sns:
 
 
 def _updates(n: int) -> list[Outgoing]:
+    """Ride snapshots for the ride updates topic (grouped by ride), as the kernel addresses them."""
     out = []
     for v in range(1, n + 1):
         data = RideUpdated(ride_id="ride_1", rider_id="rdr_1", version=v, ride={"requestedAt": "t"})
-        out.append(Outgoing(catalog.record(data, subject="ride_1", sequence=v), TOPIC, group="ride_1"))
+        out.append(outgoing(data, subject="ride_1", sequence=v))
     return out
 
 

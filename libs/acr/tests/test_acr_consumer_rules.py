@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 
 import pytest
-from acr_exactly_once_fakes import Clock, FakeDynamoDB, Sqs
+from acr_exactly_once_fakes import INBOX, STATE, Clock, Sqs, in_process_dynamodb
 
-from acr import catalog, unit_of_work
+from acr import catalog, dynamo
 from acr.catalog.base import EventData
 from acr.catalog.fleet import NoCarAvailable
-from acr.consumer import MAX_PARKS, Park, SqsConsumer, Stale, idempotent
+from acr.consumer import MAX_PARKS, Handlers, Park, SqsConsumer, Stale, idempotent
+from acr.dynamo import DynamoUnitOfWork
 from acr.envelope import CloudEvent
 from acr.metrics import Counters
-from acr.unit_of_work import Duplicate, DynamoUnitOfWork
+from acr.unit_of_work import Duplicate
 
 QUEUE, DLQ = "https://sqs/acr-svc-events", "https://sqs/acr-svc-events-dlq"
 FIFO, FIFO_DLQ = "https://sqs/acr-svc-history.fifo", "https://sqs/acr-svc-history-dlq.fifo"
@@ -124,28 +125,29 @@ def test_a_failure_backs_off_longer_with_each_receive() -> None:
 def test_a_redelivered_event_is_applied_once_through_the_idempotent_handler(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The real chain: SqsConsumer -> idempotent -> DynamoUnitOfWork -> (fake) TransactWriteItems."""
-    monkeypatch.setattr(unit_of_work, "time", Clock())
-    dynamodb = FakeDynamoDB({"inbox": ("dedupKey",), "state": ("rideId",)})
+    """The real chain: SqsConsumer -> idempotent -> DynamoUnitOfWork -> TransactWriteItems (on moto)."""
+    monkeypatch.setattr(dynamo, "time", Clock())
     sqs, counters = Sqs(), Counters()
 
     def cancel(uow: DynamoUnitOfWork, data: NoCarAvailable, event: CloudEvent) -> None:
-        uow.tx.put("state", {"rideId": data.ride_id, "status": "CANCELLED"}, label="state")
+        uow.tx.put(STATE, {"id": data.ride_id, "status": "CANCELLED"}, label="state")
 
-    handler = idempotent(lambda: DynamoUnitOfWork(dynamodb, None, "inbox"), {NoCarAvailable: cancel})
     event = _event()
     eventbridge = json.dumps(
         {"detail-type": event.type, "source": event.source, "detail": json.loads(event.to_json())}
     )
     sqs.put(QUEUE, eventbridge)  # via EventBridge
     sqs.put(QUEUE, event.resent().to_json())  # and a resend by the producer (raw)
-    consumer = _consumer(sqs, handler, counters)
-    consumer.poll_once()
-    assert sqs.queues[QUEUE] == []
-    assert (counters.get("consumed"), counters.get("duplicatesDiscarded")) == (1, 1)
-    assert dynamodb.transactions == 2 and dynamodb.rows("state") == [
-        {"rideId": "ride_1", "status": "CANCELLED"}
-    ]
+    with in_process_dynamodb() as dynamodb:
+        handlers = Handlers[DynamoUnitOfWork]().on(NoCarAvailable, cancel)
+        handler = idempotent(lambda: DynamoUnitOfWork(dynamodb, None, INBOX), handlers)
+        consumer = _consumer(sqs, handler, counters)
+        consumer.poll_once()
+        assert sqs.queues[QUEUE] == []
+        assert (counters.get("consumed"), counters.get("duplicatesDiscarded")) == (1, 1)
+        assert dynamodb.transactions == 2 and dynamodb.rows(STATE) == [
+            {"id": "ride_1", "status": "CANCELLED"}
+        ]
 
 
 def test_duplicates_raised_by_a_handler_are_acknowledged_on_a_fifo_queue_too() -> None:

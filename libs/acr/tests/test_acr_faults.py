@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
-from acr_exactly_once_fakes import Clock, FakeDynamoDB, ScriptedChannel, Sqs, no_sleep
+from acr_exactly_once_fakes import INBOX, STATE, Clock, ScriptedChannel, Sqs, in_process_dynamodb, no_sleep
 from pydantic import ValidationError
 
-from acr import catalog, faults, unit_of_work
+from acr import catalog, dynamo, faults
 from acr.catalog.base import EventData
 from acr.catalog.fleet import NoCarAvailable
 from acr.channels import FaultyChannel, TransportError
-from acr.consumer import SqsConsumer, idempotent
+from acr.consumer import Handlers, MessageHandler, SqsConsumer, idempotent
+from acr.dynamo import DynamoUnitOfWork
 from acr.envelope import CloudEvent
 from acr.faults import KNOWN, MAX_HITS_PER_KEY, Faults, parse
 from acr.metrics import Counters
 from acr.publishing import RetryPolicy, publish
 from acr.settings import Settings
-from acr.unit_of_work import Destination, DynamoUnitOfWork, Outgoing
+from acr.unit_of_work import Outgoing, outgoing
 
 QUEUE, DLQ = "https://sqs/acr-svc-events", "https://sqs/acr-svc-events-dlq"
 FIFO = "https://sqs/acr-svc-history.fifo"
-BUS = Destination("bus", "acr-svc")
 
 
 def _event(ride: str = "ride_1") -> CloudEvent:
@@ -107,23 +107,26 @@ def test_crash_before_ack_abandons_without_handling_and_the_message_gets_through
     assert injected.injected["consume.crash_before_ack"] == MAX_HITS_PER_KEY
 
 
-def _counting_handler(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """An idempotent handler over a fake DynamoDB; returns it and a function giving how often it applied."""
-    monkeypatch.setattr(unit_of_work, "time", Clock())
-    dynamodb = FakeDynamoDB({"inbox": ("dedupKey",), "state": ("id",)})
+@pytest.fixture
+def counting_handler(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[MessageHandler, Callable[[], int]]]:
+    """An idempotent handler over DynamoDB (in-process moto), and a function giving how often it applied."""
+    monkeypatch.setattr(dynamo, "time", Clock())
+    with in_process_dynamodb() as dynamodb:
 
-    def bump(uow: DynamoUnitOfWork, data: EventData, event: CloudEvent) -> None:
-        current = dynamodb.row("state", id="applied") or {"n": 0}
-        uow.tx.put("state", {"id": "applied", "n": current["n"] + 1}, label="state")
+        def applied() -> int:
+            return int((dynamodb.row(STATE, id="applied") or {"n": 0})["n"])
 
-    handler = idempotent(lambda: DynamoUnitOfWork(dynamodb, None, "inbox"), {NoCarAvailable: bump})
-    return handler, lambda: (dynamodb.row("state", id="applied") or {"n": 0})["n"]
+        def bump(uow: DynamoUnitOfWork, data: EventData, event: CloudEvent) -> None:
+            uow.tx.put(STATE, {"id": "applied", "n": applied() + 1}, label="state")
+
+        handlers = Handlers[DynamoUnitOfWork]().on(NoCarAvailable, bump)
+        yield idempotent(lambda: DynamoUnitOfWork(dynamodb, None, INBOX), handlers), applied
 
 
 def test_crash_after_commit_handles_then_abandons_and_the_redelivery_is_a_duplicate(
-    monkeypatch: pytest.MonkeyPatch,
+    counting_handler: tuple[MessageHandler, Callable[[], int]],
 ) -> None:
-    handler, applied = _counting_handler(monkeypatch)
+    handler, applied = counting_handler
     sqs, counters = Sqs(), Counters()
     sqs.put(QUEUE, _event().to_json())
     consumer = _consumer(sqs, handler, _always("consume.crash_after_commit"), counters)
@@ -136,9 +139,9 @@ def test_crash_after_commit_handles_then_abandons_and_the_redelivery_is_a_duplic
 
 
 def test_deliver_duplicate_puts_a_copy_on_the_queue_that_is_then_discarded(
-    monkeypatch: pytest.MonkeyPatch,
+    counting_handler: tuple[MessageHandler, Callable[[], int]],
 ) -> None:
-    handler, applied = _counting_handler(monkeypatch)
+    handler, applied = counting_handler
     sqs, counters = Sqs(), Counters()
     event = _event()
     sqs.put(QUEUE, event.to_json())
@@ -153,9 +156,9 @@ def test_deliver_duplicate_puts_a_copy_on_the_queue_that_is_then_discarded(
 
 
 def test_deliver_duplicate_on_a_fifo_queue_carries_group_and_dedup_ids(
-    monkeypatch: pytest.MonkeyPatch,
+    counting_handler: tuple[MessageHandler, Callable[[], int]],
 ) -> None:
-    handler, _ = _counting_handler(monkeypatch)
+    handler, _ = counting_handler
     sqs, counters = Sqs(), Counters()
     event = _event()
     sqs.put(FIFO, event.to_json())
@@ -188,9 +191,9 @@ def test_deliver_reorder_leaves_a_fifo_queue_alone() -> None:
 
 
 def test_every_consumer_fault_at_once_still_lets_each_message_through_exactly_once(
-    monkeypatch: pytest.MonkeyPatch,
+    counting_handler: tuple[MessageHandler, Callable[[], int]],
 ) -> None:
-    handler, applied = _counting_handler(monkeypatch)
+    handler, applied = counting_handler
     sqs, counters = Sqs(), Counters()
     names = ("consume.crash_before_ack", "consume.crash_after_commit", "deliver.duplicate", "deliver.reorder")
     injected = Faults(dict.fromkeys(names, 1.0), seed=11)
@@ -207,7 +210,7 @@ def test_every_consumer_fault_at_once_still_lets_each_message_through_exactly_on
 
 # --- publish-side faults ----------------------------------------------------------------------------------
 def _batch(n: int) -> list[Outgoing]:
-    return [Outgoing(_event(f"r{i}"), BUS) for i in range(n)]
+    return [outgoing(NoCarAvailable(ride_id=f"r{i}", reason="x"), subject=f"r{i}") for i in range(n)]
 
 
 def test_injected_throttling_and_partial_failures_are_per_entry_and_not_sent() -> None:

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from acr_exactly_once_fakes import Clock, FakeDynamoDB, ScriptedChannel, Sqs
+from acr_exactly_once_fakes import OUTBOX, Clock, Dynamo, ScriptedChannel, Sqs, in_process_dynamodb
 
-from acr import catalog, relay, unit_of_work
+from acr import dynamo, relay
 from acr.catalog.fleet import NoCarAvailable
+from acr.dynamo import DynamoUnitOfWork
 from acr.envelope import CloudEvent
 from acr.metrics import Counters
 from acr.publishing import RetryPolicy
 from acr.relay import Relay, redrive
-from acr.unit_of_work import Destination, DynamoUnitOfWork, Outgoing
 
-OUTBOX, PRODUCER_DLQ = "acr-svc-outbox", "https://sqs/acr-svc-producer-dlq"
-BUS = Destination("bus", "acr-svc")
+PRODUCER_DLQ = "https://sqs/acr-svc-producer-dlq"
 FAST = RetryPolicy(attempts=3, base_delay_s=0.0)
 
 
@@ -25,26 +25,28 @@ FAST = RetryPolicy(attempts=3, base_delay_s=0.0)
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     clock = Clock(1_000_000.0)
     monkeypatch.setattr(relay, "time", clock)
-    monkeypatch.setattr(unit_of_work, "time", clock)
+    monkeypatch.setattr(dynamo, "time", clock)
     return clock
 
 
 @pytest.fixture
-def dynamodb() -> FakeDynamoDB:
-    return FakeDynamoDB({OUTBOX: ("eventId",)})
+def dynamodb() -> Iterator[Dynamo]:
+    with in_process_dynamodb() as client:
+        yield client
 
 
-def _record(dynamodb: FakeDynamoDB, n: int) -> list[CloudEvent]:
-    """Commit ``n`` events to the outbox the way a service does (a unit of work)."""
+def _record(dynamodb: Dynamo, n: int, clock: Clock) -> list[CloudEvent]:
+    """Commit ``n`` events to the outbox the way a service does (a unit of work), a millisecond apart
+    (the pending index orders rows by when they were recorded)."""
     uow = DynamoUnitOfWork(dynamodb, OUTBOX)
-    events = [catalog.record(NoCarAvailable(ride_id=f"r{i}", reason="x"), subject=f"r{i}") for i in range(n)]
-    for event in events:
-        uow.record(Outgoing(event, BUS))
+    for i in range(n):
+        uow.record(NoCarAvailable(ride_id=f"r{i}", reason="x"), subject=f"r{i}")
+        clock.advance(0.001)
     uow.commit()
-    return events
+    return [o.event for o in uow.recorded]
 
 
-def _relay(dynamodb: FakeDynamoDB, sqs: Sqs, channel: ScriptedChannel, lease_s: float = 30) -> Relay:
+def _relay(dynamodb: Dynamo, sqs: Sqs, channel: ScriptedChannel, lease_s: float = 30) -> Relay:
     return Relay(
         dynamodb=dynamodb,
         sqs=sqs,
@@ -57,14 +59,14 @@ def _relay(dynamodb: FakeDynamoDB, sqs: Sqs, channel: ScriptedChannel, lease_s: 
     )
 
 
-def _status(dynamodb: FakeDynamoDB, event: CloudEvent) -> tuple[str | None, int | None, bool]:
+def _status(dynamodb: Dynamo, event: CloudEvent) -> tuple[str | None, int | None, bool]:
     row = dynamodb.row(OUTBOX, eventId=event.id)
     assert row is not None
     return row.get("status"), row.get("eventcount"), "pending" in row
 
 
-def test_sent_rows_are_marked_sent_with_their_final_eventcount(dynamodb: FakeDynamoDB, clock: Clock) -> None:
-    first, second = _record(dynamodb, 2)
+def test_sent_rows_are_marked_sent_with_their_final_eventcount(dynamodb: Dynamo, clock: Clock) -> None:
+    first, second = _record(dynamodb, 2, clock)
     channel = ScriptedChannel([[None, "ThrottlingException"], ["InternalFailure"]])
     assert _relay(dynamodb, Sqs(), channel).drain_once() == 2
     assert [[o.event.id for o in call] for call in channel.calls] == [
@@ -77,8 +79,8 @@ def test_sent_rows_are_marked_sent_with_their_final_eventcount(dynamodb: FakeDyn
     assert _relay(dynamodb, Sqs(), ScriptedChannel()).drain_once() == 0  # nothing pending any more
 
 
-def test_batches_hold_at_most_ten_entries(dynamodb: FakeDynamoDB, clock: Clock) -> None:
-    events = _record(dynamodb, 23)
+def test_batches_hold_at_most_ten_entries(dynamodb: Dynamo, clock: Clock) -> None:
+    events = _record(dynamodb, 23, clock)
     channel = ScriptedChannel()
     assert _relay(dynamodb, Sqs(), channel).drain_once() == 23
     assert [len(call) for call in channel.calls] == [10, 10, 3]
@@ -86,9 +88,9 @@ def test_batches_hold_at_most_ten_entries(dynamodb: FakeDynamoDB, clock: Clock) 
 
 
 def test_a_row_leased_by_one_relay_is_not_claimed_by_another_until_the_lease_expires(
-    dynamodb: FakeDynamoDB, clock: Clock
+    dynamodb: Dynamo, clock: Clock
 ) -> None:
-    (event,) = _record(dynamodb, 1)
+    (event,) = _record(dynamodb, 1, clock)
     crashing = ScriptedChannel([RuntimeError("relay process died mid-batch")])
     with pytest.raises(RuntimeError):
         _relay(dynamodb, Sqs(), crashing, lease_s=30).drain_once()
@@ -104,20 +106,20 @@ def test_a_row_leased_by_one_relay_is_not_claimed_by_another_until_the_lease_exp
     assert _status(dynamodb, event)[0] == "SENT"
 
 
-def test_dead_entries_go_to_the_producer_dlq_with_their_reason(dynamodb: FakeDynamoDB, clock: Clock) -> None:
-    good, bad = _record(dynamodb, 2)
+def test_dead_entries_go_to_the_producer_dlq_with_their_reason(dynamodb: Dynamo, clock: Clock) -> None:
+    good, bad = _record(dynamodb, 2, clock)
     sqs = Sqs()
     _relay(dynamodb, sqs, ScriptedChannel([[None, "ValidationException"]])).drain_once()
     (dead,) = sqs.queues[PRODUCER_DLQ]
     assert sqs.attribute(dead, "reason") == "ValidationException"
     body = json.loads(dead["Body"])
-    assert body["destination"] == "bus:acr-svc" and body["event"]["id"] == bad.id
+    assert body["destination"] == "bus:acr-fleet" and body["event"]["id"] == bad.id
     assert _status(dynamodb, bad) == ("DEAD", 1, False)
     assert _status(dynamodb, good) == ("SENT", 1, False)
 
 
-def test_retries_past_the_budget_are_dead_lettered_too(dynamodb: FakeDynamoDB, clock: Clock) -> None:
-    (event,) = _record(dynamodb, 1)
+def test_retries_past_the_budget_are_dead_lettered_too(dynamodb: Dynamo, clock: Clock) -> None:
+    (event,) = _record(dynamodb, 1, clock)
     sqs = Sqs()
     _relay(dynamodb, sqs, ScriptedChannel([["ThrottlingException"]] * FAST.attempts)).drain_once()
     (dead,) = sqs.queues[PRODUCER_DLQ]
@@ -127,9 +129,9 @@ def test_retries_past_the_budget_are_dead_lettered_too(dynamodb: FakeDynamoDB, c
 
 
 def test_redrive_puts_a_dead_event_back_with_the_same_id_and_eventcount_plus_one(
-    dynamodb: FakeDynamoDB, clock: Clock
+    dynamodb: Dynamo, clock: Clock
 ) -> None:
-    (event,) = _record(dynamodb, 1)
+    (event,) = _record(dynamodb, 1, clock)
     sqs = Sqs()
     _relay(dynamodb, sqs, ScriptedChannel([["ValidationException"]])).drain_once()
     assert redrive(sqs=sqs, dynamodb=dynamodb, dead_letter_queue_url=PRODUCER_DLQ, outbox_table=OUTBOX) == 1
@@ -145,17 +147,15 @@ def test_redrive_puts_a_dead_event_back_with_the_same_id_and_eventcount_plus_one
     assert _status(dynamodb, event) == ("SENT", 2, False)
 
 
-def test_the_ops_timeline_lists_what_was_recorded_about_a_subject(
-    dynamodb: FakeDynamoDB, clock: Clock
-) -> None:
-    events = _record(dynamodb, 2)
+def test_the_ops_timeline_lists_what_was_recorded_about_a_subject(dynamodb: Dynamo, clock: Clock) -> None:
+    events = _record(dynamodb, 2, clock)
     _relay(dynamodb, Sqs(), ScriptedChannel([[None, "InternalFailure"]])).drain_once()
     (about,) = relay.events_about(dynamodb, OUTBOX, "r1")
     assert (about["id"], about["status"], about["eventcount"]) == (events[1].id, "SENT", 2)
 
 
-def test_sent_rows_are_purged_after_the_retention(dynamodb: FakeDynamoDB, clock: Clock) -> None:
-    _record(dynamodb, 2)
+def test_sent_rows_are_purged_after_the_retention(dynamodb: Dynamo, clock: Clock) -> None:
+    _record(dynamodb, 2, clock)
     sender = _relay(dynamodb, Sqs(), ScriptedChannel())
     sender.drain_once()
     assert sender.purge_sent() == 0
@@ -163,34 +163,38 @@ def test_sent_rows_are_purged_after_the_retention(dynamodb: FakeDynamoDB, clock:
     assert sender.purge_sent() == 2 and dynamodb.rows(OUTBOX) == []
 
 
+class _Throttled(Dynamo):
+    """Leaves the last delete of its first batch unprocessed, as DynamoDB does when throttled."""
+
+    def __init__(self, client: Any) -> None:
+        super().__init__(client)
+        self.batches: list[int] = []
+
+    def batch_write_item(self, RequestItems: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:  # noqa: N803
+        (requests,) = RequestItems.values()
+        self.batches.append(len(requests))
+        if len(self.batches) == 1:
+            self._client.batch_write_item(RequestItems={OUTBOX: requests[:-1]})
+            return {"UnprocessedItems": {OUTBOX: requests[-1:]}}
+        return dict(self._client.batch_write_item(RequestItems=RequestItems))
+
+
 def test_the_purge_deletes_25_rows_a_request_and_sends_again_what_was_left_unprocessed(clock: Clock) -> None:
-    class Throttled(FakeDynamoDB):
-        """Leaves the last delete of its first batch unprocessed, as DynamoDB does when throttled."""
-
-        batches: list[int] = []
-
-        def batch_write_item(self, RequestItems: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:  # noqa: N803
-            (requests,) = RequestItems.values()
-            self.batches.append(len(requests))
-            if len(self.batches) == 1:
-                super().batch_write_item({OUTBOX: requests[:-1]})
-                return {"UnprocessedItems": {OUTBOX: requests[-1:]}}
-            return super().batch_write_item(RequestItems)
-
-    dynamodb = Throttled({OUTBOX: ("eventId",)})
-    _record(dynamodb, 60)
-    sender = _relay(dynamodb, Sqs(), ScriptedChannel())
-    while sender.drain_once():
-        pass
-    clock.advance(relay.SENT_RETENTION_S + 1)
-    assert sender.purge_sent() == 60 and dynamodb.rows(OUTBOX) == []
+    with in_process_dynamodb() as inner:
+        dynamodb = _Throttled(inner)
+        _record(dynamodb, 60, clock)
+        sender = _relay(dynamodb, Sqs(), ScriptedChannel())
+        while sender.drain_once():
+            pass
+        clock.advance(relay.SENT_RETENTION_S + 1)
+        assert sender.purge_sent() == 60 and dynamodb.rows(OUTBOX) == []
     assert dynamodb.batches == [25, 1, 25, 10]
 
 
 def test_a_row_resent_after_its_lease_expired_carries_eventcount_plus_one(
-    dynamodb: FakeDynamoDB, clock: Clock
+    dynamodb: Dynamo, clock: Clock
 ) -> None:
-    (event,) = _record(dynamodb, 1)
+    (event,) = _record(dynamodb, 1, clock)
 
     class SendsThenDies(ScriptedChannel):
         def send(self, batch):  # type: ignore[no-untyped-def]

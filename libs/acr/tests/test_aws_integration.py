@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from acr_testkit.emulator import aws_emulator
 
 from acr import aws, catalog
-from acr.catalog.base import RIDE_UPDATES_TOPIC, EventData, Place
+from acr.catalog.base import Destination, EventData, Place
 from acr.catalog.ride import RideRequested, RideUpdated
-from acr.consumer import SqsConsumer, idempotent
+from acr.consumer import Handlers, SqsConsumer, idempotent
+from acr.dynamo import DynamoUnitOfWork
 from acr.envelope import CloudEvent
+from acr.loops import Loops
 from acr.money import Money
 from acr.runtime import Messaging
 from acr.settings import Settings
 from acr.topology import discover
 from acr.topology.apply import Clients, apply
-from acr.unit_of_work import Destination, Duplicate, Outgoing
+from acr.unit_of_work import Duplicate, Outgoing, outbox_row
 
 pytestmark = pytest.mark.integration
 
@@ -37,9 +41,13 @@ def _by_service(name: str) -> Any:
     return next(s for s in discover() if s.service == name)
 
 
-def _ride_requested(ride_id: str) -> CloudEvent:
+def _messaging(service: str, settings: Settings, loops: Loops | None = None) -> Messaging:
+    return Messaging(_by_service(service), settings, loops or Loops())
+
+
+def _ride_requested(ride_id: str) -> RideRequested:
     place = Place(label="1 Main Street", lat=60.17, lon=24.94)
-    data = RideRequested(
+    return RideRequested(
         ride_id=ride_id,
         rider_id="rdr_1",
         pickup=place,
@@ -47,9 +55,14 @@ def _ride_requested(ride_id: str) -> CloudEvent:
         quoted_fare=Money.of("9.90"),
         quoted_distance_meters=1000,
         quoted_duration_seconds=120,
-        requested_at="2026-01-01T00:00:00Z",
+        requested_at=datetime(2026, 1, 1, tzinfo=UTC),
     )
-    return catalog.record(data, subject=ride_id, sequence=1)
+
+
+def _record(uow: DynamoUnitOfWork, data: RideRequested) -> CloudEvent:
+    """Record ``data`` as ride-manager does; the event it became."""
+    uow.record(data, subject=data.ride_id, sequence=1)
+    return uow.recorded[-1].event
 
 
 def _drain(consumer: SqsConsumer, seen: list[Any], want: int, timeout_s: float = 15) -> None:
@@ -69,17 +82,17 @@ def test_applying_the_topology_twice_changes_nothing(settings: Settings) -> None
 
 
 def test_outbox_relay_bus_rule_queue_and_dedup_end_to_end(settings: Settings) -> None:
-    producer = Messaging(_by_service("ride-manager"), settings)
-    consumer_side = Messaging(_by_service("car-dispatcher"), settings)
-    event = _ride_requested("ride_it_1")
+    producer = _messaging("ride-manager", settings)
+    consumer_side = _messaging("car-dispatcher", settings)
     uow = producer.unit_of_work()
-    uow.record(Outgoing(event, Destination("bus", "acr-ride")))
+    event = _record(uow, _ride_requested("ride_it_1"))
+    assert str(uow.recorded[-1].destination) == "bus:acr-ride"
     uow.commit()
     assert producer.relay is not None and producer.relay.drain_once() == 1
 
     seen: list[CloudEvent] = []
 
-    def handle(uow: Any, data: EventData, ev: CloudEvent) -> None:
+    def handle(uow: DynamoUnitOfWork, data: EventData, ev: CloudEvent) -> None:
         seen.append(ev)
 
     queue = consumer_side.queue_url("acr-car-dispatcher-events")
@@ -88,7 +101,9 @@ def test_outbox_relay_bus_rule_queue_and_dedup_end_to_end(settings: Settings) ->
         sqs=consumer_side.sqs,
         queue_url=queue,
         dead_letter_queue_url=consumer_side.queue_url("acr-car-dispatcher-events-dlq"),
-        handler=idempotent(consumer_side.unit_of_work, {RideRequested: handle}),
+        handler=idempotent(
+            consumer_side.unit_of_work, Handlers[DynamoUnitOfWork]().on(RideRequested, handle)
+        ),
         wait_s=1,
     )
     _drain(loop, seen, 1)
@@ -102,8 +117,8 @@ def test_outbox_relay_bus_rule_queue_and_dedup_end_to_end(settings: Settings) ->
 
 
 def test_a_marker_past_the_dedup_window_counts_as_absent(settings: Settings) -> None:
-    short = Messaging(_by_service("car-dispatcher"), settings.model_copy(update={"dedup_window_s": 1}))
-    event = _ride_requested("ride_it_2")
+    short = _messaging("car-dispatcher", settings.model_copy(update={"dedup_window_s": 1}))
+    event = catalog.record(_ride_requested("ride_it_2"), subject="ride_it_2", sequence=1)
     first = short.unit_of_work()
     first.mark_consumed(event)
     first.commit()
@@ -114,17 +129,17 @@ def test_a_marker_past_the_dedup_window_counts_as_absent(settings: Settings) -> 
 
 
 def test_ride_updates_reach_the_bff_fifo_queue_through_sns(settings: Settings) -> None:
-    producer = Messaging(_by_service("ride-manager"), settings)
-    bff = Messaging(_by_service("bff"), settings)
-    events = []
+    producer = _messaging("ride-manager", settings)
+    bff = _messaging("bff", settings)
+    uow = producer.unit_of_work()
     for version in (1, 2, 3):
         data = RideUpdated(
             ride_id="ride_it_3", rider_id="rdr_1", version=version, ride={"status": "REQUESTED"}
         )
-        events.append(catalog.record(data, subject="ride_it_3", sequence=version))
-    uow = producer.unit_of_work()
-    for e in events:
-        uow.record(Outgoing(e, Destination("topic", RIDE_UPDATES_TOPIC), group="ride_it_3"))
+        uow.record(data, subject="ride_it_3", sequence=version)
+    assert {(str(o.destination), o.group) for o in uow.recorded} == {
+        ("topic:acr-ride-updates.fifo", "ride_it_3")
+    }
     uow.commit()
     assert producer.relay is not None and producer.relay.drain_once() == 3
     url = bff.queue_url("acr-bff-ride-updates.fifo")
@@ -140,9 +155,12 @@ def test_ride_updates_reach_the_bff_fifo_queue_through_sns(settings: Settings) -
 
 
 def test_a_non_retryable_failure_lands_in_the_producer_dlq(settings: Settings) -> None:
-    producer = Messaging(_by_service("ride-manager"), settings)
+    """An outbox row addressed to a bus that does not exist (as if the topology were not applied)."""
+    producer = _messaging("ride-manager", settings)
     uow = producer.unit_of_work()
-    uow.record(Outgoing(_ride_requested("ride_it_4"), Destination("bus", "acr-no-such-bus")))
+    event = catalog.record(_ride_requested("ride_it_4"), subject="ride_it_4", sequence=1)
+    row = outbox_row(Outgoing(event, Destination("bus", "acr-no-such-bus")), time.time())
+    uow.tx.put(producer.topology.outbox_table, row, label="outbox")
     uow.commit()
     assert producer.relay is not None
     producer.relay.drain_once()
@@ -156,13 +174,9 @@ def test_a_non_retryable_failure_lands_in_the_producer_dlq(settings: Settings) -
 
 
 def test_sent_outbox_rows_are_purged_in_batches_after_the_retention(settings: Settings) -> None:
-    producer = Messaging(
-        _by_service("ride-manager"), settings.model_copy(update={"outbox_sent_retention_s": 0.5})
-    )
+    producer = _messaging("ride-manager", settings.model_copy(update={"outbox_sent_retention_s": 0.5}))
     uow = producer.unit_of_work()
-    events = [_ride_requested(f"ride_it_purge_{n}") for n in range(30)]
-    for event in events:
-        uow.record(Outgoing(event, Destination("bus", "acr-ride")))
+    events = [_record(uow, _ride_requested(f"ride_it_purge_{n}")) for n in range(30)]
     uow.commit()
     assert producer.relay is not None
     while producer.relay.drain_once():
@@ -176,3 +190,37 @@ def test_sent_outbox_rows_are_purged_in_batches_after_the_retention(settings: Se
         if "Item" in producer.dynamodb.get_item(TableName=table, Key={"eventId": {"S": e.id}})
     ]
     assert left == []
+
+
+def test_the_relay_and_a_consumer_run_as_loops_and_stop_when_the_loops_stop(settings: Settings) -> None:
+    """``Messaging`` registers its relay and each consumer on the service's loops; starting the loops
+    publishes and consumes without any call by hand, and stopping them joins every thread."""
+    producer_loops, consumer_loops = Loops(), Loops()
+    producer = _messaging("ride-manager", settings, producer_loops)
+    consumer_side = _messaging("car-dispatcher", settings, consumer_loops)
+    seen: list[str] = []
+    arrived = threading.Event()
+
+    def handle(uow: DynamoUnitOfWork, data: RideRequested, event: CloudEvent) -> None:
+        if data.ride_id == "ride_it_loops":
+            seen.append(event.id)
+            uow.after_commit(arrived.set)
+
+    consumer_side.consume(
+        "events", Handlers[DynamoUnitOfWork]().on(RideRequested, handle), consumer_side.unit_of_work
+    )
+    assert producer_loops.names == ["relay"]
+    assert "acr-car-dispatcher-events" in consumer_loops.names
+    producer_loops.start()
+    consumer_loops.start()
+    try:
+        uow = producer.unit_of_work()
+        event = _record(uow, _ride_requested("ride_it_loops"))
+        uow.commit()  # wakes the relay
+        assert arrived.wait(20), "the event did not arrive through the relay and the consumer loops"
+        assert seen == [event.id]
+    finally:
+        started = time.monotonic()
+        producer_loops.stop(timeout_s=5)
+        consumer_loops.stop(timeout_s=5)
+    assert time.monotonic() - started < 8  # a long poll (1 s here) is the longest a loop takes to stop

@@ -1,4 +1,7 @@
+"""The SQS consumer loop: delete what is done, dead-letter poison, acknowledge duplicates, and stop."""
+
 import json
+import threading
 
 from acr_testkit.sqs import FakeSqs
 
@@ -93,3 +96,30 @@ def test_raw_sns_delivery_is_understood() -> None:
     sqs.put(QUEUE, event.to_json())
     _consumer(sqs, lambda e, d: seen.append(e), counters).poll_once()
     assert [e.id for e in seen] == [event.id]
+
+
+def test_a_batch_received_after_stop_is_released_to_the_queue_unhandled() -> None:
+    sqs, counters, seen = FakeSqs(), Counters(), []
+    sqs.put(QUEUE, _event().to_json())
+    sqs.put(QUEUE, _event().to_json())
+    stop = threading.Event()
+    consumer = _consumer(sqs, lambda e, d: seen.append(e), counters)
+    stop.set()  # e.g. set while the long poll was waiting
+    assert consumer.poll_once(stop) == 0
+    assert seen == [] and sqs.deleted == [] and len(sqs.queues[QUEUE]) == 2
+    assert sqs.visibility == {"rh-m1": 0, "rh-m2": 0}  # visible again now, not after the timeout
+
+
+def test_run_consumes_until_stop_is_set() -> None:
+    sqs, counters = FakeSqs(), Counters()
+    stop = threading.Event()
+
+    def handler(event: CloudEvent, data: EventData) -> None:
+        stop.set()  # the first message handled stops the loop
+
+    sqs.put(QUEUE, _event().to_json())
+    runner = threading.Thread(target=_consumer(sqs, handler, counters).run, args=(stop,), daemon=True)
+    runner.start()
+    runner.join(5)
+    stop.set()
+    assert not runner.is_alive() and sqs.queues[QUEUE] == [] and counters.get("consumed") == 1

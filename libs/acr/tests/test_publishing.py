@@ -1,49 +1,21 @@
 """The PutEvents path checks every response entry and resends only what failed, with the same ids."""
 
-from collections.abc import Sequence
+from acr_exactly_once_fakes import ScriptedChannel, no_sleep
 
-from acr import catalog
 from acr.catalog.fleet import NoCarAvailable
 from acr.channels import TransportError
 from acr.publishing import RetryPolicy, publish
-from acr.unit_of_work import Destination, Outgoing
-
-BUS = Destination("bus", "acr-fleet")
-
-
-class ScriptedChannel:
-    """Answers each call from a script of per-entry error codes (None = accepted)."""
-
-    max_batch = 10
-
-    def __init__(self, script: list[list[str | None] | Exception]) -> None:
-        self.script = script
-        self.calls: list[list[Outgoing]] = []
-
-    def send(self, batch: Sequence[Outgoing]) -> list[str | None]:
-        self.calls.append(list(batch))
-        answer = self.script.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        assert len(answer) == len(batch)
-        return answer
+from acr.unit_of_work import Outgoing, outgoing
 
 
 def _batch(n: int) -> list[Outgoing]:
-    return [
-        Outgoing(catalog.record(NoCarAvailable(ride_id=f"r{i}", reason="x"), subject=f"r{i}"), BUS)
-        for i in range(n)
-    ]
-
-
-def _no_sleep(_: float) -> None:
-    return None
+    return [outgoing(NoCarAvailable(ride_id=f"r{i}", reason="x"), subject=f"r{i}") for i in range(n)]
 
 
 def test_a_partially_failed_batch_resends_only_the_failed_entries_with_the_same_ids() -> None:
     batch = _batch(4)
     channel = ScriptedChannel([[None, "ThrottlingException", None, "InternalFailure"], [None, None]])
-    report = publish(channel, batch, RetryPolicy(attempts=3), sleep=_no_sleep)
+    report = publish(channel, batch, RetryPolicy(attempts=3), sleep=no_sleep)
 
     resent = channel.calls[1]
     assert [o.event.id for o in resent] == [batch[1].event.id, batch[3].event.id]
@@ -56,7 +28,7 @@ def test_a_partially_failed_batch_resends_only_the_failed_entries_with_the_same_
 def test_non_retryable_entries_are_dead_lettered_at_once() -> None:
     batch = _batch(2)
     channel = ScriptedChannel([[None, "ValidationException"]])
-    report = publish(channel, batch, sleep=_no_sleep)
+    report = publish(channel, batch, sleep=no_sleep)
     assert len(channel.calls) == 1
     assert [(d.outgoing.event.id, d.error_code) for d in report.dead] == [
         (batch[1].event.id, "ValidationException")
@@ -66,7 +38,7 @@ def test_non_retryable_entries_are_dead_lettered_at_once() -> None:
 def test_a_lost_acknowledgement_resends_the_whole_batch_with_the_same_ids() -> None:
     batch = _batch(3)
     channel = ScriptedChannel([TransportError("read timeout"), [None, None, None]])
-    report = publish(channel, batch, sleep=_no_sleep)
+    report = publish(channel, batch, sleep=no_sleep)
     assert [o.event.id for o in channel.calls[1]] == [o.event.id for o in batch]
     assert {o.event.eventcount for o in report.sent} == {2}
     assert report.resent == {"transport": 3}

@@ -1,29 +1,34 @@
-"""HTTP routes of the payment service (operator and ops endpoints)."""
+"""HTTP routes of the payment service (operator endpoints)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict
 
+from acr import clock
+from acr.service import service_state
+from payment import handlers
 from payment.domain import Charge, GatewayMode, Payment
-from payment.handlers import PaymentService
-from payment.ports import GatewayOperations
+from payment.handlers import Charger
+from payment.ports import GatewayOperations, UnitOfWork
 
 router = APIRouter(prefix="/v1")
 
 
-def _service(request: Request) -> PaymentService:
-    return request.app.state.payments  # type: ignore[no-any-return]
+@dataclass(frozen=True)
+class PaymentState:
+    """What the routes use."""
+
+    unit_of_work: Callable[[], UnitOfWork]
+    charger: Charger
+    gateway: GatewayOperations
 
 
-def _gateway(request: Request) -> GatewayOperations:
-    return request.app.state.gateway  # type: ignore[no-any-return]
-
-
-Service = Annotated[PaymentService, Depends(_service)]
-GatewayOps = Annotated[GatewayOperations, Depends(_gateway)]
+State = Annotated[PaymentState, Depends(service_state)]
 
 
 class ModeIn(BaseModel):
@@ -41,7 +46,7 @@ def payment_out(payment: Payment) -> dict[str, Any]:
         "attempts": payment.attempts,
         "paymentId": payment.payment_id,
         "reason": payment.reason,
-        "updatedAt": payment.updated_at,
+        "updatedAt": clock.iso(payment.updated_at) if payment.updated_at else None,
     }
 
 
@@ -51,32 +56,32 @@ def charge_out(charge: Charge) -> dict[str, Any]:
         "rideId": charge.ride_id,
         "type": charge.type,
         "amount": charge.amount.model_dump(),
-        "at": charge.at,
+        "at": clock.iso(charge.at),
     }
 
 
 @router.get("/payments/{ride_id}")
-def get_payment(ride_id: str, service: Service) -> dict[str, Any]:
-    return payment_out(service.get(ride_id))
+def get_payment(ride_id: str, state: State) -> dict[str, Any]:
+    return payment_out(handlers.get_payment(state.unit_of_work(), ride_id))
 
 
 @router.post("/payments/{ride_id}/retry")
-def retry_payment(ride_id: str, service: Service) -> dict[str, Any]:
+def retry_payment(ride_id: str, state: State) -> dict[str, Any]:
     """Operator retry of a FAILED payment (same idempotency key: still at most one capture)."""
-    return payment_out(service.retry(ride_id))
+    return payment_out(handlers.retry_payment(state.unit_of_work, ride_id, charger=state.charger))
 
 
 @router.get("/gateway/charges")
-def charges(gateway: GatewayOps, rideId: str | None = None) -> dict[str, Any]:  # noqa: N803 - query name
-    return {"charges": [charge_out(c) for c in gateway.charges(rideId, 500)]}
+def charges(state: State, rideId: str | None = None) -> dict[str, Any]:  # noqa: N803 - query name
+    return {"charges": [charge_out(c) for c in state.gateway.charges(rideId, 500)]}
 
 
 @router.get("/gateway")
-def gateway_mode(gateway: GatewayOps) -> dict[str, str]:
-    return {"mode": gateway.mode}
+def gateway_mode(state: State) -> dict[str, str]:
+    return {"mode": state.gateway.mode}
 
 
 @router.put("/gateway")
-def set_gateway_mode(body: ModeIn, gateway: GatewayOps) -> dict[str, str]:
-    gateway.set_mode(body.mode)
-    return {"mode": gateway.mode}
+def set_gateway_mode(body: ModeIn, state: State) -> dict[str, str]:
+    state.gateway.set_mode(body.mode)
+    return {"mode": state.gateway.mode}

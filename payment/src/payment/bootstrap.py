@@ -1,61 +1,41 @@
-"""The composition root of payment: the one place that wires adapters."""
+"""The composition root of payment: its adapters, and how they are put together (in tests, with fakes)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-
-from acr import logs
-from acr.runtime import Messaging
-from acr.settings import get_settings
-from acr.unit_of_work import Conflict
-from acr.web import error_response, install_error_handlers, install_ops_routes
+from acr.runtime import Consumers, Messaging
+from acr.service import Runtime, Service
 from payment.adapters.dynamo import DynamoLedger, DynamoPaymentUnitOfWork
 from payment.adapters.gateway import SimulatedGateway
-from payment.api import router
-from payment.domain import PaymentError
-from payment.handlers import PaymentService
+from payment.api import PaymentState, router
+from payment.handlers import Charger, handlers
+from payment.ports import OperatedGateway, UnitOfWork
 from payment.topology import TOPOLOGY
 
 
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings = get_settings()
-    messaging = Messaging(TOPOLOGY, settings)
-    gateway = SimulatedGateway(DynamoLedger(messaging.dynamodb), faults=messaging.faults)
-    service = PaymentService(uow=lambda: DynamoPaymentUnitOfWork(messaging.unit_of_work()), gateway=gateway)
-    app.state.payments = service
-    app.state.gateway = gateway
-    app.state.messaging = messaging
-    messaging.consume("events", service.consumer())
-    messaging.start()
-    yield
-    messaging.stop()
+@dataclass(frozen=True)
+class Adapters:
+    consumers: Consumers
+    unit_of_work: Callable[[], UnitOfWork]
+    gateway: OperatedGateway
 
 
-def install_payment_errors(app: FastAPI) -> None:
-    @app.exception_handler(PaymentError)
-    async def _payment(_: Request, exc: PaymentError) -> JSONResponse:
-        return error_response(exc.status, exc.code, str(exc))
-
-    @app.exception_handler(Conflict)
-    async def _conflict(_: Request, __: Conflict) -> JSONResponse:
-        return error_response(409, "concurrent_update", "the payment changed meanwhile; try again")
+def assemble(_runtime: Runtime, adapters: Adapters) -> PaymentState:
+    charger = Charger(adapters.gateway)
+    adapters.consumers.consume("events", handlers(charger=charger), adapters.unit_of_work)
+    return PaymentState(adapters.unit_of_work, charger, adapters.gateway)
 
 
-def create_app(payments: PaymentService | None = None, gateway: SimulatedGateway | None = None) -> FastAPI:
-    """The app; tests pass ``payments`` and ``gateway`` built from fakes and get no lifespan wiring."""
-    settings = get_settings()
-    logs.configure("payment", settings.log_level, settings.log_format)
-    app = FastAPI(title="ACR payment", version="0.1.0", lifespan=None if payments else lifespan)
-    if payments:
-        app.state.payments = payments
-        app.state.gateway = gateway
-    install_error_handlers(app)
-    install_payment_errors(app)
-    install_ops_routes(app, "payment")
-    app.include_router(router)
-    return app
+def aws_adapters(runtime: Runtime) -> Adapters:
+    messaging = Messaging(TOPOLOGY, runtime.settings, runtime.loops)
+    runtime.messaging = messaging
+    return Adapters(
+        consumers=messaging,
+        unit_of_work=lambda: DynamoPaymentUnitOfWork(messaging.unit_of_work()),
+        gateway=SimulatedGateway(DynamoLedger(messaging.dynamodb), faults=messaging.faults),
+    )
+
+
+SERVICE = Service("payment", lambda runtime: assemble(runtime, aws_adapters(runtime)), routers=[router])

@@ -1,21 +1,20 @@
-"""The payment context's rules (pure): the payment state machine, the charge outcome, the retry policy."""
+"""The payment context's rules (pure): the payment state machine, the charge outcome, the charge retry
+policy."""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
+from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
+from acr.catalog.payment import PaymentFailed, PaymentPurpose, PaymentSucceeded
+from acr.errors import ServiceError
 from acr.money import Money
 
 GatewayMode = Literal["ok", "decline", "timeout", "slow"]
 GATEWAY_MODES: tuple[GatewayMode, ...] = ("ok", "decline", "timeout", "slow")
-
-
-class Purpose(StrEnum):
-    FARE = "FARE"
-    CANCELLATION_FEE = "CANCELLATION_FEE"
 
 
 class PaymentStatus(StrEnum):
@@ -32,7 +31,7 @@ class Charge:
     ride_id: str
     type: Literal["capture", "refund"]
     amount: Money
-    at: str
+    at: datetime
     idempotency_key: str
 
 
@@ -61,10 +60,11 @@ class GatewayTimeout(GatewayError):
     transient = True
 
 
-# --- the retry policy ------------------------------------------------------------------------------------
+# --- the charge retry policy -----------------------------------------------------------------------------
 @dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff for transient gateway errors: ``base_delay_s * factor**(n-1)`` before try n+1."""
+class ChargeRetryPolicy:
+    """How often one charge tries the gateway: exponential backoff for transient gateway errors,
+    ``base_delay_s * factor**(n-1)`` before try n+1, at most ``max_attempts`` tries."""
 
     max_attempts: int = 3
     base_delay_s: float = 0.2
@@ -91,19 +91,12 @@ class ChargeOutcome:
 
 
 # --- the payment state machine ---------------------------------------------------------------------------
-class PaymentError(Exception):
-    code = "payment_error"
-    status = 400
+class PaymentNotFound(ServiceError):
+    status, code = 404, "payment_not_found"
 
 
-class PaymentNotFound(PaymentError):
-    code = "payment_not_found"
-    status = 404
-
-
-class NotRetryable(PaymentError):
-    code = "not_retryable"
-    status = 409
+class NotRetryable(ServiceError):
+    status, code = 409, "not_retryable"
 
 
 @dataclass(frozen=True)
@@ -112,50 +105,37 @@ class Payment:
 
     ride_id: str
     rider_id: str
-    purpose: Purpose
+    purpose: PaymentPurpose
     amount: Money
     status: PaymentStatus
     payment_id: str
     attempts: int
     reason: str | None = None
-    updated_at: str | None = None
+    updated_at: datetime | None = None
     version: int = 1
 
     @staticmethod
     def settle(
-        ride_id: str, rider_id: str, purpose: Purpose, amount: Money, outcome: ChargeOutcome, at: str
+        ride_id: str,
+        rider_id: str,
+        purpose: PaymentPurpose,
+        amount: Money,
+        outcome: ChargeOutcome,
+        at: datetime,
     ) -> Payment:
         """The first outcome of charging a ride."""
         if outcome.charge is not None:
-            return Payment(
-                ride_id,
-                rider_id,
-                purpose,
-                amount,
-                PaymentStatus.SUCCEEDED,
-                outcome.charge.charge_id,
-                outcome.attempts,
-                None,
-                at,
-            )
-        return Payment(
-            ride_id,
-            rider_id,
-            purpose,
-            amount,
-            PaymentStatus.FAILED,
-            failed_payment_id(ride_id),
-            outcome.attempts,
-            outcome.reason,
-            at,
-        )
+            status, payment_id, reason = PaymentStatus.SUCCEEDED, outcome.charge.charge_id, None
+        else:
+            status, payment_id, reason = PaymentStatus.FAILED, failed_payment_id(ride_id), outcome.reason
+        return Payment(ride_id, rider_id, purpose, amount, status, payment_id, outcome.attempts, reason, at)
 
     def ensure_retryable(self) -> None:
         """Only a FAILED payment can be charged again (by an operator)."""
         if self.status != PaymentStatus.FAILED:
             raise NotRetryable(f"the payment of ride {self.ride_id} is {self.status.value}")
 
-    def retried(self, outcome: ChargeOutcome, at: str) -> Payment:
+    def retried(self, outcome: ChargeOutcome, at: datetime) -> Payment:
         """The payment after an operator retry: SUCCEEDED with the charge, or still FAILED."""
         self.ensure_retryable()
         attempts = self.attempts + outcome.attempts
@@ -171,6 +151,25 @@ class Payment:
             )
         return replace(
             self, attempts=attempts, reason=outcome.reason, updated_at=at, version=self.version + 1
+        )
+
+    def outcome(self) -> PaymentSucceeded | PaymentFailed:
+        """The event that tells the payment's state: ``PaymentSucceeded`` or ``PaymentFailed``."""
+        if self.status == PaymentStatus.SUCCEEDED:
+            return PaymentSucceeded(
+                ride_id=self.ride_id,
+                rider_id=self.rider_id,
+                payment_id=self.payment_id,
+                amount=self.amount,
+                purpose=self.purpose,
+            )
+        return PaymentFailed(
+            ride_id=self.ride_id,
+            rider_id=self.rider_id,
+            payment_id=self.payment_id,
+            amount=self.amount,
+            purpose=self.purpose,
+            reason=self.reason or "payment failed",
         )
 
 

@@ -1,5 +1,9 @@
-"""ASGI entry point: ``uvicorn payment.main:app``."""
+"""ASGI app factory: ``python -m acr.serve payment`` (``uvicorn payment.main:create_app --factory``)."""
 
-from payment.bootstrap import create_app
+from fastapi import FastAPI
 
-app = create_app()
+from payment.bootstrap import SERVICE
+
+
+def create_app() -> FastAPI:
+    return SERVICE.app()

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from acr.envelope import CloudEvent
+from acr import unit_of_work
 from acr.money import Money
-from acr.unit_of_work import Outgoing
 from payment.domain import Charge, GatewayMode, Payment
 
 
@@ -27,6 +26,10 @@ class GatewayOperations(Protocol):
     def charges(self, ride_id: str | None = None, limit: int = 500) -> list[Charge]: ...
 
 
+class OperatedGateway(Gateway, GatewayOperations, Protocol):
+    """A gateway that both captures and answers to the operator (the simulated one)."""
+
+
 class Ledger(Protocol):
     """The gateway's own books (outside the payment transaction, like a real gateway's)."""
 
@@ -36,7 +39,9 @@ class Ledger(Protocol):
         """Store ``charge`` unless a row with its id exists; returns the stored row (the first one)."""
         ...
 
-    def list(self, ride_id: str | None, limit: int) -> list[Charge]: ...
+    def list(self, ride_id: str | None, limit: int) -> list[Charge]:
+        """The ride's charges (every ride's when ``ride_id`` is None), newest first, at most ``limit``."""
+        ...
 
 
 class Payments(Protocol):
@@ -47,15 +52,11 @@ class Payments(Protocol):
         ...
 
     def update(self, before: Payment, after: Payment) -> None:
-        """Stage ``after`` (fails the commit with label ``payment`` unless the row is still ``before``)."""
+        """Stage ``after`` (fails the commit with label ``payment`` unless the stored row is at
+        ``before.version``)."""
         ...
 
 
-class UnitOfWork(Protocol):
-    payments: Payments
-
-    def record(self, outgoing: Outgoing) -> None: ...
-
-    def mark_consumed(self, event: CloudEvent) -> None: ...
-
-    def commit(self) -> None: ...
+class UnitOfWork(unit_of_work.UnitOfWork, Protocol):
+    @property
+    def payments(self) -> Payments: ...

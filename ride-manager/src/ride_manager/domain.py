@@ -1,19 +1,19 @@
 """The Ride aggregate, quotes and fares. Pure Python: no FastAPI, no boto3.
 
-Every state change bumps ``version`` by one, appends to the timeline and collects the domain events
-to publish; the transition table is docs/architecture.md's.
+Every state change bumps ``version`` by one (a new status also goes on the timeline) and collects the
+domain events it causes; the transition table is docs/architecture.md's.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
-from typing import Any
 
 from acr.catalog.base import EventData, Place
-from acr.catalog.ride import RideCancelled, RideCompleted, RideRequested
+from acr.catalog.ride import CancellationReason, RideCancelled, RideCompleted, RideRequested
+from acr.errors import ServiceError
 from acr.money import Money
 
 CENT = Decimal("0.01")
@@ -50,62 +50,42 @@ class Outcome(StrEnum):
     EARLY = "EARLY"  # about a step the ride has not reached yet: apply it later
 
 
-class DomainError(Exception):
-    """A rule of the ride domain said no; ``code`` is the API error code."""
-
-    code = "domain_error"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class QuoteNotFound(ServiceError):
+    status, code = 404, "quote_not_found"
 
 
-class QuoteNotFound(DomainError):
-    code = "quote_not_found"
+class QuoteExpired(ServiceError):
+    status, code = 409, "quote_expired"
 
 
-class QuoteExpired(DomainError):
-    code = "quote_expired"
+class QuoteAlreadyUsed(ServiceError):
+    status, code = 409, "quote_already_used"
 
 
-class QuoteAlreadyUsed(DomainError):
-    code = "quote_already_used"
+class RideNotFound(ServiceError):
+    status, code = 404, "ride_not_found"
 
 
-class RideNotFound(DomainError):
-    code = "ride_not_found"
+class NotCancellable(ServiceError):
+    status, code = 409, "not_cancellable"
 
 
-class NotCancellable(DomainError):
-    code = "not_cancellable"
+class IdempotencyKeyConflict(ServiceError):
+    status, code = 409, "idempotency_key_conflict"
 
 
-class IdempotencyKeyConflict(DomainError):
-    code = "idempotency_key_conflict"
+class NoCarNearby(ServiceError):
+    """No available car can reach the pickup right now (a quote is refused)."""
+
+    status, code = 409, "no_car_available"
 
 
-class NoCarAvailable(DomainError):
-    code = "no_car_available"
+class OutsideServiceArea(ServiceError):
+    status, code = 422, "outside_service_area"
 
 
-class OutsideServiceArea(DomainError):
-    code = "outside_service_area"
-
-
-class AddressNotFound(DomainError):
-    code = "address_not_found"
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+class AddressNotFound(ServiceError):
+    status, code = 404, "address_not_found"
 
 
 def fare_for(distance_m: float, duration_s: float) -> Decimal:
@@ -139,9 +119,34 @@ class Quote:
 
 @dataclass(frozen=True)
 class TimelineEntry:
+    """A status the ride reached, when, and the car it had then."""
+
     status: RideStatus
-    at: str
+    at: datetime
     car_id: str | None
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    """Why and when the ride was cancelled, and the fee the rider owes for it (if any)."""
+
+    reason: CancellationReason
+    fee: Money | None
+    at: datetime
+
+
+class PaymentStatus(StrEnum):
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+@dataclass(frozen=True)
+class Payment:
+    """The last payment outcome the ride heard of (its fare's, or its cancellation fee's)."""
+
+    status: PaymentStatus
+    payment_id: str
+    amount: Money
 
 
 @dataclass
@@ -155,7 +160,8 @@ class Ride:
     quoted_fare: Decimal
     quoted_distance_m: float
     quoted_duration_s: float
-    requested_at: str
+    requested_at: datetime
+    updated_at: datetime
     status: RideStatus = RideStatus.REQUESTED
     version: int = 1
     car_id: str | None = None
@@ -164,10 +170,9 @@ class Ride:
     duration_s: float | None = None
     pickup_eta_s: float | None = None
     arrival_eta_s: float | None = None
-    cancellation: dict[str, Any] | None = None
-    payment: dict[str, Any] | None = None
+    cancellation: Cancellation | None = None
+    payment: Payment | None = None
     points_earned: int | None = None
-    updated_at: str = ""
     timeline: list[TimelineEntry] = field(default_factory=list)
     events: list[EventData] = field(default_factory=list, repr=False, compare=False)
 
@@ -182,11 +187,11 @@ class Ride:
             quoted_fare=quote.fare,
             quoted_distance_m=quote.distance_m,
             quoted_duration_s=quote.trip_duration_s,
-            requested_at=iso(at),
-            updated_at=iso(at),
+            requested_at=at,
+            updated_at=at,
             pickup_eta_s=quote.pickup_eta_s,
         )
-        ride.timeline.append(TimelineEntry(RideStatus.REQUESTED, iso(at), None))
+        ride.timeline.append(TimelineEntry(RideStatus.REQUESTED, at, None))
         ride.events.append(
             RideRequested(
                 ride_id=ride_id,
@@ -196,7 +201,7 @@ class Ride:
                 quoted_fare=Money.of(quote.fare, CURRENCY),
                 quoted_distance_meters=quote.distance_m,
                 quoted_duration_seconds=quote.trip_duration_s,
-                requested_at=iso(at),
+                requested_at=at,
             )
         )
         return ride
@@ -204,11 +209,11 @@ class Ride:
     # --- transitions ---------------------------------------------------------------------------------
     def _change(self, at: datetime, status: RideStatus | None = None, timeline: bool = True) -> None:
         self.version += 1
-        self.updated_at = iso(at)
+        self.updated_at = at
         if status is not None:
             self.status = status
         if timeline:
-            self.timeline.append(TimelineEntry(self.status, iso(at), self.car_id))
+            self.timeline.append(TimelineEntry(self.status, at, self.car_id))
 
     def _knows(self, car_id: str) -> bool:
         """Was this car ever assigned to the ride (its CarAssigned already applied)?"""
@@ -224,9 +229,8 @@ class Ride:
         """``CarAssigned``: the first car, or a replacement after a stall (a car the ride never had)."""
         replacement = self.status in (RideStatus.CAR_ASSIGNED, RideStatus.CAR_ARRIVED, RideStatus.IN_PROGRESS)
         if not (self.status == RideStatus.REQUESTED or (replacement and not self._knows(car_id))):
-            return (
-                Outcome.STALE
-            )  # a duplicate, or a car too late for a cancelled ride (the dispatcher frees it)
+            # a duplicate, or a car too late for a cancelled ride (the dispatcher frees it)
+            return Outcome.STALE
         self.car_id = car_id
         self.pickup_eta_s = pickup_eta_s
         self._change(
@@ -234,20 +238,13 @@ class Ride:
         )
         return Outcome.APPLIED
 
-    def cancel(self, reason: str, at: datetime) -> None:
+    def cancel(self, reason: CancellationReason, at: datetime) -> None:
         """Cancel while cancellable; a rider cancelling after the car arrived pays a fee."""
         if self.status not in CANCELLABLE:
             raise NotCancellable(f"a ride in {self.status} can no longer be cancelled")
-        fee = (
-            CANCELLATION_FEE
-            if reason == "RIDER_CANCELLED" and self.status == RideStatus.CAR_ARRIVED
-            else None
-        )
-        self.cancellation = {
-            "reason": reason,
-            "fee": Money.of(fee).model_dump() if fee is not None else None,
-            "at": iso(at),
-        }
+        late = reason == CancellationReason.RIDER_CANCELLED and self.status == RideStatus.CAR_ARRIVED
+        fee = Money.of(CANCELLATION_FEE, CURRENCY) if late else None
+        self.cancellation = Cancellation(reason, fee, at)
         released_car = self.car_id
         self._change(at, RideStatus.CANCELLED)
         self.events.append(
@@ -255,9 +252,9 @@ class Ride:
                 ride_id=self.ride_id,
                 rider_id=self.rider_id,
                 car_id=released_car,
-                reason=reason,  # type: ignore[arg-type]
-                fee=Money.of(fee) if fee is not None else None,
-                cancelled_at=iso(at),
+                reason=reason,
+                fee=fee,
+                cancelled_at=at,
             )
         )
 
@@ -290,29 +287,27 @@ class Ride:
                 fare=Money.of(self.fare),
                 distance_meters=distance_m,
                 duration_seconds=duration_s,
-                completed_at=iso(at),
+                completed_at=at,
             )
         )
         return Outcome.APPLIED
 
     def payment_settled(self, succeeded: bool, payment_id: str, amount: Money, at: datetime) -> Outcome:
         """A payment outcome: a fare moves the ride to PAID / PAYMENT_FAILED; a fee is only recorded."""
-        record = {
-            "status": "SUCCEEDED" if succeeded else "FAILED",
-            "paymentId": payment_id,
-            "amount": amount.model_dump(),
-        }
+        payment = Payment(PaymentStatus.SUCCEEDED if succeeded else PaymentStatus.FAILED, payment_id, amount)
         if self.status in ACTIVE:
             return Outcome.EARLY  # the payment of a fare this ride has not computed yet
-        fee_due = self.status == RideStatus.CANCELLED and bool(
-            self.cancellation and self.cancellation.get("fee")
+        fee_due = (
+            self.status == RideStatus.CANCELLED
+            and self.cancellation is not None
+            and self.cancellation.fee is not None
         )
-        if fee_due and self.payment != record:
-            self.payment = record
+        if fee_due and self.payment != payment:
+            self.payment = payment
             self._change(at, timeline=False)
             return Outcome.APPLIED
         if self.status == RideStatus.COMPLETED or (self.status == RideStatus.PAYMENT_FAILED and succeeded):
-            self.payment = record
+            self.payment = payment
             self._change(at, RideStatus.PAID if succeeded else RideStatus.PAYMENT_FAILED)
             return Outcome.APPLIED
         return Outcome.STALE
@@ -327,8 +322,6 @@ class Ride:
         return Outcome.STALE
 
     def pull_events(self) -> list[EventData]:
+        """The events recorded since the last pull (each is published once, with the change that made it)."""
         events, self.events = self.events, []
         return events
-
-    def with_version(self, version: int) -> Ride:
-        return replace(self, version=version)

@@ -1,52 +1,43 @@
-"""Use cases of the ride context: one function per command or event."""
+"""Use cases of the ride context: one function per command, per event from another context, and the
+dispatch timeout."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
-from acr import catalog
-from acr.catalog.base import RIDE_UPDATES_TOPIC, EventData, Place
+from acr import clock
+from acr.catalog.base import Place
 from acr.catalog.fleet import CarAssigned, NoCarAvailable
 from acr.catalog.monitoring import CarArrivedAtPickup, TripCompleted, TripStarted
 from acr.catalog.payment import PaymentFailed, PaymentSucceeded
 from acr.catalog.reward import RewardPointsEarned
-from acr.catalog.ride import RideUpdated
-from acr.consumer import Park, Stale
+from acr.catalog.ride import CancellationReason, RideUpdated
+from acr.consumer import Handlers, Park, Stale
 from acr.envelope import CloudEvent
-from acr.topology import bus_name
-from acr.unit_of_work import Conflict, Destination, Outgoing
+from acr.unit_of_work import Conflict
 from ride_manager import domain
 from ride_manager.commands import CancelRide, PlaceRef, RequestQuote, RequestRide
-from ride_manager.domain import Quote, Ride, RideNotFound, now_utc
+from ride_manager.domain import Outcome, Quote, Ride, RideNotFound, RideStatus
 from ride_manager.ports import Dispatch, Geo, IdempotencyRecord, UnitOfWork
 from ride_manager.snapshot import ride_to_json
 
-RIDE_BUS = Destination("bus", bus_name("ride"))
-UPDATES_TOPIC = Destination("topic", RIDE_UPDATES_TOPIC)
 UowFactory = Callable[[], UnitOfWork]
 
 
 def save(uow: UnitOfWork, ride: Ride, expected_version: int | None) -> None:
-    """Stage the ride, its domain events (bus) and its new snapshot (updates topic) in ``uow``."""
+    """Stage the ride, its domain events and its new snapshot (``RideUpdated``) in ``uow``."""
     if expected_version is None:
         uow.rides.add(ride)
     else:
         uow.rides.save(ride, expected_version)
     for data in ride.pull_events():
-        uow.record(Outgoing(catalog.record(data, subject=ride.ride_id, sequence=ride.version), RIDE_BUS))
+        uow.record(data, subject=ride.ride_id, sequence=ride.version)
     snapshot = RideUpdated(
         ride_id=ride.ride_id, rider_id=ride.rider_id, version=ride.version, ride=ride_to_json(ride)
     )
-    uow.record(
-        Outgoing(
-            catalog.record(snapshot, subject=ride.ride_id, sequence=ride.version),
-            UPDATES_TOPIC,
-            group=ride.ride_id,
-        )
-    )
+    uow.record(snapshot, subject=ride.ride_id, sequence=ride.version)
 
 
 # --- commands ----------------------------------------------------------------------------------------
@@ -62,7 +53,7 @@ def request_quote(cmd: RequestQuote, *, geo: Geo, dispatch: Dispatch, uow: UnitO
     pickup, dropoff = _resolve(geo, cmd.pickup), _resolve(geo, cmd.dropoff)
     pickup_eta = dispatch.pickup_eta(pickup.lat, pickup.lon)
     if pickup_eta is None:
-        raise domain.NoCarAvailable("no car can reach the pickup in time right now")
+        raise domain.NoCarNearby("no car can reach the pickup in time right now")
     distance_m, duration_s = geo.trip(pickup, dropoff)
     quote = Quote(
         quote_id=f"qte_{uuid.uuid4().hex}",
@@ -73,7 +64,7 @@ def request_quote(cmd: RequestQuote, *, geo: Geo, dispatch: Dispatch, uow: UnitO
         trip_duration_s=duration_s,
         distance_m=distance_m,
         fare=domain.fare_for(distance_m, duration_s),
-        expires_at=now_utc() + timedelta(seconds=ttl_s),
+        expires_at=clock.now() + timedelta(seconds=ttl_s),
     )
     uow.quotes.add(quote)
     uow.commit()
@@ -90,8 +81,8 @@ def request_ride(cmd: RequestRide, *, uow_factory: UowFactory, key_ttl_s: float)
         quote = uow.quotes.get(cmd.quote_id)
         if quote is None:
             raise domain.QuoteNotFound("no such quote")
-        quote.check_bookable(cmd.rider_id, now_utc())
-        ride = Ride.request(f"ride_{uuid.uuid4().hex}", quote, now_utc())
+        quote.check_bookable(cmd.rider_id, clock.now())
+        ride = Ride.request(f"ride_{uuid.uuid4().hex}", quote, clock.now())
         uow.keys.claim(
             IdempotencyRecord(cmd.rider_id, cmd.idempotency_key, cmd.body_hash, ride.ride_id), key_ttl_s
         )
@@ -123,13 +114,11 @@ def cancel_ride(cmd: CancelRide, *, uow_factory: UowFactory) -> Ride:
     """Rider cancel: idempotent on an already cancelled ride; 409 once the trip started."""
     for _ in range(5):
         uow = uow_factory()
-        ride = uow.rides.get(cmd.ride_id)
-        if ride is None or ride.rider_id != cmd.rider_id:
-            raise RideNotFound("no such ride")
-        if ride.status == domain.RideStatus.CANCELLED:
+        ride = get_ride(uow, cmd.rider_id, cmd.ride_id)
+        if ride.status == RideStatus.CANCELLED:
             return ride
         expected = ride.version
-        ride.cancel("RIDER_CANCELLED", now_utc())
+        ride.cancel(CancellationReason.RIDER_CANCELLED, clock.now())
         save(uow, ride, expected)
         try:
             uow.commit()
@@ -147,7 +136,7 @@ def get_ride(uow: UnitOfWork, rider_id: str, ride_id: str) -> Ride:
 
 
 # --- events from other contexts ----------------------------------------------------------------------
-def _apply(uow: UnitOfWork, ride_id: str, change: Callable[[Ride], domain.Outcome]) -> None:
+def _apply(uow: UnitOfWork, ride_id: str, change: Callable[[Ride], Outcome]) -> None:
     """Load, apply ``change`` and stage the result. An event the ride is not ready for is parked (it comes
     back later); one about a step the ride is past is dropped as stale."""
     ride = uow.rides.get(ride_id)
@@ -155,9 +144,9 @@ def _apply(uow: UnitOfWork, ride_id: str, change: Callable[[Ride], domain.Outcom
         raise Park(f"ride {ride_id} does not exist yet")  # an update before its create: try again later
     expected = ride.version
     outcome = change(ride)
-    if outcome == domain.Outcome.EARLY:
+    if outcome == Outcome.EARLY:
         raise Park(f"ride {ride_id} is {ride.status}: not ready for this event yet")
-    if outcome == domain.Outcome.STALE:
+    if outcome == Outcome.STALE:
         raise Stale(f"ride {ride_id} is {ride.status}: already past this event")
     save(uow, ride, expected)
 
@@ -167,11 +156,11 @@ def on_car_assigned(uow: UnitOfWork, data: CarAssigned, event: CloudEvent) -> No
 
 
 def on_no_car_available(uow: UnitOfWork, data: NoCarAvailable, event: CloudEvent) -> None:
-    def change(ride: Ride) -> domain.Outcome:
-        if ride.status != domain.RideStatus.REQUESTED:
-            return domain.Outcome.STALE
-        ride.cancel("NO_CAR_AVAILABLE", event.time)
-        return domain.Outcome.APPLIED
+    def change(ride: Ride) -> Outcome:
+        if ride.status != RideStatus.REQUESTED:
+            return Outcome.STALE
+        ride.cancel(CancellationReason.NO_CAR_AVAILABLE, event.time)
+        return Outcome.APPLIED
 
     _apply(uow, data.ride_id, change)
 
@@ -204,16 +193,17 @@ def on_points_earned(uow: UnitOfWork, data: RewardPointsEarned, event: CloudEven
     _apply(uow, data.ride_id, lambda r: r.points_recorded(data.points, event.time))
 
 
-EVENT_HANDLERS: dict[type[EventData], Callable[[Any, Any, CloudEvent], None]] = {
-    CarAssigned: on_car_assigned,
-    NoCarAvailable: on_no_car_available,
-    CarArrivedAtPickup: on_car_arrived,
-    TripStarted: on_trip_started,
-    TripCompleted: on_trip_completed,
-    PaymentSucceeded: on_payment_succeeded,
-    PaymentFailed: on_payment_failed,
-    RewardPointsEarned: on_points_earned,
-}
+HANDLERS = (
+    Handlers[UnitOfWork]()
+    .on(CarAssigned, on_car_assigned)
+    .on(NoCarAvailable, on_no_car_available)
+    .on(CarArrivedAtPickup, on_car_arrived)
+    .on(TripStarted, on_trip_started)
+    .on(TripCompleted, on_trip_completed)
+    .on(PaymentSucceeded, on_payment_succeeded)
+    .on(PaymentFailed, on_payment_failed)
+    .on(RewardPointsEarned, on_points_earned)
+)
 
 
 # --- timers ------------------------------------------------------------------------------------------
@@ -222,13 +212,13 @@ def time_out_dispatch(ride_id: str, *, uow_factory: UowFactory, timeout_s: float
     A car assigned later is released by the dispatcher when it sees the ``RideCancelled``."""
     uow = uow_factory()
     ride = uow.rides.get(ride_id)
-    if ride is None or ride.status != domain.RideStatus.REQUESTED:
+    if ride is None or ride.status != RideStatus.REQUESTED:
         return False
-    waited = (now_utc() - domain.parse_time(ride.requested_at)).total_seconds()
-    if waited < timeout_s:
+    now = clock.now()
+    if (now - ride.requested_at).total_seconds() < timeout_s:
         return False
     expected = ride.version
-    ride.cancel("DISPATCH_TIMEOUT", now_utc())
+    ride.cancel(CancellationReason.DISPATCH_TIMEOUT, now)
     save(uow, ride, expected)
     try:
         uow.commit()

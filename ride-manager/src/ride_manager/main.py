@@ -1,5 +1,10 @@
-"""ASGI entry point: ``uvicorn ride_manager.main:app``."""
+"""ASGI app factory: ``python -m acr.serve ride-manager``
+(``uvicorn ride_manager.main:create_app --factory``)."""
 
-from ride_manager.bootstrap import create_app
+from fastapi import FastAPI
 
-app = create_app()
+from ride_manager.bootstrap import SERVICE
+
+
+def create_app() -> FastAPI:
+    return SERVICE.app()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
+from acr import unit_of_work
 from acr.catalog.base import Place
-from acr.envelope import CloudEvent
-from acr.unit_of_work import Outgoing
+from acr.catalog.ride import RideUpdated
 from ride_manager.domain import Quote, Ride
 
 
@@ -22,37 +23,65 @@ class IdempotencyRecord:
 class RideRepository(Protocol):
     def get(self, ride_id: str) -> Ride | None: ...
 
-    def add(self, ride: Ride) -> None: ...
+    def add(self, ride: Ride) -> None:
+        """Stage a new ride and its version (fails the commit with label ``ride`` if the ride exists, and
+        ``ride-version`` if that version was stored)."""
+        ...
 
-    def save(self, ride: Ride, expected_version: int) -> None: ...
+    def save(self, ride: Ride, expected_version: int) -> None:
+        """Stage ``ride`` and its new version (fails the commit with label ``ride`` unless the stored ride
+        is still at ``expected_version``, and ``ride-version`` if the new version was stored)."""
+        ...
 
 
 class QuoteRepository(Protocol):
     def get(self, quote_id: str) -> Quote | None: ...
 
-    def add(self, quote: Quote) -> None: ...
+    def add(self, quote: Quote) -> None:
+        """Stage a new quote (fails the commit with label ``quote`` if it exists)."""
+        ...
 
-    def mark_used(self, quote: Quote, ride_id: str) -> None: ...
+    def mark_used(self, quote: Quote, ride_id: str) -> None:
+        """Stage the ride the quote booked (fails the commit with label ``quote`` if it booked one)."""
+        ...
 
 
 class IdempotencyKeys(Protocol):
-    def get(self, rider_id: str, key: str) -> IdempotencyRecord | None: ...
+    def get(self, rider_id: str, key: str) -> IdempotencyRecord | None:
+        """The rider's record of ``key``, unless it expired."""
+        ...
 
-    def claim(self, record: IdempotencyRecord, ttl_s: float) -> None: ...
+    def claim(self, record: IdempotencyRecord, ttl_s: float) -> None:
+        """Stage the record for ``ttl_s`` (fails the commit with label ``idempotency`` while another one
+        of the same rider and key has not expired)."""
+        ...
 
 
-class UnitOfWork(Protocol):
-    """Repositories plus outbox and inbox, committed atomically."""
+class UnitOfWork(unit_of_work.UnitOfWork, Protocol):
+    """The write model's repositories, the outbox and the inbox, committed atomically."""
 
-    rides: RideRepository
-    quotes: QuoteRepository
-    keys: IdempotencyKeys
+    @property
+    def rides(self) -> RideRepository: ...
 
-    def record(self, outgoing: Outgoing) -> None: ...
+    @property
+    def quotes(self) -> QuoteRepository: ...
 
-    def mark_consumed(self, event: CloudEvent) -> None: ...
+    @property
+    def keys(self) -> IdempotencyKeys: ...
 
-    def commit(self) -> None: ...
+
+class HistoryRows(Protocol):
+    """The write side of the ride history read model: one row per ride, its latest snapshot."""
+
+    def put_if_newer(self, snapshot: RideUpdated) -> None:
+        """Raise ``Stale`` unless ``snapshot`` is newer than the stored row; else stage it (fails the
+        commit with label ``history`` if a row of its version or a newer one was stored meanwhile)."""
+        ...
+
+
+class HistoryUnitOfWork(unit_of_work.UnitOfWork, Protocol):
+    @property
+    def history(self) -> HistoryRows: ...
 
 
 class Geo(Protocol):
@@ -74,16 +103,24 @@ class Dispatch(Protocol):
 
 
 class RideHistory(Protocol):
-    """Read side: a rider's rides, newest first; every version of a ride."""
+    """Read side: a rider's rides (the history read model), newest first; every version of a ride; the
+    active rides; the rides still waiting for a car."""
 
     def rides_of(
         self, rider_id: str, limit: int, cursor: str | None
-    ) -> tuple[list[dict[str, object]], str | None]: ...
+    ) -> tuple[list[dict[str, object]], str | None]:
+        """A page of the rider's latest snapshots, and the cursor of the next page (None when the store
+        knows nothing follows; a cursor may also lead to an empty page)."""
+        ...
 
-    def versions(self, ride_id: str, after_version: int) -> list[dict[str, object]]: ...
+    def versions(self, ride_id: str, after_version: int) -> list[dict[str, object]]:
+        """The ride's public JSON at every version above ``after_version``, oldest first."""
+        ...
 
-    def active(self) -> list[dict[str, object]]: ...
+    def active(self) -> list[dict[str, object]]:
+        """Every ride not yet completed or cancelled, newest first."""
+        ...
 
-    def awaiting_car(self, limit: int) -> list[tuple[str, str]]:
-        """(ride id, requestedAt) of the rides still REQUESTED, oldest first."""
+    def awaiting_car(self, limit: int) -> list[tuple[str, datetime]]:
+        """(ride id, requested at) of the rides still REQUESTED, oldest first."""
         ...

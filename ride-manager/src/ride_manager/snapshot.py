@@ -1,21 +1,43 @@
-"""The Ride as JSON: the API shape (camelCase) plus the few fields the write model keeps for itself."""
+"""The Ride and the Quote as the API shows them (camelCase JSON, docs/api.md)."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
 
+from acr import clock
 from acr.catalog.base import Place
 from acr.money import Money
-from ride_manager.domain import Quote, Ride, RideStatus, TimelineEntry, iso
+from ride_manager.domain import Cancellation, Payment, Quote, Ride, TimelineEntry
 
 
 def _money(amount: Decimal | None) -> dict[str, str] | None:
     return Money.of(amount).model_dump() if amount is not None else None
 
 
-def _place(place: Place) -> dict[str, Any]:
-    return {"label": place.label, "lat": place.lat, "lon": place.lon, "addressId": place.address_id}
+def _place(value: Place) -> dict[str, Any]:
+    return {"label": value.label, "lat": value.lat, "lon": value.lon, "addressId": value.address_id}
+
+
+def _cancellation(cancellation: Cancellation | None) -> dict[str, Any] | None:
+    if cancellation is None:
+        return None
+    fee = cancellation.fee.model_dump() if cancellation.fee is not None else None
+    return {"reason": cancellation.reason.value, "fee": fee, "at": clock.iso(cancellation.at)}
+
+
+def _payment(payment: Payment | None) -> dict[str, Any] | None:
+    if payment is None:
+        return None
+    return {
+        "status": payment.status.value,
+        "paymentId": payment.payment_id,
+        "amount": payment.amount.model_dump(),
+    }
+
+
+def _step(entry: TimelineEntry) -> dict[str, Any]:
+    return {"status": entry.status.value, "at": clock.iso(entry.at), "carId": entry.car_id}
 
 
 def ride_to_json(ride: Ride) -> dict[str, Any]:
@@ -34,50 +56,13 @@ def ride_to_json(ride: Ride) -> dict[str, Any]:
         "durationSeconds": ride.duration_s,
         "pickupEtaSeconds": ride.pickup_eta_s,
         "arrivalEtaSeconds": ride.arrival_eta_s,
-        "cancellation": ride.cancellation,
-        "payment": ride.payment,
+        "cancellation": _cancellation(ride.cancellation),
+        "payment": _payment(ride.payment),
         "pointsEarned": ride.points_earned,
-        "requestedAt": ride.requested_at,
-        "updatedAt": ride.updated_at,
-        "timeline": [{"status": t.status.value, "at": t.at, "carId": t.car_id} for t in ride.timeline],
+        "requestedAt": clock.iso(ride.requested_at),
+        "updatedAt": clock.iso(ride.updated_at),
+        "timeline": [_step(entry) for entry in ride.timeline],
     }
-
-
-def stored_ride(ride: Ride) -> dict[str, Any]:
-    """What the write model stores: the API shape plus the quote figures the fare rules need."""
-    return ride_to_json(ride) | {
-        "quotedDistanceMeters": ride.quoted_distance_m,
-        "quotedDurationSeconds": ride.quoted_duration_s,
-    }
-
-
-def ride_from_json(doc: dict[str, Any]) -> Ride:
-    """Inverse of ``stored_ride``."""
-    return Ride(
-        ride_id=doc["rideId"],
-        rider_id=doc["riderId"],
-        pickup=Place.model_validate(doc["pickup"]),
-        dropoff=Place.model_validate(doc["dropoff"]),
-        quoted_fare=Decimal(doc["quotedFare"]["amount"]),
-        quoted_distance_m=float(doc.get("quotedDistanceMeters", 0)),
-        quoted_duration_s=float(doc.get("quotedDurationSeconds", 0)),
-        requested_at=doc["requestedAt"],
-        status=RideStatus(doc["status"]),
-        version=int(doc["version"]),
-        car_id=doc.get("carId"),
-        fare=Decimal(doc["fare"]["amount"]) if doc.get("fare") else None,
-        distance_m=doc.get("distanceMeters"),
-        duration_s=doc.get("durationSeconds"),
-        pickup_eta_s=doc.get("pickupEtaSeconds"),
-        arrival_eta_s=doc.get("arrivalEtaSeconds"),
-        cancellation=doc.get("cancellation"),
-        payment=doc.get("payment"),
-        points_earned=doc.get("pointsEarned"),
-        updated_at=doc.get("updatedAt", ""),
-        timeline=[
-            TimelineEntry(RideStatus(t["status"]), t["at"], t.get("carId")) for t in doc.get("timeline", [])
-        ],
-    )
 
 
 def quote_to_json(quote: Quote) -> dict[str, Any]:
@@ -90,5 +75,5 @@ def quote_to_json(quote: Quote) -> dict[str, Any]:
         "tripDurationSeconds": round(quote.trip_duration_s),
         "distanceMeters": round(quote.distance_m),
         "fare": _money(quote.fare),
-        "expiresAt": iso(quote.expires_at),
+        "expiresAt": clock.iso(quote.expires_at),
     }

@@ -11,8 +11,8 @@ import logging
 import threading
 from datetime import timedelta
 
+from acr import clock
 from ride_manager import handlers
-from ride_manager.domain import now_utc, parse_time
 from ride_manager.ports import RideHistory
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,8 @@ AFTER_FAILURE_S = 1.0
 
 
 class DispatchTimer:
+    """Cancels the rides that waited for a car longer than ``timeout_s``; ``run`` is a service loop."""
+
     def __init__(self, *, history: RideHistory, uow_factory: handlers.UowFactory, timeout_s: float) -> None:
         self._history = history
         self._uow_factory = uow_factory
@@ -29,11 +31,11 @@ class DispatchTimer:
 
     def tick(self) -> float:
         """Cancel every overdue ride; returns the seconds until the next ride can fall due."""
-        now, cancelled = now_utc(), 0
+        now, cancelled = clock.now(), 0
         waiting = self._history.awaiting_car(PAGE)
         try:
             for ride_id, requested_at in waiting:
-                due = parse_time(requested_at) + timedelta(seconds=self._timeout_s)
+                due = requested_at + timedelta(seconds=self._timeout_s)
                 if due > now:
                     return max(SOONEST_S, (due - now).total_seconds())
                 cancelled += handlers.time_out_dispatch(
@@ -45,6 +47,7 @@ class DispatchTimer:
                 log.info("dispatch timeout cancelled %d ride(s)", cancelled)
 
     def run(self, stop: threading.Event) -> None:
+        """Tick, then wait until the next ride can fall due (or ``stop`` is set)."""
         wait_s = 0.0
         while not stop.wait(wait_s):
             try:

@@ -2,33 +2,94 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 
-from acr.web import ApiError
-from route_monitor.handlers import Monitor
+from acr import clock
+from acr.errors import NotFound
+from acr.service import service_state
+from route_monitor.domain import CarLeg, Point, Progress, RideTracking
+from route_monitor.handlers import TelemetryStats
+from route_monitor.ports import TrackingStore
 
 router = APIRouter(prefix="/v1")
 
 
-def _monitor(request: Request) -> Monitor:
-    return request.app.state.monitor  # type: ignore[no-any-return]
+@dataclass(frozen=True)
+class Monitor:
+    """What the routes use."""
+
+    tracking: TrackingStore
+    telemetry: TelemetryStats
 
 
-Monitoring = Annotated[Monitor, Depends(_monitor)]
+State = Annotated[Monitor, Depends(service_state)]
+
+
+class RideNotFound(NotFound):
+    code = "ride_not_found"
 
 
 @router.get("/rides/{ride_id}/tracking")
-def tracking(ride_id: str, monitor: Monitoring) -> dict[str, Any]:
+def tracking(ride_id: str, state: State) -> dict[str, Any]:
     """The ride's tracking state as measured from telemetry."""
-    ride = monitor.store.rides([ride_id]).get(ride_id)
+    ride = state.tracking.rides([ride_id]).get(ride_id)
     if ride is None:
-        raise ApiError(404, "ride_not_found", f"no telemetry seen for ride {ride_id}")
-    return ride.view()
+        raise RideNotFound(f"no telemetry seen for ride {ride_id}")
+    return tracking_view(ride)
 
 
 @router.get("/ops/telemetry")
-def telemetry(monitor: Monitoring) -> dict[str, Any]:
+def telemetry(state: State) -> dict[str, Any]:
     """Records processed, records per second, and the lag behind the newest record (ms)."""
-    return monitor.processor.stats.snapshot()
+    return state.telemetry.snapshot()
+
+
+def tracking_view(ride: RideTracking) -> dict[str, Any]:
+    """The public tracking state (``GET /v1/rides/{rideId}/tracking``)."""
+    return {
+        "rideId": ride.ride_id,
+        "carId": ride.car_id,
+        "phase": str(ride.phase),
+        "lat": ride.lat,
+        "lon": ride.lon,
+        "simTime": ride.sim_time,
+        "at": _text(ride.at),
+        "target": _point(ride.target),
+        "distanceMeters": round(ride.distance_m, 1),
+        "tripStartedSimTime": ride.trip_started_sim,
+        "tripStartedAt": _text(ride.trip_started_at),
+        "completed": ride.completed,
+        "completedAt": _text(ride.completed_at),
+        "durationSeconds": ride.duration_s,
+        "etaSeconds": ride.eta_seconds,
+        "etaPushedAt": _text(ride.eta_pushed_at),
+        "legs": [{"carId": car_id} | _leg(leg) for car_id, leg in ride.legs.items()],
+        "version": ride.version,
+        "lastProgress": _progress(ride.last_progress),
+    }
+
+
+def _leg(leg: CarLeg) -> dict[str, Any]:
+    return {
+        "arrived": leg.arrived,
+        "started": leg.started,
+        "stalled": leg.stalled,
+        "distanceMeters": leg.distance_m,
+        "progress": _progress(leg.progress),
+    }
+
+
+def _text(moment: datetime | None) -> str | None:
+    return None if moment is None else clock.iso(moment)
+
+
+def _point(point: Point | None) -> dict[str, float] | None:
+    return {"lat": point.lat, "lon": point.lon} if point else None
+
+
+def _progress(progress: Progress | None) -> dict[str, float] | None:
+    return {"lat": progress.lat, "lon": progress.lon, "simTime": progress.sim_time} if progress else None

@@ -1,51 +1,61 @@
-"""The composition root of route-monitor."""
+"""The composition root of route-monitor: its adapters, and how they are put together (in tests, with
+fakes)."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
-from fastapi import FastAPI
-
-from acr import logs
+import acr.clock
 from acr.catalog.base import TELEMETRY_STREAM
 from acr.runtime import Messaging
-from acr.settings import get_settings
-from acr.web import install_error_handlers, install_ops_routes
+from acr.service import Runtime, Service
+from acr.settings import Settings
 from acr_city import load_city
 from route_monitor.adapters.dynamo import DynamoTrackingStore
 from route_monitor.adapters.roads import CityRoads
-from route_monitor.api import router
-from route_monitor.handlers import Monitor, TelemetryProcessor, rules_from
+from route_monitor.api import Monitor, router
+from route_monitor.domain import Rules
+from route_monitor.handlers import Clock, TelemetryProcessor, TelemetryStats
+from route_monitor.ports import Roads, Streams, TrackingStore
 from route_monitor.topology import CHECKPOINTS, READER, TOPOLOGY
 
-log = logging.getLogger(__name__)
+
+@dataclass(frozen=True)
+class Adapters:
+    streams: Streams
+    tracking: TrackingStore
+    roads: Roads
+    clock: Clock = acr.clock.now
 
 
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings = get_settings()
+def rules_from(settings: Settings) -> Rules:
+    return Rules(stall_window_s=settings.stall_window_s, eta_push_s=settings.eta_push_s)
+
+
+def assemble(runtime: Runtime, adapters: Adapters) -> Monitor:
+    """The telemetry processor, reading the telemetry stream, and what the routes use."""
+    stats = TelemetryStats(clock=adapters.clock)
+    processor = TelemetryProcessor(
+        store=adapters.tracking,
+        roads=adapters.roads,
+        rules=rules_from(runtime.settings),
+        clock=adapters.clock,
+        stats=stats,
+    )
+    adapters.streams.read_stream(READER, TELEMETRY_STREAM, CHECKPOINTS, processor)
+    return Monitor(tracking=adapters.tracking, telemetry=stats)
+
+
+def aws_adapters(runtime: Runtime) -> Adapters:
+    settings = runtime.settings
     city = load_city(settings.city, settings.seed, settings.city_cache_dir)
-    messaging = Messaging(TOPOLOGY, settings)
-    store = DynamoTrackingStore(messaging.dynamodb, messaging.unit_of_work)
-    processor = TelemetryProcessor(store=store, roads=CityRoads(city), rules=rules_from(settings))
-    app.state.monitor = Monitor(store=store, processor=processor)
-    app.state.messaging = messaging
-    messaging.read_stream(READER, TELEMETRY_STREAM, CHECKPOINTS, processor)
-    messaging.start()
-    yield
-    messaging.stop()
+    messaging = Messaging(TOPOLOGY, settings, runtime.loops)
+    runtime.messaging = messaging
+    return Adapters(
+        streams=messaging,
+        tracking=DynamoTrackingStore(messaging.dynamodb, messaging.unit_of_work),
+        roads=CityRoads(city),
+    )
 
 
-def create_app(monitor: Monitor | None = None) -> FastAPI:
-    """The app; tests pass a ``monitor`` built from fakes and get no lifespan wiring."""
-    settings = get_settings()
-    logs.configure("route-monitor", settings.log_level, settings.log_format)
-    app = FastAPI(title="ACR route-monitor", version="0.1.0", lifespan=None if monitor else lifespan)
-    if monitor:
-        app.state.monitor = monitor
-    install_error_handlers(app)
-    install_ops_routes(app, "route-monitor")
-    app.include_router(router)
-    return app
+SERVICE = Service("route-monitor", lambda runtime: assemble(runtime, aws_adapters(runtime)), routers=[router])

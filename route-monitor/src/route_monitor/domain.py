@@ -1,35 +1,31 @@
 """Per-ride tracking from car telemetry (pure: no I/O, no clock of its own).
 
 A ``Tracker`` is loaded with the cursors of the cars and the tracking rows of the rides a batch of
-telemetry touches, is fed the records in stream order and returns the facts they imply:
+telemetry touches, is fed the records in stream order and collects the facts they imply:
 ``CarArrivedAtPickup``, ``TripStarted``, ``TripCompleted``, ``CarStalled`` (from simulated time) and,
-throttled on the wall clock the caller passes in, ``RideEtaUpdated``. The facts and the changed rows are
-committed together (with the stream checkpoint), so replaying the same records from the same state
-derives the same facts and a committed fact is never derived twice.
+throttled on the wall-clock moment the caller passes in, ``RideEtaUpdated``. The caller commits the facts
+and the changed rows together (with the stream checkpoint), so replaying the same records from the same
+state derives the same facts and a committed fact is never derived twice.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
+from typing import Final, Literal
 
-from acr.catalog.base import EventData
-from acr.catalog.car import CarTelemetry
+from acr.catalog.car import CarPhase, CarTelemetry
 from acr.catalog.monitoring import CarArrivedAtPickup, CarStalled, RideEtaUpdated, TripCompleted, TripStarted
 from acr.geo import haversine_m
 
-IDLE, TO_PICKUP, BOARDING, TO_DESTINATION, STALLED = (
-    "IDLE",
-    "TO_PICKUP",
-    "BOARDING",
-    "TO_DESTINATION",
-    "STALLED",
-)
-COMPLETED = "COMPLETED"  # the phase of a ride row once its trip is over
-MOVING = (TO_PICKUP, TO_DESTINATION)  # phases with an ETA
-WATCHED = (TO_PICKUP, TO_DESTINATION, STALLED)  # phases in which a car must make progress
+COMPLETED: Final = "COMPLETED"  # the phase of a ride row once its trip is over
+RidePhase = CarPhase | Literal["COMPLETED"]
+MOVING = (CarPhase.TO_PICKUP, CarPhase.TO_DESTINATION)  # phases with an ETA
+WATCHED = (CarPhase.TO_PICKUP, CarPhase.TO_DESTINATION, CarPhase.STALLED)  # phases that must make progress
+
+Fact = RideEtaUpdated | CarArrivedAtPickup | TripStarted | TripCompleted | CarStalled
+"""What the monitoring context derives from telemetry (every fact names its ride)."""
 
 # (from_lat, from_lon, to_lat, to_lon) -> (duration_s, distance_m) on the streets, or None.
 Remaining = Callable[[float, float, float, float], "tuple[float, float] | None"]
@@ -67,7 +63,7 @@ class CarCursor:
 
     car_id: str
     ride_id: str | None = None
-    phase: str = IDLE
+    phase: CarPhase = CarPhase.IDLE
     sim_time: float | None = None
     odometer_m: float = 0.0
     lat: float = 0.0
@@ -87,40 +83,9 @@ class CarCursor:
         speed = (odo1 - odo0) / (t1 - t0)
         return speed if speed >= rules.min_speed_ms else None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "carId": self.car_id,
-            "rideId": self.ride_id,
-            "phase": self.phase,
-            "simTime": self.sim_time,
-            "odometerM": self.odometer_m,
-            "lat": self.lat,
-            "lon": self.lon,
-            "target": _point_dict(self.target),
-            "seen": list(self.seen),
-            "samples": [[t, o] for t, o in self.samples],
-            "version": self.version,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> CarCursor:
-        return cls(
-            car_id=d["carId"],
-            ride_id=d.get("rideId"),
-            phase=d.get("phase", IDLE),
-            sim_time=_opt_float(d.get("simTime")),
-            odometer_m=float(d.get("odometerM", 0.0)),
-            lat=float(d.get("lat", 0.0)),
-            lon=float(d.get("lon", 0.0)),
-            target=_point(d.get("target")),
-            seen=list(d.get("seen") or []),
-            samples=[(float(t), float(o)) for t, o in d.get("samples") or []],
-            version=int(d.get("version", 0)),
-        )
-
 
 @dataclass
-class Leg:
+class CarLeg:
     """One car's part in a ride: the facts already emitted for it and its progress."""
 
     arrived: bool = False
@@ -129,25 +94,6 @@ class Leg:
     distance_m: float = 0.0  # driven by this car in TO_DESTINATION
     progress: Progress | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "arrived": self.arrived,
-            "started": self.started,
-            "stalled": self.stalled,
-            "distanceMeters": self.distance_m,
-            "progress": _progress_dict(self.progress),
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Leg:
-        return cls(
-            arrived=bool(d.get("arrived")),
-            started=bool(d.get("started")),
-            stalled=bool(d.get("stalled")),
-            distance_m=float(d.get("distanceMeters", 0.0)),
-            progress=_progress(d.get("progress")),
-        )
-
 
 @dataclass
 class RideTracking:
@@ -155,86 +101,27 @@ class RideTracking:
 
     ride_id: str
     car_id: str | None = None
-    phase: str = IDLE
+    phase: RidePhase = CarPhase.IDLE
     lat: float | None = None
     lon: float | None = None
     sim_time: float | None = None
-    at: str | None = None
+    at: datetime | None = None
     target: Point | None = None
     distance_m: float = 0.0  # TO_DESTINATION, over every car
     trip_started_sim: float | None = None
-    trip_started_at: str | None = None
+    trip_started_at: datetime | None = None
     completed: bool = False
-    completed_at: str | None = None
+    completed_at: datetime | None = None
     duration_s: float | None = None
     eta_seconds: float | None = None
-    eta_pushed_wall: float | None = None
-    legs: dict[str, Leg] = field(default_factory=dict)
+    eta_pushed_at: datetime | None = None  # the wall-clock moment of the last RideEtaUpdated
+    legs: dict[str, CarLeg] = field(default_factory=dict)
     version: int = 0
 
     @property
     def last_progress(self) -> Progress | None:
         leg = self.legs.get(self.car_id) if self.car_id else None
         return leg.progress if leg else None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "rideId": self.ride_id,
-            "carId": self.car_id,
-            "phase": self.phase,
-            "lat": self.lat,
-            "lon": self.lon,
-            "simTime": self.sim_time,
-            "at": self.at,
-            "target": _point_dict(self.target),
-            "distanceMeters": self.distance_m,
-            "tripStartedSimTime": self.trip_started_sim,
-            "tripStartedAt": self.trip_started_at,
-            "completed": self.completed,
-            "completedAt": self.completed_at,
-            "durationSeconds": self.duration_s,
-            "etaSeconds": self.eta_seconds,
-            "etaPushedAt": self.eta_pushed_wall,
-            "legs": {c: leg.to_dict() for c, leg in self.legs.items()},
-            "version": self.version,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RideTracking:
-        return cls(
-            ride_id=d["rideId"],
-            car_id=d.get("carId"),
-            phase=d.get("phase", IDLE),
-            lat=_opt_float(d.get("lat")),
-            lon=_opt_float(d.get("lon")),
-            sim_time=_opt_float(d.get("simTime")),
-            at=d.get("at"),
-            target=_point(d.get("target")),
-            distance_m=float(d.get("distanceMeters", 0.0)),
-            trip_started_sim=_opt_float(d.get("tripStartedSimTime")),
-            trip_started_at=d.get("tripStartedAt"),
-            completed=bool(d.get("completed")),
-            completed_at=d.get("completedAt"),
-            duration_s=_opt_float(d.get("durationSeconds")),
-            eta_seconds=_opt_float(d.get("etaSeconds")),
-            eta_pushed_wall=_opt_float(d.get("etaPushedAt")),
-            legs={c: Leg.from_dict(leg) for c, leg in (d.get("legs") or {}).items()},
-            version=int(d.get("version", 0)),
-        )
-
-    def view(self) -> dict[str, Any]:
-        """The public tracking state (``GET /v1/rides/{rideId}/tracking``)."""
-        view = self.to_dict()
-        progress = self.last_progress
-        view["lastProgress"] = _progress_dict(progress)
-        view["distanceMeters"] = round(self.distance_m, 1)
-        view["legs"] = [{"carId": c} | leg.to_dict() for c, leg in self.legs.items()]
-        view["etaPushedAt"] = (
-            datetime.fromtimestamp(self.eta_pushed_wall, UTC).isoformat()
-            if self.eta_pushed_wall is not None
-            else None
-        )
-        return view
 
 
 @dataclass
@@ -243,7 +130,7 @@ class Changes:
 
     cars: list[CarCursor]
     rides: list[RideTracking]
-    facts: list[EventData]
+    facts: list[Fact]
 
     @property
     def empty(self) -> bool:
@@ -265,7 +152,7 @@ class Tracker:
         self.rules = rules
         self.cars: dict[str, CarCursor] = cars or {}
         self.rides: dict[str, RideTracking] = rides or {}
-        self.facts: list[EventData] = []
+        self.facts: list[Fact] = []
         self.ignored = 0
         self._dirty_cars: set[str] = set()
         self._dirty_rides: set[str] = set()
@@ -275,7 +162,7 @@ class Tracker:
     def observe(self, t: CarTelemetry) -> None:
         """Apply one record; a duplicate or out-of-order record (older than the car's last) is ignored."""
         cursor = self.cars.get(t.car_id)
-        ride_id = t.ride_id if t.phase != IDLE else None
+        ride_id = t.ride_id if t.phase != CarPhase.IDLE else None
         if _stale(cursor, t) or (ride_id and self._is_completed(ride_id)):
             self.ignored += 1
             return
@@ -305,9 +192,14 @@ class Tracker:
         """The car no longer carries ``ride_id``: at the end of TO_DESTINATION that completes the trip."""
         ride = self.rides.get(ride_id)
         self._eta_due.pop(ride_id, None)
-        if ride is None or ride.completed or ride.car_id != cursor.car_id or cursor.phase != TO_DESTINATION:
+        if (
+            ride is None
+            or ride.completed
+            or ride.car_id != cursor.car_id
+            or cursor.phase != CarPhase.TO_DESTINATION
+        ):
             return
-        leg = ride.legs.setdefault(cursor.car_id, Leg())
+        leg = ride.legs.setdefault(cursor.car_id, CarLeg())
         leg.distance_m += delta
         ride.distance_m += delta
         self._dirty_rides.add(ride_id)
@@ -343,13 +235,13 @@ class Tracker:
     def _follow(self, ride: RideTracking, cursor: CarCursor, t: CarTelemetry, delta: float) -> None:
         """The car carries ``ride``: move it on, emit the milestones, watch its progress."""
         car_id = t.car_id
-        leg = ride.legs.setdefault(car_id, Leg())
+        leg = ride.legs.setdefault(car_id, CarLeg())
         if ride.car_id != car_id and (ride.car_id is None or not leg.stalled):
             ride.car_id = car_id  # a replacement car took the ride over (a stalled car never takes it back)
         if ride.car_id != car_id:
             return  # a stalled car that was replaced: the ride is no longer its business
         self._dirty_rides.add(ride.ride_id)
-        if TO_DESTINATION in (cursor.phase, t.phase):
+        if CarPhase.TO_DESTINATION in (cursor.phase, t.phase):
             leg.distance_m += delta
             ride.distance_m += delta
         ride.phase, ride.lat, ride.lon, ride.sim_time, ride.at = t.phase, t.lat, t.lon, t.sim_time_s, t.at
@@ -362,24 +254,24 @@ class Tracker:
         else:
             self._eta_due.pop(ride.ride_id, None)
 
-    def _milestones(self, ride: RideTracking, leg: Leg, t: CarTelemetry) -> None:
-        if t.phase in (BOARDING, TO_DESTINATION) and not leg.arrived:
+    def _milestones(self, ride: RideTracking, leg: CarLeg, t: CarTelemetry) -> None:
+        if t.phase in (CarPhase.BOARDING, CarPhase.TO_DESTINATION) and not leg.arrived:
             leg.arrived = True
             self.facts.append(CarArrivedAtPickup(ride_id=ride.ride_id, car_id=t.car_id, at=t.at))
-        if t.phase == TO_DESTINATION and not leg.started:
+        if t.phase == CarPhase.TO_DESTINATION and not leg.started:
             leg.started = True
             if ride.trip_started_sim is None:
                 ride.trip_started_sim, ride.trip_started_at = t.sim_time_s, t.at
             self.facts.append(TripStarted(ride_id=ride.ride_id, car_id=t.car_id, at=t.at))
 
-    def _watch_progress(self, ride: RideTracking, leg: Leg, t: CarTelemetry, phase_changed: bool) -> None:
+    def _watch_progress(self, ride: RideTracking, leg: CarLeg, t: CarTelemetry, phase_changed: bool) -> None:
         """CarStalled once per ride and car after ``stall_window_s`` simulated seconds without progress."""
         here = Progress(t.lat, t.lon, t.sim_time_s)
         if t.phase not in WATCHED:
             leg.progress = None
             return
         last = leg.progress
-        if last is None or (phase_changed and t.phase != STALLED):
+        if last is None or (phase_changed and t.phase != CarPhase.STALLED):
             leg.progress = here
         elif haversine_m(last.lat, last.lon, t.lat, t.lon) >= self.rules.progress_m:
             leg.progress = here
@@ -402,35 +294,39 @@ class Tracker:
         self._dirty_cars.add(cursor.car_id)
 
     # ----------------------------------------------------------------------------- ETA
-    def flush_etas(self, now_wall: float, remaining: Remaining) -> None:
+    def flush_etas(self, now: datetime, remaining: Remaining) -> None:
         """One ``RideEtaUpdated`` per moving ride whose last push is ``eta_push_s`` wall seconds old."""
         due, self._eta_due = self._eta_due, {}
         for ride_id, t in due.items():
             ride = self.rides[ride_id]
-            if t.target is None or (
-                ride.eta_pushed_wall is not None and now_wall - ride.eta_pushed_wall < self.rules.eta_push_s
-            ):
+            if not self._eta_wanted(ride, t, now) or t.target is None:
                 continue
-            if now_wall - parse_at(t.at) > self.rules.eta_max_age_s:
-                continue  # catching up on a backlog: this position is history
             route = remaining(t.lat, t.lon, t.target.lat, t.target.lon)
             if route is None:
                 continue
             duration_s, distance_m = route
             speed = self.cars[t.car_id].average_speed(self.rules)
             eta = round(distance_m / speed if speed else duration_s, 1)
-            ride.eta_seconds, ride.eta_pushed_wall = eta, now_wall
+            ride.eta_seconds, ride.eta_pushed_at = eta, now
             self._dirty_rides.add(ride_id)
             self.facts.append(
                 RideEtaUpdated(
                     ride_id=ride_id,
                     car_id=t.car_id,
-                    phase=t.phase,  # type: ignore[arg-type]
+                    phase="TO_PICKUP" if t.phase == CarPhase.TO_PICKUP else "TO_DESTINATION",
                     eta_seconds=eta,
                     lat=t.lat,
                     lon=t.lon,
                 )
             )
+
+    def _eta_wanted(self, ride: RideTracking, t: CarTelemetry, now: datetime) -> bool:
+        """Not within ``eta_push_s`` of the last push, nor from a record older than ``eta_max_age_s``
+        (catching up on a backlog: that position is history)."""
+        pushed = ride.eta_pushed_at
+        if pushed is not None and (now - pushed).total_seconds() < self.rules.eta_push_s:
+            return False
+        return (now - t.at).total_seconds() <= self.rules.eta_max_age_s
 
     # ----------------------------------------------------------------------------- commits
     def pending_items(self) -> int:
@@ -467,29 +363,3 @@ def _stale(cursor: CarCursor | None, t: CarTelemetry) -> bool:
     if t.sim_time_s < cursor.sim_time:
         return True
     return t.sim_time_s == cursor.sim_time and _key(t) in cursor.seen
-
-
-def parse_at(at: str) -> float:
-    """A record's wall timestamp (ISO 8601) as epoch seconds."""
-    moment = datetime.fromisoformat(at)
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-
-
-def _opt_float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def _point(d: dict[str, Any] | None) -> Point | None:
-    return Point(float(d["lat"]), float(d["lon"])) if d else None
-
-
-def _point_dict(p: Point | None) -> dict[str, float] | None:
-    return {"lat": p.lat, "lon": p.lon} if p else None
-
-
-def _progress(d: dict[str, Any] | None) -> Progress | None:
-    return Progress(float(d["lat"]), float(d["lon"]), float(d["simTime"])) if d else None
-
-
-def _progress_dict(p: Progress | None) -> dict[str, float] | None:
-    return {"lat": p.lat, "lon": p.lon, "simTime": p.sim_time} if p else None

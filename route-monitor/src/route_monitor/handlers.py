@@ -4,49 +4,42 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
-from acr import catalog
+import acr.clock
 from acr.catalog.car import CarTelemetry
-from acr.dynamo import MAX_TRANSACTION_ITEMS
 from acr.metrics import COUNTERS
-from acr.settings import Settings
 from acr.stream import Checkpoint, CheckpointPace, StreamRecord
-from acr.unit_of_work import Conflict, Destination, Outgoing
-from route_monitor.domain import Rules, Tracker, parse_at
+from acr.unit_of_work import MAX_TRANSACTION_ITEMS, Conflict
+from route_monitor.domain import Changes, Rules, Tracker
 from route_monitor.ports import Roads, TrackingStore
-from route_monitor.topology import BUS
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], float]
+Clock = Callable[[], datetime]
 Pending = list[tuple[str, CarTelemetry]]  # (sequence number, record)
-
-
-def rules_from(settings: Settings) -> Rules:
-    return Rules(stall_window_s=settings.stall_window_s, eta_push_s=settings.eta_push_s)
 
 
 class TelemetryStats:
     """Records processed, their rate over the last seconds, and how far behind the newest record is."""
 
-    def __init__(self, clock: Clock = time.time, window_s: float = 10.0) -> None:
+    def __init__(self, clock: Clock = acr.clock.now, window_s: float = 10.0) -> None:
         self._clock = clock
-        self._window_s = window_s
+        self._window = timedelta(seconds=window_s)
         self._lock = threading.Lock()
-        self._recent: deque[tuple[float, int]] = deque()
+        self._recent: deque[tuple[datetime, int]] = deque()
         self.processed = 0
-        self.last_at: float | None = None
+        self.last_at: datetime | None = None
 
     def add(self, records: list[CarTelemetry]) -> None:
         if not records:
             return
         now = self._clock()
-        newest = max(parse_at(r.at) for r in records)
+        newest = max(r.at for r in records)
         with self._lock:
             self.processed += len(records)
             self._recent.append((now, len(records)))
@@ -55,11 +48,15 @@ class TelemetryStats:
     def snapshot(self) -> dict[str, Any]:
         now = self._clock()
         with self._lock:
-            while self._recent and self._recent[0][0] < now - self._window_s:
+            while self._recent and self._recent[0][0] < now - self._window:
                 self._recent.popleft()
-            rate = sum(n for _, n in self._recent) / self._window_s
-            lag = None if self.last_at is None else round(max(0.0, now - self.last_at) * 1000, 1)
+            rate = sum(n for _, n in self._recent) / self._window.total_seconds()
+            lag = None if self.last_at is None else round(_seconds(now - self.last_at) * 1000, 1)
             return {"recordsProcessed": self.processed, "recordsPerSecond": round(rate, 2), "lagMs": lag}
+
+
+def _seconds(behind: timedelta) -> float:
+    return max(0.0, behind.total_seconds())
 
 
 @dataclass
@@ -67,7 +64,7 @@ class TelemetryProcessor:
     """The stream processor: ``processor(records, checkpoint)`` as ``Messaging.read_stream`` calls it.
 
     Records are applied to the state read from the store; each transaction holds the changed rows, the
-    facts' outbox rows and the checkpoint of the last record it covers (split below the 100-item limit).
+    facts and the checkpoint of the last record it covers (split below the 100-item limit).
     A conflict (the other shard's reader changed a ride meanwhile) re-reads the state and tries again.
     Records that change nothing (parked cars' heartbeats) commit nothing but, at the ``checkpoints``
     pace, the checkpoint.
@@ -76,7 +73,7 @@ class TelemetryProcessor:
     store: TrackingStore
     roads: Roads
     rules: Rules
-    clock: Clock = time.time
+    clock: Clock = acr.clock.now
     stats: TelemetryStats = field(default_factory=TelemetryStats)
     max_items: int = MAX_TRANSACTION_ITEMS
     attempts: int = 5
@@ -120,20 +117,11 @@ class TelemetryProcessor:
             done += 1
         tracker.flush_etas(self.clock(), self.roads.remaining)
         covered = checkpoint if done == len(pending) else replace(checkpoint, sequence=pending[done - 1][0])
-        changes, now = tracker.changes(), self.clock()
+        changes, now = tracker.changes(), self.clock().timestamp()
         if changes.empty and not self.checkpoints.due(covered, now):
             self.stats.add([record for _, record in pending[:done]])
             return pending[done:]
-        uow = self.store.unit_of_work()
-        for car in changes.cars:
-            uow.save_car(car)
-        for ride in changes.rides:
-            uow.save_ride(ride)
-        for fact in changes.facts:
-            subject = getattr(fact, "ride_id", None)
-            uow.record(Outgoing(catalog.record(fact, subject=subject), Destination("bus", BUS)))
-        uow.checkpoint(covered)
-        uow.commit()
+        self._commit(changes, covered)
         self.checkpoints.stored(covered, now)
         tracker.committed()
         self.stats.add([record for _, record in pending[:done]])
@@ -141,10 +129,14 @@ class TelemetryProcessor:
             COUNTERS.add(type(fact).__name__)
         return pending[done:]
 
-
-@dataclass
-class Monitor:
-    """What the HTTP routes need."""
-
-    store: TrackingStore
-    processor: TelemetryProcessor
+    def _commit(self, changes: Changes, covered: Checkpoint) -> None:
+        """The changed rows, the facts (about their ride) and the checkpoint, in one unit of work."""
+        uow = self.store.unit_of_work()
+        for car in changes.cars:
+            uow.save_car(car)
+        for ride in changes.rides:
+            uow.save_ride(ride)
+        for fact in changes.facts:
+            uow.record(fact, subject=fact.ride_id)
+        uow.checkpoint(covered)
+        uow.commit()

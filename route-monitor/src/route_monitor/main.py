@@ -1,5 +1,10 @@
-"""ASGI entry point: ``uvicorn route_monitor.main:app``."""
+"""ASGI app factory: ``python -m acr.serve route-monitor`` (``uvicorn route_monitor.main:create_app
+--factory``)."""
 
-from route_monitor.bootstrap import create_app
+from fastapi import FastAPI
 
-app = create_app()
+from route_monitor.bootstrap import SERVICE
+
+
+def create_app() -> FastAPI:
+    return SERVICE.app()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from acr.stream import Checkpoint
-from acr.unit_of_work import Outgoing
+from acr import unit_of_work
+from acr.stream import Checkpoint, Processor
 from route_monitor.domain import CarCursor, RideTracking
 
 
@@ -18,25 +18,36 @@ class Roads(Protocol):
         ...
 
 
-class TrackingUnitOfWork(Protocol):
-    """Changed rows, outgoing facts and the stream checkpoint: committed together or not at all."""
+class UnitOfWork(unit_of_work.UnitOfWork, Protocol):
+    """Changed rows, recorded facts and the stream checkpoint: committed together or not at all."""
 
-    def save_car(self, car: CarCursor) -> None: ...
+    def save_car(self, car: CarCursor) -> None:
+        """Stage ``car`` (fails the commit with label ``car`` unless the row is still at ``car.version``)."""
+        ...
 
-    def save_ride(self, ride: RideTracking) -> None: ...
+    def save_ride(self, ride: RideTracking) -> None:
+        """Stage ``ride`` (fails the commit with label ``ride`` unless the row is still at
+        ``ride.version``)."""
+        ...
 
-    def record(self, outgoing: Outgoing) -> None: ...
-
-    def checkpoint(self, checkpoint: Checkpoint) -> None: ...
-
-    def commit(self) -> None:
-        """Raises ``acr.unit_of_work.Conflict`` when a row changed since it was read."""
+    def checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Stage the reader's position on its shard."""
         ...
 
 
 class TrackingStore(Protocol):
+    """The stored car cursors and ride tracking rows, and the unit of work that changes them."""
+
     def cars(self, car_ids: Iterable[str]) -> dict[str, CarCursor]: ...
 
     def rides(self, ride_ids: Iterable[str]) -> dict[str, RideTracking]: ...
 
-    def unit_of_work(self) -> TrackingUnitOfWork: ...
+    def unit_of_work(self) -> UnitOfWork: ...
+
+
+class Streams(Protocol):
+    """Where the wiring registers its stream processor (``Messaging``, or a test's fake)."""
+
+    def read_stream(
+        self, reader: str, stream: str, checkpoint_table: str, processor: Processor
+    ) -> object: ...

@@ -1,4 +1,4 @@
-"""The monitoring context's slice: its bus, what it publishes and its tables."""
+"""The monitoring context's slice: what it publishes and its tables."""
 
 from acr.catalog.monitoring import CarArrivedAtPickup, CarStalled, RideEtaUpdated, TripCompleted, TripStarted
 from acr.topology import ServiceTopology, Table
@@ -7,7 +7,6 @@ TRACKING = "acr-route-monitor-tracking"  # one row per ride (pk rideId)
 CARS = "acr-route-monitor-cars"  # one cursor per car that carries or carried a ride (pk carId)
 CHECKPOINTS = "acr-route-monitor-checkpoints"  # one row per reader and shard (pk shardId)
 READER = "route-monitor"
-BUS = "acr-monitoring"
 
 TOPOLOGY = ServiceTopology(
     service="route-monitor",

@@ -8,18 +8,25 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from bff.errors import BffError, DependencyUnavailable, NotFound
+from acr.errors import NotFound, ServiceError, ValidationFailed
+from bff.errors import ServiceUnavailable
 from bff.ports import Json
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageAttributeValueOutputTypeDef, MessageTypeDef
 
 log = logging.getLogger(__name__)
 
 PEEK_BATCHES = 3
 MAX_REDRIVE = 1000
 _DLQ_ATTRIBUTES = ("reason", "detail", "sourceQueue")
+T = TypeVar("T")
 
 
 def is_dlq(name: str) -> bool:
@@ -27,16 +34,24 @@ def is_dlq(name: str) -> bool:
     return name.startswith("acr-") and "-dlq" in name
 
 
-def source_queue(dlq: str, attributes: dict[str, Any]) -> str:
+Attributes = Mapping[str, "MessageAttributeValueOutputTypeDef"]
+
+
+def string_attribute(attributes: Attributes, name: str) -> str | None:
+    """The string value of a message attribute, if the message has it."""
+    attribute = attributes.get(name)
+    return attribute.get("StringValue") if attribute is not None else None
+
+
+def source_queue(dlq: str, attributes: Attributes) -> str:
     """Where a dead letter came from: its ``sourceQueue`` attribute, else the DLQ name without ``-dlq``."""
-    attribute = attributes.get("sourceQueue", {}).get("StringValue")
-    return str(attribute) if attribute else dlq.replace("-dlq", "", 1)
+    return string_attribute(attributes, "sourceQueue") or dlq.replace("-dlq", "", 1)
 
 
 class SqsDeadLetters:
     """``DeadLetters`` over an SQS client."""
 
-    def __init__(self, sqs: Any) -> None:
+    def __init__(self, sqs: SQSClient) -> None:
         self._sqs = sqs
 
     async def queues(self) -> list[Json]:
@@ -45,14 +60,14 @@ class SqsDeadLetters:
     async def redrive(self, queue: str) -> Json:
         return await self._offload(self._redrive, queue)
 
-    async def _offload(self, fn: Any, *args: Any) -> Any:
+    async def _offload(self, fn: Callable[..., T], *args: str) -> T:
         try:
             return await asyncio.to_thread(fn, *args)
-        except BffError:
+        except ServiceError:
             raise
         except Exception as exc:  # botocore transport errors, emulator down
             log.warning("sqs unavailable: %s", type(exc).__name__)
-            raise DependencyUnavailable("sqs") from exc
+            raise ServiceUnavailable("sqs") from exc
 
     def _queue_names(self) -> list[str]:
         names: list[str] = []
@@ -74,14 +89,12 @@ class SqsDeadLetters:
         reasons: Counter[str] = Counter()
         if depth:
             for message in self._peek(url):
-                reasons[
-                    message.get("MessageAttributes", {}).get("reason", {}).get("StringValue", "unknown")
-                ] += 1
+                reasons[string_attribute(message.get("MessageAttributes", {}), "reason") or "unknown"] += 1
         return {"queue": name, "depth": depth, "reasons": dict(reasons)}
 
-    def _peek(self, url: str) -> list[dict[str, Any]]:
+    def _peek(self, url: str) -> list[MessageTypeDef]:
         """Up to 30 messages, left visible (visibility timeout 0), each counted once."""
-        seen: dict[str, dict[str, Any]] = {}
+        seen: dict[str, MessageTypeDef] = {}
         for _ in range(PEEK_BATCHES):
             page = self._sqs.receive_message(
                 QueueUrl=url,
@@ -98,16 +111,14 @@ class SqsDeadLetters:
         try:
             return str(self._sqs.get_queue_url(QueueName=name)["QueueUrl"])
         except ClientError as exc:
-            raise NotFound("not_found", f"no queue {name}") from exc
+            raise NotFound(f"no queue {name}") from exc
 
     def _redrive(self, queue: str) -> Json:
         if not is_dlq(queue):
-            raise NotFound("not_found", f"{queue} is not a dead-letter queue")
+            raise NotFound(f"{queue} is not a dead-letter queue")
         if "-producer-dlq" in queue:
-            raise BffError(
-                422,
-                "validation_error",
-                f"{queue} holds unpublished events: the owning service's relay redrives them",
+            raise ValidationFailed(
+                f"{queue} holds unpublished events: the owning service's relay redrives them"
             )
         url = self._url(queue)
         moved = 0
@@ -128,7 +139,7 @@ class SqsDeadLetters:
                 moved += 1
         return {"queue": queue, "redriven": moved}
 
-    def _move(self, dlq: str, dlq_url: str, message: dict[str, Any]) -> None:
+    def _move(self, dlq: str, dlq_url: str, message: MessageTypeDef) -> None:
         attributes = message.get("MessageAttributes", {})
         target = source_queue(dlq, attributes)
         kwargs: dict[str, Any] = {

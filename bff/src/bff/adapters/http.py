@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import httpx
 
-from bff.errors import DependencyUnavailable, UpstreamError
+from bff.errors import ServiceUnavailable, UpstreamError
 from bff.ports import Json
 
 log = logging.getLogger(__name__)
@@ -68,10 +68,10 @@ class ServiceHttp:
             )
         except httpx.HTTPError as exc:
             log.warning("%s unreachable: %s %s: %s", self.service, method, path, type(exc).__name__)
-            raise DependencyUnavailable(self.service) from exc
+            raise ServiceUnavailable(self.service) from exc
         if response.status_code >= 500:
             log.warning("%s failed: %s %s -> %d", self.service, method, path, response.status_code)
-            raise DependencyUnavailable(self.service)
+            raise ServiceUnavailable(self.service)
         if response.status_code >= 400:
             raise _upstream_error(self.service, response)
         if not response.content:
@@ -79,9 +79,9 @@ class ServiceHttp:
         try:
             body = response.json()
         except ValueError as exc:
-            raise DependencyUnavailable(self.service) from exc
+            raise ServiceUnavailable(self.service) from exc
         if not isinstance(body, dict):
-            raise DependencyUnavailable(self.service)
+            raise ServiceUnavailable(self.service)
         return body
 
     async def healthy(self) -> bool:

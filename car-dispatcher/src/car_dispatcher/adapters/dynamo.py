@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from acr import dynamo
 from acr.catalog.base import Place
+from acr.dynamo import DynamoUnitOfWork, ServiceUnitOfWork
 from acr.fleet import FleetCar
-from acr.unit_of_work import DynamoUnitOfWork, ServiceUnitOfWork
+from acr.kinesis import save_checkpoint
+from acr.stream import Checkpoint
 from car_dispatcher.domain import Assignment, AssignmentStatus, Car, CarState
+from car_dispatcher.ports import Position
 from car_dispatcher.topology import ASSIGNMENTS, CARS
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 
 def _car(item: dict[str, Any]) -> Car:
@@ -25,14 +31,14 @@ def _car(item: dict[str, Any]) -> Car:
     )
 
 
-def _scan(dynamodb: Any, **kwargs: Any) -> list[dict[str, Any]]:
+def _scan(dynamodb: DynamoDBClient) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
+    page = dynamodb.scan(TableName=CARS, ConsistentRead=True)
     while True:
-        page = dynamodb.scan(TableName=CARS, ConsistentRead=True, **kwargs)
         items += [dynamo.from_item(i) for i in page.get("Items", [])]
         if "LastEvaluatedKey" not in page:
             return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        page = dynamodb.scan(TableName=CARS, ConsistentRead=True, ExclusiveStartKey=page["LastEvaluatedKey"])
 
 
 class DynamoCars:
@@ -44,21 +50,22 @@ class DynamoCars:
         return _car(item) if item else None
 
     def all(self) -> list[Car]:
-        return sorted((_car(i) for i in _scan(self._base.dynamodb)), key=lambda c: c.car_id)
+        return all_cars(self._base.dynamodb)
 
     def reserve(self, car: Car, ride_id: str) -> None:
-        """Only an AVAILABLE car can be reserved: two rides never get one car."""
+        """Only a car still AVAILABLE as it was read can be reserved: two rides never get one car."""
         self._base.tx.update(
             CARS,
             {"carId": car.car_id},
             "SET #s = :r, rideId = :ride, version = version + :one",
             label="car",
-            condition="#s = :a",
+            condition="#s = :a AND version = :v",
             names={"#s": "state"},
             values={
                 ":r": CarState.RESERVED.value,
                 ":a": CarState.AVAILABLE.value,
                 ":ride": ride_id,
+                ":v": car.version,
                 ":one": 1,
             },
         )
@@ -132,19 +139,33 @@ class DynamoFleetUnitOfWork(ServiceUnitOfWork):
         self.assignments = DynamoAssignments(base)
 
 
-def save_positions(dynamodb: Any, positions: dict[str, tuple[float, float]]) -> None:
-    """Persist the latest telemetry positions (a fact of the stream, not of a transaction)."""
-    for car_id, (lat, lon) in positions.items():
-        dynamodb.update_item(
-            TableName=CARS,
-            Key=dynamo.to_item({"carId": car_id}),
-            UpdateExpression="SET lat = :a, lon = :o",
-            ConditionExpression="attribute_exists(carId)",
-            ExpressionAttributeValues=dynamo.to_item({":a": lat, ":o": lon}),
-        )
+class DynamoPositions:
+    """Telemetry positions onto the cars table (facts of the stream, not of a transaction) and the
+    stream's checkpoints."""
+
+    def __init__(self, dynamodb: DynamoDBClient) -> None:
+        self._dynamodb = dynamodb
+
+    def save_positions(self, positions: dict[str, Position]) -> None:
+        for car_id, (lat, lon) in positions.items():
+            self._dynamodb.update_item(
+                TableName=CARS,
+                Key=dynamo.to_item({"carId": car_id}),
+                UpdateExpression="SET lat = :a, lon = :o",
+                ConditionExpression="attribute_exists(carId)",
+                ExpressionAttributeValues=dynamo.to_item({":a": lat, ":o": lon}),
+            )
+
+    def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        save_checkpoint(self._dynamodb, checkpoint)
 
 
-def seed_cars(dynamodb: Any, fleet: list[FleetCar]) -> int:
+def all_cars(dynamodb: DynamoDBClient) -> list[Car]:
+    """Every car in the table, by id."""
+    return sorted((_car(i) for i in _scan(dynamodb)), key=lambda c: c.car_id)
+
+
+def seed_cars(dynamodb: DynamoDBClient, fleet: list[FleetCar]) -> int:
     """Put every car of the seeded fleet that the table does not have yet; returns how many were added."""
     added = 0
     for car in fleet:

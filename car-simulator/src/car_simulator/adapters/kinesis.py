@@ -13,12 +13,16 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from acr import catalog
 from acr.catalog.car import CarTelemetry, Target
+from acr.clock import from_timestamp
 from car_simulator.simulation import Report
+
+if TYPE_CHECKING:
+    from mypy_boto3_kinesis import KinesisClient
+    from mypy_boto3_kinesis.type_defs import PutRecordsRequestEntryTypeDef
 
 log = logging.getLogger(__name__)
 
@@ -27,17 +31,13 @@ RATE_WINDOW_S = 10.0
 MAX_BACKOFF_S = 5.0
 
 
-def iso(wall_time: float) -> str:
-    return datetime.fromtimestamp(wall_time, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def to_record(report: Report) -> dict[str, Any]:
+def to_record(report: Report) -> PutRecordsRequestEntryTypeDef:
     """One ``PutRecords`` entry: the CloudEvent JSON of a ``CarTelemetry``, partition key = car id."""
     t = report.telemetry
     data = CarTelemetry(
         car_id=t.car_id,
         ride_id=t.ride_id,
-        phase=t.phase.value,
+        phase=t.phase,
         lat=t.lat,
         lon=t.lon,
         speed_kmh=t.speed_kmh,
@@ -46,7 +46,7 @@ def to_record(report: Report) -> dict[str, Any]:
         odometer_m=t.odometer_m,
         target=Target(lat=t.target.lat, lon=t.target.lon) if t.target else None,
         sim_time_s=t.sim_time_s,
-        at=iso(report.wall_time),
+        at=from_timestamp(report.wall_time),
     )
     return {"Data": catalog.record(data, subject=t.car_id).to_json().encode(), "PartitionKey": t.car_id}
 
@@ -95,13 +95,18 @@ class TelemetryBuffer:
             self._items.extendleft(reversed(later))
             return taken
 
+    def wake(self) -> None:
+        """End a ``take`` that waits for the first report (it returns what is queued, maybe nothing)."""
+        with self._ready:
+            self._ready.notify_all()
+
 
 class KinesisPublisher:
     """Drains a ``TelemetryBuffer`` into one stream; counts what it sent."""
 
     def __init__(
         self,
-        kinesis: Any,
+        kinesis: KinesisClient,
         stream: str,
         buffer: TelemetryBuffer,
         *,
@@ -120,24 +125,24 @@ class KinesisPublisher:
         self.put_failures = 0
 
     def run(self, stop: threading.Event) -> None:
-        """Publish until ``stop`` is set."""
+        """Publish until ``stop`` is set (``wake`` ends the wait for the next batch)."""
         while not stop.is_set():
             batch = self.buffer.take()
             if batch:
                 self.publish(batch, stop)
 
+    def wake(self) -> None:
+        self.buffer.wake()
+
     def publish(self, batch: list[Report], stop: threading.Event | None = None) -> int:
         """Send one batch, retrying failed records with exponential backoff and jitter until all are in
         (or ``stop`` is set). Returns how many records went in."""
+        stop = stop or threading.Event()
         pending = [to_record(report) for report in batch]
         sent, attempt = 0, 0
-        while pending and not (stop and stop.is_set()):
+        while pending and not stop.is_set():
             if attempt:
-                delay = min(MAX_BACKOFF_S, 0.05 * 2**attempt) * random.uniform(0.5, 1.0)  # noqa: S311
-                if stop:
-                    stop.wait(delay)
-                else:
-                    time.sleep(delay)
+                stop.wait(min(MAX_BACKOFF_S, 0.05 * 2**attempt) * random.uniform(0.5, 1.0))  # noqa: S311
             attempt += 1
             try:
                 response = self._kinesis.put_records(StreamName=self._stream, Records=pending)

@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -161,7 +162,7 @@ class City:
         max_lat: float,
         zoom: int,
         max_points: int = 20000,
-    ) -> dict:
+    ) -> dict[str, Any]:
         """Simplified street polylines intersecting the view (major streets only at low zoom)."""
         box = (min_lon, min_lat, max_lon, max_lat)
         if not all(isinstance(v, int | float) and math.isfinite(v) for v in box):

@@ -98,7 +98,9 @@ class CityData:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **self.arrays())
+                # allow_pickle=True is numpy's default, spelled out so that mypy does not match the unpacked
+                # dict against that bool parameter (nothing is pickled: every array is numeric or unicode).
+                np.savez(fh, allow_pickle=True, **self.arrays())
                 fh.flush()
                 os.fsync(fh.fileno())
             os.chmod(tmp, 0o644)

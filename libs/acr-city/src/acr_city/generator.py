@@ -90,7 +90,9 @@ def _unproject(proj: Projection, x: float, y: float) -> tuple[float, float]:
     return float(lat), float(lon)
 
 
-def _node_xy(rng: np.random.Generator, n: int, spacing: float) -> tuple[NDArray, NDArray]:
+def _node_xy(
+    rng: np.random.Generator, n: int, spacing: float
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Grid coordinates (node id = row * n + col), gently warped and jittered."""
     iy, ix = np.divmod(np.arange(n * n, dtype=np.int64), n)
     x = (ix - (n - 1) / 2) * spacing
@@ -110,9 +112,14 @@ def _parks(rng: np.random.Generator, n: int, half: float) -> NDArray[np.float64]
     return np.hstack([centres, radii])
 
 
-def _segments(rng: np.random.Generator, n: int) -> tuple[NDArray, NDArray, NDArray, NDArray]:
+def _segments(
+    rng: np.random.Generator, n: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
     """All grid segments, each line cut into streets of class-dependent length."""
-    us, vs, streets, classes = [], [], [], []
+    us: list[NDArray[np.int64]] = []
+    vs: list[NDArray[np.int64]] = []
+    streets: list[NDArray[np.int64]] = []
+    classes: list[int] = []
     step_along = (1, n)  # horizontal lines advance by 1, vertical by n
     for orientation in (0, 1):
         for line in range(n):
@@ -137,15 +144,15 @@ def _segments(rng: np.random.Generator, n: int) -> tuple[NDArray, NDArray, NDArr
 
 def _keep_mask(
     rng: np.random.Generator,
-    x: NDArray,
-    y: NDArray,
-    seg_u: NDArray,
-    seg_v: NDArray,
-    seg_class: NDArray,
-    parks: NDArray,
+    x: NDArray[np.float64],
+    y: NDArray[np.float64],
+    seg_u: NDArray[np.int64],
+    seg_v: NDArray[np.int64],
+    seg_class: NDArray[np.int64],
+    parks: NDArray[np.float64],
 ) -> NDArray[np.bool_]:
     """Drop random local segments and local segments inside parks."""
-    local = seg_class == 0
+    local: NDArray[np.bool_] = seg_class == 0  # ndarray.__eq__ is typed as returning Any
     keep = ~(local & (rng.random(len(seg_u)) < DROP_LOCAL))
     mx, my = (x[seg_u] + x[seg_v]) / 2, (y[seg_u] + y[seg_v]) / 2
     for cx, cy, r in parks:
@@ -154,7 +161,10 @@ def _keep_mask(
 
 
 def _congestion(
-    rng: np.random.Generator, classes: NDArray, seg_street: NDArray, mids: tuple[NDArray, NDArray]
+    rng: np.random.Generator,
+    classes: NDArray[np.int64],
+    seg_street: NDArray[np.int64],
+    mids: tuple[NDArray[np.float64], NDArray[np.float64]],
 ) -> NDArray[np.float64]:
     """Per-street factor in (0, 1]: busier near the centre, randomised per street."""
     count = np.maximum(np.bincount(seg_street, minlength=len(classes)), 1)
@@ -162,17 +172,19 @@ def _congestion(
     sy = np.bincount(seg_street, weights=mids[1], minlength=len(classes)) / count
     central = np.exp(-(sx**2 + sy**2) / (2 * 5000.0**2))
     factor = (1.0 - 0.35 * central) * rng.uniform(0.8, 1.0, size=len(classes))
-    return np.round(np.clip(factor, 0.4, 1.0), 4)
+    # A separate step: nested in np.round, mypy infers clip's dtype from round's first overload (float16).
+    clipped = np.clip(factor, 0.4, 1.0)
+    return np.round(clipped, 4)
 
 
-def _spacing(rng: np.random.Generator, classes: NDArray) -> NDArray[np.float64]:
+def _spacing(rng: np.random.Generator, classes: NDArray[np.int64]) -> NDArray[np.float64]:
     """Metres between consecutive house numbers on one side of each street."""
     lo = np.array([s[0] for s in SPACING_BY_CLASS])[classes]
     hi = np.array([s[1] for s in SPACING_BY_CLASS])[classes]
     return np.round(rng.uniform(lo, hi), 2)
 
 
-def street_names(rng: np.random.Generator, classes: NDArray) -> list[str]:
+def street_names(rng: np.random.Generator, classes: NDArray[np.int64]) -> list[str]:
     """Unique names; no two names (nor a POI name) are within one edit of each other."""
     bases = [a + b for a in FIRST for b in ("", *SECOND)]
     order = rng.permutation(len(bases))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -23,7 +24,9 @@ def min_speed_for_zoom(zoom: int) -> float:
 def _ranges(starts: NDArray[np.int64], lengths: NDArray[np.int64]) -> NDArray[np.int64]:
     """Concatenation of arange(s, s + n) for each (s, n)."""
     offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
-    return np.arange(int(lengths.sum())) + offsets
+    # The mixed list makes concatenate's dtype Any, so numpy types this sum as Any; it is int64.
+    positions: NDArray[np.int64] = np.arange(int(lengths.sum())) + offsets
+    return positions
 
 
 class StreetPieces:
@@ -59,7 +62,9 @@ class StreetPieces:
         self.names = [str(s) for s in data.street_name]
         self.cos_lat = math.cos(math.radians(float(np.mean(data.node_lat))))
 
-    def view(self, box: tuple[float, float, float, float], zoom: int, max_points: int) -> list[dict]:
+    def view(
+        self, box: tuple[float, float, float, float], zoom: int, max_points: int
+    ) -> list[dict[str, Any]]:
         """Simplified pieces intersecting `box`, major first, at most `max_points` points in all."""
         min_lon, min_lat, max_lon, max_lat = box
         b = self.box
@@ -78,7 +83,9 @@ class StreetPieces:
             for p, chunk in zip(pieces[:take].tolist(), chunks, strict=True)
         ]
 
-    def _simplified_mask(self, idx: NDArray[np.int64], first: NDArray[np.bool_], tolerance: float) -> NDArray:
+    def _simplified_mask(
+        self, idx: NDArray[np.int64], first: NDArray[np.bool_], tolerance: float
+    ) -> NDArray[np.bool_]:
         """Radial-distance simplification: keep a vertex once the path moved past the next tolerance."""
         lon, lat = self.lon[idx], self.lat[idx]
         step = np.hypot(np.diff(lon, prepend=lon[0]) * self.cos_lat, np.diff(lat, prepend=lat[0]))
@@ -92,7 +99,9 @@ class StreetPieces:
         keep[last] = True
         return keep
 
-    def _simplify(self, pieces: NDArray[np.int64], tolerance: float) -> tuple[NDArray, NDArray]:
+    def _simplify(
+        self, pieces: NDArray[np.int64], tolerance: float
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         """Kept node positions (into self.lon/lat) and kept-point count per piece."""
         lengths = self.ptr[pieces + 1] - self.ptr[pieces]
         idx = _ranges(self.ptr[pieces], lengths)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import numpy as np
 from numpy.typing import NDArray
 from scipy.sparse import csr_matrix
@@ -15,12 +17,36 @@ SETBACK_M = 8.0
 BOUNDS_MARGIN_M = 300.0
 
 
-def haversine_array(lat1: NDArray, lon1: NDArray, lat2: NDArray, lon2: NDArray) -> NDArray[np.float64]:
+class _Edges(TypedDict):
+    """The directed edges `_directed_edges` returns (a plain dict at runtime)."""
+
+    src: NDArray[np.int32]
+    dst: NDArray[np.int32]
+    len: NDArray[np.float64]
+    time: NDArray[np.float64]
+    street: NDArray[np.int32]
+
+
+class _Addresses(TypedDict):
+    """The address rows `_place_addresses` returns (a plain dict at runtime)."""
+
+    street: NDArray[np.int32]
+    number: NDArray[np.int32]
+    lat: NDArray[np.float64]
+    lon: NDArray[np.float64]
+    ptr: NDArray[np.int64]
+
+
+def haversine_array(
+    lat1: NDArray[np.float64], lon1: NDArray[np.float64], lat2: NDArray[np.float64], lon2: NDArray[np.float64]
+) -> NDArray[np.float64]:
     """Vectorised great-circle distance in metres."""
     p1, p2 = np.radians(lat1), np.radians(lat2)
     dp, dl = p2 - p1, np.radians(lon2 - lon1)
     a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * np.arcsin(np.minimum(1.0, np.sqrt(a)))
+    # numpy types ufunc results on arrays as Any / NDArray[Any]; the values here are float64.
+    distance: NDArray[np.float64] = 2 * EARTH_RADIUS_M * np.arcsin(np.minimum(1.0, np.sqrt(a)))
+    return distance
 
 
 def build_city_data(raw: RawNetwork) -> CityData:
@@ -65,7 +91,7 @@ def build_city_data(raw: RawNetwork) -> CityData:
 def _with(raw: RawNetwork, **changes: object) -> RawNetwork:
     values = {k: getattr(raw, k) for k in raw.__dataclass_fields__}
     values.update(changes)
-    return RawNetwork(**values)  # type: ignore[arg-type]
+    return RawNetwork(**values)
 
 
 def _arcs(raw: RawNetwork) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
@@ -118,7 +144,7 @@ def _drop_empty_streets(raw: RawNetwork) -> RawNetwork:
     )
 
 
-def _directed_edges(raw: RawNetwork) -> dict[str, NDArray]:
+def _directed_edges(raw: RawNetwork) -> _Edges:
     """Directed edges sorted by (src, dst) with length (m) and travel time (s)."""
     src, dst, seg = _arcs(raw)
     length = haversine_array(raw.node_lat[src], raw.node_lon[src], raw.node_lat[dst], raw.node_lon[dst])
@@ -137,7 +163,7 @@ def _directed_edges(raw: RawNetwork) -> dict[str, NDArray]:
     }
 
 
-def _place_addresses(raw: RawNetwork, proj: Projection) -> dict[str, NDArray]:
+def _place_addresses(raw: RawNetwork, proj: Projection) -> _Addresses:
     """House numbers along each named street: odd on the left, even on the right."""
     x, y = proj.to_xy(raw.node_lat, raw.node_lon)
     dx, dy = x[raw.seg_v] - x[raw.seg_u], y[raw.seg_v] - y[raw.seg_u]

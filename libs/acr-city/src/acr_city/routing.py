@@ -41,7 +41,9 @@ def decode(weight: NDArray[np.float64] | float) -> tuple[NDArray[np.float64], ND
 
 def encode_seconds(seconds: float) -> float:
     """Weight bound that admits every path of at most `seconds`."""
-    return (np.floor(seconds * 1000.0) + 1.0) * LEN_BITS - 1.0
+    # numpy types np.floor(<float>) as Any; the value is an np.float64, a float subclass.
+    bound: float = (np.floor(seconds * 1000.0) + 1.0) * LEN_BITS - 1.0
+    return bound
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +75,9 @@ class Router:
         dist, node = self.tree.query(self.proj.point_xy(lat, lon))
         return int(node), float(dist)
 
-    def snap_many(self, lat: NDArray, lon: NDArray) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    def snap_many(
+        self, lat: NDArray[np.float64], lon: NDArray[np.float64]
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
         """Vectorised `snap`."""
         x, y = self.proj.to_xy(lat, lon)
         dist, nodes = self.tree.query(np.column_stack([x, y]))
@@ -81,7 +85,7 @@ class Router:
 
     def meet(
         self, source: int, target: int, straight_m: float
-    ) -> tuple[Meeting, NDArray | None, NDArray | None]:
+    ) -> tuple[Meeting, NDArray[np.int32] | None, NDArray[np.int32] | None]:
         """Bidirectional search with a growing radius r until the best meeting <= 2r - max edge
         (or, for long trips, one unbounded forward search).
 
@@ -107,7 +111,9 @@ class Router:
             radius = radius * GROWTH if radius < MAX_RADIUS else float("inf")
 
     @staticmethod
-    def path_nodes(meeting: Meeting, pred_f: NDArray | None, pred_b: NDArray | None) -> list[int]:
+    def path_nodes(
+        meeting: Meeting, pred_f: NDArray[np.int32] | None, pred_b: NDArray[np.int32] | None
+    ) -> list[int]:
         """Node sequence source -> target through the meeting node."""
         if pred_f is None:
             return [meeting.node]
@@ -127,4 +133,6 @@ class Router:
 
     def reverse_costs(self, target: int, limit_s: float) -> NDArray[np.float64]:
         """Packed cost from every node to `target` (inf beyond `limit_s`): one reverse Dijkstra."""
-        return dijkstra(self.backward, indices=target, limit=encode_seconds(limit_s))
+        # scipy is untyped (Any); dijkstra returns its float64 distance array for one index.
+        costs: NDArray[np.float64] = dijkstra(self.backward, indices=target, limit=encode_seconds(limit_s))
+        return costs

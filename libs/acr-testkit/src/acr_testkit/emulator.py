@@ -21,7 +21,7 @@ def docker_available() -> bool:
     if os.environ.get("ACR_TEST_EMULATOR") == "moto":
         return False
     try:
-        import docker  # type: ignore[import-untyped]
+        import docker
 
         client = docker.from_env(timeout=2)
         return bool(client.ping())
@@ -61,7 +61,7 @@ def moto_server(log_file: Path | None = None, stream_retention_s: float | None =
 
 @contextmanager
 def localstack() -> Iterator[str]:
-    from testcontainers.localstack import LocalStackContainer  # type: ignore[import-untyped]
+    from testcontainers.localstack import LocalStackContainer
 
     with LocalStackContainer(image=LOCALSTACK_IMAGE) as container:
         yield str(container.get_url())

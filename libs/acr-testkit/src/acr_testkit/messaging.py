@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from acr import catalog
 from acr.catalog.base import EventData
-from acr.consumer import Handlers, MessageHandler, idempotent
+from acr.consumer import Handlers, MessageHandler, U, idempotent
 from acr.envelope import CloudEvent
 from acr.stream import Processor
 
@@ -22,12 +21,14 @@ class FakeMessaging:
     streams: dict[str, Processor] = field(default_factory=dict)
 
     def consume(
-        self, queue: str, handlers: Handlers[Any], unit_of_work: Callable[[], Any], *, fifo: bool = False
+        self, queue: str, handlers: Handlers[U], unit_of_work: Callable[[], U], *, fifo: bool = False
     ) -> None:
         self.consumers[queue + (".fifo" if fifo else "")] = idempotent(unit_of_work, handlers)
 
-    def read_stream(self, reader: str, stream: str, checkpoint_table: str, processor: Processor) -> None:
-        del stream, checkpoint_table
+    def read_stream(
+        self, reader: str, stream: str, checkpoint_table: str, processor: Processor, poll_s: float = 0.5
+    ) -> None:
+        del stream, checkpoint_table, poll_s
         self.streams[reader] = processor
 
     def deliver(

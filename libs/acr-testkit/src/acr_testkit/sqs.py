@@ -7,6 +7,9 @@ from typing import Any
 
 
 class FakeSqs:
+    """Queues by URL. ``receive_message`` returns every message still on the queue (there is no
+    visibility timeout: ``visibility`` records what the consumer asked for, by receipt handle)."""
+
     def __init__(self) -> None:
         self.queues: dict[str, list[dict[str, Any]]] = {}
         self.deleted: list[str] = []
@@ -33,8 +36,16 @@ class FakeSqs:
         self.deleted += sorted(handles)
         self.queues[QueueUrl] = [m for m in self.queues[QueueUrl] if m["ReceiptHandle"] not in handles]
 
+    def delete_message(self, QueueUrl: str, ReceiptHandle: str) -> None:  # noqa: N803
+        self.deleted.append(ReceiptHandle)
+        self.queues[QueueUrl] = [m for m in self.queues[QueueUrl] if m["ReceiptHandle"] != ReceiptHandle]
+
     def change_message_visibility(self, QueueUrl: str, ReceiptHandle: str, VisibilityTimeout: int) -> None:  # noqa: N803
         self.visibility[ReceiptHandle] = VisibilityTimeout
+
+    def change_message_visibility_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> None:  # noqa: N803
+        for entry in Entries:
+            self.visibility[entry["ReceiptHandle"]] = int(entry["VisibilityTimeout"])
 
     def send_message(self, QueueUrl: str, MessageBody: str, **kwargs: Any) -> None:  # noqa: N803
         self.queues.setdefault(QueueUrl, []).append({"Body": MessageBody, **kwargs})

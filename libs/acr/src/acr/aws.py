@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import boto3
 from botocore.config import Config
 
-from acr.settings import Settings, get_settings
+from acr.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_kinesis import KinesisClient
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
 
 _CONFIG = Config(
     retries={"max_attempts": 3, "mode": "standard"},
@@ -18,12 +26,27 @@ _CONFIG = Config(
 )
 
 
-def client(service: str, settings: Settings | None = None) -> Any:
+@overload
+def client(service: Literal["dynamodb"], settings: Settings) -> DynamoDBClient: ...
+@overload
+def client(service: Literal["sqs"], settings: Settings) -> SQSClient: ...
+@overload
+def client(service: Literal["sns"], settings: Settings) -> SNSClient: ...
+@overload
+def client(service: Literal["events"], settings: Settings) -> EventBridgeClient: ...
+@overload
+def client(service: Literal["kinesis"], settings: Settings) -> KinesisClient: ...
+@overload
+def client(service: str, settings: Settings) -> Any: ...
+def client(service: str, settings: Settings) -> Any:
     """A boto3 client for ``service`` at the configured endpoint (dummy credentials for emulators)."""
-    settings = settings or get_settings()
     kwargs: dict[str, Any] = {"region_name": settings.aws_region, "config": _CONFIG}
     if settings.aws_endpoint_url:
         kwargs["endpoint_url"] = settings.aws_endpoint_url
         kwargs["aws_access_key_id"] = os.environ.get("AWS_ACCESS_KEY_ID", "testing")
         kwargs["aws_secret_access_key"] = os.environ.get("AWS_SECRET_ACCESS_KEY", "testing")
-    return boto3.session.Session().client(service, **kwargs)
+    return boto3.session.Session().client(service, **kwargs)  # type: ignore[call-overload]  # service is only known at run time here
+
+
+MakeClient = Callable[[str], Any]
+"""Builds a client by service name: ``lambda name: client(name, settings)``, or a test's stand-in."""

@@ -7,12 +7,19 @@ A transport failure of the whole call raises ``TransportError`` (every entry is 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from acr.faults import Faults
 from acr.unit_of_work import Outgoing
+
+if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sns.type_defs import PublishBatchRequestEntryTypeDef
+
 
 EVENTBRIDGE_BATCH = 10
 SNS_BATCH = 10
@@ -43,11 +50,11 @@ class EventBridgeChannel:
 
     max_batch = EVENTBRIDGE_BATCH
 
-    def __init__(self, events_client: Any) -> None:
+    def __init__(self, events_client: EventBridgeClient) -> None:
         self._events = events_client
 
     def send(self, batch: Sequence[Outgoing]) -> list[str | None]:
-        entries = [
+        entries: list[PutEventsRequestEntryTypeDef] = [
             {
                 "Source": o.event.source,
                 "DetailType": o.event.type,
@@ -72,7 +79,7 @@ class SnsFifoChannel:
 
     max_batch = SNS_BATCH
 
-    def __init__(self, sns_client: Any, topic_arns: dict[str, str]) -> None:
+    def __init__(self, sns_client: SNSClient, topic_arns: dict[str, str]) -> None:
         self._sns = sns_client
         self._topic_arns = topic_arns
 
@@ -80,7 +87,7 @@ class SnsFifoChannel:
         topics = {o.destination.name for o in batch}
         if len(topics) != 1:
             raise ValueError("one SNS batch goes to one topic")
-        request = [
+        request: list[PublishBatchRequestEntryTypeDef] = [
             {
                 "Id": str(i),
                 "Message": o.event.to_json(),

@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeAlias, TypeVar
 
 from acr import catalog
 from acr.catalog.base import EventData
@@ -23,6 +23,11 @@ from acr.faults import NO_FAULTS, Faults
 from acr.logs import event_context
 from acr.metrics import COUNTERS, Counters
 from acr.unit_of_work import Conflict, Duplicate, UnitOfWork
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
+
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +87,7 @@ def decode(body: str) -> tuple[CloudEvent, EventData]:
 
 U = TypeVar("U", bound=UnitOfWork)
 D = TypeVar("D", bound=EventData)
+P = ParamSpec("P")
 Handler: TypeAlias = Callable[[U, D, CloudEvent], None]
 """What handles one event type: stage the state change and the events it causes into the unit of work."""
 
@@ -90,13 +96,23 @@ CONFLICT_ATTEMPTS = 5
 
 class Handlers(Generic[U]):
     """A consumer's handler table, ``{event type: handler(uow, data, event)}``, built with ``on`` so each
-    handler's payload type is checked against the event type it is registered for."""
+    handler's payload type, and what else it is given, are checked against the handler's signature."""
 
     def __init__(self) -> None:
         self._table: dict[type[EventData], Handler[U, Any]] = {}
 
-    def on(self, event_type: type[D], handler: Handler[U, D]) -> Handlers[U]:
-        self._table[event_type] = handler
+    def on(
+        self,
+        event_type: type[D],
+        handler: Callable[Concatenate[U, D, CloudEvent, P], None],
+        /,
+        *args: P.args,
+        **collaborators: P.kwargs,
+    ) -> Handlers[U]:
+        """Handle ``event_type`` with ``handler(uow, data, event, *args, **collaborators)``: what a handler
+        needs besides the unit of work (a gateway, the road network...) is given here, checked against
+        the handler's own parameters."""
+        self._table[event_type] = lambda uow, data, event: handler(uow, data, event, *args, **collaborators)
         return self
 
     def types(self) -> frozenset[type[EventData]]:
@@ -147,6 +163,15 @@ class Received:
     parked: int = 0
 
 
+def _received(message: MessageTypeDef) -> Received:
+    receives = message.get("Attributes", {}).get("ApproximateReceiveCount", "1")
+    parked_attribute = message.get("MessageAttributes", {}).get("parked")
+    parked = parked_attribute.get("StringValue", "0") if parked_attribute else "0"
+    return Received(
+        message["MessageId"], message["ReceiptHandle"], message["Body"], int(receives), int(parked)
+    )
+
+
 class SqsConsumer:
     """Drains one queue with one handler."""
 
@@ -154,7 +179,7 @@ class SqsConsumer:
         self,
         *,
         name: str,
-        sqs: Any,
+        sqs: SQSClient,
         queue_url: str,
         dead_letter_queue_url: str,
         handler: MessageHandler,
@@ -206,16 +231,7 @@ class SqsConsumer:
             MessageSystemAttributeNames=["ApproximateReceiveCount"],
             MessageAttributeNames=["parked"],
         )
-        return [
-            Received(
-                m["MessageId"],
-                m["ReceiptHandle"],
-                m["Body"],
-                int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
-                int(m.get("MessageAttributes", {}).get("parked", {}).get("StringValue", "0")),
-            )
-            for m in response.get("Messages", [])
-        ]
+        return [_received(m) for m in response.get("Messages", [])]
 
     def _release(self, messages: list[Received]) -> None:
         """Make received messages visible again now (instead of after the visibility timeout)."""
@@ -246,6 +262,9 @@ class SqsConsumer:
     def _handle(self, message: Received, event: CloudEvent, data: EventData) -> bool:
         try:
             self._handler(event, data)
+        except PoisonMessage as poison:
+            self._dead_letter(message, poison)
+            return True
         except Duplicate:
             self._counters.add("duplicatesDiscarded")
             log.info("duplicate %s (eventcount %s) discarded", event.type, event.eventcount)

@@ -1,19 +1,41 @@
-"""DynamoDB transactions built up by repositories and committed once (``TransactWriteItems``)."""
+"""DynamoDB: transactions built up by repositories and committed once (``TransactWriteItems``), and the
+unit of work on them (state, outbox rows and the consumed message's marker in one transaction)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from acr.catalog.base import EventData
+from acr.envelope import CloudEvent
+from acr.unit_of_work import (
+    MARKER_CONDITION,
+    MAX_TRANSACTION_ITEMS,
+    Conflict,
+    Duplicate,
+    Outgoing,
+    marker_row,
+    outbox_row,
+    outgoing,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import (
+        TransactWriteItemTypeDef,
+        WriteRequestOutputTypeDef,
+        WriteRequestTypeDef,
+    )
+
+
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
-MAX_TRANSACTION_ITEMS = 100
 MAX_BATCH_WRITE_ITEMS = 25
 
 
@@ -67,7 +89,7 @@ class TransactionCancelled(Exception):
 class Transaction:
     """Write operations to commit atomically; each carries a label so a cancellation can be explained."""
 
-    operations: list[dict[str, Any]] = field(default_factory=list)
+    operations: list[TransactWriteItemTypeDef] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
 
     def put(
@@ -112,11 +134,11 @@ class Transaction:
             op["ExpressionAttributeNames"] = dict(names)
         if values:
             op["ExpressionAttributeValues"] = to_item(values)
-        self.operations.append({kind: op})
+        self.operations.append(cast("TransactWriteItemTypeDef", {kind: op}))
         self.labels.append(label)
 
 
-def commit(dynamodb: Any, transaction: Transaction) -> None:
+def commit(dynamodb: DynamoDBClient, transaction: Transaction) -> None:
     """Commit every operation or none; raises ``TransactionCancelled`` with per-item reasons."""
     if not transaction.operations:
         return
@@ -145,7 +167,7 @@ def _reasons_from_message(message: str, count: int) -> list[str | None]:
     return [None if p in ("None", "") else p for p in parts][:count]
 
 
-def get(dynamodb: Any, table: str, key: Mapping[str, Any]) -> dict[str, Any] | None:
+def get(dynamodb: DynamoDBClient, table: str, key: Mapping[str, Any]) -> dict[str, Any] | None:
     """A strongly consistent read of one item, or None."""
     response = dynamodb.get_item(TableName=table, Key=to_item(key), ConsistentRead=True)
     item = response.get("Item")
@@ -156,11 +178,13 @@ def is_conditional_failure(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
-def delete_all(dynamodb: Any, table: str, keys: list[dict[str, Any]], attempts: int = 5) -> None:
+def delete_all(dynamodb: DynamoDBClient, table: str, keys: list[dict[str, Any]], attempts: int = 5) -> None:
     """Delete the items with ``keys`` (wire format), 25 to a ``BatchWriteItem``; what DynamoDB leaves
     unprocessed (throttling) is sent again, a few times, then raised."""
     for start in range(0, len(keys), MAX_BATCH_WRITE_ITEMS):
-        requests = [{"DeleteRequest": {"Key": key}} for key in keys[start : start + MAX_BATCH_WRITE_ITEMS]]
+        requests: Sequence[WriteRequestTypeDef | WriteRequestOutputTypeDef] = [
+            {"DeleteRequest": {"Key": key}} for key in keys[start : start + MAX_BATCH_WRITE_ITEMS]
+        ]
         for attempt in range(attempts):
             unprocessed = dynamodb.batch_write_item(RequestItems={table: requests}).get(
                 "UnprocessedItems", {}
@@ -173,3 +197,79 @@ def delete_all(dynamodb: Any, table: str, keys: list[dict[str, Any]], attempts: 
             raise RuntimeError(
                 f"{len(requests)} deletes from {table} still unprocessed after {attempts} attempts"
             )
+
+
+@dataclass
+class DynamoUnitOfWork:
+    """Collects writes into one transaction; repositories of a service add their own operations to ``tx``.
+
+    Without an inbox table the consumer keeps no markers: its writes are idempotent by themselves (a read
+    model written only over an older version, a push deduplicated by version), so ``mark_consumed`` stages
+    nothing."""
+
+    dynamodb: DynamoDBClient
+    outbox_table: str | None
+    inbox_table: str | None = None
+    dedup_window_s: float = 86_400
+    on_commit: Callable[[], None] | None = None
+    tx: Transaction = field(default_factory=Transaction)
+    recorded: list[Outgoing] = field(default_factory=list)
+    _after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+    def record(self, data: EventData, *, subject: str | None, sequence: int | None = None) -> None:
+        if self.outbox_table is None:
+            raise RuntimeError("this service has no outbox")
+        event = outgoing(data, subject=subject, sequence=sequence)
+        self.tx.put(self.outbox_table, outbox_row(event, time.time()), label="outbox")
+        self.recorded.append(event)
+
+    def mark_consumed(self, event: CloudEvent) -> None:
+        if self.inbox_table is None:
+            return
+        now = time.time()
+        self.tx.put(
+            self.inbox_table,
+            marker_row(event, now, self.dedup_window_s),
+            label="marker",
+            condition=MARKER_CONDITION,
+            values={":now": int(now)},
+        )
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        self._after_commit.append(action)
+
+    def commit(self) -> None:
+        try:
+            commit(self.dynamodb, self.tx)
+        except TransactionCancelled as exc:
+            if exc.failed("marker"):
+                raise Duplicate(str(exc)) from exc
+            failed = [lab for lab, r in zip(exc.labels, exc.reasons, strict=False) if r]
+            raise Conflict(failed) from exc
+        finally:
+            self.tx = Transaction()
+        if self.recorded and self.on_commit:
+            self.on_commit()
+        actions, self._after_commit = self._after_commit, []
+        for action in actions:
+            action()
+
+
+class ServiceUnitOfWork:
+    """Base of a service's unit of work: its repositories add operations to ``base.tx``; the outbox,
+    the marker, the after-commit actions and the commit are the shared kernel's."""
+
+    def __init__(self, base: DynamoUnitOfWork) -> None:
+        self._base = base
+
+    def record(self, data: EventData, *, subject: str | None, sequence: int | None = None) -> None:
+        self._base.record(data, subject=subject, sequence=sequence)
+
+    def mark_consumed(self, event: CloudEvent) -> None:
+        self._base.mark_consumed(event)
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        self._base.after_commit(action)
+
+    def commit(self) -> None:
+        self._base.commit()

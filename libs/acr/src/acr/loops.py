@@ -18,6 +18,7 @@ class Loops:
 
     def __init__(self) -> None:
         self._stop = threading.Event()
+        self._started = False
         self._loops: list[tuple[str, Loop]] = []
         self._threads: list[threading.Thread] = []
         self._on_stop: list[Callable[[], None]] = []
@@ -25,7 +26,7 @@ class Loops:
     def add(self, name: str, loop: Loop) -> None:
         """Run ``loop`` from ``start`` on (at once if already started)."""
         self._loops.append((name, loop))
-        if self._threads:
+        if self._started:
             self._start(name, loop)
 
     def on_stop(self, action: Callable[[], None]) -> None:
@@ -37,6 +38,7 @@ class Loops:
         return [name for name, _ in self._loops]
 
     def start(self) -> None:
+        self._started = True
         for name, loop in self._loops:
             self._start(name, loop)
         log.info("started %d loop(s): %s", len(self._loops), ", ".join(self.names))

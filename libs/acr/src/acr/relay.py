@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -26,6 +26,11 @@ from acr.envelope import CloudEvent
 from acr.metrics import COUNTERS, Counters
 from acr.publishing import DeadLetter, PublishReport, RetryPolicy, publish
 from acr.unit_of_work import PENDING, Outgoing, outbox_row
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
+
 
 log = logging.getLogger(__name__)
 PENDING_INDEX = "pending-index"
@@ -45,8 +50,8 @@ class Relay:
     def __init__(
         self,
         *,
-        dynamodb: Any,
-        sqs: Any,
+        dynamodb: DynamoDBClient,
+        sqs: SQSClient,
         outbox_table: str,
         dead_letter_queue_url: str,
         channels: dict[str, Channel],
@@ -242,7 +247,12 @@ def events_about(dynamodb: Any, outbox_table: str, subject: str) -> list[dict[st
 
 
 def redrive(
-    *, sqs: Any, dynamodb: Any, dead_letter_queue_url: str, outbox_table: str, limit: int = 1000
+    *,
+    sqs: SQSClient,
+    dynamodb: DynamoDBClient,
+    dead_letter_queue_url: str,
+    outbox_table: str,
+    limit: int = 1000,
 ) -> int:
     """Put dead-lettered events back in the outbox — same id, one more send — for the relay to publish,
     and take them off the producer DLQ. Returns how many were put back."""

@@ -4,18 +4,27 @@ registered as a background loop of the service."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from acr import aws
+from acr.aws import MakeClient
 from acr.channels import Channel, EventBridgeChannel, FaultyChannel, SnsFifoChannel
 from acr.consumer import Handlers, SqsConsumer, U, idempotent
+from acr.dynamo import DynamoUnitOfWork
 from acr.faults import process_faults
+from acr.kinesis import KinesisReader
 from acr.loops import Loops
 from acr.relay import Relay, events_about, redrive
 from acr.settings import Settings
-from acr.stream import KinesisReader, Processor
+from acr.stream import Processor
 from acr.topology.model import ServiceTopology
-from acr.unit_of_work import DynamoUnitOfWork
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_kinesis import KinesisClient
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
 
 
 class Consumers(Protocol):
@@ -26,7 +35,7 @@ class Consumers(Protocol):
     ) -> None: ...
 
 
-def topic_arns(sns: Any) -> dict[str, str]:
+def topic_arns(sns: SNSClient) -> dict[str, str]:
     """Topic name -> ARN for every topic the account has."""
     arns: dict[str, str] = {}
     kwargs: dict[str, Any] = {}
@@ -47,15 +56,15 @@ class Messaging:
         topology: ServiceTopology,
         settings: Settings,
         loops: Loops,
-        make_client: Callable[[str], Any] | None = None,
+        make_client: MakeClient | None = None,
     ) -> None:
         make = make_client or (lambda name: aws.client(name, settings))
         self.topology = topology
         self.settings = settings
-        self.dynamodb = make("dynamodb")
-        self.sqs = make("sqs")
-        self.events = make("events")
-        self.sns = make("sns")
+        self.dynamodb: DynamoDBClient = make("dynamodb")
+        self.sqs: SQSClient = make("sqs")
+        self.events: EventBridgeClient = make("events")
+        self.sns: SNSClient = make("sns")
         self._make = make
         self._loops = loops
         self.faults = process_faults(settings.faults, settings.faults_seed)
@@ -121,8 +130,10 @@ class Messaging:
             self._queue_urls[name] = str(self.sqs.get_queue_url(QueueName=name)["QueueUrl"])
         return self._queue_urls[name]
 
-    def client(self, name: str) -> Any:
-        return self._make(name)
+    def kinesis(self) -> KinesisClient:
+        """A Kinesis client of its own (for a publisher or a reader thread)."""
+        client: KinesisClient = self._make("kinesis")
+        return client
 
     def unit_of_work(self, *, marked: bool = True) -> DynamoUnitOfWork:
         """A fresh unit of work on this service's outbox and (unless ``marked`` is False: a consumer whose
@@ -158,7 +169,7 @@ class Messaging:
         """Read every shard of ``stream`` as ``reader`` (a thread per shard)."""
         kinesis_reader = KinesisReader(
             reader=reader,
-            kinesis=self._make("kinesis"),
+            kinesis=self.kinesis(),
             dynamodb=self.dynamodb,
             stream=stream,
             checkpoint_table=checkpoint_table,

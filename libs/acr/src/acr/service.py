@@ -9,7 +9,7 @@ another ``wire`` built from fakes: the same lifespan runs, loops included.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -26,13 +26,25 @@ S = TypeVar("S")
 
 @dataclass
 class Runtime:
-    """What a service's wiring is given: its settings and its loops. A wiring with a messaging slice
-    sets ``messaging`` (the ops routes read its DLQs and its outbox)."""
+    """What a service's wiring is given: its settings, its loops, and the app's event loop (for work a
+    loop thread hands to the app, e.g. a websocket push). A wiring with a messaging slice sets
+    ``messaging`` (the ops routes read its DLQs and its outbox); one that opens async resources (an HTTP
+    client) closes them with ``on_close``."""
 
     service: str
     settings: Settings
+    event_loop: asyncio.AbstractEventLoop
     loops: Loops = field(default_factory=Loops)
     messaging: OpsMessaging | None = None
+    _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def on_close(self, close: Callable[[], Awaitable[None]]) -> None:
+        """Await ``close`` when the app stops, after every loop has stopped (last registered, first)."""
+        self._closers.append(close)
+
+    async def close(self) -> None:
+        for close in reversed(self._closers):
+            await close()
 
 
 Wire = Callable[[Runtime], S]
@@ -53,9 +65,9 @@ class Service(Generic[S]):
             title=f"ACR {self.name}", version="0.1.0", lifespan=self._lifespan(settings, wire or self.wire)
         )
         install_error_handlers(app)
-        install_ops_routes(app, self.name)
         for router in self.routers:
-            app.include_router(router)
+            app.include_router(router)  # first: a service's own route (e.g. a deeper /healthz) wins
+        install_ops_routes(app, self.name)
         if self.extend is not None:
             self.extend(app)
         return app
@@ -63,7 +75,7 @@ class Service(Generic[S]):
     def _lifespan(self, settings: Settings | None, wire: Wire[S]) -> Callable[[FastAPI], Any]:
         @asynccontextmanager
         async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-            runtime = Runtime(self.name, settings or Settings())
+            runtime = Runtime(self.name, settings or Settings(), asyncio.get_running_loop())
             logs.configure(self.name, runtime.settings.log_level, runtime.settings.log_format)
             app.state.service = await asyncio.to_thread(wire, runtime)
             app.state.settings = runtime.settings
@@ -73,6 +85,7 @@ class Service(Generic[S]):
                 yield
             finally:
                 await asyncio.to_thread(runtime.loops.stop)
+                await runtime.close()
 
         return lifespan
 

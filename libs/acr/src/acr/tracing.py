@@ -1,4 +1,9 @@
-"""W3C trace context carried across every async hop in the ``traceparent`` extension."""
+"""W3C trace context in the CloudEvent ``traceparent`` extension.
+
+An event recorded while a consumer handles another continues that event's trace (the consumer binds the
+incoming ``traceparent`` for the duration of the handler). Other hops (HTTP calls between services, the
+telemetry stream, the websocket push) do not carry it yet: their events start a new trace.
+"""
 
 from __future__ import annotations
 

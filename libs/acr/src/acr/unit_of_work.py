@@ -7,17 +7,16 @@ a payload into a CloudEvent and picks its bus or topic from the catalog, so no s
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from acr import catalog
 from acr.catalog.base import Destination, EventData
-from acr.dynamo import Transaction, TransactionCancelled, commit
 from acr.envelope import CloudEvent
 
 PENDING = "P"
+MAX_TRANSACTION_ITEMS = 100  # what one unit of work can commit: DynamoDB's limit for a transaction
 
 
 class Duplicate(Exception):
@@ -98,82 +97,6 @@ def marker_row(event: CloudEvent, now: float, window_s: float) -> dict[str, Any]
 
 # Expired markers count as absent in the condition itself: TTL deletion is lazy (and never in moto).
 MARKER_CONDITION = "attribute_not_exists(dedupKey) OR expiresAt < :now"
-
-
-@dataclass
-class DynamoUnitOfWork:
-    """Collects writes into one transaction; repositories of a service add their own operations to ``tx``.
-
-    Without an inbox table the consumer keeps no markers: its writes are idempotent by themselves (a read
-    model written only over an older version, a push deduplicated by version), so ``mark_consumed`` stages
-    nothing."""
-
-    dynamodb: Any
-    outbox_table: str | None
-    inbox_table: str | None = None
-    dedup_window_s: float = 86_400
-    on_commit: Callable[[], None] | None = None
-    tx: Transaction = field(default_factory=Transaction)
-    recorded: list[Outgoing] = field(default_factory=list)
-    _after_commit: list[Callable[[], None]] = field(default_factory=list)
-
-    def record(self, data: EventData, *, subject: str | None, sequence: int | None = None) -> None:
-        if self.outbox_table is None:
-            raise RuntimeError("this service has no outbox")
-        event = outgoing(data, subject=subject, sequence=sequence)
-        self.tx.put(self.outbox_table, outbox_row(event, time.time()), label="outbox")
-        self.recorded.append(event)
-
-    def mark_consumed(self, event: CloudEvent) -> None:
-        if self.inbox_table is None:
-            return
-        now = time.time()
-        self.tx.put(
-            self.inbox_table,
-            marker_row(event, now, self.dedup_window_s),
-            label="marker",
-            condition=MARKER_CONDITION,
-            values={":now": int(now)},
-        )
-
-    def after_commit(self, action: Callable[[], None]) -> None:
-        self._after_commit.append(action)
-
-    def commit(self) -> None:
-        try:
-            commit(self.dynamodb, self.tx)
-        except TransactionCancelled as exc:
-            if exc.failed("marker"):
-                raise Duplicate(str(exc)) from exc
-            failed = [lab for lab, r in zip(exc.labels, exc.reasons, strict=False) if r]
-            raise Conflict(failed) from exc
-        finally:
-            self.tx = Transaction()
-        if self.recorded and self.on_commit:
-            self.on_commit()
-        actions, self._after_commit = self._after_commit, []
-        for action in actions:
-            action()
-
-
-class ServiceUnitOfWork:
-    """Base of a service's unit of work: its repositories add operations to ``base.tx``; the outbox,
-    the marker, the after-commit actions and the commit are the shared kernel's."""
-
-    def __init__(self, base: DynamoUnitOfWork) -> None:
-        self._base = base
-
-    def record(self, data: EventData, *, subject: str | None, sequence: int | None = None) -> None:
-        self._base.record(data, subject=subject, sequence=sequence)
-
-    def mark_consumed(self, event: CloudEvent) -> None:
-        self._base.mark_consumed(event)
-
-    def after_commit(self, action: Callable[[], None]) -> None:
-        self._base.after_commit(action)
-
-    def commit(self) -> None:
-        self._base.commit()
 
 
 class EffectsOnly:

@@ -87,16 +87,19 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def install_ops_routes(app: FastAPI, service: str) -> None:
-    """``GET /healthz``, ``GET /v1/ops/stats`` (this process's counters and, when the service has a
-    messaging slice, its DLQ depths), ``POST /v1/ops/dlq/redrive`` and ``GET /v1/ops/events?subject=``
-    (what the service published about one aggregate)."""
+    """``GET /healthz`` (unless the service answers it itself), ``GET /v1/ops/stats`` (this process's
+    counters and, when the service has a messaging slice, its DLQ depths), ``POST /v1/ops/dlq/redrive``
+    and ``GET /v1/ops/events?subject=`` (what the service published about one aggregate)."""
 
     def messaging(request: Request) -> OpsMessaging | None:
         return getattr(request.app.state, "messaging", None)
 
-    @app.get("/healthz", tags=["ops"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok", "service": service}
+    own_routes = {getattr(route, "path", None) for route in app.routes}
+    if "/healthz" not in own_routes:
+
+        @app.get("/healthz", tags=["ops"])
+        async def healthz() -> dict[str, str]:
+            return {"status": "ok", "service": service}
 
     @app.get("/v1/ops/stats", tags=["ops"])
     def stats(request: Request) -> dict[str, Any]:

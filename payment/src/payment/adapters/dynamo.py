@@ -1,16 +1,20 @@
-"""DynamoDB adapters of the payment context."""
+"""DynamoDB adapters of the payment context (times stored as ISO 8601 text)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from acr import dynamo
+from acr import clock, dynamo
+from acr.catalog.payment import PaymentPurpose
+from acr.dynamo import DynamoUnitOfWork, ServiceUnitOfWork
 from acr.money import Money
-from acr.unit_of_work import DynamoUnitOfWork, ServiceUnitOfWork
-from payment.domain import Charge, Payment, PaymentStatus, Purpose
+from payment.domain import Charge, Payment, PaymentStatus
 from payment.topology import LEDGER, PAYMENTS
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 
 def _charge(item: dict[str, Any]) -> Charge:
@@ -19,16 +23,28 @@ def _charge(item: dict[str, Any]) -> Charge:
         item["rideId"],
         item["type"],
         Money(amount=str(item["amount"]), currency=item.get("currency", "EUR")),
-        item["at"],
+        clock.parse(item["at"]),
         item.get("idempotencyKey", item["rideId"]),
     )
+
+
+def _charge_row(charge: Charge) -> dict[str, Any]:
+    return {
+        "rideId": charge.ride_id,
+        "chargeId": charge.charge_id,
+        "type": charge.type,
+        "amount": charge.amount.amount,
+        "currency": charge.amount.currency,
+        "at": clock.iso(charge.at),
+        "idempotencyKey": charge.idempotency_key,
+    }
 
 
 class DynamoLedger:
     """The gateway's ledger: ``rideId`` + ``chargeId``; a capture's id comes from its idempotency key,
     so a conditional put keeps exactly one capture per key even under concurrent replays."""
 
-    def __init__(self, dynamodb: Any, table: str = LEDGER) -> None:
+    def __init__(self, dynamodb: DynamoDBClient, table: str = LEDGER) -> None:
         self._dynamodb = dynamodb
         self._table = table
 
@@ -37,19 +53,11 @@ class DynamoLedger:
         return _charge(item) if item else None
 
     def add(self, charge: Charge) -> Charge:
-        item = {
-            "rideId": charge.ride_id,
-            "chargeId": charge.charge_id,
-            "type": charge.type,
-            "amount": charge.amount.amount,
-            "currency": charge.amount.currency,
-            "at": charge.at,
-            "idempotencyKey": charge.idempotency_key,
-        }
+        row = _charge_row(charge)
         try:
             self._dynamodb.put_item(
                 TableName=self._table,
-                Item=dynamo.to_item(item),
+                Item=dynamo.to_item(row),
                 ConditionExpression="attribute_not_exists(chargeId)",
             )
         except ClientError as exc:
@@ -59,41 +67,47 @@ class DynamoLedger:
             if existing is None:  # pragma: no cover - a row that exists cannot vanish
                 raise
             return existing
-        return charge
+        return _charge(row)  # as stored (its time to the millisecond), like every replay gets it
 
     def list(self, ride_id: str | None, limit: int) -> list[Charge]:
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"TableName": self._table, "ConsistentRead": True}
-        if ride_id is not None:
-            kwargs |= {
-                "KeyConditionExpression": "rideId = :r",
-                "ExpressionAttributeValues": dynamo.to_item({":r": ride_id}),
-            }
-        while True:
-            page = (self._dynamodb.query if ride_id is not None else self._dynamodb.scan)(**kwargs)
-            items += [dynamo.from_item(i) for i in page.get("Items", [])]
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = _ledger_rows(self._dynamodb, self._table, ride_id)
         return sorted((_charge(i) for i in items), key=lambda c: c.at, reverse=True)[:limit]
 
 
+def _ledger_rows(dynamodb: DynamoDBClient, table: str, ride_id: str | None) -> list[dict[str, Any]]:
+    """Every row of one ride (a query), or of the whole ledger (a scan), page after page."""
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
+    if ride_id is not None:
+        kwargs |= {
+            "KeyConditionExpression": "rideId = :r",
+            "ExpressionAttributeValues": dynamo.to_item({":r": ride_id}),
+        }
+    while True:
+        page = dynamodb.query(**kwargs) if ride_id is not None else dynamodb.scan(**kwargs)
+        items += [dynamo.from_item(i) for i in page.get("Items", [])]
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
 def _payment(item: dict[str, Any]) -> Payment:
+    updated_at = item.get("updatedAt")
     return Payment(
         ride_id=item["rideId"],
         rider_id=item["riderId"],
-        purpose=Purpose(item["purpose"]),
+        purpose=PaymentPurpose(item["purpose"]),
         amount=Money(amount=str(item["amount"]), currency=item.get("currency", "EUR")),
         status=PaymentStatus(item["status"]),
         payment_id=item["paymentId"],
         attempts=int(item.get("attempts", 0)),
         reason=item.get("reason"),
-        updated_at=item.get("updatedAt"),
+        updated_at=clock.parse(updated_at) if updated_at else None,
         version=int(item.get("version", 1)),
     )
 
 
-def _row(payment: Payment) -> dict[str, Any]:
+def _payment_row(payment: Payment) -> dict[str, Any]:
     return {
         "rideId": payment.ride_id,
         "riderId": payment.rider_id,
@@ -104,7 +118,7 @@ def _row(payment: Payment) -> dict[str, Any]:
         "paymentId": payment.payment_id,
         "attempts": payment.attempts,
         "reason": payment.reason,
-        "updatedAt": payment.updated_at,
+        "updatedAt": clock.iso(payment.updated_at) if payment.updated_at else None,
         "version": payment.version,
     }
 
@@ -118,11 +132,17 @@ class DynamoPayments:
         return _payment(item) if item else None
 
     def add(self, payment: Payment) -> None:
-        self._base.tx.put(PAYMENTS, _row(payment), label="payment", condition="attribute_not_exists(rideId)")
+        self._base.tx.put(
+            PAYMENTS, _payment_row(payment), label="payment", condition="attribute_not_exists(rideId)"
+        )
 
     def update(self, before: Payment, after: Payment) -> None:
         self._base.tx.put(
-            PAYMENTS, _row(after), label="payment", condition="version = :v", values={":v": before.version}
+            PAYMENTS,
+            _payment_row(after),
+            label="payment",
+            condition="version = :v",
+            values={":v": before.version},
         )
 
 

@@ -13,18 +13,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
+from acr.clock import now
 from acr.faults import NO_FAULTS, Faults
 from acr.money import Money
 from payment.domain import GATEWAY_MODES, CardDeclined, Charge, GatewayMode, GatewayTimeout, charge_id_for
 from payment.ports import Ledger
 
 log = logging.getLogger(__name__)
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class SimulatedGateway:
@@ -39,7 +36,7 @@ class SimulatedGateway:
         slow_s: float = 2.0,
         capture_on_timeout: bool = True,
         sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], str] = now_iso,
+        clock: Callable[[], datetime] = now,
         faults: Faults = NO_FAULTS,
     ) -> None:
         self._ledger = ledger
@@ -67,10 +64,9 @@ class SimulatedGateway:
     def capture(self, idempotency_key: str, ride_id: str, amount: Money) -> Charge:
         mode = self.mode
         if mode == "decline":
+            # a replayed key answers with the stored result, whatever the card says now
             existing = self._ledger.find(ride_id, charge_id_for(idempotency_key))
-            if (
-                existing is not None
-            ):  # a replayed key answers with the stored result, whatever the card says now
+            if existing is not None:
                 return existing
             raise CardDeclined("card declined by the issuer")
         if mode == "timeout":

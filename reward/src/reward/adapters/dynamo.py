@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from acr import dynamo
-from acr.unit_of_work import DynamoUnitOfWork, ServiceUnitOfWork
+from acr.dynamo import DynamoUnitOfWork, ServiceUnitOfWork
 from reward.domain import MAX_RATING, Effect, Loyalty
 from reward.topology import RIDE_EFFECTS, RIDERS
 

@@ -1,4 +1,9 @@
-"""DynamoDB adapters: repositories that stage writes in the unit of work's single transaction."""
+"""DynamoDB adapters: repositories that stage writes in the unit of work's single transaction, and the
+read side (ride history, versions, active rides, rides awaiting a car).
+
+A ride is stored as its public JSON (``snapshot.ride_to_json``) plus the quote figures the fare rules
+need; this module maps that document and the quote items to and from the domain's types.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +11,101 @@ import json
 import time
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from acr import dynamo
+from acr import clock, dynamo
 from acr.catalog.base import Place
-from acr.unit_of_work import DynamoUnitOfWork, ServiceUnitOfWork
-from ride_manager.domain import Quote, Ride, RideStatus
+from acr.catalog.ride import CancellationReason, RideUpdated
+from acr.consumer import Stale
+from acr.dynamo import DynamoUnitOfWork, ServiceUnitOfWork
+from acr.money import Money
+from ride_manager.domain import (
+    ACTIVE,
+    Cancellation,
+    Payment,
+    PaymentStatus,
+    Quote,
+    Ride,
+    RideStatus,
+    TimelineEntry,
+)
 from ride_manager.ports import IdempotencyRecord
-from ride_manager.snapshot import ride_from_json, stored_ride
+from ride_manager.snapshot import ride_to_json
 from ride_manager.topology import AWAITING_CAR, IDEMPOTENCY, QUOTES, RIDE_HISTORY, RIDE_VERSIONS, RIDES
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 QUOTE_PURGE_GRACE_S = 86_400
 
 
+# --- the stored ride document ------------------------------------------------------------------------
+def ride_document(ride: Ride) -> dict[str, Any]:
+    """The public JSON plus the quote figures the fare rules need."""
+    return ride_to_json(ride) | {
+        "quotedDistanceMeters": ride.quoted_distance_m,
+        "quotedDurationSeconds": ride.quoted_duration_s,
+    }
+
+
+def _cancellation(doc: dict[str, Any] | None) -> Cancellation | None:
+    if doc is None:
+        return None
+    fee = Money.model_validate(doc["fee"]) if doc.get("fee") else None
+    return Cancellation(CancellationReason(doc["reason"]), fee, clock.parse(doc["at"]))
+
+
+def _payment(doc: dict[str, Any] | None) -> Payment | None:
+    if doc is None:
+        return None
+    return Payment(PaymentStatus(doc["status"]), doc["paymentId"], Money.model_validate(doc["amount"]))
+
+
+def _step(doc: dict[str, Any]) -> TimelineEntry:
+    return TimelineEntry(RideStatus(doc["status"]), clock.parse(doc["at"]), doc.get("carId"))
+
+
+def ride_from_document(doc: dict[str, Any]) -> Ride:
+    """Inverse of ``ride_document``."""
+    return Ride(
+        ride_id=doc["rideId"],
+        rider_id=doc["riderId"],
+        pickup=Place.model_validate(doc["pickup"]),
+        dropoff=Place.model_validate(doc["dropoff"]),
+        quoted_fare=Decimal(doc["quotedFare"]["amount"]),
+        quoted_distance_m=float(doc.get("quotedDistanceMeters", 0)),
+        quoted_duration_s=float(doc.get("quotedDurationSeconds", 0)),
+        requested_at=clock.parse(doc["requestedAt"]),
+        updated_at=clock.parse(doc["updatedAt"]),
+        status=RideStatus(doc["status"]),
+        version=int(doc["version"]),
+        car_id=doc.get("carId"),
+        fare=Decimal(doc["fare"]["amount"]) if doc.get("fare") else None,
+        distance_m=doc.get("distanceMeters"),
+        duration_s=doc.get("durationSeconds"),
+        pickup_eta_s=doc.get("pickupEtaSeconds"),
+        arrival_eta_s=doc.get("arrivalEtaSeconds"),
+        cancellation=_cancellation(doc.get("cancellation")),
+        payment=_payment(doc.get("payment")),
+        points_earned=doc.get("pointsEarned"),
+        timeline=[_step(t) for t in doc.get("timeline", [])],
+    )
+
+
+def _public(doc: dict[str, Any]) -> dict[str, Any]:
+    doc.pop("quotedDistanceMeters", None)
+    doc.pop("quotedDurationSeconds", None)
+    return doc
+
+
+# --- the write model ---------------------------------------------------------------------------------
 class DynamoRides:
     def __init__(self, base: DynamoUnitOfWork) -> None:
         self._base = base
 
     def get(self, ride_id: str) -> Ride | None:
         item = dynamo.get(self._base.dynamodb, RIDES, {"rideId": ride_id})
-        return ride_from_json(json.loads(item["ride"])) if item else None
+        return ride_from_document(json.loads(item["ride"])) if item else None
 
     def add(self, ride: Ride) -> None:
         self._put(ride, "attribute_not_exists(rideId)", {})
@@ -35,14 +115,14 @@ class DynamoRides:
         self._put(ride, "version = :expected", {":expected": expected_version})
 
     def _put(self, ride: Ride, condition: str, values: dict[str, Any]) -> None:
-        doc = json.dumps(stored_ride(ride))
+        doc = json.dumps(ride_document(ride))
         awaiting = "Y" if ride.status == RideStatus.REQUESTED else None  # sparse index of rides without a car
         self._base.tx.put(
             RIDES,
             {
                 "rideId": ride.ride_id,
                 "riderId": ride.rider_id,
-                "requestedAt": ride.requested_at,
+                "requestedAt": clock.iso(ride.requested_at),
                 "status": ride.status.value,
                 "version": ride.version,
                 "ride": doc,
@@ -77,7 +157,7 @@ class DynamoQuotes:
             trip_duration_s=float(item["tripDurationS"]),
             distance_m=float(item["distanceM"]),
             fare=Decimal(item["fare"]),
-            expires_at=datetime.fromisoformat(item["expiresAt"]),
+            expires_at=clock.parse(item["expiresAt"]),
             ride_id=item.get("rideId"),
         )
 
@@ -93,7 +173,7 @@ class DynamoQuotes:
                 "tripDurationS": quote.trip_duration_s,
                 "distanceM": quote.distance_m,
                 "fare": str(quote.fare),
-                "expiresAt": quote.expires_at.isoformat(),
+                "expiresAt": clock.iso(quote.expires_at),
                 "purgeAt": int(quote.expires_at.timestamp() + QUOTE_PURGE_GRACE_S),
             },
             label="quote",
@@ -153,15 +233,52 @@ class DynamoRideUnitOfWork(ServiceUnitOfWork):
         self.keys = DynamoIdempotencyKeys(base)
 
 
+# --- the ride history read model ---------------------------------------------------------------------
+def _history_key(snapshot: RideUpdated) -> dict[str, str]:
+    return {"riderId": snapshot.rider_id, "requested": f"{snapshot.ride['requestedAt']}#{snapshot.ride_id}"}
+
+
+class DynamoHistoryRows:
+    def __init__(self, base: DynamoUnitOfWork) -> None:
+        self._base = base
+
+    def put_if_newer(self, snapshot: RideUpdated) -> None:
+        key = _history_key(snapshot)
+        stored = self._base.dynamodb.get_item(
+            TableName=RIDE_HISTORY,
+            Key=dynamo.to_item(key),
+            ConsistentRead=True,
+            ProjectionExpression="version",
+        ).get("Item")
+        if stored is not None and int(dynamo.from_item(stored)["version"]) >= snapshot.version:
+            raise Stale(f"{snapshot.ride_id} v{snapshot.version} is not newer than the projection")
+        self._base.tx.put(
+            RIDE_HISTORY,
+            key
+            | {"rideId": snapshot.ride_id, "version": snapshot.version, "ride": json.dumps(snapshot.ride)},
+            label="history",
+            condition="attribute_not_exists(version) OR version < :v",
+            values={":v": snapshot.version},
+        )
+
+
+class DynamoHistoryUnitOfWork(ServiceUnitOfWork):
+    """The ride history projector's unit of work (without markers: its write is idempotent by version)."""
+
+    def __init__(self, base: DynamoUnitOfWork) -> None:
+        super().__init__(base)
+        self.history = DynamoHistoryRows(base)
+
+
 class DynamoRideHistory:
     """Read side: the ride history projection, the ride-versions table, rides awaiting a car."""
 
-    def __init__(self, dynamodb: Any) -> None:
+    def __init__(self, dynamodb: DynamoDBClient) -> None:
         self._dynamodb = dynamodb
 
     def rides_of(
         self, rider_id: str, limit: int, cursor: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> tuple[list[dict[str, object]], str | None]:
         """A page of the rider's rides from the history projection, newest first."""
         kwargs: dict[str, Any] = {
             "TableName": RIDE_HISTORY,
@@ -177,14 +294,14 @@ class DynamoRideHistory:
         last = page.get("LastEvaluatedKey")
         return rides, json.dumps(last) if last else None
 
-    def versions(self, ride_id: str, after_version: int) -> list[dict[str, Any]]:
+    def versions(self, ride_id: str, after_version: int) -> list[dict[str, object]]:
         kwargs: dict[str, Any] = {
             "TableName": RIDE_VERSIONS,
             "KeyConditionExpression": "rideId = :r AND version > :v",
             "ExpressionAttributeValues": dynamo.to_item({":r": ride_id, ":v": after_version}),
             "ConsistentRead": True,
         }
-        versions: list[dict[str, Any]] = []
+        versions: list[dict[str, object]] = []
         while True:
             page = self._dynamodb.query(**kwargs)
             versions += [_public(json.loads(dynamo.from_item(i)["ride"])) for i in page.get("Items", [])]
@@ -192,24 +309,23 @@ class DynamoRideHistory:
                 return versions
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def active(self) -> list[dict[str, Any]]:
+    def active(self) -> list[dict[str, object]]:
+        values = {f":s{i}": status.value for i, status in enumerate(sorted(ACTIVE))}
         kwargs: dict[str, Any] = {
             "TableName": RIDES,
-            "FilterExpression": "#s IN (:a, :b, :c, :d)",
+            "FilterExpression": f"#s IN ({', '.join(values)})",
             "ExpressionAttributeNames": {"#s": "status"},
-            "ExpressionAttributeValues": dynamo.to_item(
-                {":a": "REQUESTED", ":b": "CAR_ASSIGNED", ":c": "CAR_ARRIVED", ":d": "IN_PROGRESS"}
-            ),
+            "ExpressionAttributeValues": dynamo.to_item(values),
         }
         rides: list[dict[str, Any]] = []
         while True:
             page = self._dynamodb.scan(**kwargs)
             rides += [_public(json.loads(dynamo.from_item(i)["ride"])) for i in page.get("Items", [])]
             if "LastEvaluatedKey" not in page:
-                return sorted(rides, key=lambda r: r["requestedAt"], reverse=True)
+                return sorted(rides, key=lambda r: str(r["requestedAt"]), reverse=True)
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def awaiting_car(self, limit: int) -> list[tuple[str, str]]:
+    def awaiting_car(self, limit: int) -> list[tuple[str, datetime]]:
         page = self._dynamodb.query(
             TableName=RIDES,
             IndexName=AWAITING_CAR,
@@ -219,10 +335,4 @@ class DynamoRideHistory:
             Limit=limit,
         )
         rows = [dynamo.from_item(i) for i in page.get("Items", [])]
-        return [(str(row["rideId"]), str(row["requestedAt"])) for row in rows]
-
-
-def _public(doc: dict[str, Any]) -> dict[str, Any]:
-    doc.pop("quotedDistanceMeters", None)
-    doc.pop("quotedDurationSeconds", None)
-    return doc
+        return [(str(row["rideId"]), clock.parse(str(row["requestedAt"]))) for row in rows]

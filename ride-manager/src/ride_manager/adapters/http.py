@@ -7,11 +7,8 @@ from typing import Any
 import httpx
 
 from acr.catalog.base import Place
+from acr.errors import DependencyUnavailable
 from ride_manager.domain import AddressNotFound, OutsideServiceArea
-
-
-class DependencyUnavailable(Exception):
-    """A service this one needs did not answer properly."""
 
 
 def _call(client: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Response:

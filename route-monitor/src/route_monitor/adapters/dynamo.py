@@ -3,24 +3,30 @@ committed with the outbox rows and the stream checkpoint in one transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from acr import dynamo
+from acr.dynamo import DynamoUnitOfWork, ServiceUnitOfWork
+from acr.kinesis import stage_checkpoint
 from acr.stream import Checkpoint
-from acr.unit_of_work import DynamoUnitOfWork, ServiceUnitOfWork
+from route_monitor.adapters.rows import Item, car_from_item, car_item, ride_from_item, ride_item
 from route_monitor.domain import CarCursor, RideTracking
 from route_monitor.topology import CARS, TRACKING
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import KeysAndAttributesUnionTypeDef
 
 BATCH_GET_KEYS = 100
 
 
-def batch_get(dynamodb: Any, table: str, key: str, values: Iterable[str]) -> list[dict[str, Any]]:
+def batch_get(dynamodb: DynamoDBClient, table: str, key: str, values: Iterable[str]) -> list[Item]:
     """Strongly consistent reads of many items (BatchGetItem, 100 keys a call, unprocessed keys retried)."""
     wanted = sorted(set(values))
-    items: list[dict[str, Any]] = []
+    items: list[Item] = []
     for start in range(0, len(wanted), BATCH_GET_KEYS):
-        request: dict[str, Any] = {
+        request: Mapping[str, KeysAndAttributesUnionTypeDef] = {
             table: {
                 "Keys": [dynamo.to_item({key: v}) for v in wanted[start : start + BATCH_GET_KEYS]],
                 "ConsistentRead": True,
@@ -41,32 +47,36 @@ def _versioned(key: str, version: int) -> tuple[str, dict[str, Any] | None]:
 
 
 class DynamoTrackingUnitOfWork(ServiceUnitOfWork):
-    def _put_versioned(self, table: str, key: str, row: dict[str, Any], version: int, label: str) -> None:
+    """Rows are written at their read ``version`` + 1 (a row read at another version fails the commit
+    with label ``car`` or ``ride``); the checkpoint is one more item of the same transaction."""
+
+    def _put_versioned(self, table: str, key: str, row: Item, version: int, label: str) -> None:
         condition, values = _versioned(key, version)
         item = row | {"version": version + 1}
         self._base.tx.put(table, item, label=label, condition=condition, values=values)
 
     def save_car(self, car: CarCursor) -> None:
-        self._put_versioned(CARS, "carId", car.to_dict(), car.version, "car")
+        self._put_versioned(CARS, "carId", car_item(car), car.version, "car")
 
     def save_ride(self, ride: RideTracking) -> None:
-        self._put_versioned(TRACKING, "rideId", ride.to_dict(), ride.version, "ride")
+        self._put_versioned(TRACKING, "rideId", ride_item(ride), ride.version, "ride")
 
     def checkpoint(self, checkpoint: Checkpoint) -> None:
-        checkpoint.add_to(self._base.tx)
+        stage_checkpoint(self._base.tx, checkpoint)
 
 
 class DynamoTrackingStore:
-    def __init__(self, dynamodb: Any, unit_of_work: Callable[[], DynamoUnitOfWork]) -> None:
+    def __init__(self, dynamodb: DynamoDBClient, unit_of_work: Callable[[], DynamoUnitOfWork]) -> None:
         self._dynamodb = dynamodb
         self._unit_of_work = unit_of_work
 
     def cars(self, car_ids: Iterable[str]) -> dict[str, CarCursor]:
-        return {i["carId"]: CarCursor.from_dict(i) for i in batch_get(self._dynamodb, CARS, "carId", car_ids)}
+        items = batch_get(self._dynamodb, CARS, "carId", car_ids)
+        return {i["carId"]: car_from_item(i) for i in items}
 
     def rides(self, ride_ids: Iterable[str]) -> dict[str, RideTracking]:
         items = batch_get(self._dynamodb, TRACKING, "rideId", ride_ids)
-        return {i["rideId"]: RideTracking.from_dict(i) for i in items}
+        return {i["rideId"]: ride_from_item(i) for i in items}
 
     def unit_of_work(self) -> DynamoTrackingUnitOfWork:
         return DynamoTrackingUnitOfWork(self._unit_of_work())

@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, PlainSerializer
 from pydantic.alias_generators import to_camel
+
+from acr.clock import iso
 
 Kind = Literal["create", "update", "fact"]
 
@@ -40,8 +42,8 @@ def _aware(moment: datetime) -> datetime:
     return moment
 
 
-Instant = Annotated[datetime, AfterValidator(_aware)]
-"""A moment in time with its UTC offset (ISO 8601 on the wire)."""
+Instant = Annotated[datetime, AfterValidator(_aware), PlainSerializer(iso, when_used="json")]
+"""A moment in time with its UTC offset; on the wire ISO 8601 in UTC to the millisecond, as ``acr.clock``."""
 
 
 class EventData(BaseModel):

@@ -38,10 +38,10 @@ import json
 import os
 import threading
 import time
-from collections import Counter, OrderedDict, deque
+from collections import Counter, OrderedDict, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import jsonpath_ng.ext
 import moto
@@ -74,14 +74,21 @@ def repair(stream_retention_s: float = DEFAULT_STREAM_RETENTION_S) -> None:
     _long_polls_sleep()
     _find_services_once()
     _count_requests()
-    jsonpath_ng.ext.parse = functools.lru_cache(maxsize=256)(jsonpath_ng.ext.parse)  # one parser per path
+    parse = vars(jsonpath_ng.ext)["parse"]
+    _patch(jsonpath_ng.ext, "parse", functools.lru_cache(maxsize=256)(parse))  # one parser per path
+
+
+def _patch(owner: object, name: str, replacement: object) -> None:
+    """Replace a moto internal at run time (a replacement keeps the original's behaviour, not its declared
+    type, which is why this goes through ``setattr``)."""
+    setattr(owner, name, replacement)
 
 
 def _stop_tracking_instances() -> None:
     def new(cls: type[Any], *_args: Any, **_kwargs: Any) -> Any:
         return super(BaseModel, cls).__new__(cls)  # as moto's, without the append
 
-    BaseModel.__new__ = new  # type: ignore[assignment,method-assign]
+    _patch(BaseModel, "__new__", new)
 
 
 def _back_up_items_not_tables() -> None:
@@ -103,7 +110,7 @@ def _back_up_items_not_tables() -> None:
                 return value
             return copy.deepcopy(value, memo)
 
-    dynamodb_models.copy = TablesNotCopied  # type: ignore[assignment]
+    _patch(dynamodb_models, "copy", TablesNotCopied)
     original: Callable[[Any, list[dict[str, Any]]], None] = DynamoDBBackend.transact_write_items
 
     def transact_write_items(backend: Any, transact_items: list[dict[str, Any]]) -> None:
@@ -119,7 +126,7 @@ def _back_up_items_not_tables() -> None:
             finally:
                 in_transaction.active = False
 
-    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    _patch(DynamoDBBackend, "transact_write_items", transact_write_items)
 
 
 @dataclass(frozen=True)
@@ -200,8 +207,8 @@ def _query_one_partition() -> None:
             items, key=lambda item: (item.hash_key, item.range_key) if item.range_key else item.hash_key
         )
 
-    Table.query = query  # type: ignore[method-assign]
-    Table.all_items = all_items  # type: ignore[method-assign]
+    _patch(Table, "query", query)
+    _patch(Table, "all_items", all_items)
 
 
 def _index_stream_records(retention_s: float) -> None:
@@ -239,12 +246,12 @@ def _index_stream_records(retention_s: float) -> None:
         behind_s = records[newest].created_at - found[-1].created_at if found else 0.0
         return found, last, int(behind_s * 1000)
 
-    Shard.__init__ = init  # type: ignore[method-assign]
-    Shard.put_record = put_record  # type: ignore[method-assign]
-    Shard.get_records = get_records  # type: ignore[method-assign]
-    Shard.get_max_sequence_number = lambda shard: next(reversed(shard.records), 0)  # type: ignore[method-assign]
-    Shard.get_min_sequence_number = lambda shard: next(iter(shard.records), 0)  # type: ignore[method-assign]
-    KinesisBackend._send_stream_metrics = lambda *_args, **_kwargs: None  # type: ignore[method-assign]
+    _patch(Shard, "__init__", init)
+    _patch(Shard, "put_record", put_record)
+    _patch(Shard, "get_records", get_records)
+    _patch(Shard, "get_max_sequence_number", lambda shard: next(reversed(shard.records), 0))
+    _patch(Shard, "get_min_sequence_number", lambda shard: next(iter(shard.records), 0))
+    _patch(KinesisBackend, "_send_stream_metrics", lambda *_args, **_kwargs: None)
 
 
 def _bound_sent_notifications() -> None:
@@ -254,7 +261,7 @@ def _bound_sent_notifications() -> None:
         original_init(topic, *args, **kwargs)
         topic.sent_notifications = deque(topic.sent_notifications, maxlen=SNS_KEPT_PER_TOPIC)
 
-    Topic.__init__ = init  # type: ignore[method-assign]
+    _patch(Topic, "__init__", init)
 
 
 def _long_polls_sleep() -> None:
@@ -265,19 +272,19 @@ def _long_polls_sleep() -> None:
         with queue._messages_lock:
             queue._messages_lock.wait(timeout)
 
-    Queue.wait_for_messages = wait_for_messages  # type: ignore[method-assign]
+    _patch(Queue, "wait_for_messages", wait_for_messages)
 
 
 def _find_services_once() -> None:
     services = tuple(backends.list_of_moto_modules())
-    backends.list_of_moto_modules = lambda: services  # type: ignore[assignment]
+    _patch(backends, "list_of_moto_modules", lambda: services)
 
 
 def _count_requests() -> None:
     """Count requests and the CPU time they took (the serving thread's), by service and operation;
     ``GET /acr-emulator/requests`` answers ``{operation: {"count": n, "cpuSeconds": s}}``."""
     counts: Counter[str] = Counter()
-    cpu_s: Counter[str] = Counter()
+    cpu_s: dict[str, float] = defaultdict(float)
     counting = threading.Lock()
     original = DomainDispatcherApplication.__call__
 
@@ -299,7 +306,7 @@ def _count_requests() -> None:
                 counts[operation] += 1
                 cpu_s[operation] += time.thread_time() - started
 
-    DomainDispatcherApplication.__call__ = call  # type: ignore[method-assign]
+    _patch(DomainDispatcherApplication, "__call__", call)
 
 
 def _operation(environ: dict[str, Any]) -> str:
@@ -314,10 +321,11 @@ def serve(host: str, port: int, workers: int = WORKERS) -> None:
     """Serve moto's WSGI app with uvicorn (keep-alive connections, a pool of ``workers`` threads)."""
     import uvicorn
     from a2wsgi import WSGIMiddleware
+    from a2wsgi.wsgi_typing import WSGIApp
     from moto.moto_server.werkzeug_app import create_backend_app
 
     os.environ.setdefault("MOTO_PORT", str(port))  # as moto's own server does
-    app = WSGIMiddleware(DomainDispatcherApplication(create_backend_app), workers=workers)
+    app = WSGIMiddleware(cast("WSGIApp", DomainDispatcherApplication(create_backend_app)), workers=workers)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=1)
 
 

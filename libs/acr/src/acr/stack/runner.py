@@ -193,23 +193,7 @@ class Stack:
             raise
 
     def start_service(self, service: str) -> None:
-        module = service.replace("-", "_")
-        self._spawn(
-            service,
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                f"{module}.main:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.config.ports[service]),
-                "--no-access-log",
-                "--timeout-graceful-shutdown",
-                "3",
-            ],
-        )
+        self._spawn(service, service_command(service, self.config.ports[service]))
 
     def wait_healthy(self, service: str, timeout_s: float = 120) -> None:
         """Wait for one (re)started service; :class:`StartupFailed` if it exits or stays unhealthy."""
@@ -404,6 +388,11 @@ def exit_report(name: str, code: int, lines: list[str]) -> str:
 
 def _indented(name: str, lines: list[str]) -> list[str]:
     return [f"  {name} | {line}" for line in lines]
+
+
+def service_command(service: str, port: int) -> list[str]:
+    """How every service runs, here and in its container: its app factory, served by uvicorn."""
+    return [sys.executable, "-m", "acr.serve", service, "--host", "127.0.0.1", "--port", str(port)]
 
 
 def emulator_command(port: int, module: str = EMULATOR_MODULE, *options: str) -> list[str]:

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from acr.aws import MakeClient
 from acr.catalog.base import bus_name
 from acr.topology.model import ServiceTopology, Subscription, Table
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_kinesis import KinesisClient
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
+
 
 log = logging.getLogger(__name__)
 
@@ -18,12 +29,12 @@ log = logging.getLogger(__name__)
 class Clients:
     """The five AWS clients topology needs."""
 
-    def __init__(self, make: Callable[[str], Any]) -> None:
-        self.events = make("events")
-        self.sqs = make("sqs")
-        self.sns = make("sns")
-        self.dynamodb = make("dynamodb")
-        self.kinesis = make("kinesis")
+    def __init__(self, make: MakeClient) -> None:
+        self.events: EventBridgeClient = make("events")
+        self.sqs: SQSClient = make("sqs")
+        self.sns: SNSClient = make("sns")
+        self.dynamodb: DynamoDBClient = make("dynamodb")
+        self.kinesis: KinesisClient = make("kinesis")
 
 
 def _ignore(codes: tuple[str, ...], call: Callable[[], Any]) -> Any:
@@ -40,9 +51,7 @@ def apply(slices: list[ServiceTopology], clients: Clients, max_receives: int = 1
     done: list[str] = []
     for s in slices:
         if s.bus:
-            _ignore(
-                ("ResourceAlreadyExistsException",), lambda b=s.bus: clients.events.create_event_bus(Name=b)
-            )
+            _ignore(("ResourceAlreadyExistsException",), partial(clients.events.create_event_bus, Name=s.bus))
             done.append(f"bus {s.bus}")
         for table in s.all_tables():
             create_table(clients.dynamodb, table)
@@ -53,7 +62,7 @@ def apply(slices: list[ServiceTopology], clients: Clients, max_receives: int = 1
         for stream in s.streams:
             _ignore(
                 ("ResourceInUseException",),
-                lambda st=stream: clients.kinesis.create_stream(StreamName=st.name, ShardCount=st.shards),
+                partial(clients.kinesis.create_stream, StreamName=stream.name, ShardCount=stream.shards),
             )
             done.append(f"stream {stream.name}")
         if s.has_outbox:
@@ -105,7 +114,7 @@ def _topic_attributes(topic: str) -> dict[str, str]:
     return {}
 
 
-def _subscribe(sns: Any, topic_arn: str, queue_arn: str) -> None:
+def _subscribe(sns: SNSClient, topic_arn: str, queue_arn: str) -> None:
     existing = sns.list_subscriptions_by_topic(TopicArn=topic_arn).get("Subscriptions", [])
     if any(sub.get("Endpoint") == queue_arn for sub in existing):
         return
@@ -118,9 +127,11 @@ def _subscribe(sns: Any, topic_arn: str, queue_arn: str) -> None:
     )
 
 
-def create_queue(sqs: Any, name: str, *, fifo: bool, attributes: dict[str, str] | None = None) -> str:
+def create_queue(
+    sqs: SQSClient, name: str, *, fifo: bool, attributes: Mapping[QueueAttributeNameType, str] | None = None
+) -> str:
     """Create (or find) a queue; returns its URL."""
-    attrs = dict(attributes or {})
+    attrs: dict[QueueAttributeNameType, str] = dict(attributes or {})
     if fifo:
         # A FIFO queue that is an EventBridge target needs content-based dedup (moto drops events otherwise).
         attrs |= {"FifoQueue": "true", "ContentBasedDeduplication": "true"}
@@ -136,11 +147,11 @@ def create_queue(sqs: Any, name: str, *, fifo: bool, attributes: dict[str, str] 
         return url
 
 
-def _queue_arn(sqs: Any, url: str) -> str:
+def _queue_arn(sqs: SQSClient, url: str) -> str:
     return str(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
 
 
-def _queue_with_dlq(sqs: Any, name: str, dlq: str, fifo: bool, max_receives: int) -> str:
+def _queue_with_dlq(sqs: SQSClient, name: str, dlq: str, fifo: bool, max_receives: int) -> str:
     dlq_arn = _queue_arn(
         sqs, create_queue(sqs, dlq, fifo=fifo, attributes={"MessageRetentionPeriod": "1209600"})
     )
@@ -172,7 +183,7 @@ def _queue_with_dlq(sqs: Any, name: str, dlq: str, fifo: bool, max_receives: int
     return arn
 
 
-def create_table(dynamodb: Any, table: Table) -> None:
+def create_table(dynamodb: DynamoDBClient, table: Table) -> None:
     """On-demand table with its GSIs and TTL attribute; nothing happens if it exists."""
     attributes = {table.partition_key: "S"}
     key = [{"AttributeName": table.partition_key, "KeyType": "HASH"}]

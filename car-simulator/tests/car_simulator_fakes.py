@@ -5,21 +5,27 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from acr_testkit.memory import MemoryUnitOfWork
+from acr_testkit.memory import MemoryUnitOfWork, MessageStore
 
-from acr.unit_of_work import Outgoing
+from acr.catalog.base import EventData
 from car_simulator.domain import Leg, Point, straight_leg
+
+
+class MemoryInboxUnitOfWork(MemoryUnitOfWork):
+    """Markers only: like the service's DynamoDB unit of work, it has no outbox to record events in."""
+
+    def record(self, data: EventData, *, subject: str | None, sequence: int | None = None) -> None:
+        raise RuntimeError("this service has no outbox")
 
 
 class MemoryInbox:
     """A factory of in-memory units of work sharing one set of markers (like the DynamoDB inbox)."""
 
     def __init__(self) -> None:
-        self.markers: set[str] = set()
-        self.outbox: list[Outgoing] = []
+        self.store = MessageStore()
 
-    def __call__(self) -> MemoryUnitOfWork:
-        return MemoryUnitOfWork(self)
+    def __call__(self) -> MemoryInboxUnitOfWork:
+        return MemoryInboxUnitOfWork(self.store)
 
 
 class StraightRoads:

@@ -1,23 +1,22 @@
-"""In-memory adapters with the DynamoDB ones' conditions (for fast tests)."""
+"""In-memory adapters of the fleet ports, with the DynamoDB ones' conditions (for fast tests)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from acr_testkit.memory import MemoryUnitOfWork
+from acr_testkit.memory import MemoryUnitOfWork, MessageStore
 
 from acr.geo import haversine_m
-from acr.unit_of_work import Outgoing
+from acr.stream import Checkpoint
 from car_dispatcher.domain import Assignment, Candidate, Car, CarState
+from car_dispatcher.ports import Position
 
 
 @dataclass
-class FleetStore:
+class FleetStore(MessageStore):
     cars: dict[str, Car] = field(default_factory=dict)
     assignments: dict[str, Assignment] = field(default_factory=dict)
-    markers: set[str] = field(default_factory=set)
-    outbox: list[Outgoing] = field(default_factory=list)
 
 
 class MemoryFleetUnitOfWork(MemoryUnitOfWork):
@@ -40,27 +39,29 @@ class _Cars:
 
     def reserve(self, car: Car, ride_id: str) -> None:
         cars = self._uow.store.cars
-        self._uow.stage(
-            lambda: None if cars[car.car_id].state == CarState.AVAILABLE else "car",
-            lambda: cars.__setitem__(
-                car.car_id,
-                replace(
-                    cars[car.car_id],
-                    state=CarState.RESERVED,
-                    ride_id=ride_id,
-                    version=cars[car.car_id].version + 1,
-                ),
-            ),
-        )
+
+        def check() -> str | None:
+            current = cars.get(car.car_id)
+            ok = (
+                current is not None and current.state == CarState.AVAILABLE and current.version == car.version
+            )
+            return None if ok else "car"
+
+        self._uow.stage(check, lambda: self._apply(car.car_id, CarState.RESERVED, ride_id))
 
     def change(self, car: Car, state: CarState, ride_id: str | None) -> None:
         cars = self._uow.store.cars
-        self._uow.stage(
-            lambda: None if cars[car.car_id].version == car.version else "car",
-            lambda: cars.__setitem__(
-                car.car_id, replace(cars[car.car_id], state=state, ride_id=ride_id, version=car.version + 1)
-            ),
-        )
+
+        def check() -> str | None:
+            current = cars.get(car.car_id)
+            return None if current is not None and current.version == car.version else "car"
+
+        self._uow.stage(check, lambda: self._apply(car.car_id, state, ride_id))
+
+    def _apply(self, car_id: str, state: CarState, ride_id: str | None) -> None:
+        """The stored car (its position as saved) at its next version."""
+        cars = self._uow.store.cars
+        cars[car_id] = cars[car_id].changed(state, ride_id)
 
 
 class _Assignments:
@@ -100,7 +101,10 @@ class StoreFleet:
     def refresh(self, car: Car) -> None:
         return None
 
-    def position(self, car_id: str) -> tuple[float, float] | None:
+    def moved(self, car_id: str, lat: float, lon: float) -> None:
+        return None
+
+    def position(self, car_id: str) -> Position | None:
         car = self._store.cars.get(car_id)
         return (car.lat, car.lon) if car else None
 
@@ -120,3 +124,19 @@ class StraightRoads:
 
     def contains(self, lat: float, lon: float) -> bool:
         return 60.0 <= lat <= 60.5 and 24.5 <= lon <= 25.5
+
+
+@dataclass
+class MemoryPositions:
+    """Saved positions (onto the store's cars) and checkpoints."""
+
+    store: FleetStore
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+
+    def save_positions(self, positions: dict[str, Position]) -> None:
+        for car_id, (lat, lon) in positions.items():
+            if car_id in self.store.cars:
+                self.store.cars[car_id] = replace(self.store.cars[car_id], lat=lat, lon=lon)
+
+    def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        self.checkpoints.append(checkpoint)

@@ -1,4 +1,4 @@
-"""In-memory adapters with the DynamoDB ones' conditions (for fast tests)."""
+"""In-memory adapters of the payment ports, with the DynamoDB ones' conditions (for fast tests)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from acr_testkit.memory import MemoryUnitOfWork
+from acr_testkit.memory import MemoryUnitOfWork, MessageStore
 
-from acr.unit_of_work import Outgoing
 from payment.domain import Charge, Payment
 
 
@@ -30,10 +29,8 @@ class MemoryLedger:
 
 
 @dataclass
-class PaymentStore:
+class PaymentStore(MessageStore):
     payments: dict[str, Payment] = field(default_factory=dict)
-    markers: set[str] = field(default_factory=set)
-    outbox: list[Outgoing] = field(default_factory=list)
 
 
 class MemoryPaymentUnitOfWork(MemoryUnitOfWork):

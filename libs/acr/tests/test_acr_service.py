@@ -1,0 +1,233 @@
+"""The one service skeleton: settings and logging read when the app starts, the wiring run in the lifespan,
+its loops started with the app and joined on shutdown, every error in one shape, the ops routes."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import pytest
+from acr_testkit.messaging import FakeMessaging
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.testclient import TestClient
+from pydantic import BaseModel, ValidationError
+
+from acr import service as service_module
+from acr.errors import DependencyUnavailable, NotFound, ServiceError, ValidationFailed
+from acr.service import Runtime, Service, service_state
+from acr.settings import Settings
+from acr.unit_of_work import Conflict
+
+NAME = "test-svc"
+
+
+class QuoteExpired(ServiceError):
+    status, code = 410, "quote_expired"
+
+
+@dataclass
+class State:
+    """What the wiring builds: here, what it was given, and the loop it registered."""
+
+    runtime: Runtime
+    ticks: threading.Event = field(default_factory=threading.Event)
+    ended: threading.Event = field(default_factory=threading.Event)
+
+
+class Order(BaseModel):
+    quantity: int
+
+
+router = APIRouter()
+
+
+@router.get("/v1/state")
+def read_state(state: Annotated[State, Depends(service_state)]) -> dict[str, Any]:
+    return {"service": state.runtime.service, "fleetSize": state.runtime.settings.fleet_size}
+
+
+@router.get("/v1/refused/{kind}")
+def refuse(kind: str) -> None:
+    refusals: dict[str, Exception] = {
+        "expired": QuoteExpired("the quote expired", headers={"Retry-After": "5"}),
+        "missing": NotFound("no ride ride_1"),
+        "invalid": ValidationFailed("pickup and dropoff are the same place"),
+        "down": DependencyUnavailable("address-finder did not answer"),
+        "teapot": ServiceError("short and stout", status=418, code="teapot"),
+        "conflict": Conflict(["ride"]),
+        "bug": RuntimeError("a bug"),
+    }
+    raise refusals[kind]
+
+
+@router.post("/v1/orders")
+def order(body: Order) -> dict[str, int]:
+    return {"quantity": body.quantity}
+
+
+def wire(runtime: Runtime) -> State:
+    state = State(runtime)
+
+    def tick(stop: threading.Event) -> None:
+        state.ticks.set()
+        stop.wait()
+        state.ended.set()
+
+    runtime.loops.add("ticker", tick)
+    return state
+
+
+@pytest.fixture
+def configured(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
+    """Calls to ``logs.configure`` (recorded, so the test run's own logging is left alone)."""
+    calls: list[tuple[str, str, str]] = []
+    monkeypatch.setattr(
+        service_module.logs, "configure", lambda service, level, fmt: calls.append((service, level, fmt))
+    )
+    return calls
+
+
+def _service(wire_fn: Any = wire) -> Service[State]:
+    return Service(NAME, wire_fn, routers=[router])
+
+
+def test_settings_are_read_and_logging_configured_when_the_app_starts_not_before(
+    monkeypatch: pytest.MonkeyPatch, configured: list[tuple[str, str, str]]
+) -> None:
+    monkeypatch.setenv("ACR_FLEET_SIZE", "0")  # invalid: reading the settings now would fail
+    app = _service().app()
+    assert configured == []
+    monkeypatch.setenv("ACR_FLEET_SIZE", "7")
+    monkeypatch.setenv("ACR_LOG_LEVEL", "WARNING")
+    monkeypatch.setenv("ACR_LOG_FORMAT", "text")
+    with TestClient(app) as client:
+        assert client.get("/v1/state").json() == {"service": NAME, "fleetSize": 7}
+    assert configured == [(NAME, "WARNING", "text")]
+
+
+def test_invalid_settings_stop_the_app_from_starting(
+    monkeypatch: pytest.MonkeyPatch, configured: list[tuple[str, str, str]]
+) -> None:
+    app = _service().app()
+    monkeypatch.setenv("ACR_FLEET_SIZE", "0")
+    with pytest.raises(ValidationError), TestClient(app):
+        pass
+
+
+def test_given_settings_are_used_instead_of_the_environment(configured: list[tuple[str, str, str]]) -> None:
+    with TestClient(_service().app(settings=Settings(fleet_size=3))) as client:
+        assert client.get("/v1/state").json()["fleetSize"] == 3
+
+
+def test_the_wiring_runs_in_the_lifespan_and_its_loops_run_until_shutdown(
+    configured: list[tuple[str, str, str]],
+) -> None:
+    built: list[State] = []
+
+    def recording_wire(runtime: Runtime) -> State:
+        built.append(wire(runtime))
+        return built[-1]
+
+    app = _service().app(wire=recording_wire)  # a test's wiring replaces the service's
+    assert built == []
+    with TestClient(app):
+        (state,) = built
+        assert state.runtime.service == NAME and state.runtime.loops.names == ["ticker"]
+        assert state.ticks.wait(2)  # started with the app
+        assert not state.ended.is_set()
+    assert state.ended.is_set()  # told to stop and joined on shutdown
+    assert not any(t.name == "ticker" for t in threading.enumerate())
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "code", "message"),
+    [
+        ("expired", 410, "quote_expired", "the quote expired"),
+        ("missing", 404, "not_found", "no ride ride_1"),
+        ("invalid", 422, "validation_error", "pickup and dropoff are the same place"),
+        ("down", 503, "dependency_unavailable", "address-finder did not answer"),
+        ("teapot", 418, "teapot", "short and stout"),
+        ("conflict", 409, "concurrent_update", "the resource changed meanwhile; try again"),
+        ("bug", 500, "internal_error", "unexpected error"),
+    ],
+)
+def test_every_error_renders_as_one_shape_with_its_status(
+    kind: str, status: int, code: str, message: str, configured: list[tuple[str, str, str]]
+) -> None:
+    with TestClient(_service().app(), raise_server_exceptions=False) as client:
+        response = client.get(f"/v1/refused/{kind}")
+    assert response.status_code == status
+    assert response.json() == {"error": {"code": code, "message": message}}
+
+
+def test_a_service_error_carries_its_headers(configured: list[tuple[str, str, str]]) -> None:
+    with TestClient(_service().app()) as client:
+        response = client.get("/v1/refused/expired")
+    assert response.headers["retry-after"] == "5"
+
+
+def test_the_frameworks_own_errors_take_the_same_shape(configured: list[tuple[str, str, str]]) -> None:
+    with TestClient(_service().app()) as client:
+        missing = client.get("/v1/nowhere")
+        invalid = client.post("/v1/orders", json={"quantity": "many"})
+        malformed = client.post(
+            "/v1/orders", content=b"{not json", headers={"content-type": "application/json"}
+        )
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "not_found")
+    assert (invalid.status_code, invalid.json()["error"]["code"]) == (422, "validation_error")
+    assert "quantity" in invalid.json()["error"]["message"]
+    assert malformed.status_code == 400 and malformed.json() == {
+        "error": {"code": "bad_request", "message": "request body is not valid JSON"}
+    }
+
+
+def test_the_ops_routes_answer_without_messaging(configured: list[tuple[str, str, str]]) -> None:
+    with TestClient(_service().app()) as client:
+        assert client.get("/healthz").json() == {"status": "ok", "service": NAME}
+        stats = client.get("/v1/ops/stats").json()
+        assert {"published", "consumed", "duplicatesDiscarded", "deadLettered"} <= set(stats)
+        assert "dlq" not in stats
+        assert client.post("/v1/ops/dlq/redrive").json() == {
+            "queue": f"acr-{NAME}-producer-dlq",
+            "redriven": 0,
+        }
+        assert client.get("/v1/ops/events", params={"subject": "ride_1"}).json() == {
+            "service": NAME,
+            "events": [],
+        }
+
+
+def test_the_ops_routes_read_the_messaging_the_wiring_set(configured: list[tuple[str, str, str]]) -> None:
+    class Messaging(FakeMessaging):
+        def stats(self) -> dict[str, object]:
+            return {"dlq": {"acr-test-svc-events-dlq": 2}}
+
+        def redrive_dead_letters(self) -> int:
+            return 3
+
+        def events_about(self, subject: str) -> list[dict[str, object]]:
+            return [{"type": "acme.acr.fleet.CarReleased", "subject": subject}]
+
+    def with_messaging(runtime: Runtime) -> State:
+        runtime.messaging = Messaging()
+        return wire(runtime)
+
+    with TestClient(_service(with_messaging).app()) as client:
+        stats = client.get("/v1/ops/stats").json()
+        assert stats["dlq"] == {"acr-test-svc-events-dlq": 2} and "consumed" in stats
+        assert client.post("/v1/ops/dlq/redrive").json()["redriven"] == 3
+        events = client.get("/v1/ops/events", params={"subject": "ride_1"}).json()["events"]
+        assert events == [{"type": "acme.acr.fleet.CarReleased", "subject": "ride_1"}]
+
+
+def test_extend_adds_what_only_this_app_has(configured: list[tuple[str, str, str]]) -> None:
+    def pages(app: FastAPI) -> None:
+        @app.get("/index.html")
+        def index() -> dict[str, str]:
+            return {"page": "index"}
+
+    service = Service(NAME, wire, routers=[router], extend=pages)
+    with TestClient(service.app()) as client:
+        assert client.get("/index.html").json() == {"page": "index"}
+        assert client.get("/healthz").status_code == 200

@@ -1,0 +1,357 @@
+"""The ride-manager ports' contract, run against the in-memory fakes AND the DynamoDB adapters (in-process
+moto): what the use cases and consumers rely on — conditions, labels, paging, markers, events recorded
+only on commit — holds for both."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from acr_testkit.aws import in_process_messaging, published
+from fastapi.testclient import TestClient
+from ride_manager_fakes import (
+    MemoryHistoryUnitOfWork,
+    MemoryRideHistory,
+    MemoryRideUnitOfWork,
+    RideStore,
+)
+
+from acr import catalog, clock, dynamo
+from acr.catalog.base import Place
+from acr.catalog.fleet import CarAssigned
+from acr.catalog.ride import CancellationReason, RideUpdated
+from acr.consumer import Stale
+from acr.money import Money
+from acr.runtime import Messaging
+from acr.service import Runtime
+from acr.settings import Settings
+from acr.unit_of_work import Conflict, Duplicate
+from ride_manager.adapters.dynamo import DynamoHistoryUnitOfWork, DynamoRideHistory, DynamoRideUnitOfWork
+from ride_manager.api import RideManager
+from ride_manager.bootstrap import SERVICE, assemble, aws_adapters
+from ride_manager.domain import Quote, Ride
+from ride_manager.handlers import save
+from ride_manager.ports import HistoryUnitOfWork, IdempotencyRecord, RideHistory, UnitOfWork
+from ride_manager.snapshot import ride_to_json
+from ride_manager.topology import TOPOLOGY
+
+A = Place(label="1 Harbour Street, 00100", lat=60.16, lon=24.93, address_id="A1")
+B = Place(label="9 Station Road, 00130", lat=60.18, lon=24.96)
+T0 = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)  # milliseconds: what the stores keep
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+@dataclass
+class Backend:
+    unit_of_work: Callable[[], UnitOfWork]
+    history_unit_of_work: Callable[[], HistoryUnitOfWork]
+    history: RideHistory
+    published: Callable[[], list[str]]
+
+
+@pytest.fixture(scope="module")
+def aws() -> Iterator[Messaging]:
+    """One in-process moto for the module (setting it up is the slow part); each case empties the tables."""
+    with in_process_messaging(TOPOLOGY) as messaging:
+        yield messaging
+
+
+def empty_tables(dynamodb: Any) -> None:
+    for table in TOPOLOGY.all_tables():
+        names = [name for name in (table.partition_key, table.sort_key) if name]
+        items = dynamodb.scan(TableName=table.name)["Items"]
+        dynamo.delete_all(dynamodb, table.name, [{n: item[n] for n in names} for item in items])
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    if request.param == "memory":
+        store = RideStore()
+        return Backend(
+            lambda: MemoryRideUnitOfWork(store),
+            lambda: MemoryHistoryUnitOfWork(store),
+            MemoryRideHistory(store),
+            lambda: [catalog.CATALOG[o.event.type].name for o in store.outbox],
+        )
+    messaging: Messaging = request.getfixturevalue("aws")
+    empty_tables(messaging.dynamodb)
+    return Backend(
+        lambda: DynamoRideUnitOfWork(messaging.unit_of_work()),
+        lambda: DynamoHistoryUnitOfWork(messaging.unit_of_work(marked=False)),
+        DynamoRideHistory(messaging.dynamodb),
+        lambda: published(messaging),
+    )
+
+
+def quote(quote_id: str = "qte_1", rider_id: str = "rdr_1") -> Quote:
+    return Quote(quote_id, rider_id, A, B, 90.0, 600.0, 5000.0, Decimal("10.00"), at(300))
+
+
+def ride(ride_id: str = "ride_1", rider_id: str = "rdr_1", requested: float = 0) -> Ride:
+    new = Ride.request(ride_id, quote(rider_id=rider_id), at(requested))
+    new.pull_events()
+    return new
+
+
+def add(backend: Backend, *rides: Ride) -> None:
+    uow = backend.unit_of_work()
+    for each in rides:
+        uow.rides.add(each)
+    uow.commit()
+
+
+# --- rides ---------------------------------------------------------------------------------------------
+def test_a_ride_is_added_once_then_saved_only_over_its_version(backend: Backend) -> None:
+    add(backend, ride())
+    assert backend.unit_of_work().rides.get("ride_1") == ride()
+    assert backend.unit_of_work().rides.get("ride_2") is None
+    again = backend.unit_of_work()
+    again.rides.add(ride())
+    with pytest.raises(Conflict) as conflict:
+        again.commit()
+    assert conflict.value.labels == ["ride", "ride-version"]
+
+    moved = backend.unit_of_work().rides.get("ride_1")
+    assert moved is not None and moved.assign_car("car-1", 80, at(1))
+    first = backend.unit_of_work()
+    first.rides.save(moved, 1)
+    first.commit()
+    late = ride()
+    late.assign_car("car-2", 70, at(2))  # also version 2, over version 1 that is gone
+    second = backend.unit_of_work()
+    second.rides.save(late, 1)
+    with pytest.raises(Conflict) as conflict:
+        second.commit()
+    assert conflict.value.labels == ["ride", "ride-version"]
+    assert backend.unit_of_work().rides.get("ride_1") == moved
+
+
+def test_every_version_of_a_ride_is_kept_in_its_public_shape(backend: Backend) -> None:
+    booked = ride()
+    add(backend, booked)
+    moved = ride()
+    moved.assign_car("car-1", 80, at(1))
+    uow = backend.unit_of_work()
+    uow.rides.save(moved, 1)
+    uow.commit()
+    assert backend.history.versions("ride_1", 0) == [ride_to_json(booked), ride_to_json(moved)]
+    assert backend.history.versions("ride_1", 1) == [ride_to_json(moved)]
+    assert backend.history.versions("ride_1", 2) == [] and backend.history.versions("ride_x", 0) == []
+
+
+def test_what_a_ride_went_through_survives_the_store(backend: Backend) -> None:
+    cancelled = ride("ride_1")
+    cancelled.assign_car("car-1", 80, at(1))
+    cancelled.car_arrived("car-1", at(2))
+    cancelled.cancel(CancellationReason.RIDER_CANCELLED, at(3))
+    cancelled.payment_settled(False, "pay_1", Money.of("5"), at(4))
+    paid = ride("ride_2")
+    paid.assign_car("car-1", 80, at(1))
+    paid.car_arrived("car-1", at(2))
+    paid.trip_started("car-1", at(3))
+    paid.complete("car-1", 4000, 500, at(4))
+    paid.payment_settled(True, "ch_2", Money.of("8.98"), at(5))
+    paid.points_recorded(8, at(6))
+    add(backend, cancelled, paid)
+    assert backend.unit_of_work().rides.get("ride_1") == cancelled
+    assert backend.unit_of_work().rides.get("ride_2") == paid
+
+
+# --- quotes and idempotency keys -----------------------------------------------------------------------
+def test_a_quote_is_added_once_and_books_at_most_one_ride(backend: Backend) -> None:
+    uow = backend.unit_of_work()
+    uow.quotes.add(quote())
+    uow.commit()
+    assert backend.unit_of_work().quotes.get("qte_1") == quote()
+    assert backend.unit_of_work().quotes.get("qte_x") is None
+    twice = backend.unit_of_work()
+    twice.quotes.add(quote())
+    with pytest.raises(Conflict) as conflict:
+        twice.commit()
+    assert conflict.value.labels == ["quote"]
+
+    used = backend.unit_of_work()
+    used.quotes.mark_used(quote(), "ride_1")
+    used.commit()
+    assert backend.unit_of_work().quotes.get("qte_1") == Quote(**{**quote().__dict__, "ride_id": "ride_1"})
+    for quote_id in ("qte_1", "qte_unknown"):
+        again = backend.unit_of_work()
+        again.quotes.mark_used(quote(quote_id), "ride_2")
+        with pytest.raises(Conflict) as conflict:
+            again.commit()
+        assert conflict.value.labels == ["quote"]
+    assert (backend.unit_of_work().quotes.get("qte_1") or quote()).ride_id == "ride_1"
+
+
+def test_an_idempotency_key_is_claimed_once_until_it_expires(backend: Backend) -> None:
+    record = IdempotencyRecord("rdr_1", "k1", "h1", "ride_1")
+    uow = backend.unit_of_work()
+    uow.keys.claim(record, 60)
+    uow.commit()
+    assert backend.unit_of_work().keys.get("rdr_1", "k1") == record
+    assert backend.unit_of_work().keys.get("rdr_2", "k1") is None  # keys belong to their rider
+    racing = backend.unit_of_work()
+    racing.keys.claim(IdempotencyRecord("rdr_1", "k1", "h1", "ride_2"), 60)
+    with pytest.raises(Conflict) as conflict:
+        racing.commit()
+    assert conflict.value.labels == ["idempotency"]
+
+    old = backend.unit_of_work()
+    old.keys.claim(IdempotencyRecord("rdr_1", "k2", "h1", "ride_3"), -5)  # already expired
+    old.commit()
+    assert backend.unit_of_work().keys.get("rdr_1", "k2") is None
+    renewed = IdempotencyRecord("rdr_1", "k2", "h2", "ride_4")
+    new = backend.unit_of_work()
+    new.keys.claim(renewed, 60)
+    new.commit()
+    assert backend.unit_of_work().keys.get("rdr_1", "k2") == renewed
+
+
+# --- the ride history read model -----------------------------------------------------------------------
+def snapshot(
+    version: int, ride_id: str = "ride_1", rider_id: str = "rdr_1", requested: float = 0
+) -> RideUpdated:
+    doc = {"rideId": ride_id, "requestedAt": clock.iso(at(requested)), "version": version}
+    return RideUpdated(ride_id=ride_id, rider_id=rider_id, version=version, ride=doc)
+
+
+def project(backend: Backend, *snapshots: RideUpdated) -> None:
+    for each in snapshots:
+        uow = backend.history_unit_of_work()
+        uow.history.put_if_newer(each)
+        uow.commit()
+
+
+def test_a_snapshot_is_stored_only_over_an_older_one(backend: Backend) -> None:
+    project(backend, snapshot(1), snapshot(3))
+    for version in (3, 2, 1):
+        with pytest.raises(Stale):
+            backend.history_unit_of_work().history.put_if_newer(snapshot(version))
+    assert backend.history.rides_of("rdr_1", 10, None) == ([snapshot(3).ride], None)
+
+    slow = backend.history_unit_of_work()
+    slow.history.put_if_newer(snapshot(4))
+    project(backend, snapshot(5))  # another consumer stores a newer one meanwhile
+    with pytest.raises(Conflict) as conflict:
+        slow.commit()
+    assert conflict.value.labels == ["history"]
+    with pytest.raises(Stale):  # what the kernel's second run finds
+        backend.history_unit_of_work().history.put_if_newer(snapshot(4))
+    assert backend.history.rides_of("rdr_1", 10, None) == ([snapshot(5).ride], None)
+
+
+def test_the_history_unit_of_work_keeps_no_markers(backend: Backend) -> None:
+    event = catalog.record(snapshot(1), subject="ride_1", sequence=1)
+    for version, delivery in ((1, event), (2, event.resent())):
+        uow = backend.history_unit_of_work()
+        uow.history.put_if_newer(snapshot(version))
+        uow.mark_consumed(delivery)
+        uow.commit()  # no Duplicate: the version alone makes it idempotent
+    assert backend.history.rides_of("rdr_1", 10, None)[0] == [snapshot(2).ride]
+
+
+def test_a_riders_rides_come_newest_first_page_by_page(backend: Backend) -> None:
+    project(backend, *(snapshot(1, f"ride_{n}", requested=n) for n in range(5)))
+    project(backend, snapshot(1, "ride_other", rider_id="rdr_2", requested=9))
+    pages: list[list[object]] = []
+    cursor: str | None = None
+    while True:
+        rides, cursor = backend.history.rides_of("rdr_1", 2, cursor)
+        pages.append([r["rideId"] for r in rides])
+        if cursor is None:
+            break
+    assert pages == [["ride_4", "ride_3"], ["ride_2", "ride_1"], ["ride_0"]]
+
+
+def test_active_rides_and_the_rides_awaiting_a_car(backend: Backend) -> None:
+    waiting = [ride(f"ride_{n}", requested=n) for n in (3, 1, 2)]
+    assigned = ride("ride_assigned", requested=0)
+    assigned.assign_car("car-1", 80, at(5))
+    cancelled = ride("ride_cancelled", requested=0)
+    cancelled.cancel(CancellationReason.RIDER_CANCELLED, at(5))
+    add(backend, *waiting, assigned, cancelled)
+    assert backend.history.awaiting_car(10) == [("ride_1", at(1)), ("ride_2", at(2)), ("ride_3", at(3))]
+    assert backend.history.awaiting_car(2) == [("ride_1", at(1)), ("ride_2", at(2))]
+    assert [r["rideId"] for r in backend.history.active()] == ["ride_3", "ride_2", "ride_1", "ride_assigned"]
+
+
+# --- the unit of work ----------------------------------------------------------------------------------
+def test_events_go_out_only_on_commit_and_a_marker_makes_a_second_delivery_a_duplicate(
+    backend: Backend,
+) -> None:
+    assigned = CarAssigned(
+        ride_id="ride_1",
+        car_id="car-1",
+        car_lat=60.1,
+        car_lon=24.9,
+        pickup=A,
+        dropoff=B,
+        pickup_eta_seconds=80,
+        assigned_at=at(1),
+    )
+    event = catalog.record(assigned, subject="ride_1")
+    booked = Ride.request("ride_1", quote(), at(0))
+    first = backend.unit_of_work()
+    save(first, booked, None)
+    first.mark_consumed(event)
+    done: list[str] = []
+    first.after_commit(lambda: done.append("after"))
+    assert backend.published() == [] and done == []
+    first.commit()
+    assert sorted(backend.published()) == ["RideRequested", "RideUpdated"] and done == ["after"]
+
+    second = backend.unit_of_work()
+    second.mark_consumed(event.resent())
+    with pytest.raises(Duplicate):
+        second.commit()
+
+
+def test_a_failed_commit_writes_and_publishes_nothing(backend: Backend) -> None:
+    add(backend, ride())
+    before = backend.published()
+    uow = backend.unit_of_work()
+    uow.quotes.add(quote("qte_2"))
+    save(uow, Ride.request("ride_1", quote(), at(0)), None)  # the ride exists already
+    with pytest.raises(Conflict):
+        uow.commit()
+    assert backend.published() == before and backend.unit_of_work().quotes.get("qte_2") is None
+
+
+# --- the production wiring -----------------------------------------------------------------------------
+def test_the_service_consumes_its_ride_history_queue(aws: Messaging) -> None:
+    """Wired for AWS (on the module's moto), the app's loops consume the history FIFO queue, and what the
+    queue receives is listed by ``GET /v1/rides``."""
+    runtimes: list[Runtime] = []
+
+    def wire(runtime: Runtime) -> RideManager:
+        runtimes.append(runtime)
+        return assemble(runtime, aws_adapters(runtime))
+
+    settings = Settings(aws_endpoint_url="", sqs_wait_s=1)
+    empty_tables(aws.dynamodb)
+    with TestClient(SERVICE.app(settings=settings, wire=wire)) as client:
+        assert {"acr-ride-manager-events", "acr-ride-manager-history.fifo", "dispatch-timer"} <= set(
+            runtimes[0].loops.names
+        )
+        event = catalog.record(snapshot(1), subject="ride_1", sequence=1)
+        aws.sqs.send_message(
+            QueueUrl=aws.queue_url(TOPOLOGY.queue("history", fifo=True)),
+            MessageBody=event.to_json(),
+            MessageGroupId="ride_1",
+            MessageDeduplicationId=event.id,
+        )
+        deadline, rides = time.monotonic() + 15, []
+        while not rides and time.monotonic() < deadline:
+            time.sleep(0.1)
+            rides = client.get("/v1/rides", params={"riderId": "rdr_1"}).json()["rides"]
+        assert rides == [snapshot(1).ride]
+        missing = client.get("/v1/rides/ride_x", params={"riderId": "rdr_1"})
+        assert (missing.status_code, missing.json()["error"]["code"]) == (404, "ride_not_found")
