@@ -26,6 +26,7 @@ WORKDIR /app
 COPY pyproject.toml uv.lock ./
 COPY libs/acr/pyproject.toml libs/acr/pyproject.toml
 COPY libs/acr-city/pyproject.toml libs/acr-city/pyproject.toml
+COPY libs/acr-stack/pyproject.toml libs/acr-stack/pyproject.toml
 COPY libs/acr-testkit/pyproject.toml libs/acr-testkit/pyproject.toml
 COPY bff/pyproject.toml bff/pyproject.toml
 COPY ride-manager/pyproject.toml ride-manager/pyproject.toml

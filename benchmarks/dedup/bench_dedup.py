@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from acr_testkit.emulator import moto_server
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -54,6 +53,7 @@ from acr.envelope import CloudEvent
 from acr.topology import Index, Table
 from acr.topology.apply import create_table
 from acr.unit_of_work import Duplicate, Outgoing
+from acr_testkit.emulator import moto_server
 
 ROOT = Path(__file__).resolve().parents[2]
 WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}

@@ -1,6 +1,6 @@
 """The embedded emulator against plain moto, in the same run: does a request cost more as data grows?
 
-Each server (plain ``python -m moto.server`` = the baseline, then ``python -m acr.stack.emulator``) gets the
+Each server (plain ``python -m moto.server`` = the baseline, then ``python -m acr_stack.emulator``) gets the
 same load: TransactWriteItems of three 600-byte puts into three tables (as a consumer writes its marker,
 state and outbox row), then Kinesis records in batches of 500 with single PutRecord/GetRecords probes.
 Reported per window: transactions per second and the server's RSS; per Kinesis checkpoint: the latency
@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from acr_testkit.emulator import emulator_process
 from botocore.config import Config
 
+from acr_testkit.emulator import emulator_process
+
 TABLES = ("marker", "state", "outbox")
-SERVERS = {"moto (baseline)": "moto.server", "acr.stack.emulator": "acr.stack.emulator"}
+SERVERS = {"moto (baseline)": "moto.server", "acr_stack.emulator": "acr_stack.emulator"}
 
 
 def rss_mb(pid: int) -> int:
@@ -94,7 +95,7 @@ def measure(module: str, transactions: int, records: int) -> dict[str, Any]:
 
 
 def report(results: dict[str, dict[str, Any]], transactions: int, records: int) -> str:
-    base, ours = results["moto (baseline)"], results["acr.stack.emulator"]
+    base, ours = results["moto (baseline)"], results["acr_stack.emulator"]
     lines = [
         "# The embedded emulator against plain moto",
         "",

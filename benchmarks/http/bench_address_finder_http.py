@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import psutil
 
-from acr.stack.runner import free_port
+from acr_stack.runner import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent

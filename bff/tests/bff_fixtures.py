@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from acr_testkit.messaging import FakeMessaging
 from bff_fakes import (
     SETTINGS,
     FakeAddressFinder,
@@ -20,6 +19,7 @@ from bff_fakes import (
 from fastapi.testclient import TestClient
 
 from acr.service import Runtime
+from acr_testkit.messaging import FakeMessaging
 from bff.bootstrap import OTHER_SERVICES, SERVICE, assemble
 from bff.state import BffState, Dependencies
 

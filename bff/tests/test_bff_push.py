@@ -5,7 +5,6 @@ import threading
 from typing import Any
 
 import pytest
-from acr_testkit.messaging import FakeMessaging
 from bff_fakes import FakeRideManager, ride_json, token_for
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
@@ -15,6 +14,7 @@ from acr.catalog.monitoring import RideEtaUpdated
 from acr.catalog.ride import RideUpdated
 from acr.consumer import idempotent
 from acr.unit_of_work import EffectsOnly
+from acr_testkit.messaging import FakeMessaging
 from bff.auth import new_rider_id
 from bff.handlers import handlers
 from bff.handoff import AppLoop

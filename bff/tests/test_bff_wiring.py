@@ -4,8 +4,6 @@ BFF's slice; then the production adapters on in-process moto, closed when the ap
 from __future__ import annotations
 
 import pytest
-from acr_testkit.aws import in_process_messaging
-from acr_testkit.messaging import FakeMessaging
 from bff_fakes import SETTINGS, ride_json, token_for
 from fastapi.testclient import TestClient
 
@@ -15,6 +13,8 @@ from acr.channels import EventBridgeChannel, SnsFifoChannel
 from acr.runtime import topic_arns
 from acr.service import Runtime
 from acr.unit_of_work import outgoing
+from acr_testkit.aws import in_process_messaging
+from acr_testkit.messaging import FakeMessaging
 from bff.auth import new_rider_id
 from bff.bootstrap import SERVICE, assemble
 from bff.state import BffState, Dependencies

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from acr_testkit.memory import MemoryUnitOfWork, MessageStore
-
 from acr.geo import haversine_m
 from acr.stream import Checkpoint
+from acr_testkit.memory import MemoryUnitOfWork, MessageStore
 from car_dispatcher.domain import Assignment, Candidate, Car, CarState
 from car_dispatcher.ports import Position
 

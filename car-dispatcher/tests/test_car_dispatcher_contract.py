@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
-from acr_testkit.aws import in_process_messaging, published
 from car_dispatcher_fakes import FleetStore, MemoryFleetUnitOfWork, MemoryPositions
 
 from acr import catalog
@@ -17,6 +16,7 @@ from acr.catalog.monitoring import CarStalled
 from acr.clock import now
 from acr.fleet import FleetCar
 from acr.unit_of_work import Conflict, Duplicate
+from acr_testkit.aws import in_process_messaging, published
 from car_dispatcher.adapters.dynamo import DynamoFleetUnitOfWork, DynamoPositions, seed_cars
 from car_dispatcher.domain import Assignment, AssignmentStatus, Car, CarState
 from car_dispatcher.ports import Positions, UnitOfWork

@@ -7,8 +7,6 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from acr_testkit.aws import client
-from acr_testkit.messaging import FakeMessaging
 from car_dispatcher_fakes import FleetStore, MemoryFleetUnitOfWork, MemoryPositions, StraightRoads
 from fastapi.testclient import TestClient
 from moto import mock_aws
@@ -25,6 +23,8 @@ from acr.stream import Checkpoint, StreamRecord
 from acr.topology import discover
 from acr.topology.apply import Clients, apply
 from acr_city import Bounds
+from acr_testkit.aws import client
+from acr_testkit.messaging import FakeMessaging
 from car_dispatcher.adapters.fleet_view import LiveFleet
 from car_dispatcher.api import CarDispatcher
 from car_dispatcher.bootstrap import SERVICE, Adapters, assemble

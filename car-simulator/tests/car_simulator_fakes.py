@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from acr_testkit.memory import MemoryUnitOfWork, MessageStore
-
 from acr.catalog.base import EventData
+from acr_testkit.memory import MemoryUnitOfWork, MessageStore
 from car_simulator.domain import Leg, Point, straight_leg
 
 

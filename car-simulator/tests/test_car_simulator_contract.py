@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from acr_testkit.aws import in_process_messaging
 from car_simulator_fakes import MemoryInbox
 
 from acr import catalog
 from acr.catalog.fleet import CarOutOfService, CarReleased
 from acr.unit_of_work import Duplicate
+from acr_testkit.aws import in_process_messaging
 from car_simulator.ports import UnitOfWork
 from car_simulator.topology import TOPOLOGY
 

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from acr_testkit.emulator import aws_emulator
 from car_simulator_fakes import StraightRoads
 
 from acr import aws
@@ -22,6 +21,7 @@ from acr.settings import Settings
 from acr.stream import decode_record
 from acr.topology import discover
 from acr.topology.apply import Clients, apply
+from acr_testkit.emulator import aws_emulator
 from car_simulator.adapters.kinesis import KinesisPublisher, TelemetryBuffer
 from car_simulator.domain import Car
 from car_simulator.handlers import CarSimulator, SimulationLoop, handlers

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from acr_testkit.messaging import FakeMessaging
 from car_simulator_fakes import FakeKinesis, MemoryInbox, StraightRoads
 from fastapi.testclient import TestClient
 
@@ -24,6 +23,7 @@ from acr.service import Runtime
 from acr.settings import Settings
 from acr.stream import decode_record
 from acr.unit_of_work import Duplicate
+from acr_testkit.messaging import FakeMessaging
 from car_simulator.adapters.kinesis import KinesisPublisher, TelemetryBuffer
 from car_simulator.api import SimulatorState
 from car_simulator.bootstrap import SERVICE, Adapters, assemble

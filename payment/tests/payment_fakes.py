@@ -7,7 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from acr_testkit.memory import MemoryUnitOfWork, MessageStore
-
 from payment.domain import Charge, Payment
 
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from acr_testkit.aws import in_process_messaging, published
 from payment_fakes import MemoryLedger, MemoryPaymentUnitOfWork, PaymentStore
 
 from acr import catalog
@@ -17,6 +16,7 @@ from acr.catalog.payment import PaymentPurpose
 from acr.catalog.ride import RideCompleted
 from acr.money import Money
 from acr.unit_of_work import Conflict, Duplicate
+from acr_testkit.aws import in_process_messaging, published
 from payment.adapters.dynamo import DynamoLedger, DynamoPaymentUnitOfWork
 from payment.domain import Charge, ChargeOutcome, Payment, charge_id_for
 from payment.ports import Ledger, UnitOfWork

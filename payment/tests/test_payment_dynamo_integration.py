@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
-from acr_testkit.emulator import aws_emulator
 
 from acr import aws, catalog
 from acr.catalog.ride import RideCompleted
@@ -22,6 +21,7 @@ from acr.settings import Settings
 from acr.topology import discover
 from acr.topology.apply import Clients, apply
 from acr.unit_of_work import Conflict, Duplicate
+from acr_testkit.emulator import aws_emulator
 from payment.adapters.dynamo import DynamoLedger, DynamoPaymentUnitOfWork
 from payment.adapters.gateway import SimulatedGateway
 from payment.domain import ChargeRetryPolicy, PaymentStatus

@@ -7,7 +7,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
-from acr_testkit.messaging import FakeMessaging
 from fastapi.testclient import TestClient
 from payment_fakes import MemoryLedger, MemoryPaymentUnitOfWork, PaymentStore
 
@@ -18,6 +17,7 @@ from acr.envelope import CloudEvent
 from acr.money import Money
 from acr.service import Runtime
 from acr.unit_of_work import Duplicate
+from acr_testkit.messaging import FakeMessaging
 from payment.adapters.gateway import SimulatedGateway
 from payment.api import PaymentState
 from payment.bootstrap import SERVICE, Adapters, assemble

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from acr_testkit.memory import MemoryUnitOfWork, MessageStore
-
 from reward.domain import Effect, Loyalty
 
 

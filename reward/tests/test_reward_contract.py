@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
-from acr_testkit.aws import in_process_messaging, published
 from reward_fakes import MemoryLoyaltyView, MemoryRewardUnitOfWork, RewardStore
 
 from acr import catalog
@@ -15,6 +14,7 @@ from acr.catalog.payment import PaymentPurpose, PaymentSucceeded
 from acr.catalog.reward import RiderTierChanged, Tier
 from acr.money import Money
 from acr.unit_of_work import Conflict, Duplicate
+from acr_testkit.aws import in_process_messaging, published
 from reward.adapters.dynamo import DynamoLoyaltyView, DynamoRewardUnitOfWork
 from reward.domain import Loyalty
 from reward.ports import LoyaltyView, UnitOfWork

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from acr_testkit.messaging import FakeMessaging
 from fastapi.testclient import TestClient
 from reward_fakes import MemoryLoyaltyView, MemoryRewardUnitOfWork, RewardStore
 
@@ -14,6 +13,7 @@ from acr.consumer import MessageHandler, idempotent
 from acr.envelope import CloudEvent
 from acr.money import Money
 from acr.unit_of_work import Duplicate
+from acr_testkit.messaging import FakeMessaging
 from reward.bootstrap import SERVICE, Adapters, assemble
 from reward.domain import Loyalty
 from reward.handlers import HANDLERS

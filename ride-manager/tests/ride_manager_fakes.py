@@ -9,12 +9,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from acr_testkit.memory import Check, MemoryUnitOfWork, MessageStore
-
 from acr.catalog.base import Place
 from acr.catalog.ride import RideUpdated
 from acr.consumer import Stale
 from acr.geo import haversine_m
+from acr_testkit.memory import Check, MemoryUnitOfWork, MessageStore
 from ride_manager.domain import ACTIVE, AddressNotFound, Quote, Ride, RideStatus
 from ride_manager.ports import IdempotencyRecord
 from ride_manager.snapshot import ride_to_json

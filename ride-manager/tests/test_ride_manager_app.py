@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
-from acr_testkit.messaging import FakeMessaging
 from fastapi.testclient import TestClient
 from ride_manager_fakes import (
     MemoryHistoryUnitOfWork,
@@ -26,6 +25,7 @@ from acr.catalog.fleet import CarAssigned
 from acr.catalog.ride import RideUpdated
 from acr.service import Runtime
 from acr.settings import Settings
+from acr_testkit.messaging import FakeMessaging
 from ride_manager import domain
 from ride_manager.api import RideManager
 from ride_manager.bootstrap import SERVICE, Adapters, assemble

@@ -12,7 +12,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from acr_testkit.aws import in_process_messaging, published
 from fastapi.testclient import TestClient
 from ride_manager_fakes import (
     MemoryHistoryUnitOfWork,
@@ -31,6 +30,7 @@ from acr.runtime import Messaging
 from acr.service import Runtime
 from acr.settings import Settings
 from acr.unit_of_work import Conflict, Duplicate
+from acr_testkit.aws import in_process_messaging, published
 from ride_manager.adapters.dynamo import DynamoHistoryUnitOfWork, DynamoRideHistory, DynamoRideUnitOfWork
 from ride_manager.api import RideManager
 from ride_manager.bootstrap import SERVICE, assemble, aws_adapters

@@ -7,7 +7,6 @@ import itertools
 from typing import Any
 
 import pytest
-from acr_testkit.sqs import FakeSqs
 from ride_manager_fakes import (
     MemoryHistoryUnitOfWork,
     MemoryRideUnitOfWork,
@@ -24,6 +23,7 @@ from acr.consumer import MessageHandler, Park, PoisonMessage, SqsConsumer, Stale
 from acr.envelope import CloudEvent
 from acr.metrics import COUNTERS, Counters
 from acr.unit_of_work import Duplicate
+from acr_testkit.sqs import FakeSqs
 from ride_manager import handlers
 from ride_manager.commands import PlaceRef, RequestQuote, RequestRide
 from ride_manager.domain import Ride, RideStatus

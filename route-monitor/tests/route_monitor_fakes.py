@@ -9,13 +9,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from acr_testkit.memory import Apply, Check, MemoryUnitOfWork, MessageStore
-
 from acr import catalog
 from acr.catalog.car import CarPhase, CarTelemetry, Target
 from acr.geo import haversine_m
 from acr.stream import Checkpoint, StreamRecord
 from acr.unit_of_work import Outgoing
+from acr_testkit.memory import Apply, Check, MemoryUnitOfWork, MessageStore
 from route_monitor.domain import CarCursor, RideTracking
 
 # ------------------------------------------------------------------------------------------ adapters

@@ -9,7 +9,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import pytest
-from acr_testkit.aws import in_process_messaging, published
 from route_monitor_fakes import MemoryTrackingStore
 
 from acr import catalog, dynamo
@@ -17,6 +16,7 @@ from acr.catalog.car import CarPhase
 from acr.catalog.monitoring import TripCompleted, TripStarted
 from acr.stream import Checkpoint
 from acr.unit_of_work import Conflict
+from acr_testkit.aws import in_process_messaging, published
 from route_monitor.adapters.dynamo import DynamoTrackingStore
 from route_monitor.domain import COMPLETED, CarCursor, CarLeg, Point, Progress, RideTracking
 from route_monitor.ports import TrackingStore

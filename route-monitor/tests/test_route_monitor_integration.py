@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from acr_testkit.emulator import aws_emulator
 from route_monitor_fakes import WALL0, Car, StraightRoads, seconds, whole_ride
 
 from acr import aws, catalog, dynamo
@@ -22,6 +21,7 @@ from acr.runtime import Messaging
 from acr.settings import Settings
 from acr.topology import discover
 from acr.topology.apply import Clients, apply
+from acr_testkit.emulator import aws_emulator
 from route_monitor.adapters.dynamo import DynamoTrackingStore
 from route_monitor.domain import Rules
 from route_monitor.handlers import TelemetryProcessor

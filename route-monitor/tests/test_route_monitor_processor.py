@@ -6,7 +6,6 @@ from dataclasses import replace
 from datetime import datetime
 
 import pytest
-from acr_testkit.messaging import FakeMessaging
 from fastapi.testclient import TestClient
 from route_monitor_fakes import (
     WALL0,
@@ -22,6 +21,7 @@ from route_monitor_fakes import (
 
 from acr.metrics import COUNTERS
 from acr.stream import Checkpoint, StreamRecord
+from acr_testkit.messaging import FakeMessaging
 from route_monitor.bootstrap import SERVICE, Adapters, assemble
 from route_monitor.domain import Rules
 from route_monitor.handlers import TelemetryProcessor, TelemetryStats

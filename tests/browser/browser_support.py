@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from acr.stack import Stack, StackConfig
+from acr_stack import Stack, StackConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 LOG_DIR = Path(os.environ.get("ACR_TEST_LOG_DIR", ROOT / ".run" / "test-logs"))

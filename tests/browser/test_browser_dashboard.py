@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from browser_support import ApiRider, Console, new_page, screenshot
 
-from acr.stack import Stack
+from acr_stack import Stack
 
 pytestmark = pytest.mark.system
 

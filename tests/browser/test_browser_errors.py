@@ -11,7 +11,7 @@ import pytest
 from browser_support import MOBILE, OPS, ApiRider, Console, new_page
 from rider_ui import quote, sign_up
 
-from acr.stack import Stack
+from acr_stack import Stack
 
 pytestmark = pytest.mark.system
 

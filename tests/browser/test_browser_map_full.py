@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from browser_support import DESKTOP, ApiRider, Console, new_page
 
-from acr.stack import Stack
+from acr_stack import Stack
 
 pytestmark = pytest.mark.system
 

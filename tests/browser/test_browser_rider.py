@@ -10,7 +10,7 @@ import pytest
 from browser_support import DESKTOP, MOBILE, Console, new_page, screenshot
 from rider_ui import HAPPY_PATH, QUOTE_TEXT, quote, sign_up, timeline, versions, wait_status
 
-from acr.stack import Stack
+from acr_stack import Stack
 
 pytestmark = pytest.mark.system
 

@@ -18,7 +18,7 @@ Three steps, each a function of the one before:
    compose's environment, not this process's; a setting compose leaves unset keeps its default, and a
    default that names ``127.0.0.1`` (in a container: the container itself) is moved the same way
    (:func:`loopback_defaults`). LocalStack, which has no Python equivalent here, is stood in for by the
-   embedded moto emulator (``acr.stack.runner.emulator_command``) on its loopback port.
+   embedded moto emulator (``acr_stack.runner.emulator_command``) on its loopback port.
 3. :class:`HostStack`: starts the processes in ``depends_on`` order (``service_started``,
    ``service_healthy``, ``service_completed_successfully``), runs each health check command as Docker
    would (once the container's port accepts connections; soon at first, then at most every interval),
@@ -62,7 +62,7 @@ from docker_model import (
 )
 
 from acr.settings import Settings
-from acr.stack.runner import emulator_command, exit_report, free_port, probe
+from acr_stack.runner import emulator_command, exit_report, free_port, probe, terminate
 
 LOOPBACK = "127.0.0.1"
 OWN_NAMES = {"localhost", "127.0.0.1", "0.0.0.0"}  # inside a container: the container itself
@@ -621,21 +621,9 @@ class HostStack:
             self._watch.join(5)
         runs = list(self.running.values())
         for group in ([r for r in runs if not r.process.stand_in], [r for r in runs if r.process.stand_in]):
-            _terminate(group, time.monotonic() + grace_s)
+            terminate([r.popen for r in group], time.monotonic() + grace_s)
         for run in runs:
             run.log.close()
-
-
-def _terminate(runs: list[_Running], deadline: float) -> None:
-    for run in runs:
-        if run.popen.poll() is None:
-            run.popen.terminate()
-    for run in runs:
-        try:
-            run.popen.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            run.popen.kill()
-            run.popen.wait(5)
 
 
 @contextlib.contextmanager

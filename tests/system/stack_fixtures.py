@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from rider_client import LOG_DIR
 
-from acr.stack import Stack, StackConfig
+from acr_stack import Stack, StackConfig
 
 SAGA_SETTINGS = {
     "ACR_CITY": "small",

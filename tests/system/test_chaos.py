@@ -17,7 +17,7 @@ import httpx
 import pytest
 from rider_client import LOG_DIR, Listener, Ops, Rider, book_ride
 
-from acr.stack import Stack
+from acr_stack import Stack
 
 pytestmark = pytest.mark.system
 RIDERS, RIDES_EACH = 25, 2

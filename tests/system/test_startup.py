@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from rider_client import LOG_DIR
 
-from acr.stack import Stack, StackConfig
-from acr.stack.runner import StartupFailed, StartupTimedOut, probe, wait_until
 from acr_city.cache import cache_path
 from acr_city.data import CityData
+from acr_stack import Stack, StackConfig
+from acr_stack.runner import StartupFailed, StartupTimedOut, probe, wait_until
 
 pytestmark = pytest.mark.system
 
@@ -47,7 +47,7 @@ def test_a_bad_setting_of_one_service_stops_acr_stack_run_within_seconds() -> No
         [
             sys.executable,
             "-m",
-            "acr.stack.cli",
+            "acr_stack.cli",
             "run",
             "--free-ports",
             "--service-env",

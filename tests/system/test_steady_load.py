@@ -13,7 +13,7 @@ import pytest
 from rider_client import LOG_DIR
 from stack_fixtures import running_stack
 
-from acr.stack import Stack
+from acr_stack import Stack
 
 pytestmark = [pytest.mark.system, pytest.mark.load]
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from acr.catalog.base import TELEMETRY_STREAM
 from acr.fleet import seed_fleet
-from acr.runtime import Consumers, Messaging
+from acr.runtime import Consumers, Messaging, Streams
 from acr.service import Runtime, Service
 from acr_city import load_city
 from car_dispatcher.adapters.dynamo import DynamoFleetUnitOfWork, DynamoPositions, all_cars, seed_cars
@@ -17,7 +17,7 @@ from car_dispatcher.adapters.fleet_view import LiveFleet
 from car_dispatcher.adapters.roads import CityRoads
 from car_dispatcher.api import CarDispatcher, router
 from car_dispatcher.handlers import DispatchControl, handlers
-from car_dispatcher.ports import FleetView, Positions, Roads, Streams, UnitOfWork
+from car_dispatcher.ports import FleetView, Positions, Roads, UnitOfWork
 from car_dispatcher.telemetry import PositionTracker
 from car_dispatcher.topology import CHECKPOINTS, TOPOLOGY
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from acr import unit_of_work
-from acr.stream import Checkpoint, Processor
+from acr.stream import Checkpoint
 from car_dispatcher.domain import Assignment, Candidate, Car, CarState
 
 Position = tuple[float, float]
@@ -79,11 +79,3 @@ class Positions(Protocol):
     def save_positions(self, positions: dict[str, Position]) -> None: ...
 
     def save_checkpoint(self, checkpoint: Checkpoint) -> None: ...
-
-
-class Streams(Protocol):
-    """Where a wiring registers a stream reader (``Messaging``, or a test's fake)."""
-
-    def read_stream(
-        self, reader: str, stream: str, checkpoint_table: str, processor: Processor
-    ) -> object: ...

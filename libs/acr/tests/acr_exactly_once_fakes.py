@@ -13,13 +13,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from acr_testkit.aws import in_process_tables
-from acr_testkit.sqs import FakeSqs
-
 from acr.catalog.fleet import NoCarAvailable
 from acr.dynamo import from_item, get
 from acr.topology import ServiceTopology, Table
 from acr.unit_of_work import Outgoing
+from acr_testkit.aws import in_process_tables
+from acr_testkit.sqs import FakeSqs
 
 # --- DynamoDB on in-process moto -------------------------------------------------------------------------
 STATE = "acr-svc-state"

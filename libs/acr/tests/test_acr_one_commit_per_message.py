@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from functools import partial
 
 import pytest
-from acr_testkit.memory import MemoryUnitOfWork, MessageStore
-from acr_testkit.sqs import FakeSqs
 
 from acr import catalog
 from acr.catalog.base import EventData
@@ -18,6 +16,8 @@ from acr.consumer import CONFLICT_ATTEMPTS, Handlers, SqsConsumer, idempotent
 from acr.envelope import CloudEvent
 from acr.metrics import Counters
 from acr.unit_of_work import Conflict
+from acr_testkit.memory import MemoryUnitOfWork, MessageStore
+from acr_testkit.sqs import FakeSqs
 
 QUEUE, DLQ = "https://sqs/acr-svc-events", "https://sqs/acr-svc-events-dlq"
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import pytest
-from acr_testkit.messaging import FakeMessaging
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, ValidationError
@@ -18,6 +17,7 @@ from acr.errors import DependencyUnavailable, NotFound, ServiceError, Validation
 from acr.service import Runtime, Service, service_state
 from acr.settings import Settings
 from acr.unit_of_work import Conflict
+from acr_testkit.messaging import FakeMessaging
 
 NAME = "test-svc"
 

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from acr_testkit.aws import client, in_process_tables
 
 from acr import catalog
 from acr.catalog.car import CarPhase, CarTelemetry
@@ -18,6 +17,7 @@ from acr.kinesis import KinesisReader, save_checkpoint
 from acr.metrics import COUNTERS
 from acr.stream import Checkpoint, StreamRecord
 from acr.topology import Table
+from acr_testkit.aws import client, in_process_tables
 
 STREAM, CHECKPOINTS = "acr-car-telemetry", "acr-svc-checkpoints"
 

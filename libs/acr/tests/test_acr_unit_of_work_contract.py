@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from acr_exactly_once_fakes import INBOX, OUTBOX, STATE, in_process_dynamodb
-from acr_testkit.memory import MemoryUnitOfWork, MessageStore
 
 from acr import catalog
 from acr.catalog.base import EventData
@@ -19,6 +18,7 @@ from acr.catalog.fleet import CarReleased, NoCarAvailable
 from acr.dynamo import DynamoUnitOfWork, from_item
 from acr.envelope import CloudEvent
 from acr.unit_of_work import Conflict, Duplicate, UnitOfWork
+from acr_testkit.memory import MemoryUnitOfWork, MessageStore
 
 
 @dataclass

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from acr_testkit.emulator import aws_emulator
 
 from acr import aws, catalog
 from acr.catalog.base import Destination, EventData, Place
@@ -25,6 +24,7 @@ from acr.settings import Settings
 from acr.topology import discover
 from acr.topology.apply import Clients, apply
 from acr.unit_of_work import Duplicate, Outgoing, outbox_row
+from acr_testkit.emulator import aws_emulator
 
 pytestmark = pytest.mark.integration
 

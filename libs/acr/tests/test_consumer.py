@@ -3,8 +3,6 @@
 import json
 import threading
 
-from acr_testkit.sqs import FakeSqs
-
 from acr import catalog
 from acr.catalog.base import EventData
 from acr.catalog.fleet import NoCarAvailable
@@ -12,6 +10,7 @@ from acr.consumer import SqsConsumer
 from acr.envelope import CloudEvent
 from acr.metrics import Counters
 from acr.unit_of_work import Duplicate
+from acr_testkit.sqs import FakeSqs
 
 QUEUE, DLQ = "q", "q-dlq"
 

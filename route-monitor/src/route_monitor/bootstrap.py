@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import acr.clock
 from acr.catalog.base import TELEMETRY_STREAM
-from acr.runtime import Messaging
+from acr.runtime import Messaging, Streams
 from acr.service import Runtime, Service
 from acr.settings import Settings
 from acr_city import load_city
@@ -16,7 +16,7 @@ from route_monitor.adapters.roads import CityRoads
 from route_monitor.api import Monitor, router
 from route_monitor.domain import Rules
 from route_monitor.handlers import Clock, TelemetryProcessor, TelemetryStats
-from route_monitor.ports import Roads, Streams, TrackingStore
+from route_monitor.ports import Roads, TrackingStore
 from route_monitor.topology import CHECKPOINTS, READER, TOPOLOGY
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from acr import unit_of_work
-from acr.stream import Checkpoint, Processor
+from acr.stream import Checkpoint
 from route_monitor.domain import CarCursor, RideTracking
 
 
@@ -43,11 +43,3 @@ class TrackingStore(Protocol):
     def rides(self, ride_ids: Iterable[str]) -> dict[str, RideTracking]: ...
 
     def unit_of_work(self) -> UnitOfWork: ...
-
-
-class Streams(Protocol):
-    """Where the wiring registers its stream processor (``Messaging``, or a test's fake)."""
-
-    def read_stream(
-        self, reader: str, stream: str, checkpoint_table: str, processor: Processor
-    ) -> object: ...

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from acr.stack.runner import EMULATOR_MODULE, answers, emulator_command, free_port, wait_until
+from acr_stack.runner import EMULATOR_MODULE, answers, emulator_command, free_port, wait_until
 
 log = logging.getLogger(__name__)
 LOCALSTACK_IMAGE = "localstack/localstack:4.14.0"

@@ -35,6 +35,14 @@ class Consumers(Protocol):
     ) -> None: ...
 
 
+class Streams(Protocol):
+    """Where a service's wiring registers a stream processor (``Messaging``, or a test's fake)."""
+
+    def read_stream(
+        self, reader: str, stream: str, checkpoint_table: str, processor: Processor
+    ) -> object: ...
+
+
 def topic_arns(sns: SNSClient) -> dict[str, str]:
     """Topic name -> ARN for every topic the account has."""
     arns: dict[str, str] = {}

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import FrameType
 
 from acr.settings import SERVICE_PORTS
-from acr.stack.runner import Stack, StackConfig, StartupCancelled, StartupFailed
+from acr_stack.runner import Stack, StackConfig, StartupCancelled, StartupFailed
 
 SIGINT_BIT = 1 << (signal.SIGINT - 1)
 

@@ -7,8 +7,8 @@ import socket
 
 import pytest
 
-from acr.stack import runner
-from acr.stack.runner import FREE_PORTS, _first_ephemeral_port, free_port
+from acr_stack import runner
+from acr_stack.runner import FREE_PORTS, _first_ephemeral_port, free_port
 
 
 def test_free_ports_are_distinct_bindable_and_below_the_ephemeral_range() -> None:

@@ -1,6 +1,6 @@
 """The embedded AWS emulator: moto's server, with repairs for the costs that grow with what it stores.
 
-``python -m acr.stack.emulator -H 127.0.0.1 -p 4566`` serves the API of ``python -m moto.server``.
+``python -m acr_stack.emulator -H 127.0.0.1 -p 4566`` serves the API of ``python -m moto.server``.
 Left as they are, these moto 5 internals make a long-running stack slower and larger with every
 request, or cost on every request (measured in ``benchmarks/results/emulator.md``):
 
@@ -65,7 +65,7 @@ WORKERS = 64  # every long-polling consumer holds one while it waits
 def repair(stream_retention_s: float = DEFAULT_STREAM_RETENTION_S) -> None:
     """Patch moto in this process (before it serves anything)."""
     if not moto.__version__.startswith("5."):
-        raise RuntimeError(f"acr.stack.emulator repairs moto 5; this is moto {moto.__version__}")
+        raise RuntimeError(f"acr_stack.emulator repairs moto 5; this is moto {moto.__version__}")
     _stop_tracking_instances()
     _back_up_items_not_tables()
     _query_one_partition()
@@ -330,7 +330,7 @@ def serve(host: str, port: int, workers: int = WORKERS) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m acr.stack.emulator")
+    parser = argparse.ArgumentParser(prog="python -m acr_stack.emulator")
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=4566)
     parser.add_argument("--stream-retention-s", type=float, default=DEFAULT_STREAM_RETENTION_S)

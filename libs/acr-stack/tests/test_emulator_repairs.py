@@ -11,8 +11,9 @@ from typing import Any
 
 import boto3
 import pytest
-from acr_testkit.emulator import moto_server
 from botocore.exceptions import ClientError
+
+from acr_testkit.emulator import moto_server
 
 pytestmark = pytest.mark.integration
 RETENTION_S = 2.0

@@ -33,7 +33,7 @@ CITY_SERVICES = frozenset({"address-finder", "car-dispatcher", "route-monitor", 
 TAIL_LINES = 40
 REPORT_LINES = 12
 FAILURE_GRACE_S = 2.5
-EMULATOR_MODULE = "acr.stack.emulator"
+EMULATOR_MODULE = "acr_stack.emulator"
 FREE_PORTS = (20_000, 32_768)  # where free_port looks: above make run's ports, below the ephemeral range
 _handed_out: set[int] = set()
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Failure|Invalid\w*)\b.*")
@@ -209,8 +209,8 @@ class Stack:
         """SIGTERM the services, then the emulator they talk to; SIGKILL what lingers after ``grace_s``."""
         procs = list(self._procs.values())
         deadline = time.monotonic() + grace_s
-        _terminate([p for p in procs if p.name != "emulator"], deadline)
-        _terminate([p for p in procs if p.name == "emulator"], max(deadline, time.monotonic() + 1))
+        terminate([p.popen for p in procs if p.name != "emulator"], deadline)
+        terminate([p.popen for p in procs if p.name == "emulator"], max(deadline, time.monotonic() + 1))
         self._procs.clear()
         for pump in self._pumps:
             pump.join(2)
@@ -355,16 +355,17 @@ class Stack:
             self._pumps.append(pump)
 
 
-def _terminate(procs: list[_Process], deadline: float) -> None:
-    for proc in procs:
-        if proc.popen.poll() is None:
-            proc.popen.terminate()
-    for proc in procs:
+def terminate(popens: list[subprocess.Popen[bytes]], deadline: float) -> None:
+    """SIGTERM every process, then SIGKILL what is still running at ``deadline`` (``time.monotonic``)."""
+    for popen in popens:
+        if popen.poll() is None:
+            popen.terminate()
+    for popen in popens:
         try:
-            proc.popen.wait(max(0.1, deadline - time.monotonic()))
+            popen.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            proc.popen.kill()
-            proc.popen.wait(5)
+            popen.kill()
+            popen.wait(5)
 
 
 def _pump(proc: _Process, echo: Callable[[str], None] | None) -> None:
