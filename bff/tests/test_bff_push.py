@@ -257,6 +257,7 @@ def test_the_push_consumer_runs_on_the_app_loop_from_a_consumer_thread() -> None
     assert asyncio.run(scenario()) == [1]
 
 
+@pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning")
 def test_a_push_that_does_not_finish_in_time_fails_the_message() -> None:
     loop = asyncio.new_event_loop()  # never run: the push never happens
     try:

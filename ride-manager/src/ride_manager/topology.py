@@ -1,6 +1,5 @@
 """The ride context's slice: its bus, what it publishes, what it listens to, its tables and topic."""
 
-from acr.catalog.base import RIDE_UPDATES_TOPIC
 from acr.catalog.fleet import CarAssigned, NoCarAvailable
 from acr.catalog.monitoring import CarArrivedAtPickup, TripCompleted, TripStarted
 from acr.catalog.payment import PaymentFailed, PaymentSucceeded
@@ -45,6 +44,5 @@ TOPOLOGY = ServiceTopology(
         Table(QUOTES, "quoteId", ttl_attribute="purgeAt"),
         Table(IDEMPOTENCY, "key", ttl_attribute="expiresAt"),
     ),
-    topic_subscriptions=(TopicSubscription("history", RIDE_UPDATES_TOPIC),),
-    topics=(RIDE_UPDATES_TOPIC,),
+    topic_subscriptions=(TopicSubscription("history", RideUpdated),),
 )

@@ -43,10 +43,18 @@ class Subscription:
 
 @dataclass(frozen=True)
 class TopicSubscription:
-    """A FIFO queue ``acr-<service>-<queue>.fifo`` subscribed (raw delivery) to a FIFO topic."""
+    """A FIFO queue ``acr-<service>-<queue>.fifo`` subscribed (raw delivery) to the FIFO topic the catalog
+    publishes ``event`` on."""
 
     queue: str
-    topic: str
+    event: type[EventData]
+
+    @property
+    def topic(self) -> str:
+        destination = BY_MODEL[self.event].destination
+        if destination.kind != "topic":
+            raise ValueError(f"{self.event.__name__} is published on {destination}, not on a topic")
+        return destination.name
 
 
 @dataclass(frozen=True)
@@ -65,13 +73,18 @@ class ServiceTopology:
     subscriptions: tuple[Subscription, ...] = ()
     topic_subscriptions: tuple[TopicSubscription, ...] = ()
     tables: tuple[Table, ...] = ()
-    topics: tuple[str, ...] = ()
     streams: tuple[Stream, ...] = ()
     inbox: bool | None = None
 
     @property
     def bus(self) -> str | None:
         return bus_name(self.context) if self.context else None
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        """The FIFO topics this service owns: those the catalog publishes its events on."""
+        destinations = {BY_MODEL[model].destination for model in self.publishes}
+        return tuple(sorted(d.name for d in destinations if d.kind == "topic"))
 
     @property
     def has_outbox(self) -> bool:
