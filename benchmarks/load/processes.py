@@ -31,7 +31,7 @@ def stack_processes(ports: dict[str, int] | None = None) -> dict[str, int]:
             argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
         except OSError:
             continue
-        if not any(a in ("moto.server", "acr_stack.emulator", "uvicorn") for a in argv):
+        if not any(a in ("moto.server", "acr_stack.emulator", "uvicorn", "acr.serve") for a in argv):
             continue
         for flag, value in zip(argv, argv[1:], strict=False):
             if flag in ("-p", "--port") and value in wanted:
