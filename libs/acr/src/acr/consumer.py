@@ -36,7 +36,13 @@ MAX_PARKS = 30
 
 
 class Park(Exception):
-    """Not yet: what this message updates does not exist here yet. Try again a little later."""
+    """Not yet: what this message updates does not exist here yet. Try again a little later (a message
+    parked ``MAX_PARKS`` times is an orphan: it goes to the DLQ)."""
+
+
+class Wait(Park):
+    """Not yet, and for as long as it takes: a condition that becomes true later (dispatch paused, no
+    spare car yet). Parked again and again with a capped delay, never dead-lettered for waiting."""
 
 
 class Stale(Exception):
@@ -274,7 +280,7 @@ class SqsConsumer:
             log.info("stale %s (sequence %s) dropped", event.type, event.sequence)
             return True
         except Park as park:
-            return self._park(message, str(park))
+            return self._park(message, str(park), bounded=not isinstance(park, Wait))
         except Exception:
             log.exception("handling %s failed (receive %d); will retry", event.type, message.receive_count)
             self._backoff(message)
@@ -282,9 +288,9 @@ class SqsConsumer:
         self._counters.add("consumed")
         return True
 
-    def _park(self, message: Received, reason: str) -> bool:
+    def _park(self, message: Received, reason: str, *, bounded: bool) -> bool:
         """Send the message again with a delay (a FIFO queue keeps its order instead: redeliver it)."""
-        if message.parked >= MAX_PARKS:
+        if bounded and message.parked >= MAX_PARKS:
             self._dead_letter(message, PoisonMessage("orphan_update", f"parked {MAX_PARKS} times: {reason}"))
             return True
         if self._fifo:

@@ -23,6 +23,11 @@ KNOWN = frozenset(
         "consume.crash_before_ack",
         "consume.crash_after_commit",
         "gateway.timeout",
+        "gateway.unknown",
+        "eventbridge.throttle",
+        "sns.failure",
+        "uow.crash_before_commit",
+        "uow.conflict",
     }
 )
 MAX_HITS_PER_KEY = 2
