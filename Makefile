@@ -9,9 +9,14 @@ UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 VENV := .venv
 STAMP := $(VENV)/.acr-installed
 CHROMIUM := /usr/bin/chromium
+# checkov (the exported templates' policy scan) in an environment of its own: it pins networkx<2.7, the
+# workspace needs networkx>=3.3. tests/deploy runs it from here.
+IAC := .tools/iac
+CHECKOV_VERSION := 3.3.30
+CHECKOV := $(IAC)/.checkov-$(CHECKOV_VERSION)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install run test test-fast lint demo bench load clean
+.PHONY: help install iac-tools run test test-fast lint demo bench load clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,6 +33,15 @@ $(STAMP): pyproject.toml uv.lock $(wildcard */pyproject.toml libs/*/pyproject.to
 
 install: $(STAMP) ## install uv and the workspace (done by run and test when needed)
 
+$(CHECKOV): | $(UV)
+	@echo "==> installing checkov $(CHECKOV_VERSION) into $(IAC)/ (apart from the workspace)"
+	rm -rf $(IAC)
+	$(UV) venv --quiet $(IAC)
+	$(UV) pip install --quiet --python $(IAC)/bin/python checkov==$(CHECKOV_VERSION)
+	@touch $@
+
+iac-tools: $(CHECKOV) ## checkov in .tools/iac for the template checks (done by test when needed)
+
 $(CHROMIUM):
 	@echo "==> installing Debian's Chromium for the browser tests (one time)"
 	$(SUDO) apt-get update -qq
@@ -36,11 +50,11 @@ $(CHROMIUM):
 run: install ## run the whole stack: moto on :4566, 8 services on :8000-8007 (Ctrl-C stops all)
 	@ACR_CITY=$${ACR_CITY:-full} ACR_SIM_SPEED=$${ACR_SIM_SPEED:-30} $(VENV)/bin/acr-stack run
 
-test: install $(CHROMIUM) ## the whole suite: unit, integration, system (whole stack), browser, docker files, load
+test: install $(CHROMIUM) $(CHECKOV) ## the whole suite: unit, integration, system, browser, docker and deploy files, load
 	$(VENV)/bin/python -m pytest -m "not load"
 	$(VENV)/bin/python -m pytest -m load  # alone, so no other test's stack shares the two cores with it
 
-test-fast: install ## unit tests only
+test-fast: install $(CHECKOV) ## unit tests only
 	$(VENV)/bin/python -m pytest -m "not integration and not system and not slow"
 
 demo: install ## with the stack running (make run), book a few rides and print their timelines live

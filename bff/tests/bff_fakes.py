@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from acr.errors import NotFound, ValidationFailed
+from acr.errors import DependencyUnavailable, NotFound, ValidationFailed
 from acr.settings import Settings
 from bff.auth import Rider, TokenSigner
 from bff.errors import ServiceUnavailable, UpstreamError
@@ -300,6 +300,53 @@ class FakeDeadLetters:
         moved = sum(self.depths[queue].values())
         self.depths[queue] = {}
         return {"queue": queue, "redriven": moved}
+
+
+class FakeChaos:
+    """A fault proxy and each service's fault windows, in memory, answering as the contract says; a
+    service in ``down`` does not answer, one in ``refusing`` answers 422."""
+
+    def __init__(self, *, proxied: bool = True) -> None:
+        self.proxied = proxied
+        self.opened_outages: list[Json] = []
+        self.windows: dict[str, list[Json]] = {}
+        self.down: set[str] = set()
+        self.refusing: set[str] = set()
+        self._ids = 0
+
+    def _next_id(self, kind: str) -> str:
+        self._ids += 1
+        return f"{kind}_{self._ids}"
+
+    async def open_outage(self, outage: Json) -> Json:
+        if not self.proxied:
+            raise DependencyUnavailable("no fault proxy: ACR_CHAOS_CONTROL_URL is not set")
+        opened = outage | {
+            "outageId": self._next_id("outage"),
+            "until": "2030-01-01T00:00:10.000Z",
+            "open": True,
+        }
+        self.opened_outages.append(opened | {"counts": {"refused": 0, "reset": 0, "held": 0, "delayed": 0}})
+        return opened
+
+    async def outages(self) -> list[Json]:
+        if not self.proxied:
+            return []
+        return list(self.opened_outages)
+
+    async def open_fault(self, service: str, window: Json) -> Json:
+        if service in self.down:
+            raise ServiceUnavailable(service)
+        if service in self.refusing:
+            raise ValidationFailed(f"{service} refuses {window['fault']}")
+        opened = window | {"faultId": self._next_id("f"), "until": "2030-01-01T00:01:00.000Z"}
+        self.windows.setdefault(service, []).append(opened)
+        return opened
+
+    async def faults(self, service: str) -> list[Json]:
+        if service in self.down:
+            raise ServiceUnavailable(service)
+        return list(self.windows.get(service, []))
 
 
 def error_of(response: object, status: int, code: str) -> dict[str, str]:

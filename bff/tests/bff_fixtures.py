@@ -8,6 +8,7 @@ import pytest
 from bff_fakes import (
     SETTINGS,
     FakeAddressFinder,
+    FakeChaos,
     FakeDeadLetters,
     FakeFleet,
     FakeLoyalty,
@@ -47,6 +48,7 @@ def deps(push_messaging: FakeMessaging) -> Dependencies:
         services=FakeServiceStats(OTHER_SERVICES),
         dead_letters=FakeDeadLetters(),
         consumers=push_messaging,
+        chaos=FakeChaos(),
     )
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections import Counter
+
 from bff_fakes import OPS, FakeServiceStats, book, error_of
 from fastapi.testclient import TestClient
 
@@ -53,14 +55,21 @@ def test_stats_aggregate_with_one_service_down(client: TestClient, deps: Depende
     }
     assert body["services"]["payment"] == {"error": "unavailable"}
     totals_ = body["totals"]
-    others = 4  # address-finder, car-dispatcher, car-simulator, route-monitor publish 1 each in the fake
-    assert totals_["published"] == 5 + 2 + others + body["services"]["bff"]["published"]
-    assert totals_["resent"] == {"ThrottlingException": 3, "InternalFailure": 1}
-    assert totals_["dlq"] == {"acr-ride-manager-fleet-dlq": 3, "acr-reward-payments-dlq": 1}
     own = body["services"]["bff"]  # this process's counters, which earlier tests in the process also moved
+    others = 4  # address-finder, car-dispatcher, car-simulator, route-monitor publish 1 each in the fake
+    assert totals_["published"] == 5 + 2 + others + own["published"]
+    resent = Counter({"ThrottlingException": 3, "InternalFailure": 1}) + Counter(own["resent"])
+    assert totals_["resent"] == dict(resent)
+    assert totals_["dlq"] == {"acr-ride-manager-fleet-dlq": 3, "acr-reward-payments-dlq": 1} | own.get(
+        "dlq", {}
+    )
     assert totals_["relayLagMs"] == max(90.0, own["relayLagMs"])
     assert totals_["projectionLagMs"] == max(120.0, own["projectionLagMs"])
-    assert (totals_["staleDropped"], totals_["parked"], totals_["duplicatesDiscarded"]) == (4, 1, 1)
+    assert (totals_["staleDropped"], totals_["parked"], totals_["duplicatesDiscarded"]) == (
+        4 + own["staleDropped"],
+        1 + own["parked"],
+        1 + own["duplicatesDiscarded"],
+    )
 
 
 def test_totals_default_every_counter() -> None:
@@ -123,3 +132,15 @@ def test_ops_rides_and_events(
     error_of(client.get("/ops/rides/unknown/events", headers=OPS), 404, "ride_not_found")
     deps.ride_manager.down = True  # type: ignore[attr-defined]
     error_of(client.get("/ops/rides?active=true", headers=OPS), 503, "dependency_unavailable")
+
+
+def test_the_oldest_pending_outbox_age_totals_to_the_worst_service() -> None:
+    total = totals(
+        {
+            "ride-manager": {"published": 1, "oldestPendingMs": 1500.0},
+            "payment": {"published": 2, "oldestPendingMs": 90_000.0},
+            "reward": {"published": 3, "oldestPendingMs": None},  # nothing pending
+        }
+    )
+    assert total["oldestPendingMs"] == 90_000.0 and total["published"] == 6
+    assert "oldestPendingMs" not in totals({"reward": {"oldestPendingMs": None}})

@@ -13,7 +13,7 @@ from acr import catalog, clock
 from acr.catalog.base import EventData, Place
 from acr.catalog.monitoring import CarStalled, TripCompleted, TripStarted
 from acr.catalog.ride import CancellationReason, RideCancelled, RideRequested
-from acr.consumer import idempotent
+from acr.consumer import Wait, idempotent
 from acr.envelope import CloudEvent
 from acr.money import Money
 from acr.unit_of_work import Duplicate
@@ -173,12 +173,13 @@ def test_the_live_fleet_hears_of_a_reservation_only_once_it_is_committed() -> No
     assert fleet.all()[0].state == CarState.RESERVED and fleet.all()[0].version == 1
 
 
-def test_paused_dispatch_leaves_the_request_for_later() -> None:
+def test_paused_dispatch_leaves_the_request_waiting_for_later() -> None:
     store = _store(("car-1", 60.171, 24.94))
     consume = Consumer(store)
     consume.control.paused = True
-    with pytest.raises(DispatchPaused):
+    with pytest.raises(DispatchPaused) as paused:
         consume(*_requested("ride_1"))
+    assert isinstance(paused.value, Wait)  # parked for as long as the pause lasts, never dead-lettered
     assert store.outbox == [] and store.markers == set() and consume.commits == 0
 
 
@@ -195,6 +196,50 @@ def test_a_cancel_releases_the_car_and_a_late_request_assigns_nothing() -> None:
     assert consume(*_requested("ride_2")) == 1  # arrives after its cancel: a tombstone stops it
     assert _types(store) == ["CarAssigned", "CarReleased"] and store.cars["car-1"].state == CarState.AVAILABLE
     assert store.assignments["ride_2"].status == AssignmentStatus.CANCELLED
+
+
+@pytest.mark.parametrize("on_trip", [False, True])
+@pytest.mark.parametrize("reason", list(CancellationReason))
+def test_a_cancel_for_any_reason_before_or_during_the_trip_releases_the_car(
+    reason: CancellationReason, on_trip: bool
+) -> None:
+    store = _store(("car-1", 60.171, 24.94))
+    consume = Consumer(store)
+    consume(*_requested("ride_1"))
+    if on_trip:
+        consume(*_started("ride_1", "car-1"))
+    assert consume(*_cancelled("ride_1", "car-1", reason)) == 1
+    assert (store.cars["car-1"].state, store.cars["car-1"].ride_id) == (CarState.AVAILABLE, None)
+    assert store.assignments["ride_1"].status == AssignmentStatus.CANCELLED
+    assert _types(store)[-1] == "CarReleased" and store.outbox[-1].event.data["reason"] == reason.value
+
+
+def test_a_stall_that_waited_for_a_replacement_until_the_ride_ended_only_takes_the_car_out() -> None:
+    store = _store(("car-1", 60.171, 24.94))
+    consume = Consumer(store)
+    consume(*_requested("ride_1"))
+    consume(*_started("ride_1", "car-1"))
+    stalled = _stalled("ride_1", "car-1")
+    with pytest.raises(NoReplacementYet):
+        consume(*stalled)
+    consume(*_cancelled("ride_1", "car-1", CancellationReason.TRIP_INTERRUPTED))  # ride-manager's deadline
+    assert consume(*stalled) == 1  # the parked stall comes again: nothing to replace any more
+    assert (store.cars["car-1"].state, store.cars["car-1"].ride_id) == (CarState.OUT_OF_SERVICE, None)
+    assert _types(store) == ["CarAssigned", "CarReleased", "CarOutOfService"]
+
+
+def test_a_stall_about_a_ride_the_car_no_longer_serves_leaves_it_in_service() -> None:
+    store = _store(("car-1", 60.171, 24.94))
+    consume = Consumer(store)
+    consume(*_requested("ride_1"))
+    stalled = _stalled("ride_1", "car-1")
+    with pytest.raises(NoReplacementYet):
+        consume(*stalled)
+    consume(*_cancelled("ride_1", "car-1", CancellationReason.CAR_NOT_ARRIVED))
+    consume(*_requested("ride_2"))  # the released car drives again, for another ride
+    assert consume(*stalled) == 1
+    assert (store.cars["car-1"].state, store.cars["car-1"].ride_id) == (CarState.RESERVED, "ride_2")
+    assert "CarOutOfService" not in _types(store)
 
 
 def test_a_completed_trip_frees_the_car() -> None:
@@ -239,8 +284,9 @@ def test_a_stall_with_no_replacement_yet_commits_nothing_and_succeeds_when_a_car
     consume(*_requested("ride_1"))
     consume(*_started("ride_1", "car-1"))
     stalled = _stalled("ride_1", "car-1")
-    with pytest.raises(NoReplacementYet):
+    with pytest.raises(NoReplacementYet) as waiting:
         consume(*stalled)
+    assert isinstance(waiting.value, Wait)
     assert store.cars["car-1"].state == CarState.ON_TRIP and _types(store) == ["CarAssigned"]
     assert len(store.markers) == 2  # the stall's message is not consumed: it comes again
 

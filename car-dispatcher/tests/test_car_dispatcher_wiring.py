@@ -95,8 +95,16 @@ def test_the_wired_app_dispatches_and_answers_over_http(store: FleetStore) -> No
         outside = client.post("/v1/pickup-eta", json={"lat": 10, "lon": 10})
         assert (outside.status_code, outside.json()["error"]["code"]) == (422, "outside_service_area")
 
+        unknown = client.get("/v1/assignments/ride_1")
+        assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "assignment_not_found")
         messaging.deliver("events", _requested("ride_1"), subject="ride_1")
         assert store.cars["car-1"].state == CarState.RESERVED
+        assert client.get("/v1/assignments/ride_1").json() == {
+            "rideId": "ride_1",
+            "status": "ASSIGNED",
+            "carId": "car-1",
+            "tripStarted": False,
+        }
         none = client.post("/v1/pickup-eta", json={"lat": 60.17, "lon": 24.94})
         assert (none.status_code, none.json()["error"]["code"]) == (409, "no_car_available")
         cars = client.get("/v1/fleet").json()["cars"]

@@ -203,3 +203,13 @@ def test_a_car_already_at_the_pickup_arrives_at_once() -> None:
         )
     )
     assert [c.phase for c in car.advance(0.25, 0.0)] == [CarPhase.TO_PICKUP, CarPhase.BOARDING]
+
+
+def test_a_command_tried_on_a_copy_leaves_the_car_as_it_was() -> None:
+    car = Car("car-00001", HOME.lat, HOME.lon)
+    car.assign(_assignment())
+    _run(car, 100.0)
+    before = (car.state_key(), car.position, car.travelled_m)
+    trial = car.copy()
+    assert trial.release("ride-1") and trial.state_key() != car.state_key()
+    assert (car.state_key(), car.position, car.travelled_m) == before and list(car.closed_rides) == []

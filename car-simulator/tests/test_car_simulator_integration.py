@@ -22,11 +22,12 @@ from acr.stream import decode_record
 from acr.topology import discover
 from acr.topology.apply import Clients, apply
 from acr_testkit.emulator import aws_emulator
+from car_simulator.adapters.dynamo import DynamoCarStore, DynamoCarUnitOfWork
 from car_simulator.adapters.kinesis import KinesisPublisher, TelemetryBuffer
 from car_simulator.domain import Car
 from car_simulator.handlers import CarSimulator, SimulationLoop, handlers
 from car_simulator.simulation import Simulation
-from car_simulator.topology import TOPOLOGY
+from car_simulator.topology import CARS, TOPOLOGY
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +60,7 @@ def test_the_topology_declares_the_stream_and_the_fleet_subscription(settings: S
     shards = clients.kinesis.list_shards(StreamName=TELEMETRY_STREAM)["Shards"]
     assert len(shards) == 2
     assert clients.sqs.get_queue_url(QueueName="acr-car-simulator-events")["QueueUrl"]
-    assert TOPOLOGY.inbox_table in clients.dynamodb.list_tables()["TableNames"]
+    assert {TOPOLOGY.inbox_table, CARS} <= set(clients.dynamodb.list_tables()["TableNames"])
 
 
 def test_a_car_assigned_on_the_fleet_bus_drives_the_car_and_its_telemetry_lands_on_the_stream(
@@ -93,7 +94,8 @@ def test_a_car_assigned_on_the_fleet_bus_drives_the_car_and_its_telemetry_lands_
         queue_url=edge.queue_url("acr-car-simulator-events"),
         dead_letter_queue_url=edge.queue_url("acr-car-simulator-events-dlq"),
         handler=idempotent(
-            edge.unit_of_work, handlers(simulator=simulator, roads=StraightRoads(10.0), boarding_s=5)
+            lambda: DynamoCarUnitOfWork(edge.unit_of_work()),
+            handlers(simulator=simulator, roads=StraightRoads(10.0), boarding_s=5),
         ),
         wait_s=1,
     )
@@ -101,6 +103,8 @@ def test_a_car_assigned_on_the_fleet_bus_drives_the_car_and_its_telemetry_lands_
     while simulator.simulation.car("car-00003").ride_id is None and time.monotonic() < deadline:
         consumer.poll_once()
     assert simulator.simulation.car("car-00003").phase.value == "TO_PICKUP"
+    [stored] = DynamoCarStore(edge.dynamodb).load()  # the assignment was stored with the marker
+    assert (stored.car.car_id, stored.car.ride_id, stored.car.version) == ("car-00003", "ride-it-1", 1)
 
     loops = Loops()
     loops.add("simulation", SimulationLoop(simulator, publisher.buffer).run)

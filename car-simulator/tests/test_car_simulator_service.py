@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from car_simulator_fakes import FakeKinesis, MemoryInbox, StraightRoads
+from car_simulator_fakes import FakeKinesis, MemoryCarStore, StraightRoads
 from fastapi.testclient import TestClient
 
 from acr import catalog
@@ -43,8 +43,14 @@ def simulator() -> CarSimulator:
 
 
 @pytest.fixture
-def consumer(simulator: CarSimulator) -> MessageHandler:
-    return idempotent(MemoryInbox(), handlers(simulator=simulator, roads=StraightRoads(10.0), boarding_s=60))
+def store() -> MemoryCarStore:
+    return MemoryCarStore()
+
+
+@pytest.fixture
+def consumer(simulator: CarSimulator, store: MemoryCarStore) -> MessageHandler:
+    table = handlers(simulator=simulator, roads=StraightRoads(10.0), boarding_s=60)
+    return idempotent(store.unit_of_work, table)
 
 
 def _assigned_data(car: str = "car-00001", ride: str = "ride-1", replaces: str | None = None) -> CarAssigned:
@@ -128,23 +134,36 @@ def test_the_loop_hands_every_report_to_the_publisher_queue(
 class Wired:
     """The app wired with fakes: fleet events delivered by hand, telemetry into a fake Kinesis."""
 
-    def __init__(self, sim_speed: float, boarding_s: float) -> None:
+    def __init__(
+        self,
+        sim_speed: float,
+        boarding_s: float,
+        store: MemoryCarStore | None = None,
+        save_every_s: float = 15,
+    ) -> None:
         self.messaging, self.kinesis = FakeMessaging(), FakeKinesis()
-        self.settings = Settings(sim_speed=sim_speed, boarding_s=boarding_s)
+        self.settings = Settings(sim_speed=sim_speed, boarding_s=boarding_s, car_save_every_s=save_every_s)
+        self.store = store or MemoryCarStore()
 
     def wire(self, runtime: Runtime) -> SimulatorState:
         publisher = KinesisPublisher(self.kinesis, "acr-car-telemetry", TelemetryBuffer())
-        adapters = Adapters(self.messaging, MemoryInbox(), StraightRoads(10.0), FLEET, publisher)
+        adapters = Adapters(
+            self.messaging, self.store.unit_of_work, self.store, StraightRoads(10.0), FLEET, publisher
+        )
         return assemble(runtime, adapters)
 
     def client(self) -> TestClient:
         return TestClient(SERVICE.app(settings=self.settings, wire=self.wire))
 
-    def phases(self, car_id: str) -> list[str]:
-        """The phase changes of ``car_id`` as they reached the stream."""
+    def telemetry(self, car_id: str) -> list[CarTelemetry]:
+        """The records of ``car_id`` as they reached the stream."""
         records = [decode_record({**r, "SequenceNumber": "0"}) for r in self.kinesis.delivered]
         telemetry = [r.data for r in records if r is not None and isinstance(r.data, CarTelemetry)]
-        phases = [t.phase for t in telemetry if t.car_id == car_id]
+        return [t for t in telemetry if t.car_id == car_id]
+
+    def phases(self, car_id: str) -> list[str]:
+        """The phase changes of ``car_id`` as they reached the stream."""
+        phases = [t.phase for t in self.telemetry(car_id)]
         return [p for i, p in enumerate(phases) if i == 0 or p != phases[i - 1]]
 
 
@@ -194,3 +213,40 @@ def test_the_wired_app_drives_an_assigned_car_to_the_drop_off_and_stops_at_once(
         assert wired.phases("car-00001")[-4:] == ["TO_PICKUP", "BOARDING", "TO_DESTINATION", "IDLE"]
         stopping = time.monotonic()
     assert time.monotonic() - stopping < 1.0  # the loops wait on the stop event
+
+
+def test_a_restarted_app_goes_on_with_the_ride_from_where_the_car_was_saved() -> None:
+    store = MemoryCarStore()  # the cars table and the inbox, surviving the process
+    first = Wired(sim_speed=20, boarding_s=1, store=store, save_every_s=0.5)  # ~4 wall s to the pickup
+    with first.client():
+        assigned = first.messaging.deliver("events", _assigned_data(), subject="ride-1", sequence=1)
+        assert _until(lambda: store.tables.cars["car-00001"].car.travelled_m > 100)
+        store.tables.unreachable = True  # killed: nothing more is written, not even the last progress
+    saved = store.tables.cars["car-00001"]
+    leg = saved.car.leg
+    assert (
+        leg is not None
+        and 100 < saved.car.travelled_m < leg.length_m
+        and saved.car.phase is CarPhase.TO_PICKUP
+    )
+    store.tables.unreachable = False
+
+    second = Wired(sim_speed=20, boarding_s=1, store=store)
+    with second.client() as client:
+        car = client.get("/v1/cars/car-00001").json()
+        assert (car["rideId"], car["phase"]) == ("ride-1", "TO_PICKUP")
+        assert car["odometerM"] >= saved.car.odometer_m  # on from where it was saved, not from the start
+        with pytest.raises(Duplicate):  # the marker survived too: the assignment is not taken again
+            second.messaging.consumers["events"](assigned.resent(), _assigned_data())
+        done = _until(lambda: (car := client.get("/v1/cars/car-00001").json())["rideId"] is None and car, 30)
+        assert (done["phase"], done["lat"], done["lon"]) == ("IDLE", DROPOFF.lat, DROPOFF.lon)
+        assert _until(lambda: second.phases("car-00001")[-1:] == ["IDLE"])
+    first_report = second.telemetry("car-00001")[0]  # reported at once, where it was saved, with its ride
+    assert (first_report.ride_id, first_report.phase, first_report.odometer_m) == (
+        "ride-1",
+        "TO_PICKUP",
+        round(saved.car.odometer_m, 2),
+    )
+    assert (first_report.lat, first_report.lon) == (saved.car.lat, saved.car.lon)
+    assert second.phases("car-00001") == ["TO_PICKUP", "BOARDING", "TO_DESTINATION", "IDLE"]
+    assert store.tables.cars["car-00001"].car.ride_id is None  # and the finished ride was saved

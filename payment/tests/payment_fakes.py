@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from acr_testkit.memory import MemoryUnitOfWork, MessageStore
-from payment.domain import Charge, Payment
+from payment.domain import Charge, Payment, PaymentStatus
 
 
 class MemoryLedger:
@@ -61,3 +62,9 @@ class _Payments:
             return None if current is not None and current.version == before.version else "payment"
 
         self._uow.stage(check, lambda: rows.__setitem__(after.ride_id, after))
+
+    def awaiting_outcome(self, limit: int) -> list[str]:
+        unknown = [p for p in list(self._uow.store.payments.values()) if p.status == PaymentStatus.UNKNOWN]
+        return [
+            p.ride_id for p in sorted(unknown, key=lambda p: p.updated_at or datetime.min.replace(tzinfo=UTC))
+        ][:limit]

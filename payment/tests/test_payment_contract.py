@@ -52,8 +52,13 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
 
 
 def _failed(ride_id: str = "ride_1") -> Payment:
-    outcome = ChargeOutcome(3, reason="the gateway did not answer within 1 s")
+    outcome = ChargeOutcome.declined(1, "card declined by the issuer")
     return Payment.settle(ride_id, "rdr_1", PaymentPurpose.FARE, FARE, outcome, AT)
+
+
+def _unknown(ride_id: str, at: datetime = AT) -> Payment:
+    outcome = ChargeOutcome.unknown(3, "the gateway did not answer within 1 s")
+    return Payment.settle(ride_id, "rdr_1", PaymentPurpose.FARE, FARE, outcome, at)
 
 
 def _capture(ride_id: str, at: datetime = AT, amount: Money = FARE) -> Charge:
@@ -80,7 +85,7 @@ def test_a_payment_is_updated_only_from_its_version(backend: Backend) -> None:
     uow.payments.add(_failed())
     uow.commit()
     before = _failed()
-    after = before.retried(ChargeOutcome(1, charge=_capture("ride_1")), AT + timedelta(seconds=5))
+    after = before.retried(ChargeOutcome.captured(1, _capture("ride_1")), AT + timedelta(seconds=5))
     update = backend.unit_of_work()
     update.payments.update(before, after)
     update.commit()
@@ -97,6 +102,31 @@ def test_a_payment_is_updated_only_from_its_version(backend: Backend) -> None:
         missing.commit()
     assert backend.unit_of_work().payments.get("ride_1") == after
     assert backend.unit_of_work().payments.get("ride_none") is None
+
+
+def test_the_payments_awaiting_their_outcome_are_listed_least_recently_updated_first(
+    backend: Backend,
+) -> None:
+    uow = backend.unit_of_work()
+    for ride_id, seconds in (("ride_3", 2), ("ride_1", 0), ("ride_2", 1)):
+        uow.payments.add(_unknown(ride_id, AT + timedelta(seconds=seconds)))
+    uow.payments.add(_failed("ride_failed"))
+    uow.commit()
+    assert backend.unit_of_work().payments.awaiting_outcome(10) == ["ride_1", "ride_2", "ride_3"]
+    assert backend.unit_of_work().payments.awaiting_outcome(2) == ["ride_1", "ride_2"]
+
+    stored = backend.unit_of_work().payments.get("ride_1")
+    assert stored == _unknown("ride_1") and stored.sequence == 0
+    tried = stored.reconciled(ChargeOutcome.unknown(1, "no answer"), AT + timedelta(seconds=9))
+    paid = _unknown("ride_2", AT + timedelta(seconds=1)).reconciled(
+        ChargeOutcome.captured(1, _capture("ride_2")), AT + timedelta(seconds=10)
+    )
+    update = backend.unit_of_work()
+    update.payments.update(stored, tried)
+    update.payments.update(_unknown("ride_2", AT + timedelta(seconds=1)), paid)
+    update.commit()
+    assert backend.unit_of_work().payments.awaiting_outcome(10) == ["ride_3", "ride_1"]
+    assert backend.unit_of_work().payments.get("ride_2") == paid and paid.sequence == 1
 
 
 def test_the_ledger_keeps_the_first_row_of_a_charge(backend: Backend) -> None:

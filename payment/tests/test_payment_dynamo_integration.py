@@ -4,7 +4,7 @@ replays (conditional puts racing on a server)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
@@ -25,7 +25,8 @@ from acr_testkit.emulator import aws_emulator
 from payment.adapters.dynamo import DynamoLedger, DynamoPaymentUnitOfWork
 from payment.adapters.gateway import SimulatedGateway
 from payment.domain import ChargeRetryPolicy, PaymentStatus
-from payment.handlers import Charger, get_payment, handlers, retry_payment
+from payment.handlers import Charger, get_payment, handlers
+from payment.reconciler import Reconciler
 from payment.topology import TOPOLOGY
 
 pytestmark = pytest.mark.integration
@@ -66,28 +67,33 @@ def test_payment_record_outbox_and_marker_commit_together_and_capture_once(messa
     handle(event, data)
     with pytest.raises(Duplicate):
         handle(event.resent(), data)
-    failed = get_payment(unit_of_work(), "ride_it_pay_1")
-    assert (failed.status, failed.attempts) == (PaymentStatus.FAILED, 3)
+    unknown = get_payment(unit_of_work(), "ride_it_pay_1")
+    assert (unknown.status, unknown.attempts) == (PaymentStatus.UNKNOWN, 3)
     assert len(ledger.list("ride_it_pay_1", 500)) == 1  # captured before the timeouts, once
+    assert messaging.events_about("ride_it_pay_1") == []
+    reconciler = Reconciler(unit_of_work=unit_of_work, charger=charger, pace_s=1)
+    assert _awaiting(unit_of_work, "ride_it_pay_1") and reconciler.tick() == 0
 
     gateway.set_mode("ok")
-    paid = retry_payment(unit_of_work, "ride_it_pay_1", charger=charger)
-    assert (
-        paid.status == PaymentStatus.SUCCEEDED and get_payment(unit_of_work(), "ride_it_pay_1").version == 2
-    )
+    assert reconciler.tick() == 1
+    paid = get_payment(unit_of_work(), "ride_it_pay_1")
+    assert (paid.status, paid.version, paid.sequence) == (PaymentStatus.SUCCEEDED, 3, 1)
+    assert not _awaiting(unit_of_work, "ride_it_pay_1")
     [charge] = ledger.list("ride_it_pay_1", 500)
     assert charge.charge_id == paid.payment_id
-    assert [e["type"].rsplit(".", 1)[1] for e in messaging.events_about("ride_it_pay_1")] == [
-        "PaymentFailed",
-        "PaymentSucceeded",
-    ]
+    told = messaging.events_about("ride_it_pay_1")
+    assert [(str(e["type"]).rsplit(".", 1)[1], e["sequence"]) for e in told] == [("PaymentSucceeded", 1)]
 
     # a stale writer (version 1) loses on the version condition
     uow = DynamoPaymentUnitOfWork(messaging.unit_of_work())
-    uow.payments.update(failed, failed)
+    uow.payments.update(unknown, unknown)
     with pytest.raises(Conflict) as conflict:
         uow.commit()
     assert conflict.value.labels == ["payment"]
+
+
+def _awaiting(unit_of_work: Callable[[], DynamoPaymentUnitOfWork], ride_id: str) -> bool:
+    return ride_id in unit_of_work().payments.awaiting_outcome(100)
 
 
 def test_concurrent_captures_with_one_key_keep_one_ledger_row(messaging: Messaging) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -14,27 +16,32 @@ from acr import catalog
 from acr.catalog.ride import CancellationReason, RideCancelled, RideCompleted
 from acr.consumer import idempotent
 from acr.envelope import CloudEvent
+from acr.faults import NO_FAULTS, Faults
 from acr.money import Money
 from acr.service import Runtime
+from acr.settings import Settings
 from acr.unit_of_work import Duplicate
 from acr_testkit.messaging import FakeMessaging
 from payment.adapters.gateway import SimulatedGateway
 from payment.api import PaymentState
 from payment.bootstrap import SERVICE, Adapters, assemble
-from payment.domain import ChargeRetryPolicy, GatewayMode, Payment, PaymentStatus
-from payment.handlers import Charger, handlers, retry_payment
+from payment.domain import ChargeRetryPolicy, GatewayMode, NotRetryable, Payment, PaymentStatus
+from payment.handlers import Charger, handlers, reconcile_payment, retry_payment
+from payment.reconciler import PAGE, Reconciler
 
 FARE = Money.of("23.40")
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 class World:
-    def __init__(self, mode: GatewayMode = "ok", capture_on_timeout: bool = True) -> None:
+    def __init__(
+        self, mode: GatewayMode = "ok", capture_on_timeout: bool = True, faults: Faults = NO_FAULTS
+    ) -> None:
         self.store = PaymentStore()
         self.ledger = MemoryLedger()
         self.slept: list[float] = []
         self.gateway = SimulatedGateway(
-            self.ledger, mode, capture_on_timeout=capture_on_timeout, sleep=lambda s: None
+            self.ledger, mode, capture_on_timeout=capture_on_timeout, sleep=lambda s: None, faults=faults
         )
         self.charger = Charger(
             self.gateway, ChargeRetryPolicy(max_attempts=3, base_delay_s=0.2), sleep=self.sleep
@@ -49,6 +56,14 @@ class World:
 
     def retry(self, ride_id: str) -> Payment:
         return retry_payment(self.unit_of_work, ride_id, charger=self.charger)
+
+    def reconcile(self) -> int:
+        """One round of the reconciler."""
+        return Reconciler(unit_of_work=self.unit_of_work, charger=self.charger, pace_s=1).tick()
+
+    def told(self) -> list[tuple[str, int | None]]:
+        """The outcomes recorded, with their sequence."""
+        return [(o.event.type.rsplit(".", 1)[1], o.event.sequence) for o in self.store.outbox]
 
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
@@ -133,18 +148,30 @@ def test_a_decline_fails_at_once_without_retries() -> None:
     world = World("decline")
     world.handle(*completed())
     [(kind, payload)] = world.outbox()
-    assert kind == "PaymentFailed" and payload["reason"] == "card declined by the issuer"
+    assert kind == "PaymentFailed" and payload["reason"] == "CARD_DECLINED"
+    assert world.told() == [("PaymentFailed", 1)]
     assert world.slept == [] and world.captures("ride_1") == 0
-    assert world.store.payments["ride_1"].attempts == 1
+    payment = world.store.payments["ride_1"]
+    assert (payment.status, payment.attempts, payment.reason) == (
+        PaymentStatus.FAILED,
+        1,
+        "card declined by the issuer",
+    )
+    assert world.reconcile() == 0 and world.told() == [("PaymentFailed", 1)]
 
 
-def test_transient_failures_are_retried_with_backoff_then_fail() -> None:
+def test_no_answer_is_tried_again_with_backoff_then_left_unknown_never_failed() -> None:
     world = World("timeout", capture_on_timeout=False)
     world.handle(*completed())
-    assert world.slept == [0.2, 0.4]
-    [(kind, payload)] = world.outbox()
-    assert kind == "PaymentFailed" and "did not answer" in str(payload["reason"])
-    assert world.store.payments["ride_1"].attempts == 3 and world.captures("ride_1") == 0
+    assert world.slept == [0.2, 0.4] and world.outbox() == []
+    payment = world.store.payments["ride_1"]
+    assert (payment.status, payment.attempts, payment.sequence) == (PaymentStatus.UNKNOWN, 3, 0)
+    assert "did not answer" in str(payment.reason) and world.captures("ride_1") == 0
+
+    world.gateway.set_mode("ok")  # no capture under that key: the reconciler captures with the same key
+    assert world.reconcile() == 1
+    assert world.captures("ride_1") == 1 and world.told() == [("PaymentSucceeded", 1)]
+    assert world.store.payments["ride_1"].status == PaymentStatus.SUCCEEDED
 
 
 def test_a_timeout_after_a_capture_is_retried_with_the_same_key_and_captures_once() -> None:
@@ -156,14 +183,104 @@ def test_a_timeout_after_a_capture_is_retried_with_the_same_key_and_captures_onc
     assert kind == "PaymentSucceeded" and world.store.payments["ride_1"].attempts == 2
 
 
-def test_operator_retry_after_fixing_the_mode_succeeds_with_still_one_capture() -> None:
-    world = World("timeout", capture_on_timeout=True)  # it captured, then never answered: PaymentFailed
+def test_a_capture_that_succeeded_before_three_timeouts_ends_succeeded_with_one_capture_and_one_event() -> (
+    None
+):
+    world = World("timeout", capture_on_timeout=True)  # it captured, then never answered again
+    event, data = completed()
+    world.handle(event, data)
+    assert world.captures("ride_1") == 1 and world.outbox() == []
+    assert world.store.payments["ride_1"].status == PaymentStatus.UNKNOWN
+    with pytest.raises(NotRetryable):
+        world.retry("ride_1")  # the reconciler settles it, not the operator
+
+    assert world.reconcile() == 0  # the gateway is still out: it stays unknown
+    assert world.store.payments["ride_1"].status == PaymentStatus.UNKNOWN
+    world.gateway.set_mode("ok")
+    assert world.reconcile() == 1
+    payment = world.store.payments["ride_1"]
+    assert (payment.status, payment.attempts, payment.sequence) == (PaymentStatus.SUCCEEDED, 5, 1)
+    assert payment.payment_id == next(iter(world.ledger.rows.values())).charge_id
+    assert world.told() == [("PaymentSucceeded", 1)] and world.captures("ride_1") == 1
+
+    world.handle(*completed())  # the same ride again (a new event id): nothing more
+    with pytest.raises(Duplicate):
+        world.handle(event.resent(), data)
+    assert world.reconcile() == 0
+    assert world.told() == [("PaymentSucceeded", 1)] and world.captures("ride_1") == 1
+
+
+def test_gateway_unknown_leaves_payments_unknown_until_it_ends_then_they_are_reconciled() -> None:
+    faults = Faults({"gateway.unknown": 1.0})
+    world = World(faults=faults)
+    world.handle(*completed("ride_1"))
+    world.handle(*cancelled("ride_2", Money.of("5.00")))
+    assert world.outbox() == [] and world.captures("ride_1") == world.captures("ride_2") == 1
+    assert {p.status for p in world.store.payments.values()} == {PaymentStatus.UNKNOWN}
+    for _ in range(3):
+        assert world.reconcile() == 0
+    faults.rates["gateway.unknown"] = 0.0  # the window closed
+    assert world.reconcile() == 2
+    assert sorted(world.told()) == [("PaymentSucceeded", 1), ("PaymentSucceeded", 1)]
+    assert world.captures("ride_1") == world.captures("ride_2") == 1
+    assert world.store.payments["ride_2"].purpose == "CANCELLATION_FEE"
+
+
+def test_reconciliation_leaves_a_payment_another_writer_settled_first() -> None:
+    world = World("timeout", capture_on_timeout=False)
     world.handle(*completed())
-    assert [k for k, _ in world.outbox()] == ["PaymentFailed"] and world.captures("ride_1") == 1
+    world.gateway.set_mode("ok")
+    unknown = world.store.payments["ride_1"]
+
+    def settled_meanwhile() -> MemoryPaymentUnitOfWork:
+        def other_writer() -> None:
+            world.store.payments["ride_1"] = replace(unknown, version=unknown.version + 1)
+
+        return MemoryPaymentUnitOfWork(world.store, before_commit=other_writer)
+
+    assert reconcile_payment(settled_meanwhile, "ride_1", charger=world.charger) is None
+    assert world.outbox() == [] and world.store.payments["ride_1"].version == 2
+    assert reconcile_payment(world.unit_of_work, "ride_none", charger=world.charger) is None
+
+
+def test_a_reconciliation_round_stops_when_told_to() -> None:
+    world = World("timeout", capture_on_timeout=False)
+    for ride_id in ("ride_1", "ride_2"):
+        world.handle(*completed(ride_id))
+    world.gateway.set_mode("ok")
+    stop = threading.Event()
+    stop.set()
+    reconciler = Reconciler(unit_of_work=world.unit_of_work, charger=world.charger, pace_s=1)
+    assert reconciler.tick(stop) == 0 and world.outbox() == []
+    assert reconciler.tick() == 2
+
+
+def test_the_reconciler_loop_goes_on_at_once_while_it_settles_full_pages() -> None:
+    world = World("timeout", capture_on_timeout=False)
+    rides = [f"ride_{n}" for n in range(PAGE + 5)]
+    for ride_id in rides:
+        world.handle(*completed(ride_id))
+    world.gateway.set_mode("ok")
+    stop = threading.Event()
+    loop = threading.Thread(
+        target=Reconciler(unit_of_work=world.unit_of_work, charger=world.charger, pace_s=60).run, args=(stop,)
+    )
+    loop.start()
+    try:
+        assert _eventually(lambda: len(world.outbox()) == len(rides), timeout_s=5)  # not 60 s later
+    finally:
+        stop.set()
+        loop.join(5)
+    assert not loop.is_alive() and all(world.captures(r) == 1 for r in rides)
+
+
+def test_operator_retry_of_a_declined_payment_succeeds_with_still_one_capture_and_the_next_sequence() -> None:
+    world = World("decline")
+    world.handle(*completed())
     world.gateway.set_mode("ok")
     paid = world.retry("ride_1")
-    assert paid.status == PaymentStatus.SUCCEEDED and paid.attempts == 4
-    assert [k for k, _ in world.outbox()] == ["PaymentFailed", "PaymentSucceeded"]
+    assert paid.status == PaymentStatus.SUCCEEDED and paid.attempts == 2
+    assert world.told() == [("PaymentFailed", 1), ("PaymentSucceeded", 2)]
     assert world.captures("ride_1") == 1
 
 
@@ -187,7 +304,8 @@ class Wired:
     """The app wired with in-memory adapters; ``before_commit`` actions run (once each) right before the
     next commit of a unit of work, as a competing writer would."""
 
-    def __init__(self, mode: GatewayMode) -> None:
+    def __init__(self, mode: GatewayMode, settings: Settings | None = None) -> None:
+        self.settings = settings
         self.store, self.ledger, self.messaging = PaymentStore(), MemoryLedger(), FakeMessaging()
         self.gateway = SimulatedGateway(self.ledger, mode, sleep=lambda s: None)
         self.before_commit: list[Callable[[], None]] = []
@@ -204,7 +322,7 @@ class Wired:
         return assemble(runtime, Adapters(self.messaging, self.unit_of_work, self.gateway))
 
     def client(self) -> TestClient:
-        return TestClient(SERVICE.app(wire=self.wire))
+        return TestClient(SERVICE.app(settings=self.settings, wire=self.wire))
 
 
 def test_payment_http_api() -> None:
@@ -233,6 +351,7 @@ def test_payment_http_api() -> None:
         assert charge["chargeId"] == paid.json()["paymentId"] and charge["at"].endswith("Z")
         assert len(client.get("/v1/gateway/charges").json()["charges"]) == 1
         assert [type(p).__name__ for p in wired.store.published()] == ["PaymentFailed", "PaymentSucceeded"]
+        assert [o.event.sequence for o in wired.store.outbox] == [1, 2] and paid.json()["sequence"] == 2
         assert client.get("/healthz").json()["service"] == "payment"
 
 
@@ -259,3 +378,31 @@ def test_a_retry_that_loses_the_race_answers_409() -> None:
         assert (raced.status_code, raced.json()["error"]["code"]) == (409, "concurrent_update")
         assert client.get("/v1/payments/ride_2").json()["status"] == "FAILED"
         assert wired.ledger.list("ride_1", 10) and wired.ledger.list("ride_2", 10)  # one capture each
+
+
+def _eventually(check: Callable[[], bool], timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_the_wired_reconciler_settles_unknown_payments_once_the_gateway_answers() -> None:
+    wired = Wired("timeout", Settings(payment_reconcile_s=0.05))
+    with wired.client() as client:
+        wired.messaging.deliver("events", completed("ride_1")[1], subject="ride_1")
+        unknown = client.get("/v1/payments/ride_1").json()
+        assert (unknown["status"], unknown["sequence"]) == ("UNKNOWN", 0)
+        assert client.post("/v1/payments/ride_1/retry").json()["error"]["code"] == "not_retryable"
+        # the reconciler keeps trying while the gateway gives no answer
+        assert _eventually(lambda: client.get("/v1/payments/ride_1").json()["attempts"] >= 6)
+        assert client.get("/v1/payments/ride_1").json()["status"] == "UNKNOWN" and wired.store.outbox == []
+
+        assert client.put("/v1/gateway", json={"mode": "ok"}).json() == {"mode": "ok"}
+        assert _eventually(lambda: client.get("/v1/payments/ride_1").json()["status"] == "SUCCEEDED")
+        [charge] = client.get("/v1/gateway/charges", params={"rideId": "ride_1"}).json()["charges"]
+        assert charge["chargeId"] == client.get("/v1/payments/ride_1").json()["paymentId"]
+        [told] = wired.store.outbox
+        assert (told.event.type.rsplit(".", 1)[1], told.event.sequence) == ("PaymentSucceeded", 1)

@@ -12,7 +12,7 @@ from reward.domain import Effect, Loyalty
 @dataclass
 class RewardStore(MessageStore):
     riders: dict[str, Loyalty] = field(default_factory=dict)
-    effects: set[tuple[str, str]] = field(default_factory=set)
+    effects: dict[tuple[str, str], int | None] = field(default_factory=dict)  # the payment sequence of each
 
 
 class MemoryLoyaltyView:
@@ -56,8 +56,13 @@ class _Effects:
     def applied(self, ride_id: str, effect: Effect) -> bool:
         return (ride_id, effect) in self._uow.store.effects
 
-    def add(self, ride_id: str, effect: Effect, rider_id: str) -> None:
+    def last_sequence(self, ride_id: str) -> int:
+        rows = self._uow.store.effects
+        return max((seq or 0 for (ride, _), seq in list(rows.items()) if ride == ride_id), default=0)
+
+    def add(self, ride_id: str, effect: Effect, rider_id: str, sequence: int | None = None) -> None:
         rows = self._uow.store.effects
         self._uow.stage(
-            lambda: "ride_effect" if (ride_id, effect) in rows else None, lambda: rows.add((ride_id, effect))
+            lambda: "ride_effect" if (ride_id, effect) in rows else None,
+            lambda: rows.__setitem__((ride_id, effect), sequence),
         )

@@ -84,6 +84,19 @@ def test_a_ride_effect_is_guarded_and_a_failed_commit_writes_nothing(backend: Ba
     assert backend.view.get("rdr_1") == Loyalty("rdr_1") and backend.published() == []
 
 
+def test_the_last_payment_sequence_of_a_ride_is_the_highest_among_its_effects(backend: Backend) -> None:
+    assert backend.unit_of_work().effects.last_sequence("ride_1") == 0
+    uow = backend.unit_of_work()
+    uow.effects.add("ride_1", "PAYMENT_FAILED", "rdr_1", 1)
+    uow.effects.add("ride_1", "RIDE_PAID", "rdr_1", 2)
+    uow.effects.add("ride_2", "RIDE_PAID", "rdr_1", 5)
+    uow.effects.add("ride_3", "LATE_CANCELLATION", "rdr_1")  # an outcome without a sequence
+    uow.commit()
+    effects = backend.unit_of_work().effects
+    assert [effects.last_sequence(r) for r in ("ride_1", "ride_2", "ride_3", "ride_4")] == [2, 5, 0, 0]
+    assert effects.applied("ride_3", "LATE_CANCELLATION")
+
+
 def test_a_marker_makes_a_second_delivery_a_duplicate_and_events_go_out_on_commit(backend: Backend) -> None:
     paid = PaymentSucceeded(
         ride_id="ride_1",

@@ -8,8 +8,8 @@ from reward_fakes import MemoryLoyaltyView, MemoryRewardUnitOfWork, RewardStore
 
 from acr import catalog
 from acr.catalog.base import EventData
-from acr.catalog.payment import PaymentFailed, PaymentPurpose, PaymentSucceeded
-from acr.consumer import MessageHandler, idempotent
+from acr.catalog.payment import PaymentFailed, PaymentFailureReason, PaymentPurpose, PaymentSucceeded
+from acr.consumer import MessageHandler, Stale, idempotent
 from acr.envelope import CloudEvent
 from acr.money import Money
 from acr.unit_of_work import Duplicate
@@ -22,7 +22,9 @@ FARE = PaymentPurpose.FARE
 FEE = PaymentPurpose.CANCELLATION_FEE
 
 
-def succeeded(ride_id: str, amount: str, purpose: PaymentPurpose = FARE) -> tuple[CloudEvent, EventData]:
+def succeeded(
+    ride_id: str, amount: str, purpose: PaymentPurpose = FARE, sequence: int | None = None
+) -> tuple[CloudEvent, EventData]:
     data = PaymentSucceeded(
         ride_id=ride_id,
         rider_id="rdr_1",
@@ -30,19 +32,25 @@ def succeeded(ride_id: str, amount: str, purpose: PaymentPurpose = FARE) -> tupl
         amount=Money.of(amount),
         purpose=purpose,
     )
-    return catalog.record(data, subject=ride_id), data
+    return catalog.record(data, subject=ride_id, sequence=sequence), data
 
 
-def failed(ride_id: str, amount: str, purpose: PaymentPurpose = FARE) -> tuple[CloudEvent, EventData]:
+def failed(
+    ride_id: str,
+    amount: str,
+    purpose: PaymentPurpose = FARE,
+    sequence: int | None = None,
+    reason: PaymentFailureReason = PaymentFailureReason.CARD_DECLINED,
+) -> tuple[CloudEvent, EventData]:
     data = PaymentFailed(
         ride_id=ride_id,
         rider_id="rdr_1",
         payment_id=f"pay_{ride_id}",
         amount=Money.of(amount),
         purpose=purpose,
-        reason="card declined",
+        reason=reason,
     )
-    return catalog.record(data, subject=ride_id), data
+    return catalog.record(data, subject=ride_id, sequence=sequence), data
 
 
 def consumer(store: RewardStore) -> MessageHandler:
@@ -101,6 +109,48 @@ def test_a_failed_fare_lowers_the_rating_and_a_retried_success_then_earns_points
     handle(*succeeded("ride_1", "12.00"))
     loyalty = store.riders["rdr_1"]
     assert (loyalty.rating, loyalty.points, loyalty.ride_count) == (4.5, 12, 1)
+
+
+def test_a_late_payment_failed_with_a_lower_sequence_after_a_success_is_harmless() -> None:
+    store = RewardStore()
+    handle = consumer(store)
+    handle(*failed("ride_0", "8.00", sequence=1))  # another ride: the staleness is per ride
+    handle(*succeeded("ride_1", "12.00", sequence=2))
+    before = store.riders["rdr_1"]
+    with pytest.raises(Stale):
+        handle(*failed("ride_1", "12.00", sequence=1))
+    assert store.riders["rdr_1"] == before and (before.rating, before.points) == (4.5, 12)
+    assert len(store.markers) == 2 and [k for k, _ in _outbox(store)] == ["RewardPointsEarned"]
+    handle(*failed("ride_1", "12.00", sequence=3))  # a newer decline is not stale: its effect applies once
+    assert store.riders["rdr_1"].rating == 4.0
+
+
+def test_a_payment_that_failed_by_the_systems_fault_never_lowers_the_rating() -> None:
+    store = RewardStore()
+    handle = consumer(store)
+    handle(*failed("ride_1", "12.00", sequence=1, reason=PaymentFailureReason.GATEWAY_ERROR))
+    assert "rdr_1" not in store.riders and store.effects == {} and len(store.markers) == 1
+    handle(*succeeded("ride_1", "12.00", sequence=2))
+    loyalty = store.riders["rdr_1"]
+    assert (loyalty.rating, loyalty.points, loyalty.ride_count) == (5.0, 12, 1)
+
+
+def test_a_payment_failed_recorded_before_reasons_were_typed_is_read_by_its_words() -> None:
+    def legacy(reason: str) -> tuple[CloudEvent, EventData]:
+        event, _ = failed("ride_legacy", "9.00")
+        old = event.model_copy(update={"data": {**event.data, "reason": reason}})
+        return old, catalog.decode(old)
+
+    store = RewardStore()
+    event, data = legacy("the gateway did not answer within 1 s")
+    assert isinstance(data, PaymentFailed) and data.reason == PaymentFailureReason.GATEWAY_ERROR
+    consumer(store)(event, data)
+    assert "rdr_1" not in store.riders
+    event, data = legacy("card declined by the issuer")
+    assert isinstance(data, PaymentFailed) and data.reason == PaymentFailureReason.CARD_DECLINED
+    consumer(store)(event, data)
+    assert store.riders["rdr_1"].rating == 4.5
+    assert data.model_dump(mode="json", by_alias=True)["reason"] == "CARD_DECLINED"
 
 
 def test_a_lost_race_on_the_rider_is_handled_again_on_the_new_state() -> None:

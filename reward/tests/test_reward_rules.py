@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from acr.catalog.payment import PaymentFailureReason
 from reward.domain import Loyalty, on_payment
 
 
@@ -38,3 +39,30 @@ def test_a_failed_fare_lowers_the_rating_by_half_never_below_zero() -> None:
     assert (change.effect, change.points_earned, change.after.rating) == ("PAYMENT_FAILED", None, 4.5)
     low = on_payment(Loyalty("r1", rating=0.25), succeeded=False, purpose="FARE", amount=Decimal("20"))
     assert low.after.rating == 0.0 and not low.tier_changed
+
+
+def test_only_a_failure_the_rider_caused_lowers_the_rating() -> None:
+    system = on_payment(
+        Loyalty("r1"),
+        succeeded=False,
+        purpose="FARE",
+        amount=Decimal("20"),
+        failure=PaymentFailureReason.GATEWAY_ERROR,
+    )
+    assert system is None
+    declined = on_payment(
+        Loyalty("r1"),
+        succeeded=False,
+        purpose="FARE",
+        amount=Decimal("20"),
+        failure=PaymentFailureReason.CARD_DECLINED,
+    )
+    assert declined is not None and declined.after.rating == 4.5
+    late_fee = on_payment(
+        Loyalty("r1"),
+        succeeded=False,
+        purpose="CANCELLATION_FEE",
+        amount=Decimal("5"),
+        failure=PaymentFailureReason.GATEWAY_ERROR,
+    )
+    assert late_fee is not None and (late_fee.effect, late_fee.after.rating) == ("LATE_CANCELLATION", 4.75)

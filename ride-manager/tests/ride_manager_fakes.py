@@ -12,9 +12,10 @@ from typing import Any
 from acr.catalog.base import Place
 from acr.catalog.ride import RideUpdated
 from acr.consumer import Stale
+from acr.errors import DependencyUnavailable
 from acr.geo import haversine_m
 from acr_testkit.memory import Check, MemoryUnitOfWork, MessageStore
-from ride_manager.domain import ACTIVE, AddressNotFound, Quote, Ride, RideStatus
+from ride_manager.domain import ACTIVE, AddressNotFound, Quote, Ride
 from ride_manager.ports import IdempotencyRecord
 from ride_manager.snapshot import ride_to_json
 
@@ -51,7 +52,14 @@ class MemoryRides:
 
         self._stage(ride, check)
 
-    def _stage(self, ride: Ride, check: Check) -> None:
+    def touch(self, ride: Ride) -> None:
+        def check() -> str | None:
+            current = self._uow.store.rides.get(ride.ride_id)
+            return None if current and current.version == ride.version else "ride"
+
+        self._stage(ride, check, versioned=False)
+
+    def _stage(self, ride: Ride, check: Check, versioned: bool = True) -> None:
         """The ride (under ``check``) and its version (absent so far), as the DynamoDB adapter does."""
         store, snapshot = self._uow.store, copy.deepcopy(ride)
         snapshot.events = []  # what is stored is the state; its events went to the outbox
@@ -59,10 +67,12 @@ class MemoryRides:
 
         def write() -> None:
             store.rides[ride.ride_id] = snapshot
-            store.versions[slot] = ride_to_json(snapshot)
+            if versioned:
+                store.versions[slot] = ride_to_json(snapshot)
 
         self._uow.stage(check, write)
-        self._uow.stage(lambda: "ride-version" if slot in store.versions else None, lambda: None)
+        if versioned:
+            self._uow.stage(lambda: "ride-version" if slot in store.versions else None, lambda: None)
 
 
 class MemoryQuotes:
@@ -178,9 +188,9 @@ class MemoryRideHistory:
         rides = [r for r in list(self._store.rides.values()) if r.status in ACTIVE]
         return [ride_to_json(r) for r in sorted(rides, key=lambda r: r.requested_at, reverse=True)]
 
-    def awaiting_car(self, limit: int) -> list[tuple[str, datetime]]:
-        waiting = [r for r in list(self._store.rides.values()) if r.status == RideStatus.REQUESTED]
-        return [(r.ride_id, r.requested_at) for r in sorted(waiting, key=lambda r: r.requested_at)][:limit]
+    def deadlines(self, limit: int) -> list[tuple[str, datetime]]:
+        due = sorted((r.deadline, r.ride_id) for r in list(self._store.rides.values()) if r.deadline)
+        return [(ride_id, deadline) for deadline, ride_id in due][:limit]
 
 
 class StaticGeo:
@@ -203,8 +213,20 @@ class StaticGeo:
 
 
 class StaticDispatch:
+    """A fleet whose nearest car is ``eta_s`` away; ``assignments`` maps a ride to the car it assigned
+    (``down`` makes it answer nothing)."""
+
     def __init__(self, eta_s: float | None = 120) -> None:
         self.eta_s = eta_s
+        self.assignments: dict[str, str] = {}
+        self.down = False
+        self.asked: list[str] = []
 
     def pickup_eta(self, lat: float, lon: float) -> float | None:
         return self.eta_s
+
+    def assigned_car(self, ride_id: str) -> str | None:
+        self.asked.append(ride_id)
+        if self.down:
+            raise DependencyUnavailable("car-dispatcher did not answer")
+        return self.assignments.get(ride_id)

@@ -22,6 +22,7 @@ from ride_manager_fakes import (
 from acr import catalog, clock, errors
 from acr.catalog.base import Place
 from acr.catalog.fleet import CarAssigned
+from acr.catalog.monitoring import CarArrivedAtPickup, CarStalled, TripStarted
 from acr.catalog.ride import RideUpdated
 from acr.service import Runtime
 from acr.settings import Settings
@@ -46,6 +47,7 @@ class Wired:
     store: RideStore
     messaging: FakeMessaging
     runtime: Runtime
+    dispatch: StaticDispatch
     relayed: set[str] = field(default_factory=set)
 
     def relay_snapshots(self) -> None:
@@ -56,19 +58,19 @@ class Wired:
                 self.relayed.add(outgoing.event.id)
                 self.messaging.deliver("history.fifo", data, subject=data.ride_id, sequence=data.version)
 
-    def book(self) -> dict[str, object]:
+    def book(self, key: str = "k") -> dict[str, object]:
         quote = self.client.post("/v1/quotes", json=QUOTE_BODY).json()
         ride = self.client.post(
             "/v1/rides",
             json={"riderId": "rdr_1", "quoteId": quote["quoteId"]},
-            headers={"Idempotency-Key": "k"},
+            headers={"Idempotency-Key": key},
         )
         assert ride.status_code == 202
         return dict(ride.json())
 
 
 def adapters(
-    store: RideStore, messaging: FakeMessaging, eta: float | None = 90, geo: StaticGeo | None = None
+    store: RideStore, messaging: FakeMessaging, dispatch: StaticDispatch, geo: StaticGeo | None = None
 ) -> Adapters:
     return Adapters(
         consumers=messaging,
@@ -76,7 +78,7 @@ def adapters(
         history_unit_of_work=lambda: MemoryHistoryUnitOfWork(store),
         history=MemoryRideHistory(store),
         geo=geo or StaticGeo({"A1": A, "A2": B}),
-        dispatch=StaticDispatch(eta),
+        dispatch=dispatch,
     )
 
 
@@ -84,20 +86,20 @@ def adapters(
 def wired(
     eta: float | None = 90, settings: Settings | None = None, geo: StaticGeo | None = None
 ) -> Iterator[Wired]:
-    store, messaging, runtimes = RideStore(), FakeMessaging(), list[Runtime]()
+    store, messaging, runtimes, dispatch = RideStore(), FakeMessaging(), list[Runtime](), StaticDispatch(eta)
 
     def wire(runtime: Runtime) -> RideManager:
         runtimes.append(runtime)
-        return assemble(runtime, adapters(store, messaging, eta, geo))
+        return assemble(runtime, adapters(store, messaging, dispatch, geo))
 
     with TestClient(SERVICE.app(settings=settings, wire=wire)) as client:
-        yield Wired(client, store, messaging, runtimes[0])
+        yield Wired(client, store, messaging, runtimes[0], dispatch)
 
 
-def test_the_service_consumes_its_queues_and_runs_the_dispatch_timer() -> None:
+def test_the_service_consumes_its_queues_and_runs_the_watchdog() -> None:
     with wired() as app:
         assert set(app.messaging.consumers) == {"events", "history.fifo"}
-        assert app.runtime.loops.names == ["dispatch-timer"]
+        assert app.runtime.loops.names == ["watchdog"]
 
 
 def test_http_errors_have_codes() -> None:
@@ -213,8 +215,8 @@ def test_the_wired_app_consumes_ride_events_and_serves_what_they_did() -> None:
         assert client.get("/healthz").json()["service"] == "ride-manager"
 
 
-def test_the_dispatch_timer_runs_with_the_app() -> None:
-    with wired(settings=Settings(dispatch_timeout_s=0.2)) as app:
+def test_the_watchdog_runs_with_the_app() -> None:
+    with wired(settings=Settings(dispatch_timeout_s=0.2, watchdog_settle_s=0)) as app:
         ride_id = str(app.book()["rideId"])
         deadline = time.monotonic() + 10
         status = ""
@@ -225,3 +227,69 @@ def test_the_dispatch_timer_runs_with_the_app() -> None:
             "cancellation"
         ]
         assert (status, cancellation["reason"]) == ("CANCELLED", "DISPATCH_TIMEOUT")
+
+
+def _assigned(ride_id: str, car_id: str = "car-1") -> CarAssigned:
+    return CarAssigned(
+        ride_id=ride_id,
+        car_id=car_id,
+        car_lat=60.1,
+        car_lon=24.9,
+        pickup=A,
+        dropoff=B,
+        pickup_eta_seconds=80,
+        assigned_at=clock.now(),
+    )
+
+
+def _status(app: Wired, ride_id: str) -> str:
+    return str(app.client.get(f"/v1/rides/{ride_id}", params={"riderId": "rdr_1"}).json()["status"])
+
+
+def test_the_watchdog_in_the_app_waits_for_a_car_the_fleet_assigned_and_ends_a_ride_it_did_not() -> None:
+    with wired(settings=Settings(dispatch_timeout_s=0.2, watchdog_settle_s=0)) as app:
+        held, lost = str(app.book("k1")["rideId"]), str(app.book("k2")["rideId"])
+        app.dispatch.assignments[held] = "car-1"  # its CarAssigned is still on its way
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _status(app, lost) != "CANCELLED":
+            time.sleep(0.05)
+        time.sleep(0.5)  # a few more deadlines of the held ride pass
+        assert _status(app, lost) == "CANCELLED" and _status(app, held) == "REQUESTED"
+        assert app.dispatch.asked.count(held) >= 2
+        app.messaging.deliver("events", _assigned(held), subject=held)
+        assert _status(app, held) == "CAR_ASSIGNED"
+
+
+def test_a_stalled_trip_can_be_cancelled_by_the_rider_or_over_the_ops_route() -> None:
+    with wired() as app:
+        client, params = app.client, {"riderId": "rdr_1"}
+        rides = [str(app.book(key)["rideId"]) for key in ("k1", "k2")]
+        for ride_id in rides:
+            app.messaging.deliver("events", _assigned(ride_id), subject=ride_id)
+            app.messaging.deliver(
+                "events", CarArrivedAtPickup(ride_id=ride_id, car_id="car-1", at=clock.now()), subject=ride_id
+            )
+            app.messaging.deliver(
+                "events", TripStarted(ride_id=ride_id, car_id="car-1", at=clock.now()), subject=ride_id
+            )
+        mine, ops = rides
+        healthy = client.post(f"/v1/rides/{mine}/cancel", params=params)
+        assert (healthy.status_code, healthy.json()["error"]["code"]) == (409, "not_cancellable")
+        refused = client.post(f"/v1/ops/rides/{ops}/cancel")
+        assert (refused.status_code, refused.json()["error"]["code"]) == (409, "not_cancellable")
+        missing = client.post("/v1/ops/rides/ride_x/cancel")
+        assert (missing.status_code, missing.json()["error"]["code"]) == (404, "ride_not_found")
+
+        for ride_id in rides:
+            stall = CarStalled(ride_id=ride_id, car_id="car-1", lat=60.17, lon=24.95, at=clock.now())
+            app.messaging.deliver("events", stall, subject="car-1")
+        by_rider = client.post(f"/v1/rides/{mine}/cancel", params=params)
+        by_operator = client.post(f"/v1/ops/rides/{ops}/cancel")
+        for answer, reason in ((by_rider, "RIDER_CANCELLED"), (by_operator, "OPERATOR_CANCELLED")):
+            assert answer.status_code == 202
+            body = answer.json()
+            assert (body["status"], body["cancellation"]["reason"], body["cancellation"]["fee"]) == (
+                "CANCELLED",
+                reason,
+                None,
+            )

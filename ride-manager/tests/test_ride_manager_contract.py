@@ -34,7 +34,7 @@ from acr_testkit.aws import in_process_messaging, published
 from ride_manager.adapters.dynamo import DynamoHistoryUnitOfWork, DynamoRideHistory, DynamoRideUnitOfWork
 from ride_manager.api import RideManager
 from ride_manager.bootstrap import SERVICE, assemble, aws_adapters
-from ride_manager.domain import Quote, Ride
+from ride_manager.domain import Deadlines, Quote, Ride
 from ride_manager.handlers import save
 from ride_manager.ports import HistoryUnitOfWork, IdempotencyRecord, RideHistory, UnitOfWork
 from ride_manager.snapshot import ride_to_json
@@ -152,7 +152,7 @@ def test_what_a_ride_went_through_survives_the_store(backend: Backend) -> None:
     cancelled.assign_car("car-1", 80, at(1))
     cancelled.car_arrived("car-1", at(2))
     cancelled.cancel(CancellationReason.RIDER_CANCELLED, at(3))
-    cancelled.payment_settled(False, "pay_1", Money.of("5"), at(4))
+    cancelled.payment_settled(False, "pay_1", Money.of("5"), at(4), sequence=1)
     paid = ride("ride_2")
     paid.assign_car("car-1", 80, at(1))
     paid.car_arrived("car-1", at(2))
@@ -160,9 +160,18 @@ def test_what_a_ride_went_through_survives_the_store(backend: Backend) -> None:
     paid.complete("car-1", 4000, 500, at(4))
     paid.payment_settled(True, "ch_2", Money.of("8.98"), at(5))
     paid.points_recorded(8, at(6))
-    add(backend, cancelled, paid)
+    stalled = ride("ride_3")
+    stalled.assign_car("car-1", 80, at(1))
+    stalled.car_arrived("car-1", at(2))
+    stalled.trip_started("car-1", at(3))
+    stalled.car_stalled("car-1")
+    stalled.deadline = at(90)
+    add(backend, cancelled, paid, stalled)
     assert backend.unit_of_work().rides.get("ride_1") == cancelled
     assert backend.unit_of_work().rides.get("ride_2") == paid
+    again = backend.unit_of_work().rides.get("ride_3")
+    assert again == stalled and again.stalled and again.deadline == at(90)
+    assert (cancelled.payment and cancelled.payment.sequence) == 1
 
 
 # --- quotes and idempotency keys -----------------------------------------------------------------------
@@ -271,16 +280,62 @@ def test_a_riders_rides_come_newest_first_page_by_page(backend: Backend) -> None
     assert pages == [["ride_4", "ride_3"], ["ride_2", "ride_1"], ["ride_0"]]
 
 
-def test_active_rides_and_the_rides_awaiting_a_car(backend: Backend) -> None:
+def test_active_rides_and_the_deadline_index_soonest_first(backend: Backend) -> None:
     waiting = [ride(f"ride_{n}", requested=n) for n in (3, 1, 2)]
+    for each in waiting:
+        each.deadline = each.requested_at + timedelta(seconds=30)
     assigned = ride("ride_assigned", requested=0)
     assigned.assign_car("car-1", 80, at(5))
+    assigned.deadline = at(20)
     cancelled = ride("ride_cancelled", requested=0)
     cancelled.cancel(CancellationReason.RIDER_CANCELLED, at(5))
     add(backend, *waiting, assigned, cancelled)
-    assert backend.history.awaiting_car(10) == [("ride_1", at(1)), ("ride_2", at(2)), ("ride_3", at(3))]
-    assert backend.history.awaiting_car(2) == [("ride_1", at(1)), ("ride_2", at(2))]
+    assert backend.history.deadlines(10) == [
+        ("ride_assigned", at(20)),
+        ("ride_1", at(31)),
+        ("ride_2", at(32)),
+        ("ride_3", at(33)),
+    ]
+    assert backend.history.deadlines(2) == [("ride_assigned", at(20)), ("ride_1", at(31))]
     assert [r["rideId"] for r in backend.history.active()] == ["ride_3", "ride_2", "ride_1", "ride_assigned"]
+
+    ended = backend.unit_of_work()
+    gone = backend.unit_of_work().rides.get("ride_assigned")
+    assert gone is not None
+    gone.cancel(CancellationReason.CAR_NOT_ARRIVED, at(21))
+    gone.deadline = None
+    ended.rides.save(gone, 2)
+    ended.commit()
+    assert [ride_id for ride_id, _ in backend.history.deadlines(10)] == ["ride_1", "ride_2", "ride_3"]
+
+
+def test_touch_moves_a_deadline_and_records_a_stall_without_a_new_version(backend: Backend) -> None:
+    booked = ride("ride_1")
+    booked.deadline = at(30)
+    add(backend, booked, ride("ride_2"))
+    later = backend.unit_of_work().rides.get("ride_1")
+    assert later is not None and later.deadline == at(30)
+    later.deadline, later.stalled_car_id = at(60), "car-9"
+    uow = backend.unit_of_work()
+    uow.rides.touch(later)
+    uow.commit()
+    stored = backend.unit_of_work().rides.get("ride_1")
+    assert stored == later and stored.version == 1
+    assert backend.history.deadlines(10) == [("ride_1", at(60))]  # ride_2 has no deadline: not indexed
+    assert [v["version"] for v in backend.history.versions("ride_1", 0)] == [1]  # no new version
+    assert "deadlineAt" not in backend.history.versions("ride_1", 0)[0]  # the public shape only
+
+    moved = backend.unit_of_work().rides.get("ride_1")
+    assert moved is not None and moved.assign_car("car-1", 80, at(61))
+    first = backend.unit_of_work()
+    first.rides.save(moved, 1)
+    first.commit()
+    late = backend.unit_of_work()
+    late.rides.touch(later)  # read at version 1, which is gone
+    with pytest.raises(Conflict) as conflict:
+        late.commit()
+    assert conflict.value.labels == ["ride"]
+    assert backend.unit_of_work().rides.get("ride_1") == moved
 
 
 # --- the unit of work ----------------------------------------------------------------------------------
@@ -300,7 +355,7 @@ def test_events_go_out_only_on_commit_and_a_marker_makes_a_second_delivery_a_dup
     event = catalog.record(assigned, subject="ride_1")
     booked = Ride.request("ride_1", quote(), at(0))
     first = backend.unit_of_work()
-    save(first, booked, None)
+    save(first, booked, None, Deadlines())
     first.mark_consumed(event)
     done: list[str] = []
     first.after_commit(lambda: done.append("after"))
@@ -319,7 +374,7 @@ def test_a_failed_commit_writes_and_publishes_nothing(backend: Backend) -> None:
     before = backend.published()
     uow = backend.unit_of_work()
     uow.quotes.add(quote("qte_2"))
-    save(uow, Ride.request("ride_1", quote(), at(0)), None)  # the ride exists already
+    save(uow, Ride.request("ride_1", quote(), at(0)), None, Deadlines())  # the ride exists already
     with pytest.raises(Conflict):
         uow.commit()
     assert backend.published() == before and backend.unit_of_work().quotes.get("qte_2") is None
@@ -338,7 +393,7 @@ def test_the_service_consumes_its_ride_history_queue(aws: Messaging) -> None:
     settings = Settings(aws_endpoint_url="", sqs_wait_s=1)
     empty_tables(aws.dynamodb)
     with TestClient(SERVICE.app(settings=settings, wire=wire)) as client:
-        assert {"acr-ride-manager-events", "acr-ride-manager-history.fifo", "dispatch-timer"} <= set(
+        assert {"acr-ride-manager-events", "acr-ride-manager-history.fifo", "watchdog"} <= set(
             runtimes[0].loops.names
         )
         event = catalog.record(snapshot(1), subject="ride_1", sequence=1)

@@ -26,7 +26,7 @@ from acr.unit_of_work import Duplicate
 from acr_testkit.sqs import FakeSqs
 from ride_manager import handlers
 from ride_manager.commands import PlaceRef, RequestQuote, RequestRide
-from ride_manager.domain import Ride, RideStatus
+from ride_manager.domain import Deadlines, Ride, RideStatus
 from ride_manager.projection import HISTORY_HANDLERS
 
 A = Place(label="1 Harbour Street, 00100", lat=60.16, lon=24.93, address_id="A1")
@@ -171,11 +171,14 @@ def _book(store: RideStore) -> Ride:
         RequestRide("rdr_1", quote.quote_id, "k1", "h1"),
         uow_factory=lambda: MemoryRideUnitOfWork(store),
         key_ttl_s=86400,
+        rules=Deadlines(),
     )
 
 
 def _handler(store: RideStore, before_commit: Any = None) -> MessageHandler:
-    return idempotent(lambda: MemoryRideUnitOfWork(store, before_commit), handlers.HANDLERS)
+    return idempotent(
+        lambda: MemoryRideUnitOfWork(store, before_commit), handlers.handlers(rules=Deadlines())
+    )
 
 
 def test_car_assigned_for_a_ride_not_there_yet_is_parked_then_applied_once_the_ride_exists() -> None:

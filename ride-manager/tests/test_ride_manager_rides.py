@@ -18,8 +18,10 @@ from acr.money import Money
 from acr.unit_of_work import Duplicate
 from ride_manager import domain, handlers
 from ride_manager.commands import CancelRide, PlaceRef, RequestQuote, RequestRide
-from ride_manager.domain import RideStatus
-from ride_manager.timers import DispatchTimer
+from ride_manager.domain import Deadlines, RideStatus
+from ride_manager.timers import Watchdog
+
+RULES = Deadlines(dispatch_timeout_s=30)
 
 A = Place(label="1 Harbour Street, 00100", lat=60.16, lon=24.93, address_id="A1")
 B = Place(label="9 Station Road, 00130", lat=60.18, lon=24.96, address_id="A2")
@@ -47,6 +49,7 @@ def _book(
         RequestRide(rider, quote_id, key, body),
         uow_factory=lambda: MemoryRideUnitOfWork(store),
         key_ttl_s=86400,
+        rules=RULES,
     )
 
 
@@ -91,7 +94,7 @@ def test_a_concurrent_retry_with_the_same_key_gets_the_winners_ride(store: RideS
         return MemoryRideUnitOfWork(store, before_commit)
 
     ride = handlers.request_ride(
-        RequestRide("rdr_1", quote.quote_id, "k1", "h1"), uow_factory=racing_uow, key_ttl_s=86400
+        RequestRide("rdr_1", quote.quote_id, "k1", "h1"), uow_factory=racing_uow, key_ttl_s=86400, rules=RULES
     )
     assert len(store.rides) == 1 and ride.ride_id in store.rides
 
@@ -129,10 +132,14 @@ def test_a_car_assigned_that_lost_the_race_to_a_cancel_is_handled_again_and_foun
         if not raced:
             raced.append("cancel")
             handlers.cancel_ride(
-                CancelRide("rdr_1", ride.ride_id), uow_factory=lambda: MemoryRideUnitOfWork(store)
+                CancelRide("rdr_1", ride.ride_id),
+                uow_factory=lambda: MemoryRideUnitOfWork(store),
+                rules=RULES,
             )
 
-    handle = idempotent(lambda: MemoryRideUnitOfWork(store, the_rider_cancels_first), handlers.HANDLERS)
+    handle = idempotent(
+        lambda: MemoryRideUnitOfWork(store, the_rider_cancels_first), handlers.handlers(rules=RULES)
+    )
     with pytest.raises(Stale):  # the second run reads the cancelled ride: the car comes too late
         handle(catalog.record(assigned, subject=ride.ride_id), assigned)
     stored = store.rides[ride.ride_id]
@@ -153,10 +160,10 @@ def test_no_car_available_cancels_with_its_reason(store: RideStore) -> None:
 def test_rider_cancel_is_idempotent_and_charges_a_fee_only_after_arrival(store: RideStore) -> None:
     ride = _book(store, _quote(store).quote_id)
     cancelled = handlers.cancel_ride(
-        CancelRide("rdr_1", ride.ride_id), uow_factory=lambda: MemoryRideUnitOfWork(store)
+        CancelRide("rdr_1", ride.ride_id), uow_factory=lambda: MemoryRideUnitOfWork(store), rules=RULES
     )
     again = handlers.cancel_ride(
-        CancelRide("rdr_1", ride.ride_id), uow_factory=lambda: MemoryRideUnitOfWork(store)
+        CancelRide("rdr_1", ride.ride_id), uow_factory=lambda: MemoryRideUnitOfWork(store), rules=RULES
     )
     assert (
         cancelled.cancellation and cancelled.cancellation.fee is None and again.version == cancelled.version
@@ -195,7 +202,7 @@ def _car_assigned(ride_id: str, car_id: str) -> CarAssigned:
 
 
 def _consumer(store: RideStore) -> MessageHandler:
-    return idempotent(lambda: MemoryRideUnitOfWork(store), handlers.HANDLERS)
+    return idempotent(lambda: MemoryRideUnitOfWork(store), handlers.handlers(rules=RULES))
 
 
 def test_events_that_arrive_early_are_parked_and_late_ones_are_stale(store: RideStore) -> None:
@@ -221,15 +228,18 @@ def test_events_that_arrive_early_are_parked_and_late_ones_are_stale(store: Ride
     assert store.rides[ride.ride_id].version == 5
 
 
-def test_the_dispatch_timer_cancels_overdue_rides_then_sleeps_until_the_next_one_is_due(
+def test_the_dispatch_timeout_cancels_overdue_rides_then_the_watchdog_sleeps_until_the_next_one_is_due(
     store: RideStore,
 ) -> None:
     overdue = _book(store, _quote(store).quote_id, key="k-overdue")
     waiting = _book(store, _quote(store).quote_id, key="k-waiting")
-    store.rides[overdue.ride_id].requested_at = clock.now() - timedelta(seconds=45)
-    store.rides[waiting.ride_id].requested_at = clock.now() - timedelta(seconds=20)
-    timer = DispatchTimer(
-        history=MemoryRideHistory(store), uow_factory=lambda: MemoryRideUnitOfWork(store), timeout_s=30
+    store.rides[overdue.ride_id].deadline = clock.now() - timedelta(seconds=15)
+    store.rides[waiting.ride_id].deadline = clock.now() + timedelta(seconds=10)
+    timer = Watchdog(
+        history=MemoryRideHistory(store),
+        uow_factory=lambda: MemoryRideUnitOfWork(store),
+        rules=RULES,
+        dispatch=StaticDispatch(),
     )
 
     wait_s = timer.tick()
@@ -241,8 +251,11 @@ def test_the_dispatch_timer_cancels_overdue_rides_then_sleeps_until_the_next_one
     assert 9 < wait_s <= 10  # the waiting ride falls due 10 s from now
 
 
-def test_the_dispatch_timer_waits_one_timeout_when_no_ride_waits_for_a_car(store: RideStore) -> None:
-    timer = DispatchTimer(
-        history=MemoryRideHistory(store), uow_factory=lambda: MemoryRideUnitOfWork(store), timeout_s=30
+def test_the_watchdog_waits_one_horizon_when_no_ride_has_a_deadline(store: RideStore) -> None:
+    timer = Watchdog(
+        history=MemoryRideHistory(store),
+        uow_factory=lambda: MemoryRideUnitOfWork(store),
+        rules=RULES,
+        dispatch=StaticDispatch(),
     )
-    assert timer.tick() == 30
+    assert timer.tick() == 30 == RULES.horizon_s

@@ -89,6 +89,9 @@ class MemoryTrackingStore:
         rows = self.tables.cars
         return {c: copy.deepcopy(rows[c]) for c in set(car_ids) if c in rows}
 
+    def carrying(self) -> list[CarCursor]:
+        return [copy.deepcopy(c) for c in self.tables.cars.values() if c.ride_id is not None]
+
     def rides(self, ride_ids: Iterable[str]) -> dict[str, RideTracking]:
         rows = self.tables.rides
         return {r: copy.deepcopy(rows[r]) for r in set(ride_ids) if r in rows}

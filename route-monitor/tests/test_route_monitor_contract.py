@@ -68,6 +68,7 @@ def a_car(car_id: str = "car-1", version: int = 0) -> CarCursor:
         target=Point(60.168, 24.94),
         seen=["TO_DESTINATION|ride-1"],
         samples=[(180.0, 10_800.0), (195.0, 10_900.5)],
+        shard=SHARD,
         version=version,
     )
 
@@ -186,3 +187,15 @@ def test_many_rows_are_read_in_one_call_past_the_batch_size(backend: Backend) ->
         uow.commit()
     cars = backend.store.cars([*car_ids, "car-missing"])
     assert sorted(cars) == car_ids and all(c.version == 1 for c in cars.values())
+
+
+def test_the_cars_that_carry_a_ride_are_read_all_at_once(backend: Backend) -> None:
+    assert backend.store.carrying() == []
+    uow = backend.store.unit_of_work()
+    for n in range(30):
+        car = a_car(f"car-{n:03d}")
+        uow.save_car(car if n % 3 else replace(car, ride_id=None, phase=CarPhase.IDLE, target=None))
+    uow.commit()
+    carrying = sorted(backend.store.carrying(), key=lambda c: c.car_id)
+    assert [c.car_id for c in carrying] == [f"car-{n:03d}" for n in range(30) if n % 3]
+    assert carrying[0] == a_car("car-001", version=1)  # with its shard and its last simulated time

@@ -57,6 +57,9 @@ class CrashingStore:
     def rides(self, ride_ids: Any) -> Any:
         return self.inner.rides(ride_ids)
 
+    def carrying(self) -> Any:
+        return self.inner.carrying()
+
     def unit_of_work(self) -> Any:
         uow = self.inner.unit_of_work()
         commit = uow.commit

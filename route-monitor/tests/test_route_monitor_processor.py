@@ -19,6 +19,8 @@ from route_monitor_fakes import (
     whole_ride,
 )
 
+from acr import clock
+from acr.catalog.car import CarTelemetry
 from acr.metrics import COUNTERS
 from acr.stream import Checkpoint, StreamRecord
 from acr_testkit.messaging import FakeMessaging
@@ -214,3 +216,63 @@ def test_the_wired_app_reads_the_stream_and_serves_tracking_and_telemetry_stats(
         assert stats["lagMs"] == pytest.approx(lag.total_seconds() * 1000, abs=1)
         assert client.get("/healthz").json()["service"] == "route-monitor"
         assert client.get("/v1/ops/events", params={"subject": "ride-1"}).json()["events"] == []
+
+
+def _cut_mid_trip(car: Car) -> list[CarTelemetry]:
+    """``car``'s whole ride cut after its third TO_DESTINATION record (200 m of its 500 m trip)."""
+    records = whole_ride(car, f"ride-{car.car_id}")
+    cut = [n for n, r in enumerate(records) if r.phase == "TO_DESTINATION"][2]
+    return records[: cut + 1]
+
+
+def test_an_idle_report_away_from_the_drop_off_is_a_stall_and_at_the_drop_off_a_completion() -> None:
+    store = MemoryTrackingStore()
+    lost_car, done_car = Car("car-1"), Car("car-2", lon=24.95)
+    trip = _cut_mid_trip(lost_car)
+    reseeded = Car("car-1", at_m=-3_000).record(trip[-1].sim_time_s + 15, "IDLE", None)  # a restart lost it
+    telemetry = sorted(trip + [reseeded] + whole_ride(done_car, "ride-car-2"), key=lambda t: t.sim_time_s)
+    records = stream_records(telemetry)
+    processor(store)(records, checkpoint(records))
+    assert fact_names(store, "CarStalled") == ["ride-car-1"] and fact_names(store, "TripCompleted") == [
+        "ride-car-2"
+    ]
+    assert not store.tables.rides["ride-car-1"].completed and store.tables.rides["ride-car-2"].completed
+
+
+def _heartbeats(car: Car, sims: list[float], first: int) -> list[StreamRecord]:
+    return stream_records([car.record(sim, "IDLE", None) for sim in sims], first=first)
+
+
+def test_a_car_that_goes_quiet_mid_trip_while_its_shard_goes_on_stalls_once() -> None:
+    store = MemoryTrackingStore()
+    run = processor(store)
+    trip = stream_records(_cut_mid_trip(Car("car-1")))
+    run(trip, checkpoint(trip))
+    last = trip[-1].data.sim_time_s  # type: ignore[attr-defined]
+    parked = Car("car-2", lon=24.95)
+    for n, sim in enumerate([last + 100, last + 150, last + 200, last + 269]):
+        beat = _heartbeats(parked, [sim], first=100 + n)
+        run(beat, checkpoint(beat))
+        assert store.tables.facts("CarStalled") == []  # quiet from +150 on, lost a window later
+    beat = _heartbeats(parked, [last + 270], first=200)
+    run(beat, checkpoint(beat))
+    assert fact_names(store, "CarStalled") == ["ride-car-1"] and store.tables.facts("TripCompleted") == []
+    stall = store.tables.facts("CarStalled")[0].event.data
+    assert (stall["carId"], stall["at"]) == ("car-1", clock.iso(wall(last + 270)))  # the shard's clock
+    beat = _heartbeats(parked, [last + 600], first=300)
+    run(beat, checkpoint(beat))
+    assert len(store.tables.facts("CarStalled")) == 1
+
+
+def test_a_restarted_processor_still_watches_the_cars_that_carry_a_ride() -> None:
+    tables = TrackingTables()
+    trip = stream_records(_cut_mid_trip(Car("car-1")))
+    processor(MemoryTrackingStore(tables))(trip, checkpoint(trip))
+    assert tables.cars["car-1"].shard == "shardId-000000000000"
+    last = trip[-1].data.sim_time_s  # type: ignore[attr-defined]
+    restarted = processor(MemoryTrackingStore(tables))  # knows of car 1 only from its stored cursor
+    parked = Car("car-2", lon=24.95)
+    for n, sim in enumerate([last + 130, last + 260]):
+        beat = _heartbeats(parked, [sim], first=100 + n)
+        restarted(beat, checkpoint(beat))
+    assert fact_names(MemoryTrackingStore(tables), "CarStalled") == ["ride-car-1"]

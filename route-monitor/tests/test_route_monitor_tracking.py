@@ -7,7 +7,7 @@ from route_monitor_fakes import WALL0, Car, StraightRoads, names, north, seconds
 from acr.catalog.monitoring import CarStalled, RideEtaUpdated, TripCompleted
 from route_monitor.adapters.rows import car_from_item, car_item, ride_from_item, ride_item
 from route_monitor.api import tracking_view
-from route_monitor.domain import Rules, Tracker
+from route_monitor.domain import QuietCars, Rules, Tracker
 
 RULES = Rules(stall_window_s=120, eta_push_s=2)
 
@@ -149,18 +149,18 @@ def test_a_trip_over_two_cars_after_a_stall_is_measured_over_both_legs() -> None
         [
             first.record(310, "STALLED", None),
             second.record(330, "TO_DESTINATION", ride, 1000),
-            second.record(345, "TO_DESTINATION", ride, 1000, 350),
-            second.record(360, "TO_DESTINATION", ride, 1000, 350),
+            second.record(345, "TO_DESTINATION", ride, 1000, 300),
+            second.record(360, "TO_DESTINATION", ride, 1000, 300),  # at the drop-off
             second.record(360, "IDLE", None),
         ],
     )
     assert names(facts) == ["TripStarted", "TripCompleted"]
     done = facts[-1]
     assert done.car_id == "car-2"
-    assert abs(done.distance_meters - (300 + 700)) < 0.5
+    assert abs(done.distance_meters - (300 + 600)) < 0.5
     assert done.duration_seconds == 360 - 75  # from the first TripStarted
     legs = tracker.rides[ride].legs
-    assert round(legs["car-1"].distance_m) == 300 and round(legs["car-2"].distance_m) == 700
+    assert round(legs["car-1"].distance_m) == 300 and round(legs["car-2"].distance_m) == 600
 
 
 def test_eta_is_throttled_on_the_wall_clock_and_uses_the_average_speed() -> None:
@@ -211,3 +211,163 @@ def test_rows_round_trip_through_their_stored_form() -> None:
     assert car_from_item(car_item(cursor)) == cursor
     view = tracking_view(ride)
     assert view["completed"] is True and view["legs"][0]["carId"] == "car-1"
+
+
+# ------------------------------------------------------------------ lost cars: never a completed trip
+STOP_M, DROPOFF_M = 600.0, 900.0  # where ``mid_trip`` leaves the car, and its drop-off
+
+
+def mid_trip(car: Car, ride_id: str) -> list:  # type: ignore[type-arg]
+    """``whole_ride`` of a car at 0 m (pickup at 400 m, drop-off at 900 m) cut after its third
+    TO_DESTINATION record: at 600 m, 200 m of its 500 m trip driven."""
+    records = whole_ride(car, ride_id)
+    cut = [n for n, r in enumerate(records) if str(r.phase) == "TO_DESTINATION"][2]
+    assert records[cut].lat == north(STOP_M)
+    return records[: cut + 1]
+
+
+def test_a_car_that_reports_idle_away_from_the_drop_off_stalled_and_the_replacement_completes() -> None:
+    tracker = Tracker(RULES)
+    trip = mid_trip(Car("car-1"), "ride-1")
+    last = trip[-1]
+    assert names(feed(tracker, trip)) == ["CarArrivedAtPickup", "TripStarted"]
+    restarted = Car("car-1", at_m=-5_000)  # a simulator that lost the car: IDLE at its start, odometer anew
+    restarted.odometer = 0.0
+    facts = feed(tracker, [restarted.record(last.sim_time_s + 30, "IDLE", None)])
+    assert names(facts) == ["CarStalled"]  # not TripCompleted: the rider is not at the drop-off
+    assert (facts[0].ride_id, facts[0].car_id, facts[0].lat) == (
+        "ride-1",
+        "car-1",
+        north(STOP_M),
+    )  # last seen
+    ride = tracker.rides["ride-1"]
+    assert not ride.completed and ride.legs["car-1"].stalled and tracker.cars["car-1"].ride_id is None
+    assert feed(tracker, [restarted.record(last.sim_time_s + 60, "IDLE", None)]) == []  # once
+
+    other = Car("car-2", at_m=STOP_M - 300)  # the replacement picks the rider up where the car was lost
+    facts = feed(
+        tracker,
+        [
+            other.record(300, "TO_PICKUP", "ride-1", STOP_M),
+            other.record(315, "BOARDING", "ride-1", STOP_M, 300),
+            other.record(375, "TO_DESTINATION", "ride-1", DROPOFF_M),
+            other.record(390, "TO_DESTINATION", "ride-1", DROPOFF_M, DROPOFF_M - STOP_M),
+            other.record(390, "IDLE", None),
+        ],
+    )
+    assert names(facts) == ["CarArrivedAtPickup", "TripStarted", "TripCompleted"]
+    assert facts[-1].car_id == "car-2" and abs(facts[-1].distance_meters - 500.0) < 0.5
+
+
+def test_a_car_that_reports_idle_at_the_drop_off_completed_its_trip_even_without_its_last_record() -> None:
+    records = whole_ride(Car("car-1"), "ride-1")
+    lost_final = records[:-2] + records[-1:]  # the TO_DESTINATION record at the drop-off never came
+    facts = feed(Tracker(RULES), lost_final)
+    assert names(facts) == ["CarArrivedAtPickup", "TripStarted", "TripCompleted"]
+    assert abs(facts[-1].distance_meters - 500.0) < 0.5
+
+
+def test_a_car_sent_to_another_ride_mid_trip_stalled_the_first_one() -> None:
+    car = Car("car-1")
+    trip = mid_trip(car, "ride-1")
+    car.at_m, car.odometer = STOP_M, trip[-1].odometer_m  # where the cut left it
+    facts = feed(
+        Tracker(RULES), [*trip, car.record(trip[-1].sim_time_s + 15, "TO_PICKUP", "ride-2", 5_000, 50)]
+    )
+    assert names(facts) == ["CarArrivedAtPickup", "TripStarted", "CarStalled"]
+    assert facts[-1].ride_id == "ride-1"
+
+
+def test_a_restarted_car_that_drives_a_stretch_again_completes_its_trip_once_at_the_drop_off() -> None:
+    trip = mid_trip(Car("car-1"), "ride-1")
+    again = Car("car-1", at_m=STOP_M - 100)  # restored from its save of one record before: 100 m back
+    again.odometer = trip[-2].odometer_m
+    t = trip[-1].sim_time_s + 300  # after 10 wall seconds down
+    resumed = [
+        again.record(t, "TO_DESTINATION", "ride-1", DROPOFF_M),
+        again.record(t + 15, "TO_DESTINATION", "ride-1", DROPOFF_M, 200),
+        again.record(t + 30, "TO_DESTINATION", "ride-1", DROPOFF_M, 200),
+        again.record(t + 30, "IDLE", None),
+    ]
+    facts = feed(Tracker(RULES), trip + resumed)
+    assert names(facts) == ["CarArrivedAtPickup", "TripStarted", "TripCompleted"]
+
+
+def test_a_car_quiet_while_its_shard_goes_on_is_lost_after_two_stall_windows() -> None:
+    quiet = QuietCars(window_s=120)
+    lost, other = Car("car-1"), Car("car-2", lon=24.95)
+    quiet.observe("s0", lost.record(0, "TO_DESTINATION", "ride-1", 2_000))
+    quiet.observe("s0", other.record(0, "IDLE", None))
+    quiet.observe("s1", Car("car-3").record(500, "TO_PICKUP", "ride-3", 2_000))  # another shard's clock
+    assert quiet.lost("s0") == []
+    quiet.observe("s0", other.record(119, "IDLE", None))
+    assert quiet.lost("s0") == []
+    quiet.observe("s0", other.record(150, "IDLE", None))
+    assert quiet.lost("s0") == []  # quiet since 150 (the clock is a window past its last record)
+    quiet.observe("s0", other.record(269, "IDLE", None))
+    assert quiet.lost("s0") == []
+    quiet.observe("s0", other.record(270, "IDLE", None))
+    assert quiet.lost("s0") == ["car-1"] and quiet.lost("s1") == []
+    quiet.forget("s0", "car-1")
+    assert quiet.lost("s0") == []
+    quiet.observe("s0", lost.record(100, "TO_DESTINATION", "ride-1", 2_000))  # an older record read again
+    assert quiet.lost("s0") == []
+
+
+def test_a_restarted_simulator_whose_cars_all_report_again_loses_none() -> None:
+    quiet = QuietCars(window_s=120)
+    cars = [Car(f"car-{n}", lon=24.94 + n / 1000) for n in range(4)]
+    for car in cars:
+        quiet.observe("s0", car.record(0, "TO_PICKUP", f"ride-{car.car_id}", 3_000))
+    # down for 20 wall s (600 simulated s), then every car reports, in two batches
+    quiet.observe("s0", cars[0].record(600, "TO_PICKUP", "ride-car-0", 3_000))
+    assert quiet.lost("s0") == []  # the others are quiet, not lost
+    for car in cars[1:]:
+        quiet.observe("s0", car.record(600, "TO_PICKUP", f"ride-{car.car_id}", 3_000))
+    quiet.observe("s0", cars[0].record(800, "TO_PICKUP", "ride-car-0", 3_000))
+    assert quiet.lost("s0") == []
+
+
+def test_a_lost_car_stalled_where_it_was_last_seen_or_completed_at_its_drop_off() -> None:
+    tracker = Tracker(RULES)
+    feed(tracker, mid_trip(Car("car-1"), "ride-1"))
+    feed(tracker, whole_ride(Car("car-2", lon=24.95), "ride-2")[:-1])  # at the drop-off, then nothing more
+    now = 1_000.0
+    tracker.lost("car-1", now, wall(now))
+    tracker.lost("car-2", now, wall(now))
+    tracker.lost("car-2", now, wall(now))
+    facts = tracker.facts
+    assert names(facts) == ["CarStalled", "TripCompleted"]
+    assert (facts[0].ride_id, facts[0].lat, facts[0].at) == ("ride-1", north(STOP_M), wall(now))
+    assert facts[1].ride_id == "ride-2" and facts[1].duration_seconds == 75.0 and facts[1].at == wall(195)
+    tracker.lost("car-1", now + 500, wall(now + 500))  # once per ride and car
+    assert len(tracker.facts) == 2
+
+
+def test_a_car_that_reported_within_the_window_is_not_lost() -> None:
+    tracker = Tracker(RULES)
+    feed(tracker, mid_trip(Car("car-1"), "ride-1"))
+    last = tracker.cars["car-1"].sim_time
+    assert last is not None
+    tracker.lost("car-1", last + 119, wall(last + 119))
+    assert tracker.facts == []
+
+
+def test_a_stalled_car_that_still_reaches_its_drop_off_completes_the_trip() -> None:
+    car = Car("car-1")
+    tracker = Tracker(RULES)
+    trip = mid_trip(car, "ride-1")
+    car.at_m, car.odometer = STOP_M, trip[-1].odometer_m  # where the cut left it
+    t = trip[-1].sim_time_s
+    stuck = [
+        car.record(t + 60, "TO_DESTINATION", "ride-1", DROPOFF_M),
+        car.record(t + 125, "STALLED", "ride-1"),
+    ]
+    assert names(feed(tracker, trip + stuck)) == ["CarArrivedAtPickup", "TripStarted", "CarStalled"]
+    going = [  # unstalled before any replacement came
+        car.record(t + 200, "TO_DESTINATION", "ride-1", DROPOFF_M, 150),
+        car.record(t + 215, "TO_DESTINATION", "ride-1", DROPOFF_M, DROPOFF_M - STOP_M - 150),
+        car.record(t + 215, "IDLE", None),
+    ]
+    facts = feed(tracker, going)
+    assert names(facts) == ["TripCompleted"] and abs(facts[0].distance_meters - 500.0) < 0.5

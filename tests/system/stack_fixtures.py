@@ -1,5 +1,7 @@
 """The embedded stacks of the system tests (moto server + 8 services on free ports, small city):
-one shared stack driven through the ``/ops`` controls, and a one-car stack for fleet exhaustion."""
+one shared stack driven through the ``/ops`` controls, a one-car stack for fleet exhaustion, a chaos
+stack with faults injected at every boundary, and an outage stack whose services talk to the emulator
+through the fault proxy."""
 
 from __future__ import annotations
 
@@ -54,7 +56,8 @@ def one_car_stack() -> Iterator[Stack]:
 
 CHAOS_FAULTS = (
     "publish.lost_ack=0.2,publish.partial_failure=0.1,publish.throttle=0.1,deliver.duplicate=0.2,"
-    "deliver.reorder=0.1,consume.crash_before_ack=0.1,consume.crash_after_commit=0.05,gateway.timeout=0.1"
+    "deliver.reorder=0.1,consume.crash_before_ack=0.1,consume.crash_after_commit=0.05,gateway.timeout=0.1,"
+    "uow.crash_before_commit=0.1,uow.conflict=0.1"
 )
 
 
@@ -67,6 +70,13 @@ def chaos_stack() -> Iterator[Stack]:
         ACR_BOARDING_S="60",
         ACR_DISPATCH_TIMEOUT_S="300",
     )
+
+
+@pytest.fixture(scope="module")
+def outage_stack() -> Iterator[Stack]:
+    """A stack with chaos on: the services reach the emulator through the fault proxy, and the BFF's
+    ``/ops/chaos`` opens outages on it; a short boarding so that a ride ends soon."""
+    yield from running_stack("outages", ACR_CHAOS="1", ACR_BOARDING_S="30")
 
 
 RIDE_ID = re.compile(r"ride_[0-9a-f]{32}")

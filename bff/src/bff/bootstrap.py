@@ -9,10 +9,11 @@ from acr.runtime import Messaging
 from acr.service import Runtime, Service
 from acr.settings import SERVICE_PORTS
 from acr.unit_of_work import EffectsOnly
-from bff import api, ops, ws
+from bff import api, chaos, ops, ws
 from bff.adapters.dlq import SqsDeadLetters
 from bff.adapters.http import (
     HttpAddressFinder,
+    HttpChaos,
     HttpFleet,
     HttpLoyalty,
     HttpPayments,
@@ -59,21 +60,27 @@ def assemble(runtime: Runtime, deps: Dependencies) -> BffState:
 
 
 def aws_adapters(runtime: Runtime) -> Dependencies:
-    """HTTP to every other service (one shared client, closed when the app stops), SQS for the DLQs."""
-    messaging = Messaging(TOPOLOGY, runtime.settings, runtime.loops)
+    """HTTP to every other service (one shared client, closed when the app stops), SQS for the DLQs; for
+    the chaos controls, HTTP to the fault proxy and to every service's fault windows, this one's too."""
+    settings = runtime.settings
+    messaging = Messaging(TOPOLOGY, settings, runtime.loops)
     runtime.messaging = messaging
     client = make_client()
     runtime.on_close(client.aclose)
-    https = {name: ServiceHttp(client, name, runtime.settings.service_url(name)) for name in OTHER_SERVICES}
+    https = {name: ServiceHttp(client, name, settings.service_url(name)) for name in SERVICE_PORTS}
+    control = (
+        ServiceHttp(client, "fault-proxy", settings.chaos_control_url) if settings.chaos_control_url else None
+    )
     return Dependencies(
         ride_manager=HttpRideManager(https["ride-manager"]),
         addresses=HttpAddressFinder(https["address-finder"]),
         fleet=HttpFleet(https["car-dispatcher"], https["car-simulator"]),
         loyalty=HttpLoyalty(https["reward"]),
         payments=HttpPayments(https["payment"]),
-        services=HttpServiceStats(https),
-        dead_letters=SqsDeadLetters(aws.client("sqs", runtime.settings)),
+        services=HttpServiceStats({name: https[name] for name in OTHER_SERVICES}),
+        dead_letters=SqsDeadLetters(aws.client("sqs", settings)),
         consumers=messaging,
+        chaos=HttpChaos(control, https),
     )
 
 
@@ -85,6 +92,6 @@ def extend(app: FastAPI) -> None:
 SERVICE = Service[BffState](
     "bff",
     lambda runtime: assemble(runtime, aws_adapters(runtime)),
-    routers=[ops.health, api.router, ops.router, ws.router],
+    routers=[ops.health, api.router, chaos.router, ops.router, ws.router],
     extend=extend,
 )

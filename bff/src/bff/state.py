@@ -1,15 +1,17 @@
-"""What one BFF process holds: its adapters, token signer, rate limiters, write log and push hub."""
+"""What one BFF process holds: its adapters, token signer, rate limiters, write log, push hub and the ids
+of the fault windows it opened."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from acr.runtime import Consumers
 from acr.settings import Settings
 from bff.auth import TokenSigner
 from bff.consistency import WriteLog
+from bff.fault_ids import FaultIds
 from bff.handoff import AppLoop
-from bff.ports import AddressFinder, DeadLetters, Fleet, Loyalty, Payments, RideManager, ServiceStats
+from bff.ports import AddressFinder, Chaos, DeadLetters, Fleet, Loyalty, Payments, RideManager, ServiceStats
 from bff.push import PushHub
 from bff.ratelimit import RateLimiter
 
@@ -27,6 +29,7 @@ class Dependencies:
     services: ServiceStats
     dead_letters: DeadLetters
     consumers: Consumers
+    chaos: Chaos
 
 
 @dataclass(frozen=True)
@@ -41,3 +44,4 @@ class BffState:
     writes: WriteLog
     hub: PushHub
     app_loop: AppLoop
+    fault_ids: FaultIds = field(default_factory=FaultIds)

@@ -17,6 +17,7 @@ COUNTER_DEFAULTS: Json = {
     "projectionLagMs": 0.0,
 }
 UNAVAILABLE: Json = {"error": "unavailable"}
+GAUGES = frozenset({"oldestPendingMs"})  # the age of a service's oldest pending outbox row (null: none)
 
 
 def _merge(total: Json, key: str, value: Any) -> None:
@@ -30,13 +31,13 @@ def _merge(total: Json, key: str, value: Any) -> None:
         current = total.get(key, 0)
         if not isinstance(current, int | float):
             return
-        # Lags are gauges: the worst one is the system's lag; everything else is a count.
-        total[key] = max(current, value) if key.endswith("LagMs") else current + value
+        # Lags and ages are gauges: the worst one is the system's; everything else is a count.
+        total[key] = max(current, value) if key in GAUGES or key.endswith("LagMs") else current + value
 
 
 def totals(services: dict[str, Json]) -> Json:
-    """Sum the counts, merge ``resent`` and ``dlq`` by key, keep the maximum of each lag;
-    services that did not answer are left out."""
+    """Sum the counts, merge ``resent`` and ``dlq`` by key, keep the maximum of each lag and age (a null
+    age counts for nothing); services that did not answer are left out."""
     total: Json = {k: (dict(v) if isinstance(v, dict) else v) for k, v in COUNTER_DEFAULTS.items()}
     for counters in services.values():
         if "error" in counters:

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from acr.service import service_state
-from car_dispatcher.domain import Car
-from car_dispatcher.handlers import DispatchControl, pickup_eta, return_to_service
+from car_dispatcher.domain import Assignment, Car
+from car_dispatcher.handlers import DispatchControl, assignment_of, pickup_eta, return_to_service
 from car_dispatcher.ports import FleetView, Roads, UnitOfWork
 
 router = APIRouter(prefix="/v1")
@@ -71,6 +71,21 @@ def estimate_pickup(point: PointIn, state: State) -> dict[str, Any]:
         "etaSeconds": round(best.eta_s, 1),
         "distanceMeters": round(best.distance_m, 1),
     }
+
+
+def _assignment(row: Assignment) -> dict[str, Any]:
+    return {
+        "rideId": row.ride_id,
+        "status": row.status.value,
+        "carId": row.car_id,
+        "tripStarted": row.trip_started,
+    }
+
+
+@router.get("/assignments/{ride_id}")
+def get_assignment(ride_id: str, state: State) -> dict[str, Any]:
+    """Whether the fleet assigned a car to the ride (404 ``assignment_not_found`` before it heard of it)."""
+    return _assignment(assignment_of(state.unit_of_work(), ride_id))
 
 
 @router.get("/fleet")

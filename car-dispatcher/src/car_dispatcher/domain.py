@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from acr.catalog.base import Place
+from acr.consumer import Wait
 from acr.errors import ServiceError
 
 
@@ -76,12 +77,17 @@ class Candidate:
     distance_m: float
 
 
-class DispatchPaused(Exception):
-    """An operator paused dispatch: the request waits (it is redelivered later)."""
+class DispatchPaused(Wait):
+    """An operator paused dispatch: the request waits, parked for as long as the pause lasts."""
 
 
-class NoReplacementYet(Exception):
-    """A stalled ride found no other car: retried later, when one may be free."""
+class NoReplacementYet(Wait):
+    """A stalled ride found no other car: parked until one may be free (or the ride ends: then the stall
+    only takes the car out of service)."""
+
+
+class AssignmentNotFound(ServiceError):
+    status, code = 404, "assignment_not_found"
 
 
 class CarNotFound(ServiceError):

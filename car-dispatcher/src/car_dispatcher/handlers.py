@@ -1,5 +1,5 @@
 """Use cases of the fleet context: the events consumer's handlers (dispatch, release, stall recovery),
-the operator's return to service and the pickup-ETA query."""
+the operator's return to service, the pickup-ETA query and a ride's assignment."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from acr.consumer import Handlers
 from acr.envelope import CloudEvent
 from car_dispatcher.domain import (
     Assignment,
+    AssignmentNotFound,
     AssignmentStatus,
     Candidate,
     Car,
@@ -67,6 +68,14 @@ def pickup_eta(
     if not best:
         raise NoCarInReach("no car can reach the pickup in time right now")
     return best[0]
+
+
+def assignment_of(uow: UnitOfWork, ride_id: str) -> Assignment:
+    """The fleet's row of a ride: which car it assigned and how far the ride got here."""
+    row = uow.assignments.get(ride_id)
+    if row is None:
+        raise AssignmentNotFound(f"no assignment for ride {ride_id}")
+    return row
 
 
 # --- the operator ---------------------------------------------------------------------------------------
@@ -155,9 +164,11 @@ def on_car_stalled(
     max_pickup_eta_s: float,
 ) -> None:
     """Take the car out of service and, if a ride counted on it, send another in the same unit of work:
-    mid-trip the new car picks the rider up where the stalled one stopped."""
+    mid-trip the new car picks the rider up where the stalled one stopped. With no car free, the whole
+    message waits (``NoReplacementYet``) until one is, or the ride ends. A stall about a ride the car no
+    longer serves (it was released and sent to another ride since) leaves the car in service."""
     car = uow.cars.get(data.car_id)
-    if car is not None and car.state != CarState.OUT_OF_SERVICE:
+    if car is not None and car.state != CarState.OUT_OF_SERVICE and not _serves_another(car, data.ride_id):
         _change(uow, fleet, car, CarState.OUT_OF_SERVICE, car.ride_id)
         uow.record(CarOutOfService(car_id=data.car_id, reason="stalled"), subject=data.car_id)
     row = uow.assignments.get(data.ride_id) if data.ride_id else None
@@ -200,6 +211,11 @@ def handlers(
 
 
 # --- helpers --------------------------------------------------------------------------------------------
+def _serves_another(car: Car, ride_id: str | None) -> bool:
+    """Does the car hold a ride other than ``ride_id`` (the ride a stall report names)?"""
+    return ride_id is not None and car.ride_id is not None and car.ride_id != ride_id
+
+
 def _change(uow: UnitOfWork, fleet: FleetView, car: Car, state: CarState, ride_id: str | None) -> Car:
     """Stage the car's change; the live fleet hears of it once it is committed."""
     uow.cars.change(car, state, ride_id)

@@ -12,5 +12,10 @@ records are in order on one shard):
 - ``STALLED`` (ride and target kept, position frozen) while stalled through the API; after
   ``CarOutOfService`` or ``CarReleased`` the car has no ride (STALLED if still stalled, else IDLE).
 
-The cars live in memory: a restart re-seeds the shared fleet's start positions and the simulated clock.
+Restart-safe: each car's row (``acr-car-simulator-cars``) holds its ride, legs, phase and progress. A
+command (assignment, release, out of service) is stored with the message's marker; progress is saved on
+each phase change and every ``ACR_CAR_SAVE_EVERY_S`` wall seconds while the car drives or boards. After a
+restart every car reports at once and goes on from its row: it may repeat the stretch driven since its
+last save, it never starts its ride over nor forgets it. Simulated time is wall time x speed, so it
+keeps growing across restarts.
 """

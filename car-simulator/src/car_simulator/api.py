@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 
 from acr.service import service_state
 from car_simulator.domain import Car
-from car_simulator.handlers import CarSimulator
+from car_simulator.handlers import CarSimulator, ProgressSaver
 from car_simulator.ports import TelemetryPublisher
 from car_simulator.simulation import Simulation
 
@@ -22,6 +22,7 @@ class SimulatorState:
 
     simulator: CarSimulator
     telemetry: TelemetryPublisher
+    saver: ProgressSaver
 
 
 State = Annotated[SimulatorState, Depends(service_state)]
@@ -94,4 +95,4 @@ def telemetry(state: State) -> dict[str, Any]:
             "fleetSize": len(sim.cars),
         }
 
-    return state.telemetry.stats() | state.simulator.locked(fleet)
+    return state.telemetry.stats() | state.simulator.locked(fleet) | {"carSaves": state.saver.stats()}

@@ -13,7 +13,7 @@ import random
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from acr.catalog.car import CarPhase
 from acr.geo import haversine_m
@@ -55,6 +55,19 @@ class Leg:
         self.length_m = self.cumulative[-1]
         self.duration_s = max(0.0, duration_s)
         self.speed_ms = self.length_m / self.duration_s if self.duration_s > 0 else math.inf
+
+    def __eq__(self, other: object) -> bool:
+        """The same drive: the same points in the same time."""
+        if not isinstance(other, Leg):
+            return NotImplemented
+        return self.points == other.points and self.duration_s == other.duration_s
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, and never a key
+
+    @property
+    def path(self) -> list[tuple[float, float]]:
+        """The polyline as (lat, lon) pairs, as the leg was made from."""
+        return [(p.lat, p.lon) for p in self.points]
 
     @property
     def start(self) -> Point:
@@ -129,7 +142,10 @@ class Assignment:
 
 @dataclass
 class Car:
-    """One simulated car. Methods that change the phase return True when it changed (so it is reported)."""
+    """One simulated car. Methods that change the phase return True when it changed (so it is reported).
+
+    ``version`` is the version of the car's stored row: each command the car obeyed (an assignment, a
+    release, out of service) is stored at the next version, in the transaction of the message's marker."""
 
     car_id: str
     lat: float
@@ -146,6 +162,7 @@ class Car:
     travelled_m: float = 0.0
     boarding_left_s: float = 0.0
     closed_rides: deque[str] = field(default_factory=lambda: deque(maxlen=CLOSED_RIDES_KEPT))
+    version: int = 0
 
     @property
     def phase(self) -> CarPhase:
@@ -158,6 +175,27 @@ class Car:
     @property
     def moving(self) -> bool:
         return self.phase in DRIVING
+
+    @property
+    def progressing(self) -> bool:
+        """Serving a ride and not stalled: driving or boarding, so where it is changes with time."""
+        return self.ride_id is not None and not self.stalled
+
+    def state_key(self) -> tuple[object, ...]:
+        """What commands change (phase, ride, assignment, closed rides) and the row's version: the car's
+        stored row is behind whenever this differs from the one it was saved with."""
+        return (
+            self.version,
+            self.activity,
+            self.stalled,
+            self.ride_id,
+            self.assignment,
+            tuple(self.closed_rides),
+        )
+
+    def copy(self) -> Car:
+        """An independent copy (a command is tried on it before the car obeys)."""
+        return replace(self, closed_rides=deque(self.closed_rides, maxlen=CLOSED_RIDES_KEPT))
 
     @property
     def speed_kmh(self) -> float:
@@ -179,6 +217,16 @@ class Car:
             target=self.target,
             sim_time_s=round(sim_time_s, 3),
         )
+
+    def resume(self) -> Car:
+        """Take up the leg and target its activity and assignment imply (a car read back from its row)."""
+        assignment = self.assignment
+        self.leg, self.target = None, None
+        if assignment is not None and self.activity is CarPhase.TO_PICKUP:
+            self.leg, self.target = assignment.to_pickup, assignment.pickup
+        elif assignment is not None and self.activity is CarPhase.TO_DESTINATION:
+            self.leg, self.target = assignment.to_dropoff, assignment.dropoff
+        return self
 
     # ----- commands -------------------------------------------------------------------------
     def is_serving(self, ride_id: str) -> bool:
@@ -301,3 +349,11 @@ class Car:
         self.assignment, self.leg, self.ride_id, self.target = None, None, None, None
         self.travelled_m = self.boarding_left_s = 0.0
         self.activity = CarPhase.IDLE
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A copy of a car at one simulated instant: what its stored row holds."""
+
+    car: Car
+    sim_time_s: float

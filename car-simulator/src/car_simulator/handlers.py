@@ -1,12 +1,17 @@
-"""Use cases of the car edge: the fleet behind its lock, one function per message, the simulation loop.
+"""Use cases of the car edge: the fleet behind its lock, one function per message, the simulation loop
+and the saver of the cars' progress.
 
-Idempotent consumption: the cars live in memory, so the idempotency marker cannot share a transaction
-with the state. The order is therefore "marker first, then the in-memory change": each handler only
-PLANS (computes the legs, which may fail and be redelivered) and stages the change as an after-commit
-action; the unit of work commits the marker (``Duplicate`` on a redelivery: nothing is applied, so a
-redelivered ``CarAssigned`` never restarts a drive), and only then runs the action — an in-memory step
-that cannot fail. The cars add a second, natural guard: a car ignores an assignment for a ride it already
+Idempotent consumption with durable cars: each handler PLANS (computes the legs, which may fail and be
+redelivered), tries the command on a copy of the car and, if that changes what is stored, stages the
+car's row at the next version in the message's unit of work; the commit writes the marker and the row
+together (``Duplicate`` on a redelivery: nothing is written or applied, so a redelivered ``CarAssigned``
+never restarts a drive), and only then the car obeys the command in memory, an after-commit step that
+cannot fail. The cars add a second, natural guard: a car ignores an assignment for a ride it already
 serves or has already finished or been released from (an assignment that arrives after its release, too).
+
+While cars drive, ``ProgressSaver`` writes their progress (phase, leg position, simulated time) from
+its own thread: on each phase change and at a bounded pace, each write conditional on the row's version
+so a late progress write never overwrites a newer command's row.
 """
 
 from __future__ import annotations
@@ -21,13 +26,16 @@ from typing import TypeVar
 from acr.catalog.fleet import CarAssigned, CarOutOfService, CarReleased
 from acr.consumer import Handlers
 from acr.envelope import CloudEvent
-from car_simulator.domain import Assignment, Point
-from car_simulator.ports import Roads, TelemetrySink, UnitOfWork
+from car_simulator.domain import Assignment, Car, Point, Snapshot
+from car_simulator.ports import CarStore, Roads, TelemetrySink, UnitOfWork
 from car_simulator.simulation import Report, Simulation
 
 log = logging.getLogger(__name__)
 TICK_S = 0.25
+SAVE_TICK_S = 1.0
 T = TypeVar("T")
+Command = Callable[[Car], bool]
+"""One of the ``Car`` commands, as a function of the car (tried on a copy first, then obeyed)."""
 
 
 @dataclass
@@ -53,12 +61,23 @@ class CarSimulator:
                 return None
             return car.position
 
-    def apply(self, car_id: str, change: Callable[[Simulation], bool], what: str) -> None:
-        """Run ``change`` on the fleet (not for a car it does not have) and log what it did."""
+    def plan(self, car_id: str, command: Command) -> Snapshot | None:
+        """What ``command`` makes of the car, as a copy at the next row version; None when it changes
+        nothing that is stored."""
         with self.lock:
-            if car_id not in self.simulation.cars:
-                return
-            changed = change(self.simulation)
+            car = self.simulation.car(car_id)
+            after = car.copy()
+            command(after)
+            if after.state_key() == car.state_key():
+                return None
+            after.version = car.version + 1
+            return Snapshot(after, self.simulation.sim_time_s)
+
+    def obey(self, car_id: str, command: Command, stored: Car, what: str) -> None:
+        """The car's row ``stored`` is committed: the car obeys ``command`` and takes the row's version."""
+        with self.lock:
+            changed = self.simulation.change(car_id, command)
+            self.simulation.committed(car_id, stored)
         log.info("car %s %s%s", car_id, what, "" if changed else ": nothing to change")
 
     def tick(self, wall_now: float) -> list[Report]:
@@ -67,6 +86,18 @@ class CarSimulator:
 
 
 # --- the fleet events --------------------------------------------------------------------------------------
+def _command(uow: UnitOfWork, simulator: CarSimulator, car_id: str, command: Command, what: str) -> None:
+    """Stage the car's row as ``command`` leaves it; the car obeys once that row and the marker commit."""
+    if simulator.position(car_id) is None:
+        return
+    planned = simulator.plan(car_id, command)
+    if planned is None:
+        log.info("car %s %s: nothing to change", car_id, what)
+        return
+    uow.cars.save(planned)
+    uow.after_commit(lambda: simulator.obey(car_id, command, planned.car, what))
+
+
 def on_car_assigned(
     uow: UnitOfWork,
     data: CarAssigned,
@@ -89,21 +120,15 @@ def on_car_assigned(
         to_dropoff=roads.leg(pickup, dropoff),
         boarding_s=boarding_s,
     )
-    uow.after_commit(
-        lambda: simulator.apply(
-            data.car_id, lambda sim: sim.assign(data.car_id, assignment), f"assigned to {data.ride_id}"
-        )
-    )
+    _command(uow, simulator, data.car_id, lambda car: car.assign(assignment), f"assigned to {data.ride_id}")
 
 
 def on_car_released(
     uow: UnitOfWork, data: CarReleased, _event: CloudEvent, *, simulator: CarSimulator
 ) -> None:
     """Stop and idle where the car is."""
-    uow.after_commit(
-        lambda: simulator.apply(
-            data.car_id, lambda sim: sim.release(data.car_id, data.ride_id), f"released from {data.ride_id}"
-        )
+    _command(
+        uow, simulator, data.car_id, lambda car: car.release(data.ride_id), f"released from {data.ride_id}"
     )
 
 
@@ -111,11 +136,7 @@ def on_car_out_of_service(
     uow: UnitOfWork, data: CarOutOfService, _event: CloudEvent, *, simulator: CarSimulator
 ) -> None:
     """Stay where it is, not driving, without a ride."""
-    uow.after_commit(
-        lambda: simulator.apply(
-            data.car_id, lambda sim: sim.take_out_of_service(data.car_id), "out of service"
-        )
-    )
+    _command(uow, simulator, data.car_id, lambda car: car.take_out_of_service(), "out of service")
 
 
 def handlers(*, simulator: CarSimulator, roads: Roads, boarding_s: float) -> Handlers[UnitOfWork]:
@@ -157,3 +178,59 @@ class SimulationLoop:
         for report in reports:
             self.sink.offer(report)
         return len(reports)
+
+
+@dataclass
+class ProgressSaver:
+    """Every ``tick_s``, writes the rows of the cars that are behind (``Simulation.due_saves``: a phase
+    change, or ``every_s`` of progress), one conditional write per car, in its own thread: a slow or
+    unreachable store never holds up the fleet, and a car that could not be saved is due again at the next
+    tick with its newest state. When the service stops, every progressing car is saved once more."""
+
+    simulator: CarSimulator
+    store: CarStore
+    every_s: float
+    tick_s: float = SAVE_TICK_S
+    clock: Callable[[], float] = time.time
+    written: int = 0
+    stale: int = 0  # a newer command's row was there: nothing written
+    failed: int = 0
+
+    def run(self, stop: threading.Event) -> None:
+        """Save until ``stop`` is set, then save every progressing car once (giving up at the first
+        failure: a store that does not answer must not hold up the stop)."""
+        while not stop.wait(self.tick_s):
+            self.attempt()
+        self.attempt(every_s=0.0)
+
+    def attempt(self, every_s: float | None = None) -> None:
+        """``step``, logging a failure (the store is unreachable: what is due stays due)."""
+        try:
+            self.step(every_s)
+        except Exception:
+            log.warning("saving the cars failed; what is due stays due", exc_info=True)
+
+    def step(self, every_s: float | None = None) -> int:
+        """Write every car that is due; returns how many were due."""
+        now = self.clock()
+        pace = self.every_s if every_s is None else every_s
+        due = self.simulator.locked(lambda sim: sim.due_saves(now, pace))
+        for snapshot in due:
+            self._save(snapshot, now)
+        return len(due)
+
+    def _save(self, snapshot: Snapshot, now: float) -> None:
+        try:
+            written = self.store.save_progress(snapshot)
+        except Exception:
+            self.failed += 1
+            raise
+        if written:
+            self.written += 1
+        else:
+            self.stale += 1
+        self.simulator.locked(lambda sim: sim.saved(snapshot.car, now))
+
+    def stats(self) -> dict[str, int]:
+        """Progress writes so far (``/v1/ops/telemetry``)."""
+        return {"written": self.written, "stale": self.stale, "failed": self.failed}

@@ -6,16 +6,20 @@ bounded in WALL time whatever the speed factor — a car with a ride at most one
 an idle car a heartbeat every ``idle_every_s``. Heartbeats fall in slots of about ``IDLE_SLOT_S``, the
 fleet spread evenly over them: a few records every slot rather than one at every tick, so a parked
 fleet costs one small batch per slot downstream, and never a fleet-wide burst.
+
+It also knows which cars' stored rows are behind (``due_saves``): a car whose phase, ride or row version
+changed since it was last saved, and a progressing car (driving, boarding) last saved ``every_s`` wall
+seconds ago or more.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from acr.errors import ServiceError
-from car_simulator.domain import Assignment, Car, Telemetry
+from car_simulator.domain import Assignment, Car, Snapshot, Telemetry
 
 ACTIVE_EVERY_S = 0.5
 IDLE_EVERY_S = 30.0  # a parked car does not move: a heartbeat, not a position stream
@@ -65,6 +69,8 @@ class Simulation:
         self._next_report = {
             cid: wall_start + self._slot_s * (1 + i % slots) for i, cid in enumerate(self.cars)
         }
+        # car -> (its state key, wall time) when its row was last known to hold that state
+        self._saved = {cid: (car.state_key(), wall_start) for cid, car in self.cars.items()}
 
     def car(self, car_id: str) -> Car:
         try:
@@ -91,6 +97,14 @@ class Simulation:
 
     def unstall(self, car_id: str) -> bool:
         return self._changed(car_id, self.car(car_id).unstall())
+
+    def change(self, car_id: str, command: Callable[[Car], bool]) -> bool:
+        """Run ``command`` on the car (one of the ``Car`` commands, as a function of the car)."""
+        return self._changed(car_id, command(self.car(car_id)))
+
+    def report_all(self) -> None:
+        """Report every car at the next tick (a restarted fleet shows each car as it is, at once)."""
+        self._pending += [car.telemetry(self.sim_time_s) for car in self.cars.values()]
 
     def _changed(self, car_id: str, changed: bool) -> bool:
         if changed:
@@ -126,3 +140,27 @@ class Simulation:
             return wall_now + self.active_every_s
         slots_from_start = (wall_now + self.idle_every_s - self._wall_start) / self._slot_s
         return self._wall_start + math.ceil(slots_from_start - 1e-9) * self._slot_s
+
+    # ----- saving ------------------------------------------------------------------------------
+    def due_saves(self, wall_now: float, every_s: float) -> list[Snapshot]:
+        """Copies of the cars whose stored row is behind: their state key changed since their last save,
+        or they progress (driving, boarding) and were last saved ``every_s`` wall seconds ago or more."""
+        due = []
+        for car in self.cars.values():
+            key, at = self._saved[car.car_id]
+            if key != car.state_key() or (car.progressing and wall_now - at >= every_s):
+                due.append(Snapshot(car.copy(), self.sim_time_s))
+        return due
+
+    def saved(self, car: Car, wall_now: float) -> None:
+        """``car`` (a copy from ``due_saves``) is what the car's row holds now (or a newer command's row
+        does: then the car's own state key has moved on, and it is due again)."""
+        self._saved[car.car_id] = (car.state_key(), wall_now)
+
+    def committed(self, car_id: str, stored: Car) -> None:
+        """A command's row at ``stored.version`` was committed and the car obeyed the command: it takes
+        that version, and is saved as of now when its state is what the row holds."""
+        car = self.car(car_id)
+        car.version = stored.version
+        if car.state_key() == stored.state_key():
+            self._saved[car_id] = (car.state_key(), self._wall)

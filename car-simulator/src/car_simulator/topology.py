@@ -1,15 +1,19 @@
-"""The car edge's slice: the telemetry stream it writes and the fleet events it obeys.
+"""The car edge's slice: the telemetry stream it writes, the fleet events it obeys and its cars table.
 
 It publishes nothing on a bus (``context`` None); its subscription gets an inbox table automatically,
-where the idempotency markers of the fleet events are kept (see ``handlers``).
+where the idempotency markers of the fleet events are kept, committed with the cars' rows (see
+``handlers``).
 """
 
 from acr.catalog.base import TELEMETRY_STREAM
 from acr.catalog.fleet import CarAssigned, CarOutOfService, CarReleased
-from acr.topology import ServiceTopology, Stream, Subscription
+from acr.topology import ServiceTopology, Stream, Subscription, Table
+
+CARS = "acr-car-simulator-cars"  # one row per car that was ever commanded or stalled (pk carId)
 
 TOPOLOGY = ServiceTopology(
     service="car-simulator",
     subscriptions=(Subscription("events", (CarAssigned, CarReleased, CarOutOfService)),),
+    tables=(Table(CARS, "carId"),),
     streams=(Stream(TELEMETRY_STREAM, shards=2),),
 )

@@ -96,6 +96,86 @@ class Sqs(FakeSqs):
         return value["StringValue"] if value else None
 
 
+class FifoSqs:
+    """An SQS FIFO queue with what the order and the redrive policy depend on: a message received is
+    invisible until its visibility timeout ends; a group with a message in flight gives nothing more
+    until that one is deleted or visible again; every receive counts, and a message received more than
+    ``max_receives`` times is moved to the DLQ instead (the queue's redrive policy). Times come from
+    ``clock``."""
+
+    def __init__(self, url: str, dlq_url: str, clock: Clock, max_receives: int = 10) -> None:
+        self.url, self.dlq_url, self.clock, self.max_receives = url, dlq_url, clock, max_receives
+        self.messages: list[dict[str, Any]] = []  # in send order
+        self.dead: list[dict[str, Any]] = []
+        self.deleted: list[str] = []
+        self.sent: list[dict[str, Any]] = []  # what the consumer sent (its own DLQ sends)
+        self._ids = itertools.count(1)
+
+    def put(self, body: str, group: str) -> str:
+        message_id = f"f{next(self._ids)}"
+        self.messages.append(
+            {"MessageId": message_id, "Body": body, "group": group, "receives": 0, "visible_at": 0.0}
+        )
+        return message_id
+
+    def receive_message(self, QueueUrl: str, MaxNumberOfMessages: int = 10, **_: Any) -> dict[str, Any]:  # noqa: N803
+        assert QueueUrl == self.url
+        now, busy, out = self.clock.now, set(), []
+        for message in list(self.messages):
+            if message["group"] in busy or len(out) == MaxNumberOfMessages:
+                continue
+            if message["visible_at"] > now:
+                busy.add(message["group"])  # in flight: the rest of its group waits
+                continue
+            if message["receives"] >= self.max_receives:
+                self.messages.remove(message)
+                self.dead.append(message)
+                continue
+            message["receives"] += 1
+            message["visible_at"] = now + 30
+            message["receipt"] = f"{message['MessageId']}-r{message['receives']}"
+            out.append(self._view(message))
+        return {"Messages": out}
+
+    @staticmethod
+    def _view(message: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "MessageId": message["MessageId"],
+            "ReceiptHandle": message["receipt"],
+            "Body": message["Body"],
+            "Attributes": {
+                "ApproximateReceiveCount": str(message["receives"]),
+                "MessageGroupId": message["group"],
+            },
+        }
+
+    def _by_receipt(self, receipt: str) -> dict[str, Any] | None:
+        return next((m for m in self.messages if m.get("receipt") == receipt), None)
+
+    def delete_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> None:  # noqa: N803
+        for entry in Entries:
+            message = self._by_receipt(entry["ReceiptHandle"])
+            if message is not None:
+                self.messages.remove(message)
+                self.deleted.append(message["MessageId"])
+
+    def change_message_visibility(self, QueueUrl: str, ReceiptHandle: str, VisibilityTimeout: int) -> None:  # noqa: N803
+        message = self._by_receipt(ReceiptHandle)
+        if message is not None:
+            message["visible_at"] = self.clock.now + VisibilityTimeout
+
+    def change_message_visibility_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
+        for entry in Entries:
+            self.change_message_visibility(QueueUrl, entry["ReceiptHandle"], int(entry["VisibilityTimeout"]))
+        return {"Successful": [{"Id": e["Id"]} for e in Entries], "Failed": []}
+
+    def send_message(self, QueueUrl: str, MessageBody: str, **kwargs: Any) -> None:  # noqa: N803
+        self.sent.append({"QueueUrl": QueueUrl, "Body": MessageBody, **kwargs})
+
+    def bodies(self) -> list[str]:
+        return [m["Body"] for m in self.messages]
+
+
 # --- channels and clocks --------------------------------------------------------------------------------
 class ScriptedChannel:
     """Answers each call from a script of per-entry codes (None = accepted) or an exception to raise;
@@ -128,6 +208,9 @@ class Clock:
         self.now = now
 
     def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
         return self.now
 
     def advance(self, seconds: float) -> None:

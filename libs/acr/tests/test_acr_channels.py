@@ -6,13 +6,13 @@ import json
 from typing import Any
 
 import pytest
-from acr_exactly_once_fakes import ScriptedChannel, no_sleep
+from acr_exactly_once_fakes import ScriptedChannel
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from acr.catalog.fleet import NoCarAvailable
 from acr.catalog.ride import RideUpdated
 from acr.channels import EventBridgeChannel, SnsFifoChannel, TransportError
-from acr.publishing import RETRYABLE, RetryPolicy, publish
+from acr.publishing import RETRYABLE, publish
 from acr.unit_of_work import Outgoing, outgoing
 
 
@@ -43,19 +43,17 @@ class _Events:
 
 
 @pytest.mark.parametrize("code", sorted(RETRYABLE))
-def test_each_retryable_code_is_resent(code: str) -> None:
+def test_each_retryable_code_is_to_be_resent(code: str) -> None:
     batch = _batch(1)
-    channel = ScriptedChannel([[code]])
-    report = publish(channel, batch, sleep=no_sleep)
-    assert len(channel.calls) == 2 and report.resent == {code: 1} and not report.dead
-    assert channel.calls[1][0].event.id == batch[0].event.id and report.sent[0].event.eventcount == 2
+    report = publish(ScriptedChannel([[code]]), batch)
+    assert report.resent() == {code: 1} and not report.dead and not report.sent
+    assert report.retry[0].outgoing.event.id == batch[0].event.id
 
 
 @pytest.mark.parametrize("code", ["ValidationException", "AccessDeniedException", "MalformedDetail"])
 def test_a_non_retryable_code_is_dead_lettered_at_once(code: str) -> None:
-    channel = ScriptedChannel([[code]])
-    report = publish(channel, _batch(1), sleep=no_sleep)
-    assert len(channel.calls) == 1 and [d.error_code for d in report.dead] == [code] and not report.resent
+    report = publish(ScriptedChannel([[code]]), _batch(1))
+    assert [d.error_code for d in report.dead] == [code] and not report.retry
 
 
 def test_eventbridge_entries_are_matched_to_their_request_by_index() -> None:
@@ -74,7 +72,7 @@ def test_eventbridge_answering_the_wrong_number_of_entries_is_a_transport_error(
 def test_a_rejected_whole_call_dead_letters_every_entry_with_its_code() -> None:
     batch = _batch(3)
     events = _Events(_client_error("ValidationException", 400))
-    report = publish(EventBridgeChannel(events), batch, sleep=no_sleep)
+    report = publish(EventBridgeChannel(events), batch)
     assert len(events.calls) == 1
     assert [(d.outgoing.event.id, d.error_code) for d in report.dead] == [
         (o.event.id, "ValidationException") for o in batch
@@ -91,14 +89,14 @@ def test_a_rejected_whole_call_dead_letters_every_entry_with_its_code() -> None:
     ],
     ids=["5xx", "503", "throttled-400", "connection"],
 )
-def test_a_whole_call_that_failed_in_transport_or_was_throttled_is_retried(failure: Exception) -> None:
+def test_a_whole_call_that_failed_in_transport_or_was_throttled_is_to_be_retried(failure: Exception) -> None:
     batch = _batch(2)
     events = _Events(failure)
-    report = publish(EventBridgeChannel(events), batch, RetryPolicy(attempts=3), sleep=no_sleep)
-    assert len(events.calls) == 2 and not report.dead
-    assert report.resent == {"transport": 2}
-    resent = [json.loads(e["Detail"]) for e in events.calls[1]]
-    assert [(d["id"], d["eventcount"]) for d in resent] == [(o.event.id, 2) for o in batch]
+    report = publish(EventBridgeChannel(events), batch)
+    assert len(events.calls) == 1 and not report.dead and report.unanswered
+    assert [(r.outgoing.event.id, r.reason) for r in report.retry] == [
+        (o.event.id, "transport") for o in batch
+    ]
 
 
 class _Sns:
@@ -144,15 +142,14 @@ def test_sns_rejected_whole_call_fails_every_entry_and_a_5xx_is_transport() -> N
 
 def test_a_batch_larger_than_the_channel_allows_is_refused() -> None:
     with pytest.raises(ValueError):
-        publish(ScriptedChannel(), _batch(11), sleep=no_sleep)
+        publish(ScriptedChannel(), _batch(11))
 
 
-def test_an_sns_entry_that_failed_on_the_service_side_is_resent() -> None:
+def test_an_sns_entry_that_failed_on_the_service_side_is_to_be_resent() -> None:
     batch = _updates(2)
     sns = _Sns(
-        {"Successful": [{"Id": "0"}], "Failed": [{"Id": "1", "Code": "InternalError", "SenderFault": False}]},
-        {"Successful": [{"Id": "0"}], "Failed": []},
+        {"Successful": [{"Id": "0"}], "Failed": [{"Id": "1", "Code": "InternalError", "SenderFault": False}]}
     )
-    report = publish(SnsFifoChannel(sns, {"acr-ride-updates.fifo": "arn"}), batch, sleep=no_sleep)
-    assert not report.dead and len(sns.calls) == 2
-    assert sns.calls[1]["PublishBatchRequestEntries"][0]["MessageDeduplicationId"] == batch[1].event.id
+    report = publish(SnsFifoChannel(sns, {"acr-ride-updates.fifo": "arn"}), batch)
+    assert not report.dead and [o.event.id for o in report.sent] == [batch[0].event.id]
+    assert [(r.outgoing.event.id, r.reason) for r in report.retry] == [(batch[1].event.id, "InternalFailure")]

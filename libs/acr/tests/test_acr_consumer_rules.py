@@ -96,16 +96,6 @@ def test_after_max_parks_the_orphan_update_goes_to_the_dlq_with_its_reason() -> 
     assert counters.get("deadLettered") == 1 and counters.get("parked") == 0
 
 
-def test_on_a_fifo_queue_a_parked_message_is_left_for_redelivery_to_keep_the_order() -> None:
-    sqs, counters = Sqs(), Counters()
-    sqs.put(FIFO, _event().to_json())
-    _consumer(sqs, _raise(Park("later")), counters, queue=FIFO).poll_once()
-    (kept,) = sqs.queues[FIFO]
-    assert "DelaySeconds" not in kept and sqs.deleted == []  # not re-sent, not deleted
-    assert sqs.visibility == {kept["ReceiptHandle"]: 2}  # comes back after a short backoff
-    assert counters.get("parked") == 0
-
-
 def test_a_stale_update_is_acknowledged_and_counted() -> None:
     sqs, counters = Sqs(), Counters()
     sqs.put(QUEUE, _event().to_json())

@@ -11,14 +11,13 @@ from acr_exactly_once_fakes import OUTBOX, Clock, Dynamo, ScriptedChannel, Sqs, 
 
 from acr import dynamo, relay
 from acr.catalog.fleet import NoCarAvailable
+from acr.channels import TransportError
 from acr.dynamo import DynamoUnitOfWork
 from acr.envelope import CloudEvent
 from acr.metrics import Counters
-from acr.publishing import RetryPolicy
 from acr.relay import Relay, redrive
 
 PRODUCER_DLQ = "https://sqs/acr-svc-producer-dlq"
-FAST = RetryPolicy(attempts=3, base_delay_s=0.0)
 
 
 @pytest.fixture
@@ -54,9 +53,15 @@ def _relay(dynamodb: Dynamo, sqs: Sqs, channel: ScriptedChannel, lease_s: float 
         dead_letter_queue_url=PRODUCER_DLQ,
         channels={"bus": channel},
         lease_s=lease_s,
-        policy=FAST,
         counters=Counters(),
     )
+
+
+def _rounds(sender: Relay, clock: Clock, n: int) -> None:
+    """``n`` rounds, each after the wait the relay asks for (its backoff, or its poll interval)."""
+    for _ in range(n):
+        sender.drain_once()
+        clock.advance(sender.idle_s())
 
 
 def _status(dynamodb: Dynamo, event: CloudEvent) -> tuple[str | None, int | None, bool]:
@@ -68,13 +73,16 @@ def _status(dynamodb: Dynamo, event: CloudEvent) -> tuple[str | None, int | None
 def test_sent_rows_are_marked_sent_with_their_final_eventcount(dynamodb: Dynamo, clock: Clock) -> None:
     first, second = _record(dynamodb, 2, clock)
     channel = ScriptedChannel([[None, "ThrottlingException"], ["InternalFailure"]])
-    assert _relay(dynamodb, Sqs(), channel).drain_once() == 2
-    assert [[o.event.id for o in call] for call in channel.calls] == [
-        [first.id, second.id],
-        [second.id],
-        [second.id],
-    ]
+    sender = _relay(dynamodb, Sqs(), channel)
+    assert sender.drain_once() == 2
     assert _status(dynamodb, first) == ("SENT", 1, False)
+    assert _status(dynamodb, second) == (None, 1, True)  # pending, its next attempt on the row
+    _rounds(sender, clock, 3)
+    assert [[(o.event.id, o.event.eventcount) for o in call] for call in channel.calls] == [
+        [(first.id, 1), (second.id, 1)],
+        [(second.id, 2)],
+        [(second.id, 3)],
+    ]
     assert _status(dynamodb, second) == ("SENT", 3, False)
     assert _relay(dynamodb, Sqs(), ScriptedChannel()).drain_once() == 0  # nothing pending any more
 
@@ -118,14 +126,21 @@ def test_dead_entries_go_to_the_producer_dlq_with_their_reason(dynamodb: Dynamo,
     assert _status(dynamodb, good) == ("SENT", 1, False)
 
 
-def test_retries_past_the_budget_are_dead_lettered_too(dynamodb: Dynamo, clock: Clock) -> None:
+def test_a_retryable_failure_is_never_dead_lettered_however_often_it_happens(
+    dynamodb: Dynamo, clock: Clock
+) -> None:
     (event,) = _record(dynamodb, 1, clock)
     sqs = Sqs()
-    _relay(dynamodb, sqs, ScriptedChannel([["ThrottlingException"]] * FAST.attempts)).drain_once()
-    (dead,) = sqs.queues[PRODUCER_DLQ]
-    assert sqs.attribute(dead, "reason") == "ThrottlingException"
-    assert json.loads(dead["Body"])["event"]["eventcount"] == FAST.attempts
-    assert _status(dynamodb, event) == ("DEAD", FAST.attempts, False)
+    channel = ScriptedChannel([["ThrottlingException"], TransportError("timeout"), ["InternalFailure"]] * 10)
+    sender, started = _relay(dynamodb, sqs, channel), clock.now
+    for _ in range(200):
+        if _status(dynamodb, event)[0] == "SENT":
+            break
+        _rounds(sender, clock, 1)
+    assert sqs.queues.get(PRODUCER_DLQ) is None
+    assert clock.now - started > 5 * 60  # 30 failures, most of them 15..30 s apart
+    assert [call[0].event.eventcount for call in channel.calls] == list(range(1, 32))
+    assert _status(dynamodb, event) == ("SENT", 31, False)
 
 
 def test_redrive_puts_a_dead_event_back_with_the_same_id_and_eventcount_plus_one(
@@ -149,7 +164,7 @@ def test_redrive_puts_a_dead_event_back_with_the_same_id_and_eventcount_plus_one
 
 def test_the_ops_timeline_lists_what_was_recorded_about_a_subject(dynamodb: Dynamo, clock: Clock) -> None:
     events = _record(dynamodb, 2, clock)
-    _relay(dynamodb, Sqs(), ScriptedChannel([[None, "InternalFailure"]])).drain_once()
+    _rounds(_relay(dynamodb, Sqs(), ScriptedChannel([[None, "InternalFailure"]])), clock, 2)
     (about,) = relay.events_about(dynamodb, OUTBOX, "r1")
     assert (about["id"], about["status"], about["eventcount"]) == (events[1].id, "SENT", 2)
 

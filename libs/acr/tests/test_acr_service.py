@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, ValidationError
 
+from acr import clock, faults
 from acr import service as service_module
 from acr.errors import DependencyUnavailable, NotFound, ServiceError, ValidationFailed
 from acr.service import Runtime, Service, service_state
@@ -57,6 +59,11 @@ def refuse(kind: str) -> None:
         "teapot": ServiceError("short and stout", status=418, code="teapot"),
         "conflict": Conflict(["ride"]),
         "bug": RuntimeError("a bug"),
+        "aws-unreachable": EndpointConnectionError(endpoint_url="http://127.0.0.1:4566"),
+        "aws-throttled": ClientError({"Error": {"Code": "ThrottlingException"}}, "Query"),
+        "aws-refused": ClientError(
+            {"Error": {"Code": "ValidationException"}, "ResponseMetadata": {"HTTPStatusCode": 400}}, "Query"
+        ),
     }
     raise refusals[kind]
 
@@ -150,6 +157,9 @@ def test_the_wiring_runs_in_the_lifespan_and_its_loops_run_until_shutdown(
         ("teapot", 418, "teapot", "short and stout"),
         ("conflict", 409, "concurrent_update", "the resource changed meanwhile; try again"),
         ("bug", 500, "internal_error", "unexpected error"),
+        ("aws-unreachable", 503, "dependency_unavailable", "a store this service needs does not answer"),
+        ("aws-throttled", 503, "dependency_unavailable", "a store this service needs is busy"),
+        ("aws-refused", 500, "internal_error", "unexpected error"),
     ],
 )
 def test_every_error_renders_as_one_shape_with_its_status(
@@ -231,3 +241,62 @@ def test_extend_adds_what_only_this_app_has(configured: list[tuple[str, str, str
     with TestClient(service.app()) as client:
         assert client.get("/index.html").json() == {"page": "index"}
         assert client.get("/healthz").status_code == 200
+
+
+# --- fault windows ------------------------------------------------------------------------------------------
+@pytest.fixture
+def own_process_faults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh process-wide ``Faults`` for the test (its windows do not outlive it)."""
+    monkeypatch.setattr(faults, "_PROCESS_FAULTS", None)
+
+
+EMULATED = Settings(aws_endpoint_url="http://127.0.0.1:4566")
+
+
+def test_a_fault_window_is_opened_and_listed_on_every_service(
+    configured: list[tuple[str, str, str]], own_process_faults: None
+) -> None:
+    with TestClient(_service().app(settings=EMULATED)) as client:
+        assert client.get("/v1/ops/faults").json() == {"faults": []}
+        opened = client.post(
+            "/v1/ops/faults", json={"fault": "eventbridge.throttle", "rate": 1, "seconds": 60}
+        )
+        assert opened.status_code == 202
+        window = opened.json()
+        assert set(window) == {"faultId", "fault", "rate", "until"}
+        assert (window["fault"], window["rate"]) == ("eventbridge.throttle", 1)
+        assert 59 < (clock.parse(window["until"]) - clock.now()).total_seconds() <= 60
+        assert client.get("/v1/ops/faults").json() == {"faults": [window]}
+    process = faults.process_faults(EMULATED.faults, EMULATED.faults_seed)
+    assert process.hit("eventbridge.throttle") and not process.hit("sns.failure")  # the process's own faults
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"fault": "publish.nope", "rate": 1, "seconds": 60},
+        {"fault": "sns.failure", "rate": 1.5, "seconds": 60},
+        {"fault": "sns.failure", "rate": -0.1, "seconds": 60},
+        {"fault": "sns.failure", "rate": "0.5", "seconds": 60},
+        {"fault": "sns.failure", "rate": True, "seconds": 60},
+        {"fault": "sns.failure", "rate": 1, "seconds": 0},
+        {"fault": "sns.failure", "rate": 1, "seconds": 601},
+        {"fault": "sns.failure", "rate": 1},
+    ],
+)
+def test_an_unknown_fault_or_bad_numbers_are_refused(
+    body: dict[str, Any], configured: list[tuple[str, str, str]], own_process_faults: None
+) -> None:
+    with TestClient(_service().app(settings=EMULATED)) as client:
+        response = client.post("/v1/ops/faults", json=body)
+        assert (response.status_code, response.json()["error"]["code"]) == (422, "validation_error")
+        assert client.get("/v1/ops/faults").json() == {"faults": []}
+
+
+def test_no_fault_window_can_be_opened_in_aws_mode(
+    configured: list[tuple[str, str, str]], own_process_faults: None
+) -> None:
+    with TestClient(_service().app(settings=Settings(aws_endpoint_url=""))) as client:
+        opened = client.post("/v1/ops/faults", json={"fault": "sns.failure", "rate": 1, "seconds": 60})
+        assert (opened.status_code, opened.json()["error"]["code"]) == (404, "not_found")
+        assert client.get("/v1/ops/faults").status_code == 404

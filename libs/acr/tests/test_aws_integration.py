@@ -14,7 +14,7 @@ import pytest
 from acr import aws, catalog
 from acr.catalog.base import Destination, EventData, Place
 from acr.catalog.ride import RideRequested, RideUpdated
-from acr.consumer import Handlers, SqsConsumer, idempotent
+from acr.consumer import Handlers, SqsConsumer, Wait, idempotent
 from acr.dynamo import DynamoUnitOfWork
 from acr.envelope import CloudEvent
 from acr.loops import Loops
@@ -224,3 +224,52 @@ def test_the_relay_and_a_consumer_run_as_loops_and_stop_when_the_loops_stop(sett
         producer_loops.stop(timeout_s=5)
         consumer_loops.stop(timeout_s=5)
     assert time.monotonic() - started < 8  # a long poll (1 s here) is the longest a loop takes to stop
+
+
+def test_a_fifo_message_that_waits_is_held_in_order_on_the_emulator(settings: Settings) -> None:
+    """A ``Wait`` on a FIFO queue: held in memory, its group behind it, and handled in order once ready,
+    with nothing re-received on the way (each message handled once, from its first receive)."""
+    history = _messaging("ride-manager", settings)
+    queue = history.queue_url("acr-ride-manager-history.fifo")
+    dlq = history.queue_url("acr-ride-manager-history-dlq.fifo")
+    events = [
+        catalog.record(
+            RideUpdated(ride_id="ride_it_wait", rider_id="rdr_1", version=v, ride={"v": v}),
+            subject="ride_it_wait",
+            sequence=v,
+        )
+        for v in (1, 2)
+    ]
+    for event in events:
+        history.sqs.send_message(
+            QueueUrl=queue,
+            MessageBody=event.to_json(),
+            MessageGroupId="ride_it_wait",
+            MessageDeduplicationId=event.id,
+        )
+    ready, tries, handled = threading.Event(), [], []
+
+    def handler(event: CloudEvent, data: EventData) -> None:
+        if event.subject != "ride_it_wait":
+            return  # what other tests left on the queue
+        tries.append(event.sequence)
+        if not ready.is_set():
+            raise Wait("not yet")
+        handled.append(event.sequence)
+
+    loop = SqsConsumer(
+        name="t", sqs=history.sqs, queue_url=queue, dead_letter_queue_url=dlq, handler=handler, wait_s=1
+    )
+    deadline = time.monotonic() + 4
+    while time.monotonic() < deadline:
+        loop.poll_once()
+    assert handled == [] and set(tries) == {1}  # version 2 never handled before version 1
+    ready.set()
+    deadline = time.monotonic() + 15
+    while len(handled) < 2 and time.monotonic() < deadline:
+        loop.poll_once()
+    assert handled == [1, 2] and tries.count(1) >= 2
+    left = history.sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])[
+        "Attributes"
+    ]["ApproximateNumberOfMessages"]
+    assert left == "0"

@@ -46,6 +46,7 @@ def payment_out(payment: Payment) -> dict[str, Any]:
         "attempts": payment.attempts,
         "paymentId": payment.payment_id,
         "reason": payment.reason,
+        "sequence": payment.sequence,
         "updatedAt": clock.iso(payment.updated_at) if payment.updated_at else None,
     }
 
@@ -67,7 +68,8 @@ def get_payment(ride_id: str, state: State) -> dict[str, Any]:
 
 @router.post("/payments/{ride_id}/retry")
 def retry_payment(ride_id: str, state: State) -> dict[str, Any]:
-    """Operator retry of a FAILED payment (same idempotency key: still at most one capture)."""
+    """Operator retry of a FAILED payment (same idempotency key: still at most one capture); an UNKNOWN one is
+    left to the reconciler (409)."""
     return payment_out(handlers.retry_payment(state.unit_of_work, ride_id, charger=state.charger))
 
 

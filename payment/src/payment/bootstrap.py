@@ -12,6 +12,7 @@ from payment.adapters.gateway import SimulatedGateway
 from payment.api import PaymentState, router
 from payment.handlers import Charger, handlers
 from payment.ports import OperatedGateway, UnitOfWork
+from payment.reconciler import Reconciler
 from payment.topology import TOPOLOGY
 
 
@@ -22,9 +23,14 @@ class Adapters:
     gateway: OperatedGateway
 
 
-def assemble(_runtime: Runtime, adapters: Adapters) -> PaymentState:
+def assemble(runtime: Runtime, adapters: Adapters) -> PaymentState:
+    """The payment events' consumer, the reconciler of unknown outcomes and the routes' state."""
     charger = Charger(adapters.gateway)
     adapters.consumers.consume("events", handlers(charger=charger), adapters.unit_of_work)
+    reconciler = Reconciler(
+        unit_of_work=adapters.unit_of_work, charger=charger, pace_s=runtime.settings.payment_reconcile_s
+    )
+    runtime.loops.add("payment-reconciler", reconciler.run)
     return PaymentState(adapters.unit_of_work, charger, adapters.gateway)
 
 

@@ -1,5 +1,5 @@
 """The payment context's rules (pure): the payment state machine, the charge outcome, the charge retry
-policy."""
+policy. Only a definite decline fails a payment; an outcome nobody knows stays UNKNOWN until it is known."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from acr.catalog.payment import PaymentFailed, PaymentPurpose, PaymentSucceeded
+from acr.catalog.payment import PaymentFailed, PaymentFailureReason, PaymentPurpose, PaymentSucceeded
 from acr.errors import ServiceError
 from acr.money import Money
 
@@ -19,7 +19,8 @@ GATEWAY_MODES: tuple[GatewayMode, ...] = ("ok", "decline", "timeout", "slow")
 
 class PaymentStatus(StrEnum):
     SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
+    FAILED = "FAILED"  # a definite decline
+    UNKNOWN = "UNKNOWN"  # the gateway gave no answer: whether it captured is not known yet
 
 
 # --- the gateway's vocabulary --------------------------------------------------------------------------
@@ -41,7 +42,7 @@ def charge_id_for(idempotency_key: str) -> str:
 
 
 class GatewayError(Exception):
-    """The gateway did not capture. ``transient`` errors may succeed when tried again."""
+    """The gateway did not capture, or did not say. ``transient`` errors may succeed when tried again."""
 
     transient = False
 
@@ -54,10 +55,15 @@ class CardDeclined(GatewayError):
     """The issuer said no: trying again with the same card changes nothing."""
 
 
-class GatewayTimeout(GatewayError):
-    """The gateway did not answer in time; it may or may not have captured."""
+class OutcomeUnknown(GatewayError):
+    """The gateway gave no answer (its answer was lost, or it could not be reached): it may or may not have
+    captured."""
 
     transient = True
+
+
+class GatewayTimeout(OutcomeUnknown):
+    """The gateway did not answer in time."""
 
 
 # --- the charge retry policy -----------------------------------------------------------------------------
@@ -77,17 +83,38 @@ class ChargeRetryPolicy:
         return float(self.base_delay_s * self.factor ** (attempt - 1))
 
 
+class Verdict(StrEnum):
+    """What the gateway said about a charge."""
+
+    CAPTURED = "CAPTURED"
+    DECLINED = "DECLINED"
+    UNKNOWN = "UNKNOWN"
+
+
 @dataclass(frozen=True)
 class ChargeOutcome:
-    """What a series of tries achieved: a charge, or the last error's reason."""
+    """What a series of tries achieved: a charge, a decline, or no answer (with the last error's reason)."""
 
     attempts: int
+    verdict: Verdict
     charge: Charge | None = None
     reason: str | None = None
 
+    @classmethod
+    def captured(cls, attempts: int, charge: Charge) -> ChargeOutcome:
+        return cls(attempts, Verdict.CAPTURED, charge=charge)
+
+    @classmethod
+    def declined(cls, attempts: int, reason: str) -> ChargeOutcome:
+        return cls(attempts, Verdict.DECLINED, reason=reason)
+
+    @classmethod
+    def unknown(cls, attempts: int, reason: str) -> ChargeOutcome:
+        return cls(attempts, Verdict.UNKNOWN, reason=reason)
+
     @property
     def succeeded(self) -> bool:
-        return self.charge is not None
+        return self.verdict == Verdict.CAPTURED
 
 
 # --- the payment state machine ---------------------------------------------------------------------------
@@ -99,9 +126,23 @@ class NotRetryable(ServiceError):
     status, code = 409, "not_retryable"
 
 
+class NotReconcilable(ValueError):
+    """Only a payment whose outcome is unknown is reconciled."""
+
+
+_STATUS = {
+    Verdict.CAPTURED: PaymentStatus.SUCCEEDED,
+    Verdict.DECLINED: PaymentStatus.FAILED,
+    Verdict.UNKNOWN: PaymentStatus.UNKNOWN,
+}
+
+
 @dataclass(frozen=True)
 class Payment:
-    """One payment per ride (the ride id is the gateway's idempotency key): SUCCEEDED or FAILED."""
+    """One payment per ride (the ride id is the gateway's idempotency key): SUCCEEDED, FAILED (a definite
+    decline) or UNKNOWN (settled later by reconciliation). ``version`` counts the row's writes;
+    ``sequence`` is that of the last outcome it told (0: none yet): 1 for the first, one more for each later
+    one."""
 
     ride_id: str
     rider_id: str
@@ -113,6 +154,7 @@ class Payment:
     reason: str | None = None
     updated_at: datetime | None = None
     version: int = 1
+    sequence: int = 0
 
     @staticmethod
     def settle(
@@ -123,12 +165,22 @@ class Payment:
         outcome: ChargeOutcome,
         at: datetime,
     ) -> Payment:
-        """The first outcome of charging a ride."""
-        if outcome.charge is not None:
-            status, payment_id, reason = PaymentStatus.SUCCEEDED, outcome.charge.charge_id, None
-        else:
-            status, payment_id, reason = PaymentStatus.FAILED, failed_payment_id(ride_id), outcome.reason
-        return Payment(ride_id, rider_id, purpose, amount, status, payment_id, outcome.attempts, reason, at)
+        """The first outcome of charging a ride (an UNKNOWN one tells nothing yet)."""
+        status = _STATUS[outcome.verdict]
+        payment_id = outcome.charge.charge_id if outcome.charge is not None else failed_payment_id(ride_id)
+        sequence = 0 if status == PaymentStatus.UNKNOWN else 1
+        return Payment(
+            ride_id,
+            rider_id,
+            purpose,
+            amount,
+            status,
+            payment_id,
+            outcome.attempts,
+            outcome.reason,
+            updated_at=at,
+            sequence=sequence,
+        )
 
     def ensure_retryable(self) -> None:
         """Only a FAILED payment can be charged again (by an operator)."""
@@ -136,25 +188,41 @@ class Payment:
             raise NotRetryable(f"the payment of ride {self.ride_id} is {self.status.value}")
 
     def retried(self, outcome: ChargeOutcome, at: datetime) -> Payment:
-        """The payment after an operator retry: SUCCEEDED with the charge, or still FAILED."""
+        """The payment after an operator retry: SUCCEEDED with the charge, still FAILED, or UNKNOWN."""
         self.ensure_retryable()
-        attempts = self.attempts + outcome.attempts
-        if outcome.charge is not None:
-            return replace(
-                self,
-                status=PaymentStatus.SUCCEEDED,
-                payment_id=outcome.charge.charge_id,
-                attempts=attempts,
-                reason=None,
-                updated_at=at,
-                version=self.version + 1,
-            )
+        return self._after(outcome, at)
+
+    def reconciled(self, outcome: ChargeOutcome, at: datetime) -> Payment:
+        """The UNKNOWN payment after it was reconciled: SUCCEEDED, FAILED, or still UNKNOWN."""
+        if self.status != PaymentStatus.UNKNOWN:
+            raise NotReconcilable(f"the payment of ride {self.ride_id} is {self.status.value}")
+        return self._after(outcome, at)
+
+    def _after(self, outcome: ChargeOutcome, at: datetime) -> Payment:
+        """The next version; a known status that differs from this one is a new outcome (sequence + 1)."""
+        status = _STATUS[outcome.verdict]
+        told = status != PaymentStatus.UNKNOWN and status != self.status
         return replace(
-            self, attempts=attempts, reason=outcome.reason, updated_at=at, version=self.version + 1
+            self,
+            status=status,
+            payment_id=outcome.charge.charge_id if outcome.charge is not None else self.payment_id,
+            attempts=self.attempts + outcome.attempts,
+            reason=outcome.reason,
+            updated_at=at,
+            version=self.version + 1,
+            sequence=self.sequence + 1 if told else self.sequence,
         )
 
+    def news(self, before: Payment | None) -> PaymentSucceeded | PaymentFailed | None:
+        """The event to record now that ``before`` (None: no payment) became this payment: its outcome when
+        its sequence grew, else None."""
+        if self.sequence > (before.sequence if before is not None else 0):
+            return self.outcome()
+        return None
+
     def outcome(self) -> PaymentSucceeded | PaymentFailed:
-        """The event that tells the payment's state: ``PaymentSucceeded`` or ``PaymentFailed``."""
+        """The event that tells the payment's state: ``PaymentSucceeded`` or ``PaymentFailed`` (a decline);
+        an UNKNOWN payment has none (``ValueError``)."""
         if self.status == PaymentStatus.SUCCEEDED:
             return PaymentSucceeded(
                 ride_id=self.ride_id,
@@ -163,14 +231,16 @@ class Payment:
                 amount=self.amount,
                 purpose=self.purpose,
             )
-        return PaymentFailed(
-            ride_id=self.ride_id,
-            rider_id=self.rider_id,
-            payment_id=self.payment_id,
-            amount=self.amount,
-            purpose=self.purpose,
-            reason=self.reason or "payment failed",
-        )
+        if self.status == PaymentStatus.FAILED:
+            return PaymentFailed(
+                ride_id=self.ride_id,
+                rider_id=self.rider_id,
+                payment_id=self.payment_id,
+                amount=self.amount,
+                purpose=self.purpose,
+                reason=PaymentFailureReason.CARD_DECLINED,
+            )
+        raise ValueError(f"the outcome of the payment of ride {self.ride_id} is not known yet")
 
 
 def failed_payment_id(ride_id: str) -> str:

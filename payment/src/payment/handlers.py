@@ -1,4 +1,5 @@
-"""Use cases of the payment context: charge a ride's fare or fee once, retry on operator request."""
+"""Use cases of the payment context: charge a ride's fare or fee once, settle an unknown outcome by
+reconciliation, retry on operator request."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ from acr.metrics import COUNTERS
 from acr.money import Money
 from acr.unit_of_work import Conflict
 from payment.domain import (
+    CardDeclined,
+    Charge,
     ChargeOutcome,
     ChargeRetryPolicy,
-    GatewayError,
     NotRetryable,
+    OutcomeUnknown,
     Payment,
     PaymentNotFound,
     PaymentStatus,
@@ -29,32 +32,61 @@ from payment.ports import Gateway, UnitOfWork
 
 log = logging.getLogger(__name__)
 
+STATUS_COUNTERS = {
+    PaymentStatus.SUCCEEDED: "paymentsSucceeded",
+    PaymentStatus.FAILED: "paymentsFailed",
+    PaymentStatus.UNKNOWN: "paymentsUnknown",
+}
+
 
 @dataclass(frozen=True)
 class Charger:
     """Charges a ride through the gateway: the ride id is the idempotency key (one capture per ride, however
-    many tries), transient errors are tried again after the policy's delay."""
+    many tries); a try whose outcome is unknown is tried again after the policy's delay."""
 
     gateway: Gateway
     policy: ChargeRetryPolicy = field(default_factory=ChargeRetryPolicy)
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], datetime] = now
 
-    def charge(self, ride_id: str, amount: Money) -> ChargeOutcome:
+    def charge(self, ride_id: str, amount: Money, *, unknown: bool = False) -> ChargeOutcome:
+        """Up to the policy's tries. Once an outcome is unknown (``unknown``: an earlier charge's already
+        was), each try first asks the gateway for the key's capture and captures only when there is none.
+        A decline ends the tries at once."""
         attempt = 0
         while True:
             attempt += 1
             try:
-                return ChargeOutcome(attempt, charge=self.gateway.capture(ride_id, ride_id, amount))
-            except GatewayError as error:
+                return ChargeOutcome.captured(attempt, self._try(ride_id, amount, reconcile=unknown))
+            except CardDeclined as declined:
+                log.warning("charging ride %s: %s", ride_id, declined.reason)
+                return ChargeOutcome.declined(attempt, declined.reason)
+            except OutcomeUnknown as error:
+                unknown = True
                 delay = self.policy.delay_after(attempt, error)
                 if delay is None:
                     log.warning(
-                        "charging ride %s failed after %d attempt(s): %s", ride_id, attempt, error.reason
+                        "charging ride %s: unknown after %d try(s): %s", ride_id, attempt, error.reason
                     )
-                    return ChargeOutcome(attempt, reason=error.reason)
-                log.info("charging ride %s: %s; retrying in %.2f s", ride_id, error.reason, delay)
+                    return ChargeOutcome.unknown(attempt, error.reason)
+                log.info("charging ride %s: %s; trying again in %.2f s", ride_id, error.reason, delay)
                 self.sleep(delay)
+
+    def _try(self, ride_id: str, amount: Money, *, reconcile: bool) -> Charge:
+        if reconcile:
+            found = self.gateway.find(ride_id, ride_id)
+            if found is not None:
+                return found
+        return self.gateway.capture(ride_id, ride_id, amount)
+
+
+def _tell(uow: UnitOfWork, before: Payment | None, after: Payment) -> None:
+    """Record the outcome ``after`` tells that ``before`` did not, with its sequence; count a new status."""
+    news = after.news(before)
+    if news is not None:
+        uow.record(news, subject=after.ride_id, sequence=after.sequence)
+    if before is None or before.status != after.status:
+        uow.after_commit(lambda: COUNTERS.add(STATUS_COUNTERS[after.status]))
 
 
 # --- the queue ---------------------------------------------------------------------------------------------
@@ -71,16 +103,15 @@ def on_ride_cancelled(uow: UnitOfWork, data: RideCancelled, _event: CloudEvent, 
 def _pay(
     uow: UnitOfWork, charger: Charger, ride_id: str, rider_id: str, purpose: PaymentPurpose, amount: Money
 ) -> None:
-    """The payment record and its outcome event, staged together (the kernel adds the marker)."""
+    """The payment record and its outcome event, staged together (the kernel adds the marker). An outcome
+    that is unknown is recorded UNKNOWN and tells nothing: the reconciler settles it."""
     if uow.payments.get(ride_id) is not None:
         log.info("ride %s already has a payment; nothing to charge", ride_id)
         return
     outcome = charger.charge(ride_id, amount)
     payment = Payment.settle(ride_id, rider_id, purpose, amount, outcome, charger.clock())
     uow.payments.add(payment)
-    uow.record(payment.outcome(), subject=ride_id)
-    counter = "paymentsSucceeded" if outcome.succeeded else "paymentsFailed"
-    uow.after_commit(lambda: COUNTERS.add(counter))
+    _tell(uow, None, payment)
 
 
 def handlers(*, charger: Charger) -> Handlers[UnitOfWork]:
@@ -92,6 +123,28 @@ def handlers(*, charger: Charger) -> Handlers[UnitOfWork]:
     )
 
 
+# --- reconciliation ----------------------------------------------------------------------------------------
+def reconcile_payment(
+    unit_of_work: Callable[[], UnitOfWork], ride_id: str, *, charger: Charger
+) -> Payment | None:
+    """Settle an UNKNOWN payment against the gateway by its key: captured -> SUCCEEDED, no capture -> captured
+    again with the same key, still no answer -> stays UNKNOWN. Returns the payment as written; None when it is
+    not UNKNOWN (any more) or another writer changed it first."""
+    uow = unit_of_work()
+    before = uow.payments.get(ride_id)
+    if before is None or before.status != PaymentStatus.UNKNOWN:
+        return None
+    after = before.reconciled(charger.charge(ride_id, before.amount, unknown=True), charger.clock())
+    uow.payments.update(before, after)
+    _tell(uow, before, after)
+    try:
+        uow.commit()
+    except Conflict:
+        log.info("the payment of ride %s changed while it was reconciled; left as it is now", ride_id)
+        return None
+    return after
+
+
 # --- the operator ------------------------------------------------------------------------------------------
 def get_payment(uow: UnitOfWork, ride_id: str) -> Payment:
     payment = uow.payments.get(ride_id)
@@ -101,20 +154,20 @@ def get_payment(uow: UnitOfWork, ride_id: str) -> Payment:
 
 
 def retry_payment(unit_of_work: Callable[[], UnitOfWork], ride_id: str, *, charger: Charger) -> Payment:
-    """Charge a FAILED payment again with the same key; on success record ``PaymentSucceeded``. When another
-    retry won the race, this one answers ``NotRetryable``."""
+    """Charge a FAILED payment again with the same key; on success record ``PaymentSucceeded`` (an unknown
+    outcome leaves it UNKNOWN, for the reconciler). When another retry won the race, this one answers
+    ``NotRetryable``."""
     uow = unit_of_work()
     before = get_payment(uow, ride_id)
     before.ensure_retryable()
     after = before.retried(charger.charge(ride_id, before.amount), charger.clock())
     uow.payments.update(before, after)
-    if after.status == PaymentStatus.SUCCEEDED:
-        uow.record(after.outcome(), subject=ride_id)
+    _tell(uow, before, after)
     try:
         uow.commit()
     except Conflict:
         current = unit_of_work().payments.get(ride_id)
-        if current is not None and current.status == PaymentStatus.SUCCEEDED:
-            raise NotRetryable(f"the payment of ride {ride_id} is SUCCEEDED") from None
+        if current is not None and current.status != PaymentStatus.FAILED:
+            raise NotRetryable(f"the payment of ride {ride_id} is {current.status.value}") from None
         raise
     return after

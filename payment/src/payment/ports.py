@@ -10,9 +10,15 @@ from payment.domain import Charge, GatewayMode, Payment
 
 
 class Gateway(Protocol):
-    """The payment gateway: captures idempotently by key; raises ``CardDeclined`` or ``GatewayTimeout``."""
+    """The payment gateway: captures idempotently by key. Raises ``CardDeclined`` (a definite no) or
+    ``OutcomeUnknown`` (no answer: it may or may not have captured)."""
 
     def capture(self, idempotency_key: str, ride_id: str, amount: Money) -> Charge: ...
+
+    def find(self, idempotency_key: str, ride_id: str) -> Charge | None:
+        """The capture made with ``idempotency_key``, or None when there is none; raises ``OutcomeUnknown``
+        when the gateway does not answer."""
+        ...
 
 
 class GatewayOperations(Protocol):
@@ -54,6 +60,10 @@ class Payments(Protocol):
     def update(self, before: Payment, after: Payment) -> None:
         """Stage ``after`` (fails the commit with label ``payment`` unless the stored row is at
         ``before.version``)."""
+        ...
+
+    def awaiting_outcome(self, limit: int) -> list[str]:
+        """The rides whose payment is UNKNOWN, least recently updated first, at most ``limit``."""
         ...
 
 

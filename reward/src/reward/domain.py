@@ -3,7 +3,8 @@
 What a payment outcome does to a rider (``on_payment``):
 - a captured ride fare: one more ride, floor(fare) more points (fees earn none);
 - a cancellation fee (late cancellation, charged or not): rating -0.25;
-- a failed ride fare: rating -0.5 (never below 0), no points.
+- a ride fare the rider's card failed (``RIDER_CAUSED``): rating -0.5 (never below 0), no points;
+- a ride fare that failed by the system's fault: nothing.
 Each effect applies at most once per ride (``effect`` names it), whatever the number of deliveries.
 """
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Literal
 
-from acr.catalog.payment import PaymentPurpose
+from acr.catalog.payment import PaymentFailureReason, PaymentPurpose
 from acr.catalog.reward import Tier
 
 TIERS: tuple[tuple[Tier, int], ...] = (
@@ -26,6 +27,8 @@ TIERS: tuple[tuple[Tier, int], ...] = (
 MAX_RATING = 5.0
 LATE_CANCELLATION_PENALTY = 0.25
 FAILED_PAYMENT_PENALTY = 0.5
+
+RIDER_CAUSED = frozenset({PaymentFailureReason.CARD_DECLINED})
 
 Effect = Literal["RIDE_PAID", "LATE_CANCELLATION", "PAYMENT_FAILED"]
 
@@ -76,11 +79,21 @@ class Change:
         return self.before.tier != self.after.tier
 
 
-def on_payment(loyalty: Loyalty, *, succeeded: bool, purpose: PaymentPurpose, amount: Decimal) -> Change:
-    """What a payment outcome does to ``loyalty``."""
+def on_payment(
+    loyalty: Loyalty,
+    *,
+    succeeded: bool,
+    purpose: PaymentPurpose,
+    amount: Decimal,
+    failure: PaymentFailureReason = PaymentFailureReason.CARD_DECLINED,
+) -> Change | None:
+    """What a payment outcome does to ``loyalty`` (``failure``: why it failed, when it did); None when it
+    does nothing (a fare that failed by the system's fault)."""
     if purpose == PaymentPurpose.CANCELLATION_FEE:
         return Change("LATE_CANCELLATION", loyalty, loyalty.lower_rating(LATE_CANCELLATION_PENALTY))
     if not succeeded:
+        if failure not in RIDER_CAUSED:
+            return None
         return Change("PAYMENT_FAILED", loyalty, loyalty.lower_rating(FAILED_PAYMENT_PENALTY))
     after = loyalty.earn_for_ride(amount)
     return Change("RIDE_PAID", loyalty, after, points_earned=after.points - loyalty.points)

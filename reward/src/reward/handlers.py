@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from acr.catalog.payment import PaymentFailed, PaymentSucceeded
+from acr.catalog.payment import PaymentFailed, PaymentFailureReason, PaymentSucceeded
 from acr.catalog.reward import RewardPointsEarned, RiderTierChanged
-from acr.consumer import Handlers
+from acr.consumer import Handlers, Stale
 from acr.envelope import CloudEvent
 from reward.domain import on_payment
 from reward.ports import UnitOfWork
@@ -14,24 +14,39 @@ from reward.ports import UnitOfWork
 log = logging.getLogger(__name__)
 
 
-def on_payment_succeeded(uow: UnitOfWork, data: PaymentSucceeded, _event: CloudEvent) -> None:
-    _apply(uow, data, succeeded=True)
+def on_payment_succeeded(uow: UnitOfWork, data: PaymentSucceeded, event: CloudEvent) -> None:
+    _apply(uow, data, event, succeeded=True)
 
 
-def on_payment_failed(uow: UnitOfWork, data: PaymentFailed, _event: CloudEvent) -> None:
-    _apply(uow, data, succeeded=False)
+def on_payment_failed(uow: UnitOfWork, data: PaymentFailed, event: CloudEvent) -> None:
+    _apply(uow, data, event, succeeded=False, failure=data.reason)
 
 
-def _apply(uow: UnitOfWork, data: PaymentSucceeded | PaymentFailed, *, succeeded: bool) -> None:
+def _apply(
+    uow: UnitOfWork,
+    data: PaymentSucceeded | PaymentFailed,
+    event: CloudEvent,
+    *,
+    succeeded: bool,
+    failure: PaymentFailureReason = PaymentFailureReason.CARD_DECLINED,
+) -> None:
     """Loyalty, the once-per-ride guard and the events it causes, staged together. A lost race on the
     rider's version or on the guard fails the commit, and the kernel runs this again on fresh state."""
+    _drop_if_stale(uow, data.ride_id, event.sequence)
     loyalty = uow.riders.get(data.rider_id)
-    change = on_payment(loyalty, succeeded=succeeded, purpose=data.purpose, amount=data.amount.value)
+    change = on_payment(
+        loyalty, succeeded=succeeded, purpose=data.purpose, amount=data.amount.value, failure=failure
+    )
+    if change is None:
+        log.info(
+            "ride %s: payment failed (%s), not by rider %s: no effect", data.ride_id, failure, data.rider_id
+        )
+        return
     if uow.effects.applied(data.ride_id, change.effect):
         log.info("ride %s already had effect %s on rider %s", data.ride_id, change.effect, data.rider_id)
         return
     uow.riders.save(change.before, change.after)
-    uow.effects.add(data.ride_id, change.effect, data.rider_id)
+    uow.effects.add(data.ride_id, change.effect, data.rider_id, event.sequence)
     if change.points_earned is not None:
         earned = RewardPointsEarned(
             ride_id=data.ride_id,
@@ -45,6 +60,14 @@ def _apply(uow: UnitOfWork, data: PaymentSucceeded | PaymentFailed, *, succeeded
             rider_id=data.rider_id, previous_tier=change.before.tier, tier=change.after.tier
         )
         uow.record(tier, subject=data.rider_id, sequence=change.after.version)
+
+
+def _drop_if_stale(uow: UnitOfWork, ride_id: str, sequence: int | None) -> None:
+    """A payment outcome older than one that already had an effect on the ride is stale (an event without a
+    sequence is never)."""
+    latest = uow.effects.last_sequence(ride_id)
+    if sequence is not None and sequence < latest:
+        raise Stale(f"payment outcome {sequence} of ride {ride_id} is older than outcome {latest}")
 
 
 HANDLERS = (

@@ -21,11 +21,16 @@ class Riders(Protocol):
 
 
 class RideEffects(Protocol):
-    """Which effects each ride already had on its rider (a ride earns points at most once)."""
+    """Which effects each ride already had on its rider (a ride earns points at most once), and the
+    sequence of the payment outcome that caused each."""
 
     def applied(self, ride_id: str, effect: Effect) -> bool: ...
 
-    def add(self, ride_id: str, effect: Effect, rider_id: str) -> None:
+    def last_sequence(self, ride_id: str) -> int:
+        """The highest payment sequence among the ride's effects (0: no effect carried one)."""
+        ...
+
+    def add(self, ride_id: str, effect: Effect, rider_id: str, sequence: int | None = None) -> None:
         """Stage the guard (fails the commit with label ``ride_effect`` if it exists)."""
         ...
 

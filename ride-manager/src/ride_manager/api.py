@@ -15,6 +15,7 @@ from acr.errors import ServiceError, ValidationFailed
 from acr.service import service_state
 from ride_manager import handlers
 from ride_manager.commands import CancelRide, PlaceRef, RequestQuote, RequestRide
+from ride_manager.domain import Deadlines
 from ride_manager.ports import Dispatch, Geo, RideHistory, UnitOfWork
 from ride_manager.snapshot import quote_to_json, ride_to_json
 
@@ -31,6 +32,7 @@ class RideManager:
     history: RideHistory
     quote_ttl_s: float
     idempotency_key_ttl_s: float
+    rules: Deadlines
 
 
 State = Annotated[RideManager, Depends(service_state)]
@@ -96,6 +98,7 @@ def create_ride(
         RequestRide(body.riderId, body.quoteId, idempotency_key, body_hash),
         uow_factory=state.unit_of_work,
         key_ttl_s=state.idempotency_key_ttl_s,
+        rules=state.rules,
     )
     return ride_to_json(ride)
 
@@ -132,7 +135,10 @@ def ride_versions(
 
 @router.post("/rides/{ride_id}/cancel", status_code=202)
 def cancel_ride(ride_id: str, rider_id: RiderId, state: State) -> dict[str, Any]:
-    return ride_to_json(handlers.cancel_ride(CancelRide(rider_id, ride_id), uow_factory=state.unit_of_work))
+    cancelled = handlers.cancel_ride(
+        CancelRide(rider_id, ride_id), uow_factory=state.unit_of_work, rules=state.rules
+    )
+    return ride_to_json(cancelled)
 
 
 @router.get("/ops/rides")
@@ -140,3 +146,11 @@ def ops_rides(state: State, active: bool = True) -> dict[str, Any]:
     if not active:
         raise ValidationFailed("only active=true is supported")
     return {"rides": state.history.active()}
+
+
+@router.post("/ops/rides/{ride_id}/cancel", status_code=202)
+def ops_cancel_ride(ride_id: str, state: State) -> dict[str, Any]:
+    """An operator ends a ride before its trip, or one whose car stalled mid-trip (``OPERATOR_CANCELLED``,
+    no fee)."""
+    cancelled = handlers.cancel_by_operator(ride_id, uow_factory=state.unit_of_work, rules=state.rules)
+    return ride_to_json(cancelled)

@@ -9,13 +9,15 @@ import httpx
 
 from acr.runtime import Consumers, Messaging
 from acr.service import Runtime, Service
+from acr.settings import Settings
 from ride_manager.adapters.dynamo import DynamoHistoryUnitOfWork, DynamoRideHistory, DynamoRideUnitOfWork
 from ride_manager.adapters.http import HttpDispatch, HttpGeo
 from ride_manager.api import RideManager, router
-from ride_manager.handlers import HANDLERS
+from ride_manager.domain import Deadlines
+from ride_manager.handlers import handlers
 from ride_manager.ports import Dispatch, Geo, HistoryUnitOfWork, RideHistory, UnitOfWork
 from ride_manager.projection import HISTORY_HANDLERS
-from ride_manager.timers import DispatchTimer
+from ride_manager.timers import Watchdog
 from ride_manager.topology import TOPOLOGY
 
 
@@ -29,15 +31,33 @@ class Adapters:
     dispatch: Dispatch
 
 
-def assemble(runtime: Runtime, adapters: Adapters) -> RideManager:
-    """The ride events' consumer, the ride history projector, the dispatch timer and the routes' state."""
-    settings = runtime.settings
-    adapters.consumers.consume("events", HANDLERS, adapters.unit_of_work)
-    adapters.consumers.consume("history", HISTORY_HANDLERS, adapters.history_unit_of_work, fifo=True)
-    timer = DispatchTimer(
-        history=adapters.history, uow_factory=adapters.unit_of_work, timeout_s=settings.dispatch_timeout_s
+def deadlines(settings: Settings) -> Deadlines:
+    """The rides' deadlines, from the settings."""
+    return Deadlines(
+        dispatch_timeout_s=settings.dispatch_timeout_s,
+        sim_speed=settings.sim_speed,
+        boarding_s=settings.boarding_s,
+        grace_s=settings.ride_grace_s,
+        trip_factor=settings.trip_deadline_factor,
+        payment_s=settings.payment_deadline_s,
+        assignment_wait_s=settings.assignment_wait_s,
     )
-    runtime.loops.add("dispatch-timer", timer.run)
+
+
+def assemble(runtime: Runtime, adapters: Adapters) -> RideManager:
+    """The ride events' consumer, the ride history projector, the watchdog and the routes' state."""
+    settings = runtime.settings
+    rules = deadlines(settings)
+    adapters.consumers.consume("events", handlers(rules=rules), adapters.unit_of_work)
+    adapters.consumers.consume("history", HISTORY_HANDLERS, adapters.history_unit_of_work, fifo=True)
+    watchdog = Watchdog(
+        history=adapters.history,
+        uow_factory=adapters.unit_of_work,
+        rules=rules,
+        dispatch=adapters.dispatch,
+        settle_s=settings.watchdog_settle_s,
+    )
+    runtime.loops.add("watchdog", watchdog.run)
     return RideManager(
         unit_of_work=adapters.unit_of_work,
         geo=adapters.geo,
@@ -45,6 +65,7 @@ def assemble(runtime: Runtime, adapters: Adapters) -> RideManager:
         history=adapters.history,
         quote_ttl_s=settings.quote_ttl_s,
         idempotency_key_ttl_s=settings.idempotency_key_ttl_s,
+        rules=rules,
     )
 
 

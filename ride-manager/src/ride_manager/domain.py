@@ -7,7 +7,7 @@ domain events it causes; the transition table is docs/architecture.md's.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
@@ -40,6 +40,13 @@ ACTIVE = frozenset(
 )
 CANCELLABLE = frozenset({RideStatus.REQUESTED, RideStatus.CAR_ASSIGNED, RideStatus.CAR_ARRIVED})
 BEFORE_TRIP = CANCELLABLE
+BY_PEOPLE = frozenset({CancellationReason.RIDER_CANCELLED, CancellationReason.OPERATOR_CANCELLED})
+SYSTEM_END = {  # the reason the system gives when an active state outlives its deadline
+    RideStatus.REQUESTED: CancellationReason.DISPATCH_TIMEOUT,
+    RideStatus.CAR_ASSIGNED: CancellationReason.CAR_NOT_ARRIVED,
+    RideStatus.CAR_ARRIVED: CancellationReason.TRIP_NOT_STARTED,
+    RideStatus.IN_PROGRESS: CancellationReason.TRIP_INTERRUPTED,
+}
 
 
 class Outcome(StrEnum):
@@ -142,11 +149,19 @@ class PaymentStatus(StrEnum):
 
 @dataclass(frozen=True)
 class Payment:
-    """The last payment outcome the ride heard of (its fare's, or its cancellation fee's)."""
+    """The last payment outcome the ride heard of (its fare's, or its cancellation fee's), and its place in
+    the payment's sequence of outcomes (None when the event carried none)."""
 
     status: PaymentStatus
     payment_id: str
     amount: Money
+    sequence: int | None = None
+
+    def newer_than(self, recorded: Payment | None) -> bool:
+        """Is this outcome later than ``recorded`` (unknown when either has no sequence: then it is)?"""
+        if recorded is None or recorded.sequence is None or self.sequence is None:
+            return True
+        return self.sequence > recorded.sequence
 
 
 @dataclass
@@ -174,6 +189,9 @@ class Ride:
     payment: Payment | None = None
     points_earned: int | None = None
     timeline: list[TimelineEntry] = field(default_factory=list)
+    # when the system ends the ride (COMPLETED: asks payment again) if it is still in this state
+    deadline: datetime | None = None
+    stalled_car_id: str | None = None  # the last car reported stalled while it served this ride
     events: list[EventData] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
@@ -207,6 +225,11 @@ class Ride:
         return ride
 
     # --- transitions ---------------------------------------------------------------------------------
+    @property
+    def stalled(self) -> bool:
+        """Is the car serving the ride the one reported stalled (no replacement has come yet)?"""
+        return self.car_id is not None and self.stalled_car_id == self.car_id
+
     def _change(self, at: datetime, status: RideStatus | None = None, timeline: bool = True) -> None:
         self.version += 1
         self.updated_at = at
@@ -238,11 +261,22 @@ class Ride:
         )
         return Outcome.APPLIED
 
+    def cancellable_by(self, reason: CancellationReason) -> bool:
+        """The system ends any active ride; a rider or an operator one before the trip, or one whose car
+        stalled."""
+        if self.status not in ACTIVE:
+            return False
+        return reason not in BY_PEOPLE or self.status in CANCELLABLE or self.stalled
+
     def cancel(self, reason: CancellationReason, at: datetime) -> None:
-        """Cancel while cancellable; a rider cancelling after the car arrived pays a fee."""
-        if self.status not in CANCELLABLE:
+        """Cancel while cancellable; a rider cancelling after a healthy car arrived pays a fee."""
+        if not self.cancellable_by(reason):
             raise NotCancellable(f"a ride in {self.status} can no longer be cancelled")
-        late = reason == CancellationReason.RIDER_CANCELLED and self.status == RideStatus.CAR_ARRIVED
+        late = (
+            reason == CancellationReason.RIDER_CANCELLED
+            and self.status == RideStatus.CAR_ARRIVED
+            and not self.stalled
+        )
         fee = Money.of(CANCELLATION_FEE, CURRENCY) if late else None
         self.cancellation = Cancellation(reason, fee, at)
         released_car = self.car_id
@@ -257,6 +291,25 @@ class Ride:
                 cancelled_at=at,
             )
         )
+
+    def expire(self, at: datetime) -> None:
+        """The active state outlived its deadline: the system ends the ride with its own reason (no fee)."""
+        reason = SYSTEM_END.get(self.status)
+        if reason is None:
+            raise NotCancellable(f"a ride in {self.status} has no deadline to miss")
+        self.cancel(reason, at)
+
+    def car_stalled(self, car_id: str) -> Outcome:
+        """``CarStalled``: remember that the ride's car stalled (the ride may now be cancelled without a fee).
+        Not a new version: the public ride does not change until a replacement comes or the ride ends."""
+        if self.status not in ACTIVE:
+            return Outcome.STALE
+        if not self._knows(car_id):
+            return Outcome.EARLY  # the stall of a car whose CarAssigned has not been applied yet
+        if car_id != self.car_id or self.stalled:
+            return Outcome.STALE  # an earlier car (already replaced), or a stall already recorded
+        self.stalled_car_id = car_id
+        return Outcome.APPLIED
 
     def car_arrived(self, car_id: str, at: datetime) -> Outcome:
         if self.status != RideStatus.CAR_ASSIGNED or car_id != self.car_id:
@@ -292,11 +345,36 @@ class Ride:
         )
         return Outcome.APPLIED
 
-    def payment_settled(self, succeeded: bool, payment_id: str, amount: Money, at: datetime) -> Outcome:
-        """A payment outcome: a fare moves the ride to PAID / PAYMENT_FAILED; a fee is only recorded."""
-        payment = Payment(PaymentStatus.SUCCEEDED if succeeded else PaymentStatus.FAILED, payment_id, amount)
+    def completion(self) -> RideCompleted | None:
+        """The ``RideCompleted`` of a COMPLETED ride (to record again while no payment outcome came); None
+        for a ride in any other state."""
+        if self.status != RideStatus.COMPLETED or self.car_id is None or self.fare is None:
+            return None
+        completed_at = next(
+            (t.at for t in reversed(self.timeline) if t.status == RideStatus.COMPLETED), self.updated_at
+        )
+        return RideCompleted(
+            ride_id=self.ride_id,
+            rider_id=self.rider_id,
+            car_id=self.car_id,
+            fare=Money.of(self.fare),
+            distance_meters=self.distance_m or 0.0,
+            duration_seconds=self.duration_s or 0.0,
+            completed_at=completed_at,
+        )
+
+    def payment_settled(
+        self, succeeded: bool, payment_id: str, amount: Money, at: datetime, sequence: int | None = None
+    ) -> Outcome:
+        """A payment outcome, in the payment's ``sequence``: one not newer than the recorded one is stale.
+        A fare moves the ride to PAID / PAYMENT_FAILED (a newer failure is recorded on a failed ride); a
+        fee is only recorded."""
+        status = PaymentStatus.SUCCEEDED if succeeded else PaymentStatus.FAILED
+        payment = Payment(status, payment_id, amount, sequence)
         if self.status in ACTIVE:
             return Outcome.EARLY  # the payment of a fare this ride has not computed yet
+        if not payment.newer_than(self.payment):
+            return Outcome.STALE
         fee_due = (
             self.status == RideStatus.CANCELLED
             and self.cancellation is not None
@@ -309,6 +387,10 @@ class Ride:
         if self.status == RideStatus.COMPLETED or (self.status == RideStatus.PAYMENT_FAILED and succeeded):
             self.payment = payment
             self._change(at, RideStatus.PAID if succeeded else RideStatus.PAYMENT_FAILED)
+            return Outcome.APPLIED
+        if self.status == RideStatus.PAYMENT_FAILED and sequence is not None and self.payment != payment:
+            self.payment = payment  # a later attempt failed too: its outcome is the one to show
+            self._change(at, timeline=False)
             return Outcome.APPLIED
         return Outcome.STALE
 
@@ -325,3 +407,58 @@ class Ride:
         """The events recorded since the last pull (each is published once, with the change that made it)."""
         events, self.events = self.events, []
         return events
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """How long each non-terminal state may last, in wall seconds (simulated durations are divided by
+    ``sim_speed``). ``due`` is the deadline a ride gets when it enters its current state at ``now``."""
+
+    dispatch_timeout_s: float = 30
+    sim_speed: float = 30
+    boarding_s: float = 60
+    grace_s: float = 120
+    trip_factor: float = 2
+    payment_s: float = 60
+    assignment_wait_s: float = 600
+
+    def due(self, ride: Ride, now: datetime) -> datetime | None:
+        """REQUESTED: the dispatch timeout after the request. CAR_ASSIGNED: the pickup ETA; CAR_ARRIVED:
+        boarding; IN_PROGRESS: the quoted trip times ``trip_factor`` (plus a replacement car's pickup ETA);
+        each in wall time plus ``grace_s``. COMPLETED: ``payment_s``. Terminal states: none."""
+        if ride.status == RideStatus.REQUESTED:
+            return ride.requested_at + timedelta(seconds=self.dispatch_timeout_s)
+        if ride.status == RideStatus.COMPLETED:
+            return now + timedelta(seconds=self.payment_s)
+        simulated_s = self._expected_simulated_s(ride)
+        if simulated_s is None:
+            return None
+        return now + timedelta(seconds=simulated_s / self.sim_speed + self.grace_s)
+
+    def _expected_simulated_s(self, ride: Ride) -> float | None:
+        pickup_s = ride.pickup_eta_s or 0.0
+        if ride.status == RideStatus.CAR_ASSIGNED:
+            return pickup_s
+        if ride.status == RideStatus.CAR_ARRIVED:
+            return self.boarding_s
+        if ride.status == RideStatus.IN_PROGRESS:
+            return pickup_s + ride.quoted_duration_s * self.trip_factor
+        return None
+
+    def extended(self, ride: Ride, now: datetime) -> datetime | None:
+        """A REQUESTED ride the fleet holds a car for waits one more dispatch timeout for its ``CarAssigned``,
+        up to ``assignment_wait_s`` past the first timeout; None once that is spent."""
+        limit = ride.requested_at + timedelta(seconds=self.dispatch_timeout_s + self.assignment_wait_s)
+        if now >= limit:
+            return None
+        return min(now + timedelta(seconds=self.dispatch_timeout_s), limit)
+
+    def resend_at(self, now: datetime) -> datetime:
+        """When a COMPLETED ride still without a payment outcome records its ``RideCompleted`` again."""
+        return now + timedelta(seconds=self.payment_s)
+
+    @property
+    def horizon_s(self) -> float:
+        """The soonest a deadline set from now can fall due (how long a watchdog with nothing due may
+        sleep)."""
+        return min(self.dispatch_timeout_s, self.grace_s, self.payment_s)

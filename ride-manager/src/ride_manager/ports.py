@@ -33,6 +33,12 @@ class RideRepository(Protocol):
         is still at ``expected_version``, and ``ride-version`` if the new version was stored)."""
         ...
 
+    def touch(self, ride: Ride) -> None:
+        """Stage what changed on ``ride`` without a new version (its deadline, a stalled car): no new
+        version is stored, and the commit fails with label ``ride`` unless the stored ride is still at
+        ``ride.version``."""
+        ...
+
 
 class QuoteRepository(Protocol):
     def get(self, quote_id: str) -> Quote | None: ...
@@ -97,14 +103,19 @@ class Geo(Protocol):
 
 
 class Dispatch(Protocol):
-    """car-dispatcher: the nearest available car's pickup ETA right now."""
+    """car-dispatcher: the nearest available car's pickup ETA right now; the car it assigned to a ride."""
 
     def pickup_eta(self, lat: float, lon: float) -> float | None: ...
+
+    def assigned_car(self, ride_id: str) -> str | None:
+        """The car the fleet assigned to the ride (None when it assigned none, or the ride ended there);
+        raises ``DependencyUnavailable`` when the fleet does not answer."""
+        ...
 
 
 class RideHistory(Protocol):
     """Read side: a rider's rides (the history read model), newest first; every version of a ride; the
-    active rides; the rides still waiting for a car."""
+    active rides; the rides' deadlines."""
 
     def rides_of(
         self, rider_id: str, limit: int, cursor: str | None
@@ -121,6 +132,7 @@ class RideHistory(Protocol):
         """Every ride not yet completed or cancelled, newest first."""
         ...
 
-    def awaiting_car(self, limit: int) -> list[tuple[str, datetime]]:
-        """(ride id, requested at) of the rides still REQUESTED, oldest first."""
+    def deadlines(self, limit: int) -> list[tuple[str, datetime]]:
+        """(ride id, deadline) of the rides that have a deadline, soonest first (a sparse index: terminal
+        rides have none)."""
         ...

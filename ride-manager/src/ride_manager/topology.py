@@ -1,7 +1,7 @@
 """The ride context's slice: its bus, what it publishes, what it listens to, its tables and topic."""
 
 from acr.catalog.fleet import CarAssigned, NoCarAvailable
-from acr.catalog.monitoring import CarArrivedAtPickup, TripCompleted, TripStarted
+from acr.catalog.monitoring import CarArrivedAtPickup, CarStalled, TripCompleted, TripStarted
 from acr.catalog.payment import PaymentFailed, PaymentSucceeded
 from acr.catalog.reward import RewardPointsEarned
 from acr.catalog.ride import RideCancelled, RideCompleted, RideRequested, RideUpdated
@@ -12,7 +12,7 @@ RIDE_VERSIONS = "acr-ride-manager-ride-versions"
 RIDE_HISTORY = "acr-ride-manager-ride-history"
 QUOTES = "acr-ride-manager-quotes"
 IDEMPOTENCY = "acr-ride-manager-idempotency"
-AWAITING_CAR = "awaiting-car"
+DEADLINES = "deadlines"  # sparse: only rides with a deadline (not yet terminal) are in it, soonest first
 
 TOPOLOGY = ServiceTopology(
     service="ride-manager",
@@ -27,6 +27,7 @@ TOPOLOGY = ServiceTopology(
                 CarArrivedAtPickup,
                 TripStarted,
                 TripCompleted,
+                CarStalled,
                 PaymentSucceeded,
                 PaymentFailed,
                 RewardPointsEarned,
@@ -37,7 +38,7 @@ TOPOLOGY = ServiceTopology(
         Table(
             RIDES,
             "rideId",
-            indexes=(Index(AWAITING_CAR, "awaitingCar", "requestedAt"),),
+            indexes=(Index(DEADLINES, "due", "deadlineAt"),),
         ),
         Table(RIDE_VERSIONS, "rideId", "version", "N"),
         Table(RIDE_HISTORY, "riderId", "requested"),

@@ -6,10 +6,15 @@ telemetry touches, is fed the records in stream order and collects the facts the
 throttled on the wall-clock moment the caller passes in, ``RideEtaUpdated``. The caller commits the facts
 and the changed rows together (with the stream checkpoint), so replaying the same records from the same
 state derives the same facts and a committed fact is never derived twice.
+
+A trip completes only where the car reaches its drop-off. A car that leaves its trip anywhere else (it
+reports IDLE, or another ride, or nothing at all while its shard goes on: ``QuietCars``) was lost, by a
+restart or a fault: that is a stall (``CarStalled``, once per ride and car), never a completed trip.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -71,6 +76,7 @@ class CarCursor:
     target: Point | None = None
     seen: list[str] = field(default_factory=list)  # (phase, ride) keys already seen at ``sim_time``
     samples: list[tuple[float, float]] = field(default_factory=list)  # (sim_time, odometer_m) of this leg
+    shard: str | None = None  # the stream shard the car's records are on
     version: int = 0
 
     def average_speed(self, rules: Rules) -> float | None:
@@ -148,8 +154,10 @@ class Tracker:
         rules: Rules,
         cars: dict[str, CarCursor] | None = None,
         rides: dict[str, RideTracking] | None = None,
+        shard: str | None = None,
     ) -> None:
         self.rules = rules
+        self.shard = shard  # where the records come from (kept on the cursors)
         self.cars: dict[str, CarCursor] = cars or {}
         self.rides: dict[str, RideTracking] = rides or {}
         self.facts: list[Fact] = []
@@ -189,7 +197,8 @@ class Tracker:
         return ride
 
     def _leave(self, ride_id: str, cursor: CarCursor, t: CarTelemetry, delta: float) -> None:
-        """The car no longer carries ``ride_id``: at the end of TO_DESTINATION that completes the trip."""
+        """The car no longer carries ``ride_id``. Mid-trip, that completes the trip where the car reached
+        its drop-off; anywhere else the car was lost (restarted, or sent elsewhere): a stall."""
         ride = self.rides.get(ride_id)
         self._eta_due.pop(ride_id, None)
         if (
@@ -203,24 +212,34 @@ class Tracker:
         leg.distance_m += delta
         ride.distance_m += delta
         self._dirty_rides.add(ride_id)
-        if leg.stalled and not self._at_target(cursor, t):
-            return  # a stalled car handed the ride over: the replacement completes it
-        leg.progress = None
-        self._complete(ride, cursor.car_id, t)
+        if self._reached(cursor, t.lat, t.lon):
+            leg.progress = None
+            self._complete(ride, cursor.car_id, t.lat, t.lon, t.sim_time_s, t.at)
+        else:  # where the ride was last seen: that is where the rider waits
+            self._stall(ride, leg, cursor.car_id, Point(cursor.lat, cursor.lon), t.at)
 
-    def _at_target(self, cursor: CarCursor, t: CarTelemetry) -> bool:
-        target = cursor.target
+    def _reached(self, cursor: CarCursor, lat: float, lon: float) -> bool:
+        """The car's last record of its trip, or the one after it, is within the arrival radius of the
+        drop-off."""
+        target, radius = cursor.target, self.rules.arrival_radius_m
         return bool(
-            target and haversine_m(t.lat, t.lon, target.lat, target.lon) <= self.rules.arrival_radius_m
+            target
+            and min(
+                haversine_m(cursor.lat, cursor.lon, target.lat, target.lon),
+                haversine_m(lat, lon, target.lat, target.lon),
+            )
+            <= radius
         )
 
-    def _complete(self, ride: RideTracking, car_id: str, t: CarTelemetry) -> None:
-        start = ride.trip_started_sim if ride.trip_started_sim is not None else t.sim_time_s
+    def _complete(
+        self, ride: RideTracking, car_id: str, lat: float, lon: float, sim_time: float, at: datetime
+    ) -> None:
+        start = ride.trip_started_sim if ride.trip_started_sim is not None else sim_time
         ride.completed = True
         ride.phase = COMPLETED
-        ride.lat, ride.lon, ride.sim_time, ride.at = t.lat, t.lon, t.sim_time_s, t.at
-        ride.completed_at = t.at
-        ride.duration_s = round(max(0.0, t.sim_time_s - start), 1)
+        ride.lat, ride.lon, ride.sim_time, ride.at = lat, lon, sim_time, at
+        ride.completed_at = at
+        ride.duration_s = round(max(0.0, sim_time - start), 1)
         ride.eta_seconds = 0.0
         self.facts.append(
             TripCompleted(
@@ -228,9 +247,36 @@ class Tracker:
                 car_id=car_id,
                 distance_meters=round(ride.distance_m, 1),
                 duration_seconds=ride.duration_s,
-                at=t.at,
+                at=at,
             )
         )
+
+    def _stall(self, ride: RideTracking, leg: CarLeg, car_id: str, where: Point, at: datetime) -> None:
+        """``CarStalled`` once per ride and car."""
+        if leg.stalled:
+            return
+        leg.stalled = True
+        self._dirty_rides.add(ride.ride_id)
+        self.facts.append(
+            CarStalled(ride_id=ride.ride_id, car_id=car_id, lat=where.lat, lon=where.lon, at=at)
+        )
+
+    def lost(self, car_id: str, now_sim: float, at: datetime) -> None:
+        """The car carried a ride and reported nothing while its shard went on to ``now_sim``: if its last
+        record was at its drop-off the trip completed there; otherwise it stalled where it was last seen."""
+        cursor = self.cars.get(car_id)
+        if cursor is None or cursor.ride_id is None or cursor.sim_time is None:
+            return
+        if now_sim - cursor.sim_time < self.rules.stall_window_s:
+            return  # it did report meanwhile
+        ride = self.rides.get(cursor.ride_id)
+        if ride is None or ride.completed or ride.car_id != car_id:
+            return  # not its business any more (completed, or a replacement took it over)
+        if cursor.phase == CarPhase.TO_DESTINATION and self._reached(cursor, cursor.lat, cursor.lon):
+            self._dirty_rides.add(ride.ride_id)
+            self._complete(ride, car_id, cursor.lat, cursor.lon, cursor.sim_time, ride.at or at)
+            return
+        self._stall(ride, ride.legs.setdefault(car_id, CarLeg()), car_id, Point(cursor.lat, cursor.lon), at)
 
     def _follow(self, ride: RideTracking, cursor: CarCursor, t: CarTelemetry, delta: float) -> None:
         """The car carries ``ride``: move it on, emit the milestones, watch its progress."""
@@ -275,11 +321,8 @@ class Tracker:
             leg.progress = here
         elif haversine_m(last.lat, last.lon, t.lat, t.lon) >= self.rules.progress_m:
             leg.progress = here
-        elif not leg.stalled and t.sim_time_s - last.sim_time >= self.rules.stall_window_s:
-            leg.stalled = True
-            self.facts.append(
-                CarStalled(ride_id=ride.ride_id, car_id=t.car_id, lat=t.lat, lon=t.lon, at=t.at)
-            )
+        elif t.sim_time_s - last.sim_time >= self.rules.stall_window_s:
+            self._stall(ride, leg, t.car_id, Point(t.lat, t.lon), t.at)
 
     def _advance(self, cursor: CarCursor, t: CarTelemetry, ride_id: str | None) -> None:
         key = _key(t)
@@ -291,6 +334,7 @@ class Tracker:
         cursor.ride_id, cursor.phase, cursor.sim_time = ride_id, t.phase, t.sim_time_s
         cursor.odometer_m, cursor.lat, cursor.lon = t.odometer_m, t.lat, t.lon
         cursor.target = Point(t.target.lat, t.target.lon) if t.target else None
+        cursor.shard = self.shard or cursor.shard
         self._dirty_cars.add(cursor.car_id)
 
     # ----------------------------------------------------------------------------- ETA
@@ -349,6 +393,74 @@ class Tracker:
         self._dirty_cars.clear()
         self._dirty_rides.clear()
         self.facts = []
+
+
+@dataclass
+class _ShardWatch:
+    clock: float | None = None  # the newest simulated time among the shard's records
+    at: datetime | None = None  # the wall-clock moment of that record
+    last: dict[str, tuple[float, bool]] = field(default_factory=dict)  # car -> (its last sim time, carries)
+    quiet: dict[str, float] = field(default_factory=dict)  # car -> the clock when it was first found quiet
+
+
+class QuietCars:
+    """Which cars carrying a ride went quiet while their shard went on (each shard fed by one thread).
+
+    A shard's clock is the newest simulated time among its records, never the wall clock: while the whole
+    simulator is down no shard goes on, and no car is lost. A car is quiet once the clock is ``window_s``
+    past its last record, and lost once the clock is another ``window_s`` past the moment it was first
+    found quiet: a restarted simulator reports every car at once, before the clock gets that far, so a car
+    that is still there is never taken for lost."""
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self._shards: dict[str, _ShardWatch] = {}
+
+    def _shard(self, shard: str) -> _ShardWatch:
+        return self._shards.setdefault(shard, _ShardWatch())
+
+    def watch(self, shard: str, car_id: str, sim_time: float) -> None:
+        """A car known to carry a ride, last seen at ``sim_time`` (as stored, before a restart)."""
+        self._shard(shard).last.setdefault(car_id, (sim_time, True))
+
+    def observe(self, shard: str, t: CarTelemetry) -> None:
+        """A record of the shard: the clock moves on, the car is heard (an older record changes nothing)."""
+        watch = self._shard(shard)
+        if watch.clock is None or t.sim_time_s > watch.clock:
+            watch.clock, watch.at = t.sim_time_s, t.at
+        last = watch.last.get(t.car_id)
+        if last is not None and t.sim_time_s < last[0]:
+            return
+        watch.last[t.car_id] = (t.sim_time_s, t.phase != CarPhase.IDLE and t.ride_id is not None)
+        watch.quiet.pop(t.car_id, None)
+
+    def lost(self, shard: str) -> list[str]:
+        """The cars of ``shard`` that carry a ride and are lost by now."""
+        watch = self._shards.get(shard)
+        if watch is None or watch.clock is None:
+            return []
+        lost = []
+        for car_id, (sim_time, carries) in watch.last.items():
+            if not carries or watch.clock - sim_time < self.window_s:
+                continue
+            since = watch.quiet.setdefault(car_id, watch.clock)
+            if watch.clock - since >= self.window_s:
+                lost.append(car_id)
+        return lost
+
+    def clock(self, shard: str) -> tuple[float, datetime] | None:
+        """The shard's newest simulated time and its wall-clock moment (None before any record)."""
+        watch = self._shards.get(shard)
+        if watch is None or watch.clock is None or watch.at is None:
+            return None
+        return watch.clock, watch.at
+
+    def forget(self, shard: str, car_id: str) -> None:
+        """The lost car was dealt with: it is not watched again until it reports a ride."""
+        watch = self._shard(shard)
+        sim_time, _ = watch.last.get(car_id, (-math.inf, False))
+        watch.last[car_id] = (sim_time, False)
+        watch.quiet.pop(car_id, None)
 
 
 # --------------------------------------------------------------------------------- helpers

@@ -15,7 +15,7 @@ from acr.catalog.car import CarTelemetry
 from acr.metrics import COUNTERS
 from acr.stream import Checkpoint, CheckpointPace, StreamRecord
 from acr.unit_of_work import MAX_TRANSACTION_ITEMS, Conflict
-from route_monitor.domain import Changes, Rules, Tracker
+from route_monitor.domain import CarCursor, Changes, QuietCars, Rules, Tracker
 from route_monitor.ports import Roads, TrackingStore
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,10 @@ class TelemetryProcessor:
     A conflict (the other shard's reader changed a ride meanwhile) re-reads the state and tries again.
     Records that change nothing (parked cars' heartbeats) commit nothing but, at the ``checkpoints``
     pace, the checkpoint.
+
+    After each batch, the cars of its shard that carry a ride and went quiet (``QuietCars``, seeded once
+    per shard from the stored cursors that carry a ride) are settled: ``Tracker.lost``, committed without
+    a checkpoint (the facts are derived from stored state, and the rows say they were).
     """
 
     store: TrackingStore
@@ -78,13 +82,28 @@ class TelemetryProcessor:
     max_items: int = MAX_TRANSACTION_ITEMS
     attempts: int = 5
     checkpoints: CheckpointPace = field(default_factory=CheckpointPace)
+    quiet: QuietCars = field(init=False)
+    _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+    _seeded: set[str] = field(init=False, default_factory=set)
+    _carrying: list[CarCursor] | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.quiet = QuietCars(self.rules.stall_window_s)
 
     def __call__(self, records: list[StreamRecord], checkpoint: Checkpoint) -> None:
         pending: Pending = [(r.sequence, r.data) for r in records if isinstance(r.data, CarTelemetry)]
+        shard = checkpoint.shard_id
+        self._seed(shard)
+        for _, record in pending:
+            self.quiet.observe(shard, record)
+        self._apply(pending, checkpoint)
+        self._sweep(shard)
+
+    def _apply(self, pending: Pending, checkpoint: Checkpoint) -> None:
         tracker: Tracker | None = None
         failures = 0
         while True:
-            tracker = tracker or self._load(pending)
+            tracker = tracker or self._load(pending, checkpoint.shard_id)
             try:
                 pending = self._commit_next(tracker, pending, checkpoint)
             except Conflict as exc:
@@ -100,12 +119,52 @@ class TelemetryProcessor:
             if not pending:
                 return
 
-    def _load(self, pending: Pending) -> Tracker:
-        cars = self.store.cars({t.car_id for _, t in pending})
-        ride_ids = {t.ride_id for _, t in pending if t.ride_id} | {
-            c.ride_id for c in cars.values() if c.ride_id
-        }
-        return Tracker(self.rules, cars, self.store.rides(ride_ids))
+    def _load(self, pending: Pending, shard: str) -> Tracker:
+        return self._tracker(
+            {t.car_id for _, t in pending}, {t.ride_id for _, t in pending if t.ride_id}, shard
+        )
+
+    def _tracker(self, car_ids: set[str], ride_ids: set[str], shard: str) -> Tracker:
+        """A tracker on the stored cursors of ``car_ids``, ``ride_ids`` and the rides those cars carry."""
+        cars = self.store.cars(car_ids)
+        rides = ride_ids | {c.ride_id for c in cars.values() if c.ride_id}
+        return Tracker(self.rules, cars, self.store.rides(rides), shard=shard)
+
+    def _seed(self, shard: str) -> None:
+        """Once per shard: the stored cars of ``shard`` that carry a ride are watched from the start."""
+        with self._lock:
+            if shard in self._seeded:
+                return
+            if self._carrying is None:
+                self._carrying = self.store.carrying()
+            self._seeded.add(shard)
+            carrying = self._carrying
+        for cursor in carrying:
+            if cursor.shard == shard and cursor.sim_time is not None:
+                self.quiet.watch(shard, cursor.car_id, cursor.sim_time)
+
+    def _sweep(self, shard: str) -> None:
+        """The lost cars of ``shard``: a trip completed at its drop-off, or a stall (``Tracker.lost``). A
+        conflict leaves them to the next batch."""
+        lost, clock = self.quiet.lost(shard), self.quiet.clock(shard)
+        if not lost or clock is None:
+            return
+        tracker = self._tracker(set(lost), set(), shard)
+        for car_id in lost:
+            tracker.lost(car_id, *clock)
+        changes = tracker.changes()
+        if not changes.empty:
+            try:
+                self._commit(changes, None)
+            except Conflict as exc:
+                COUNTERS.add("trackingConflicts")
+                log.info("tracking conflict on %s settling lost cars: next batch", exc.labels)
+                return
+            self._counted(changes)
+            facts = [type(f).__name__ for f in changes.facts]
+            log.warning("cars %s went quiet with a ride: %s", lost, facts)
+        for car_id in lost:
+            self.quiet.forget(shard, car_id)
 
     def _commit_next(self, tracker: Tracker, pending: Pending, checkpoint: Checkpoint) -> Pending:
         """Apply as many records as fit in one transaction, commit them; returns the records left."""
@@ -125,12 +184,16 @@ class TelemetryProcessor:
         self.checkpoints.stored(covered, now)
         tracker.committed()
         self.stats.add([record for _, record in pending[:done]])
-        for fact in changes.facts:
-            COUNTERS.add(type(fact).__name__)
+        self._counted(changes)
         return pending[done:]
 
-    def _commit(self, changes: Changes, covered: Checkpoint) -> None:
-        """The changed rows, the facts (about their ride) and the checkpoint, in one unit of work."""
+    @staticmethod
+    def _counted(changes: Changes) -> None:
+        for fact in changes.facts:
+            COUNTERS.add(type(fact).__name__)
+
+    def _commit(self, changes: Changes, covered: Checkpoint | None) -> None:
+        """The changed rows, the facts (about their ride) and the checkpoint (if any), in one unit of work."""
         uow = self.store.unit_of_work()
         for car in changes.cars:
             uow.save_car(car)
@@ -138,5 +201,6 @@ class TelemetryProcessor:
             uow.save_ride(ride)
         for fact in changes.facts:
             uow.record(fact, subject=fact.ride_id)
-        uow.checkpoint(covered)
+        if covered is not None:
+            uow.checkpoint(covered)
         uow.commit()

@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 import httpx
 
+from acr.errors import DependencyUnavailable
 from bff.errors import ServiceUnavailable, UpstreamError
 from bff.ports import Json
 
@@ -227,3 +228,28 @@ class HttpServiceStats:
                 return []
             raise
         return list(answer.get("events", []))
+
+
+class HttpChaos:
+    """The fault proxy's control API (``ACR_CHAOS_CONTROL_URL``; ``None`` when the stack runs none) and
+    every service's ``/v1/ops/faults``."""
+
+    def __init__(self, control: ServiceHttp | None, https: dict[str, ServiceHttp]) -> None:
+        self._control = control
+        self._https = https
+
+    async def open_outage(self, outage: Json) -> Json:
+        if self._control is None:
+            raise DependencyUnavailable("no fault proxy: ACR_CHAOS_CONTROL_URL is not set")
+        return await self._control.call("POST", "/outages", json=outage)
+
+    async def outages(self) -> list[Json]:
+        if self._control is None:
+            return []
+        return list((await self._control.call("GET", "/outages")).get("outages", []))
+
+    async def open_fault(self, service: str, window: Json) -> Json:
+        return await self._https[service].call("POST", "/v1/ops/faults", json=window)
+
+    async def faults(self, service: str) -> list[Json]:
+        return list((await self._https[service].call("GET", "/v1/ops/faults")).get("faults", []))

@@ -1,4 +1,6 @@
-"""``acr-stack run``: the whole ACR stack on this machine, on the fixed ports, until Ctrl-C."""
+"""``acr-stack run``: the whole ACR stack on this machine, on the fixed ports, until Ctrl-C. A service that
+exits is restarted (with a log line); with ``ACR_CHAOS=1`` the services reach the emulator through the
+fault proxy, whose outages the BFF's ``/ops/chaos`` opens."""
 
 from __future__ import annotations
 
@@ -142,10 +144,18 @@ def _banner(stack: Stack, elapsed: float) -> None:
         f"  API docs       {bff}/docs",
         *(f"  {name:<14} {stack.config.url(name)}/docs" for name in stack.config.services if name != "bff"),
         f"  AWS emulator   {stack.config.endpoint}",
-        "Ctrl-C stops everything.",
+        *_chaos_lines(stack),
+        "A service that exits is restarted. Ctrl-C stops everything.",
         "",
     ]
     _say("\n".join(lines))
+
+
+def _chaos_lines(stack: Stack) -> list[str]:
+    if not stack.config.chaos:
+        return []
+    controls = stack.config.url("bff") + "/ops/chaos"
+    return [f"  fault proxy    {stack.config.control_url}   (ACR_CHAOS on: outages from {controls})"]
 
 
 if __name__ == "__main__":

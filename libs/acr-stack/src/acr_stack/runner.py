@@ -3,12 +3,15 @@
 Start-up fails fast and says why: every process's output is kept (its last lines), and the moment any
 process exits before the stack is up, or a service is not healthy in time, ``start`` stops everything
 and raises :class:`StartupFailed` naming the process, its exit code or ``/healthz`` answer, and its last
-lines.
+lines. Once the stack is up, a service that exits is restarted (:mod:`acr_stack.supervisor`) until the stack
+is stopped. With ``ACR_CHAOS`` on, the services reach the emulator through the fault proxy
+(:mod:`acr_stack.faultproxy`), whose control API (:mod:`acr_stack.control`) the BFF calls.
 """
 
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import random
 import re
@@ -26,7 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from acr import clock
 from acr.settings import SERVICE_PORTS
+from acr_stack.control import ControlServer
+from acr_stack.faultproxy import FaultProxy
+from acr_stack.supervisor import Exit, RestartPolicy, Supervisor, how_it_ended
 
 PR_SET_PDEATHSIG = 1
 CITY_SERVICES = frozenset({"address-finder", "car-dispatcher", "route-monitor", "car-simulator"})
@@ -35,6 +42,8 @@ REPORT_LINES = 12
 FAILURE_GRACE_S = 2.5
 EMULATOR_MODULE = "acr_stack.emulator"
 FREE_PORTS = (20_000, 32_768)  # where free_port looks: above make run's ports, below the ephemeral range
+ENDPOINT = "ACR_AWS_ENDPOINT_URL"
+TRUE_WORDS = frozenset({"1", "on", "t", "true", "y", "yes"})  # what the services' settings read as true
 _handed_out: set[int] = set()
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Failure|Invalid\w*)\b.*")
 
@@ -93,7 +102,10 @@ class StartupCancelled(RuntimeError):
 class StackConfig:
     """Ports, settings and where the logs go. ``fixed()`` is ``make run``; ``free()`` is for tests.
 
-    ``env`` applies to every process; ``service_env_overrides`` to one service only."""
+    ``env`` applies to every process; ``service_env_overrides`` to one service only. With ``ACR_CHAOS`` on
+    (in ``env`` or the runner's environment), each service reaches the emulator through its own port of
+    the fault proxy (``proxy_ports``, free ports unless given), whose control API listens on
+    ``control_port``."""
 
     emulator_port: int
     ports: dict[str, int]
@@ -101,6 +113,15 @@ class StackConfig:
     log_dir: Path | None = None
     services: tuple[str, ...] = tuple(SERVICE_PORTS)
     service_env_overrides: dict[str, dict[str, str]] = field(default_factory=dict)
+    proxy_ports: dict[str, int] = field(default_factory=dict)
+    control_port: int | None = None
+    restart_policy: RestartPolicy = field(default_factory=RestartPolicy)
+
+    def __post_init__(self) -> None:
+        if self.chaos and not self.proxy_ports:
+            self.proxy_ports = {service: free_port() for service in self.ports}
+        if self.chaos and self.control_port is None:
+            self.control_port = free_port()
 
     @classmethod
     def fixed(cls, **kwargs: object) -> StackConfig:
@@ -117,6 +138,18 @@ class StackConfig:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.emulator_port}"
 
+    @property
+    def chaos(self) -> bool:
+        """``ACR_CHAOS`` is on and the services talk to this stack's emulator (never to AWS)."""
+        value = self.env.get("ACR_CHAOS", os.environ.get("ACR_CHAOS", ""))
+        aimed_at_emulator = self.env.get("ACR_AWS_ENDPOINT_URL", self.endpoint) == self.endpoint
+        return value.strip().lower() in TRUE_WORDS and aimed_at_emulator
+
+    @property
+    def control_url(self) -> str:
+        """The fault proxy's control API (empty without chaos)."""
+        return f"http://127.0.0.1:{self.control_port}" if self.chaos and self.control_port else ""
+
     def service_env(self, service: str | None = None) -> dict[str, str]:
         """The environment of one process of the stack (``service`` None: the shared part)."""
         env = dict(os.environ)
@@ -131,6 +164,10 @@ class StackConfig:
         )
         env.update({f"ACR_{s.upper().replace('-', '_')}_URL": self.url(s) for s in self.ports})
         env.update(self.env)
+        if self.chaos:
+            env["ACR_CHAOS_CONTROL_URL"] = self.control_url
+            if service in self.proxy_ports:
+                env["ACR_AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{self.proxy_ports[service]}"
         env.update(self.service_env_overrides.get(service or "", {}))
         return env
 
@@ -140,6 +177,7 @@ class _Process:
     """One child process and the last lines it printed."""
 
     name: str
+    argv: list[str]
     popen: subprocess.Popen[bytes]
     one_shot: bool  # a step that is meant to exit (0) during start-up, e.g. the topology
     log_path: Path | None = None  # where its output goes; else it is piped through the runner
@@ -155,19 +193,25 @@ class _Process:
 
 
 class Stack:
-    """Owns the processes it starts and always stops them."""
+    """Owns the processes it starts and always stops them. Once started, it restarts a service that
+    exits (:mod:`acr_stack.supervisor`) until it is stopped; with chaos on, it runs the fault proxy."""
 
     def __init__(self, config: StackConfig, echo: Callable[[str], None] | None = None) -> None:
         self.config = config
         self._echo = echo
         self._procs: dict[str, _Process] = {}
-        self._log_files: list[IO[bytes]] = []
+        self._lock = threading.RLock()  # the processes: changed by the caller's thread and the supervisor's
         self._pumps: list[threading.Thread] = []
         self._health_seen: dict[str, str] = {}
+        self._unsupervised: set[str] = set()  # killed for good
+        self.supervisor: Supervisor | None = None
+        self.proxy: FaultProxy | None = None
+        self._control: ControlServer | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------------
     def start(self, timeout_s: float = 120, cancel: threading.Event | None = None) -> None:
-        """Emulator and city (at once), topology, services; returns when every ``/healthz`` answers 200.
+        """Emulator and city (at once), the fault proxy (chaos only), topology, services; returns when
+        every ``/healthz`` answers 200, and supervises the services from then on.
 
         Raises :class:`StartupFailed` (everything stopped) when a port is taken or a setting is invalid, as
         soon as a process exits, or when a service is not healthy within ``timeout_s``;
@@ -182,6 +226,8 @@ class Stack:
             self._wait(
                 "the emulator answers", lambda: answers(self.config.endpoint + "/moto-api/"), deadline, cancel
             )
+            if self.config.chaos:
+                self._start_fault_proxy()
             self._spawn("topology", [sys.executable, "-m", "acr.topology.cli", "apply"], one_shot=True)
             self._wait("the topology is applied", lambda: "topology" not in self._procs, deadline, cancel)
             self._wait("the city is ready", lambda: "city" not in self._procs, deadline, cancel)
@@ -191,44 +237,125 @@ class Stack:
         except BaseException:
             self.stop(grace_s=FAILURE_GRACE_S)
             raise
+        self.supervise()
+
+    def supervise(self) -> None:
+        """From now on, restart a service that exits (``start`` calls it once the stack is up)."""
+        if self.supervisor is None:
+            self.supervisor = Supervisor(self, self._say, self.config.restart_policy)
+            self.supervisor.start()
 
     def start_service(self, service: str) -> None:
-        self._spawn(service, service_command(service, self.config.ports[service]))
+        """Start ``service`` unless it is running (e.g. already restarted); it is supervised again."""
+        with self._lock:
+            self._unsupervised.discard(service)
+            running = self._procs.get(service)
+            if running is None or running.popen.poll() is not None:
+                self._spawn(service, service_command(service, self.config.ports[service]))
 
     def wait_healthy(self, service: str, timeout_s: float = 120) -> None:
-        """Wait for one (re)started service; :class:`StartupFailed` if it exits or stays unhealthy."""
+        """Wait for one (re)started service; :class:`StartupFailed` if it exits and will not be restarted,
+        or stays unhealthy."""
         self._wait_healthy({service}, time.monotonic() + timeout_s, None)
 
-    def kill(self, service: str, sig: signal.Signals = signal.SIGKILL) -> None:
-        """Kill one service (for failure tests); ``start_service`` brings it back."""
-        proc = self._procs.pop(service).popen
+    def kill(self, service: str, sig: signal.Signals = signal.SIGKILL, *, for_good: bool = False) -> None:
+        """Signal one service (for failure tests) and wait until it is gone. The supervisor restarts it,
+        unless ``for_good``: then only ``start_service`` brings it back."""
+        with self._lock:
+            proc = self._procs[service].popen
+            if for_good:
+                self._unsupervised.add(service)
+                del self._procs[service]
         proc.send_signal(sig)
         proc.wait(10)
 
     def stop(self, grace_s: float = 8) -> None:
-        """SIGTERM the services, then the emulator they talk to; SIGKILL what lingers after ``grace_s``."""
-        procs = list(self._procs.values())
+        """Stop restarting; SIGTERM the services, then close the fault proxy and stop the emulator they
+        talk to; SIGKILL what lingers after ``grace_s``."""
+        if self.supervisor is not None:
+            self.supervisor.stop()
+        with self._lock:
+            procs = list(self._procs.values())
+            self._procs.clear()
         deadline = time.monotonic() + grace_s
         terminate([p.popen for p in procs if p.name != "emulator"], deadline)
+        self._stop_fault_proxy()
         terminate([p.popen for p in procs if p.name == "emulator"], max(deadline, time.monotonic() + 1))
-        self._procs.clear()
         for pump in self._pumps:
             pump.join(2)
         self._pumps.clear()
-        for f in self._log_files:
-            f.close()
-        self._log_files.clear()
 
     def alive(self) -> dict[str, bool]:
-        return {name: proc.popen.poll() is None for name, proc in self._procs.items()}
+        with self._lock:
+            return {name: proc.popen.poll() is None for name, proc in self._procs.items()}
 
     def exited(self) -> list[str]:
-        """Reports on every long-running process that has exited (empty while all are up)."""
+        """Reports on every long-running process that has exited and will not be restarted (the emulator,
+        or any process before the stack is up); empty while all are up."""
+        with self._lock:
+            procs = [p for p in self._procs.values() if not p.one_shot and not self._restarts(p.name)]
         return [
-            exit_report(p.name, code, p.last_lines())
-            for p in list(self._procs.values())
-            if not p.one_shot and (code := p.popen.poll()) is not None
+            exit_report(p.name, code, p.last_lines()) for p in procs if (code := p.popen.poll()) is not None
         ]
+
+    # --- supervision (acr_stack.supervisor.Supervised) ----------------------------------------------
+    def _restarts(self, name: str) -> bool:
+        """Whether the supervisor restarts ``name`` when it exits."""
+        supervising = self.supervisor is not None and self.supervisor.running
+        return supervising and name in self.config.ports and name not in self._unsupervised
+
+    def exits(self) -> dict[str, Exit]:
+        with self._lock:
+            return {
+                name: Exit(proc, code, proc.started)
+                for name, proc in self._procs.items()
+                if self._restarts(name) and (code := proc.popen.poll()) is not None
+            }
+
+    def respawn(self, name: str, process: object) -> int | None:
+        with self._lock:
+            current = self._procs.get(name)
+            if current is None or current is not process or not self._restarts(name):
+                return None
+            self._spawn(name, current.argv)
+            return self._procs[name].popen.pid
+
+    def _say(self, message: str, fields: dict[str, object]) -> None:
+        """A line of the stack itself: echoed, and in ``acr-stack.log`` (JSON, like the services' logs)."""
+        if self._echo is not None:
+            self._echo(f"{'acr-stack':>14} | {message}")
+        if self.config.log_dir is not None:
+            line = {
+                "time": clock.iso(clock.now()),
+                "level": "WARNING",
+                "service": "acr-stack",
+                "message": message,
+            }
+            self.config.log_dir.mkdir(parents=True, exist_ok=True)
+            with (self.config.log_dir / "acr-stack.log").open("a") as log:
+                log.write(json.dumps(line | fields) + "\n")
+
+    # --- chaos ---------------------------------------------------------------------------------------
+    def _start_fault_proxy(self) -> None:
+        assert self.config.control_port is not None
+        proxy = FaultProxy(
+            self.config.emulator_port, self.config.proxy_ports, log=lambda line: self._say(line, {})
+        )
+        try:
+            proxy.start()
+            self.proxy = proxy
+            self._control = ControlServer(proxy, self.config.control_port)
+        except OSError as exc:
+            raise StartupFailed(f"the fault proxy cannot listen: {exc}") from None
+        self._control.start()
+
+    def _stop_fault_proxy(self) -> None:
+        if self._control is not None:
+            self._control.stop()
+            self._control = None
+        if self.proxy is not None:
+            self.proxy.stop()
+            self.proxy = None
 
     # --- start-up checks -----------------------------------------------------------------------------
     def _wait(
@@ -261,6 +388,9 @@ class Stack:
         owners = {"emulator": self.config.emulator_port} | {
             s: self.config.ports[s] for s in self.config.services
         }
+        if self.config.chaos:
+            owners |= {f"the fault proxy of {s}": port for s, port in self.config.proxy_ports.items()}
+            owners["the fault proxy's control API"] = self.config.control_port or 0
         for name, port in owners.items():
             with socket.socket() as probe:
                 probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no owner
@@ -274,11 +404,17 @@ class Stack:
 
     def _check_settings(self) -> None:
         """Validate every service's settings before starting anything (a bad value fails in a second):
-        one ``python -m acr.settings`` per distinct set of ``ACR_*`` values, all at once."""
+        one ``python -m acr.settings`` per distinct set of ``ACR_*`` values, all at once (the fault proxy's
+        port of each service, a valid URL the stack made, does not count as a difference)."""
         services_by_settings: dict[frozenset[tuple[str, str]], list[str]] = {}
+        proxied = {f"http://127.0.0.1:{port}" for port in self.config.proxy_ports.values()}
         for service in self.config.services:
             env = self.config.service_env(service)
-            settings = frozenset((k, v) for k, v in env.items() if k.startswith("ACR_"))
+            settings = frozenset(
+                (k, v)
+                for k, v in env.items()
+                if k.startswith("ACR_") and not (k == ENDPOINT and v in proxied)
+            )
             services_by_settings.setdefault(settings, []).append(service)
         checks = {
             ", ".join(services): subprocess.Popen(
@@ -301,10 +437,10 @@ class Stack:
             raise StartupFailed("\n".join(problems))
 
     def _check_exits(self) -> None:
-        """Forget one-shot steps that succeeded; fail on any other exit."""
+        """Forget one-shot steps that succeeded; fail on any other exit (but one the supervisor restarts)."""
         for proc in list(self._procs.values()):
             code = proc.popen.poll()
-            if code is None:
+            if code is None or self._restarts(proc.name):
                 continue
             if proc.one_shot and code == 0:
                 del self._procs[proc.name]
@@ -332,27 +468,31 @@ class Stack:
         waits for the runner); without, it is piped through the runner, which keeps its last lines and
         echoes them with a prefix unless ``quiet``."""
         log_path = None if self.config.log_dir is None else self.config.log_dir / f"{name}.log"
-        out: int | IO[bytes] = subprocess.PIPE
+        log: IO[bytes] | None = None
         if log_path is not None:
             log_path.parent.mkdir(parents=True, exist_ok=True)
-            out = log_path.open("ab")
-            self._log_files.append(out)
-        popen = subprocess.Popen(
-            argv,
-            env=self.config.service_env(name),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
-        proc = _Process(name, popen, one_shot, log_path)
-        self._procs[name] = proc
+            log = log_path.open("ab")  # appended to by each restart; the child keeps its own descriptor
+        try:
+            popen = subprocess.Popen(
+                argv,
+                env=self.config.service_env(name),
+                stdout=subprocess.PIPE if log is None else log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        finally:
+            if log is not None:
+                log.close()
+        proc = _Process(name, argv, popen, one_shot, log_path)
+        with self._lock:
+            self._procs[name] = proc
         if log_path is None:
             echo = None if quiet else self._echo
             pump = threading.Thread(target=_pump, args=(proc, echo), name=f"pump-{name}", daemon=True)
             pump.start()
-            self._pumps.append(pump)
+            self._pumps = [p for p in self._pumps if p.is_alive()] + [pump]
 
 
 def terminate(popens: list[subprocess.Popen[bytes]], deadline: float) -> None:
@@ -381,7 +521,7 @@ def _pump(proc: _Process, echo: Callable[[str], None] | None) -> None:
 
 def exit_report(name: str, code: int, lines: list[str]) -> str:
     """The last lines of an exited process, then one line: its name, exit code and error."""
-    how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+    how = how_it_ended(code)
     error = next((line.strip() for line in reversed(lines) if _EXCEPTION_LINE.match(line.strip())), None)
     last = f"{name} {how}" + (f": {error}" if error else "")
     return "\n".join([*_indented(name, lines[-REPORT_LINES:]), last])

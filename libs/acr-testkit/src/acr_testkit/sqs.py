@@ -43,9 +43,10 @@ class FakeSqs:
     def change_message_visibility(self, QueueUrl: str, ReceiptHandle: str, VisibilityTimeout: int) -> None:  # noqa: N803
         self.visibility[ReceiptHandle] = VisibilityTimeout
 
-    def change_message_visibility_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> None:  # noqa: N803
+    def change_message_visibility_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
         for entry in Entries:
             self.visibility[entry["ReceiptHandle"]] = int(entry["VisibilityTimeout"])
+        return {"Successful": [{"Id": entry["Id"]} for entry in Entries], "Failed": []}
 
     def send_message(self, QueueUrl: str, MessageBody: str, **kwargs: Any) -> None:  # noqa: N803
         self.queues.setdefault(QueueUrl, []).append({"Body": MessageBody, **kwargs})

@@ -112,25 +112,47 @@ class SnsFifoChannel:
         return results
 
 
+SCOPED_FAULTS = {
+    "bus": ("eventbridge.throttle", "ThrottlingException"),
+    "topic": ("sns.failure", "InternalFailure"),
+}
+"""Per channel kind: the fault that hits only that kind of channel, and the code its entries answer."""
+
+
 class FaultyChannel:
     """Wraps a channel with injected faults: per-entry throttling and internal failures (those entries
-    are not sent), and lost acknowledgements (sent, but the producer sees a transport error)."""
+    are not sent), lost acknowledgements (sent, but the producer sees a transport error), and the fault
+    of its own kind (``SCOPED_FAULTS``: EventBridge throttled, SNS failing). When no fault can happen
+    (no rate, no open window) the batch goes straight to the inner channel."""
 
-    def __init__(self, inner: Channel, faults: Faults) -> None:
+    def __init__(self, inner: Channel, faults: Faults, kind: str | None = None) -> None:
         self._inner = inner
         self._faults = faults
+        self._scoped = SCOPED_FAULTS.get(kind or "")
         self.max_batch = inner.max_batch
 
     def send(self, batch: Sequence[Outgoing]) -> list[str | None]:
-        throttled = self._faults.pick("publish.throttle", len(batch))
-        failed = self._faults.pick("publish.partial_failure", len(batch)) - throttled
-        sent = [i for i in range(len(batch)) if i not in throttled | failed]
-        results: list[str | None] = [
-            "ThrottlingException" if i in throttled else "InternalFailure" for i in range(len(batch))
-        ]
+        if not self._faults.active:
+            return self._inner.send(batch)
+        results = self._injected(len(batch))
+        sent = [i for i, code in enumerate(results) if code is None]
         if sent:
             for i, code in zip(sent, self._inner.send([batch[i] for i in sent]), strict=True):
                 results[i] = code
             if self._faults.hit("publish.lost_ack"):
                 raise TransportError("injected: the acknowledgement was lost")
+        return results
+
+    def _injected(self, count: int) -> list[str | None]:
+        """The code each entry answers without being sent, or None for the entries that go out."""
+        throttled = self._faults.pick("publish.throttle", count)
+        failed = self._faults.pick("publish.partial_failure", count) - throttled
+        results: list[str | None] = [
+            "ThrottlingException" if i in throttled else "InternalFailure" if i in failed else None
+            for i in range(count)
+        ]
+        if self._scoped is not None:
+            name, code = self._scoped
+            for i in self._faults.pick(name, count) - throttled - failed:
+                results[i] = code
         return results

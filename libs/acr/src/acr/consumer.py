@@ -3,23 +3,27 @@
 Poison messages (unparseable, unknown type, schema-invalid) go to the DLQ at once, by the consumer,
 with their reason as message attributes, so they never block the queue; the queue's redrive policy
 is only the backstop for crashes. Duplicates are acknowledged and counted, and so are stale updates.
-An update that arrives before what it updates is parked: sent again with a delay, not redelivered
-(so it burns no receives). Any other failure leaves the message for redelivery with a short backoff.
+An update that arrives before what it updates is parked without burning receives: on a standard queue it
+is sent again with a delay (and the original deleted); on a FIFO queue it is held in memory, invisible,
+with the messages of its group that came behind it, and tried again after the same delay, so the group
+keeps its order. Any other failure leaves the message for redelivery with a short backoff.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeAlias, TypeVar
 
 from acr import catalog
 from acr.catalog.base import EventData
 from acr.envelope import CloudEvent, InvalidEnvelope
-from acr.faults import NO_FAULTS, Faults
+from acr.faults import NO_FAULTS, Faults, InjectedFault
 from acr.logs import event_context
 from acr.metrics import COUNTERS, Counters
 from acr.unit_of_work import Conflict, Duplicate, UnitOfWork
@@ -33,6 +37,12 @@ log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[CloudEvent, EventData], None]
 MAX_PARKS = 30
+HOLD_MARGIN_S = 30  # a held FIFO message stays invisible this long past its next try
+
+
+def park_delay(parked: int) -> int:
+    """Seconds before a message parked ``parked`` times already is tried again: 2, 4, ... up to 30."""
+    return min(2 + 2 * parked, 30)
 
 
 class Park(Exception):
@@ -133,12 +143,16 @@ class Handlers(Generic[U]):
 
 
 def idempotent(
-    unit_of_work: Callable[[], U], handlers: Handlers[U], attempts: int = CONFLICT_ATTEMPTS
+    unit_of_work: Callable[[], U],
+    handlers: Handlers[U],
+    attempts: int = CONFLICT_ATTEMPTS,
+    faults: Faults = NO_FAULTS,
 ) -> MessageHandler:
     """The kernel's consumer of one message: the handler's state, its events and the message's marker are
     staged into ONE unit of work and committed once. A second delivery raises ``Duplicate`` at commit.
     A lost race (``Conflict``: another writer changed the same state first) runs the handler again on a
-    fresh unit of work, which reads the state as it is now."""
+    fresh unit of work, which reads the state as it is now. ``faults`` may crash the process before the
+    commit or fail the commit as a lost race (``uow.*``), at most a few times per message."""
 
     def handle(event: CloudEvent, data: EventData) -> None:
         handler = handlers.handler(data)
@@ -147,7 +161,7 @@ def idempotent(
             handler(uow, data, event)
             uow.mark_consumed(event)
             try:
-                uow.commit()
+                _commit(uow, event, faults)
                 return
             except Conflict as conflict:
                 if attempt == attempts:
@@ -160,6 +174,16 @@ def idempotent(
     return handle
 
 
+def _commit(uow: UnitOfWork, event: CloudEvent, faults: Faults) -> None:
+    """Commit ``uow``, unless an injected fault says the process died first (nothing is written, the
+    message comes again) or that another writer won (``Conflict``: the kernel handles it again)."""
+    if faults.hit("uow.crash_before_commit", f"uow-crash:{event.id}"):
+        raise InjectedFault("the process died after the handler staged its writes, before the commit")
+    if faults.hit("uow.conflict", f"uow-conflict:{event.id}"):
+        raise Conflict(["injected"])
+    uow.commit()
+
+
 @dataclass
 class Received:
     message_id: str
@@ -167,14 +191,29 @@ class Received:
     body: str
     receive_count: int
     parked: int = 0
+    group: str = ""
+
+
+@dataclass
+class HeldGroup:
+    """FIFO messages of one group held in memory: the parked one first, then those received behind it."""
+
+    messages: list[Received]
+    due: float  # ``time.monotonic()`` of the next try
+    refreshed: bool = False  # their visibility covers the next try
 
 
 def _received(message: MessageTypeDef) -> Received:
-    receives = message.get("Attributes", {}).get("ApproximateReceiveCount", "1")
+    attributes = message.get("Attributes", {})
     parked_attribute = message.get("MessageAttributes", {}).get("parked")
     parked = parked_attribute.get("StringValue", "0") if parked_attribute else "0"
     return Received(
-        message["MessageId"], message["ReceiptHandle"], message["Body"], int(receives), int(parked)
+        message["MessageId"],
+        message["ReceiptHandle"],
+        message["Body"],
+        int(attributes.get("ApproximateReceiveCount", "1")),
+        int(parked),
+        attributes.get("MessageGroupId") or message["MessageId"],
     )
 
 
@@ -204,51 +243,100 @@ class SqsConsumer:
         self._counters = counters
         self._faults = faults
         self._fifo = queue_url.endswith(".fifo")
+        self._held: dict[str, HeldGroup] = {}  # FIFO only: parked groups, by message group id
 
     def run(self, stop: threading.Event) -> None:
-        """Consume until ``stop`` is set; survives emulator hiccups."""
+        """Consume until ``stop`` is set; survives emulator hiccups. Held messages are handed back."""
         while not stop.is_set():
             try:
                 self.poll_once(stop)
             except Exception:
                 log.exception("consumer %s: poll failed", self.name)
                 stop.wait(1.0)
+        try:
+            self._release([m for held in self._held.values() for m in held.messages])
+        except Exception:  # their visibility runs out by itself
+            log.warning("consumer %s: could not hand back its held messages", self.name)
+        self._held.clear()
 
     def poll_once(self, stop: threading.Event | None = None) -> int:
-        """Receive one batch, handle each message, delete the ones that are done. Returns messages seen.
-        A batch that arrives after ``stop`` was set is handed back to the queue at once, unhandled."""
+        """Try the held groups that are due, receive one batch, handle each message, delete the ones that
+        are done. Returns messages seen. A batch that arrives after ``stop`` was set is handed back to the
+        queue at once, unhandled."""
+        retried, done = self._retry_held()
         messages = self._receive()
         if stop is not None and stop.is_set():
             self._release(messages)
-            return 0
-        done = [m for m in messages if self._process(m)]
+            messages = []
+        done += self._process_batch(messages)
+        self._keep_held_invisible()
         if done:
             self._sqs.delete_message_batch(
                 QueueUrl=self._queue_url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m.receipt} for i, m in enumerate(done)],
             )
-        return len(messages)
+        return retried + len(messages)
 
     def _receive(self) -> list[Received]:
         response = self._sqs.receive_message(
             QueueUrl=self._queue_url,
             MaxNumberOfMessages=self._batch,
-            WaitTimeSeconds=self._wait_s,
-            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            WaitTimeSeconds=self._wait(),
+            MessageSystemAttributeNames=["ApproximateReceiveCount", "MessageGroupId"],
             MessageAttributeNames=["parked"],
         )
         return [_received(m) for m in response.get("Messages", [])]
 
+    def _wait(self) -> int:
+        """The long poll: ``wait_s``, or less when a held group is due sooner."""
+        if not self._held:
+            return self._wait_s
+        soonest = min(held.due for held in self._held.values()) - time.monotonic()
+        return max(0, min(self._wait_s, math.ceil(soonest)))
+
     def _release(self, messages: list[Received]) -> None:
         """Make received messages visible again now (instead of after the visibility timeout)."""
-        if messages:
-            self._sqs.change_message_visibility_batch(
+        self._set_visibility(messages, 0)
+
+    def _set_visibility(self, messages: list[Received], timeout: int) -> bool:
+        """Set the visibility timeout of ``messages``, 10 to a request; False when SQS refused any."""
+        refused = False
+        for start in range(0, len(messages), 10):
+            response = self._sqs.change_message_visibility_batch(
                 QueueUrl=self._queue_url,
                 Entries=[
-                    {"Id": str(i), "ReceiptHandle": m.receipt, "VisibilityTimeout": 0}
-                    for i, m in enumerate(messages)
+                    {"Id": str(i), "ReceiptHandle": m.receipt, "VisibilityTimeout": timeout}
+                    for i, m in enumerate(messages[start : start + 10])
                 ],
             )
+            refused = refused or bool(response.get("Failed"))
+        return not refused
+
+    def _process_batch(self, messages: list[Received]) -> list[Received]:
+        """Handle each message; returns those that are done. On a FIFO queue, a message whose group waits
+        (held, or failed earlier in this batch) is not handled before the message it came behind."""
+        done: list[Received] = []
+        failed: set[str] = set()
+        for message in messages:
+            if self._fifo and self._queued_behind(message, failed):
+                continue
+            if self._process(message):
+                done.append(message)
+            elif self._fifo and message.group not in self._held:
+                failed.add(message.group)
+        return done
+
+    def _queued_behind(self, message: Received, failed: set[str]) -> bool:
+        """True when ``message`` waits behind an earlier message of its FIFO group: held with a parked
+        one, or handed back (it comes again after the failed one)."""
+        held = self._held.get(message.group)
+        if held is not None:
+            _hold_behind(held, message)
+            return True
+        if message.group in failed:
+            self._release([message])
+            return True
+        return False
 
     def _process(self, message: Received) -> bool:
         """True when the message is finished with (handled, duplicate or dead-lettered)."""
@@ -281,6 +369,10 @@ class SqsConsumer:
             return True
         except Park as park:
             return self._park(message, str(park), bounded=not isinstance(park, Wait))
+        except InjectedFault as fault:
+            log.info("injected fault on %s: %s; it comes again", event.type, fault)
+            self._backoff(message)
+            return False
         except Exception:
             log.exception("handling %s failed (receive %d); will retry", event.type, message.receive_count)
             self._backoff(message)
@@ -289,22 +381,70 @@ class SqsConsumer:
         return True
 
     def _park(self, message: Received, reason: str, *, bounded: bool) -> bool:
-        """Send the message again with a delay (a FIFO queue keeps its order instead: redeliver it)."""
+        """Try the message again after ``park_delay``: sent again with that delay (standard queue: True,
+        the original is done), or held in memory with its group (FIFO queue: False, not done yet)."""
         if bounded and message.parked >= MAX_PARKS:
             self._dead_letter(message, PoisonMessage("orphan_update", f"parked {MAX_PARKS} times: {reason}"))
             return True
+        delay = park_delay(message.parked)
         if self._fifo:
-            self._backoff(message)
-            return False
-        self._sqs.send_message(
-            QueueUrl=self._queue_url,
-            MessageBody=message.body,
-            DelaySeconds=min(2 + 2 * message.parked, 30),
-            MessageAttributes={"parked": {"DataType": "Number", "StringValue": str(message.parked + 1)}},
-        )
+            message.parked += 1
+            self._held[message.group] = HeldGroup([message], time.monotonic() + delay)
+        else:
+            self._sqs.send_message(
+                QueueUrl=self._queue_url,
+                MessageBody=message.body,
+                DelaySeconds=delay,
+                MessageAttributes={"parked": {"DataType": "Number", "StringValue": str(message.parked + 1)}},
+            )
         self._counters.add("parked")
-        log.info("parked (%d): %s", message.parked + 1, reason)
-        return True
+        log.info("parked (%d) for %d s: %s", message.parked + (0 if self._fifo else 1), delay, reason)
+        return not self._fifo
+
+    # --- FIFO groups held in memory -------------------------------------------------------------------------
+    def _retry_held(self) -> tuple[int, list[Received]]:
+        """Handle the held groups that are due, each in its order. Returns how many messages were tried,
+        and those that are done."""
+        now = time.monotonic()
+        tried, done = 0, []
+        for group in [g for g, held in self._held.items() if held.due <= now]:
+            count, finished = self._retry_group(group, self._held.pop(group))
+            tried += count
+            done += finished
+        return tried, done
+
+    def _retry_group(self, group: str, held: HeldGroup) -> tuple[int, list[Received]]:
+        """Handle ``held``'s messages in order until one is not done: parked again, the rest stays held
+        behind it; failed, the rest is handed back to come after it."""
+        done: list[Received] = []
+        for i, message in enumerate(held.messages):
+            if self._process(message):
+                done.append(message)
+                continue
+            rest = held.messages[i + 1 :]
+            if group in self._held:
+                self._held[group].messages += rest
+            else:
+                self._release(rest)
+            return i + 1, done
+        return len(held.messages), done
+
+    def _keep_held_invisible(self) -> None:
+        """Extend the visibility of every held group changed since the last call past its next try; a
+        group whose extension is refused is forgotten (its messages come back by themselves, in order)."""
+        for group, held in list(self._held.items()):
+            if held.refreshed:
+                continue
+            timeout = math.ceil(held.due - time.monotonic()) + HOLD_MARGIN_S
+            try:
+                refused = not self._set_visibility(held.messages, timeout)
+            except Exception:
+                refused = True
+            if refused:
+                log.warning("consumer %s: could not keep group %s held; it comes back", self.name, group)
+                del self._held[group]
+            else:
+                held.refreshed = True
 
     # --- injected faults (no-ops unless ACR_FAULTS names them) ------------------------------------------
     def _injected_before(self, message: Received, event: CloudEvent) -> bool:
@@ -359,3 +499,15 @@ class SqsConsumer:
             kwargs["MessageDeduplicationId"] = message.message_id
         self._sqs.send_message(**kwargs)
         self._counters.add("deadLettered")
+
+
+def _hold_behind(held: HeldGroup, message: Received) -> None:
+    """Queue ``message`` behind ``held``'s messages (one that came back, its visibility run out, takes
+    its new receipt in its place)."""
+    for i, existing in enumerate(held.messages):
+        if existing.message_id == message.message_id:
+            held.messages[i] = replace(existing, receipt=message.receipt, receive_count=message.receive_count)
+            break
+    else:
+        held.messages.append(message)
+    held.refreshed = False

@@ -8,7 +8,8 @@ from typing import Any
 
 
 class Counters:
-    """Thread-safe counters: published, resent by reason, duplicates discarded, stale dropped, parked."""
+    """Thread-safe counters: published, resent by reason, duplicates discarded, stale dropped, parked,
+    outbox rows whose lease another relay took over."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -39,6 +40,7 @@ class Counters:
                 "parked": self._counts["parked"],
                 "deadLettered": self._counts["deadLettered"],
                 "consumed": self._counts["consumed"],
+                "leaseLost": self._counts["leaseLost"],
                 "relayLagMs": round(self.relay_lag_ms, 1),
                 "projectionLagMs": round(self.projection_lag_ms, 1),
             }

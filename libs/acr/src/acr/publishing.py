@@ -1,14 +1,15 @@
-"""Publishing a batch with per-entry outcomes: resend only what failed and may succeed later.
+"""Publishing a batch with per-entry outcomes: what was accepted, what may pass later, what never will.
 
-Each resend carries the same event id with ``eventcount`` + 1. Retryable failures back off exponentially
-with full jitter within a bounded budget; the rest go to the producer's dead letters.
+One call, no retries in it: an entry that failed retryably (throttling, an internal error, a transport
+failure) is tried again by a later relay round, after a backoff stored on its outbox row (``Backoff``),
+so its next send carries the next ``eventcount`` and no outage is too long to wait out. Only entries no
+resend can fix are dead letters.
 """
 
 from __future__ import annotations
 
 import random
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from acr.channels import Channel, TransportError
@@ -27,14 +28,17 @@ RETRYABLE = frozenset(
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 8
-    base_delay_s: float = 0.05
-    max_delay_s: float = 2.0
+class Backoff:
+    """How long a row waits after its ``sends``-th send failed retryably: exponential, capped, jittered."""
 
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        """Full jitter: uniform in [0, min(cap, base * 2^attempt)]."""
-        return rng.uniform(0, min(self.max_delay_s, self.base_delay_s * 2**attempt))
+    base_s: float = 0.25
+    max_s: float = 30.0
+
+    def delay(self, sends: int, rng: random.Random) -> float:
+        """Equal jitter: uniform in [d/2, d] for d = min(max, base * 2^(sends - 1)), so a long outage is
+        retried every max/2..max seconds and relays do not retry in step."""
+        step = min(self.max_s, self.base_s * 2 ** max(0, min(sends - 1, 30)))
+        return rng.uniform(step / 2, step)
 
 
 @dataclass(frozen=True)
@@ -43,52 +47,45 @@ class DeadLetter:
     error_code: str
 
 
+@dataclass(frozen=True)
+class Retry:
+    outgoing: Outgoing
+    reason: str
+
+
 @dataclass
 class PublishReport:
     sent: list[Outgoing] = field(default_factory=list)
+    retry: list[Retry] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
-    resent: dict[str, int] = field(default_factory=dict)
 
-    def count_resend(self, reason: str) -> None:
-        self.resent[reason] = self.resent.get(reason, 0) + 1
+    @property
+    def unanswered(self) -> bool:
+        """Nothing was accepted and everything may pass later: the destination is down or throttling."""
+        return bool(self.retry) and not self.sent and not self.dead
+
+    def resent(self) -> dict[str, int]:
+        """How many entries will be sent again, by reason."""
+        reasons: dict[str, int] = {}
+        for retry in self.retry:
+            reasons[retry.reason] = reasons.get(retry.reason, 0) + 1
+        return reasons
 
 
-def publish(
-    channel: Channel,
-    batch: Sequence[Outgoing],
-    policy: RetryPolicy = RetryPolicy(),
-    sleep: Callable[[float], None] = time.sleep,
-    rng: random.Random | None = None,
-) -> PublishReport:
-    """Send ``batch`` (at most ``channel.max_batch``) until each entry is accepted or dead."""
+def publish(channel: Channel, batch: Sequence[Outgoing]) -> PublishReport:
+    """Send ``batch`` (at most ``channel.max_batch``) once and sort each entry: sent, retry or dead."""
     if len(batch) > channel.max_batch:
         raise ValueError(f"batch of {len(batch)} exceeds {channel.max_batch}")
-    rng = rng or random.Random()
-    report = PublishReport()
-    pending = list(batch)
-    for attempt in range(policy.attempts):
-        if attempt:
-            sleep(policy.delay(attempt, rng))
-        pending = _send_once(channel, pending, report, last=attempt == policy.attempts - 1)
-        if not pending:
-            break
-    return report
-
-
-def _send_once(
-    channel: Channel, pending: list[Outgoing], report: PublishReport, *, last: bool
-) -> list[Outgoing]:
     try:
-        results: list[str | None] = channel.send(pending)
+        results: list[str | None] = channel.send(batch)
     except TransportError:
-        results = ["transport"] * len(pending)
-    retry: list[Outgoing] = []
-    for outgoing, code in zip(pending, results, strict=True):
+        results = ["transport"] * len(batch)
+    report = PublishReport()
+    for outgoing, code in zip(batch, results, strict=True):
         if code is None:
             report.sent.append(outgoing)
-        elif code in RETRYABLE and not last:
-            report.count_resend(code)
-            retry.append(Outgoing(outgoing.event.resent(), outgoing.destination, outgoing.group))
+        elif code in RETRYABLE:
+            report.retry.append(Retry(outgoing, code))
         else:
             report.dead.append(DeadLetter(outgoing, code))
-    return retry
+    return report

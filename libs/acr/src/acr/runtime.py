@@ -11,9 +11,10 @@ from acr.aws import MakeClient
 from acr.channels import Channel, EventBridgeChannel, FaultyChannel, SnsFifoChannel
 from acr.consumer import Handlers, SqsConsumer, U, idempotent
 from acr.dynamo import DynamoUnitOfWork
-from acr.faults import process_faults
+from acr.faults import process_faults, windows_allowed
 from acr.kinesis import KinesisReader
 from acr.loops import Loops
+from acr.publishing import Backoff
 from acr.relay import Relay, events_about, redrive
 from acr.settings import Settings
 from acr.stream import Processor
@@ -88,17 +89,20 @@ class Messaging:
                 lease_s=settings.relay_lease_s,
                 poll_s=settings.relay_poll_s,
                 sent_retention_s=settings.outbox_sent_retention_s,
+                backoff=Backoff(max_s=settings.relay_max_backoff_s),
             )
             loops.add("relay", self.relay.run)
             loops.on_stop(self.relay.wake)
 
     def _channels(self) -> dict[str, Channel]:
+        """The bus and topic channels; wrapped in ``FaultyChannel`` whenever a fault can happen to them
+        (named in ``ACR_FAULTS``, or opened as a window at run time)."""
         channels: dict[str, Channel] = {
             "bus": EventBridgeChannel(self.events),
             "topic": SnsFifoChannel(self.sns, topic_arns(self.sns)),
         }
-        if self.faults.enabled:
-            channels = {kind: FaultyChannel(channel, self.faults) for kind, channel in channels.items()}
+        if self.faults.enabled or windows_allowed(self.settings.aws_endpoint_url):
+            channels = {kind: FaultyChannel(channel, self.faults, kind) for kind, channel in channels.items()}
         return channels
 
     def dead_letter_depths(self) -> dict[str, int]:
@@ -129,8 +133,13 @@ class Messaging:
         return moved
 
     def stats(self) -> dict[str, object]:
-        """This service's counters with its DLQ depths (``/v1/ops/stats``)."""
-        return {"dlq": self.dead_letter_depths(), "faultsInjected": dict(self.faults.injected)}
+        """This service's counters with its DLQ depths and the age of its oldest pending outbox row
+        (``/v1/ops/stats``)."""
+        return {
+            "dlq": self.dead_letter_depths(),
+            "faultsInjected": dict(self.faults.injected),
+            "oldestPendingMs": self.relay.oldest_pending_ms() if self.relay else None,
+        }
 
     def queue_url(self, name: str) -> str:
         """A queue's URL, looked up once."""
@@ -165,7 +174,7 @@ class Messaging:
             sqs=self._make("sqs"),
             queue_url=self.queue_url(t.queue(queue, fifo)),
             dead_letter_queue_url=self.queue_url(t.dlq(queue, fifo)),
-            handler=idempotent(unit_of_work, handlers),
+            handler=idempotent(unit_of_work, handlers, faults=self.faults),
             wait_s=self.settings.sqs_wait_s,
             faults=self.faults,
         )

@@ -66,8 +66,11 @@ class Service(Generic[S]):
         )
         install_error_handlers(app)
         for router in self.routers:
-            app.include_router(router)  # first: a service's own route (e.g. a deeper /healthz) wins
-        install_ops_routes(app, self.name)
+            app.include_router(router)
+        own_health = any(
+            getattr(r, "path", None) == "/healthz" for router in self.routers for r in router.routes
+        )
+        install_ops_routes(app, self.name, health=not own_health)  # the BFF's /healthz asks every service
         if self.extend is not None:
             self.extend(app)
         return app

@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     sim_speed: float = Field(default=30, gt=0)
     idempotency_key_ttl_s: float = Field(default=86_400, gt=0)
 
+    # Ride deadlines (issue #12): ride-manager's watchdog ends every ride (docs/architecture.md, "Durations").
+    ride_grace_s: float = Field(default=120, gt=0)  # wall, added to each phase's expected duration
+    trip_deadline_factor: float = Field(default=2, ge=1)  # times the quoted trip duration
+    payment_deadline_s: float = Field(default=60, gt=0)  # wall: COMPLETED asks payment again after this
+    assignment_wait_s: float = Field(default=600, ge=0)  # wall: longest wait for a CarAssigned the fleet sent
+    watchdog_settle_s: float = Field(default=30, ge=0)  # wall: no deadline acted on this soon after a restart
+
     # Messaging loops.
     sqs_wait_s: int = Field(default=20, ge=0, le=20)  # long polls (AWS's longest): a message ends one at once
     sqs_visibility_timeout_s: int = Field(default=30, ge=1)
@@ -74,9 +81,26 @@ class Settings(BaseSettings):
     relay_lease_s: float = Field(default=30.0, gt=0)
     outbox_sent_retention_s: float = Field(default=300.0, gt=0)
 
+    # Payment (issue #12): how often the reconciler settles payments whose outcome is unknown.
+    payment_reconcile_s: float = Field(default=5.0, gt=0)
+
+    # Restart-safe cars (issue #12): car-simulator saves a progressing car (driving, boarding) at least this
+    # often (wall seconds) besides each phase change, so a restart repeats at most this much of its drive.
+    car_save_every_s: float = Field(default=15.0, gt=0)
+
     # Fault injection (off unless named): "publish.lost_ack=0.2,deliver.duplicate=0.1", seeded.
     faults: str = ""
     faults_seed: int = 0
+
+    # Kernel resilience (issue #12): a retryable publish failure waits on its outbox row, backing off
+    # exponentially with jitter up to this long, and is never dead-lettered.
+    relay_max_backoff_s: float = Field(default=30.0, gt=0)
+
+    # Chaos controls (issue #12): the BFF's /ops/chaos routes exist only with ACR_CHAOS on and an emulator
+    # endpoint (never in AWS mode); outages go to the fault proxy of the embedded stack, whose control API
+    # acr-stack passes in ACR_CHAOS_CONTROL_URL.
+    chaos: bool = False
+    chaos_control_url: str = Field(default="", pattern=r"^(https?://\S+)?$")
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"

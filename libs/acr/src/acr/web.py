@@ -6,13 +6,18 @@ import logging
 from http import HTTPStatus
 from typing import Any, Protocol
 
+from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from acr.errors import ServiceError
+from acr import clock
+from acr.errors import NotFound, ServiceError
+from acr.faults import KNOWN, MAX_WINDOW_S, Faults, Window, process_faults, windows_allowed
 from acr.metrics import COUNTERS
+from acr.settings import Settings, get_settings
 from acr.unit_of_work import Conflict
 
 log = logging.getLogger(__name__)
@@ -55,12 +60,36 @@ def _is_malformed_json(exc: RequestValidationError) -> bool:
     return any(err.get("type") == "json_invalid" for err in exc.errors())
 
 
+def _internal_error(exc: Exception) -> JSONResponse:
+    log.exception("unexpected error: %s", exc)
+    return error_response(500, "internal_error", "unexpected error")
+
+
+def _retryable(exc: ClientError) -> bool:
+    """Throttling or a failure on AWS's side: the call may pass later."""
+    code = exc.response.get("Error", {}).get("Code", "")
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return status >= 500 or "Throttl" in code
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Every error, the framework's own included, becomes ``{"error": {"code", "message"}}``."""
 
     @app.exception_handler(ServiceError)
     async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(BotoCoreError)
+    async def _store_unreachable(_: Request, exc: BotoCoreError) -> JSONResponse:
+        log.warning("AWS did not answer: %s", exc)
+        return error_response(503, "dependency_unavailable", "a store this service needs does not answer")
+
+    @app.exception_handler(ClientError)
+    async def _store_refused(_: Request, exc: ClientError) -> JSONResponse:
+        if _retryable(exc):
+            log.warning("AWS refused for now: %s", exc)
+            return error_response(503, "dependency_unavailable", "a store this service needs is busy")
+        return _internal_error(exc)
 
     @app.exception_handler(Conflict)
     async def _conflict(_: Request, __: Conflict) -> JSONResponse:
@@ -82,20 +111,66 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error: %s", exc)
-        return error_response(500, "internal_error", "unexpected error")
+        return _internal_error(exc)
 
 
-def install_ops_routes(app: FastAPI, service: str) -> None:
-    """``GET /healthz`` (unless the service answers it itself), ``GET /v1/ops/stats`` (this process's
-    counters and, when the service has a messaging slice, its DLQ depths), ``POST /v1/ops/dlq/redrive``
-    and ``GET /v1/ops/events?subject=`` (what the service published about one aggregate)."""
+class FaultWindowRequest(BaseModel):
+    """``POST /v1/ops/faults``: make ``fault`` happen at ``rate`` for ``seconds``."""
+
+    fault: str
+    rate: float = Field(ge=0, le=1, strict=True)
+    seconds: float = Field(ge=1, le=MAX_WINDOW_S, strict=True)
+
+    @field_validator("fault")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in KNOWN:
+            raise ValueError(f"unknown fault {value!r}; known: {', '.join(sorted(KNOWN))}")
+        return value
+
+
+def window_json(window: Window) -> dict[str, Any]:
+    return {
+        "faultId": window.fault_id,
+        "fault": window.fault,
+        "rate": window.rate,
+        "until": clock.iso(clock.from_timestamp(window.until)),
+    }
+
+
+def process_fault_windows(request: Request) -> Faults:
+    """This process's faults, where windows can be opened (``NotFound`` in AWS mode)."""
+    settings: Settings = getattr(request.app.state, "settings", None) or get_settings()
+    if not windows_allowed(settings.aws_endpoint_url):
+        raise NotFound("fault windows are off in AWS mode")
+    return process_faults(settings.faults, settings.faults_seed)
+
+
+def install_fault_routes(app: FastAPI) -> None:
+    """``POST /v1/ops/faults`` opens a fault window (202 with the window), ``GET /v1/ops/faults`` lists
+    the open ones."""
+
+    @app.post("/v1/ops/faults", tags=["ops"], status_code=202)
+    def open_fault_window(body: FaultWindowRequest, request: Request) -> dict[str, Any]:
+        window = process_fault_windows(request).open(body.fault, body.rate, body.seconds)
+        log.warning("fault window opened: %s at %.2f for %.0f s", body.fault, body.rate, body.seconds)
+        return window_json(window)
+
+    @app.get("/v1/ops/faults", tags=["ops"])
+    def open_fault_windows(request: Request) -> dict[str, Any]:
+        return {"faults": [window_json(w) for w in process_fault_windows(request).windows()]}
+
+
+def install_ops_routes(app: FastAPI, service: str, *, health: bool = True) -> None:
+    """``GET /healthz`` (unless ``health`` is False: the service answers it itself), ``GET /v1/ops/stats``
+    (this process's counters and, when the service has a messaging slice, its DLQ depths and oldest
+    pending outbox row), ``POST /v1/ops/dlq/redrive``, ``GET /v1/ops/events?subject=`` (what the service
+    published about one aggregate) and the fault windows (``install_fault_routes``)."""
 
     def messaging(request: Request) -> OpsMessaging | None:
         return getattr(request.app.state, "messaging", None)
 
-    own_routes = {getattr(route, "path", None) for route in app.routes}
-    if "/healthz" not in own_routes:
+    if health:
 
         @app.get("/healthz", tags=["ops"])
         async def healthz() -> dict[str, str]:
@@ -119,3 +194,5 @@ def install_ops_routes(app: FastAPI, service: str) -> None:
     def ops_events(subject: str, request: Request) -> dict[str, Any]:
         found = messaging(request)
         return {"service": service, "events": found.events_about(subject) if found else []}
+
+    install_fault_routes(app)

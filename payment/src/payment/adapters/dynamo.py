@@ -11,7 +11,7 @@ from acr.catalog.payment import PaymentPurpose
 from acr.dynamo import DynamoUnitOfWork, ServiceUnitOfWork
 from acr.money import Money
 from payment.domain import Charge, Payment, PaymentStatus
-from payment.topology import LEDGER, PAYMENTS
+from payment.topology import AWAITING_OUTCOME, AWAITING_OUTCOME_KEY, LEDGER, PAYMENTS
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -93,17 +93,20 @@ def _ledger_rows(dynamodb: DynamoDBClient, table: str, ride_id: str | None) -> l
 
 def _payment(item: dict[str, Any]) -> Payment:
     updated_at = item.get("updatedAt")
+    status = PaymentStatus(item["status"])
     return Payment(
         ride_id=item["rideId"],
         rider_id=item["riderId"],
         purpose=PaymentPurpose(item["purpose"]),
         amount=Money(amount=str(item["amount"]), currency=item.get("currency", "EUR")),
-        status=PaymentStatus(item["status"]),
+        status=status,
         payment_id=item["paymentId"],
         attempts=int(item.get("attempts", 0)),
         reason=item.get("reason"),
         updated_at=clock.parse(updated_at) if updated_at else None,
         version=int(item.get("version", 1)),
+        # a row written before outcomes had a sequence told at most its first one
+        sequence=int(item.get("sequence", 0 if status == PaymentStatus.UNKNOWN else 1)),
     )
 
 
@@ -120,6 +123,9 @@ def _payment_row(payment: Payment) -> dict[str, Any]:
         "reason": payment.reason,
         "updatedAt": clock.iso(payment.updated_at) if payment.updated_at else None,
         "version": payment.version,
+        "sequence": payment.sequence,
+        # only an UNKNOWN payment is in the sparse index the reconciler reads (None leaves the attribute out)
+        AWAITING_OUTCOME_KEY: "Y" if payment.status == PaymentStatus.UNKNOWN else None,
     }
 
 
@@ -144,6 +150,17 @@ class DynamoPayments:
             condition="version = :v",
             values={":v": before.version},
         )
+
+    def awaiting_outcome(self, limit: int) -> list[str]:
+        page = self._base.dynamodb.query(
+            TableName=PAYMENTS,
+            IndexName=AWAITING_OUTCOME,
+            KeyConditionExpression=f"{AWAITING_OUTCOME_KEY} = :y",
+            ExpressionAttributeValues=dynamo.to_item({":y": "Y"}),
+            ProjectionExpression="rideId",
+            Limit=limit,
+        )
+        return [str(dynamo.from_item(item)["rideId"]) for item in page.get("Items", [])]
 
 
 class DynamoPaymentUnitOfWork(ServiceUnitOfWork):

@@ -65,10 +65,20 @@ class DynamoRideEffects:
             dynamo.get(self._base.dynamodb, RIDE_EFFECTS, {"rideId": ride_id, "effect": effect}) is not None
         )
 
-    def add(self, ride_id: str, effect: Effect, rider_id: str) -> None:
+    def last_sequence(self, ride_id: str) -> int:
+        page = self._base.dynamodb.query(
+            TableName=RIDE_EFFECTS,
+            KeyConditionExpression="rideId = :r",
+            ExpressionAttributeValues=dynamo.to_item({":r": ride_id}),
+            ConsistentRead=True,
+        )
+        rows = [dynamo.from_item(item) for item in page.get("Items", [])]
+        return max((int(row.get("paymentSequence", 0)) for row in rows), default=0)
+
+    def add(self, ride_id: str, effect: Effect, rider_id: str, sequence: int | None = None) -> None:
         self._base.tx.put(
             RIDE_EFFECTS,
-            {"rideId": ride_id, "effect": effect, "riderId": rider_id},
+            {"rideId": ride_id, "effect": effect, "riderId": rider_id, "paymentSequence": sequence},
             label="ride_effect",
             condition="attribute_not_exists(rideId)",
         )

@@ -1,8 +1,9 @@
 """DynamoDB adapters: repositories that stage writes in the unit of work's single transaction, and the
-read side (ride history, versions, active rides, rides awaiting a car).
+read side (ride history, versions, active rides, the rides' deadlines).
 
-A ride is stored as its public JSON (``snapshot.ride_to_json``) plus the quote figures the fare rules
-need; this module maps that document and the quote items to and from the domain's types.
+A ride is stored as its public JSON (``snapshot.ride_to_json``) plus what only this service reads (the
+quote figures the fare rules need, the deadline, a stalled car, the payment's sequence); this module maps
+that document and the quote items to and from the domain's types.
 """
 
 from __future__ import annotations
@@ -31,20 +32,24 @@ from ride_manager.domain import (
 )
 from ride_manager.ports import IdempotencyRecord
 from ride_manager.snapshot import ride_to_json
-from ride_manager.topology import AWAITING_CAR, IDEMPOTENCY, QUOTES, RIDE_HISTORY, RIDE_VERSIONS, RIDES
+from ride_manager.topology import DEADLINES, IDEMPOTENCY, QUOTES, RIDE_HISTORY, RIDE_VERSIONS, RIDES
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 QUOTE_PURGE_GRACE_S = 86_400
+PRIVATE = ("quotedDistanceMeters", "quotedDurationSeconds", "deadlineAt", "stalledCarId", "paymentSequence")
 
 
 # --- the stored ride document ------------------------------------------------------------------------
 def ride_document(ride: Ride) -> dict[str, Any]:
-    """The public JSON plus the quote figures the fare rules need."""
+    """The public JSON plus the ``PRIVATE`` fields."""
     return ride_to_json(ride) | {
         "quotedDistanceMeters": ride.quoted_distance_m,
         "quotedDurationSeconds": ride.quoted_duration_s,
+        "deadlineAt": clock.iso(ride.deadline) if ride.deadline else None,
+        "stalledCarId": ride.stalled_car_id,
+        "paymentSequence": ride.payment.sequence if ride.payment else None,
     }
 
 
@@ -55,10 +60,12 @@ def _cancellation(doc: dict[str, Any] | None) -> Cancellation | None:
     return Cancellation(CancellationReason(doc["reason"]), fee, clock.parse(doc["at"]))
 
 
-def _payment(doc: dict[str, Any] | None) -> Payment | None:
+def _payment(doc: dict[str, Any] | None, sequence: int | None) -> Payment | None:
     if doc is None:
         return None
-    return Payment(PaymentStatus(doc["status"]), doc["paymentId"], Money.model_validate(doc["amount"]))
+    return Payment(
+        PaymentStatus(doc["status"]), doc["paymentId"], Money.model_validate(doc["amount"]), sequence
+    )
 
 
 def _step(doc: dict[str, Any]) -> TimelineEntry:
@@ -86,15 +93,17 @@ def ride_from_document(doc: dict[str, Any]) -> Ride:
         pickup_eta_s=doc.get("pickupEtaSeconds"),
         arrival_eta_s=doc.get("arrivalEtaSeconds"),
         cancellation=_cancellation(doc.get("cancellation")),
-        payment=_payment(doc.get("payment")),
+        payment=_payment(doc.get("payment"), doc.get("paymentSequence")),
         points_earned=doc.get("pointsEarned"),
         timeline=[_step(t) for t in doc.get("timeline", [])],
+        deadline=clock.parse(doc["deadlineAt"]) if doc.get("deadlineAt") else None,
+        stalled_car_id=doc.get("stalledCarId"),
     )
 
 
 def _public(doc: dict[str, Any]) -> dict[str, Any]:
-    doc.pop("quotedDistanceMeters", None)
-    doc.pop("quotedDurationSeconds", None)
+    for name in PRIVATE:
+        doc.pop(name, None)
     return doc
 
 
@@ -114,9 +123,14 @@ class DynamoRides:
         """Optimistic concurrency: only if nobody wrote ``expected_version`` + 1 first."""
         self._put(ride, "version = :expected", {":expected": expected_version})
 
-    def _put(self, ride: Ride, condition: str, values: dict[str, Any]) -> None:
+    def touch(self, ride: Ride) -> None:
+        """The ride row at its own version, and no new version. A save that read the ride before still
+        passes its condition and writes over it: every save enters a new state or takes a new car, which
+        sets a new deadline and leaves an earlier car's stall behind."""
+        self._put(ride, "version = :expected", {":expected": ride.version}, versioned=False)
+
+    def _put(self, ride: Ride, condition: str, values: dict[str, Any], versioned: bool = True) -> None:
         doc = json.dumps(ride_document(ride))
-        awaiting = "Y" if ride.status == RideStatus.REQUESTED else None  # sparse index of rides without a car
         self._base.tx.put(
             RIDES,
             {
@@ -126,12 +140,15 @@ class DynamoRides:
                 "status": ride.status.value,
                 "version": ride.version,
                 "ride": doc,
-                "awaitingCar": awaiting,
+                "due": "Y" if ride.deadline else None,  # the sparse index of the rides with a deadline
+                "deadlineAt": clock.iso(ride.deadline) if ride.deadline else None,
             },
             label="ride",
             condition=condition,
             values=values or None,
         )
+        if not versioned:
+            return
         self._base.tx.put(
             RIDE_VERSIONS,
             {"rideId": ride.ride_id, "version": ride.version, "ride": doc},
@@ -271,7 +288,7 @@ class DynamoHistoryUnitOfWork(ServiceUnitOfWork):
 
 
 class DynamoRideHistory:
-    """Read side: the ride history projection, the ride-versions table, rides awaiting a car."""
+    """Read side: the ride history projection, the ride-versions table, the rides' deadlines."""
 
     def __init__(self, dynamodb: DynamoDBClient) -> None:
         self._dynamodb = dynamodb
@@ -325,14 +342,15 @@ class DynamoRideHistory:
                 return sorted(rides, key=lambda r: str(r["requestedAt"]), reverse=True)
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def awaiting_car(self, limit: int) -> list[tuple[str, datetime]]:
+    def deadlines(self, limit: int) -> list[tuple[str, datetime]]:
         page = self._dynamodb.query(
             TableName=RIDES,
-            IndexName=AWAITING_CAR,
-            KeyConditionExpression="awaitingCar = :y",
+            IndexName=DEADLINES,
+            KeyConditionExpression="#due = :y",
+            ExpressionAttributeNames={"#due": "due"},
             ExpressionAttributeValues=dynamo.to_item({":y": "Y"}),
-            ProjectionExpression="rideId, requestedAt",
+            ProjectionExpression="rideId, deadlineAt",
             Limit=limit,
         )
         rows = [dynamo.from_item(i) for i in page.get("Items", [])]
-        return [(str(row["rideId"]), clock.parse(str(row["requestedAt"]))) for row in rows]
+        return [(str(row["rideId"]), clock.parse(str(row["deadlineAt"]))) for row in rows]

@@ -85,3 +85,17 @@ class HttpDispatch:
         if response.status_code != 200:
             raise DependencyUnavailable(f"car-dispatcher answered {response.status_code}")
         return float(response.json()["etaSeconds"])
+
+    def assigned_car(self, ride_id: str) -> str | None:
+        """``GET /v1/assignments/{rideId}``: the car of an ASSIGNED or COMPLETED assignment; None for a
+        ride the fleet has no row for, or one that got no car or was cancelled there."""
+        response = _call(self._client, "GET", f"{self._base}/v1/assignments/{ride_id}")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise DependencyUnavailable(f"car-dispatcher answered {response.status_code}")
+        body = response.json()
+        if body.get("status") not in ("ASSIGNED", "COMPLETED"):
+            return None
+        car_id = body.get("carId")
+        return str(car_id) if car_id else None

@@ -74,6 +74,20 @@ class DynamoTrackingStore:
         items = batch_get(self._dynamodb, CARS, "carId", car_ids)
         return {i["carId"]: car_from_item(i) for i in items}
 
+    def carrying(self) -> list[CarCursor]:
+        kwargs: dict[str, Any] = {
+            "TableName": CARS,
+            "ConsistentRead": True,
+            "FilterExpression": "attribute_exists(rideId)",
+        }
+        cursors: list[CarCursor] = []
+        while True:
+            page = self._dynamodb.scan(**kwargs)
+            cursors += [car_from_item(dynamo.from_item(i)) for i in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return cursors
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
     def rides(self, ride_ids: Iterable[str]) -> dict[str, RideTracking]:
         items = batch_get(self._dynamodb, TRACKING, "rideId", ride_ids)
         return {i["rideId"]: ride_from_item(i) for i in items}

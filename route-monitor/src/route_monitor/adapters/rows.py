@@ -26,6 +26,7 @@ def car_item(car: CarCursor) -> Item:
         "target": _point_item(car.target),
         "seen": list(car.seen),
         "samples": [[t, o] for t, o in car.samples],
+        "shard": car.shard,
         "version": car.version,
     }
 
@@ -42,6 +43,7 @@ def car_from_item(item: Mapping[str, Any]) -> CarCursor:
         target=_point(item.get("target")),
         seen=list(item.get("seen") or []),
         samples=[(float(t), float(o)) for t, o in item.get("samples") or []],
+        shard=item.get("shard"),
         version=int(item.get("version", 0)),
     )
 

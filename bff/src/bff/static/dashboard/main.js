@@ -1,4 +1,5 @@
-// The ops dashboard: fleet on the map, rides in flight, messaging counters, DLQs, one ride's event flow.
+// The ops dashboard: fleet on the map, rides in flight, messaging counters and outbox ages, DLQs, one
+// ride's event flow, and the open chaos windows (when the stack has chaos controls).
 
 import { ApiError, request } from "../app/api.js";
 import { el, time } from "../app/format.js";
@@ -18,6 +19,7 @@ const state = {
   selected: null,
   timers: [],
   running: false,
+  chaos: document.body.dataset.chaos === "on", // the BFF marks the page when it has chaos controls
 };
 window.__dash = state;
 
@@ -129,6 +131,7 @@ function start() {
   every(SLOW_MS, pollStats);
   every(SLOW_MS, pollRides);
   every(SLOW_MS, pollEvents);
+  if (state.chaos) every(SLOW_MS, pollChaos); // the controls exist only in an embedded stack with ACR_CHAOS on
 }
 
 function stop() {
@@ -199,6 +202,7 @@ async function pollStats() {
       ),
     ),
   );
+  renderOutbox(stats?.services ?? {});
   const resent = Object.entries(totals.resent ?? {});
   $("resent").textContent = resent.length ? `Resent: ${resent.map(([why, n]) => `${why} ${n}`).join(" · ")}` : "Resent: none";
   const depths = new Map(Object.entries(totals.dlq ?? {}));
@@ -210,6 +214,28 @@ async function pollStats() {
       return el("tr", { "data-testid": "dlq-row", "data-queue": queue }, el("td", {}, queue.replace(/^acr-/, "")), el("td", {}, String(depth)), el("td", {}, button));
     }),
   );
+}
+
+// The age of each service's oldest pending outbox row, once the services report it.
+function renderOutbox(services) {
+  const ages = Object.entries(services).filter(([, counters]) => counters && "oldestPendingMs" in counters);
+  $("outbox-table").hidden = ages.length === 0;
+  $("outbox").replaceChildren(
+    ...ages.map(([service, { oldestPendingMs: ms }]) =>
+      el(
+        "tr",
+        { "data-testid": "outbox-row", "data-service": service, "data-value": ms ?? "" },
+        el("td", {}, service),
+        el("td", { class: ms ? "" : "muted" }, ms == null ? "none pending" : duration(ms)),
+      ),
+    ),
+  );
+}
+
+function duration(ms) {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 120_000) return `${(ms / 1000).toFixed(1)} s`;
+  return `${Math.round(ms / 60_000)} min`;
 }
 
 function formatNumber(v) {
@@ -293,6 +319,37 @@ async function pollEvents() {
 
 function shortType(type) {
   return String(type ?? "").split(".").pop();
+}
+
+// --- chaos windows ---------------------------------------------------------------------------------
+async function pollChaos() {
+  const windows = await ops("GET", "/ops/chaos");
+  const rows = [
+    ...windows.outages.map((o) =>
+      chaosRow(o.outageId, "outage", o.target, o.latencyMs ? `${o.mode} +${o.latencyMs} ms` : o.mode, o.until, didSoFar(o.counts)),
+    ),
+    ...windows.faults.map((f) => chaosRow(f.faultId, "fault", f.service, `${f.fault} at ${f.rate}`, f.until, "")),
+  ];
+  $("chaos-card").hidden = false;
+  $("chaos-count").textContent = rows.length ? `(${rows.length})` : "";
+  $("chaos").replaceChildren(...rows);
+  $("chaos-empty").hidden = rows.length > 0;
+}
+
+function chaosRow(id, kind, target, what, until, soFar) {
+  const left = Math.max(0, Math.round((Date.parse(until) - Date.now()) / 1000));
+  return el(
+    "tr",
+    { "data-testid": "chaos-row", "data-kind": kind, "data-id": id ?? "", "data-target": target },
+    el("td", {}, `${kind} · ${target}`),
+    el("td", {}, what, ...(soFar ? [el("div", { class: "muted" }, soFar)] : [])),
+    el("td", { title: until }, Number.isNaN(left) ? "—" : `${left} s`),
+  );
+}
+
+function didSoFar(counts) {
+  const done = Object.entries(counts ?? {}).filter(([, n]) => n > 0);
+  return done.length ? done.map(([what, n]) => `${what} ${n}`).join(" · ") : "nothing yet";
 }
 
 // --- wiring ----------------------------------------------------------------------------------------

@@ -10,9 +10,16 @@ from acr.money import Money
 
 
 class CancellationReason(StrEnum):
+    """Why a ride ended cancelled: the rider or an operator asked, or the system could not finish it (every
+    reason but the first two is the system's own failure, and never costs the rider a fee)."""
+
     RIDER_CANCELLED = "RIDER_CANCELLED"
+    OPERATOR_CANCELLED = "OPERATOR_CANCELLED"
     NO_CAR_AVAILABLE = "NO_CAR_AVAILABLE"
     DISPATCH_TIMEOUT = "DISPATCH_TIMEOUT"
+    CAR_NOT_ARRIVED = "CAR_NOT_ARRIVED"  # the assigned car did not reach the pickup in time
+    TRIP_NOT_STARTED = "TRIP_NOT_STARTED"  # the car arrived but the trip never started
+    TRIP_INTERRUPTED = "TRIP_INTERRUPTED"  # the trip did not reach the drop-off in time (a stalled car)
 
 
 class RideRequested(EventData):

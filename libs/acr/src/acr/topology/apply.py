@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from acr.aws import MakeClient
-from acr.catalog.base import bus_name
-from acr.topology.model import ServiceTopology, Subscription, Table
+from acr.topology.model import ServiceTopology, Table
+from acr.topology.plan import Delivery, Queue, plan
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -48,64 +48,51 @@ def _ignore(codes: tuple[str, ...], call: Callable[[], Any]) -> Any:
 
 def apply(slices: list[ServiceTopology], clients: Clients, max_receives: int = 10) -> list[str]:
     """Create what is missing; returns a line per resource for the operator."""
+    plans = plan(slices, max_receives)
     done: list[str] = []
-    for s in slices:
-        if s.bus:
-            _ignore(("ResourceAlreadyExistsException",), partial(clients.events.create_event_bus, Name=s.bus))
-            done.append(f"bus {s.bus}")
-        for table in s.all_tables():
+    for p in plans:
+        if p.bus:
+            _ignore(("ResourceAlreadyExistsException",), partial(clients.events.create_event_bus, Name=p.bus))
+            done.append(f"bus {p.bus}")
+        for table in p.tables:
             create_table(clients.dynamodb, table)
             done.append(f"table {table.name}")
-        for topic in s.topics:
+        for topic in p.topics:
             clients.sns.create_topic(Name=topic, Attributes=_topic_attributes(topic))
             done.append(f"topic {topic}")
-        for stream in s.streams:
+        for stream in p.streams:
             _ignore(
                 ("ResourceInUseException",),
                 partial(clients.kinesis.create_stream, StreamName=stream.name, ShardCount=stream.shards),
             )
             done.append(f"stream {stream.name}")
-        if s.has_outbox:
-            create_queue(clients.sqs, s.producer_dlq, fifo=False)
-            done.append(f"queue {s.producer_dlq}")
-    for s in slices:
-        done += _apply_subscriptions(s, clients, max_receives)
+        if p.producer_dlq:
+            _create(clients.sqs, p.producer_dlq)
+            done.append(f"queue {p.producer_dlq.name}")
+    for p in plans:
+        for delivery in p.deliveries:
+            done += _apply_delivery(delivery, clients)
     return done
 
 
-def _apply_subscriptions(s: ServiceTopology, clients: Clients, max_receives: int) -> list[str]:
+def _apply_delivery(delivery: Delivery, clients: Clients) -> list[str]:
+    queue_arn = _queue_with_dlq(clients.sqs, delivery.queue, delivery.dlq)
     done: list[str] = []
-    for sub in s.subscriptions:
-        queue_arn = _queue_with_dlq(clients.sqs, s.queue(sub.queue), s.dlq(sub.queue), False, max_receives)
-        for bus, rule in _rules(s, sub):
-            clients.events.put_rule(
-                Name=rule["name"], EventBusName=bus, EventPattern=json.dumps(rule["pattern"])
-            )
-            clients.events.put_targets(
-                Rule=rule["name"], EventBusName=bus, Targets=[{"Id": "queue", "Arn": queue_arn}]
-            )
-            done.append(f"rule {bus}/{rule['name']} -> {s.queue(sub.queue)}")
-    for ts in s.topic_subscriptions:
-        queue_arn = _queue_with_dlq(
-            clients.sqs, s.queue(ts.queue, True), s.dlq(ts.queue, True), True, max_receives
+    for route in delivery.routes:
+        clients.events.put_rule(
+            Name=route.rule, EventBusName=route.bus, EventPattern=json.dumps(route.pattern)
         )
-        topic_arn = clients.sns.create_topic(Name=ts.topic, Attributes=_topic_attributes(ts.topic))[
-            "TopicArn"
-        ]
+        clients.events.put_targets(
+            Rule=route.rule, EventBusName=route.bus, Targets=[{"Id": "queue", "Arn": queue_arn}]
+        )
+        done.append(f"rule {route.bus}/{route.rule} -> {delivery.queue.name}")
+    if delivery.topic:
+        topic_arn = clients.sns.create_topic(
+            Name=delivery.topic, Attributes=_topic_attributes(delivery.topic)
+        )["TopicArn"]
         _subscribe(clients.sns, topic_arn, queue_arn)
-        done.append(f"subscription {ts.topic} -> {s.queue(ts.queue, True)}")
+        done.append(f"subscription {delivery.topic} -> {delivery.queue.name}")
     return done
-
-
-def _rules(s: ServiceTopology, sub: Subscription) -> list[tuple[str, dict[str, Any]]]:
-    """One rule per producer bus: ``<service>-<queue>`` matching the subscribed detail-types."""
-    by_context: dict[str, list[str]] = {}
-    for spec in sub.specs():
-        by_context.setdefault(spec.context, []).append(spec.type)
-    return [
-        (bus_name(context), {"name": f"{s.service}-{sub.queue}", "pattern": {"detail-type": sorted(types)}})
-        for context, types in sorted(by_context.items())
-    ]
 
 
 def _topic_attributes(topic: str) -> dict[str, str]:
@@ -151,21 +138,26 @@ def _queue_arn(sqs: SQSClient, url: str) -> str:
     return str(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
 
 
-def _queue_with_dlq(sqs: SQSClient, name: str, dlq: str, fifo: bool, max_receives: int) -> str:
-    dlq_arn = _queue_arn(
-        sqs, create_queue(sqs, dlq, fifo=fifo, attributes={"MessageRetentionPeriod": "1209600"})
-    )
-    url = create_queue(
-        sqs,
-        name,
-        fifo=fifo,
-        attributes={
-            "VisibilityTimeout": "30",
-            "RedrivePolicy": json.dumps(
-                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receives)}
-            ),
-        },
-    )
+def _attributes(queue: Queue, dlq_arn: str | None = None) -> dict[QueueAttributeNameType, str]:
+    attributes: dict[QueueAttributeNameType, str] = {}
+    if queue.retention_s is not None:
+        attributes["MessageRetentionPeriod"] = str(queue.retention_s)
+    if queue.visibility_timeout_s is not None:
+        attributes["VisibilityTimeout"] = str(queue.visibility_timeout_s)
+    if dlq_arn is not None:
+        attributes["RedrivePolicy"] = json.dumps(
+            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(queue.max_receives)}
+        )
+    return attributes
+
+
+def _create(sqs: SQSClient, queue: Queue, dlq_arn: str | None = None) -> str:
+    return create_queue(sqs, queue.name, fifo=queue.fifo, attributes=_attributes(queue, dlq_arn))
+
+
+def _queue_with_dlq(sqs: SQSClient, queue: Queue, dlq: Queue) -> str:
+    dlq_arn = _queue_arn(sqs, _create(sqs, dlq))
+    url = _create(sqs, queue, dlq_arn)
     arn = _queue_arn(sqs, url)
     policy = {
         "Version": "2012-10-17",

@@ -7,7 +7,7 @@ from importlib.metadata import entry_points
 from typing import Literal
 
 from acr.catalog import BY_MODEL
-from acr.catalog.base import EventData, EventSpec, bus_name
+from acr.catalog.base import CONTEXT_SERVICE, EventData, EventSpec, bus_name
 
 ENTRY_POINT_GROUP = "acr.topology"
 
@@ -32,13 +32,22 @@ class Table:
 
 @dataclass(frozen=True)
 class Subscription:
-    """Event types of other contexts, delivered to the service's queue ``acr-<service>-<queue>``."""
+    """Event types of other contexts, delivered to the service's queue ``acr-<service>-<queue>``.
+
+    ``versions`` pins the schema version the consumer reads for some of its types, as
+    ``((Model, 2), ...)``; governance fails when the producer does not publish that version. A type
+    without a pin follows the catalog's current version."""
 
     queue: str
     events: tuple[type[EventData], ...]
+    versions: tuple[tuple[type[EventData], int], ...] = ()
 
     def specs(self) -> list[EventSpec]:
         return [BY_MODEL[model] for model in self.events]
+
+    def version_of(self, model: type[EventData]) -> int:
+        """The version the consumer reads: its pin, else the catalog's."""
+        return dict(self.versions).get(model, BY_MODEL[model].version)
 
 
 @dataclass(frozen=True)
@@ -75,10 +84,26 @@ class ServiceTopology:
     tables: tuple[Table, ...] = ()
     streams: tuple[Stream, ...] = ()
     inbox: bool | None = None
+    reads: tuple[type[EventData], ...] = ()
+    """Event types the service reads from the Kinesis stream the catalog publishes them on."""
 
     @property
     def bus(self) -> str | None:
         return bus_name(self.context) if self.context else None
+
+    @property
+    def deploy_context(self) -> str:
+        """The bounded context whose account runs the service: its publishing context, else the context
+        it speaks for (``CONTEXT_SERVICE``), else the service itself."""
+        if self.context:
+            return self.context
+        speaks_for = [context for context, service in CONTEXT_SERVICE.items() if service == self.service]
+        return speaks_for[0] if speaks_for else self.service
+
+    @property
+    def read_streams(self) -> tuple[str, ...]:
+        """The Kinesis streams behind ``reads``."""
+        return tuple(sorted({BY_MODEL[model].destination.name for model in self.reads}))
 
     @property
     def topics(self) -> tuple[str, ...]:
