@@ -152,6 +152,24 @@ class FakeRideManager(Switch):
         self.add({**current, "status": "CANCELLED", "version": current["version"] + 1})
         return self.versions_of[ride_id][-1]
 
+    async def ops_cancel(self, ride_id: str) -> Json:
+        self.check()
+        if ride_id not in self.versions_of:
+            raise not_found()
+        current = self.versions_of[ride_id][-1]
+        if current["status"] in ("CANCELLED", "PAID", "COMPLETED", "PAYMENT_FAILED"):
+            raise UpstreamError(409, "not_cancellable", "the ride can no longer be cancelled")
+        cancellation = {"reason": "OPERATOR_CANCELLED", "fee": None, "at": current["updatedAt"]}
+        self.add(
+            {
+                **current,
+                "status": "CANCELLED",
+                "version": current["version"] + 1,
+                "cancellation": cancellation,
+            }
+        )
+        return self.versions_of[ride_id][-1]
+
     async def ops_rides(self, active: bool) -> Json:
         self.check()
         return {"rides": [v[-1] for v in self.versions_of.values()]}

@@ -144,3 +144,21 @@ def test_the_oldest_pending_outbox_age_totals_to_the_worst_service() -> None:
     )
     assert total["oldestPendingMs"] == 90_000.0 and total["published"] == 6
     assert "oldestPendingMs" not in totals({"reward": {"oldestPendingMs": None}})
+
+
+def test_an_operator_cancels_a_ride_and_sees_refusals_passed_through(
+    client: TestClient, rider: tuple[str, dict[str, str]]
+) -> None:
+    _, headers = rider
+    places = {"pickup": {"addressId": "a"}, "dropoff": {"addressId": "b"}}
+    quote = client.post("/api/v1/quotes", json=places, headers=headers).json()
+    booking = headers | {"Idempotency-Key": "op1"}
+    ride = client.post("/api/v1/rides", json={"quoteId": quote["quoteId"]}, headers=booking).json()
+    cancelled = client.post(f"/ops/rides/{ride['rideId']}/cancel", headers=OPS)
+    assert cancelled.status_code == 202
+    assert cancelled.json()["cancellation"]["reason"] == "OPERATOR_CANCELLED"
+    again = client.post(f"/ops/rides/{ride['rideId']}/cancel", headers=OPS)
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "not_cancellable")
+    unknown = client.post("/ops/rides/ride_nobody/cancel", headers=OPS)
+    assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "ride_not_found")
+    assert client.post(f"/ops/rides/{ride['rideId']}/cancel").status_code == 401

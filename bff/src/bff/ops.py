@@ -72,6 +72,12 @@ async def rides(deps: Deps, active: bool = True) -> dict[str, Any]:
     return await deps.ride_manager.ops_rides(active)
 
 
+@router.post("/rides/{ride_id}/cancel", status_code=202)
+async def cancel_ride(ride_id: str, deps: Deps) -> dict[str, Any]:
+    """An operator ends a ride that has not started or whose car stalled (no fee): ``OPERATOR_CANCELLED``."""
+    return await deps.ride_manager.ops_cancel(ride_id_or_404(ride_id))
+
+
 @router.get("/rides/{ride_id}/events")
 async def ride_events(ride_id: str, deps: Deps) -> dict[str, Any]:
     """Every event of a ride across services, in order (each service's outbox rows about the ride)."""

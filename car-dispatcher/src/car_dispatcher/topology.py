@@ -1,5 +1,6 @@
 """The fleet context's slice."""
 
+from acr.catalog.car import CarTelemetry
 from acr.catalog.fleet import CarAssigned, CarOutOfService, CarReleased, NoCarAvailable
 from acr.catalog.monitoring import CarStalled, TripCompleted, TripStarted
 from acr.catalog.ride import RideCancelled, RideRequested
@@ -16,5 +17,6 @@ TOPOLOGY = ServiceTopology(
     subscriptions=(
         Subscription("events", (RideRequested, RideCancelled, TripStarted, TripCompleted, CarStalled)),
     ),
+    reads=(CarTelemetry,),  # car positions, for dispatch
     tables=(Table(CARS, "carId"), Table(ASSIGNMENTS, "rideId"), Table(CHECKPOINTS, "shardId")),
 )

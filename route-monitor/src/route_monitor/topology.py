@@ -1,5 +1,6 @@
 """The monitoring context's slice: what it publishes and its tables."""
 
+from acr.catalog.car import CarTelemetry
 from acr.catalog.monitoring import CarArrivedAtPickup, CarStalled, RideEtaUpdated, TripCompleted, TripStarted
 from acr.topology import ServiceTopology, Table
 
@@ -12,5 +13,6 @@ TOPOLOGY = ServiceTopology(
     service="route-monitor",
     context="monitoring",
     publishes=(RideEtaUpdated, CarArrivedAtPickup, TripStarted, TripCompleted, CarStalled),
+    reads=(CarTelemetry,),
     tables=(Table(TRACKING, "rideId"), Table(CARS, "carId"), Table(CHECKPOINTS, "shardId")),
 )

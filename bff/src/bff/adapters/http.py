@@ -132,6 +132,9 @@ class HttpRideManager:
     async def cancel(self, rider_id: str, ride_id: str) -> Json:
         return await self._http.call("POST", f"/v1/rides/{seg(ride_id)}/cancel", params={"riderId": rider_id})
 
+    async def ops_cancel(self, ride_id: str) -> Json:
+        return await self._http.call("POST", f"/v1/ops/rides/{seg(ride_id)}/cancel")
+
     async def ops_rides(self, active: bool) -> Json:
         return await self._http.call("GET", "/v1/ops/rides", params={"active": str(active).lower()})
 

@@ -14,6 +14,7 @@ from acr.dynamo import DynamoUnitOfWork
 from acr.faults import process_faults, windows_allowed
 from acr.kinesis import KinesisReader
 from acr.loops import Loops
+from acr.outbox_metric import OutboxAgeMetric
 from acr.publishing import Backoff
 from acr.relay import Relay, events_about, redrive
 from acr.settings import Settings
@@ -93,6 +94,9 @@ class Messaging:
             )
             loops.add("relay", self.relay.run)
             loops.on_stop(self.relay.wake)
+            if not settings.aws_endpoint_url:  # on AWS: the age of the oldest pending row, for its alarm
+                metric = OutboxAgeMetric(make("cloudwatch"), topology.service, self.relay.oldest_pending_ms)
+                loops.add("outbox-age-metric", metric.run)
 
     def _channels(self) -> dict[str, Channel]:
         """The bus and topic channels; wrapped in ``FaultyChannel`` whenever a fault can happen to them

@@ -196,7 +196,15 @@ export class LiveRide {
     const row = (label, value, testid) =>
       rows.push(el("div", { class: "row" }, el("dt", {}, label), el("dd", { "data-testid": testid }, value)));
     if (r.status === "CANCELLED") {
-      const reason = { RIDER_CANCELLED: "Cancelled by you", NO_CAR_AVAILABLE: "No car was available", DISPATCH_TIMEOUT: "No car could be assigned in time" };
+      const reason = {
+        RIDER_CANCELLED: "Cancelled by you",
+        OPERATOR_CANCELLED: "Cancelled by an operator",
+        NO_CAR_AVAILABLE: "No car was available",
+        DISPATCH_TIMEOUT: "No car could be assigned in time",
+        CAR_NOT_ARRIVED: "The car did not arrive",
+        TRIP_NOT_STARTED: "The trip did not start",
+        TRIP_INTERRUPTED: "The trip was interrupted",
+      };
       row("Reason", reason[r.cancellation?.reason] ?? "Cancelled", "receipt-reason");
       row("Cancellation fee", r.cancellation?.fee ? money(r.cancellation.fee) : "None", "receipt-fee");
     } else {

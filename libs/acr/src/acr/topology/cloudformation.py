@@ -15,14 +15,14 @@ import json
 
 from acr.catalog import SPECS
 from acr.catalog.base import bus_name
+from acr.outbox_metric import METRIC as OUTBOX_METRIC
+from acr.outbox_metric import NAMESPACE as OUTBOX_METRIC_NAMESPACE
 from acr.topology.allow_lists import ALLOW_LISTS
 from acr.topology.model import Stream, Table
 from acr.topology.plan import Delivery, Queue, ServicePlan, producer_source
 from acr.topology.schemas import eventbridge_schema
 from acr.topology.services import cluster, service
 from acr.topology.stack import (
-    OUTBOX_METRIC,
-    OUTBOX_METRIC_NAMESPACE,
     STREAM_READ_ACTIONS,
     Json,
     Stack,

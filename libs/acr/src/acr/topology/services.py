@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from acr.outbox_metric import NAMESPACE as OUTBOX_METRIC_NAMESPACE
 from acr.settings import SERVICE_PORTS
 from acr.topology.plan import ServicePlan, producer_source
 from acr.topology.stack import (
-    OUTBOX_METRIC_NAMESPACE,
     STREAM_READ_ACTIONS,
     Json,
     Stack,

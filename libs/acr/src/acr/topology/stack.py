@@ -13,12 +13,6 @@ from acr.topology.plan import Delivery, Queue, ServicePlan
 
 Json = dict[str, Any]
 
-OUTBOX_METRIC_NAMESPACE = "ACR/Outbox"
-
-OUTBOX_METRIC = "OldestPendingAgeSeconds"
-"""The relay's gauge: seconds since the oldest row still pending in its outbox was written (0 when none is),
-published every minute per service (dimension ``Service``). No data means no relay is running."""
-
 STREAM_READ_ACTIONS = [
     "kinesis:DescribeStreamSummary",
     "kinesis:GetRecords",
