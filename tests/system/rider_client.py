@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import ClientConnection, connect
 
 OPS = {"X-Ops-Token": "dev-ops-token"}
@@ -115,6 +115,15 @@ class Ops:
     def call(self, method: str, path: str, body: Any = None) -> httpx.Response:
         return httpx.request(method, f"{self.base}/ops{path}", json=body, headers=OPS, timeout=20)
 
+    def patient_get(self, path: str, timeout_s: float = 60, **params: Any) -> Any:
+        """``get``, asked again while the BFF or what it calls is down (see ``patiently``)."""
+        response = patiently(
+            lambda: httpx.get(f"{self.base}/ops{path}", params=params, headers=OPS, timeout=20), timeout_s
+        )
+        assert response is not None, f"GET /ops{path} got no answer within {timeout_s:.0f} s"
+        assert response.status_code == 200, response.text
+        return response.json()
+
     def car(self, car_id: str) -> dict[str, Any]:
         return next(c for c in self.get("/fleet")["cars"] if c["carId"] == car_id)
 
@@ -134,6 +143,7 @@ class Listener:
 
     rider: Rider
     messages: list[dict[str, Any]] = field(default_factory=list)
+    closed: str | None = None  # why the server closed the connection, if it did
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
@@ -147,7 +157,8 @@ class Listener:
                 self.messages.append(json.loads(self._ws.recv(timeout=0.5)))
             except TimeoutError:
                 continue
-            except ConnectionClosed:
+            except ConnectionClosed as exc:
+                self.closed = f"{time.strftime('%H:%M:%S')} {exc}"
                 return
 
     def send(self, message: dict[str, Any]) -> None:
@@ -164,7 +175,8 @@ class Listener:
         deadline = time.monotonic() + timeout_s
         while version not in self.versions(ride_id):
             assert time.monotonic() < deadline, (
-                f"version {version} of {ride_id} never pushed: {self.versions(ride_id)}"
+                f"version {version} of {ride_id} never pushed within {timeout_s:g} s: "
+                f"{self.versions(ride_id)}" + (f" (connection closed {self.closed})" if self.closed else "")
             )
             time.sleep(0.2)
 
@@ -196,3 +208,121 @@ def book_ride(rider: Rider, rng: random.Random) -> dict[str, Any]:
     booked = rider.book(quote.json()["quoteId"])
     assert booked.status_code == 202, booked.text
     return booked.json()  # type: ignore[no-any-return]
+
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+def patiently(
+    call: Callable[[], httpx.Response], timeout_s: float, pause_s: float = 1.0
+) -> httpx.Response | None:
+    """What an app does while the backend is down or restarting: call again (same body, same
+    Idempotency-Key) after a growing pause, on a transport error or a 429/5xx, until ``timeout_s`` has
+    passed; the first other answer, or None when there was none in time."""
+    deadline = time.monotonic() + timeout_s
+    pause = pause_s
+    while True:
+        try:
+            response = call()
+            if response.status_code not in RETRY_STATUSES:
+                return response
+        except httpx.TransportError:
+            pass
+        if time.monotonic() + pause > deadline:
+            return None
+        time.sleep(pause)
+        pause = min(pause * 1.5, 5.0)
+
+
+class ResumingListener:
+    """A rider app's websocket client that outlives a restarting BFF: on any disconnect it reconnects
+    with backoff and sends ``{"type": "resume", "rideId", "afterVersion": <last seen>}`` for each ride it
+    watches; a resume that fails for a reason other than ``ride_not_found`` is sent again later.
+
+    It keeps what each connection received (``connections``: one list of ``ride.updated`` frames per
+    connection, in the order they came), so a test can tell a repeat or a reorder within one connection
+    from one across reconnects."""
+
+    RESUME_RETRY_S = 2.0
+
+    def __init__(self, rider: Rider, max_backoff_s: float = 5.0) -> None:
+        self.rider = rider
+        self.connections: list[list[dict[str, Any]]] = []
+        self.errors: list[dict[str, Any]] = []
+        self.disconnects: list[str] = []
+        self._max_backoff_s = max_backoff_s
+        self._watched: set[str] = set()
+        self._last: dict[str, int] = {}
+        self._resume_at: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"ws-{rider.rider_id}", daemon=True)
+        self._thread.start()
+
+    def watch(self, ride_id: str) -> None:
+        """Resume ``ride_id`` on every reconnect from now on."""
+        with self._lock:
+            self._watched.add(ride_id)
+
+    def seen(self, ride_id: str) -> list[list[int]]:
+        """The versions of ``ride_id`` each connection received, in order (one list per connection)."""
+        with self._lock:
+            return [[m["version"] for m in frames if m["rideId"] == ride_id] for frames in self.connections]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                ws = self.rider.websocket()
+            except (OSError, TimeoutError, ConnectionClosed, InvalidHandshake):
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self._max_backoff_s)
+                continue
+            backoff = 0.5
+            try:
+                self._serve(ws)
+            except (OSError, ConnectionClosed) as exc:
+                with self._lock:
+                    self.disconnects.append(f"{time.time():.1f} {type(exc).__name__}: {exc}")
+            finally:
+                ws.close()
+
+    def _serve(self, ws: ClientConnection) -> None:
+        """One connection: resume every watched ride, then read until it closes or the client stops."""
+        with self._lock:
+            frames: list[dict[str, Any]] = []
+            self.connections.append(frames)
+            self._resume_at = dict.fromkeys(self._watched, 0.0)
+        while not self._stop.is_set():
+            self._send_resumes(ws)
+            try:
+                message = json.loads(ws.recv(timeout=0.5))
+            except TimeoutError:
+                continue
+            self._received(message, frames)
+
+    def _send_resumes(self, ws: ClientConnection) -> None:
+        now = time.monotonic()
+        with self._lock:
+            due = [ride for ride, at in self._resume_at.items() if at <= now]
+            for ride in due:
+                del self._resume_at[ride]
+            resumes = [{"type": "resume", "rideId": r, "afterVersion": self._last.get(r, 0)} for r in due]
+        for resume in resumes:
+            ws.send(json.dumps(resume))
+
+    def _received(self, message: dict[str, Any], frames: list[dict[str, Any]]) -> None:
+        with self._lock:
+            if message.get("type") == "ride.updated":
+                frames.append(message)
+                ride_id = message["rideId"]
+                self._last[ride_id] = max(self._last.get(ride_id, 0), message["version"])
+            elif message.get("type") == "error":
+                self.errors.append(message)
+                ride_id = message.get("rideId")
+                if ride_id in self._watched and message.get("code") != "ride_not_found":
+                    self._resume_at[ride_id] = time.monotonic() + self.RESUME_RETRY_S

@@ -72,34 +72,63 @@ def chaos_stack() -> Iterator[Stack]:
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def outage_stack() -> Iterator[Stack]:
     """A stack with chaos on: the services reach the emulator through the fault proxy, and the BFF's
-    ``/ops/chaos`` opens outages on it; a short boarding so that a ride ends soon."""
+    ``/ops/chaos`` opens outages on it; a short boarding so that a ride ends soon. (Per test: it is gone
+    before the storm's stack starts.)"""
     yield from running_stack("outages", ACR_CHAOS="1", ACR_BOARDING_S="30")
 
 
+STORM_SETTINGS = {
+    "ACR_CHAOS": "1",
+    "ACR_FLEET_SIZE": "40",
+    "ACR_SIM_SPEED": "20",  # a ride takes about a minute: each phase lasts seconds, not a blink
+    "ACR_BOARDING_S": "120",  # 6 s of boarding at the pickup
+    "ACR_DISPATCH_TIMEOUT_S": "30",
+    "ACR_ASSIGNMENT_WAIT_S": "60",
+    "ACR_RIDE_GRACE_S": "45",
+    "ACR_PAYMENT_DEADLINE_S": "30",
+    "ACR_WATCHDOG_SETTLE_S": "15",
+}
+
+
+@pytest.fixture
+def storm_stack() -> Iterator[Stack]:
+    """A chaos stack for the storm of outages, fault windows and kills: short rides and deadlines short
+    enough to fire within the test (every ride must end within minutes of the last fault)."""
+    yield from running_stack("outage-storm", **STORM_SETTINGS)
+
+
 RIDE_ID = re.compile(r"ride_[0-9a-f]{32}")
-STACK_LINES = 40
+STACK_LINES = 40  # warnings and errors of any kind
+RIDE_LINES = 300  # lines about the rides a failure names
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
     """A failed test's report ends with what the stacks logged meanwhile about its rides, and their
-    warnings and errors: on a CI machine those lines are all there is to go on."""
+    warnings and errors: on a CI machine those lines are all there is to go on. (A storm of outages logs
+    thousands of warnings, so the lines about the named rides are kept apart from them.)"""
     outcome = yield
     report = outcome.get_result()
     if report.when == "call" and report.failed:
-        lines = _stack_lines(
-            since=datetime.fromtimestamp(call.start, UTC), about=set(RIDE_ID.findall(report.longreprtext))
-        )
-        if lines:
-            report.sections.append(("what the stacks logged", "\n".join(lines[-STACK_LINES:])))
+        since = datetime.fromtimestamp(call.start, UTC)
+        about, warnings = _stack_lines(since=since, about=set(RIDE_ID.findall(report.longreprtext)))
+        if about:
+            report.sections.append(
+                ("what the stacks logged about the rides named", "\n".join(about[-RIDE_LINES:]))
+            )
+        if warnings:
+            report.sections.append(
+                ("the stacks' last warnings and errors", "\n".join(warnings[-STACK_LINES:]))
+            )
 
 
-def _stack_lines(*, since: datetime, about: set[str]) -> list[str]:
-    """Log lines of every stack since ``since`` that name a ride in ``about`` or are warnings or errors."""
-    found: list[tuple[str, str]] = []
+def _stack_lines(*, since: datetime, about: set[str]) -> tuple[list[str], list[str]]:
+    """Log lines of every stack since ``since``: those that name a ride in ``about``, and the other
+    warnings and errors; each in time order."""
+    found: dict[bool, list[tuple[str, str]]] = {True: [], False: []}
     for log in LOG_DIR.glob("*/*.log"):
         if datetime.fromtimestamp(log.stat().st_mtime, UTC) < since:
             continue
@@ -110,14 +139,11 @@ def _stack_lines(*, since: datetime, about: set[str]) -> list[str]:
                 continue
             if not isinstance(line, dict) or datetime.fromisoformat(line["time"]) < since:
                 continue
-            if line["level"] in ("WARNING", "ERROR", "CRITICAL") or line.get("rideId") in about:
+            named = line.get("rideId") in about
+            if named or line["level"] in ("WARNING", "ERROR", "CRITICAL"):
                 exception = line.get("exception", "").splitlines()[-1:]
-                found.append(
-                    (
-                        line["time"],
-                        " ".join(
-                            [log.parent.name, line["service"], line["level"], line["message"], *exception]
-                        ),
-                    )
+                text = " ".join(
+                    [log.parent.name, line["service"], line["level"], line["message"], *exception]
                 )
-    return [text for _, text in sorted(found)]
+                found[named].append((line["time"], text))
+    return [text for _, text in sorted(found[True])], [text for _, text in sorted(found[False])]

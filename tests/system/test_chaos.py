@@ -34,7 +34,9 @@ def _rides_of(rider: Rider, seed: int) -> tuple[Rider, list[dict[str, Any]], Lis
             timeout_s=420,
             what="PAID with points",
         )
-        listener.wait_version(ride["rideId"], final["version"], timeout_s=60)
+        # Every fault can hit a version's push a few times; a FIFO group waits out each crash's backoff
+        # (up to 30 s) before the next version, so the last push may come a few minutes after PAID.
+        listener.wait_version(ride["rideId"], final["version"], timeout_s=240)
         done.append(final)
     return rider, done, listener
 

@@ -141,7 +141,9 @@ def test_ride_updates_reach_the_bff_fifo_queue_through_sns(settings: Settings) -
         ("topic:acr-ride-updates.fifo", "ride_it_3")
     }
     uow.commit()
-    assert producer.relay is not None and producer.relay.drain_once() == 3
+    assert producer.relay is not None
+    published = [producer.relay.drain_once() for _ in range(4)]
+    assert published == [1, 1, 1, 0]  # a FIFO group's rows go out one at a time, oldest first
     url = bff.queue_url("acr-bff-ride-updates.fifo")
     got: list[int] = []
     deadline = time.monotonic() + 15
