@@ -267,7 +267,7 @@ class Storm:
                 rest = max(1, round(fault.seconds - (self.now() - fault.opened)))
                 self._open("/chaos/faults", body | {"service": service, "seconds": rest})
                 fault.notes.append(f"(reopened on {service} for {rest} s)")
-        print(f"{self.now():6.1f} s: {fault.describe()}")
+        print(fault.describe())
 
     def _open(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         response = patiently(lambda: self.ops.call("POST", path, body), timeout_s=60)
