@@ -64,7 +64,8 @@ def test_missing_forged_and_expired_tokens_are_401(client: TestClient) -> None:
     error_of(
         client.get("/api/v1/riders/me", headers={"Authorization": "Bearer abc.def"}), 401, "unauthorized"
     )
-    forged = token_for(new_rider_id())[:-2] + "AA"
+    valid = token_for(new_rider_id())
+    forged = valid[:-2] + ("BB" if valid.endswith("AA") else "AA")  # never the valid signature itself
     error_of(client.get("/api/v1/riders/me", headers=auth(forged)), 401, "unauthorized")
     expired = token_for(new_rider_id(), ttl_s=-1)
     error_of(client.get("/api/v1/rides", headers=auth(expired)), 401, "unauthorized")

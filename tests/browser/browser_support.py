@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from acr_stack import Stack, StackConfig
+from acr_stack.runner import start_on_free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 LOG_DIR = Path(os.environ.get("ACR_TEST_LOG_DIR", ROOT / ".run" / "test-logs"))
@@ -65,8 +66,8 @@ class StartingStack:
     (``PR_SET_PDEATHSIG``), so that thread also stops them."""
 
     def __init__(self, name: str, **overrides: str) -> None:
-        config = StackConfig.free(env=BROWSER_SETTINGS | overrides, log_dir=LOG_DIR / name)
-        self.stack = Stack(config)
+        self._config = lambda: StackConfig.free(env=BROWSER_SETTINGS | overrides, log_dir=LOG_DIR / name)
+        self.stack: Stack | None = None
         self.error: BaseException | None = None
         self.started_s = 0.0
         self._up = threading.Event()
@@ -77,7 +78,7 @@ class StartingStack:
     def _run(self) -> None:
         t0 = time.monotonic()
         try:
-            self.stack.start(timeout_s=240)
+            stack = self.stack = start_on_free_ports(self._config, timeout_s=240, cancel=self._stop)
         except BaseException as exc:  # reported by ready()
             self.error = exc
             return
@@ -85,19 +86,18 @@ class StartingStack:
             self.started_s = time.monotonic() - t0
             self._up.set()
         self._stop.wait()
-        self.stack.stop()
+        stack.stop()
 
     def ready(self) -> Stack:
         self._up.wait()
-        if self.error is not None:
+        if self.error is not None or self.stack is None:
             raise RuntimeError(f"the stack did not start: {self.error}") from self.error
         return self.stack
 
     def stop(self) -> None:
+        """Stop the stack, or cancel its start (which stops what is up)."""
         self._stop.set()
         self._thread.join(60)
-        if self._thread.is_alive():  # still starting: stop what is up
-            self.stack.stop()
 
 
 BROWSER_TESTS = Path(__file__).resolve().parent

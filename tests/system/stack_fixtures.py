@@ -15,6 +15,7 @@ import pytest
 from rider_client import LOG_DIR
 
 from acr_stack import Stack, StackConfig
+from acr_stack.runner import start_on_free_ports
 
 SAGA_SETTINGS = {
     "ACR_CITY": "small",
@@ -30,9 +31,9 @@ SAGA_SETTINGS = {
 
 def running_stack(name: str, **overrides: str) -> Iterator[Stack]:
     """A stack of the saga settings with ``overrides``, its logs in ``LOG_DIR/name``; stopped after."""
-    config = StackConfig.free(env=SAGA_SETTINGS | overrides, log_dir=LOG_DIR / name)
-    stack = Stack(config)
-    stack.start(timeout_s=180)
+    stack = start_on_free_ports(
+        lambda: StackConfig.free(env=SAGA_SETTINGS | overrides, log_dir=LOG_DIR / name), timeout_s=180
+    )
     try:
         yield stack
     finally:

@@ -45,6 +45,7 @@ FREE_PORTS = (20_000, 32_768)  # where free_port looks: above make run's ports, 
 ENDPOINT = "ACR_AWS_ENDPOINT_URL"
 TRUE_WORDS = frozenset({"1", "on", "t", "true", "y", "yes"})  # what the services' settings read as true
 _handed_out: set[int] = set()
+_handing_out = threading.Lock()  # stacks may be configured from several threads at once
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Failure|Invalid\w*)\b.*")
 
 
@@ -57,17 +58,18 @@ def free_port() -> int:
     first_ephemeral = _first_ephemeral_port()
     if low + 1000 < first_ephemeral < high:
         high = first_ephemeral
-    for _ in range(1000):
-        port = random.randrange(low, high)
-        if port in _handed_out:
-            continue
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
+    with _handing_out:
+        for _ in range(1000):
+            port = random.randrange(low, high)
+            if port in _handed_out:
                 continue
-        _handed_out.add(port)
-        return port
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _handed_out.add(port)
+            return port
     raise RuntimeError(f"no free port in {low}-{high}")
 
 
@@ -92,6 +94,10 @@ class StartupFailed(RuntimeError):
 
 class StartupTimedOut(StartupFailed):
     """Something the start-up waits for did not happen in time."""
+
+
+class PortTaken(StartupFailed):
+    """A port of the stack was taken before the stack started (nothing was started)."""
 
 
 class StartupCancelled(RuntimeError):
@@ -397,7 +403,7 @@ class Stack:
                 try:
                     probe.bind(("127.0.0.1", port))
                 except OSError as exc:
-                    raise StartupFailed(
+                    raise PortTaken(
                         f"port {port} of {name} is taken ({exc.strerror}): is another stack running? "
                         "(acr-stack run --free-ports runs a second one)"
                     ) from None
@@ -567,3 +573,23 @@ def wait_until(
             raise RuntimeError(f"{what} exited during start-up")
         time.sleep(0.2)
     raise TimeoutError(f"{what} not ready after {timeout_s:.0f} s")
+
+
+def start_on_free_ports(
+    make_config: Callable[[], StackConfig],
+    timeout_s: float,
+    attempts: int = 3,
+    cancel: threading.Event | None = None,
+) -> Stack:
+    """A stack started on the free ports of ``make_config()`` (e.g. ``StackConfig.free``); when another
+    process took one of them between the pick and the start, started again on new ports."""
+    for attempt in range(1, attempts + 1):
+        stack = Stack(make_config())
+        try:
+            stack.start(timeout_s=timeout_s, cancel=cancel)
+        except PortTaken:
+            if attempt == attempts:
+                raise
+            continue
+        return stack
+    raise ValueError("attempts must be at least 1")
