@@ -177,29 +177,7 @@ def _queue_with_dlq(sqs: SQSClient, queue: Queue, dlq: Queue) -> str:
 
 def create_table(dynamodb: DynamoDBClient, table: Table) -> None:
     """On-demand table with its GSIs and TTL attribute; nothing happens if it exists."""
-    attributes = {table.partition_key: "S"}
-    key = [{"AttributeName": table.partition_key, "KeyType": "HASH"}]
-    if table.sort_key:
-        attributes[table.sort_key] = table.sort_key_type
-        key.append({"AttributeName": table.sort_key, "KeyType": "RANGE"})
-    gsis = []
-    for index in table.indexes:
-        attributes[index.partition_key] = "S"
-        index_key = [{"AttributeName": index.partition_key, "KeyType": "HASH"}]
-        if index.sort_key:
-            attributes[index.sort_key] = index.sort_key_type
-            index_key.append({"AttributeName": index.sort_key, "KeyType": "RANGE"})
-        gsis.append(
-            {"IndexName": index.name, "KeySchema": index_key, "Projection": {"ProjectionType": "ALL"}}
-        )
-    kwargs: dict[str, Any] = {
-        "TableName": table.name,
-        "KeySchema": key,
-        "AttributeDefinitions": [{"AttributeName": n, "AttributeType": t} for n, t in attributes.items()],
-        "BillingMode": "PAY_PER_REQUEST",
-    }
-    if gsis:
-        kwargs["GlobalSecondaryIndexes"] = gsis
+    kwargs = table.definition()
     if _ignore(("ResourceInUseException",), lambda: dynamodb.create_table(**kwargs)) is None:
         return
     dynamodb.get_waiter("table_exists").wait(

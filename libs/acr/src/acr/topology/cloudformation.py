@@ -373,29 +373,7 @@ def _forwarder_role(stack: Stack, buses: list[Json]) -> None:
 
 # --- tables, topic, stream, queues -------------------------------------------------------------------------
 def _table(stack: Stack, table: Table, *, outbox: bool) -> None:
-    attributes = {table.partition_key: "S"}
-    key = [{"AttributeName": table.partition_key, "KeyType": "HASH"}]
-    if table.sort_key:
-        attributes[table.sort_key] = table.sort_key_type
-        key.append({"AttributeName": table.sort_key, "KeyType": "RANGE"})
-    indexes = []
-    for index in table.indexes:
-        attributes[index.partition_key] = "S"
-        index_key = [{"AttributeName": index.partition_key, "KeyType": "HASH"}]
-        if index.sort_key:
-            attributes[index.sort_key] = index.sort_key_type
-            index_key.append({"AttributeName": index.sort_key, "KeyType": "RANGE"})
-        indexes.append(
-            {"IndexName": index.name, "KeySchema": index_key, "Projection": {"ProjectionType": "ALL"}}
-        )
-    properties: Json = {
-        "TableName": table.name,
-        "BillingMode": "PAY_PER_REQUEST",
-        "AttributeDefinitions": [{"AttributeName": n, "AttributeType": t} for n, t in attributes.items()],
-        "KeySchema": key,
-    }
-    if indexes:
-        properties["GlobalSecondaryIndexes"] = indexes
+    properties: Json = table.definition()
     if table.ttl_attribute:
         properties["TimeToLiveSpecification"] = {"AttributeName": table.ttl_attribute, "Enabled": True}
     properties["PointInTimeRecoverySpecification"] = {"PointInTimeRecoveryEnabled": True}

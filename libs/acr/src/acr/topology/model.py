@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Literal
+from typing import Any, Literal
 
 from acr.catalog import BY_MODEL
 from acr.catalog.base import CONTEXT_SERVICE, EventData, EventSpec, bus_name
@@ -28,6 +28,34 @@ class Table:
     sort_key_type: Literal["S", "N"] = "S"
     indexes: tuple[Index, ...] = ()
     ttl_attribute: str | None = None
+
+    def definition(self) -> dict[str, Any]:
+        """The table as DynamoDB's ``CreateTable`` takes it, which is also the CloudFormation resource's
+        properties: on-demand, its keys and its global secondary indexes (all attributes projected)."""
+        attributes = {self.partition_key: "S"}
+        key = [{"AttributeName": self.partition_key, "KeyType": "HASH"}]
+        if self.sort_key:
+            attributes[self.sort_key] = self.sort_key_type
+            key.append({"AttributeName": self.sort_key, "KeyType": "RANGE"})
+        indexes = []
+        for index in self.indexes:
+            attributes[index.partition_key] = "S"
+            index_key = [{"AttributeName": index.partition_key, "KeyType": "HASH"}]
+            if index.sort_key:
+                attributes[index.sort_key] = index.sort_key_type
+                index_key.append({"AttributeName": index.sort_key, "KeyType": "RANGE"})
+            indexes.append(
+                {"IndexName": index.name, "KeySchema": index_key, "Projection": {"ProjectionType": "ALL"}}
+            )
+        definition: dict[str, Any] = {
+            "TableName": self.name,
+            "BillingMode": "PAY_PER_REQUEST",
+            "AttributeDefinitions": [{"AttributeName": n, "AttributeType": t} for n, t in attributes.items()],
+            "KeySchema": key,
+        }
+        if indexes:
+            definition["GlobalSecondaryIndexes"] = indexes
+        return definition
 
 
 @dataclass(frozen=True)
