@@ -13,6 +13,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
+
+from acr import dynamo, relay
 from acr.catalog.fleet import NoCarAvailable
 from acr.dynamo import from_item, get
 from acr.topology import ServiceTopology, Table
@@ -222,3 +225,22 @@ class Clock:
 
 def no_sleep(_: float) -> None:
     return None
+
+
+PRODUCER_DLQ = "https://sqs/acr-svc-producer-dlq"
+
+
+@pytest.fixture
+def relay_clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """A fake clock for the relay and the unit of work (both read ``time.time()``)."""
+    clock = Clock(1_000_000.0)
+    monkeypatch.setattr(relay, "time", clock)
+    monkeypatch.setattr(dynamo, "time", clock)
+    return clock
+
+
+@pytest.fixture
+def outbox_dynamodb() -> Iterator[Dynamo]:
+    """An in-process DynamoDB with the outbox, inbox and state tables of the service ``svc``."""
+    with in_process_dynamodb() as client:
+        yield client

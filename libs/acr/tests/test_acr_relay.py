@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from acr_exactly_once_fakes import OUTBOX, Clock, Dynamo, ScriptedChannel, Sqs, in_process_dynamodb
+from acr_exactly_once_fakes import (
+    OUTBOX,
+    PRODUCER_DLQ,
+    Clock,
+    Dynamo,
+    ScriptedChannel,
+    Sqs,
+    in_process_dynamodb,
+    outbox_dynamodb,
+    relay_clock,
+)
 
-from acr import dynamo, relay
+from acr import relay
 from acr.catalog.fleet import NoCarAvailable
 from acr.channels import TransportError
 from acr.dynamo import DynamoUnitOfWork
@@ -17,21 +26,7 @@ from acr.envelope import CloudEvent
 from acr.metrics import Counters
 from acr.relay import Relay, redrive
 
-PRODUCER_DLQ = "https://sqs/acr-svc-producer-dlq"
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    clock = Clock(1_000_000.0)
-    monkeypatch.setattr(relay, "time", clock)
-    monkeypatch.setattr(dynamo, "time", clock)
-    return clock
-
-
-@pytest.fixture
-def dynamodb() -> Iterator[Dynamo]:
-    with in_process_dynamodb() as client:
-        yield client
+clock, dynamodb = relay_clock, outbox_dynamodb  # the fixtures under the names the tests use
 
 
 def _record(dynamodb: Dynamo, n: int, clock: Clock) -> list[CloudEvent]:

@@ -3,13 +3,22 @@ are not due, a relay finishes only rows it still holds, and every send of an eve
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
-from acr_exactly_once_fakes import OUTBOX, Clock, Dynamo, ScriptedChannel, Sqs, in_process_dynamodb
+from acr_exactly_once_fakes import (
+    OUTBOX,
+    PRODUCER_DLQ,
+    Clock,
+    Dynamo,
+    ScriptedChannel,
+    Sqs,
+    outbox_dynamodb,
+    relay_clock,
+)
 
-from acr import dynamo, relay
+from acr import relay
 from acr.catalog.base import EventData
 from acr.catalog.fleet import NoCarAvailable
 from acr.catalog.ride import RideUpdated
@@ -21,21 +30,7 @@ from acr.metrics import Counters
 from acr.relay import DEFAULT_BACKOFF, Relay, redrive
 from acr.unit_of_work import Outgoing
 
-PRODUCER_DLQ = "https://sqs/acr-svc-producer-dlq"
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    clock = Clock(1_000_000.0)
-    monkeypatch.setattr(relay, "time", clock)
-    monkeypatch.setattr(dynamo, "time", clock)
-    return clock
-
-
-@pytest.fixture
-def dynamodb() -> Iterator[Dynamo]:
-    with in_process_dynamodb() as client:
-        yield client
+clock, dynamodb = relay_clock, outbox_dynamodb  # the fixtures under the names the tests use
 
 
 def _fleet(i: int) -> NoCarAvailable:
