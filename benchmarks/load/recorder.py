@@ -21,6 +21,7 @@ import gevent
 from processes import FIXED_PORTS, Sample, sample, stack_processes
 
 SAMPLE_EVERY_S = 10.0
+COLLECTOR = "gc."  # the emulator's garbage collector pauses, beside its operations: not requests
 PROGRESS = ("booked", "paid", "dispatch_p50_s", "dispatch_p99_s", "paid_p50_s", "errors")
 
 
@@ -233,7 +234,7 @@ def markdown(summary: dict[str, Any]) -> str:
         lines.append(f"| {r['minute']} | " + " | ".join(cells) + " |")
     lines += _emulator_table(rows)
     paid = summary["ends"].get("PAID", 0)
-    requests = summary["emulator_requests"]
+    requests = {op: n for op, n in summary["emulator_requests"].items() if not op.startswith(COLLECTOR)}
     if paid:
         lines += [
             "",
@@ -259,7 +260,7 @@ def _emulator_table(rows: list[dict[str, Any]], top: int = 10) -> list[str]:
 
     cpu_by_op = Counter[str]()
     for r in early + late:
-        cpu_by_op.update({op: served[1] for op, served in r["emulator"].items()})
+        cpu_by_op.update({op: s[1] for op, s in r["emulator"].items() if not op.startswith(COLLECTOR)})
     lines = ["", "Emulator operations by CPU (minutes 2–6, then the last five):", ""]
     lines += ["| operation | requests/min | CPU ms per request | CPU s/min |", "|---|---|---|---|"]
     for op, _ in cpu_by_op.most_common(top):
@@ -268,7 +269,14 @@ def _emulator_table(rows: list[dict[str, Any]], top: int = 10) -> list[str]:
         ms = " → ".join(f"{ms:.2f}" for _, ms in windows)
         cpu_s = " → ".join(f"{n * ms / 1000:.1f}" for n, ms in windows)
         lines.append(f"| {op} | {requests} | {ms} | {cpu_s} |")
-    return lines
+    full = [per_minute(w, f"{COLLECTOR}gen2") for w in (early, late) if w]
+    return [
+        *lines,
+        "",
+        "Full collections of the emulator's garbage collector (every request waits while one runs): "
+        + " → ".join(f"{n:.0f} a minute, {n * ms / 1000:.2f} s of pauses a minute" for n, ms in full)
+        + ".",
+    ]
 
 
 def _is_dynamodb_write(operation: str) -> bool:

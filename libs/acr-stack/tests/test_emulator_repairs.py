@@ -4,6 +4,9 @@ streams read back in order from any position, and records older than the retenti
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -233,3 +236,80 @@ def test_a_long_poll_on_a_fifo_group_in_flight_sleeps_instead_of_spinning(endpoi
     assert spent < 0.2, f"the long poll used {spent:.2f} CPU-s of the emulator in {took:.1f} s"
     sqs.delete_message(QueueUrl=url, ReceiptHandle=held[0]["ReceiptHandle"])
     assert [m["Body"] for m in sqs.receive_message(QueueUrl=url, WaitTimeSeconds=2)["Messages"]] == ["m1"]
+
+
+STORE_AND_FORGET = """
+import gc, json
+import boto3
+from moto import mock_aws
+from acr_stack.emulator import repair
+
+repair()
+with mock_aws():
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    ddb.create_table(
+        TableName="rows", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST",
+    )
+    queue = sqs.create_queue(QueueName="messages")["QueueUrl"]
+    gc.collect()
+    before = gc.get_freeze_count()
+    for n in range(N):
+        ddb.transact_write_items(TransactItems=[{"Put": {"TableName": "rows", "Item": {
+            "id": {"S": f"row-{n}"}, "payload": {"M": {"a": {"S": "x" * 50}, "b": {"N": str(n)}}}}}}])
+        sqs.send_message(QueueUrl=queue, MessageBody=f"message {n}")
+    gc.collect()
+    stored, unfrozen = gc.get_freeze_count() - before, len(gc.get_objects(generation=2))
+    for n in range(N):
+        ddb.delete_item(TableName="rows", Key={"id": {"S": f"row-{n}"}})
+    while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages"):
+        sqs.delete_message_batch(QueueUrl=queue, Entries=[
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
+    gc.collect()
+    print(json.dumps({"stored": stored, "unfrozen": unfrozen, "kept": gc.get_freeze_count() - before}))
+"""
+
+
+def test_a_full_collection_freezes_what_the_emulator_stores_and_frees_it_once_deleted() -> None:
+    """After a full collection the stored items and messages are frozen (the next full collection does
+    not walk them); deleting them frees them all the same (no reference cycle keeps them)."""
+    stored_items = 1_000
+    script = STORE_AND_FORGET.replace("range(N)", f"range({stored_items})")
+    env = os.environ | {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    measured = json.loads(run.stdout.strip().splitlines()[-1])
+
+    assert measured["stored"] > 5 * stored_items  # each item and message is several objects, all frozen
+    assert measured["unfrozen"] < 100  # right after a full collection nothing is left for the next one
+    assert measured["kept"] < measured["stored"] / 5, measured  # deleted: freed although frozen
+
+
+FROZEN_CYCLE = """
+import gc, json, time, weakref
+from acr_stack.emulator import _freeze_survivors_of_full_collections
+
+_freeze_survivors_of_full_collections(thaw_every_s=1.0)
+
+class Request:
+    pass
+
+request = Request()
+request.myself = request  # a cycle alive during a full collection, so frozen with it
+alive = weakref.ref(request)
+gc.collect()
+del request
+gc.collect()
+while_frozen = alive() is not None
+time.sleep(1.1)
+gc.collect()  # thaws
+gc.collect()  # walks everything once
+print(json.dumps({"while_frozen": while_frozen, "after_thaw": alive() is not None}))
+"""
+
+
+def test_a_cycle_frozen_while_in_use_is_freed_after_the_next_thaw() -> None:
+    run = subprocess.run([sys.executable, "-c", FROZEN_CYCLE], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout.strip().splitlines()[-1]) == {"while_frozen": True, "after_thaw": False}
