@@ -239,7 +239,7 @@ def test_a_long_poll_on_a_fifo_group_in_flight_sleeps_instead_of_spinning(endpoi
 
 
 STORE_AND_FORGET = """
-import gc, json
+import gc, json, sys
 import boto3
 from moto import mock_aws
 from acr_stack.emulator import repair
@@ -254,14 +254,14 @@ with mock_aws():
     )
     queue = sqs.create_queue(QueueName="messages")["QueueUrl"]
     gc.collect()
-    before = gc.get_freeze_count()
-    for n in range(N):
+    before, stored_items = gc.get_freeze_count(), int(sys.argv[1])
+    for n in range(stored_items):
         ddb.transact_write_items(TransactItems=[{"Put": {"TableName": "rows", "Item": {
             "id": {"S": f"row-{n}"}, "payload": {"M": {"a": {"S": "x" * 50}, "b": {"N": str(n)}}}}}}])
         sqs.send_message(QueueUrl=queue, MessageBody=f"message {n}")
     gc.collect()
     stored, unfrozen = gc.get_freeze_count() - before, len(gc.get_objects(generation=2))
-    for n in range(N):
+    for n in range(stored_items):
         ddb.delete_item(TableName="rows", Key={"id": {"S": f"row-{n}"}})
     while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages"):
         sqs.delete_message_batch(QueueUrl=queue, Entries=[
@@ -275,9 +275,9 @@ def test_a_full_collection_freezes_what_the_emulator_stores_and_frees_it_once_de
     """After a full collection the stored items and messages are frozen (the next full collection does
     not walk them); deleting them frees them all the same (no reference cycle keeps them)."""
     stored_items = 1_000
-    script = STORE_AND_FORGET.replace("range(N)", f"range({stored_items})")
     env = os.environ | {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    command = [sys.executable, "-c", STORE_AND_FORGET, str(stored_items)]
+    run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert run.returncode == 0, run.stderr
     measured = json.loads(run.stdout.strip().splitlines()[-1])
 

@@ -18,8 +18,8 @@ request, or cost on every request (measured in ``benchmarks/results/emulator.md`
 - EventBridge builds a new JSONPath parser for each input path of each target of each event;
 - every request lists moto's package folder on disk to find its service, and writes a log line;
 - Python's collector walks every object moto stores on each full collection, with every request
-  waiting: under a steady load one runs every two or three seconds, and each pause grows with the
-  tables (100 ms after 10 minutes at 40 rides/min, up to 0.5 s);
+  waiting: under a steady load one runs every two to four seconds, and each pause grows with the
+  tables (at 40 rides/min, 80 ms in the first minutes and up to 0.5 s by the eighth);
 - moto's server (werkzeug's development server) closes the connection after every response, so each
   request also pays for a new TCP connection and a new thread, on both sides.
 
@@ -334,13 +334,14 @@ def _time_collections() -> None:
     """Count the garbage collector's runs by generation and time them: ``GET /acr-emulator/requests``
     also answers ``{"gc.gen2": {"count": n, "cpuSeconds": s, "maxSeconds": longest}, ...}`` (the wall time
     of the pauses; each pause is also part of the CPU time of the request that set it off)."""
-    started = [0.0]
+    started = 0.0
 
     def timed(phase: str, info: dict[str, int]) -> None:
+        nonlocal started
         if phase == "start":
-            started[0] = time.perf_counter()
+            started = time.perf_counter()
             return
-        pause = time.perf_counter() - started[0]
+        pause = time.perf_counter() - started
         with _COUNTING:
             name = f"gc.gen{info['generation']}"
             _COUNTS[name] += 1
