@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from functools import lru_cache
 from typing import Literal
 
@@ -101,6 +103,11 @@ class Settings(BaseSettings):
     # acr-stack passes in ACR_CHAOS_CONTROL_URL.
     chaos: bool = False
     chaos_control_url: str = Field(default="", pattern=r"^(https?://\S+)?$")
+
+    # Replicas (issue #13): every process has a name of its own (acr-stack sets ``<service>-<n>``; elsewhere
+    # the host and pid); leases name their owner by it and expire ``lease_s`` after their last renewal.
+    replica: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}", min_length=1)
+    lease_s: float = Field(default=10.0, gt=0)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
