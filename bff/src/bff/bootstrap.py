@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import FastAPI
 
 from acr import aws
@@ -63,8 +65,9 @@ def aws_adapters(runtime: Runtime) -> Dependencies:
     """HTTP to every other service (one shared client, closed when the app stops), SQS for the DLQs; for
     the chaos controls, HTTP to the fault proxy and to every service's fault windows, this one's too."""
     settings = runtime.settings
-    messaging = Messaging(TOPOLOGY, settings, runtime.loops)
+    messaging = Messaging(TOPOLOGY, settings, runtime.loops)  # opens this replica's own push queues
     runtime.messaging = messaging
+    runtime.on_close(lambda: asyncio.to_thread(messaging.close))  # and removes them once the loops stopped
     client = make_client()
     runtime.on_close(client.aclose)
     https = {name: ServiceHttp(client, name, settings.service_url(name)) for name in SERVICE_PORTS}
