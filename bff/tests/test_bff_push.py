@@ -151,7 +151,6 @@ def test_eta_is_pushed_to_the_rides_rider_and_throttled(
         ride_id="ride_1", car_id="car-00001", phase="TO_PICKUP", eta_seconds=120.0, lat=1.0, lon=2.0
     )
     with client.websocket_connect(f"/ws?token={token_for(rider_id)}") as ws:
-        push_messaging.deliver(RIDE_ETA, eta)  # the BFF does not know the rider of ride_1 yet: dropped
         feed(push_messaging, v[0])
         assert ws.receive_json()["version"] == 1
         push_messaging.deliver(RIDE_ETA, eta)

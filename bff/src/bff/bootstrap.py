@@ -50,7 +50,7 @@ def assemble(runtime: Runtime, deps: Dependencies) -> BffState:
         # Sign-ups are anonymous: limited per client address, generously (tests and demos share one).
         signup_limiter=RateLimiter(rate=100.0, burst=1000.0),
         writes=WriteLog(),
-        hub=PushHub(deps.ride_manager, eta_interval_s=settings.eta_push_s),
+        hub=PushHub(deps.ride_manager, eta_interval_s=settings.eta_push_s, active_rides=deps.ride_manager),
         app_loop=AppLoop(runtime.event_loop),
     )
     push = handlers(hub=state.hub, app_loop=state.app_loop)
