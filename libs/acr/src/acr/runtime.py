@@ -89,7 +89,7 @@ class Messaging:
                 sqs=self.sqs,
                 sns=self.sns,
                 events=self.events,
-                find_topics=lambda: topic_arns(self.sns),
+                find_topics=lambda: {**topic_arns(self.sns), **settings.topic_arns},
             )
             self.replica_queues.open()
             loops.add("replica-queues", self.replica_queues.run)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from acr.outbox_metric import NAMESPACE as OUTBOX_METRIC_NAMESPACE
@@ -349,7 +350,7 @@ def _publish_statements(p: ServicePlan) -> list[Json]:
     return statements
 
 
-def _environment(p: ServicePlan) -> list[Json]:
+def _environment(stack: Stack, p: ServicePlan) -> list[Json]:
     values: dict[str, Any] = {
         "ACR_AWS_ENDPOINT_URL": "",
         "ACR_AWS_REGION": ref("AWS::Region"),
@@ -365,6 +366,13 @@ def _environment(p: ServicePlan) -> list[Json]:
             values[f"ACR_{peer.replace('-', '_').upper()}_URL"] = sub(
                 f"http://{peer}.${{ServiceDomain}}:{port}"
             )
+    topics = sorted({d.topic for d in p.deliveries if d.topic})
+    if p.slice.per_replica and topics:  # each task subscribes itself to topics of other accounts
+        arns = {
+            t: f"arn:${{AWS::Partition}}:sns:${{AWS::Region}}:{stack.account(topic_context(t))}:{t}"
+            for t in topics
+        }
+        values["ACR_TOPIC_ARNS"] = sub(json.dumps(arns, sort_keys=True))
     return [{"Name": k, "Value": v} for k, v in sorted(values.items())]
 
 
@@ -379,7 +387,7 @@ def _task_definition(stack: Stack, p: ServicePlan) -> None:
         ),
         "Essential": True,
         "PortMappings": [{"ContainerPort": SERVICE_PORTS[p.service], "Protocol": "tcp"}],
-        "Environment": _environment(p),
+        "Environment": _environment(stack, p),
         "ReadonlyRootFilesystem": True,
         "MountPoints": [
             {"SourceVolume": "tmp", "ContainerPath": "/tmp", "ReadOnly": False},
