@@ -76,6 +76,21 @@ class Replicas:
         self.publish(RIDE_UPDATES, data, ride["rideId"])
 
 
+def _quote(client: TestClient, headers: dict[str, str]) -> str:
+    places = {"pickup": {"lat": 1, "lon": 1}, "dropoff": {"lat": 2, "lon": 2}}
+    return str(client.post("/api/v1/quotes", json=places, headers=headers).json()["quoteId"])
+
+
+def _book(client: TestClient, headers: dict[str, str]) -> str:
+    booked = client.post(
+        "/api/v1/rides",
+        json={"quoteId": _quote(client, headers)},
+        headers={**headers, "Idempotency-Key": "k1"},
+    )
+    assert booked.status_code == 202 and booked.headers[CONSISTENCY_HEADER]
+    return str(booked.json()["rideId"])
+
+
 @pytest.fixture
 def replicas() -> Iterator[tuple[Replicas, TestClient, TestClient]]:
     group = Replicas(FakeRideManager())
@@ -88,21 +103,27 @@ def test_a_rider_on_one_replica_gets_every_version_and_eta_whichever_replica_it_
     replicas: tuple[Replicas, TestClient, TestClient],
 ) -> None:
     group, a, b = replicas
-    rider_id = new_rider_id()
-    other = new_rider_id()
-    eta = RideEtaUpdated(
-        ride_id="ride_1", car_id="car-00001", phase="TO_PICKUP", eta_seconds=60.0, lat=1.0, lon=2.0
-    )
-    with a.websocket_connect(f"/ws?token={token_for(rider_id)}") as ws:
-        for version in (1, 2, 3):
-            ride = ride_json("ride_1", rider_id, version)
+    rider = b.post("/api/v1/riders", json={"name": "Ada"}).json()
+    headers = auth(rider["token"])
+    with a.websocket_connect(f"/ws?token={rider['token']}") as ws:
+        ride_id = _book(b, headers)  # REST on b, websocket on a
+        group.ride_updated(group.ride_manager.versions_of[ride_id][0])
+        for version in (2, 3):
+            ride = ride_json(ride_id, rider["riderId"], version)
             group.ride_manager.add(ride)
             group.ride_updated(ride)
             group.ride_updated(ride)  # redelivered: still sent once
-        group.ride_updated(ride_json("ride_9", other, 1))  # another rider's: not sent here
+        group.ride_updated(ride_json("ride_9", new_rider_id(), 1))  # another rider's: not sent here
         assert [ws.receive_json()["version"] for _ in range(3)] == [1, 2, 3]
-        group.publish(RIDE_ETA, eta, "ride_1")
+        eta = RideEtaUpdated(
+            ride_id=ride_id, car_id="car-00001", phase="TO_PICKUP", eta_seconds=60.0, lat=1.0, lon=2.0
+        )
+        group.publish(RIDE_ETA, eta, ride_id)
         assert ws.receive_json()["type"] == "ride.eta"
+        sentinel = ride_json(ride_id, rider["riderId"], 4)
+        group.ride_manager.add(sentinel)
+        group.ride_updated(sentinel)
+        assert ws.receive_json()["version"] == 4  # nothing else was queued before it
     assert len(group.queues[0].consumers) == len(group.queues[1].consumers) == 2
 
 
@@ -133,16 +154,9 @@ def test_reads_on_one_replica_show_a_write_made_through_the_other(
     group, a, b = replicas
     rider = a.post("/api/v1/riders", json={"name": "Ada"}).json()
     headers = auth(rider["token"])
-    quote = a.post(
-        "/api/v1/quotes",
-        json={"pickup": {"lat": 1, "lon": 1}, "dropoff": {"lat": 2, "lon": 2}},
-        headers=headers,
-    )
     group.ride_manager.projection_delay = 4  # the history shows the booking from its 5th read on
     booked = a.post(
-        "/api/v1/rides",
-        json={"quoteId": quote.json()["quoteId"]},
-        headers={**headers, "Idempotency-Key": "k1"},
+        "/api/v1/rides", json={"quoteId": _quote(a, headers)}, headers={**headers, "Idempotency-Key": "k1"}
     )
     token = booked.headers[CONSISTENCY_HEADER]
     blind = b.get("/api/v1/rides", headers=headers).json()  # no token: b knows nothing of the write

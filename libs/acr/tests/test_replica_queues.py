@@ -121,3 +121,19 @@ def test_a_killed_replicas_deliveries_are_swept_once_its_heartbeat_is_stale(clie
     assert "bff-ride-eta-bff-killed" not in _rules(clients)
     assert {"acr-bff-ride-updates-bff-live.fifo", "acr-bff-ride-eta-bff-live"} <= _queues(clients)
     live.close()
+
+
+def test_a_replica_cut_off_long_enough_to_be_swept_creates_its_deliveries_again(clients: Clients) -> None:
+    clock = Clock()
+    cut_off, other = _replica(clients, "bff-cut", clock), _replica(clients, "bff-other", clock)
+    cut_off.open()
+    other.open()
+    clock.now += 700
+    other.heartbeat()
+    assert other.sweep() == ["bff-cut"]
+    cut_off.heartbeat()  # its stamps fail: the queues are gone
+    assert {"acr-bff-ride-updates-bff-cut.fifo", "acr-bff-ride-eta-bff-cut"} <= _queues(clients)
+    assert "bff-ride-eta-bff-cut" in _rules(clients)
+    assert other.sweep() == []  # stamped anew at creation
+    cut_off.close()
+    other.close()

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 REPLICA_TAG = "acr:replica"
 SEEN_TAG = "acr:seen"
-MAX_SUFFIX = 40  # keeps ``acr-<service>-<queue>-<suffix>-dlq.fifo`` within SQS's 80 and rules within 64
+MAX_SUFFIX = 40  # keeps ``acr-<service>-<queue>-dlq-<suffix>.fifo`` within SQS's 80 and rules within 64
 _GONE = (
     "AWS.SimpleQueueService.NonExistentQueue",
     "QueueDoesNotExist",
@@ -177,9 +177,16 @@ class ReplicaQueues:
         self._remove(self.suffix, self._own_urls())
 
     def heartbeat(self) -> None:
-        """Stamp this replica's queues as seen now."""
-        for url in self._own_urls():
-            self._sqs.tag_queue(QueueUrl=url, Tags={SEEN_TAG: str(int(self._clock()))})
+        """Stamp this replica's queues as seen now; if another replica swept them (this one was cut off from
+        AWS for longer than ``stale_s``), create them again: same names, so the consumers' URLs still hold."""
+        try:
+            for url in self._own_urls():
+                self._sqs.tag_queue(QueueUrl=url, Tags={SEEN_TAG: str(int(self._clock()))})
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in _GONE:
+                raise
+            log.warning("replica %s: its queues were swept; creating them again", self.suffix)
+            self.open()
 
     def run(self, stop: threading.Event) -> None:
         """Heartbeat every ``heartbeat_s``, sweep at start and every ``sweep_s``, until ``stop``."""
