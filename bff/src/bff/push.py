@@ -9,6 +9,10 @@ replay and live never duplicate or reorder. Nothing before the connection is rep
 A client that reconnects sends its ``resume`` right after the handshake; live updates that reach a
 brand-new connection wait out a short grace period first, so the resume is served before them and the
 client gets every missed version in order instead of jumping ahead.
+
+With several BFF replicas each one consumes its own copy of the ride stream and the ETA events, so every hub
+sees every update and sends it to the connections it holds. An ETA does not name its rider: a hub that has
+not seen the ride's versions (it started later) looks the rider up among the active rides.
 """
 
 from __future__ import annotations
