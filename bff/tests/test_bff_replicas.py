@@ -172,3 +172,19 @@ def test_a_malformed_consistency_token_is_a_bad_request(
     rider = a.post("/api/v1/riders", json={"name": "Ada"}).json()
     answer = a.get("/api/v1/rides", headers={**auth(rider["token"]), CONSISTENCY_HEADER: "not-a-token"})
     assert answer.status_code == 400 and answer.json()["error"]["code"] == "bad_request"
+
+
+def test_another_riders_consistency_token_makes_no_read_wait(
+    replicas: tuple[Replicas, TestClient, TestClient],
+) -> None:
+    group, a, b = replicas
+    first = auth(a.post("/api/v1/riders", json={"name": "Ada"}).json()["token"])
+    booked = a.post(
+        "/api/v1/rides", json={"quoteId": _quote(a, first)}, headers={**first, "Idempotency-Key": "k"}
+    )
+    second = auth(b.post("/api/v1/riders", json={"name": "Bo"}).json()["token"])
+    calls = group.ride_manager.list_calls
+    answer = b.get(
+        "/api/v1/rides", headers={**second, CONSISTENCY_HEADER: booked.headers[CONSISTENCY_HEADER]}
+    )
+    assert answer.json()["rides"] == [] and group.ride_manager.list_calls == calls + 1  # read once, no wait

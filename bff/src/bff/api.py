@@ -119,12 +119,11 @@ def check_idempotency_key(key: str | None) -> str:
 def last_write(state: State, rider_id: str, token: str | None) -> Written | None:
     """What the caller wrote last: its consistency token (written through any replica), else what this
     replica remembers of it."""
-    if token is None:
-        return state.writes.pending(rider_id)
     try:
-        return written_from_token(token, 0.0)
+        written = written_from_token(token, rider_id, 0.0) if token is not None else None
     except ValueError as exc:
         raise BadConsistencyToken(str(exc)) from exc
+    return written or state.writes.pending(rider_id)
 
 
 def answer_write(state: State, rider_id: str, ride: dict[str, Any], response: Response) -> dict[str, Any]:

@@ -49,23 +49,25 @@ def token_of(ride: Json) -> str | None:
     written = written_from(ride, 0.0)
     if written is None:
         return None
-    fields = {"r": written.ride_id, "v": written.version, "t": written.requested_at}
+    fields = {"u": str(ride.get("riderId") or ""), "r": written.ride_id, "v": written.version}
+    fields["t"] = written.requested_at
     return base64.urlsafe_b64encode(json.dumps(fields, separators=(",", ":")).encode()).decode()
 
 
-def written_from_token(token: str, now: float) -> Written:
-    """What a client's consistency token says it wrote; ``ValueError`` when it is not one of ours. The
-    token is not secret: a forged one can only make its sender's own read wait (``poll_until``'s 2 s)."""
+def written_from_token(token: str, rider_id: str, now: float) -> Written | None:
+    """What ``rider_id`` wrote according to its consistency token (None for another rider's token, e.g. a
+    client that switched riders); ``ValueError`` when it is not one of ours. The token is not secret: a
+    forged one can only make its sender's own read wait (``poll_until``'s 2 s)."""
     try:
         if len(token) > MAX_TOKEN:
             raise ValueError("too long")
         fields = json.loads(base64.urlsafe_b64decode(token.encode()))
-        ride_id, version, requested_at = fields["r"], fields["v"], fields["t"]
+        owner, ride_id, version, requested_at = fields["u"], fields["r"], fields["v"], fields["t"]
     except (ValueError, TypeError, KeyError, binascii.Error) as exc:
         raise ValueError(f"{CONSISTENCY_HEADER} is not a token this API issued") from exc
-    if not (isinstance(ride_id, str) and isinstance(version, int) and isinstance(requested_at, str)):
+    if not all(isinstance(v, str) for v in (owner, ride_id, requested_at)) or not isinstance(version, int):
         raise ValueError(f"{CONSISTENCY_HEADER} is not a token this API issued")
-    return Written(ride_id, version, requested_at, now)
+    return Written(ride_id, version, requested_at, now) if owner == rider_id else None
 
 
 def page_shows(page: Json, written: Written) -> bool:
