@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
 
 log = logging.getLogger(__name__)
 
@@ -152,12 +153,16 @@ class ReplicaQueues:
         """Create this replica's queues, DLQs, rules and subscriptions (idempotent); a line per resource."""
         done: list[str] = []
         for d in self.deliveries:
-            dlq_url = self._queue(d.dlq, d.fifo, {})
+            declared = d.declared
+            dlq_url = self._queue(d.dlq, d.fifo, {"MessageRetentionPeriod": str(declared.dlq.retention_s)})
             redrive = {
                 "deadLetterTargetArn": self._arn(dlq_url),
-                "maxReceiveCount": str(d.declared.queue.max_receives),
+                "maxReceiveCount": str(declared.queue.max_receives),
             }
-            url = self._queue(d.queue, d.fifo, {"RedrivePolicy": json.dumps(redrive)})
+            attributes: dict[QueueAttributeNameType, str] = {"RedrivePolicy": json.dumps(redrive)}
+            if declared.queue.visibility_timeout_s is not None:
+                attributes["VisibilityTimeout"] = str(declared.queue.visibility_timeout_s)
+            url = self._queue(d.queue, d.fifo, attributes)
             arn = self._arn(url)
             self._allow_delivery(url, arn)
             for bus, rule in d.rules:
@@ -225,8 +230,8 @@ class ReplicaQueues:
         return stale
 
     # --- AWS calls ---------------------------------------------------------------------------------------
-    def _queue(self, name: str, fifo: bool, attributes: dict[str, str]) -> str:
-        url = create_queue(self._sqs, name, fifo=fifo, attributes=attributes)  # type: ignore[arg-type]
+    def _queue(self, name: str, fifo: bool, attributes: dict[QueueAttributeNameType, str]) -> str:
+        url = create_queue(self._sqs, name, fifo=fifo, attributes=attributes)
         self._sqs.tag_queue(QueueUrl=url, Tags={REPLICA_TAG: self.suffix, SEEN_TAG: str(int(self._clock()))})
         self._urls[name] = url
         return url
