@@ -4,6 +4,7 @@ arrive before their ride (parked, then applied), and two consumers racing on the
 from __future__ import annotations
 
 import itertools
+import random
 from typing import Any
 
 import pytest
@@ -142,6 +143,40 @@ def test_on_its_fifo_queue_a_stale_snapshot_is_acknowledged_and_counted() -> Non
     assert sqs.queues[HISTORY] == []
     assert (counters.get("consumed"), counters.get("staleDropped")) == (1, 2)
     assert [r.version for r in store.history.values()] == [2]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_two_replicas_in_any_interleaving_leave_each_ride_at_its_newest_snapshot_never_going_back(
+    seed: int,
+) -> None:
+    """Why the projection needs no applied sequence of its own (``consumer.in_order``): each snapshot is the
+    whole ride, so skipping a version loses nothing, and the version condition keeps the newest. Two
+    replicas get every version of three rides in a random order, with resends; before some commits the
+    other replica commits the next delivery first."""
+    rng = random.Random(seed)
+    store = RideStore()
+    deliveries = [_snapshot(v, ride_id=f"ride_{r}") for r in range(3) for v in range(1, 6)]
+    deliveries += rng.sample(deliveries, 4)
+    rng.shuffle(deliveries)
+    stored: dict[str, list[int]] = {}
+
+    def deliver(replica: MessageHandler) -> None:
+        try:
+            replica(*deliveries.pop())
+        except Stale:
+            pass
+        for row in store.history.values():
+            stored.setdefault(row.ride_id, []).append(row.version)
+
+    def the_other_goes_first() -> None:
+        if deliveries and rng.random() < 0.5:
+            deliver(replicas[rng.randrange(2)])
+
+    replicas = [_projector(store, the_other_goes_first) for _ in range(2)]
+    while deliveries:
+        deliver(replicas[rng.randrange(2)])
+    assert {row.ride_id: row.version for row in store.history.values()} == {f"ride_{r}": 5 for r in range(3)}
+    assert all(versions == sorted(versions) for versions in stored.values())  # never an older one over it
 
 
 # --- an update before its create ----------------------------------------------------------------------
