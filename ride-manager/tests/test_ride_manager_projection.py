@@ -149,7 +149,7 @@ def test_on_its_fifo_queue_a_stale_snapshot_is_acknowledged_and_counted() -> Non
 def test_two_replicas_in_any_interleaving_leave_each_ride_at_its_newest_snapshot_never_going_back(
     seed: int,
 ) -> None:
-    """Why the projection needs no applied sequence of its own (``consumer.in_order``): each snapshot is the
+    """Why the projection needs no applied sequence of its own: each snapshot is the
     whole ride, so skipping a version loses nothing, and the version condition keeps the newest. Two
     replicas get every version of three rides in a random order, with resends; before some commits the
     other replica commits the next delivery first."""

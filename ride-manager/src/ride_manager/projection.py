@@ -3,7 +3,7 @@
 Idempotent by version: a snapshot is written only over an older one, so duplicates and stale
 (out-of-order) updates change nothing and are dropped as stale; its consumer keeps no markers. Each snapshot
 is the whole ride, so one that skips a version is applied at once: with several replicas on its FIFO queue
-it needs no applied sequence of its own (``consume_in_order``), only this condition.
+it needs no applied sequence of its own, only this condition.
 """
 
 from __future__ import annotations
