@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -81,3 +84,11 @@ def test_each_replica_has_its_own_port_and_name_and_the_service_keeps_its_url() 
 
 
 ENDPOINT = "ACR_AWS_ENDPOINT_URL"
+
+
+def test_acr_stack_run_stops_at_once_on_a_bad_replicas_setting() -> None:
+    env = os.environ | {"ACR_REPLICAS": "bff=3,bff=2"}
+    run = [sys.executable, "-m", "acr_stack.cli", "run", "--free-ports"]
+    done = subprocess.run(run, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1 and "nothing was started" in done.stdout
+    assert "bad setting ACR_REPLICAS='bff=3,bff=2': bff given twice" in done.stderr

@@ -214,10 +214,9 @@ class HttpServiceStats:
         self.services = tuple(https)
 
     async def replica(self, base_url: str) -> Json | None:
+        """Asked with the usual timeouts, not the health ones: a busy replica is slow, not gone."""
         try:
-            response = await self._client.get(
-                base_url.rstrip("/") + "/v1/ops/replica", timeout=HEALTH_TIMEOUT
-            )
+            response = await self._client.get(base_url.rstrip("/") + "/v1/ops/replica")
             body = response.json() if response.is_success else None
         except (httpx.HTTPError, ValueError):
             return None

@@ -1,6 +1,7 @@
 """``acr-stack run``: the whole ACR stack on this machine, on the fixed ports, until Ctrl-C. A service that
 exits is restarted (with a log line); with ``ACR_CHAOS=1`` the services reach the emulator through the
-fault proxy, whose outages the BFF's ``/ops/chaos`` opens."""
+fault proxy, whose outages the BFF's ``/ops/chaos`` opens; with ``ACR_REPLICAS`` a service runs as several
+processes behind its usual port."""
 
 from __future__ import annotations
 
@@ -96,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     _say(
         f"==> starting the moto emulator on :{config.emulator_port} and preparing the city "
         f"({os.environ.get('ACR_CITY', 'small')}; built once on the first run), then the topology and "
-        f"{len(config.services)} services ({len(config.processes)} processes)"
+        f"{len(config.services)} services"
+        + (f" ({len(config.processes)} processes)" if config.replicated else "")
     )
     threading.Thread(target=_watch_make, args=(stop,), daemon=True).start()
     try:
