@@ -33,20 +33,16 @@ async def _member(services: ServiceStats, name: str, url: str, listed: bool) -> 
 
 async def replica_table(settings: Settings, services: ServiceStats) -> dict[str, list[dict[str, Any]]]:
     """``{"<service>": [{"replica", "port", "pid", "healthy"}]}`` for the BFF and every other service."""
-    if settings.replica_urls:
-        listed = {service: list(urls.items()) for service, urls in settings.replica_urls.items()}
-    else:
-        listed = {service: [(service, settings.service_url(service))] for service in services.services}
-    found = await asyncio.gather(
-        *(
-            _member(services, name, url, bool(settings.replica_urls))
-            for members in listed.values()
-            for name, url in members
-        )
-    )
-    answered = iter(found)
-    table = {service: [next(answered) for _ in members] for service, members in listed.items()}
-    if BFF not in table:  # only the BFF that answers is known: this process
+    listed = bool(settings.replica_urls)
+    members = {service: list(urls.items()) for service, urls in settings.replica_urls.items()} or {
+        service: [(service, settings.service_url(service))] for service in services.services
+    }
+
+    async def processes(service: str) -> list[dict[str, Any]]:
+        return list(await asyncio.gather(*(_member(services, n, url, listed) for n, url in members[service])))
+
+    table = dict(zip(members, await asyncio.gather(*map(processes, members)), strict=True))
+    if BFF not in table:  # the only BFF known is this process
         itself = {"replica": settings.replica, "port": _port(settings.service_url(BFF)), "pid": os.getpid()}
         table = {BFF: [itself | {"healthy": True}], **table}
     return table
