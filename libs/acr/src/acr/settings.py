@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     # "http://127.0.0.1:20001"}}): acr-stack sets it for the BFF's /ops/replicas; empty elsewhere, where
     # the BFF lists one process per service URL.
     replica_urls: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # Topics of other accounts that a per-replica service subscribes its own queues to, as JSON
+    # ``{"<topic>": "<arn>"}`` (the exported stacks set it): ``sns:ListTopics`` lists the own account's only.
+    topic_arns: dict[str, str] = Field(default_factory=dict)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
@@ -148,7 +151,7 @@ def settings_errors() -> list[str]:
         Settings()
     except ValidationError as exc:
         return [_setting_error(error) for error in exc.errors()]
-    except SettingsError as exc:  # a JSON setting (ACR_REPLICA_URLS) that is not JSON
+    except SettingsError as exc:  # a JSON setting (ACR_REPLICA_URLS, ACR_TOPIC_ARNS) that is not JSON
         return [str(exc)]
     return []
 

@@ -114,6 +114,10 @@ class ServiceTopology:
     inbox: bool | None = None
     reads: tuple[type[EventData], ...] = ()
     """Event types the service reads from the Kinesis stream the catalog publishes them on."""
+    per_replica: bool = False
+    """Every replica must receive every message of the subscriptions (push to the clients connected to it):
+    each replica creates its own copy of each delivery at start (``acr.topology.replicas``), so ``apply``
+    and the exported stacks create none of them."""
 
     @property
     def bus(self) -> str | None:
