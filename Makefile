@@ -47,7 +47,7 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
 
-run: install ## run the whole stack: moto on :4566, 8 services on :8000-8007 (Ctrl-C stops all)
+run: install ## run the whole stack: moto on :4566, 8 services on :8000-8007 (ACR_REPLICAS=2: two of each; Ctrl-C stops all)
 	@ACR_CITY=$${ACR_CITY:-full} ACR_SIM_SPEED=$${ACR_SIM_SPEED:-30} $(VENV)/bin/acr-stack run
 
 test: install $(CHROMIUM) $(CHECKOV) ## the whole suite: unit, integration, system, browser, docker and deploy files, load

@@ -279,6 +279,10 @@ class FakeServiceStats:
         self.down: set[str] = set()
         self.counters: dict[str, Json] = {}
         self.published: dict[str, list[Json]] = {}
+        self.processes: dict[str, Json] = {}  # base URL -> who answers there (none: nothing answers)
+
+    async def replica(self, base_url: str) -> Json | None:
+        return self.processes.get(base_url)
 
     async def redrive_producer(self, service: str) -> Json:
         return {"queue": f"acr-{service}-producer-dlq", "redriven": 0}

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import asyncio
+import os
 from collections import Counter
 
-from bff_fakes import OPS, FakeServiceStats, book, error_of
+from bff_fakes import OPS, SETTINGS, FakeServiceStats, book, error_of
 from fastapi.testclient import TestClient
 
+from bff.replicas import replica_table
 from bff.state import Dependencies
 from bff.stats import totals
 
@@ -162,3 +165,39 @@ def test_an_operator_cancels_a_ride_and_sees_refusals_passed_through(
     unknown = client.post("/ops/rides/ride_nobody/cancel", headers=OPS)
     assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "ride_not_found")
     assert client.post(f"/ops/rides/{ride['rideId']}/cancel").status_code == 401
+
+
+def test_replicas_need_the_ops_token_and_list_what_one_process_per_service_can_know(
+    client: TestClient, deps: Dependencies
+) -> None:
+    """Without the stack's list (one container per service): this BFF, and who answers each service's URL."""
+    error_of(client.get("/ops/replicas"), 401, "unauthorized")
+    services: FakeServiceStats = deps.services  # type: ignore[assignment]
+    services.processes[SETTINGS.service_url("payment")] = {
+        "service": "payment",
+        "replica": "pay-7f",
+        "pid": 41,
+    }
+    body = client.get("/ops/replicas", headers=OPS).json()
+    assert set(body) == {"bff", *services.services}
+    assert body["bff"] == [{"replica": SETTINGS.replica, "port": 8000, "pid": os.getpid(), "healthy": True}]
+    assert body["payment"] == [{"replica": "pay-7f", "port": 8005, "pid": 41, "healthy": True}]
+    assert body["reward"] == [{"replica": "reward", "port": 8006, "pid": None, "healthy": False}]
+
+
+def test_replicas_listed_by_the_stack_keep_their_names_and_a_dead_one_is_unhealthy() -> None:
+    listed = {
+        "bff": {"bff-1": "http://127.0.0.1:20001", "bff-2": "http://127.0.0.1:20002"},
+        "reward": {"reward": "http://127.0.0.1:20003"},
+    }
+    settings = SETTINGS.model_copy(update={"replica_urls": listed})
+    services = FakeServiceStats(("reward",))
+    services.processes["http://127.0.0.1:20001"] = {"service": "bff", "replica": "bff-1", "pid": 11}
+    services.processes["http://127.0.0.1:20003"] = {"service": "reward", "replica": "reward", "pid": 13}
+    assert asyncio.run(replica_table(settings, services)) == {
+        "bff": [
+            {"replica": "bff-1", "port": 20001, "pid": 11, "healthy": True},
+            {"replica": "bff-2", "port": 20002, "pid": None, "healthy": False},
+        ],
+        "reward": [{"replica": "reward", "port": 20003, "pid": 13, "healthy": True}],
+    }

@@ -386,3 +386,11 @@ def test_compose_service_builds_the_service_target_and_is_wired(service: str) ->
         assert volume_name in (compose.get("volumes") or {}), f"{volume_name} is not a named volume"
     else:
         assert "ACR_CITY_CACHE_DIR" not in env and "volumes" not in spec
+
+
+def test_services_reached_by_their_dns_name_run_as_two_replicas() -> None:
+    """Every service but the BFF (one container holds host port 8000) and payment (the simulated gateway's
+    mode is process memory) runs twice; Docker's DNS spreads the calls over both."""
+    services = load_compose()["services"]
+    replicas = {name: services[name].get("deploy", {}).get("replicas", 1) for name in SERVICE_PORTS}
+    assert replicas == {name: 1 if name in ("bff", "payment") else 2 for name in SERVICE_PORTS}

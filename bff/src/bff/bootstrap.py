@@ -80,7 +80,7 @@ def aws_adapters(runtime: Runtime) -> Dependencies:
         fleet=HttpFleet(https["car-dispatcher"], https["car-simulator"]),
         loyalty=HttpLoyalty(https["reward"]),
         payments=HttpPayments(https["payment"]),
-        services=HttpServiceStats({name: https[name] for name in OTHER_SERVICES}),
+        services=HttpServiceStats({name: https[name] for name in OTHER_SERVICES}, client),
         dead_letters=SqsDeadLetters(aws.client("sqs", settings)),
         consumers=messaging,
         chaos=HttpChaos(control, https),

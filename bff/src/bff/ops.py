@@ -13,7 +13,8 @@ from acr.errors import ServiceError
 from acr.metrics import COUNTERS
 from bff.api import ride_id_or_404
 from bff.errors import RideNotFound
-from bff.security import Deps, require_ops
+from bff.replicas import replica_table
+from bff.security import Deps, State, require_ops
 from bff.state import Dependencies
 from bff.stats import UNAVAILABLE, aggregate
 
@@ -102,6 +103,12 @@ async def stats(deps: Deps, request: Request) -> dict[str, Any]:
     answers = await asyncio.gather(*(_stats_of(deps, name) for name in names))
     own = await asyncio.to_thread(own_stats, request)
     return aggregate({BFF: own, **dict(zip(names, answers, strict=True))})
+
+
+@router.get("/replicas")
+async def replicas(state: State) -> dict[str, list[dict[str, Any]]]:
+    """Every process of every service: ``{"<service>": [{"replica", "port", "pid", "healthy"}]}``."""
+    return await replica_table(state.settings, state.deps.services)
 
 
 @router.get("/dlq")

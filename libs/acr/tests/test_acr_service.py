@@ -3,6 +3,7 @@ its loops started with the app and joined on shutdown, every error in one shape,
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -206,6 +207,12 @@ def test_the_ops_routes_answer_without_messaging(configured: list[tuple[str, str
             "service": NAME,
             "events": [],
         }
+
+
+def test_each_process_says_which_replica_it_is(configured: list[tuple[str, str, str]]) -> None:
+    with TestClient(_service().app(settings=Settings(replica="test-svc-2"))) as client:
+        answer = client.get("/v1/ops/replica").json()
+    assert answer == {"service": NAME, "replica": "test-svc-2", "pid": os.getpid()}
 
 
 def test_the_ops_routes_read_the_messaging_the_wiring_set(configured: list[tuple[str, str, str]]) -> None:

@@ -206,11 +206,21 @@ class HttpPayments:
 
 
 class HttpServiceStats:
-    """``/healthz`` and ``/v1/ops/stats`` of every other service."""
+    """``/healthz`` and ``/v1/ops/stats`` of every other service, and ``/v1/ops/replica`` of any process."""
 
-    def __init__(self, https: dict[str, ServiceHttp]) -> None:
+    def __init__(self, https: dict[str, ServiceHttp], client: httpx.AsyncClient) -> None:
         self._https = https
+        self._client = client
         self.services = tuple(https)
+
+    async def replica(self, base_url: str) -> Json | None:
+        """Asked with the usual timeouts, not the health ones: a busy replica is slow, not gone."""
+        try:
+            response = await self._client.get(base_url.rstrip("/") + "/v1/ops/replica")
+            body = response.json() if response.is_success else None
+        except (httpx.HTTPError, ValueError):
+            return None
+        return body if isinstance(body, dict) else None
 
     async def stats(self, service: str) -> Json:
         return await self._https[service].call("GET", "/v1/ops/stats")

@@ -1,6 +1,7 @@
 """``acr-stack run``: the whole ACR stack on this machine, on the fixed ports, until Ctrl-C. A service that
 exits is restarted (with a log line); with ``ACR_CHAOS=1`` the services reach the emulator through the
-fault proxy, whose outages the BFF's ``/ops/chaos`` opens."""
+fault proxy, whose outages the BFF's ``/ops/chaos`` opens; with ``ACR_REPLICAS`` a service runs as several
+processes behind its usual port."""
 
 from __future__ import annotations
 
@@ -86,12 +87,18 @@ def main(argv: list[str] | None = None) -> int:
     overrides: dict[str, dict[str, str]] = {}
     for service, name, value in args.service_env:
         overrides.setdefault(service, {})[name] = value
-    config = (StackConfig.free if args.free_ports else StackConfig.fixed)(service_env_overrides=overrides)
+    try:
+        config = (StackConfig.free if args.free_ports else StackConfig.fixed)(service_env_overrides=overrides)
+    except StartupFailed as failure:
+        _say("start-up failed; nothing was started. What failed:")
+        _say(str(failure), error=True)
+        return 1
     stack = Stack(config, echo=lambda line: print(line, flush=True))  # noqa: T201
     _say(
         f"==> starting the moto emulator on :{config.emulator_port} and preparing the city "
         f"({os.environ.get('ACR_CITY', 'small')}; built once on the first run), then the topology and "
         f"{len(config.services)} services"
+        + (f" ({len(config.processes)} processes)" if config.replicated else "")
     )
     threading.Thread(target=_watch_make, args=(stop,), daemon=True).start()
     try:
@@ -145,10 +152,27 @@ def _banner(stack: Stack, elapsed: float) -> None:
         *(f"  {name:<14} {stack.config.url(name)}/docs" for name in stack.config.services if name != "bff"),
         f"  AWS emulator   {stack.config.endpoint}",
         *_chaos_lines(stack),
+        *_replica_lines(stack),
         "A service that exits is restarted. Ctrl-C stops everything.",
         "",
     ]
     _say("\n".join(lines))
+
+
+def _replica_lines(stack: Stack) -> list[str]:
+    """Every process of each service run as several replicas (the entry point is the URL above)."""
+    replicated = stack.config.replicated
+    if not replicated:
+        return []
+    pids = stack.pids()
+    listed = stack.config.url("bff") + "/ops/replicas"
+    lines = [f"  replicas       (round robin behind each service's URL; listed at {listed})"]
+    lines += [
+        f"    {service:<14} {r.name:<18} :{r.port:<6} pid {pids.get(r.name, '-')}"
+        for service, replicas in replicated.items()
+        for r in replicas
+    ]
+    return lines
 
 
 def _chaos_lines(stack: Stack) -> list[str]:

@@ -32,7 +32,9 @@ from typing import IO
 from acr import clock
 from acr.settings import SERVICE_PORTS
 from acr_stack.control import ControlServer
+from acr_stack.entrypoint import EntryPoints, Route
 from acr_stack.faultproxy import FaultProxy
+from acr_stack.replicas import Replica, parse_replicas, replica_names
 from acr_stack.supervisor import Exit, RestartPolicy, Supervisor, how_it_ended
 
 PR_SET_PDEATHSIG = 1
@@ -43,6 +45,7 @@ FAILURE_GRACE_S = 2.5
 EMULATOR_MODULE = "acr_stack.emulator"
 FREE_PORTS = (20_000, 32_768)  # where free_port looks: above make run's ports, below the ephemeral range
 ENDPOINT = "ACR_AWS_ENDPOINT_URL"
+PER_PROCESS = frozenset({"ACR_REPLICA"})  # settings the stack gives each process its own value of
 TRUE_WORDS = frozenset({"1", "on", "t", "true", "y", "yes"})  # what the services' settings read as true
 _handed_out: set[int] = set()
 _handing_out = threading.Lock()  # stacks may be configured from several threads at once
@@ -92,6 +95,10 @@ class StartupFailed(RuntimeError):
     """A process of the stack exited, or a service was not healthy in time, during start-up."""
 
 
+class InvalidSetting(StartupFailed):
+    """A setting of the stack itself (e.g. ``ACR_REPLICAS``) is not valid (nothing was started)."""
+
+
 class StartupTimedOut(StartupFailed):
     """Something the start-up waits for did not happen in time."""
 
@@ -111,7 +118,9 @@ class StackConfig:
     ``env`` applies to every process; ``service_env_overrides`` to one service only. With ``ACR_CHAOS`` on
     (in ``env`` or the runner's environment), each service reaches the emulator through its own port of
     the fault proxy (``proxy_ports``, free ports unless given), whose control API listens on
-    ``control_port``."""
+    ``control_port``. ``ACR_REPLICAS`` (:mod:`acr_stack.replicas`) runs several processes of a service,
+    each on a port of its own (``replica_ports``, free ports unless given), behind a round-robin entry
+    point on the service's usual port (:mod:`acr_stack.entrypoint`); they share its fault proxy port."""
 
     emulator_port: int
     ports: dict[str, int]
@@ -122,12 +131,21 @@ class StackConfig:
     proxy_ports: dict[str, int] = field(default_factory=dict)
     control_port: int | None = None
     restart_policy: RestartPolicy = field(default_factory=RestartPolicy)
+    replica_ports: dict[str, list[int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.chaos and not self.proxy_ports:
             self.proxy_ports = {service: free_port() for service in self.ports}
         if self.chaos and self.control_port is None:
             self.control_port = free_port()
+        setting = self.env.get("ACR_REPLICAS", os.environ.get("ACR_REPLICAS", ""))
+        try:
+            counts = parse_replicas(setting, list(self.ports))
+        except ValueError as exc:
+            raise InvalidSetting(f"bad setting ACR_REPLICAS={setting!r}: {exc}") from None
+        for service, count in counts.items():
+            if count > 1 and len(self.replica_ports.get(service, [])) != count:
+                self.replica_ports[service] = [free_port() for _ in range(count)]
 
     @classmethod
     def fixed(cls, **kwargs: object) -> StackConfig:
@@ -138,7 +156,29 @@ class StackConfig:
         return cls(emulator_port=free_port(), ports={s: free_port() for s in SERVICE_PORTS}, **kwargs)  # type: ignore[arg-type]
 
     def url(self, service: str) -> str:
+        """Where ``service`` answers: its only process, or the entry point of its replicas."""
         return f"http://127.0.0.1:{self.ports[service]}"
+
+    def replicas(self, name: str) -> list[Replica]:
+        """The processes of a service, or the one replica named ``name`` (e.g. ``route-monitor-2``)."""
+        if name in self.ports:
+            ports = self.replica_ports.get(name) or [self.ports[name]]
+            return [Replica(name, n, p) for n, p in zip(replica_names(name, len(ports)), ports, strict=True)]
+        service = name.rpartition("-")[0]
+        found = [r for r in self.replicas(service) if r.name == name] if service in self.ports else []
+        if not found:
+            raise KeyError(f"no service or replica {name!r}")
+        return found
+
+    @property
+    def processes(self) -> list[Replica]:
+        """Every service process of the stack (the services in ``services``)."""
+        return [replica for service in self.services for replica in self.replicas(service)]
+
+    @property
+    def replicated(self) -> dict[str, list[Replica]]:
+        """The services run as several processes, each with its replicas."""
+        return {service: self.replicas(service) for service in self.services if service in self.replica_ports}
 
     @property
     def endpoint(self) -> str:
@@ -169,13 +209,28 @@ class StackConfig:
             }
         )
         env.update({f"ACR_{s.upper().replace('-', '_')}_URL": self.url(s) for s in self.ports})
+        env["ACR_REPLICA_URLS"] = json.dumps(
+            {s: {r.name: f"http://127.0.0.1:{r.port}" for r in self.replicas(s)} for s in self.services}
+        )
         env.update(self.env)
+        replica = self.process(service)
+        if replica is not None:
+            service = replica.service
+            env["ACR_REPLICA"] = replica.name
         if self.chaos:
             env["ACR_CHAOS_CONTROL_URL"] = self.control_url
             if service in self.proxy_ports:
                 env["ACR_AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{self.proxy_ports[service]}"
         env.update(self.service_env_overrides.get(service or "", {}))
         return env
+
+    def process(self, name: str | None) -> Replica | None:
+        """The service process named ``name`` (a service run once, or a replica), else None."""
+        try:
+            found = self.replicas(name) if name else []
+        except KeyError:
+            return None
+        return found[0] if len(found) == 1 else None
 
 
 @dataclass
@@ -213,6 +268,7 @@ class Stack:
         self.supervisor: Supervisor | None = None
         self.proxy: FaultProxy | None = None
         self._control: ControlServer | None = None
+        self.entry_points: EntryPoints | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------------
     def start(self, timeout_s: float = 120, cancel: threading.Event | None = None) -> None:
@@ -237,9 +293,10 @@ class Stack:
             self._spawn("topology", [sys.executable, "-m", "acr.topology.cli", "apply"], one_shot=True)
             self._wait("the topology is applied", lambda: "topology" not in self._procs, deadline, cancel)
             self._wait("the city is ready", lambda: "city" not in self._procs, deadline, cancel)
+            self._start_entry_points()
             for service in self.config.services:
                 self.start_service(service)
-            self._wait_healthy(set(self.config.services), deadline, cancel)
+            self._wait_healthy({p.name for p in self.config.processes}, deadline, cancel)
         except BaseException:
             self.stop(grace_s=FAILURE_GRACE_S)
             raise
@@ -251,29 +308,40 @@ class Stack:
             self.supervisor = Supervisor(self, self._say, self.config.restart_policy)
             self.supervisor.start()
 
-    def start_service(self, service: str) -> None:
-        """Start ``service`` unless it is running (e.g. already restarted); it is supervised again."""
-        with self._lock:
-            self._unsupervised.discard(service)
-            running = self._procs.get(service)
-            if running is None or running.popen.poll() is not None:
-                self._spawn(service, service_command(service, self.config.ports[service]))
+    def start_service(self, name: str) -> None:
+        """Start a service (each of its replicas) or one replica, unless running (e.g. already restarted);
+        it is supervised again."""
+        for replica in self.config.replicas(name):
+            with self._lock:
+                self._unsupervised.discard(replica.name)
+                running = self._procs.get(replica.name)
+                if running is None or running.popen.poll() is not None:
+                    self._spawn(replica.name, service_command(replica.service, replica.port))
 
-    def wait_healthy(self, service: str, timeout_s: float = 120) -> None:
-        """Wait for one (re)started service; :class:`StartupFailed` if it exits and will not be restarted,
-        or stays unhealthy."""
-        self._wait_healthy({service}, time.monotonic() + timeout_s, None)
+    def wait_healthy(self, name: str, timeout_s: float = 120) -> None:
+        """Wait for a (re)started service (each replica) or replica; :class:`StartupFailed` if it exits and
+        will not be restarted, or stays unhealthy."""
+        names = {replica.name for replica in self.config.replicas(name)}
+        self._wait_healthy(names, time.monotonic() + timeout_s, None)
 
-    def kill(self, service: str, sig: signal.Signals = signal.SIGKILL, *, for_good: bool = False) -> None:
-        """Signal one service (for failure tests) and wait until it is gone. The supervisor restarts it,
-        unless ``for_good``: then only ``start_service`` brings it back."""
+    def kill(self, name: str, sig: signal.Signals = signal.SIGKILL, *, for_good: bool = False) -> None:
+        """Signal a service (each of its replicas) or one replica (e.g. ``bff-2``), for failure tests, and
+        wait until it is gone. The supervisor restarts it, unless ``for_good``: then only
+        ``start_service`` brings it back."""
+        for replica in self.config.replicas(name):
+            with self._lock:
+                proc = self._procs[replica.name].popen
+                if for_good:
+                    self._unsupervised.add(replica.name)
+                    del self._procs[replica.name]
+            proc.send_signal(sig)
+            proc.wait(10)
+
+    def pids(self) -> dict[str, int]:
+        """The pid of each running service process (a replica, or a service run once), by name."""
         with self._lock:
-            proc = self._procs[service].popen
-            if for_good:
-                self._unsupervised.add(service)
-                del self._procs[service]
-        proc.send_signal(sig)
-        proc.wait(10)
+            procs = [p for p in self._procs.values() if self.config.process(p.name) is not None]
+        return {p.name: p.popen.pid for p in procs if p.popen.poll() is None}
 
     def stop(self, grace_s: float = 8) -> None:
         """Stop restarting; SIGTERM the services, then close the fault proxy and stop the emulator they
@@ -285,6 +353,9 @@ class Stack:
             self._procs.clear()
         deadline = time.monotonic() + grace_s
         terminate([p.popen for p in procs if p.name != "emulator"], deadline)
+        if self.entry_points is not None:
+            self.entry_points.stop()
+            self.entry_points = None
         self._stop_fault_proxy()
         terminate([p.popen for p in procs if p.name == "emulator"], max(deadline, time.monotonic() + 1))
         for pump in self._pumps:
@@ -308,7 +379,7 @@ class Stack:
     def _restarts(self, name: str) -> bool:
         """Whether the supervisor restarts ``name`` when it exits."""
         supervising = self.supervisor is not None and self.supervisor.running
-        return supervising and name in self.config.ports and name not in self._unsupervised
+        return supervising and self.config.process(name) is not None and name not in self._unsupervised
 
     def exits(self) -> dict[str, Exit]:
         with self._lock:
@@ -340,6 +411,22 @@ class Stack:
             self.config.log_dir.mkdir(parents=True, exist_ok=True)
             with (self.config.log_dir / "acr-stack.log").open("a") as log:
                 log.write(json.dumps(line | fields) + "\n")
+
+    # --- replicas ------------------------------------------------------------------------------------
+    def _start_entry_points(self) -> None:
+        """The round-robin entry point of each service run as several replicas, on its usual port."""
+        routes = {
+            service: Route(self.config.ports[service], [r.port for r in replicas])
+            for service, replicas in self.config.replicated.items()
+        }
+        if not routes:
+            return
+        entry_points = EntryPoints(routes)
+        try:
+            entry_points.start()
+        except OSError as exc:
+            raise StartupFailed(f"the replicas' entry points cannot listen: {exc}") from None
+        self.entry_points = entry_points
 
     # --- chaos ---------------------------------------------------------------------------------------
     def _start_fault_proxy(self) -> None:
@@ -394,6 +481,7 @@ class Stack:
         owners = {"emulator": self.config.emulator_port} | {
             s: self.config.ports[s] for s in self.config.services
         }
+        owners |= {r.name: r.port for r in self.config.processes}
         if self.config.chaos:
             owners |= {f"the fault proxy of {s}": port for s, port in self.config.proxy_ports.items()}
             owners["the fault proxy's control API"] = self.config.control_port or 0
@@ -419,7 +507,7 @@ class Stack:
             settings = frozenset(
                 (k, v)
                 for k, v in env.items()
-                if k.startswith("ACR_") and not (k == ENDPOINT and v in proxied)
+                if k.startswith("ACR_") and not (k == ENDPOINT and v in proxied) and k not in PER_PROCESS
             )
             services_by_settings.setdefault(settings, []).append(service)
         checks = {
@@ -453,10 +541,12 @@ class Stack:
                 continue
             raise StartupFailed(exit_report(proc.name, code, proc.last_lines()))
 
-    def _healthy(self, service: str) -> bool:
-        seen = probe(self.config.url(service) + "/healthz", timeout_s=1)
+    def _healthy(self, name: str) -> bool:
+        """Whether one service process (a replica, or a service run once) answers ``/healthz`` 200."""
+        port = self.config.replicas(name)[0].port
+        seen = probe(f"http://127.0.0.1:{port}/healthz", timeout_s=1)
         if seen is not None:
-            self._health_seen[service] = f"/healthz {seen}"
+            self._health_seen[name] = f"/healthz {seen}"
         return seen is None
 
     def _unhealthy_report(self, service: str) -> str:

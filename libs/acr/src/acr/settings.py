@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, HttpUrl, ValidationError, field_validator
 from pydantic_core import ErrorDetails
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 SERVICE_PORTS: dict[str, int] = {
     "bff": 8000,
@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     # the host and pid); leases name their owner by it and expire ``lease_s`` after their last renewal.
     replica: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}", min_length=1)
     lease_s: float = Field(default=10.0, gt=0)
+    # Every process of every service, by service and replica name (JSON, e.g. {"bff": {"bff-1":
+    # "http://127.0.0.1:20001"}}): acr-stack sets it for the BFF's /ops/replicas; empty elsewhere, where
+    # the BFF lists one process per service URL.
+    replica_urls: dict[str, dict[str, str]] = Field(default_factory=dict)
     # Topics of other accounts that a per-replica service subscribes its own queues to, as JSON
     # ``{"<topic>": "<arn>"}`` (the exported stacks set it): ``sns:ListTopics`` lists the own account's only.
     topic_arns: dict[str, str] = Field(default_factory=dict)
@@ -147,6 +151,8 @@ def settings_errors() -> list[str]:
         Settings()
     except ValidationError as exc:
         return [_setting_error(error) for error in exc.errors()]
+    except SettingsError as exc:  # a JSON setting (ACR_REPLICA_URLS, ACR_TOPIC_ARNS) that is not JSON
+        return [str(exc)]
     return []
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from http import HTTPStatus
 from typing import Any, Protocol
 
@@ -164,8 +165,9 @@ def install_fault_routes(app: FastAPI) -> None:
 def install_ops_routes(app: FastAPI, service: str, *, health: bool = True) -> None:
     """``GET /healthz`` (unless ``health`` is False: the service answers it itself), ``GET /v1/ops/stats``
     (this process's counters and, when the service has a messaging slice, its DLQ depths and oldest
-    pending outbox row), ``POST /v1/ops/dlq/redrive``, ``GET /v1/ops/events?subject=`` (what the service
-    published about one aggregate) and the fault windows (``install_fault_routes``)."""
+    pending outbox row), ``GET /v1/ops/replica`` (which process answers), ``POST /v1/ops/dlq/redrive``,
+    ``GET /v1/ops/events?subject=`` (what the service published about one aggregate) and the fault windows
+    (``install_fault_routes``)."""
 
     def messaging(request: Request) -> OpsMessaging | None:
         return getattr(request.app.state, "messaging", None)
@@ -183,6 +185,12 @@ def install_ops_routes(app: FastAPI, service: str, *, health: bool = True) -> No
         if found is not None:
             counters |= found.stats()
         return counters
+
+    @app.get("/v1/ops/replica", tags=["ops"])
+    def replica(request: Request) -> dict[str, Any]:
+        """The replica name and pid of the process that answers (the BFF's ``/ops/replicas`` asks each)."""
+        settings: Settings = getattr(request.app.state, "settings", None) or get_settings()
+        return {"service": service, "replica": settings.replica, "pid": os.getpid()}
 
     @app.post("/v1/ops/dlq/redrive", tags=["ops"])
     def redrive_producer_dlq(request: Request) -> dict[str, Any]:
