@@ -69,6 +69,7 @@ bench: install ## run every benchmark (results in benchmarks/results/)
 	$(VENV)/bin/python benchmarks/http/bench_address_finder_http.py --out benchmarks/results/address-finder-http.md
 	$(VENV)/bin/python benchmarks/dedup/bench_dedup.py --out benchmarks/results/dedup.md
 	$(VENV)/bin/python benchmarks/emulator/bench_emulator.py --out benchmarks/results/emulator.md
+	$(VENV)/bin/python benchmarks/replicas/bench_replicas.py --out benchmarks/results/replicas.md
 
 lint: install ## ruff and the import contracts
 	$(VENV)/bin/ruff check .

@@ -151,7 +151,6 @@ def test_eta_is_pushed_to_the_rides_rider_and_throttled(
         ride_id="ride_1", car_id="car-00001", phase="TO_PICKUP", eta_seconds=120.0, lat=1.0, lon=2.0
     )
     with client.websocket_connect(f"/ws?token={token_for(rider_id)}") as ws:
-        push_messaging.deliver(RIDE_ETA, eta)  # the BFF does not know the rider of ride_1 yet: dropped
         feed(push_messaging, v[0])
         assert ws.receive_json()["version"] == 1
         push_messaging.deliver(RIDE_ETA, eta)
@@ -269,3 +268,31 @@ def test_a_push_that_does_not_finish_in_time_fails_the_message() -> None:
             consume(catalog.record(data, subject="r1"), data)
     finally:
         loop.close()
+
+
+def test_the_rider_of_an_unknown_ride_is_looked_up_at_most_once_per_refresh_period() -> None:
+    class Active(History):
+        calls = 0
+
+        async def ops_rides(self, active: bool) -> dict[str, Any]:
+            Active.calls += 1
+            return {"rides": [ride_json("ride_1", "rdr_1", 1)]}
+
+    now = [0.0]
+    source = Active([])
+    hub = PushHub(source, active_rides=source, owners_refresh_s=5.0, clock=lambda: now[0], resume_grace_s=0)
+
+    async def scenario() -> list[bool]:
+        pushed = [await hub.eta_updated("ride_1", "TO_PICKUP", 9.0, 0.0, 0.0)]  # nobody connected: no lookup
+        connection = hub.connect("rdr_1")
+        pushed.append(await hub.eta_updated("ride_2", "TO_PICKUP", 9.0, 0.0, 0.0))  # not active: looked up
+        now[0] = 1.0
+        pushed.append(await hub.eta_updated("ride_1", "TO_PICKUP", 9.0, 0.0, 0.0))  # known since that lookup
+        pushed.append(await hub.eta_updated("ride_3", "TO_PICKUP", 9.0, 0.0, 0.0))  # too soon to look again
+        now[0] = 6.0
+        pushed.append(await hub.eta_updated("ride_3", "TO_PICKUP", 9.0, 0.0, 0.0))
+        assert connection.outbox.qsize() == 1
+        return pushed
+
+    assert asyncio.run(scenario()) == [False, False, True, False, False]
+    assert Active.calls == 2

@@ -22,11 +22,15 @@ LOG_DIR = Path(os.environ.get("ACR_TEST_LOG_DIR", ".run/test-logs"))
 TERMINAL = {"PAID", "CANCELLED", "PAYMENT_FAILED"}
 
 
+CONSISTENCY = "ACR-Consistency-Token"
+
+
 @dataclass
 class Rider:
     base: str
     rider_id: str
     token: str
+    consistency: str | None = None  # from the last booking or cancel: reads on any BFF replica show it
 
     @classmethod
     def sign_up(cls, base: str, name: str) -> Rider:
@@ -37,7 +41,8 @@ class Rider:
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
+        read_your_write = {CONSISTENCY: self.consistency} if self.consistency else {}
+        return {"Authorization": f"Bearer {self.token}"} | read_your_write
 
     def get(self, path: str, **params: Any) -> httpx.Response:
         return httpx.get(f"{self.base}{path}", params=params, headers=self.headers, timeout=10)
@@ -63,7 +68,9 @@ class Rider:
 
     def book(self, quote_id: str, key: str | None = None) -> httpx.Response:
         headers = {"Idempotency-Key": key or uuid.uuid4().hex}
-        return self._retrying(lambda: self.post("/api/v1/rides", {"quoteId": quote_id}, headers))
+        booked = self._retrying(lambda: self.post("/api/v1/rides", {"quoteId": quote_id}, headers))
+        self.consistency = booked.headers.get(CONSISTENCY, self.consistency)
+        return booked
 
     def ride(self, ride_id: str) -> dict[str, Any]:
         response = self.get(f"/api/v1/rides/{ride_id}")

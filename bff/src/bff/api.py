@@ -6,17 +6,32 @@ import math
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from acr.errors import ValidationFailed
 from bff.auth import Rider, new_rider_id, normalize_name
-from bff.consistency import page_shows, poll_until, ride_shows
-from bff.errors import IdempotencyKeyRequired, InvalidIdempotencyKey, RideNotFound, UpstreamError
+from bff.consistency import (
+    CONSISTENCY_HEADER,
+    Written,
+    page_shows,
+    poll_until,
+    ride_shows,
+    token_of,
+    written_from_token,
+)
+from bff.errors import (
+    BadConsistencyToken,
+    IdempotencyKeyRequired,
+    InvalidIdempotencyKey,
+    RideNotFound,
+    UpstreamError,
+)
 from bff.security import CurrentRider, Deps, State, client_key, limit
 
 router = APIRouter(prefix="/api/v1")
 
+ConsistencyToken = Annotated[str | None, Header(alias=CONSISTENCY_HEADER)]
 SAFE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 MAX_IDEMPOTENCY_KEY = 128
 NEW_RIDER_LOYALTY = {"rideCount": 0, "points": 0, "tier": "BRONZE", "rating": 5.0}
@@ -101,6 +116,25 @@ def check_idempotency_key(key: str | None) -> str:
     return key
 
 
+def last_write(state: State, rider_id: str, token: str | None) -> Written | None:
+    """What the caller wrote last: its consistency token (written through any replica), else what this
+    replica remembers of it."""
+    try:
+        written = written_from_token(token, rider_id, 0.0) if token is not None else None
+    except ValueError as exc:
+        raise BadConsistencyToken(str(exc)) from exc
+    return written or state.writes.pending(rider_id)
+
+
+def answer_write(state: State, rider_id: str, ride: dict[str, Any], response: Response) -> dict[str, Any]:
+    """Remember a write here, and hand its consistency token to the client for its next reads."""
+    state.writes.record(rider_id, ride)
+    token = token_of(ride)
+    if token is not None:
+        response.headers[CONSISTENCY_HEADER] = token
+    return ride
+
+
 @router.post("/riders", status_code=201, response_model=RiderCreated, tags=["riders"])
 async def create_rider(body: NewRider, state: State, request: Request) -> RiderCreated:
     """Register a rider and hand back its signed token."""
@@ -163,13 +197,16 @@ async def create_quote(body: QuoteRequest, rider: CurrentRider, deps: Deps) -> d
 
 @router.post("/rides", status_code=202, tags=["rides"])
 async def book_ride(
-    body: BookRide, rider: CurrentRider, state: State, idempotency_key: Annotated[str | None, Header()] = None
+    body: BookRide,
+    rider: CurrentRider,
+    state: State,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
     """Book the ride of a quote, once per Idempotency-Key."""
     key = check_idempotency_key(idempotency_key)
     ride = await state.deps.ride_manager.book(rider.rider_id, body.quoteId, key)
-    state.writes.record(rider.rider_id, ride)
-    return ride
+    return answer_write(state, rider.rider_id, ride, response)
 
 
 @router.get("/rides", tags=["rides"])
@@ -178,10 +215,11 @@ async def list_rides(
     state: State,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(min_length=1, max_length=1024)] = None,
+    consistency: ConsistencyToken = None,
 ) -> dict[str, Any]:
     """The caller's rides, newest first; waits up to ~2 s for its own latest write to show."""
     rider_id = rider.rider_id
-    written = state.writes.pending(rider_id) if cursor is None else None
+    written = last_write(state, rider_id, consistency) if cursor is None else None
 
     async def fetch() -> dict[str, Any]:
         return await state.deps.ride_manager.rides(rider_id, limit, cursor)
@@ -195,10 +233,12 @@ async def list_rides(
 
 
 @router.get("/rides/{ride_id}", tags=["rides"])
-async def get_ride(ride_id: str, rider: CurrentRider, state: State) -> dict[str, Any]:
+async def get_ride(
+    ride_id: str, rider: CurrentRider, state: State, consistency: ConsistencyToken = None
+) -> dict[str, Any]:
     """One of the caller's rides, at least as new as the caller's own last write to it."""
     ride_id = ride_id_or_404(ride_id)
-    written = state.writes.pending(rider.rider_id)
+    written = last_write(state, rider.rider_id, consistency)
 
     async def fetch() -> dict[str, Any]:
         return await state.deps.ride_manager.ride(rider.rider_id, ride_id)
@@ -208,8 +248,7 @@ async def get_ride(ride_id: str, rider: CurrentRider, state: State) -> dict[str,
 
 
 @router.post("/rides/{ride_id}/cancel", status_code=202, tags=["rides"])
-async def cancel_ride(ride_id: str, rider: CurrentRider, state: State) -> dict[str, Any]:
+async def cancel_ride(ride_id: str, rider: CurrentRider, state: State, response: Response) -> dict[str, Any]:
     """Cancel one of the caller's rides (a fee applies once the car has arrived)."""
     ride = await state.deps.ride_manager.cancel(rider.rider_id, ride_id_or_404(ride_id))
-    state.writes.record(rider.rider_id, ride)
-    return ride
+    return answer_write(state, rider.rider_id, ride, response)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import FastAPI
 
 from acr import aws
@@ -48,7 +50,7 @@ def assemble(runtime: Runtime, deps: Dependencies) -> BffState:
         # Sign-ups are anonymous: limited per client address, generously (tests and demos share one).
         signup_limiter=RateLimiter(rate=100.0, burst=1000.0),
         writes=WriteLog(),
-        hub=PushHub(deps.ride_manager, eta_interval_s=settings.eta_push_s),
+        hub=PushHub(deps.ride_manager, eta_interval_s=settings.eta_push_s, active_rides=deps.ride_manager),
         app_loop=AppLoop(runtime.event_loop),
     )
     push = handlers(hub=state.hub, app_loop=state.app_loop)
@@ -63,8 +65,9 @@ def aws_adapters(runtime: Runtime) -> Dependencies:
     """HTTP to every other service (one shared client, closed when the app stops), SQS for the DLQs; for
     the chaos controls, HTTP to the fault proxy and to every service's fault windows, this one's too."""
     settings = runtime.settings
-    messaging = Messaging(TOPOLOGY, settings, runtime.loops)
+    messaging = Messaging(TOPOLOGY, settings, runtime.loops)  # opens this replica's own push queues
     runtime.messaging = messaging
+    runtime.on_close(lambda: asyncio.to_thread(messaging.close))  # and removes them once the loops stopped
     client = make_client()
     runtime.on_close(client.aclose)
     https = {name: ServiceHttp(client, name, settings.service_url(name)) for name in SERVICE_PORTS}

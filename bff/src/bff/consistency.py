@@ -1,9 +1,14 @@
-"""Read-your-writes for the ride history: the BFF remembers, per rider, the last ride it wrote
-(booked or cancelled) and its version, and waits a little for the read model to show it."""
+"""Read-your-writes for the ride history: a write answers with a consistency token (the ride and its
+version) that the client sends back on its reads, so whichever BFF replica serves the read waits a little
+for the read model to show that version. Each process also remembers, per rider, the last ride written
+through it, for clients that send no token."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import json
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -33,6 +38,36 @@ def written_from(ride: Json, now: float) -> Written | None:
     if not isinstance(ride_id, str):
         return None
     return Written(ride_id, _version(ride), str(ride.get("requestedAt") or ""), now)
+
+
+CONSISTENCY_HEADER = "ACR-Consistency-Token"
+MAX_TOKEN = 512
+
+
+def token_of(ride: Json) -> str | None:
+    """The consistency token of a ride the rider just wrote (None when the answer has no ride id)."""
+    written = written_from(ride, 0.0)
+    if written is None:
+        return None
+    fields = {"u": str(ride.get("riderId") or ""), "r": written.ride_id, "v": written.version}
+    fields["t"] = written.requested_at
+    return base64.urlsafe_b64encode(json.dumps(fields, separators=(",", ":")).encode()).decode()
+
+
+def written_from_token(token: str, rider_id: str, now: float) -> Written | None:
+    """What ``rider_id`` wrote according to its consistency token (None for another rider's token, e.g. a
+    client that switched riders); ``ValueError`` when it is not one of ours. The token is not secret: a
+    forged one can only make its sender's own read wait (``poll_until``'s 2 s)."""
+    try:
+        if len(token) > MAX_TOKEN:
+            raise ValueError("too long")
+        fields = json.loads(base64.urlsafe_b64decode(token.encode()))
+        owner, ride_id, version, requested_at = fields["u"], fields["r"], fields["v"], fields["t"]
+    except (ValueError, TypeError, KeyError, binascii.Error) as exc:
+        raise ValueError(f"{CONSISTENCY_HEADER} is not a token this API issued") from exc
+    if not all(isinstance(v, str) for v in (owner, ride_id, requested_at)) or not isinstance(version, int):
+        raise ValueError(f"{CONSISTENCY_HEADER} is not a token this API issued")
+    return Written(ride_id, version, requested_at, now) if owner == rider_id else None
 
 
 def page_shows(page: Json, written: Written) -> bool:

@@ -63,3 +63,7 @@ class IdempotencyKeyRequired(ServiceError):
 
 class InvalidIdempotencyKey(ServiceError):
     status, code = 400, "bad_request"
+
+
+class BadConsistencyToken(ServiceError):
+    status, code = 400, "bad_request"

@@ -33,7 +33,7 @@ def on_ride_eta_updated(
 
 
 async def _eta_updated(hub: PushHub, data: RideEtaUpdated) -> None:
-    hub.eta_updated(data.ride_id, data.phase, data.eta_seconds, data.lat, data.lon)
+    await hub.eta_updated(data.ride_id, data.phase, data.eta_seconds, data.lat, data.lon)
 
 
 def handlers(*, hub: PushHub, app_loop: AppLoop) -> Handlers[EffectsOnly]:

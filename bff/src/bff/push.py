@@ -9,6 +9,10 @@ replay and live never duplicate or reorder. Nothing before the connection is rep
 A client that reconnects sends its ``resume`` right after the handshake; live updates that reach a
 brand-new connection wait out a short grace period first, so the resume is served before them and the
 client gets every missed version in order instead of jumping ahead.
+
+With several BFF replicas each one consumes its own copy of the ride stream and the ETA events, so every hub
+sees every update and sends it to the connections it holds. An ETA does not name its rider: a hub that has
+not seen the ride's versions (it started later) looks the rider up among the active rides.
 """
 
 from __future__ import annotations
@@ -36,6 +40,12 @@ class VersionSource(Protocol):
     """The stored history of ride versions (ride-manager)."""
 
     async def versions(self, rider_id: str, ride_id: str, after_version: int) -> list[Json]: ...
+
+
+class ActiveRides(Protocol):
+    """Who rides what right now (ride-manager's ``/v1/ops/rides``): the rider of a ride an ETA is about."""
+
+    async def ops_rides(self, active: bool) -> Json: ...
 
 
 class GapNotFilled(Exception):
@@ -134,8 +144,13 @@ class PushHub:
         max_rides: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
         resume_grace_s: float | None = None,
+        active_rides: ActiveRides | None = None,
+        owners_refresh_s: float = 5.0,
     ) -> None:
         self._history = history
+        self._active_rides = active_rides
+        self._owners_refresh_s = owners_refresh_s
+        self._owners_at: float | None = None
         self._resume_grace_s = RESUME_GRACE_S if resume_grace_s is None else resume_grace_s
         self._eta_interval_s = eta_interval_s
         self._max_rides = max_rides
@@ -227,10 +242,35 @@ class PushHub:
         for connection in list(self._connections.get(rider_id, ())):
             connection.send(payload)
 
-    def eta_updated(self, ride_id: str, phase: str, eta_seconds: float, lat: float, lon: float) -> bool:
-        """Push a ride's new ETA to its rider, at most once every ``eta_interval_s`` per ride.
-        False when dropped (throttled, or the rider of the ride is unknown to this BFF)."""
+    async def owner_of(self, ride_id: str) -> str | None:
+        """The rider of ``ride_id``: known from its updates or a resume, else looked up among the active
+        rides (at most once every ``owners_refresh_s``, and only while a rider is connected here), so a
+        replica that started after the ride's last version still pushes its ETAs."""
         rider_id = self._owners.get(ride_id)
+        if rider_id is not None or self._active_rides is None or not self._connections:
+            return rider_id
+        now = self._clock()
+        if self._owners_at is not None and now - self._owners_at < self._owners_refresh_s:
+            return None
+        self._owners_at = now
+        try:
+            active = await self._active_rides.ops_rides(True)
+        except ServiceError as exc:
+            log.warning("the riders of the active rides are unknown for now: %s", exc)
+            return None
+        for ride in active.get("rides", []):
+            if (
+                isinstance(ride, dict)
+                and isinstance(ride.get("rideId"), str)
+                and isinstance(ride.get("riderId"), str)
+            ):
+                self._remember(self._owners, ride["rideId"], ride["riderId"])
+        return self._owners.get(ride_id)
+
+    async def eta_updated(self, ride_id: str, phase: str, eta_seconds: float, lat: float, lon: float) -> bool:
+        """Push a ride's new ETA to its rider, at most once every ``eta_interval_s`` per ride.
+        False when dropped (throttled, or the ride's rider is not found)."""
+        rider_id = await self.owner_of(ride_id)
         now = self._clock()
         last = self._eta_at.get(ride_id)
         if rider_id is None or (last is not None and now - last < self._eta_interval_s):

@@ -144,7 +144,8 @@ def test_ride_updates_reach_the_bff_fifo_queue_through_sns(settings: Settings) -
     assert producer.relay is not None
     published = [producer.relay.drain_once() for _ in range(4)]
     assert published == [1, 1, 1, 0]  # a FIFO group's rows go out one at a time, oldest first
-    url = bff.queue_url("acr-bff-ride-updates.fifo")
+    assert bff.replica_queues is not None  # the BFF's push queues are its replica's own
+    url = bff.queue_url(bff.replica_queues.names("acr-bff-ride-updates.fifo")[0])
     got: list[int] = []
     deadline = time.monotonic() + 15
     while len(got) < 3 and time.monotonic() < deadline:
@@ -153,6 +154,7 @@ def test_ride_updates_reach_the_bff_fifo_queue_through_sns(settings: Settings) -
         ):
             got.append(json.loads(m["Body"])["data"]["version"])
             bff.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    bff.close()
     assert got == [1, 2, 3]
 
 

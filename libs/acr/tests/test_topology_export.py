@@ -196,8 +196,12 @@ def _routes(rules: list[tuple[str, str, list[str], str, bool]]) -> dict[tuple[st
     """Compose each forwarding rule (its target a bus) with the consumer's rule on that bus."""
     to_queue = [r for r in rules if not r[4]]
     routes = {}
+    per_replica = {r.rule for p in plan(discover()) if p.slice.per_replica for r in p.routes}
     for bus, name, types, target, forwards in rules:
         if not forwards:
+            continue
+        if name in per_replica:  # each replica puts its own rule on the target bus (acr.topology.replicas)
+            assert not [r for r in to_queue if r[0] == target and r[1] == name]
             continue
         (local,) = [r for r in to_queue if r[0] == target and r[1] == name]
         routes[(bus, name)] = (sorted(set(types) & set(local[2])), local[3])
@@ -265,11 +269,28 @@ def test_a_task_role_reaches_exactly_its_own_slice(service: str) -> None:
     referenced = {r for d in documents for r in _referenced(d) if r in resources}
     names = {_physical(resources[r]) for r in referenced if "Properties" in resources[r] and r != "Key"}
     expected = {t.name for t in s.all_tables()}
-    expected |= {q for queue, dlq, _ in s.all_queues() for q in (queue, dlq)}
+    if not s.per_replica:  # per replica: queues by name pattern (next test)
+        expected |= {q for queue, dlq, _ in s.all_queues() for q in (queue, dlq)}
     expected |= {s.producer_dlq} if s.has_outbox else set()
     expected |= {s.bus} if s.bus and s.has_outbox else set()
     expected |= set(s.topics) | {st.name for st in s.streams}
     assert names == expected
+
+
+def test_a_per_replica_service_manages_only_its_own_queues_rules_and_subscriptions() -> None:
+    role = _stacks()["bff"]["Resources"]["BffTaskRole"]
+    statements = {
+        s["Sid"]: s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]
+    }
+    queues, rules = statements["replicaQueues"], statements["replicaRules"]
+    assert {"sqs:CreateQueue", "sqs:DeleteQueue", "sqs:TagQueue", "sqs:ReceiveMessage"} <= set(
+        queues["Action"]
+    )
+    assert queues["Resource"]["Fn::Sub"].endswith(":acr-bff-*")
+    assert rules["Resource"]["Fn::Sub"].endswith(":rule/acr-bff/bff-*")
+    (topic,) = statements["replicaSubscriptions"]["Resource"]
+    assert topic["Fn::Sub"].endswith(":acr-ride-updates.fifo")
+    assert "sqs:CreateQueue" not in json.dumps(_stacks()["ride"])  # no other service creates queues
 
 
 def test_only_a_publisher_puts_events_and_only_with_its_own_source() -> None:

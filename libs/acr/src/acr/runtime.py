@@ -21,6 +21,8 @@ from acr.relay import Relay, events_about, redrive
 from acr.settings import Settings
 from acr.stream import Processor
 from acr.topology.model import ServiceTopology
+from acr.topology.plan import plan
+from acr.topology.replicas import ReplicaQueues
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -89,6 +91,18 @@ class Messaging:
         self.leases: LeaseTable | None = None
         if topology.leases:  # shards' leases (and checkpoints) and singleton jobs' leases
             self.leases = LeaseTable(self.dynamodb, topology.leases_table, settings.replica, settings.lease_s)
+        self.replica_queues: ReplicaQueues | None = None
+        if topology.per_replica:  # this replica's own copy of each delivery, removed by ``close``
+            self.replica_queues = ReplicaQueues(
+                plan([topology], settings.max_receives)[0],
+                settings.replica,
+                sqs=self.sqs,
+                sns=self.sns,
+                events=self.events,
+                find_topics=lambda: {**topic_arns(self.sns), **settings.topic_arns},
+            )
+            self.replica_queues.open()
+            loops.add("replica-queues", self.replica_queues.run)
         self.relay: Relay | None = None
         if topology.has_outbox:
             self.relay = Relay(
@@ -122,7 +136,8 @@ class Messaging:
     def dead_letter_depths(self) -> dict[str, int]:
         """Messages waiting in each of this service's DLQs (its consumers' and its producer's)."""
         t = self.topology
-        names = [dlq for _, dlq, _ in t.all_queues()] + ([t.producer_dlq] if t.has_outbox else [])
+        names = [self._names(queue)[1] for queue, _, _ in t.all_queues()]
+        names += [t.producer_dlq] if t.has_outbox else []
         depths = {}
         for name in names:
             attributes = self.sqs.get_queue_attributes(
@@ -168,6 +183,17 @@ class Messaging:
             for lease in self.leases.all()
         ]
 
+    def _names(self, queue: str) -> tuple[str, str]:
+        """(queue, dlq) actually consumed for the declared ``queue``: this replica's own when per replica."""
+        if self.replica_queues is not None:
+            return self.replica_queues.names(queue)
+        return queue, next(dlq for name, dlq, _ in self.topology.all_queues() if name == queue)
+
+    def close(self) -> None:
+        """Remove what this replica created for itself (call after the loops stopped)."""
+        if self.replica_queues is not None:
+            self.replica_queues.close()
+
     def queue_url(self, name: str) -> str:
         """A queue's URL, looked up once."""
         if name not in self._queue_urls:
@@ -195,12 +221,12 @@ class Messaging:
         self, queue: str, handlers: Handlers[U], unit_of_work: Callable[[], U], *, fifo: bool = False
     ) -> None:
         """Consume ``acr-<service>-<queue>``: each message through the kernel's idempotent consumer."""
-        t = self.topology
+        name, dlq = self._names(self.topology.queue(queue, fifo))
         consumer = SqsConsumer(
-            name=t.queue(queue, fifo),
+            name=name,
             sqs=self._make("sqs"),
-            queue_url=self.queue_url(t.queue(queue, fifo)),
-            dead_letter_queue_url=self.queue_url(t.dlq(queue, fifo)),
+            queue_url=self.queue_url(name),
+            dead_letter_queue_url=self.queue_url(dlq),
             handler=idempotent(unit_of_work, handlers, faults=self.faults),
             wait_s=self.settings.sqs_wait_s,
             faults=self.faults,

@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     # the host and pid); leases name their owner by it and expire ``lease_s`` after their last renewal.
     replica: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}", min_length=1)
     lease_s: float = Field(default=10.0, gt=0)
+    # Topics of other accounts that a per-replica service subscribes its own queues to, as JSON
+    # ``{"<topic>": "<arn>"}`` (the exported stacks set it): ``sns:ListTopics`` lists the own account's only.
+    topic_arns: dict[str, str] = Field(default_factory=dict)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"

@@ -20,7 +20,10 @@ export function newKey() {
   return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-export async function request(method, path, { body, headers = {}, signal } = {}) {
+/** The header a write answers with and a read sends back, so the read shows the write on any BFF replica. */
+export const CONSISTENCY_HEADER = "ACR-Consistency-Token";
+
+export async function request(method, path, { body, headers = {}, signal, onResponse } = {}) {
   let response;
   try {
     response = await fetch(path, {
@@ -33,6 +36,7 @@ export async function request(method, path, { body, headers = {}, signal } = {})
     if (err?.name === "AbortError") throw err;
     throw new ApiError(0, "network_error", String(err?.message ?? err));
   }
+  onResponse?.(response);
   let payload = null;
   try {
     payload = await response.json();
@@ -49,11 +53,19 @@ export async function request(method, path, { body, headers = {}, signal } = {})
 
 /** The rider API bound to a token source; `onUnauthorized` runs on any 401. */
 export function riderApi({ token, onUnauthorized }) {
+  let consistency = null; // the token of this rider's last write
+  const remember = (response) => {
+    consistency = response.headers.get(CONSISTENCY_HEADER) ?? consistency;
+  };
   const call = async (method, path, options = {}) => {
     const t = token();
-    const headers = { ...(options.headers ?? {}), ...(t ? { Authorization: `Bearer ${t}` } : {}) };
+    const headers = {
+      ...(options.headers ?? {}),
+      ...(t ? { Authorization: `Bearer ${t}` } : {}),
+      ...(consistency ? { [CONSISTENCY_HEADER]: consistency } : {}),
+    };
     try {
-      return await request(method, path, { ...options, headers });
+      return await request(method, path, { ...options, headers, onResponse: remember });
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) onUnauthorized(err);
       throw err;

@@ -70,7 +70,7 @@ def apply(slices: list[ServiceTopology], clients: Clients, max_receives: int = 1
             _create(clients.sqs, p.producer_dlq)
             done.append(f"queue {p.producer_dlq.name}")
     for p in plans:
-        for delivery in p.deliveries:
+        for delivery in p.deliveries if not p.slice.per_replica else ():
             done += _apply_delivery(delivery, clients)
     return done
 

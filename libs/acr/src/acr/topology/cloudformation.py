@@ -100,7 +100,7 @@ def _resources(stack: Stack) -> None:
         if p.producer_dlq:
             _queue(stack, p.producer_dlq)
             _alarms_of_producer(stack, p)
-        for delivery in p.deliveries:
+        for delivery in p.deliveries if not p.slice.per_replica else ():
             _delivery(stack, delivery)
 
 
@@ -314,6 +314,8 @@ def _rules(stack: Stack) -> None:
     if forwards:
         _forwarder_role(stack, targets)
     for p, delivery in local:
+        if p.slice.per_replica:  # each replica puts its own rule on this bus (acr.topology.replicas)
+            continue
         types = sorted({t for r in delivery.routes for t in r.detail_types})
         rule = delivery.routes[0].rule
         _rule(

@@ -116,6 +116,10 @@ class ServiceTopology:
     """Event types the service reads from the Kinesis stream the catalog publishes them on."""
     leases: bool = False
     """A lease table (``acr-<service>-leases``, ``acr.leases``): for stream shards and singleton jobs."""
+    per_replica: bool = False
+    """Every replica must receive every message of the subscriptions (push to the clients connected to it):
+    each replica creates its own copy of each delivery at start (``acr.topology.replicas``), so ``apply``
+    and the exported stacks create none of them."""
 
     @property
     def bus(self) -> str | None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from acr.outbox_metric import NAMESPACE as OUTBOX_METRIC_NAMESPACE
@@ -20,6 +21,7 @@ from acr.topology.stack import (
     ref,
     stream_context,
     sub,
+    topic_context,
     trust,
 )
 
@@ -220,7 +222,9 @@ def task_statements(stack: Stack, p: ServicePlan) -> list[Json]:
         statements.append({"Sid": "tableKey", "Action": _TABLE_KEY_ACTIONS, "Resource": arn_of("Key")})
     statements += _publish_statements(p)
     queues = [arn_of(logical_queue(d.queue)) for d in p.deliveries]
-    if queues:
+    if queues and s.per_replica:
+        statements += _replica_statements(stack, p)
+    elif queues:
         statements.append({"Sid": "consume", "Action": _CONSUME_ACTIONS, "Resource": queues})
         dlqs = [arn_of(logical_queue(d.dlq)) for d in p.deliveries]
         statements.append({"Sid": "deadLetter", "Action": _DEAD_LETTER_ACTIONS, "Resource": dlqs})
@@ -250,6 +254,53 @@ def task_statements(stack: Stack, p: ServicePlan) -> list[Json]:
                     "StringEquals": {"kms:ViaService": sub("kinesis.${AWS::Region}.amazonaws.com")}
                 },
             }
+        )
+    return statements
+
+
+_REPLICA_QUEUE_ACTIONS = [
+    *_CONSUME_ACTIONS,
+    "sqs:CreateQueue",
+    "sqs:DeleteQueue",
+    "sqs:ListQueueTags",
+    "sqs:SetQueueAttributes",
+    "sqs:TagQueue",
+]
+
+_REPLICA_RULE_ACTIONS = ["events:DeleteRule", "events:PutRule", "events:PutTargets", "events:RemoveTargets"]
+
+
+def _replica_statements(stack: Stack, p: ServicePlan) -> list[Json]:
+    """Each replica creates, stamps and deletes its own queues (and sweeps dead replicas'), its rules on
+    the context's bus and its subscriptions to the topics (acr.topology.replicas)."""
+    service = p.service
+    statements: list[Json] = [
+        {
+            "Sid": "replicaQueues",
+            "Action": _REPLICA_QUEUE_ACTIONS,
+            "Resource": stack.arn("sqs", stack.context, f"acr-{service}-*"),
+        },
+        {"Sid": "findReplicaQueues", "Action": ["sqs:ListQueues"], "Resource": "*"},
+    ]
+    if p.routes:
+        statements.append(
+            {
+                "Sid": "replicaRules",
+                "Action": _REPLICA_RULE_ACTIONS,
+                "Resource": stack.arn("events", stack.context, f"rule/{stack.bus}/{service}-*"),
+            }
+        )
+    topics = sorted({d.topic for d in p.deliveries if d.topic})
+    if topics:
+        statements.append(
+            {
+                "Sid": "replicaSubscriptions",
+                "Action": ["sns:ListSubscriptionsByTopic", "sns:Subscribe"],
+                "Resource": [stack.arn("sns", topic_context(t), t) for t in topics],
+            }
+        )
+        statements.append(
+            {"Sid": "replicaUnsubscribe", "Action": ["sns:ListTopics", "sns:Unsubscribe"], "Resource": "*"}
         )
     return statements
 
@@ -299,7 +350,7 @@ def _publish_statements(p: ServicePlan) -> list[Json]:
     return statements
 
 
-def _environment(p: ServicePlan) -> list[Json]:
+def _environment(stack: Stack, p: ServicePlan) -> list[Json]:
     values: dict[str, Any] = {
         "ACR_AWS_ENDPOINT_URL": "",
         "ACR_AWS_REGION": ref("AWS::Region"),
@@ -315,6 +366,13 @@ def _environment(p: ServicePlan) -> list[Json]:
             values[f"ACR_{peer.replace('-', '_').upper()}_URL"] = sub(
                 f"http://{peer}.${{ServiceDomain}}:{port}"
             )
+    topics = sorted({d.topic for d in p.deliveries if d.topic})
+    if p.slice.per_replica and topics:  # each task subscribes itself to topics of other accounts
+        arns = {
+            t: f"arn:${{AWS::Partition}}:sns:${{AWS::Region}}:{stack.account(topic_context(t))}:{t}"
+            for t in topics
+        }
+        values["ACR_TOPIC_ARNS"] = sub(json.dumps(arns, sort_keys=True))
     return [{"Name": k, "Value": v} for k, v in sorted(values.items())]
 
 
@@ -329,7 +387,7 @@ def _task_definition(stack: Stack, p: ServicePlan) -> None:
         ),
         "Essential": True,
         "PortMappings": [{"ContainerPort": SERVICE_PORTS[p.service], "Protocol": "tcp"}],
-        "Environment": _environment(p),
+        "Environment": _environment(stack, p),
         "ReadonlyRootFilesystem": True,
         "MountPoints": [
             {"SourceVolume": "tmp", "ContainerPath": "/tmp", "ReadOnly": False},
