@@ -372,3 +372,25 @@ def _eventually(condition: Callable[[], bool], timeout_s: float) -> bool:
     while not condition() and time.monotonic() < deadline:
         threading.Event().wait(0.02)
     return condition()
+
+
+def test_a_restarted_replica_takes_its_keys_back_at_once_with_new_tokens(
+    dynamodb: Dynamo, clock: Clock
+) -> None:
+    before = Replica(dynamodb, clock, "a", KEYS[:2])
+    settle(clock, before, rounds=1)
+    tokens = {key: lease.token for key, lease in before.leased.held().items()}
+    restarted = Replica(dynamodb, clock, "a", KEYS[:2])  # same replica name, a new process: nothing held
+    settle(clock, restarted, rounds=1)  # well before the old leases expire
+    assert {key: lease.token for key, lease in restarted.leased.held().items()} == {
+        key: token + 1 for key, token in tokens.items()
+    }
+    assert before.leased.table.renew(before.leased.held()[KEYS[0]]) is None  # the old process is fenced off
+
+
+def test_a_lease_taken_fresh_while_ours_gets_a_new_token(dynamodb: Dynamo, clock: Clock) -> None:
+    a = table(dynamodb, clock, "a")
+    first = a.acquire("job#x")
+    again = a.acquire("job#x", fresh=True)
+    assert first is not None and again is not None and again.token == first.token + 1
+    assert table(dynamodb, clock, "b").acquire("job#x", fresh=True) is None  # fresh never steals

@@ -74,18 +74,23 @@ class LeaseTable:
         self.lease_s = lease_s
         self.clock = clock
 
-    def acquire(self, key: str) -> Lease | None:
-        """Hold ``key`` if it is free, expired or already ours; None while another replica holds it."""
+    def acquire(self, key: str, *, fresh: bool = False) -> Lease | None:
+        """Hold ``key`` if it is free, expired or already ours; None while another replica holds it.
+
+        ``fresh``: a lease that is ours is taken again with a new token too (an earlier process of this
+        replica held it, or it was given up here), so whatever still writes under the old token is fenced
+        off; without it, ours is renewed under its token."""
         now = self.clock()
         row = get(self.dynamodb, self.table, {KEY: key})
         if row is None or "token" not in row:
             return self._take(key, 0, "attribute_not_exists(#token)", {})
         held = _lease(row)
-        if held.owner == self.owner and held.expires_at > now:
-            return self.renew(held)  # an expired one is taken again below, with a new token
-        if held.expires_at > now:
+        ours = held.owner == self.owner
+        if ours and held.expires_at > now and not fresh:
+            return self.renew(held)
+        if not ours and held.expires_at > now:
             return None
-        condition = "#token = :token AND #expires <= :now"
+        condition = "#token = :token AND (#expires <= :now OR #owner = :owner)"
         return self._take(key, held.token, condition, {":token": held.token, ":now": now})
 
     def _take(self, key: str, token: int, condition: str, values: dict[str, Any]) -> Lease | None:
@@ -184,8 +189,10 @@ class LeasedKeys:
     the others) and count the live replicas; the ``n`` keys are split so that, by replica name, the first
     ``n % live`` replicas hold ``n // live + 1`` and the others ``n // live``; renew what this replica holds,
     release what it holds over its share (so a new replica gets some) and take free or expired keys up to
-    it. ``on_gained(lease)``/``on_lost(key)`` are called from the loop's thread. A lease that cannot be
-    renewed is given up one round before it expires, so a stalled replica stops before another takes over.
+    it, and those its name holds but it does not (a restarted process of this replica takes them back at
+    once), each with a new token. ``on_gained(lease)``/``on_lost(key)`` are called from the loop's thread.
+    A lease that cannot be renewed is given up one round before it expires, so a stalled replica stops
+    before another takes over.
     """
 
     def __init__(
@@ -256,9 +263,10 @@ class LeasedKeys:
             if len(self.held()) >= share:
                 break
             current = leases.get(key)
-            if key in self.held() or (current is not None and current.expires_at > now):
+            taken = current is not None and current.expires_at > now and current.owner != self.table.owner
+            if key in self.held() or taken:
                 continue
-            if (gained := self.table.acquire(key)) is not None:
+            if (gained := self.table.acquire(key, fresh=True)) is not None:
                 self._set(key, gained)
                 self._on_gained(gained)
 
@@ -354,7 +362,7 @@ class Singleton:
                 self.lease = None
 
     def _round(self) -> None:
-        lease = self.table.renew(self.lease) if self.lease else self.table.acquire(self.key)
+        lease = self.table.renew(self.lease) if self.lease else self.table.acquire(self.key, fresh=True)
         if lease is None:
             self._stop()
             self.lease = None
