@@ -274,6 +274,29 @@ def test_a_car_that_goes_quiet_mid_trip_while_its_shard_goes_on_stalls_once() ->
     assert len(store.tables.facts("CarStalled")) == 1
 
 
+def test_a_shard_that_comes_back_watches_the_cars_that_got_a_ride_meanwhile() -> None:
+    """Replica 1 reads the shard, replica 2 takes it over (car 1 starts a trip there, then goes quiet),
+    the shard comes back to replica 1 under a new token: car 1 is watched and found stalled."""
+    tables = TrackingTables()
+    key = "shard#route-monitor#shardId-000000000000"
+
+    def under(owner: str, token: int, records: list[StreamRecord]) -> Checkpoint:
+        tables.leases[key] = (owner, token)
+        return replace(checkpoint(records), owner=owner, token=token)
+
+    first, second = processor(MemoryTrackingStore(tables)), processor(MemoryTrackingStore(tables))
+    parked = Car("car-2", lon=24.95)
+    beat = _heartbeats(parked, [1.0], first=1)
+    first(beat, under("route-monitor-1", 1, beat))
+    trip = stream_records(_cut_mid_trip(Car("car-1")), first=10)
+    second(trip, under("route-monitor-2", 2, trip))
+    last = trip[-1].data.sim_time_s  # type: ignore[attr-defined]
+    for n, sim in enumerate([last + 130, last + 260]):
+        beat = _heartbeats(parked, [sim], first=100 + n)
+        first(beat, under("route-monitor-1", 3, beat))
+    assert fact_names(MemoryTrackingStore(tables), "CarStalled") == ["ride-car-1"]
+
+
 def test_a_restarted_processor_still_watches_the_cars_that_carry_a_ride() -> None:
     tables = TrackingTables()
     trip = stream_records(_cut_mid_trip(Car("car-1")))
