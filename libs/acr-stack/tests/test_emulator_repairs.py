@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -176,6 +177,60 @@ def test_a_stream_reads_back_in_order_from_any_position_and_drops_old_records(en
     kept = _read(kinesis, iterator("TRIM_HORIZON"), page=100)
     assert [r["Data"] for r in kept] == [b"fresh"]
     assert int(kept[0]["SequenceNumber"]) > numbers[-1]
+
+
+def test_of_conditional_writes_racing_on_one_item_exactly_one_succeeds(endpoint: str, dynamodb: Any) -> None:
+    """Sixteen clients increment the same counter at once, each only if it still reads the value it saw."""
+    dynamodb.put_item(TableName="plain", Item={"id": {"S": "race"}, "n": {"N": "0"}})
+    clients = [_client("dynamodb", endpoint) for _ in range(16)]
+    start, won = threading.Barrier(len(clients)), []
+
+    def increment(client: Any) -> None:
+        start.wait()
+        try:
+            client.update_item(
+                TableName="plain",
+                Key={"id": {"S": "race"}},
+                UpdateExpression="SET n = :next",
+                ConditionExpression="n = :seen",
+                ExpressionAttributeValues={":seen": {"N": "0"}, ":next": {"N": "1"}},
+            )
+            won.append(client)
+        except client.exceptions.ConditionalCheckFailedException:
+            pass
+
+    threads = [threading.Thread(target=increment, args=(c,)) for c in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(won) == 1
+
+
+def test_a_reshard_keeps_the_parents_records_sends_new_ones_to_the_children_and_ends_the_parents(
+    endpoint: str,
+) -> None:
+    kinesis = _client("kinesis", endpoint)
+    kinesis.create_stream(StreamName="resharded", ShardCount=1)
+    kinesis.put_record(StreamName="resharded", Data=b"before", PartitionKey="k")
+    kinesis.update_shard_count(StreamName="resharded", TargetShardCount=2, ScalingType="UNIFORM_SCALING")
+    after = kinesis.put_record(StreamName="resharded", Data=b"after", PartitionKey="k")
+    assert after["ShardId"] != "shardId-000000000000"
+
+    def read(shard: str) -> tuple[list[bytes], str | None]:
+        iterator = kinesis.get_shard_iterator(
+            StreamName="resharded", ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        response = kinesis.get_records(ShardIterator=iterator)
+        records = [r["Data"] for r in response["Records"]]
+        return records, kinesis.get_records(ShardIterator=response["NextShardIterator"]).get(
+            "NextShardIterator"
+        )
+
+    parent, parent_next = read("shardId-000000000000")
+    assert parent == [b"before"] and parent_next is None  # read to its end: no next iterator
+    child, child_next = read(after["ShardId"])
+    assert child == [b"after"] and child_next is not None  # open: reading goes on
 
 
 def test_a_query_on_the_table_key_reads_that_partition_in_order_and_pages(dynamodb: Any) -> None:

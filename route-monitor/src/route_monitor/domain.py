@@ -419,6 +419,10 @@ class QuietCars:
     def _shard(self, shard: str) -> _ShardWatch:
         return self._shards.setdefault(shard, _ShardWatch())
 
+    def drop(self, shard: str) -> None:
+        """Forget everything watched on ``shard`` (another replica read it meanwhile)."""
+        self._shards.pop(shard, None)
+
     def watch(self, shard: str, car_id: str, sim_time: float) -> None:
         """A car known to carry a ride, last seen at ``sim_time`` (as stored, before a restart)."""
         self._shard(shard).last.setdefault(car_id, (sim_time, True))

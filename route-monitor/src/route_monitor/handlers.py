@@ -13,7 +13,7 @@ from typing import Any
 import acr.clock
 from acr.catalog.car import CarTelemetry
 from acr.metrics import COUNTERS
-from acr.stream import Checkpoint, CheckpointPace, StreamRecord
+from acr.stream import Checkpoint, CheckpointPace, ShardLost, StreamRecord
 from acr.unit_of_work import MAX_TRANSACTION_ITEMS, Conflict
 from route_monitor.domain import CarCursor, Changes, QuietCars, Rules, Tracker
 from route_monitor.ports import Roads, TrackingStore
@@ -65,13 +65,15 @@ class TelemetryProcessor:
 
     Records are applied to the state read from the store; each transaction holds the changed rows, the
     facts and the checkpoint of the last record it covers (split below the 100-item limit).
-    A conflict (the other shard's reader changed a ride meanwhile) re-reads the state and tries again.
+    A conflict (the other shard's reader changed a ride meanwhile) re-reads the state and tries again; a
+    refused checkpoint (this replica lost the shard's lease) raises ``ShardLost``: the batch is not applied.
     Records that change nothing (parked cars' heartbeats) commit nothing but, at the ``checkpoints``
     pace, the checkpoint.
 
-    After each batch, the cars of its shard that carry a ride and went quiet (``QuietCars``, seeded once
-    per shard from the stored cursors that carry a ride) are settled: ``Tracker.lost``, committed without
-    a checkpoint (the facts are derived from stored state, and the rows say they were).
+    After each batch, the cars of its shard that carry a ride and went quiet (``QuietCars``, seeded from
+    the stored cursors that carry a ride each time the shard's lease is gained) are settled:
+    ``Tracker.lost``, committed without a checkpoint (the facts are derived from stored state, and the
+    rows say they were).
     """
 
     store: TrackingStore
@@ -84,7 +86,7 @@ class TelemetryProcessor:
     checkpoints: CheckpointPace = field(default_factory=CheckpointPace)
     quiet: QuietCars = field(init=False)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
-    _seeded: set[str] = field(init=False, default_factory=set)
+    _seeded: dict[str, int] = field(init=False, default_factory=dict)  # shard -> lease token seeded under
     _carrying: list[CarCursor] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -93,7 +95,7 @@ class TelemetryProcessor:
     def __call__(self, records: list[StreamRecord], checkpoint: Checkpoint) -> None:
         pending: Pending = [(r.sequence, r.data) for r in records if isinstance(r.data, CarTelemetry)]
         shard = checkpoint.shard_id
-        self._seed(shard)
+        self._seed(shard, checkpoint.token)
         for _, record in pending:
             self.quiet.observe(shard, record)
         self._apply(pending, checkpoint)
@@ -107,6 +109,8 @@ class TelemetryProcessor:
             try:
                 pending = self._commit_next(tracker, pending, checkpoint)
             except Conflict as exc:
+                if "checkpoint" in exc.labels:
+                    raise ShardLost(checkpoint.shard_id) from exc  # another replica holds the shard now
                 failures += 1
                 COUNTERS.add("trackingConflicts")
                 log.info(
@@ -130,15 +134,20 @@ class TelemetryProcessor:
         rides = ride_ids | {c.ride_id for c in cars.values() if c.ride_id}
         return Tracker(self.rules, cars, self.store.rides(rides), shard=shard)
 
-    def _seed(self, shard: str) -> None:
-        """Once per shard: the stored cars of ``shard`` that carry a ride are watched from the start."""
+    def _seed(self, shard: str, token: int) -> None:
+        """Each time this replica gains ``shard`` (a new lease token): the stored cars of the shard that
+        carry a ride are watched from the start. A shard that comes back forgets what was watched before:
+        another replica went on with it meanwhile, so the stored cursors are read again."""
         with self._lock:
-            if shard in self._seeded:
+            if self._seeded.get(shard) == token:
                 return
-            if self._carrying is None:
+            back = shard in self._seeded
+            if self._carrying is None or back:
                 self._carrying = self.store.carrying()
-            self._seeded.add(shard)
+            self._seeded[shard] = token
             carrying = self._carrying
+        if back:
+            self.quiet.drop(shard)
         for cursor in carrying:
             if cursor.shard == shard and cursor.sim_time is not None:
                 self.quiet.watch(shard, cursor.car_id, cursor.sim_time)

@@ -12,7 +12,8 @@ from acr.channels import Channel, EventBridgeChannel, FaultyChannel, SnsFifoChan
 from acr.consumer import Handlers, SqsConsumer, U, idempotent
 from acr.dynamo import DynamoUnitOfWork
 from acr.faults import process_faults, windows_allowed
-from acr.kinesis import KinesisReader
+from acr.kinesis import KinesisReader, Watcher
+from acr.leases import LeaseTable
 from acr.loops import Loops
 from acr.outbox_metric import OutboxAgeMetric
 from acr.publishing import Backoff
@@ -43,7 +44,13 @@ class Streams(Protocol):
     """Where a service's wiring registers a stream processor (``Messaging``, or a test's fake)."""
 
     def read_stream(
-        self, reader: str, stream: str, checkpoint_table: str, processor: Processor
+        self,
+        reader: str,
+        stream: str,
+        checkpoint_table: str,
+        processor: Processor,
+        *,
+        watcher: Watcher | None = None,
     ) -> object: ...
 
 
@@ -81,6 +88,9 @@ class Messaging:
         self._loops = loops
         self.faults = process_faults(settings.faults, settings.faults_seed)
         self._queue_urls: dict[str, str] = {}
+        self.leases: LeaseTable | None = None
+        if topology.leases:  # shards' leases (and checkpoints) and singleton jobs' leases
+            self.leases = LeaseTable(self.dynamodb, topology.leases_table, settings.replica, settings.lease_s)
         self.replica_queues: ReplicaQueues | None = None
         if topology.per_replica:  # this replica's own copy of each delivery, removed by ``close``
             self.replica_queues = ReplicaQueues(
@@ -158,7 +168,20 @@ class Messaging:
             "dlq": self.dead_letter_depths(),
             "faultsInjected": dict(self.faults.injected),
             "oldestPendingMs": self.relay.oldest_pending_ms() if self.relay else None,
+            "replica": self.settings.replica,
+            "leases": self.lease_rows(),
         }
+
+    def lease_rows(self) -> list[dict[str, object]]:
+        """Every lease of the service's lease table (``acr-<service>-leases``): key, owner, fencing token,
+        expiry (epoch seconds) — shards (``shard#<reader>#<shardId>``), jobs (``job#<name>``) and replicas'
+        heartbeats (``replica#<name>``)."""
+        if self.leases is None:
+            return []
+        return [
+            {"key": lease.key, "owner": lease.owner, "token": lease.token, "expiresAt": lease.expires_at}
+            for lease in self.leases.all()
+        ]
 
     def _names(self, queue: str) -> tuple[str, str]:
         """(queue, dlq) actually consumed for the declared ``queue``: this replica's own when per replica."""
@@ -211,9 +234,18 @@ class Messaging:
         self._loops.add(consumer.name, consumer.run)
 
     def read_stream(
-        self, reader: str, stream: str, checkpoint_table: str, processor: Processor, poll_s: float = 0.5
+        self,
+        reader: str,
+        stream: str,
+        checkpoint_table: str,
+        processor: Processor,
+        poll_s: float = 0.5,
+        *,
+        watcher: Watcher | None = None,
     ) -> KinesisReader:
-        """Read every shard of ``stream`` as ``reader`` (a thread per shard)."""
+        """Read the shards of ``stream`` this replica leases as ``reader`` (a thread per shard); the
+        checkpoints live on the lease rows of ``checkpoint_table`` (the service's lease table). A
+        ``watcher`` is given the records of the shards other replicas hold."""
         kinesis_reader = KinesisReader(
             reader=reader,
             kinesis=self.kinesis(),
@@ -221,6 +253,9 @@ class Messaging:
             stream=stream,
             checkpoint_table=checkpoint_table,
             processor=processor,
+            replica=self.settings.replica,
+            lease_s=self.settings.lease_s,
+            watcher=watcher,
             poll_s=poll_s,
         )
         self._loops.add(f"{reader}-reader", kinesis_reader.run)
