@@ -84,6 +84,7 @@ def test_the_wired_app_dispatches_and_answers_over_http(store: FleetStore) -> No
             roads=StraightRoads(),
             fleet=fleet,
             positions=positions,
+            cars=lambda: sorted(store.cars.values(), key=lambda c: c.car_id),
         )
         return assemble(runtime, adapters)
 
