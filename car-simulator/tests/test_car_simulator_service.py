@@ -1,5 +1,5 @@
-"""The fleet events through the kernel's idempotent consumer, and the app wired with in-memory adapters
-(its simulation and publisher loops running in the lifespan)."""
+"""The fleet events through the kernel's idempotent consumer and the command applier, and the app wired
+with in-memory adapters and a lease table on in-process moto (its loops running in the lifespan)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from car_simulator_fakes import FakeKinesis, MemoryCarStore, StraightRoads
+from car_simulator_fakes import FakeKinesis, MemoryCarStore, StraightRoads, lease
 from fastapi.testclient import TestClient
 
 from acr import catalog
@@ -27,8 +27,8 @@ from acr_testkit.messaging import FakeMessaging
 from car_simulator.adapters.kinesis import KinesisPublisher, TelemetryBuffer
 from car_simulator.api import SimulatorState
 from car_simulator.bootstrap import SERVICE, Adapters, assemble
-from car_simulator.domain import Car
-from car_simulator.handlers import CarSimulator, SimulationLoop, handlers
+from car_simulator.domain import GROUPS
+from car_simulator.handlers import CarSimulator, CommandApplier, Fleet, FleetGroups, SimulationLoop, handlers
 from car_simulator.simulation import Simulation
 
 PICKUP = Place(label="1 Harbour Street", lat=60.165, lon=24.94)
@@ -37,20 +37,36 @@ FLEET = [FleetCar("car-00001", 60.16, 24.93), FleetCar("car-00002", 60.161, 24.9
 
 
 @pytest.fixture
-def simulator() -> CarSimulator:
-    cars = [Car(c.car_id, c.lat, c.lon) for c in FLEET]
-    return CarSimulator(Simulation(cars, sim_speed=10, wall_start=0.0))
-
-
-@pytest.fixture
 def store() -> MemoryCarStore:
     return MemoryCarStore()
 
 
 @pytest.fixture
-def consumer(simulator: CarSimulator, store: MemoryCarStore) -> MessageHandler:
-    table = handlers(simulator=simulator, roads=StraightRoads(10.0), boarding_s=60)
-    return idempotent(store.unit_of_work, table)
+def groups(store: MemoryCarStore) -> FleetGroups:
+    """One replica driving every group."""
+    simulator = CarSimulator(Simulation([], sim_speed=10, wall_start=0.0))
+    driving = FleetGroups(simulator, store, {c.car_id: c for c in FLEET}, seed=7)
+    for group in GROUPS:
+        driving.on_gained(lease(group))
+    return driving
+
+
+@pytest.fixture
+def simulator(groups: FleetGroups) -> CarSimulator:
+    return groups.simulator
+
+
+@pytest.fixture
+def consumer(groups: FleetGroups, store: MemoryCarStore) -> MessageHandler:
+    """The events consumer, then the driver applying what it posted."""
+    applier = CommandApplier(groups.simulator, store, store.unit_of_work, groups.held, StraightRoads(10.0), 60)
+    consume = idempotent(store.unit_of_work, handlers(fleet=Fleet(groups.fleet)))
+
+    def consume_and_apply(event: CloudEvent, data: Any) -> None:
+        consume(event, data)
+        applier.step()
+
+    return consume_and_apply
 
 
 def _assigned_data(car: str = "car-00001", ride: str = "ride-1", replaces: str | None = None) -> CarAssigned:
@@ -128,7 +144,12 @@ def test_the_loop_hands_every_report_to_the_publisher_queue(
     loop = SimulationLoop(simulator, buffer, clock=lambda: clock[0])
     _deliver(consumer, _assigned())
     clock[0] = 0.25
-    assert loop.step() >= 1 and buffer.take(wait_s=0)[0].telemetry.phase is CarPhase.TO_PICKUP
+    assert loop.step() == 3  # each car as its group was gained, then car 1's assignment
+    reports = buffer.take(wait_s=0) + buffer.take(wait_s=0)  # at most one record per car in a batch
+    assert [r.telemetry.phase for r in reports if r.telemetry.car_id == "car-00001"] == [
+        CarPhase.IDLE,
+        CarPhase.TO_PICKUP,
+    ]
 
 
 class Wired:
