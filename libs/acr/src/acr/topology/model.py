@@ -114,6 +114,8 @@ class ServiceTopology:
     inbox: bool | None = None
     reads: tuple[type[EventData], ...] = ()
     """Event types the service reads from the Kinesis stream the catalog publishes them on."""
+    leases: bool = False
+    """A lease table (``acr-<service>-leases``, ``acr.leases``): for stream shards and singleton jobs."""
 
     @property
     def bus(self) -> str | None:
@@ -160,6 +162,10 @@ class ServiceTopology:
         return self.table("inbox")
 
     @property
+    def leases_table(self) -> str:
+        return self.table("leases")
+
+    @property
     def producer_dlq(self) -> str:
         return f"acr-{self.service}-producer-dlq"
 
@@ -170,7 +176,7 @@ class ServiceTopology:
         return f"acr-{self.service}-{short}-dlq" + (".fifo" if fifo else "")
 
     def all_tables(self) -> list[Table]:
-        """Declared tables plus the outbox and inbox the messaging patterns need."""
+        """Declared tables plus the outbox, inbox and lease table the messaging patterns need."""
         tables = list(self.tables)
         if self.has_outbox:
             tables.append(
@@ -183,6 +189,8 @@ class ServiceTopology:
             )
         if self.has_inbox:
             tables.append(Table(self.inbox_table, "dedupKey", ttl_attribute="expiresAt"))
+        if self.leases:
+            tables.append(Table(self.leases_table, "leaseKey"))
         return tables
 
     def all_queues(self) -> list[tuple[str, str, bool]]:
