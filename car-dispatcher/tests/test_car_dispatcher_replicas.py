@@ -65,7 +65,9 @@ class Replica:
         self.messaging = messaging
         self.fleet = LiveFleet(BOUNDS, all_cars(messaging.dynamodb))
         self.sync = FleetSync(self.fleet, lambda: all_cars(messaging.dynamodb))
-        table = handlers(roads=StraightRoads(), fleet=self.fleet, control=DispatchControl(), max_pickup_eta_s=900)
+        table = handlers(
+            roads=StraightRoads(), fleet=self.fleet, control=DispatchControl(), max_pickup_eta_s=900
+        )
         self._consume = idempotent(lambda: RacedUnitOfWork(messaging, before_commit), table)
 
     def request(self, ride_id: str) -> None:
@@ -152,5 +154,7 @@ def test_a_watched_shard_moves_the_view_and_stores_nothing() -> None:
         PositionWatcher(replica.fleet)([_telemetry("car-2", 60.3, 24.95), _telemetry("car-9", 60.2, 24.9)])
         assert replica.fleet.position("car-2") == (60.3, 24.95)
         assert replica.fleet.nearest_available(60.3, 24.95, 1)[0].car_id == "car-2"
-        assert [(c.lat, c.lon) for c in all_cars(messaging.dynamodb) if c.car_id == "car-2"] == [(60.175, 24.94)]
+        assert [(c.lat, c.lon) for c in all_cars(messaging.dynamodb) if c.car_id == "car-2"] == [
+            (60.175, 24.94)
+        ]
         assert replica.fleet.position("car-9") is None  # not a car of the fleet

@@ -25,7 +25,9 @@ class CarTables(MessageStore):
 
     cars: dict[str, Snapshot] = field(default_factory=dict)
     mailboxes: dict[str, list[CarCommand]] = field(default_factory=dict)
-    holders: dict[str, tuple[str, int]] = field(default_factory=lambda: {g: ("replica-1", 1) for g in GROUPS})
+    holders: dict[str, tuple[str, int]] = field(
+        default_factory=lambda: dict.fromkeys(GROUPS, ("replica-1", 1))
+    )
     unreachable: bool = False  # every write raises, as when the store cannot be reached
     commits: int = 0  # units of work committed (a marker, and maybe a car's row)
     row_writes: int = 0  # car rows written by commands
@@ -61,7 +63,10 @@ class MemoryCommands:
             pending = mailboxes.get(command.group, [])
             return None if pending and pending[0].command_id == command.command_id else "command"
 
-        self._uow.stage(first, lambda: mailboxes[command.group].pop(0))
+        def remove() -> None:
+            del mailboxes[command.group][0]
+
+        self._uow.stage(first, remove)
 
 
 class MemoryCarUnitOfWork(MemoryUnitOfWork):

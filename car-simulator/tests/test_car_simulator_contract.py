@@ -19,7 +19,17 @@ from acr.leases import LeaseTable
 from acr.unit_of_work import Conflict, Duplicate
 from acr_testkit.aws import in_process_messaging
 from car_simulator.adapters.dynamo import DynamoCarStore, DynamoCarUnitOfWork, DynamoMailbox
-from car_simulator.domain import GROUPS, Assignment, Car, CarCommand, CommandKind, Leg, Point, Snapshot, car_group
+from car_simulator.domain import (
+    GROUPS,
+    Assignment,
+    Car,
+    CarCommand,
+    CommandKind,
+    Leg,
+    Point,
+    Snapshot,
+    car_group,
+)
 from car_simulator.ports import CarStore, Fenced, Mailbox, UnitOfWork
 from car_simulator.topology import TOPOLOGY
 
@@ -50,7 +60,9 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
         return
     with in_process_messaging(TOPOLOGY) as messaging:
         now = [0.0]
-        leases = LeaseTable(messaging.dynamodb, TOPOLOGY.leases_table, "replica-1", 10.0, clock=lambda: now[0])
+        leases = LeaseTable(
+            messaging.dynamodb, TOPOLOGY.leases_table, "replica-1", 10.0, clock=lambda: now[0]
+        )
         for group in GROUPS:
             assert leases.acquire(group) is not None
         other = LeaseTable(messaging.dynamodb, TOPOLOGY.leases_table, "replica-2", 10.0, clock=lambda: now[0])
@@ -195,7 +207,9 @@ def _post(backend: Backend, command: CarCommand, event: CloudEvent) -> None:
     uow.commit()
 
 
-def test_commands_are_posted_with_their_marker_in_order_and_a_redelivery_posts_nothing(backend: Backend) -> None:
+def test_commands_are_posted_with_their_marker_in_order_and_a_redelivery_posts_nothing(
+    backend: Backend,
+) -> None:
     first = _out_of_service(subject="a")
     _post(backend, _command(1), first)
     with pytest.raises(Duplicate):
@@ -225,7 +239,9 @@ def test_a_command_leaves_the_mailbox_once_with_the_cars_row(backend: Backend) -
     assert [(s.car.version, s.sim_time_s) for s in backend.cars.load_all()] == [(1, 10.0)]
 
 
-def test_a_replica_that_lost_the_group_can_neither_apply_a_command_nor_save_progress(backend: Backend) -> None:
+def test_a_replica_that_lost_the_group_can_neither_apply_a_command_nor_save_progress(
+    backend: Backend,
+) -> None:
     backend.mailbox.post(_command(1))
     _commit(backend, Snapshot(_driving(version=1), 10.0), _out_of_service())
     backend.steal(GROUP)

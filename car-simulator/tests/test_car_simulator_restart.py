@@ -19,7 +19,7 @@ from acr.consumer import MessageHandler, idempotent
 from acr.envelope import CloudEvent
 from acr.fleet import FleetCar
 from acr.unit_of_work import Duplicate
-from car_simulator.domain import GROUPS, Assignment, car_group, Car, Leg, Point, Snapshot
+from car_simulator.domain import GROUPS, Assignment, Car, Leg, Point, Snapshot, car_group
 from car_simulator.handlers import CarSimulator, CommandApplier, Fleet, FleetGroups, ProgressSaver, handlers
 from car_simulator.simulation import Simulation
 
@@ -66,14 +66,18 @@ class World:
     wall: float = 0.0
 
     def __post_init__(self) -> None:
-        self.fleet = {f"car-{i:05d}": FleetCar(f"car-{i:05d}", 60.0 + i / 100, 24.9) for i in range(1, self.cars + 1)}
+        self.fleet = {
+            f"car-{i:05d}": FleetCar(f"car-{i:05d}", 60.0 + i / 100, 24.9) for i in range(1, self.cars + 1)
+        }
         self.groups = driving_all(self.store, self.fleet, self.wall)
         self.simulator = self.groups.simulator
         self.applier = CommandApplier(
             self.simulator, self.store, self.store.unit_of_work, self.groups.held, StraightRoads(10.0), 60
         )
         self.consume: MessageHandler = idempotent(self.store.unit_of_work, handlers(fleet=Fleet(self.fleet)))
-        self.saver = ProgressSaver(self.simulator, self.store, self.groups.lease_of, EVERY_S, clock=lambda: self.wall)
+        self.saver = ProgressSaver(
+            self.simulator, self.store, self.groups.lease_of, EVERY_S, clock=lambda: self.wall
+        )
 
     @property
     def sim(self) -> Simulation:
@@ -114,7 +118,9 @@ def test_a_release_and_a_late_assignment_of_the_released_ride_are_stored_too() -
     car = world.sim.car("car-00001")
     late = _assigned(car, "ride-1")
     world.deliver(CarReleased(ride_id="ride-1", car_id="car-00001", reason="RIDER_CANCELLED"), "ride-1")
-    [row] = world.store.load_all()  # the car was idle, but it must refuse ride-1 from now on, restarts included
+    [row] = (
+        world.store.load_all()
+    )  # the car was idle, but it must refuse ride-1 from now on, restarts included
     assert (row.car.version, row.car.phase, list(row.car.closed_rides)) == (1, CarPhase.IDLE, ["ride-1"])
     world.deliver(late, "ride-1")
     # two messages, each posted with its marker and applied: the late assignment only left the mailbox
@@ -176,7 +182,9 @@ def test_a_progress_save_never_overwrites_the_row_of_a_newer_command() -> None:
     list(world.run(5.0))
     [stale] = world.sim.due_saves(world.wall, every_s=0.0)  # taken before the release commits ...
     world.deliver(CarReleased(ride_id="ride-1", car_id="car-00001", reason="RIDER_CANCELLED"), "ride-1")
-    assert not world.store.save_progress(stale, lease(car_group("car-00001")))  # ... written after it: refused
+    assert not world.store.save_progress(
+        stale, lease(car_group("car-00001"))
+    )  # ... written after it: refused
     [row] = world.store.load_all()
     assert (row.car.version, row.car.phase, row.car.ride_id) == (2, CarPhase.IDLE, None)
 

@@ -4,7 +4,8 @@ with in-memory adapters and a lease table on in-process moto (its loops running 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,10 +20,13 @@ from acr.catalog.fleet import CarAssigned, CarOutOfService, CarReleased
 from acr.consumer import MessageHandler, idempotent
 from acr.envelope import CloudEvent
 from acr.fleet import FleetCar
+from acr.leases import LeaseTable
 from acr.service import Runtime
 from acr.settings import Settings
 from acr.stream import decode_record
+from acr.topology import Table
 from acr.unit_of_work import Duplicate
+from acr_testkit.aws import in_process_tables
 from acr_testkit.messaging import FakeMessaging
 from car_simulator.adapters.kinesis import KinesisPublisher, TelemetryBuffer
 from car_simulator.api import SimulatorState
@@ -30,6 +34,7 @@ from car_simulator.bootstrap import SERVICE, Adapters, assemble
 from car_simulator.domain import GROUPS
 from car_simulator.handlers import CarSimulator, CommandApplier, Fleet, FleetGroups, SimulationLoop, handlers
 from car_simulator.simulation import Simulation
+from car_simulator.topology import TOPOLOGY
 
 PICKUP = Place(label="1 Harbour Street", lat=60.165, lon=24.94)
 DROPOFF = Place(label="9 Station Road", lat=60.17, lon=24.93)
@@ -59,7 +64,9 @@ def simulator(groups: FleetGroups) -> CarSimulator:
 @pytest.fixture
 def consumer(groups: FleetGroups, store: MemoryCarStore) -> MessageHandler:
     """The events consumer, then the driver applying what it posted."""
-    applier = CommandApplier(groups.simulator, store, store.unit_of_work, groups.held, StraightRoads(10.0), 60)
+    applier = CommandApplier(
+        groups.simulator, store, store.unit_of_work, groups.held, StraightRoads(10.0), 60
+    )
     consume = idempotent(store.unit_of_work, handlers(fleet=Fleet(groups.fleet)))
 
     def consume_and_apply(event: CloudEvent, data: Any) -> None:
@@ -163,18 +170,35 @@ class Wired:
         save_every_s: float = 15,
     ) -> None:
         self.messaging, self.kinesis = FakeMessaging(), FakeKinesis()
-        self.settings = Settings(sim_speed=sim_speed, boarding_s=boarding_s, car_save_every_s=save_every_s)
+        self.settings = Settings(
+            sim_speed=sim_speed, boarding_s=boarding_s, car_save_every_s=save_every_s, replica="replica-1"
+        )
         self.store = store or MemoryCarStore()
 
     def wire(self, runtime: Runtime) -> SimulatorState:
         publisher = KinesisPublisher(self.kinesis, "acr-car-telemetry", TelemetryBuffer())
+        leases = LeaseTable(
+            self.dynamodb, TOPOLOGY.leases_table, self.settings.replica, self.settings.lease_s
+        )
         adapters = Adapters(
-            self.messaging, self.store.unit_of_work, self.store, StraightRoads(10.0), FLEET, publisher
+            consumers=self.messaging,
+            unit_of_work=self.store.unit_of_work,
+            cars=self.store,
+            mailbox=self.store,
+            leases=leases,
+            roads=StraightRoads(10.0),
+            fleet=FLEET,
+            telemetry=publisher,
         )
         return assemble(runtime, adapters)
 
-    def client(self) -> TestClient:
-        return TestClient(SERVICE.app(settings=self.settings, wire=self.wire))
+    @contextmanager
+    def client(self) -> Iterator[TestClient]:
+        """The app running, once it drives every group (its lease table on in-process moto)."""
+        with in_process_tables([Table(TOPOLOGY.leases_table, "leaseKey")]) as self.dynamodb:
+            with TestClient(SERVICE.app(settings=self.settings, wire=self.wire)) as client:
+                assert _until(lambda: client.get("/v1/ops/telemetry").json()["carsDrivenHere"] == len(FLEET))
+                yield client
 
     def telemetry(self, car_id: str) -> list[CarTelemetry]:
         """The records of ``car_id`` as they reached the stream."""
@@ -199,16 +223,21 @@ def test_http_cars_stall_unstall_and_telemetry_stats() -> None:
     wired = Wired(sim_speed=10, boarding_s=60)  # about 8 wall seconds to the pickup
     with wired.client() as client:
         wired.messaging.deliver("events", _assigned_data(), subject="ride-1", sequence=1)
+        assert _until(lambda: client.get("/v1/cars/car-00001").json()["rideId"] == "ride-1")
         cars = client.get("/v1/cars").json()["cars"]
         assert [c["carId"] for c in cars] == ["car-00001", "car-00002"]
         assert set(cars[0]) == {"carId", "phase", "rideId", "lat", "lon", "speedKmh"}
         assert (cars[0]["phase"], cars[0]["rideId"], cars[0]["speedKmh"]) == ("TO_PICKUP", "ride-1", 36.0)
 
-        stalled = client.post("/v1/cars/car-00001/stall").json()
+        posted = client.post("/v1/cars/car-00001/stall")  # posted to the car's mailbox, applied by its driver
+        assert posted.status_code == 202 and posted.json()["command"] == "STALL"
+        stalled = _until(
+            lambda: (car := client.get("/v1/cars/car-00001").json())["phase"] == "STALLED" and car
+        )
         assert (stalled["phase"], stalled["rideId"], stalled["speedKmh"]) == ("STALLED", "ride-1", 0.0)
         assert stalled["target"] == {"lat": PICKUP.lat, "lon": PICKUP.lon}
-        assert client.get("/v1/cars/car-00001").json()["phase"] == "STALLED"
-        assert client.post("/v1/cars/car-00001/unstall").json()["phase"] == "TO_PICKUP"
+        assert client.post("/v1/cars/car-00001/unstall").status_code == 202
+        assert _until(lambda: client.get("/v1/cars/car-00001").json()["phase"] == "TO_PICKUP")
 
         for path in ("/v1/cars/car-42", "/v1/cars/car-42/stall", "/v1/cars/car-42/unstall"):
             response = client.get(path) if path.endswith("42") else client.post(path)
@@ -226,7 +255,7 @@ def test_the_wired_app_drives_an_assigned_car_to_the_drop_off_and_stops_at_once(
     with wired.client() as client:
         assert client.get("/v1/cars/car-00001").json()["phase"] == "IDLE"
         wired.messaging.deliver("events", _assigned_data(), subject="ride-1", sequence=1)
-        assert client.get("/v1/cars/car-00001").json()["phase"] == "TO_PICKUP"
+        assert _until(lambda: client.get("/v1/cars/car-00001").json()["phase"] != "IDLE")
         assert _until(lambda: client.get("/v1/cars/car-00001").json()["odometerM"] > 0)
         done = _until(lambda: (car := client.get("/v1/cars/car-00001").json())["rideId"] is None and car)
         assert (done["phase"], done["lat"], done["lon"]) == ("IDLE", DROPOFF.lat, DROPOFF.lon)
@@ -241,7 +270,7 @@ def test_a_restarted_app_goes_on_with_the_ride_from_where_the_car_was_saved() ->
     first = Wired(sim_speed=20, boarding_s=1, store=store, save_every_s=0.5)  # ~4 wall s to the pickup
     with first.client():
         assigned = first.messaging.deliver("events", _assigned_data(), subject="ride-1", sequence=1)
-        assert _until(lambda: store.tables.cars["car-00001"].car.travelled_m > 100)
+        assert _until(lambda: (row := store.tables.cars.get("car-00001")) and row.car.travelled_m > 100)
         store.tables.unreachable = True  # killed: nothing more is written, not even the last progress
     saved = store.tables.cars["car-00001"]
     leg = saved.car.leg

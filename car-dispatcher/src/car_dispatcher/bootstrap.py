@@ -11,8 +11,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from car_dispatcher.domain import Car
-
 from acr.catalog.base import TELEMETRY_STREAM
 from acr.fleet import seed_fleet
 from acr.runtime import Consumers, Messaging, Streams
@@ -22,6 +20,7 @@ from car_dispatcher.adapters.dynamo import DynamoFleetUnitOfWork, DynamoPosition
 from car_dispatcher.adapters.fleet_view import LiveFleet
 from car_dispatcher.adapters.roads import CityRoads
 from car_dispatcher.api import CarDispatcher, router
+from car_dispatcher.domain import Car
 from car_dispatcher.handlers import DispatchControl, handlers
 from car_dispatcher.ports import FleetView, Positions, Roads, UnitOfWork
 from car_dispatcher.telemetry import FleetSync, PositionTracker, PositionWatcher

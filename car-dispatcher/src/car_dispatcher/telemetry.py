@@ -45,7 +45,9 @@ class FleetSync:
     """Every ``every_s``, the cars as the table holds them (states, rides, versions) into the view: what
     other replicas reserved, released or took out of service shows here within that time."""
 
-    def __init__(self, fleet: FleetView, cars: Callable[[], list[Car]], every_s: float = SYNC_EVERY_S) -> None:
+    def __init__(
+        self, fleet: FleetView, cars: Callable[[], list[Car]], every_s: float = SYNC_EVERY_S
+    ) -> None:
         self._fleet = fleet
         self._cars = cars
         self.every_s = every_s

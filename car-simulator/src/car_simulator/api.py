@@ -66,7 +66,9 @@ def car_detail(car: Car) -> dict[str, Any]:
 def _fleet_now(state: SimulatorState, car_ids: list[str]) -> list[Car]:
     """The cars as they are now: live where this replica drives them, else as their driver last saved
     them (a moving car's row is at most ``ACR_CAR_SAVE_EVERY_S`` behind, a phase change at most a second)."""
-    live = state.simulator.locked(lambda sim: {cid: sim.cars[cid].copy() for cid in car_ids if cid in sim.cars})
+    live = state.simulator.locked(
+        lambda sim: {cid: sim.cars[cid].copy() for cid in car_ids if cid in sim.cars}
+    )
     others = [state.fleet.cars[cid] for cid in car_ids if cid not in live]
     stored = cars_as_stored(state.groups.seed, others, state.store.load(c.car_id for c in others))
     return sorted([*live.values(), *stored], key=lambda car: car.car_id)
@@ -116,4 +118,6 @@ def telemetry(state: State) -> dict[str, Any]:
         }
 
     groups = {"groupsHeld": sorted(state.groups.held()), "commandsApplied": state.applier.applied}
-    return state.telemetry.stats() | state.simulator.locked(fleet) | groups | {"carSaves": state.saver.stats()}
+    return (
+        state.telemetry.stats() | state.simulator.locked(fleet) | groups | {"carSaves": state.saver.stats()}
+    )

@@ -84,7 +84,9 @@ def assemble(runtime: Runtime, adapters: Adapters) -> SimulatorState:
     runtime.loops.add("car-saver", saver.run)
     runtime.loops.on_stop(adapters.telemetry.wake)
     runtime.loops.on_stop(applier.wake)
-    return SimulatorState(simulator, adapters.telemetry, saver, groups, applier, adapters.cars, adapters.mailbox, fleet)
+    return SimulatorState(
+        simulator, adapters.telemetry, saver, groups, applier, adapters.cars, adapters.mailbox, fleet
+    )
 
 
 def aws_adapters(runtime: Runtime) -> Adapters:

@@ -267,7 +267,10 @@ class CommandApplier:
 def cars_as_stored(seed: int, fleet: Sequence[FleetCar], stored: Sequence[Snapshot]) -> list[Car]:
     """The cars as their rows hold them; a car without a row IDLE at its seeded position."""
     rows = {snapshot.car.car_id: snapshot.car for snapshot in stored}
-    return [rows.get(c.car_id) or Car(c.car_id, c.lat, c.lon, battery=initial_battery(seed, c.car_id)) for c in fleet]
+    return [
+        rows.get(c.car_id) or Car(c.car_id, c.lat, c.lon, battery=initial_battery(seed, c.car_id))
+        for c in fleet
+    ]
 
 
 @dataclass
@@ -298,21 +301,29 @@ class FleetGroups:
         with self._lock:
             self.leases[lease.key] = lease
         riding = sum(1 for car in cars if car.ride_id is not None)
-        log.info("group %s gained (token %d): %d cars, %d with a ride", lease.key, lease.token, len(cars), riding)
+        log.info(
+            "group %s gained (token %d): %d cars, %d with a ride", lease.key, lease.token, len(cars), riding
+        )
 
     def on_lost(self, group: str) -> None:
         with self._lock:
             lease = self.leases.pop(group, None)
         members = {cid for cid in self.fleet if car_group(cid) == group}
         due = self.simulator.locked(lambda sim: sim.due_saves(math.inf, 0.0))
-        saved = 0
-        try:
-            for snapshot in (s for s in due if s.car.car_id in members and lease is not None):
-                saved += self.store.save_progress(snapshot, lease)  # type: ignore[arg-type]  # not None
-        except Exception:  # Fenced, or the store does not answer: the rows stay as last saved
-            log.info("group %s: the last progress of its cars was not saved", group, exc_info=True)
+        saved = self._save_last(lease, [s for s in due if s.car.car_id in members]) if lease else 0
         self.simulator.locked(lambda sim: sim.drop(members))
         log.info("group %s lost: %d cars no longer driven here, %d saved", group, len(members), saved)
+
+    def _save_last(self, lease: Lease, due: list[Snapshot]) -> int:
+        """Save the group's cars once more before they are dropped (refused once another replica took
+        the group: then its rows stay as last saved, which its new driver has read)."""
+        saved = 0
+        try:
+            for snapshot in due:
+                saved += self.store.save_progress(snapshot, lease)
+        except Exception:  # Fenced, or the store does not answer
+            log.info("group %s: the last progress of its cars was not saved", lease.key, exc_info=True)
+        return saved
 
 
 # --- the clock ---------------------------------------------------------------------------------------------

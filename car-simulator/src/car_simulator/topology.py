@@ -1,8 +1,8 @@
 """The car edge's slice: the telemetry stream it writes, the fleet events it obeys, its cars table, the
-groups' mailboxes and (once leases are declared) the group leases.
+groups' mailboxes and its lease table (``acr-car-simulator-leases``: which replica drives each car group).
 
 It publishes nothing on a bus (``context`` None); its subscription gets an inbox table automatically,
-where the idempotency markers of the fleet events are kept, committed with the cars' rows (see
+where the idempotency markers of the fleet events are kept, committed with the commands they post (see
 ``handlers``).
 """
 
@@ -18,4 +18,5 @@ TOPOLOGY = ServiceTopology(
     subscriptions=(Subscription("events", (CarAssigned, CarReleased, CarOutOfService)),),
     tables=(Table(CARS, "carId"), Table(COMMANDS, "group")),
     streams=(Stream(TELEMETRY_STREAM, shards=2),),
+    leases=True,
 )

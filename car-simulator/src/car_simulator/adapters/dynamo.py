@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 from acr import dynamo
 from acr.dynamo import DynamoUnitOfWork, ServiceUnitOfWork, Transaction, TransactionCancelled
 from acr.leases import KEY, Lease, LeaseTable
-from car_simulator.adapters.rows import PROGRESS, car_item, command_from_item, command_item, progress_item, snapshot_from_item
+from car_simulator.adapters.rows import (
+    PROGRESS,
+    car_item,
+    command_from_item,
+    command_item,
+    progress_item,
+    snapshot_from_item,
+)
 from car_simulator.domain import CarCommand, Snapshot
 from car_simulator.ports import Fenced
 from car_simulator.topology import CARS, COMMANDS
@@ -128,7 +135,8 @@ def progress_update(snapshot: Snapshot) -> dict[str, Any]:
     return {
         "UpdateExpression": expression,
         "ExpressionAttributeNames": {f"#{name}": name for name in present + absent} | {"#version": "version"},
-        "ExpressionAttributeValues": {f":{name}": values[name] for name in present} | {":v": snapshot.car.version},
+        "ExpressionAttributeValues": {f":{name}": values[name] for name in present}
+        | {":v": snapshot.car.version},
     }
 
 
@@ -143,7 +151,10 @@ class DynamoCarStore:
         items: list[dict[str, Any]] = []
         for start in range(0, len(keys), 100):  # the BatchGetItem limit
             request: dict[str, Any] = {
-                self._table: {"Keys": [dynamo.to_item(k) for k in keys[start : start + 100]], "ConsistentRead": True}
+                self._table: {
+                    "Keys": [dynamo.to_item(k) for k in keys[start : start + 100]],
+                    "ConsistentRead": True,
+                }
             }
             while request:
                 page = self._dynamodb.batch_get_item(RequestItems=request)

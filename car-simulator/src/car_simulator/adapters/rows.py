@@ -8,7 +8,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from acr.catalog.car import CarPhase
-from car_simulator.domain import CLOSED_RIDES_KEPT, Assignment, Car, CarCommand, CommandKind, Leg, Point, Snapshot
+from car_simulator.domain import (
+    CLOSED_RIDES_KEPT,
+    Assignment,
+    Car,
+    CarCommand,
+    CommandKind,
+    Leg,
+    Point,
+    Snapshot,
+)
 
 Item = dict[str, Any]
 
