@@ -24,11 +24,12 @@ Row = TypeVar("Row", CarCursor, RideTracking)
 
 @dataclass
 class TrackingTables(MessageStore):
-    """The stored rows, the outbox and the checkpoints."""
+    """The stored rows, the outbox, the checkpoints and who holds each shard's lease."""
 
     cars: dict[str, CarCursor] = field(default_factory=dict)
     rides: dict[str, RideTracking] = field(default_factory=dict)
     checkpoints: dict[str, str] = field(default_factory=dict)
+    leases: dict[str, tuple[str, int]] = field(default_factory=dict)  # lease key -> (owner, token)
     commits: int = 0
     commit_sizes: list[int] = field(default_factory=list)  # items per committed transaction
 
@@ -66,10 +67,14 @@ class MemoryTrackingUnitOfWork(MemoryUnitOfWork):
         self.stage(check, lambda: rows.__setitem__(key, row))
 
     def checkpoint(self, checkpoint: Checkpoint) -> None:
-        item = checkpoint.item()
-        self.stage(
-            lambda: None, lambda: self._tables.checkpoints.__setitem__(item["shardId"], item["sequence"])
-        )
+        """Stored only under the shard's lease (a shard nobody leased counts as owner "" with token 0)."""
+        key = checkpoint.item()["leaseKey"]
+
+        def check() -> str | None:
+            held = self._tables.leases.get(key, ("", 0))
+            return None if held == (checkpoint.owner, checkpoint.token) else "checkpoint"
+
+        self.stage(check, lambda: self._tables.checkpoints.__setitem__(key, checkpoint.sequence))
 
     def commit(self) -> None:
         size, self._staged = self._staged, 0

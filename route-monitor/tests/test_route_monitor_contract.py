@@ -4,6 +4,8 @@ no markers — holds for both."""
 
 from __future__ import annotations
 
+import itertools
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -14,6 +16,7 @@ from route_monitor_fakes import MemoryTrackingStore
 from acr import catalog, dynamo
 from acr.catalog.car import CarPhase
 from acr.catalog.monitoring import TripCompleted, TripStarted
+from acr.leases import Lease, LeaseTable
 from acr.stream import Checkpoint
 from acr.unit_of_work import Conflict
 from acr_testkit.aws import in_process_messaging, published
@@ -30,29 +33,53 @@ SHARD = "shardId-000000000000"
 class Backend:
     store: TrackingStore
     published: Callable[[], list[str]]
-    checkpoint: Callable[[str], str | None]  # the stored sequence of one "<reader>#<shard>"
+    checkpoint: Callable[[str], str | None]  # the stored sequence of one "shard#<reader>#<shard>"
+    lease: Callable[[str], Checkpoint]  # replica takes SHARD's lease: a checkpoint it may write
+
+
+def _at(lease: Lease | tuple[str, int], sequence: str = "") -> Checkpoint:
+    owner, token = (lease.owner, lease.token) if isinstance(lease, Lease) else lease
+    return Checkpoint(CHECKPOINTS, "route-monitor", SHARD, sequence, owner, token)
 
 
 @pytest.fixture(params=["memory", "dynamodb"])
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     if request.param == "memory":
         memory = MemoryTrackingStore()
+
+        def take(replica: str) -> Checkpoint:
+            key = f"shard#route-monitor#{SHARD}"
+            held = (replica, memory.tables.leases.get(key, ("", 0))[1] + 1)
+            memory.tables.leases[key] = held
+            return _at(held)
+
         yield Backend(
             memory,
             lambda: [catalog.CATALOG[o.event.type].name for o in memory.tables.outbox],
             memory.tables.checkpoints.get,
+            take,
         )
         return
     with in_process_messaging(TOPOLOGY) as messaging:
 
         def checkpoint(shard: str) -> str | None:
-            row = dynamo.get(messaging.dynamodb, CHECKPOINTS, {"shardId": shard})
-            return None if row is None else str(row["sequence"])
+            row = dynamo.get(messaging.dynamodb, CHECKPOINTS, {"leaseKey": shard})
+            return None if row is None or "sequence" not in row else str(row["sequence"])
+
+        hours = itertools.count()
+
+        def take_lease(replica: str) -> Checkpoint:
+            later = time.time() + 3600 * next(hours)  # after any earlier holder's lease expired
+            lease = LeaseTable(messaging.dynamodb, CHECKPOINTS, replica, 60, clock=lambda: later)
+            taken = lease.acquire(f"shard#route-monitor#{SHARD}")
+            assert taken is not None
+            return _at(taken)
 
         yield Backend(
             DynamoTrackingStore(messaging.dynamodb, messaging.unit_of_work),
             lambda: published(messaging),
             checkpoint,
+            take_lease,
         )
 
 
@@ -146,36 +173,54 @@ def test_facts_and_the_checkpoint_are_written_with_the_rows_or_not_at_all(backen
     done = TripCompleted(
         ride_id="ride-1", car_id="car-1", distance_meters=500.0, duration_seconds=75.0, at=AT
     )
+    held = backend.lease("route-monitor-1")
     first = backend.store.unit_of_work()
     first.save_car(a_car())
     first.record(started, subject="ride-1")
-    first.checkpoint(Checkpoint(CHECKPOINTS, "route-monitor", SHARD, "0001"))
+    first.checkpoint(replace(held, sequence="0001"))
     after: list[str] = []
     first.after_commit(lambda: after.append("committed"))
-    assert backend.published() == [] and backend.checkpoint(f"route-monitor#{SHARD}") is None
+    assert backend.published() == [] and backend.checkpoint(f"shard#route-monitor#{SHARD}") is None
     first.commit()
     assert backend.published() == ["TripStarted"] and after == ["committed"]
-    assert backend.checkpoint(f"route-monitor#{SHARD}") == "0001"
+    assert backend.checkpoint(f"shard#route-monitor#{SHARD}") == "0001"
 
     failed = backend.store.unit_of_work()
     failed.save_car(a_car())  # still at version 0 here: the row is at 1
     failed.record(done, subject="ride-1")
-    failed.checkpoint(Checkpoint(CHECKPOINTS, "route-monitor", SHARD, "0002"))
+    failed.checkpoint(replace(held, sequence="0002"))
     with pytest.raises(Conflict) as conflict:
         failed.commit()
     assert conflict.value.labels == ["car"]
     assert backend.published() == ["TripStarted"]
-    assert backend.checkpoint(f"route-monitor#{SHARD}") == "0001"
+    assert backend.checkpoint(f"shard#route-monitor#{SHARD}") == "0001"
 
 
 def test_no_markers_are_kept_a_checkpoint_alone_commits_again_and_again(backend: Backend) -> None:
     event = catalog.record(TripStarted(ride_id="ride-1", car_id="car-1", at=AT), subject="ride-1")
+    held = backend.lease("route-monitor-1")
     for sequence in ("0001", "0002"):
         uow = backend.store.unit_of_work()
         uow.mark_consumed(event)
-        uow.checkpoint(Checkpoint(CHECKPOINTS, "route-monitor", SHARD, sequence))
+        uow.checkpoint(replace(held, sequence=sequence))
         uow.commit()
-    assert backend.checkpoint(f"route-monitor#{SHARD}") == "0002"
+    assert backend.checkpoint(f"shard#route-monitor#{SHARD}") == "0002"
+
+
+def test_a_replica_that_lost_the_shards_lease_commits_nothing(backend: Backend) -> None:
+    """Fencing: the stale holder's rows, facts and checkpoint are refused together."""
+    stale = backend.lease("route-monitor-1")
+    current = backend.lease("route-monitor-2")
+    assert current.token == stale.token + 1
+    uow = backend.store.unit_of_work()
+    uow.save_car(a_car())
+    uow.record(TripStarted(ride_id="ride-1", car_id="car-1", at=AT), subject="ride-1")
+    uow.checkpoint(replace(stale, sequence="0001"))
+    with pytest.raises(Conflict) as refused:
+        uow.commit()
+    assert refused.value.labels == ["checkpoint"]
+    assert backend.published() == [] and backend.store.cars(["car-1"]) == {}
+    assert backend.checkpoint(f"shard#route-monitor#{SHARD}") is None
 
 
 def test_many_rows_are_read_in_one_call_past_the_batch_size(backend: Backend) -> None:

@@ -22,13 +22,13 @@ from route_monitor_fakes import (
 from acr import clock
 from acr.catalog.car import CarTelemetry
 from acr.metrics import COUNTERS
-from acr.stream import Checkpoint, StreamRecord
+from acr.stream import Checkpoint, ShardLost, StreamRecord
 from acr_testkit.messaging import FakeMessaging
 from route_monitor.bootstrap import SERVICE, Adapters, assemble
 from route_monitor.domain import Rules
 from route_monitor.handlers import TelemetryProcessor, TelemetryStats
 
-TABLE = "acr-route-monitor-checkpoints"
+TABLE = "acr-route-monitor-leases"
 RULES = Rules(stall_window_s=120, eta_push_s=2)
 
 
@@ -54,7 +54,7 @@ def checkpoint(records: list[StreamRecord]) -> Checkpoint:
 
 def after_checkpoint(store: MemoryTrackingStore, records: list[StreamRecord]) -> list[StreamRecord]:
     """What a restarted reader gets: the records after the committed checkpoint."""
-    done = store.tables.checkpoints.get("route-monitor#shardId-000000000000")
+    done = store.tables.checkpoints.get("shard#route-monitor#shardId-000000000000")
     return [r for r in records if done is None or r.sequence > done]
 
 
@@ -79,7 +79,7 @@ def test_a_whole_ride_becomes_facts_rows_and_a_checkpoint_in_one_transaction() -
     completed = store.tables.facts("TripCompleted")[0]
     assert completed.event.subject == "ride-1" and str(completed.destination) == "bus:acr-monitoring"
     assert completed.event.source == "acr.route-monitor"
-    assert store.tables.checkpoints == {"route-monitor#shardId-000000000000": records[-1].sequence}
+    assert store.tables.checkpoints == {"shard#route-monitor#shardId-000000000000": records[-1].sequence}
     assert store.tables.rides["ride-1"].completed is True
 
 
@@ -93,6 +93,16 @@ def test_eta_updates_are_pushed_while_moving() -> None:
     processor(store, now=wall(0) + seconds(2.5))(second, checkpoint(second))
     etas = store.tables.facts("RideEtaUpdated")
     assert len(etas) == 2 and etas[1].event.data["etaSeconds"] == round(2850 / 10, 1)
+
+
+def test_a_replica_that_lost_the_shard_applies_nothing_and_says_so() -> None:
+    store = MemoryTrackingStore()
+    store.tables.leases["shard#route-monitor#shardId-000000000000"] = ("route-monitor-2", 2)
+    records = stream_records(whole_ride(Car("car-1"), "ride-1"))
+    stale = replace(checkpoint(records), owner="route-monitor-1", token=1)
+    with pytest.raises(ShardLost):
+        processor(store, now=wall(0))(records, stale)
+    assert store.tables.commits == 0 and store.tables.outbox == [] and store.tables.checkpoints == {}
 
 
 def test_a_big_batch_is_split_below_the_transaction_limit_with_intermediate_checkpoints() -> None:
@@ -180,7 +190,7 @@ def test_parked_cars_heartbeats_commit_nothing_but_a_checkpoint_every_ten_second
         now[0] = WALL0 + seconds(second)
         records = stream_records([car.record(second, "IDLE", None)], first=second + 1)
         tracking(records, checkpoint(records))
-        committed.append(store.tables.checkpoints["route-monitor#shardId-000000000000"])
+        committed.append(store.tables.checkpoints["shard#route-monitor#shardId-000000000000"])
     assert sorted(set(committed)) == [f"{n:020d}" for n in (1, 11, 21)]  # at 0, 10 and 20 s
     assert store.tables.rides == {} and store.tables.cars == {}
 

@@ -8,7 +8,7 @@ from acr.topology import ServiceTopology, Subscription, Table
 
 CARS = "acr-car-dispatcher-cars"
 ASSIGNMENTS = "acr-car-dispatcher-assignments"
-CHECKPOINTS = "acr-car-dispatcher-checkpoints"
+CHECKPOINTS = "acr-car-dispatcher-leases"  # the lease table: a shard's lease row holds its checkpoint
 
 TOPOLOGY = ServiceTopology(
     service="car-dispatcher",
@@ -18,5 +18,7 @@ TOPOLOGY = ServiceTopology(
         Subscription("events", (RideRequested, RideCancelled, TripStarted, TripCompleted, CarStalled)),
     ),
     reads=(CarTelemetry,),  # car positions, for dispatch
-    tables=(Table(CARS, "carId"), Table(ASSIGNMENTS, "rideId"), Table(CHECKPOINTS, "shardId")),
+    tables=(Table(CARS, "carId"), Table(ASSIGNMENTS, "rideId")),
+    leases=True,
 )
+assert TOPOLOGY.leases_table == CHECKPOINTS

@@ -1,5 +1,5 @@
-"""Reading a Kinesis stream (in-process moto): a thread per shard from ``run(stop)`` until ``stop``, each
-batch handed over with its checkpoint, and a restarted reader resuming after the stored checkpoint."""
+"""Reading a Kinesis stream (in-process moto): a thread per leased shard from ``run(stop)`` until ``stop``,
+each batch handed over with its checkpoint, and a restarted reader resuming after the stored checkpoint."""
 
 from __future__ import annotations
 
@@ -19,13 +19,13 @@ from acr.stream import Checkpoint, StreamRecord
 from acr.topology import Table
 from acr_testkit.aws import client, in_process_tables
 
-STREAM, CHECKPOINTS = "acr-car-telemetry", "acr-svc-checkpoints"
+STREAM, CHECKPOINTS = "acr-car-telemetry", "acr-svc-leases"
 
 
 @pytest.fixture
 def aws() -> Iterator[tuple[Any, Any]]:
     """DynamoDB with a checkpoint table, and Kinesis with a two-shard stream, on in-process moto."""
-    with in_process_tables([Table(CHECKPOINTS, "shardId")]) as dynamodb:
+    with in_process_tables([Table(CHECKPOINTS, "leaseKey")]) as dynamodb:
         kinesis = client("kinesis")
         kinesis.create_stream(StreamName=STREAM, ShardCount=2)
         yield dynamodb, kinesis
@@ -76,6 +76,7 @@ def _reader(dynamodb: Any, kinesis: Any, collector: Collector) -> KinesisReader:
         stream=STREAM,
         checkpoint_table=CHECKPOINTS,
         processor=collector,
+        replica="svc-1",
         poll_s=0.05,
         idle_poll_s=0.1,
     )

@@ -13,7 +13,7 @@ from typing import Any
 import acr.clock
 from acr.catalog.car import CarTelemetry
 from acr.metrics import COUNTERS
-from acr.stream import Checkpoint, CheckpointPace, StreamRecord
+from acr.stream import Checkpoint, CheckpointPace, ShardLost, StreamRecord
 from acr.unit_of_work import MAX_TRANSACTION_ITEMS, Conflict
 from route_monitor.domain import CarCursor, Changes, QuietCars, Rules, Tracker
 from route_monitor.ports import Roads, TrackingStore
@@ -65,7 +65,8 @@ class TelemetryProcessor:
 
     Records are applied to the state read from the store; each transaction holds the changed rows, the
     facts and the checkpoint of the last record it covers (split below the 100-item limit).
-    A conflict (the other shard's reader changed a ride meanwhile) re-reads the state and tries again.
+    A conflict (the other shard's reader changed a ride meanwhile) re-reads the state and tries again; a
+    refused checkpoint (this replica lost the shard's lease) raises ``ShardLost``: the batch is not applied.
     Records that change nothing (parked cars' heartbeats) commit nothing but, at the ``checkpoints``
     pace, the checkpoint.
 
@@ -107,6 +108,8 @@ class TelemetryProcessor:
             try:
                 pending = self._commit_next(tracker, pending, checkpoint)
             except Conflict as exc:
+                if "checkpoint" in exc.labels:
+                    raise ShardLost(checkpoint.shard_id) from exc  # another replica holds the shard now
                 failures += 1
                 COUNTERS.add("trackingConflicts")
                 log.info(

@@ -6,7 +6,7 @@ from acr.topology import ServiceTopology, Table
 
 TRACKING = "acr-route-monitor-tracking"  # one row per ride (pk rideId)
 CARS = "acr-route-monitor-cars"  # one cursor per car that carries or carried a ride (pk carId)
-CHECKPOINTS = "acr-route-monitor-checkpoints"  # one row per reader and shard (pk shardId)
+CHECKPOINTS = "acr-route-monitor-leases"  # the lease table: a shard's lease row holds its checkpoint
 READER = "route-monitor"
 
 TOPOLOGY = ServiceTopology(
@@ -14,5 +14,7 @@ TOPOLOGY = ServiceTopology(
     context="monitoring",
     publishes=(RideEtaUpdated, CarArrivedAtPickup, TripStarted, TripCompleted, CarStalled),
     reads=(CarTelemetry,),
-    tables=(Table(TRACKING, "rideId"), Table(CARS, "carId"), Table(CHECKPOINTS, "shardId")),
+    tables=(Table(TRACKING, "rideId"), Table(CARS, "carId")),
+    leases=True,
 )
+assert TOPOLOGY.leases_table == CHECKPOINTS

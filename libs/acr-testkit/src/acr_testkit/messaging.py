@@ -10,6 +10,7 @@ from acr import catalog
 from acr.catalog.base import EventData
 from acr.consumer import Handlers, MessageHandler, U, idempotent
 from acr.envelope import CloudEvent
+from acr.kinesis import Watcher
 from acr.stream import Processor
 
 
@@ -19,6 +20,7 @@ class FakeMessaging:
 
     consumers: dict[str, MessageHandler] = field(default_factory=dict)
     streams: dict[str, Processor] = field(default_factory=dict)
+    watchers: dict[str, Watcher] = field(default_factory=dict)
 
     def consume(
         self, queue: str, handlers: Handlers[U], unit_of_work: Callable[[], U], *, fifo: bool = False
@@ -26,10 +28,19 @@ class FakeMessaging:
         self.consumers[queue + (".fifo" if fifo else "")] = idempotent(unit_of_work, handlers)
 
     def read_stream(
-        self, reader: str, stream: str, checkpoint_table: str, processor: Processor, poll_s: float = 0.5
+        self,
+        reader: str,
+        stream: str,
+        checkpoint_table: str,
+        processor: Processor,
+        poll_s: float = 0.5,
+        *,
+        watcher: Watcher | None = None,
     ) -> None:
         del stream, checkpoint_table, poll_s
         self.streams[reader] = processor
+        if watcher is not None:
+            self.watchers[reader] = watcher
 
     def deliver(
         self, queue: str, data: EventData, *, subject: str | None = None, sequence: int | None = None

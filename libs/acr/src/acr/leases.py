@@ -122,25 +122,22 @@ class LeaseTable:
 
     def all(self, prefix: str = "") -> list[Lease]:
         """Every lease whose key starts with ``prefix`` (expired ones too), by key."""
-        leases: list[Lease] = []
+        return [_lease(row) for row in self.rows(prefix) if "token" in row]
+
+    def rows(self, prefix: str = "") -> list[dict[str, Any]]:
+        """The rows whose key starts with ``prefix``, with what else they hold (a checkpoint), by key."""
+        rows: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {}
         while True:
             page = self.dynamodb.scan(TableName=self.table, ConsistentRead=True, **kwargs)
-            for item in page.get("Items", []):
-                row = from_item(item)
-                if str(row[KEY]).startswith(prefix) and "token" in row:
-                    leases.append(_lease(row))
+            rows += [row for row in map(from_item, page.get("Items", [])) if str(row[KEY]).startswith(prefix)]
             if "LastEvaluatedKey" not in page:
-                return sorted(leases, key=lambda lease: lease.key)
+                return sorted(rows, key=lambda row: str(row[KEY]))
             kwargs = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
 
     def guard(self, lease: Lease) -> Guard:
         """``owner = me AND token = t``: the condition every write made under ``lease`` carries."""
-        return Guard(
-            "#owner = :leaseOwner AND #token = :leaseToken",
-            {"#owner": "owner", "#token": "token"},
-            {":leaseOwner": lease.owner, ":leaseToken": lease.token},
-        )
+        return guard(lease)
 
     def _update(
         self,
@@ -165,6 +162,15 @@ class LeaseTable:
                 return None
             raise
         return lease
+
+
+def guard(lease: Lease) -> Guard:
+    """``owner = me AND token = t``: the condition every write made under ``lease`` carries."""
+    return Guard(
+        "#owner = :leaseOwner AND #token = :leaseToken",
+        {"#owner": "owner", "#token": "token"},
+        {":leaseOwner": lease.owner, ":leaseToken": lease.token},
+    )
 
 
 def _lease(row: dict[str, Any]) -> Lease:
@@ -237,14 +243,15 @@ class LeasedKeys:
         for key, lease in sorted(self.held().items()):
             renewed = self.table.renew(lease) if key in keys else None
             if renewed is None:
+                self._lose(key)
                 if key not in keys:
                     self.table.release(lease)
-                self._lose(key)
             else:
                 self._set(key, renewed)
         for key in sorted(self.held())[share:]:
-            self.table.release(self.held()[key])
-            self._lose(key)
+            extra = self.held()[key]
+            self._lose(key)  # stopped here before another replica can take it
+            self.table.release(extra)
         for key in _rotated(keys, self.table.owner):
             if len(self.held()) >= share:
                 break
@@ -258,11 +265,11 @@ class LeasedKeys:
     def release_all(self) -> None:
         """Give every held lease back (a clean stop); a replica that dies skips this, its leases expire."""
         for key, lease in sorted(self.held().items()):
+            self._lose(key)
             try:
                 self.table.release(lease)
             except Exception:
                 log.exception("cannot release %s", key)
-            self._lose(key)
         try:
             if (heartbeat := self.table.acquire(self.heartbeat)) is not None:
                 self.table.release(heartbeat)

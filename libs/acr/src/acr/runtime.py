@@ -12,7 +12,7 @@ from acr.channels import Channel, EventBridgeChannel, FaultyChannel, SnsFifoChan
 from acr.consumer import Handlers, SqsConsumer, U, idempotent
 from acr.dynamo import DynamoUnitOfWork
 from acr.faults import process_faults, windows_allowed
-from acr.kinesis import KinesisReader
+from acr.kinesis import KinesisReader, Watcher
 from acr.loops import Loops
 from acr.outbox_metric import OutboxAgeMetric
 from acr.publishing import Backoff
@@ -41,7 +41,13 @@ class Streams(Protocol):
     """Where a service's wiring registers a stream processor (``Messaging``, or a test's fake)."""
 
     def read_stream(
-        self, reader: str, stream: str, checkpoint_table: str, processor: Processor
+        self,
+        reader: str,
+        stream: str,
+        checkpoint_table: str,
+        processor: Processor,
+        *,
+        watcher: Watcher | None = None,
     ) -> object: ...
 
 
@@ -185,9 +191,18 @@ class Messaging:
         self._loops.add(consumer.name, consumer.run)
 
     def read_stream(
-        self, reader: str, stream: str, checkpoint_table: str, processor: Processor, poll_s: float = 0.5
+        self,
+        reader: str,
+        stream: str,
+        checkpoint_table: str,
+        processor: Processor,
+        poll_s: float = 0.5,
+        *,
+        watcher: Watcher | None = None,
     ) -> KinesisReader:
-        """Read every shard of ``stream`` as ``reader`` (a thread per shard)."""
+        """Read the shards of ``stream`` this replica leases as ``reader`` (a thread per shard); the
+        checkpoints live on the lease rows of ``checkpoint_table`` (the service's lease table). A
+        ``watcher`` is given the records of the shards other replicas hold."""
         kinesis_reader = KinesisReader(
             reader=reader,
             kinesis=self.kinesis(),
@@ -195,6 +210,9 @@ class Messaging:
             stream=stream,
             checkpoint_table=checkpoint_table,
             processor=processor,
+            replica=self.settings.replica,
+            lease_s=self.settings.lease_s,
+            watcher=watcher,
             poll_s=poll_s,
         )
         self._loops.add(f"{reader}-reader", kinesis_reader.run)

@@ -33,22 +33,38 @@ class StreamRecord:
     data: EventData
 
 
+def shard_lease_key(reader: str, shard_id: str) -> str:
+    """The lease row of ``reader`` on ``shard_id`` (``acr.leases``), which also holds its checkpoint."""
+    return f"shard#{reader}#{shard_id}"
+
+
 @dataclass(frozen=True)
 class Checkpoint:
-    """Where ``reader`` is on ``shard_id``: everything up to ``sequence`` is done."""
+    """Where ``reader`` is on ``shard_id``: everything up to ``sequence`` is done.
+
+    It is stored on the shard's lease row in ``table`` (the service's lease table), and only while that
+    lease is still ``owner``'s under fencing ``token``: a replica that lost the shard cannot move it (its
+    transaction fails and the processor raises ``ShardLost``)."""
 
     table: str
     reader: str
     shard_id: str
     sequence: str
+    owner: str = ""
+    token: int = 0
 
     @property
     def key(self) -> dict[str, str]:
-        return {"shardId": f"{self.reader}#{self.shard_id}"}
+        return {"leaseKey": shard_lease_key(self.reader, self.shard_id)}
 
     def item(self) -> dict[str, Any]:
-        """The row stored in the reader's checkpoint table."""
+        """The lease row's key and the stored position."""
         return self.key | {"sequence": self.sequence}
+
+
+class ShardLost(Exception):
+    """A checkpoint was refused: this replica no longer holds the shard's lease, so it stops reading it
+    (the new holder resumes from the last checkpoint this one committed)."""
 
 
 class CheckpointPace:
