@@ -34,7 +34,6 @@ from acr.catalog.fleet import CarAssigned, CarOutOfService, CarReleased
 from acr.consumer import Handlers
 from acr.envelope import CloudEvent
 from acr.fleet import FleetCar
-from acr.leases import Lease
 from acr.unit_of_work import Conflict
 from car_simulator.domain import (
     Assignment,
@@ -46,7 +45,7 @@ from car_simulator.domain import (
     car_group,
     initial_battery,
 )
-from car_simulator.ports import CarStore, Fenced, Mailbox, Roads, TelemetrySink, UnitOfWork
+from car_simulator.ports import CarStore, Fenced, GroupLease, Mailbox, Roads, TelemetrySink, UnitOfWork
 from car_simulator.simulation import Report, Simulation, UnknownCar
 
 log = logging.getLogger(__name__)
@@ -177,7 +176,7 @@ class CommandApplier:
     simulator: CarSimulator
     mailbox: Mailbox
     unit_of_work: Callable[[], UnitOfWork]
-    leases: Callable[[], dict[str, Lease]]
+    leases: Callable[[], dict[str, GroupLease]]
     roads: Roads
     boarding_s: float
     poll_s: float = APPLY_POLL_S
@@ -212,7 +211,7 @@ class CommandApplier:
         self.applied += done
         return done
 
-    def _apply(self, lease: Lease, command: CarCommand) -> bool:
+    def _apply(self, lease: GroupLease, command: CarCommand) -> bool:
         """One command in its own fenced transaction; False when the group is no longer ours (or the
         command was applied already by the group's previous driver): its mailbox is left for later."""
         uow = self.unit_of_work()
@@ -283,18 +282,18 @@ class FleetGroups:
     store: CarStore
     fleet: Mapping[str, FleetCar]
     seed: int
-    leases: dict[str, Lease] = field(default_factory=dict)
+    leases: dict[str, GroupLease] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def held(self) -> dict[str, Lease]:
+    def held(self) -> dict[str, GroupLease]:
         with self._lock:
             return dict(self.leases)
 
-    def lease_of(self, car_id: str) -> Lease | None:
+    def lease_of(self, car_id: str) -> GroupLease | None:
         with self._lock:
             return self.leases.get(car_group(car_id))
 
-    def on_gained(self, lease: Lease) -> None:
+    def on_gained(self, lease: GroupLease) -> None:
         members = [car for car in self.fleet.values() if car_group(car.car_id) == lease.key]
         cars = cars_as_stored(self.seed, members, self.store.load(c.car_id for c in members))
         self.simulator.locked(lambda sim: sim.add(cars))
@@ -314,7 +313,7 @@ class FleetGroups:
         self.simulator.locked(lambda sim: sim.drop(members))
         log.info("group %s lost: %d cars no longer driven here, %d saved", group, len(members), saved)
 
-    def _save_last(self, lease: Lease, due: list[Snapshot]) -> int:
+    def _save_last(self, lease: GroupLease, due: list[Snapshot]) -> int:
         """Save the group's cars once more before they are dropped (refused once another replica took
         the group: then its rows stay as last saved, which its new driver has read)."""
         saved = 0
@@ -367,7 +366,7 @@ class ProgressSaver:
 
     simulator: CarSimulator
     store: CarStore
-    lease_of: Callable[[str], Lease | None]
+    lease_of: Callable[[str], GroupLease | None]
     every_s: float
     tick_s: float = SAVE_TICK_S
     clock: Callable[[], float] = time.time

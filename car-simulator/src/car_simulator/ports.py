@@ -7,9 +7,25 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from acr import unit_of_work
-from acr.leases import Lease
 from car_simulator.domain import CarCommand, Leg, Point, Snapshot
 from car_simulator.simulation import Report
+
+
+class GroupLease(Protocol):
+    """The lease of a car group held by this replica (an ``acr.leases.Lease``): its driver's writes carry
+    its owner and fencing token, so they fail once another replica took the group."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def owner(self) -> str: ...
+
+    @property
+    def token(self) -> int: ...
+
+    @property
+    def expires_at(self) -> float: ...
 
 
 class Roads(Protocol):
@@ -93,7 +109,7 @@ class CarStore(Protocol):
         """Every stored car (for the routes that show the whole fleet)."""
         ...
 
-    def save_progress(self, snapshot: Snapshot, lease: Lease) -> bool:
+    def save_progress(self, snapshot: Snapshot, lease: GroupLease) -> bool:
         """Write the car's phase, ride, progress on its leg and position, unless the stored row is at
         another version (a newer command's row: False, nothing written). Raises ``Fenced`` when ``lease``
         (the car's group) is no longer this replica's. The assignment is written only by commands, and
@@ -115,6 +131,6 @@ class UnitOfWork(unit_of_work.UnitOfWork, Protocol):
     @property
     def commands(self) -> CommandRows: ...
 
-    def fence(self, lease: Lease) -> None:
+    def fence(self, lease: GroupLease) -> None:
         """Commit only while ``lease`` is held with its token (fails with label ``lease`` otherwise)."""
         ...

@@ -24,7 +24,7 @@ from car_simulator.adapters.rows import (
     snapshot_from_item,
 )
 from car_simulator.domain import CarCommand, Snapshot
-from car_simulator.ports import Fenced
+from car_simulator.ports import Fenced, GroupLease
 from car_simulator.topology import CARS, COMMANDS
 
 if TYPE_CHECKING:
@@ -49,9 +49,9 @@ class DynamoCarRows:
         )
 
 
-def fence(tx: Transaction, leases: LeaseTable, lease: Lease) -> None:
+def fence(tx: Transaction, leases: LeaseTable, lease: GroupLease) -> None:
     """The transaction commits only while ``lease`` is held with its token (label ``lease``)."""
-    guard = leases.guard(lease)
+    guard = leases.guard(Lease(lease.key, lease.owner, lease.token, lease.expires_at))
     tx.update(
         leases.table,
         {KEY: lease.key},
@@ -101,7 +101,7 @@ class DynamoCarUnitOfWork(ServiceUnitOfWork):
         self.commands = DynamoCommandRows(base)
         self._leases = leases
 
-    def fence(self, lease: Lease) -> None:
+    def fence(self, lease: GroupLease) -> None:
         fence(self._base.tx, self._leases, lease)
 
 
@@ -172,7 +172,7 @@ class DynamoCarStore:
                 return [snapshot_from_item(i) for i in items]
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def save_progress(self, snapshot: Snapshot, lease: Lease) -> bool:
+    def save_progress(self, snapshot: Snapshot, lease: GroupLease) -> bool:
         update = progress_update(snapshot)
         tx = Transaction()
         tx.update(
