@@ -285,7 +285,7 @@ def test_a_restarted_app_goes_on_with_the_ride_from_where_the_car_was_saved() ->
     with second.client() as client:
         car = client.get("/v1/cars/car-00001").json()
         assert (car["rideId"], car["phase"]) == ("ride-1", "TO_PICKUP")
-        assert car["odometerM"] >= saved.car.odometer_m  # on from where it was saved, not from the start
+        assert car["odometerM"] >= round(saved.car.odometer_m, 1)  # on from where it was saved, not from 0
         with pytest.raises(Duplicate):  # the marker survived too: the assignment is not taken again
             second.messaging.consumers["events"](assigned.resent(), _assigned_data())
         done = _until(lambda: (car := client.get("/v1/cars/car-00001").json())["rideId"] is None and car, 30)
