@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from car_simulator_fakes import StraightRoads
+from car_simulator_fakes import FakeKinesis, StraightRoads
 
 from acr import catalog
 from acr.catalog.base import Place
@@ -23,6 +23,8 @@ from acr.runtime import Messaging
 from acr.unit_of_work import Duplicate
 from acr_testkit.aws import in_process_messaging
 from car_simulator.adapters.dynamo import DynamoCarStore, DynamoCarUnitOfWork, DynamoMailbox
+from car_simulator.adapters.kinesis import KinesisPublisher, TelemetryBuffer
+from car_simulator.api import SimulatorState, get_car, list_cars, stall_car
 from car_simulator.domain import GROUPS, car_group
 from car_simulator.handlers import CarSimulator, CommandApplier, Fleet, FleetGroups, ProgressSaver, handlers
 from car_simulator.simulation import Simulation
@@ -178,3 +180,30 @@ def test_a_command_consumed_by_another_replica_is_applied_by_the_cars_driver_in_
     assert a.applier.step() == 0 and DynamoMailbox(a.leases.dynamodb).pending(car_group(car_id)) == []
     [row] = a.store.load([car_id])
     assert (row.car.ride_id, row.car.version) == ("ride-2", 3)
+
+
+def test_any_replica_answers_for_the_whole_fleet_and_posts_a_stall_to_the_cars_driver(
+    replicas: tuple[Replica, Replica],
+) -> None:
+    a, b = replicas
+    _split(a, b)
+    car_id = min(a.driven())
+    a.deliver(_assigned(car_id, "ride-1"))
+    a.applier.step()
+    asked = SimulatorState(  # replica b's routes
+        simulator=b.simulator,
+        telemetry=KinesisPublisher(FakeKinesis(), "acr-car-telemetry", TelemetryBuffer()),  # type: ignore[arg-type]
+        saver=b.saver,
+        groups=b.groups,
+        applier=b.applier,
+        store=b.store,
+        mailbox=DynamoMailbox(b.leases.dynamodb),
+        fleet=Fleet(FLEET, posted=b.applier.posted),
+    )
+    cars = {car["carId"]: car for car in list_cars(asked)["cars"]}
+    assert set(cars) == set(FLEET)
+    assert (cars[car_id]["rideId"], cars[car_id]["phase"]) == ("ride-1", "TO_PICKUP")  # b reads a's row
+    stalled = stall_car(car_id, asked)
+    assert b.applier.step() == 0 and a.applier.step() == 1  # b posted it; a, the car's driver, applied it
+    assert a.simulator.locked(lambda sim: sim.car(car_id).phase) is CarPhase.STALLED
+    assert get_car(car_id, asked)["phase"] == "STALLED" and stalled["command"] == "STALL"
