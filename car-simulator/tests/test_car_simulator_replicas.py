@@ -207,3 +207,23 @@ def test_any_replica_answers_for_the_whole_fleet_and_posts_a_stall_to_the_cars_d
     assert b.applier.step() == 0 and a.applier.step() == 1  # b posted it; a, the car's driver, applied it
     assert a.simulator.locked(lambda sim: sim.car(car_id).phase) is CarPhase.STALLED
     assert get_car(car_id, asked)["phase"] == "STALLED" and stalled["command"] == "STALL"
+
+
+def test_a_command_pending_while_its_group_changes_hands_is_applied_by_the_next_driver(
+    replicas: tuple[Replica, Replica],
+) -> None:
+    a, b = replicas
+    _split(a, b)
+    car_id = min(a.driven())
+    group = car_group(car_id)
+    held = a.groups.held()
+    b.deliver(_assigned(car_id, "ride-1"))
+    a.groups.on_lost(group)  # a gives the group up (its lease is still a's until b takes it) ...
+    a.applier.leases = lambda: held  # ... while its applier works from the leases it read before
+    assert a.applier.step() == 0 and len(DynamoMailbox(a.leases.dynamodb).pending(group)) == 1
+    a.leases.release(held[group])
+    taken = b.leases.acquire(group)
+    assert taken is not None and taken.token == held[group].token + 1
+    b.groups.on_gained(taken)
+    assert b.applier.step() == 1
+    assert b.simulator.locked(lambda sim: sim.car(car_id).ride_id) == "ride-1"

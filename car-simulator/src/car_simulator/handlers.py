@@ -212,13 +212,20 @@ class CommandApplier:
         return done
 
     def _apply(self, lease: GroupLease, command: CarCommand) -> bool:
-        """One command in its own fenced transaction; False when the group is no longer ours (or the
-        command was applied already by the group's previous driver): its mailbox is left for later."""
+        """One command in its own fenced transaction; False when it stays in the mailbox for later: the
+        car is not driven here (its group is changing hands: its next driver applies it), the group is no
+        longer ours, or the command was applied already."""
+        start = self.simulator.position(command.car_id)
+        if start is None:
+            return False
+        change, what = self._change(command, start)
+        try:
+            planned = self.simulator.plan(command.car_id, change)
+        except UnknownCar:  # dropped since: the group was just lost
+            return False
         uow = self.unit_of_work()
         uow.fence(lease)
         uow.commands.done(command)
-        change, what = self._change(command)
-        planned = self.simulator.plan(command.car_id, change) if change else None
         if planned is not None:
             uow.cars.save(planned)
         try:
@@ -226,20 +233,14 @@ class CommandApplier:
         except Conflict as exc:
             log.info("command %s for car %s not applied here (%s)", command.kind, command.car_id, exc.labels)
             return False
-        if change is None:
-            log.info("command for car %s dropped: this replica does not drive it", command.car_id)
-        elif planned is None:
+        if planned is None:
             log.info("car %s %s: nothing to change", command.car_id, what)
         else:
             self.simulator.obey(command.car_id, change, planned.car, what)
         return True
 
-    def _change(self, command: CarCommand) -> tuple[Command | None, str]:
-        """The command as a function of the car (legs routed from where the car is now); None for a car
-        this replica does not drive (its group was lost meanwhile: the commit's fence then fails)."""
-        start = self.simulator.position(command.car_id)
-        if start is None:
-            return None, ""
+    def _change(self, command: CarCommand, start: Point) -> tuple[Command, str]:
+        """The command as a function of the car (legs routed from ``start``, where the car is now)."""
         ride = command.ride_id
         if command.kind is CommandKind.ASSIGN:
             assert ride is not None and command.pickup is not None and command.dropoff is not None
