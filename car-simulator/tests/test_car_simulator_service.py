@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from car_simulator_fakes import FakeKinesis, MemoryCarStore, StraightRoads, lease
 from fastapi.testclient import TestClient
+from moto import mock_aws
 
 from acr import catalog
 from acr.catalog.base import Place
@@ -24,14 +25,15 @@ from acr.leases import LeaseTable
 from acr.service import Runtime
 from acr.settings import Settings
 from acr.stream import decode_record
-from acr.topology import Table
+from acr.topology import Table, discover
+from acr.topology.apply import Clients, apply
 from acr.unit_of_work import Duplicate
-from acr_testkit.aws import in_process_tables
+from acr_testkit.aws import client, in_process_tables
 from acr_testkit.messaging import FakeMessaging
 from car_simulator.adapters.kinesis import KinesisPublisher, TelemetryBuffer
 from car_simulator.api import SimulatorState
 from car_simulator.bootstrap import SERVICE, Adapters, assemble
-from car_simulator.domain import GROUPS
+from car_simulator.domain import GROUPS, car_group
 from car_simulator.handlers import CarSimulator, CommandApplier, Fleet, FleetGroups, SimulationLoop, handlers
 from car_simulator.simulation import Simulation
 from car_simulator.topology import TOPOLOGY
@@ -300,3 +302,30 @@ def test_a_restarted_app_goes_on_with_the_ride_from_where_the_car_was_saved() ->
     assert (first_report.lat, first_report.lon) == (saved.car.lat, saved.car.lon)
     assert second.phases("car-00001") == ["TO_PICKUP", "BOARDING", "TO_DESTINATION", "IDLE"]
     assert store.tables.cars["car-00001"].car.ride_id is None  # and the finished ride was saved
+
+
+def test_two_production_replicas_on_moto_split_the_groups_and_a_stall_reaches_the_cars_driver() -> None:
+    """``aws_adapters`` twice on one in-process moto: every group leased by one of them, and a stall asked
+    of the replica that does not drive the car is applied by the one that does."""
+    with mock_aws():
+        apply(discover(), Clients(client))
+        apps = [
+            TestClient(
+                SERVICE.app(settings=Settings(aws_endpoint_url="", fleet_size=6, replica=name, lease_s=1.5))
+            )
+            for name in ("replica-a", "replica-b")
+        ]
+        with apps[0] as one, apps[1] as two:
+
+            def held() -> list[list[str]]:
+                return [app.get("/v1/ops/telemetry").json()["groupsHeld"] for app in (one, two)]
+
+            assert _until(lambda: [len(groups) for groups in held()] == [8, 8], timeout_s=20)
+            assert not set(held()[0]) & set(held()[1])
+            driven_by_one = one.get("/v1/ops/telemetry").json()["carsDrivenHere"]
+            assert driven_by_one + two.get("/v1/ops/telemetry").json()["carsDrivenHere"] == 6
+            cars = two.get("/v1/cars").json()["cars"]
+            assert len(cars) == 6 and cars == sorted(cars, key=lambda car: car["carId"])
+            car_id = next(c["carId"] for c in cars if car_group(c["carId"]) in held()[0])  # driven by one
+            assert two.post(f"/v1/cars/{car_id}/stall").status_code == 202
+            assert _until(lambda: two.get(f"/v1/cars/{car_id}").json()["phase"] == "STALLED")
