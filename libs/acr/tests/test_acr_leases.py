@@ -3,8 +3,10 @@ after expiry, release, fencing; fair shares of keys between replicas; singleton 
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -12,7 +14,10 @@ from acr_exactly_once_fakes import Clock, Dynamo, in_process_dynamodb
 
 from acr.dynamo import Transaction, TransactionCancelled, commit
 from acr.leases import Lease, LeasedKeys, LeaseTable, Singleton
-from acr.topology import ServiceTopology
+from acr.service import Runtime
+from acr.settings import Settings
+from acr.topology import ServiceTopology, discover
+from acr_testkit.aws import in_process_messaging
 
 LEASES = ServiceTopology("svc", leases=True)
 TABLE = LEASES.leases_table
@@ -314,3 +319,56 @@ def test_a_singleton_stops_its_job_and_releases_its_lease_when_stopped(
     assert started(b, running, "b") and running == ["b"]
     b.stop()
     assert running == []
+
+
+def test_a_runtimes_singleton_runs_on_one_replica_and_moves_when_it_stops(dynamodb: Dynamo) -> None:
+    """The kernel's wiring, in real time (lease 0.6 s): two replicas' runtimes register the same job."""
+    running: list[str] = []
+    runtimes = []
+    for name in ("a", "b"):
+        runtime = Runtime("svc", Settings(replica=name), asyncio.new_event_loop())
+        runtime.leases = LeaseTable(dynamodb, TABLE, name, 0.6)
+        runtime.singleton("sweeper", Job(running, name))
+        runtime.loops.start()
+        runtimes.append(runtime)
+    try:
+        for _ in range(20):  # a second and more: never two at once
+            assert len(running) <= 1
+            threading.Event().wait(0.05)
+        first = running[0]
+        holder = runtimes[["a", "b"].index(first)]
+        holder.loops.stop()
+        assert _eventually(lambda: running == [{"a": "b", "b": "a"}[first]], 2.0)
+    finally:
+        for runtime in runtimes:
+            runtime.loops.stop()
+    assert running == []
+
+
+def test_without_a_lease_table_a_runtimes_singleton_is_a_plain_loop() -> None:
+    running: list[str] = []
+    runtime = Runtime("svc", Settings(), asyncio.new_event_loop())
+    runtime.singleton("sweeper", Job(running, "only"))
+    runtime.loops.start()
+    try:
+        assert _eventually(lambda: running == ["only"], 2.0)
+    finally:
+        runtime.loops.stop()
+
+
+def test_the_ops_stats_list_the_services_leases() -> None:
+    ride_manager = next(t for t in discover() if t.service == "ride-manager")
+    with in_process_messaging(ride_manager, Settings(aws_endpoint_url="", replica="rm-1")) as messaging:
+        assert messaging.leases is not None and messaging.leases.table == "acr-ride-manager-leases"
+        lease = messaging.leases.acquire("job#watchdog")
+        assert lease is not None
+        assert messaging.stats()["leases"] == [
+            {"key": "job#watchdog", "owner": "rm-1", "token": 1, "expiresAt": lease.expires_at}
+        ]
+
+
+def _eventually(condition: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        threading.Event().wait(0.02)
+    return condition()

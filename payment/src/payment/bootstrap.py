@@ -30,13 +30,14 @@ def assemble(runtime: Runtime, adapters: Adapters) -> PaymentState:
     reconciler = Reconciler(
         unit_of_work=adapters.unit_of_work, charger=charger, pace_s=runtime.settings.payment_reconcile_s
     )
-    runtime.loops.add("payment-reconciler", reconciler.run)
+    runtime.singleton("payment-reconciler", reconciler.run)  # one replica at a time
     return PaymentState(adapters.unit_of_work, charger, adapters.gateway)
 
 
 def aws_adapters(runtime: Runtime) -> Adapters:
     messaging = Messaging(TOPOLOGY, runtime.settings, runtime.loops)
     runtime.messaging = messaging
+    runtime.leases = messaging.leases
     return Adapters(
         consumers=messaging,
         unit_of_work=lambda: DynamoPaymentUnitOfWork(messaging.unit_of_work()),

@@ -18,4 +18,5 @@ TOPOLOGY = ServiceTopology(
         Table(PAYMENTS, "rideId", indexes=(Index(AWAITING_OUTCOME, AWAITING_OUTCOME_KEY, "updatedAt"),)),
         Table(LEDGER, "rideId", "chargeId"),
     ),
+    leases=True,  # the reconciler runs on one replica at a time
 )

@@ -57,7 +57,7 @@ def assemble(runtime: Runtime, adapters: Adapters) -> RideManager:
         dispatch=adapters.dispatch,
         settle_s=settings.watchdog_settle_s,
     )
-    runtime.loops.add("watchdog", watchdog.run)
+    runtime.singleton("watchdog", watchdog.run)  # one replica at a time: the saga deadlines
     return RideManager(
         unit_of_work=adapters.unit_of_work,
         geo=adapters.geo,
@@ -73,6 +73,7 @@ def aws_adapters(runtime: Runtime) -> Adapters:
     settings = runtime.settings
     messaging = Messaging(TOPOLOGY, settings, runtime.loops)
     runtime.messaging = messaging
+    runtime.leases = messaging.leases
     http = httpx.Client(timeout=5.0)
 
     async def close_http() -> None:

@@ -46,4 +46,5 @@ TOPOLOGY = ServiceTopology(
         Table(IDEMPOTENCY, "key", ttl_attribute="expiresAt"),
     ),
     topic_subscriptions=(TopicSubscription("history", RideUpdated),),
+    leases=True,  # the watchdog runs on one replica at a time
 )

@@ -21,7 +21,14 @@ request, or cost on every request (measured in ``benchmarks/results/emulator.md`
   waiting: under a steady load one runs every two to four seconds, and each pause grows with the
   tables (at 40 rides/min, 80 ms in the first minutes and up to 0.5 s by the eighth);
 - moto's server (werkzeug's development server) closes the connection after every response, so each
-  request also pays for a new TCP connection and a new thread, on both sides.
+  request also pays for a new TCP connection and a new thread, on both sides;
+- a conditional write (``PutItem``, ``UpdateItem``, ``DeleteItem``) checks its condition, then writes,
+  with nothing between the two: two replicas taking the same expired lease at once could both succeed.
+  Item writes and transactions run one at a time here, as DynamoDB makes each item's write atomic;
+- a reshard moves (split) or copies (merge) the parents' records into the children, later records still
+  go to the closed parents (the first shard whose hash range holds the key), and reading a closed shard
+  never ends. Here, as in Kinesis, the parents keep their records and the children start empty, records
+  go to open shards only, and a closed shard read to its end gives no next iterator, so readers move on.
 
 The repairs keep the behaviour: transactions stay all-or-nothing (each touched item is backed up and
 put back if the transaction is cancelled), sequence numbers keep increasing, and a stream keeps its
@@ -58,7 +65,8 @@ from moto.core.common_models import BaseModel
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
-from moto.kinesis.models import KinesisBackend, Shard
+from moto.kinesis.models import KinesisBackend, Shard, Stream
+from moto.kinesis.utils import decompose_shard_iterator
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.sns.models import Topic
 from moto.sqs.models import Queue
@@ -76,8 +84,10 @@ def repair(stream_retention_s: float = DEFAULT_STREAM_RETENTION_S) -> None:
         raise RuntimeError(f"acr_stack.emulator repairs moto 5; this is moto {moto.__version__}")
     _stop_tracking_instances()
     _back_up_items_not_tables()
+    _one_write_at_a_time()
     _query_one_partition()
     _index_stream_records(stream_retention_s)
+    _reshard_as_kinesis_does()
     _bound_sent_notifications()
     _long_polls_sleep()
     _find_services_once()
@@ -107,7 +117,6 @@ def _back_up_items_not_tables() -> None:
     (so the put-back is a no-op) and this wrapper backs up, and on failure restores, only the items the
     transaction names."""
     in_transaction = threading.local()
-    transactions = threading.Lock()
 
     class TablesNotCopied:
         """Stands in for the ``copy`` module inside ``moto.dynamodb.models`` only."""
@@ -124,7 +133,7 @@ def _back_up_items_not_tables() -> None:
     original: Callable[[Any, list[dict[str, Any]]], None] = DynamoDBBackend.transact_write_items
 
     def transact_write_items(backend: Any, transact_items: list[dict[str, Any]]) -> None:
-        with transactions:
+        with _WRITES:
             backups = [b for b in (_ItemBackup.of(backend, entry) for entry in transact_items or []) if b]
             in_transaction.active = True
             try:
@@ -137,6 +146,22 @@ def _back_up_items_not_tables() -> None:
                 in_transaction.active = False
 
     _patch(DynamoDBBackend, "transact_write_items", transact_write_items)
+
+
+_WRITES = threading.RLock()
+"""Held by each DynamoDB item write and each transaction (whose items are written by the same methods)."""
+
+
+def _one_write_at_a_time() -> None:
+    """Each item write checks its condition and writes under ``_WRITES``: conditions are atomic."""
+    for name in ("put_item", "update_item", "delete_item"):
+        original = getattr(DynamoDBBackend, name)
+
+        def write(backend: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            with _WRITES:
+                return _original(backend, *args, **kwargs)
+
+        _patch(DynamoDBBackend, name, write)
 
 
 @dataclass(frozen=True)
@@ -262,6 +287,54 @@ def _index_stream_records(retention_s: float) -> None:
     _patch(Shard, "get_max_sequence_number", lambda shard: next(reversed(shard.records), 0))
     _patch(Shard, "get_min_sequence_number", lambda shard: next(iter(shard.records), 0))
     _patch(KinesisBackend, "_send_stream_metrics", lambda *_args, **_kwargs: None)
+
+
+def _reshard_as_kinesis_does() -> None:
+    """Records go to the open shard whose hash range holds the key; a closed shard read to its end
+    answers without a next iterator."""
+    original_get_records = KinesisBackend.get_records
+
+    def shard_for_key(stream: Stream, partition_key: str, explicit_hash_key: str) -> Shard | None:
+        open_shards = {k: s for k, s in stream.shards.items() if s.is_open}
+        every_shard, stream.shards = stream.shards, open_shards
+        try:
+            return original_shard_for_key(stream, partition_key, explicit_hash_key)
+        finally:
+            stream.shards = every_shard
+
+    def get_records(
+        backend: KinesisBackend, stream_arn: str | None, shard_iterator: str, limit: int | None
+    ) -> tuple[str | None, list[Any], int]:
+        next_iterator, records, behind_ms = original_get_records(backend, stream_arn, shard_iterator, limit)
+        stream_name, shard_id, last = decompose_shard_iterator(shard_iterator)
+        shard = backend.describe_stream(stream_arn=stream_arn, stream_name=stream_name).get_shard(shard_id)
+        if not shard.is_open and not records and int(last) >= shard.get_max_sequence_number():
+            return None, [], 0
+        return next_iterator, records, behind_ms
+
+    original_split, original_merge = Stream.split_shard, Stream.merge_shards
+
+    def split_shard(stream: Stream, shard_to_split: str, new_starting_hash_key: str) -> None:
+        parent = stream.shards.get(shard_to_split)
+        if parent is None:
+            return original_split(stream, shard_to_split, new_starting_hash_key)
+        kept, parent.records = parent.records, OrderedDict()  # nothing for the split to move
+        try:
+            original_split(stream, shard_to_split, new_starting_hash_key)
+        finally:
+            parent.records = kept
+
+    def merge_shards(stream: Stream, shard_to_merge: str, adjacent_shard_to_merge: str) -> None:
+        original_merge(stream, shard_to_merge, adjacent_shard_to_merge)
+        for child in stream.shards.values():
+            if (child.parent, child.adjacent_parent) == (shard_to_merge, adjacent_shard_to_merge):
+                child.records = OrderedDict()  # the copied records stay the parents' only
+
+    original_shard_for_key = Stream.get_shard_for_key
+    _patch(Stream, "split_shard", split_shard)
+    _patch(Stream, "merge_shards", merge_shards)
+    _patch(Stream, "get_shard_for_key", shard_for_key)
+    _patch(KinesisBackend, "get_records", get_records)
 
 
 def _bound_sent_notifications() -> None:

@@ -13,6 +13,7 @@ from acr.consumer import Handlers, SqsConsumer, U, idempotent
 from acr.dynamo import DynamoUnitOfWork
 from acr.faults import process_faults, windows_allowed
 from acr.kinesis import KinesisReader, Watcher
+from acr.leases import LeaseTable
 from acr.loops import Loops
 from acr.outbox_metric import OutboxAgeMetric
 from acr.publishing import Backoff
@@ -85,6 +86,9 @@ class Messaging:
         self._loops = loops
         self.faults = process_faults(settings.faults, settings.faults_seed)
         self._queue_urls: dict[str, str] = {}
+        self.leases: LeaseTable | None = None
+        if topology.leases:  # shards' leases (and checkpoints) and singleton jobs' leases
+            self.leases = LeaseTable(self.dynamodb, topology.leases_table, settings.replica, settings.lease_s)
         self.relay: Relay | None = None
         if topology.has_outbox:
             self.relay = Relay(
@@ -149,7 +153,20 @@ class Messaging:
             "dlq": self.dead_letter_depths(),
             "faultsInjected": dict(self.faults.injected),
             "oldestPendingMs": self.relay.oldest_pending_ms() if self.relay else None,
+            "replica": self.settings.replica,
+            "leases": self.lease_rows(),
         }
+
+    def lease_rows(self) -> list[dict[str, object]]:
+        """Every lease of the service's lease table (``acr-<service>-leases``): key, owner, fencing token,
+        expiry (epoch seconds) — shards (``shard#<reader>#<shardId>``), jobs (``job#<name>``) and replicas'
+        heartbeats (``replica#<name>``)."""
+        if self.leases is None:
+            return []
+        return [
+            {"key": lease.key, "owner": lease.owner, "token": lease.token, "expiresAt": lease.expires_at}
+            for lease in self.leases.all()
+        ]
 
     def queue_url(self, name: str) -> str:
         """A queue's URL, looked up once."""

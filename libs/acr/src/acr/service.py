@@ -17,7 +17,8 @@ from typing import Any, Generic, TypeVar
 from fastapi import APIRouter, FastAPI, Request
 
 from acr import logs
-from acr.loops import Loops
+from acr.leases import LeaseTable, singleton
+from acr.loops import Loop, Loops
 from acr.settings import Settings
 from acr.web import OpsMessaging, install_error_handlers, install_ops_routes
 
@@ -28,15 +29,23 @@ S = TypeVar("S")
 class Runtime:
     """What a service's wiring is given: its settings, its loops, and the app's event loop (for work a
     loop thread hands to the app, e.g. a websocket push). A wiring with a messaging slice sets
-    ``messaging`` (the ops routes read its DLQs and its outbox); one that opens async resources (an HTTP
-    client) closes them with ``on_close``."""
+    ``messaging`` (the ops routes read its DLQs and its outbox) and, with a lease table, ``leases`` (its
+    singleton jobs run on one replica at a time); one that opens async resources (an HTTP client) closes
+    them with ``on_close``."""
 
     service: str
     settings: Settings
     event_loop: asyncio.AbstractEventLoop
     loops: Loops = field(default_factory=Loops)
     messaging: OpsMessaging | None = None
+    leases: LeaseTable | None = None
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def singleton(self, name: str, job: Loop) -> None:
+        """Run ``job`` (a timer, a deadline sweep) on one replica of the service at a time: the one holding
+        the lease ``job#<name>`` in ``leases`` (``acr.leases.singleton``). Without a lease table (a wiring
+        with fakes: one process) it is a plain loop."""
+        self.loops.add(name, job if self.leases is None else singleton(self.leases, name, job))
 
     def on_close(self, close: Callable[[], Awaitable[None]]) -> None:
         """Await ``close`` when the app stops, after every loop has stopped (last registered, first)."""
