@@ -98,7 +98,8 @@ def aws_adapters(runtime: Runtime) -> Adapters:
     )
     messaging = Messaging(TOPOLOGY, settings, runtime.loops)
     runtime.messaging = messaging
-    leases = LeaseTable(messaging.dynamodb, TOPOLOGY.leases_table, settings.replica, settings.lease_s)
+    leases = messaging.leases
+    assert leases is not None, "the topology declares the group leases"
     log.info("%d cars on %s at sim speed %s", len(fleet), city.name, settings.sim_speed)
     return Adapters(
         consumers=messaging,
