@@ -4,8 +4,8 @@ A consumer appends a command to its group's mailbox row (``acr-car-simulator-com
 group: ``group`` = ``cars#<n>``, ``commands`` = a list, oldest first) with ``list_append`` in the
 transaction of the message's marker, so concurrent posts never lose one and keep their commit order. The
 group's driver removes the first command (conditional on its id) in the transaction that stores the car's
-row; every write of the driver carries its group lease's guard, on the lease row (a no-op ``SET`` of the
-owner conditional on owner and token), so a replica that lost the group commits nothing."""
+row; every write of the driver is a transaction that checks its group lease's guard (owner and fencing
+token, a ``ConditionCheck`` on the lease row), so a replica that lost the group commits nothing."""
 
 from __future__ import annotations
 
@@ -52,10 +52,9 @@ class DynamoCarRows:
 def fence(tx: Transaction, leases: LeaseTable, lease: GroupLease) -> None:
     """The transaction commits only while ``lease`` is held with its token (label ``lease``)."""
     guard = leases.guard(Lease(lease.key, lease.owner, lease.token, lease.expires_at))
-    tx.update(
+    tx.check(
         leases.table,
         {KEY: lease.key},
-        "SET #owner = :leaseOwner",
         label="lease",
         condition=guard.condition,
         names=guard.names,
