@@ -133,8 +133,9 @@ class MemoryCarStore:
         self.tables.cars[car.car_id] = _stored(snapshot)
         return True
 
-    def pending(self, group: str) -> list[CarCommand]:
-        return list(self.tables.mailboxes.get(group, []))
+    def pending(self, groups: Iterable[str]) -> dict[str, list[CarCommand]]:
+        mailboxes = self.tables.mailboxes
+        return {group: list(mailboxes[group]) for group in groups if mailboxes.get(group)}
 
     def post(self, command: CarCommand) -> None:
         self.tables.mailboxes.setdefault(command.group, []).append(command)

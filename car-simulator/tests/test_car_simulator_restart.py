@@ -125,7 +125,7 @@ def test_a_release_and_a_late_assignment_of_the_released_ride_are_stored_too() -
     world.deliver(late, "ride-1")
     # two messages, each posted with its marker and applied: the late assignment only left the mailbox
     assert world.store.tables.commits == 4 and world.store.tables.row_writes == 1
-    assert world.store.load_all() == [row] and world.store.pending(car_group("car-00001")) == []
+    assert world.store.load_all() == [row] and world.store.pending(GROUPS) == {}
     assert car.phase is CarPhase.IDLE
 
 

@@ -203,9 +203,10 @@ class CommandApplier:
     def step(self) -> int:
         """Apply what is pending in every held group; returns how many commands were applied."""
         done = 0
-        for group, lease in sorted(self.leases().items()):
-            for command in self.mailbox.pending(group):
-                if not self._apply(lease, command):
+        leases = self.leases()
+        for group, commands in sorted(self.mailbox.pending(sorted(leases)).items()):
+            for command in commands:
+                if not self._apply(leases[group], command):
                     break
                 done += 1
         self.applied += done

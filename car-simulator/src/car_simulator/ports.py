@@ -88,8 +88,9 @@ class CommandRows(Protocol):
 class Mailbox(Protocol):
     """The groups' mailboxes outside a unit of work."""
 
-    def pending(self, group: str) -> list[CarCommand]:
-        """The group's commands not applied yet, oldest first."""
+    def pending(self, groups: Iterable[str]) -> dict[str, list[CarCommand]]:
+        """The commands not applied yet of each of these groups that has some, oldest first (one read for
+        all the groups a replica holds)."""
         ...
 
     def post(self, command: CarCommand) -> None:

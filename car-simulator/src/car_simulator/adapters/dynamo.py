@@ -49,6 +49,19 @@ class DynamoCarRows:
         )
 
 
+def batch_get(dynamodb: DynamoDBClient, table: str, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The items with these keys that exist (strongly consistent, 100 keys to a ``BatchGetItem``)."""
+    items: list[dict[str, Any]] = []
+    for start in range(0, len(keys), 100):
+        batch = [dynamo.to_item(key) for key in keys[start : start + 100]]
+        request: dict[str, Any] = {table: {"Keys": batch, "ConsistentRead": True}}
+        while request:
+            page = dynamodb.batch_get_item(RequestItems=request)
+            items += [dynamo.from_item(item) for item in page.get("Responses", {}).get(table, [])]
+            request = dict(page.get("UnprocessedKeys") or {})
+    return items
+
+
 def fence(tx: Transaction, leases: LeaseTable, lease: GroupLease) -> None:
     """The transaction commits only while ``lease`` is held with its token (label ``lease``)."""
     guard = leases.guard(Lease(lease.key, lease.owner, lease.token, lease.expires_at))
@@ -110,9 +123,13 @@ class DynamoMailbox:
     def __init__(self, dynamodb: DynamoDBClient) -> None:
         self._dynamodb = dynamodb
 
-    def pending(self, group: str) -> list[CarCommand]:
-        row = dynamo.get(self._dynamodb, COMMANDS, {"group": group})
-        return [command_from_item(item) for item in (row or {}).get("commands", [])]
+    def pending(self, groups: Iterable[str]) -> dict[str, list[CarCommand]]:
+        rows = batch_get(self._dynamodb, COMMANDS, [{"group": group} for group in groups])
+        return {
+            row["group"]: [command_from_item(c) for c in row["commands"]]
+            for row in rows
+            if row.get("commands")
+        }
 
     def post(self, command: CarCommand) -> None:
         tx = Transaction()
@@ -146,19 +163,7 @@ class DynamoCarStore:
         self._table = table
 
     def load(self, car_ids: Iterable[str]) -> list[Snapshot]:
-        keys = [{"carId": car_id} for car_id in car_ids]
-        items: list[dict[str, Any]] = []
-        for start in range(0, len(keys), 100):  # the BatchGetItem limit
-            request: dict[str, Any] = {
-                self._table: {
-                    "Keys": [dynamo.to_item(k) for k in keys[start : start + 100]],
-                    "ConsistentRead": True,
-                }
-            }
-            while request:
-                page = self._dynamodb.batch_get_item(RequestItems=request)
-                items += [dynamo.from_item(i) for i in page.get("Responses", {}).get(self._table, [])]
-                request = dict(page.get("UnprocessedKeys") or {})
+        items = batch_get(self._dynamodb, self._table, [{"carId": car_id} for car_id in car_ids])
         return sorted((snapshot_from_item(i) for i in items), key=lambda s: s.car.car_id)
 
     def load_all(self) -> list[Snapshot]:
