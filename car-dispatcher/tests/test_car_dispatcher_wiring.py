@@ -84,6 +84,7 @@ def test_the_wired_app_dispatches_and_answers_over_http(store: FleetStore) -> No
             roads=StraightRoads(),
             fleet=fleet,
             positions=positions,
+            cars=lambda: sorted(store.cars.values(), key=lambda c: c.car_id),
         )
         return assemble(runtime, adapters)
 
@@ -126,6 +127,11 @@ def test_the_wired_app_dispatches_and_answers_over_http(store: FleetStore) -> No
         messaging.streams["car-dispatcher"]([_telemetry("car-far", 60.29, 24.95)], checkpoint)
         assert client.get("/v1/fleet").json()["cars"][1]["lat"] == 60.29
         assert store.cars["car-far"].lat == 60.29 and positions.checkpoints == [checkpoint]
+        watched = [_telemetry("car-1", 60.2, 24.9)]  # from a shard another replica holds
+        messaging.watchers["car-dispatcher"](watched)
+        assert client.get("/v1/fleet").json()["cars"][0]["lat"] == 60.2
+        assert store.cars["car-1"].lat == 60.171  # nothing stored
+        assert positions.checkpoints == [checkpoint]
 
 
 def test_the_production_wiring_on_moto_consumes_from_its_queue_and_publishes_through_its_outbox() -> None:

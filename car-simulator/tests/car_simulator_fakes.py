@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from acr.catalog.base import EventData
+from acr.leases import Lease
 from acr_testkit.memory import MemoryUnitOfWork, MessageStore
-from car_simulator.domain import Leg, Point, Snapshot, straight_leg
+from car_simulator.domain import GROUPS, CarCommand, Leg, Point, Snapshot, straight_leg
+from car_simulator.ports import Fenced
+
+
+def lease(group: str, token: int = 1, owner: str = "replica-1") -> Lease:
+    return Lease(group, owner, token, expires_at=1e12)
 
 
 @dataclass
 class CarTables(MessageStore):
-    """The inbox's markers and the cars table (each row a snapshot, as the DynamoDB row holds it)."""
+    """The inbox's markers, the cars table (each row a snapshot, as the DynamoDB row holds it), the
+    groups' mailboxes and, for the fence, who holds each group's lease now (every group held by
+    ``replica-1`` with token 1 unless a test changes it)."""
 
     cars: dict[str, Snapshot] = field(default_factory=dict)
+    mailboxes: dict[str, list[CarCommand]] = field(default_factory=dict)
+    holders: dict[str, tuple[str, int]] = field(
+        default_factory=lambda: dict.fromkeys(GROUPS, ("replica-1", 1))
+    )
     unreachable: bool = False  # every write raises, as when the store cannot be reached
     commits: int = 0  # units of work committed (a marker, and maybe a car's row)
     row_writes: int = 0  # car rows written by commands
@@ -31,17 +44,46 @@ def _stored(snapshot: Snapshot) -> Snapshot:
     return Snapshot(snapshot.car.copy(), snapshot.sim_time_s)
 
 
+def _holds(tables: CarTables, lease: Lease) -> bool:
+    return tables.holders.get(lease.key) == (lease.owner, lease.token)
+
+
+class MemoryCommands:
+    def __init__(self, uow: MemoryCarUnitOfWork) -> None:
+        self._uow = uow
+
+    def post(self, command: CarCommand) -> None:
+        mailboxes = self._uow.tables.mailboxes
+        self._uow.stage(lambda: None, lambda: mailboxes.setdefault(command.group, []).append(command))
+
+    def done(self, command: CarCommand) -> None:
+        mailboxes = self._uow.tables.mailboxes
+
+        def first() -> str | None:
+            pending = mailboxes.get(command.group, [])
+            return None if pending and pending[0].command_id == command.command_id else "command"
+
+        def remove() -> None:
+            del mailboxes[command.group][0]
+
+        self._uow.stage(first, remove)
+
+
 class MemoryCarUnitOfWork(MemoryUnitOfWork):
-    """The marker and the commanded car's row, committed together; like the service's DynamoDB unit of
-    work, it has no outbox to record events in."""
+    """The marker and the commands it posts, or a command's removal, the car's row and the fence, all
+    committed together; like the service's DynamoDB unit of work, it has no outbox to record events in."""
 
     def __init__(self, tables: CarTables) -> None:
         super().__init__(tables)
         self.tables = tables
         self.cars = self
+        self.commands = MemoryCommands(self)
 
     def record(self, data: EventData, *, subject: str | None, sequence: int | None = None) -> None:
         raise RuntimeError("this service has no outbox")
+
+    def fence(self, lease: Lease) -> None:
+        self.stage(lambda: None if _holds(self.tables, lease) else "lease", lambda: None)
 
     def save(self, snapshot: Snapshot) -> None:
         car_id, rows = snapshot.car.car_id, self.tables.cars
@@ -63,8 +105,8 @@ class MemoryCarUnitOfWork(MemoryUnitOfWork):
 
 
 class MemoryCarStore:
-    """The cars table and the inbox in memory: units of work for the consumer, progress saves for the
-    saver, every row read back for a restarted simulator."""
+    """The cars table, the mailboxes and the inbox in memory: units of work for the consumer and the
+    applier, progress saves for the saver, rows read back for a gained group."""
 
     def __init__(self, tables: CarTables | None = None) -> None:
         self.tables = tables or CarTables()
@@ -72,18 +114,31 @@ class MemoryCarStore:
     def unit_of_work(self) -> MemoryCarUnitOfWork:
         return MemoryCarUnitOfWork(self.tables)
 
-    def load(self) -> list[Snapshot]:
-        return [_stored(row) for row in self.tables.cars.values()]
+    def load(self, car_ids: Iterable[str]) -> list[Snapshot]:
+        wanted = set(car_ids)
+        return [_stored(row) for cid, row in sorted(self.tables.cars.items()) if cid in wanted]
 
-    def save_progress(self, snapshot: Snapshot) -> bool:
+    def load_all(self) -> list[Snapshot]:
+        return [_stored(row) for _, row in sorted(self.tables.cars.items())]
+
+    def save_progress(self, snapshot: Snapshot, lease: Lease) -> bool:
         if self.tables.unreachable:
             raise ConnectionError("the store cannot be reached")
+        if not _holds(self.tables, lease):
+            raise Fenced(lease.key)
         car = snapshot.car
         if not _at(self.tables.cars, car.car_id, car.version):
             return False
         self.tables.progress_writes += 1
         self.tables.cars[car.car_id] = _stored(snapshot)
         return True
+
+    def pending(self, groups: Iterable[str]) -> dict[str, list[CarCommand]]:
+        mailboxes = self.tables.mailboxes
+        return {group: list(mailboxes[group]) for group in groups if mailboxes.get(group)}
+
+    def post(self, command: CarCommand) -> None:
+        self.tables.mailboxes.setdefault(command.group, []).append(command)
 
 
 class StraightRoads:

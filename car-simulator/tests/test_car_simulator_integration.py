@@ -1,4 +1,5 @@
-"""The car edge against a real emulator: fleet events in through bus and queue, telemetry out to Kinesis."""
+"""The car edge against a real emulator: fleet events in through bus and queue, posted to the car's
+mailbox and applied by the replica holding its group lease, telemetry out to Kinesis."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from acr.catalog.base import TELEMETRY_STREAM, Place
 from acr.catalog.car import CarTelemetry
 from acr.catalog.fleet import CarAssigned
 from acr.consumer import SqsConsumer, idempotent
+from acr.fleet import FleetCar
+from acr.leases import LeaseTable
 from acr.loops import Loops
 from acr.runtime import Messaging
 from acr.settings import Settings
@@ -22,12 +25,12 @@ from acr.stream import decode_record
 from acr.topology import discover
 from acr.topology.apply import Clients, apply
 from acr_testkit.emulator import aws_emulator
-from car_simulator.adapters.dynamo import DynamoCarStore, DynamoCarUnitOfWork
+from car_simulator.adapters.dynamo import DynamoCarStore, DynamoCarUnitOfWork, DynamoMailbox
 from car_simulator.adapters.kinesis import KinesisPublisher, TelemetryBuffer
-from car_simulator.domain import Car
-from car_simulator.handlers import CarSimulator, SimulationLoop, handlers
+from car_simulator.domain import GROUPS
+from car_simulator.handlers import CarSimulator, CommandApplier, Fleet, FleetGroups, SimulationLoop, handlers
 from car_simulator.simulation import Simulation
-from car_simulator.topology import CARS, TOPOLOGY
+from car_simulator.topology import CARS, COMMANDS, TOPOLOGY
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +63,8 @@ def test_the_topology_declares_the_stream_and_the_fleet_subscription(settings: S
     shards = clients.kinesis.list_shards(StreamName=TELEMETRY_STREAM)["Shards"]
     assert len(shards) == 2
     assert clients.sqs.get_queue_url(QueueName="acr-car-simulator-events")["QueueUrl"]
-    assert {TOPOLOGY.inbox_table, CARS} <= set(clients.dynamodb.list_tables()["TableNames"])
+    tables = {TOPOLOGY.inbox_table, CARS, COMMANDS, TOPOLOGY.leases_table}
+    assert tables <= set(clients.dynamodb.list_tables()["TableNames"])
 
 
 def test_a_car_assigned_on_the_fleet_bus_drives_the_car_and_its_telemetry_lands_on_the_stream(
@@ -68,8 +72,23 @@ def test_a_car_assigned_on_the_fleet_bus_drives_the_car_and_its_telemetry_lands_
 ) -> None:
     dispatcher = Messaging(next(s for s in discover() if s.service == "car-dispatcher"), settings, Loops())
     edge = Messaging(TOPOLOGY, settings, Loops())
-    cars = [Car(f"car-{i:05d}", 60.16 + i / 1000, 24.93) for i in range(1, 21)]
-    simulator = CarSimulator(Simulation(cars, sim_speed=100, wall_start=time.time(), idle_every_s=5.0))
+    cars = [FleetCar(f"car-{i:05d}", 60.16 + i / 1000, 24.93) for i in range(1, 21)]
+    fleet = {car.car_id: car for car in cars}
+    simulator = CarSimulator(Simulation([], sim_speed=100, wall_start=time.time(), idle_every_s=5.0))
+    leases = LeaseTable(edge.dynamodb, TOPOLOGY.leases_table, "replica-it", 30.0)
+    store = DynamoCarStore(edge.dynamodb, leases)
+    groups = FleetGroups(simulator, store, fleet, seed=7)
+    for group in GROUPS:
+        held = leases.acquire(group)
+        assert held is not None
+        groups.on_gained(held)
+
+    def unit_of_work() -> DynamoCarUnitOfWork:
+        return DynamoCarUnitOfWork(edge.unit_of_work(), leases)
+
+    applier = CommandApplier(
+        simulator, DynamoMailbox(edge.dynamodb), unit_of_work, groups.held, StraightRoads(10.0), 5
+    )
     publisher = KinesisPublisher(edge.kinesis(), TELEMETRY_STREAM, TelemetryBuffer())
 
     pickup, dropoff = Place(label="P", lat=60.165, lon=24.935), Place(label="D", lat=60.166, lon=24.935)
@@ -93,17 +112,15 @@ def test_a_car_assigned_on_the_fleet_bus_drives_the_car_and_its_telemetry_lands_
         sqs=edge.sqs,
         queue_url=edge.queue_url("acr-car-simulator-events"),
         dead_letter_queue_url=edge.queue_url("acr-car-simulator-events-dlq"),
-        handler=idempotent(
-            lambda: DynamoCarUnitOfWork(edge.unit_of_work()),
-            handlers(simulator=simulator, roads=StraightRoads(10.0), boarding_s=5),
-        ),
+        handler=idempotent(unit_of_work, handlers(fleet=Fleet(fleet))),
         wait_s=1,
     )
     deadline = time.monotonic() + 15
     while simulator.simulation.car("car-00003").ride_id is None and time.monotonic() < deadline:
         consumer.poll_once()
+        applier.step()
     assert simulator.simulation.car("car-00003").phase.value == "TO_PICKUP"
-    [stored] = DynamoCarStore(edge.dynamodb).load()  # the assignment was stored with the marker
+    [stored] = store.load_all()  # the assignment was stored when applied
     assert (stored.car.car_id, stored.car.ride_id, stored.car.version) == ("car-00003", "ride-it-1", 1)
 
     loops = Loops()

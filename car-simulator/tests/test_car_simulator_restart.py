@@ -1,5 +1,5 @@
-"""Restart-safe cars: commands stored with their marker, progress saved on phase changes and at a bounded
-pace, a restarted fleet that goes on from its rows (fake clocks, in-memory store)."""
+"""Restart-safe cars: commands posted with their marker and stored when applied, progress saved on phase
+changes and at a bounded pace, a restarted fleet that goes on from its rows (fake clocks, in-memory store)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pytest
-from car_simulator_fakes import MemoryCarStore, StraightRoads
+from car_simulator_fakes import MemoryCarStore, StraightRoads, lease
 
 from acr import catalog
 from acr.catalog.base import Place
@@ -18,11 +18,9 @@ from acr.catalog.fleet import CarAssigned, CarReleased
 from acr.consumer import MessageHandler, idempotent
 from acr.envelope import CloudEvent
 from acr.fleet import FleetCar
-from acr.settings import Settings
 from acr.unit_of_work import Duplicate
-from car_simulator.bootstrap import start_simulation
-from car_simulator.domain import Assignment, Car, Leg, Point, Snapshot
-from car_simulator.handlers import CarSimulator, ProgressSaver, handlers
+from car_simulator.domain import GROUPS, Assignment, Car, Leg, Point, Snapshot, car_group
+from car_simulator.handlers import CarSimulator, CommandApplier, Fleet, FleetGroups, ProgressSaver, handlers
 from car_simulator.simulation import Simulation
 
 M_PER_DEG_LAT = 111_195.0
@@ -49,23 +47,37 @@ def _assigned(car: Car, ride: str, pickup_m: float = 3_000, trip_m: float = 6_00
     )
 
 
+def driving_all(store: MemoryCarStore, fleet: dict[str, FleetCar], wall: float) -> FleetGroups:
+    """A replica on a fake clock at ``wall`` that gained every group (token 1)."""
+    simulator = CarSimulator(Simulation([], SPEED, wall_start=wall, sim_start_s=wall * SPEED))
+    groups = FleetGroups(simulator, store, fleet, seed=7)
+    for group in GROUPS:
+        groups.on_gained(lease(group))
+    return groups
+
+
 @dataclass
 class World:
     """A fleet on a fake wall clock: ticks every 0.25 s, the saver every second, commands through the
-    kernel's idempotent consumer into an in-memory store."""
+    kernel's idempotent consumer into the mailboxes, applied at once by the replica driving every group."""
 
     cars: int
     store: MemoryCarStore = field(default_factory=MemoryCarStore)
     wall: float = 0.0
 
     def __post_init__(self) -> None:
-        fleet = [Car(f"car-{i:05d}", 60.0 + i / 100, 24.9) for i in range(1, self.cars + 1)]
-        self.simulator = CarSimulator(Simulation(fleet, SPEED, wall_start=0.0))
-        self.consume: MessageHandler = idempotent(
-            self.store.unit_of_work,
-            handlers(simulator=self.simulator, roads=StraightRoads(10.0), boarding_s=60),
+        self.fleet = {
+            f"car-{i:05d}": FleetCar(f"car-{i:05d}", 60.0 + i / 100, 24.9) for i in range(1, self.cars + 1)
+        }
+        self.groups = driving_all(self.store, self.fleet, self.wall)
+        self.simulator = self.groups.simulator
+        self.applier = CommandApplier(
+            self.simulator, self.store, self.store.unit_of_work, self.groups.held, StraightRoads(10.0), 60
         )
-        self.saver = ProgressSaver(self.simulator, self.store, EVERY_S, clock=lambda: self.wall)
+        self.consume: MessageHandler = idempotent(self.store.unit_of_work, handlers(fleet=Fleet(self.fleet)))
+        self.saver = ProgressSaver(
+            self.simulator, self.store, self.groups.lease_of, EVERY_S, clock=lambda: self.wall
+        )
 
     @property
     def sim(self) -> Simulation:
@@ -74,6 +86,7 @@ class World:
     def deliver(self, data: CarAssigned | CarReleased, subject: str) -> CloudEvent:
         event = catalog.record(data, subject=subject, sequence=1)
         self.consume(event, data)
+        self.applier.step()
         return event
 
     def run(self, seconds: float) -> Iterator[float]:
@@ -90,7 +103,7 @@ def test_an_assignment_is_stored_with_its_marker_and_a_redelivery_changes_nothin
     world = World(cars=1)
     car = world.sim.car("car-00001")
     event = world.deliver(_assigned(car, "ride-1"), "ride-1")
-    [row] = world.store.load()
+    [row] = world.store.load_all()
     assert (row.car.version, row.car.ride_id, row.car.phase) == (1, "ride-1", CarPhase.TO_PICKUP)
     assert row.car.assignment == car.assignment and car.version == 1
     assert world.saver.step() == 0  # what the command stored is what the car does: nothing to save
@@ -105,10 +118,14 @@ def test_a_release_and_a_late_assignment_of_the_released_ride_are_stored_too() -
     car = world.sim.car("car-00001")
     late = _assigned(car, "ride-1")
     world.deliver(CarReleased(ride_id="ride-1", car_id="car-00001", reason="RIDER_CANCELLED"), "ride-1")
-    [row] = world.store.load()  # the car was idle, but it must refuse ride-1 from now on, restarts included
+    [row] = (
+        world.store.load_all()
+    )  # the car was idle, but it must refuse ride-1 from now on, restarts included
     assert (row.car.version, row.car.phase, list(row.car.closed_rides)) == (1, CarPhase.IDLE, ["ride-1"])
     world.deliver(late, "ride-1")
-    assert world.store.tables.commits == 2 and world.store.load() == [row]  # only the marker: nothing changed
+    # two messages, each posted with its marker and applied: the late assignment only left the mailbox
+    assert world.store.tables.commits == 4 and world.store.tables.row_writes == 1
+    assert world.store.load_all() == [row] and world.store.pending(GROUPS) == {}
     assert car.phase is CarPhase.IDLE
 
 
@@ -165,8 +182,10 @@ def test_a_progress_save_never_overwrites_the_row_of_a_newer_command() -> None:
     list(world.run(5.0))
     [stale] = world.sim.due_saves(world.wall, every_s=0.0)  # taken before the release commits ...
     world.deliver(CarReleased(ride_id="ride-1", car_id="car-00001", reason="RIDER_CANCELLED"), "ride-1")
-    assert not world.store.save_progress(stale)  # ... written after it: refused
-    [row] = world.store.load()
+    assert not world.store.save_progress(
+        stale, lease(car_group("car-00001"))
+    )  # ... written after it: refused
+    [row] = world.store.load_all()
     assert (row.car.version, row.car.phase, row.car.ride_id) == (2, CarPhase.IDLE, None)
 
 
@@ -176,11 +195,11 @@ def test_a_restarted_fleet_goes_on_from_its_rows_and_reports_every_car_at_once()
     world.deliver(_assigned(one, "ride-1", pickup_m=30_000), "ride-1")
     world.deliver(_assigned(two, "ride-2", pickup_m=300, trip_m=30_000), "ride-2")
     list(world.run(20.0))  # car 1 is 6 km along its 30 km to the pickup; car 2 is on its trip
-    saved = {s.car.car_id: s.car for s in world.store.load()}  # as of the save at 15 s
+    saved = {s.car.car_id: s.car for s in world.store.load_all()}  # as of the save at 15 s
     list(world.run(8.0))  # then the process is killed: what it did since the last save is lost
     assert one.travelled_m > saved["car-00001"].travelled_m
-    fleet = [FleetCar(f"car-{i:05d}", 59.0, 24.0) for i in (1, 2, 3)]
-    restarted = start_simulation(Settings(sim_speed=SPEED), fleet, world.store.load())
+    fleet = {f"car-{i:05d}": FleetCar(f"car-{i:05d}", 59.0, 24.0) for i in (1, 2, 3)}
+    restarted = driving_all(world.store, fleet, world.wall).simulator.simulation
     again = restarted.car("car-00001")
     assert (again.phase, again.ride_id, again.travelled_m) == (
         CarPhase.TO_PICKUP,
@@ -212,8 +231,8 @@ def test_a_car_saved_boarding_boards_what_was_left_then_drives_the_trip() -> Non
     )
     car.advance(40.0, 0.0)  # 30 s of its 60 s boarding
     store = MemoryCarStore()
-    store.save_progress(Snapshot(car, 40.0))
-    [row] = store.load()
+    store.save_progress(Snapshot(car, 40.0), lease(car_group("car-00001")))
+    [row] = store.load_all()
     restored = row.car
     assert (restored.phase, restored.boarding_left_s, restored.leg, restored.target) == (
         CarPhase.BOARDING,

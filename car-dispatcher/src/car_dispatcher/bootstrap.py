@@ -1,5 +1,9 @@
 """The composition root of car-dispatcher: its adapters, and how they are put together (in tests, with
-fakes)."""
+fakes).
+
+Under several replicas each one reads the telemetry shards it leases and watches the others
+(``PositionWatcher``), and reads the cars table every ``SYNC_EVERY_S`` (``FleetSync``): its live view covers
+the whole fleet, and the conditional reservation decides between replicas."""
 
 from __future__ import annotations
 
@@ -16,9 +20,10 @@ from car_dispatcher.adapters.dynamo import DynamoFleetUnitOfWork, DynamoPosition
 from car_dispatcher.adapters.fleet_view import LiveFleet
 from car_dispatcher.adapters.roads import CityRoads
 from car_dispatcher.api import CarDispatcher, router
+from car_dispatcher.domain import Car
 from car_dispatcher.handlers import DispatchControl, handlers
 from car_dispatcher.ports import FleetView, Positions, Roads, UnitOfWork
-from car_dispatcher.telemetry import PositionTracker
+from car_dispatcher.telemetry import FleetSync, PositionTracker, PositionWatcher
 from car_dispatcher.topology import CHECKPOINTS, TOPOLOGY
 
 log = logging.getLogger(__name__)
@@ -32,6 +37,7 @@ class Adapters:
     roads: Roads
     fleet: FleetView
     positions: Positions
+    cars: Callable[[], list[Car]]  # every car as the table holds it
 
 
 def assemble(runtime: Runtime, adapters: Adapters) -> CarDispatcher:
@@ -53,7 +59,10 @@ def assemble(runtime: Runtime, adapters: Adapters) -> CarDispatcher:
     tracker = PositionTracker(
         adapters.fleet, adapters.positions.save_positions, adapters.positions.save_checkpoint
     )
-    adapters.streams.read_stream("car-dispatcher", TELEMETRY_STREAM, CHECKPOINTS, tracker)
+    adapters.streams.read_stream(
+        "car-dispatcher", TELEMETRY_STREAM, CHECKPOINTS, tracker, watcher=PositionWatcher(adapters.fleet)
+    )
+    runtime.loops.add("fleet-sync", FleetSync(adapters.fleet, adapters.cars).run)
     return dispatcher
 
 
@@ -75,6 +84,7 @@ def aws_adapters(runtime: Runtime) -> Adapters:
         roads=CityRoads(city),
         fleet=LiveFleet(city.bounds, all_cars(messaging.dynamodb)),
         positions=DynamoPositions(messaging.dynamodb),
+        cars=lambda: all_cars(messaging.dynamodb),
     )
 
 

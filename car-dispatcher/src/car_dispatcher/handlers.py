@@ -234,12 +234,15 @@ def _reserve_first_available(
     replaces: str | None = None,
 ) -> bool:
     """Stage the first of the nearest candidates that is AVAILABLE as read now for the ride (False when
-    none is). If another ride takes that car before the commit, the commit fails (``Conflict``) and the
-    kernel runs the handler again, which reads the car as taken and goes on to the next one."""
+    none is). If another ride takes that car before the commit (on this replica or another), the commit
+    fails (``Conflict``) and the kernel runs the handler again, which reads the car as taken, refreshes
+    the view with it and goes on to the next one."""
     for candidate in ranked_cars[:CANDIDATES_TRIED]:
         car = uow.cars.get(candidate.car_id)
         if car is None or car.state != CarState.AVAILABLE:
             log.info("car %s is no longer available; trying the next one", candidate.car_id)
+            if car is not None:
+                fleet.refresh(car)  # taken by another ride, maybe on another replica: the view learns it
             continue
         _reserve(uow, fleet, row, expected, car, candidate, pickup, replaces)
         return True

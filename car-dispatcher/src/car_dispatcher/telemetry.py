@@ -1,16 +1,69 @@
-"""The dispatcher's own telemetry reader: live positions for dispatch, persisted at a bounded rate."""
+"""The dispatcher's telemetry: live positions for dispatch from the shards this replica leases (persisted
+at a bounded rate) and from the shards it only watches (in memory only), and the cars' states read back
+from the table every few seconds, so each replica's view covers the whole fleet."""
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 import time
 from collections.abc import Callable
 
 from acr.catalog.car import CarTelemetry
 from acr.stream import Checkpoint, CheckpointPace, StreamRecord
+from car_dispatcher.domain import Car
 from car_dispatcher.ports import FleetView, Position
 
+log = logging.getLogger(__name__)
 PERSIST_EVERY_S = 10.0
+SYNC_EVERY_S = 5.0
+
+
+def moved(fleet: FleetView, records: list[StreamRecord]) -> dict[str, Position]:
+    """Move the cars the records report; returns each one's latest position."""
+    latest: dict[str, Position] = {}
+    for record in records:
+        if isinstance(record.data, CarTelemetry):
+            fleet.moved(record.data.car_id, record.data.lat, record.data.lon)
+            latest[record.data.car_id] = (record.data.lat, record.data.lon)
+    return latest
+
+
+class PositionWatcher:
+    """The shards another replica reads: their positions move this replica's view, and nothing else
+    (nothing stored, no checkpoint: the other replica's reader does that)."""
+
+    def __init__(self, fleet: FleetView) -> None:
+        self._fleet = fleet
+
+    def __call__(self, records: list[StreamRecord]) -> None:
+        moved(self._fleet, records)
+
+
+class FleetSync:
+    """Every ``every_s``, the cars as the table holds them (states, rides, versions) into the view: what
+    other replicas reserved, released or took out of service shows here within that time."""
+
+    def __init__(
+        self, fleet: FleetView, cars: Callable[[], list[Car]], every_s: float = SYNC_EVERY_S
+    ) -> None:
+        self._fleet = fleet
+        self._cars = cars
+        self.every_s = every_s
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.wait(self.every_s):
+            try:
+                self.step()
+            except Exception:
+                log.warning("reading the cars table failed; the view stays as it is", exc_info=True)
+
+    def step(self) -> int:
+        cars = self._cars()
+        for car in cars:
+            self._fleet.refresh(car)
+        return len(cars)
 
 
 class PositionTracker:
@@ -36,11 +89,7 @@ class PositionTracker:
         self._checkpoints = CheckpointPace(PERSIST_EVERY_S)
 
     def __call__(self, records: list[StreamRecord], checkpoint: Checkpoint) -> None:
-        latest: dict[str, Position] = {}
-        for record in records:
-            if isinstance(record.data, CarTelemetry):
-                self._fleet.moved(record.data.car_id, record.data.lat, record.data.lon)
-                latest[record.data.car_id] = (record.data.lat, record.data.lon)
+        latest = moved(self._fleet, records)
         now = self._clock()
         due = {car: position for car, position in latest.items() if self._due(car, position, now)}
         if due:

@@ -1,31 +1,44 @@
-"""The composition root of car-simulator: its adapters, and how they are put together (in tests, with fakes).
+"""The composition root of car-simulator: its adapters, and how they are put together (in tests, with
+fakes).
 
-The cars are stored in DynamoDB (``acr-car-simulator-cars``): on start every car with a row continues from
-it (its ride, leg, progress on the leg and position, as last saved), and a car without one starts IDLE at
-the shared fleet's seeded position (``seed_fleet``). The inbox markers are committed with the rows, so a
-fleet event consumed before a restart is neither applied twice nor lost.
+The fleet (``seed_fleet``, the same in every replica) is split into ``CAR_GROUPS`` groups leased in
+``acr-car-simulator-leases`` (keys ``cars#<n>``, ``LeasedKeys``: each live replica holds a fair share).
+On gaining a group the replica reads its cars' rows (``acr-car-simulator-cars``) and drives them on from
+there (a car without a row starts IDLE at its seeded position); on losing one it saves them and stops.
+The fleet events are posted to the groups' mailboxes (``acr-car-simulator-commands``) with their inbox
+markers, so an event consumed before a restart is neither posted twice nor lost, and the replica
+driving the car applies it.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from acr.catalog.base import TELEMETRY_STREAM
 from acr.fleet import FleetCar, seed_fleet
+from acr.leases import LeasedKeys, LeaseTable
 from acr.runtime import Consumers, Messaging
 from acr.service import Runtime, Service
 from acr.settings import Settings
 from acr_city import load_city
-from car_simulator.adapters.dynamo import DynamoCarStore, DynamoCarUnitOfWork
+from car_simulator.adapters.dynamo import DynamoCarStore, DynamoCarUnitOfWork, DynamoMailbox
 from car_simulator.adapters.kinesis import KinesisPublisher, TelemetryBuffer
 from car_simulator.adapters.roads import CityRoads
 from car_simulator.api import SimulatorState, router
-from car_simulator.domain import Car, Snapshot, initial_battery
-from car_simulator.handlers import CarSimulator, ProgressSaver, SimulationLoop, handlers
-from car_simulator.ports import CarStore, Roads, TelemetryPublisher, UnitOfWork
+from car_simulator.domain import GROUPS
+from car_simulator.handlers import (
+    CarSimulator,
+    CommandApplier,
+    Fleet,
+    FleetGroups,
+    ProgressSaver,
+    SimulationLoop,
+    handlers,
+)
+from car_simulator.ports import CarStore, Mailbox, Roads, TelemetryPublisher, UnitOfWork
 from car_simulator.simulation import Simulation
 from car_simulator.topology import TOPOLOGY
 
@@ -37,39 +50,43 @@ class Adapters:
     consumers: Consumers
     unit_of_work: Callable[[], UnitOfWork]
     cars: CarStore
+    mailbox: Mailbox
+    leases: LeaseTable
     roads: Roads
     fleet: Sequence[FleetCar]
     telemetry: TelemetryPublisher
 
 
-def start_simulation(settings: Settings, fleet: Sequence[FleetCar], stored: Iterable[Snapshot]) -> Simulation:
-    """The fleet as stored (a car without a row: IDLE at its seeded position), every car reported at the
-    first tick."""
-    rows = {snapshot.car.car_id: snapshot.car for snapshot in stored}
-    cars = [
-        rows.get(c.car_id) or Car(c.car_id, c.lat, c.lon, battery=initial_battery(settings.seed, c.car_id))
-        for c in fleet
-    ]
-    riding = sum(1 for car in cars if car.ride_id is not None)
-    log.info("%d of %d cars restored from their rows, %d with a ride", len(rows), len(cars), riding)
-    # Simulated time = wall time x speed, so it keeps growing across a restart of the simulator and
-    # readers that order a car's records by simulated time never see it jump back.
+def empty_simulation(settings: Settings) -> Simulation:
+    """No car yet (they come with the groups this replica gains). Simulated time = wall time x speed, so
+    it keeps growing across restarts and replicas: readers that order a car's records by simulated time
+    never see it jump back when its group moves."""
     now = time.time()
-    simulation = Simulation(cars, settings.sim_speed, wall_start=now, sim_start_s=now * settings.sim_speed)
-    simulation.report_all()
-    return simulation
+    return Simulation([], settings.sim_speed, wall_start=now, sim_start_s=now * settings.sim_speed)
 
 
 def assemble(runtime: Runtime, adapters: Adapters) -> SimulatorState:
-    simulator = CarSimulator(start_simulation(runtime.settings, adapters.fleet, adapters.cars.load()))
-    table = handlers(simulator=simulator, roads=adapters.roads, boarding_s=runtime.settings.boarding_s)
-    adapters.consumers.consume("events", table, adapters.unit_of_work)
-    saver = ProgressSaver(simulator, adapters.cars, runtime.settings.car_save_every_s)
+    settings = runtime.settings
+    simulator = CarSimulator(empty_simulation(settings))
+    cars = {car.car_id: car for car in adapters.fleet}
+    groups = FleetGroups(simulator, adapters.cars, cars, settings.seed)
+    applier = CommandApplier(
+        simulator, adapters.mailbox, adapters.unit_of_work, groups.held, adapters.roads, settings.boarding_s
+    )
+    fleet = Fleet(cars, posted=applier.posted)
+    adapters.consumers.consume("events", handlers(fleet=fleet), adapters.unit_of_work)
+    saver = ProgressSaver(simulator, adapters.cars, groups.lease_of, settings.car_save_every_s)
+    leased = LeasedKeys(adapters.leases, lambda: GROUPS, groups.on_gained, groups.on_lost)
+    runtime.loops.add("car-groups", leased.run)
+    runtime.loops.add("car-commands", applier.run)
     runtime.loops.add("simulation", SimulationLoop(simulator, adapters.telemetry.buffer).run)
     runtime.loops.add("telemetry-publisher", adapters.telemetry.run)
     runtime.loops.add("car-saver", saver.run)
     runtime.loops.on_stop(adapters.telemetry.wake)
-    return SimulatorState(simulator, adapters.telemetry, saver)
+    runtime.loops.on_stop(applier.wake)
+    return SimulatorState(
+        simulator, adapters.telemetry, saver, groups, applier, adapters.cars, adapters.mailbox, fleet
+    )
 
 
 def aws_adapters(runtime: Runtime) -> Adapters:
@@ -81,11 +98,15 @@ def aws_adapters(runtime: Runtime) -> Adapters:
     )
     messaging = Messaging(TOPOLOGY, settings, runtime.loops)
     runtime.messaging = messaging
+    leases = messaging.leases
+    assert leases is not None, "the topology declares the group leases"
     log.info("%d cars on %s at sim speed %s", len(fleet), city.name, settings.sim_speed)
     return Adapters(
         consumers=messaging,
-        unit_of_work=lambda: DynamoCarUnitOfWork(messaging.unit_of_work()),
-        cars=DynamoCarStore(messaging.dynamodb),
+        unit_of_work=lambda: DynamoCarUnitOfWork(messaging.unit_of_work(), leases),
+        cars=DynamoCarStore(messaging.dynamodb, leases),
+        mailbox=DynamoMailbox(messaging.dynamodb),
+        leases=leases,
         roads=CityRoads(city),
         fleet=fleet,
         telemetry=KinesisPublisher(messaging.kinesis(), TELEMETRY_STREAM, TelemetryBuffer()),

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import math
 import random
+import zlib
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 
 from acr.catalog.car import CarPhase
 from acr.geo import haversine_m
@@ -357,3 +359,43 @@ class Snapshot:
 
     car: Car
     sim_time_s: float
+
+
+# ----- the fleet split between replicas ---------------------------------------------------------
+CAR_GROUPS = 16
+"""The fleet is driven in this many groups; a replica drives the groups whose lease it holds."""
+
+
+def car_group(car_id: str) -> str:
+    """The lease key of the car's group, ``cars#<n>``: a stable hash of the id (the same in every process
+    and on every run, unlike ``hash``)."""
+    return f"cars#{zlib.crc32(car_id.encode()) % CAR_GROUPS}"
+
+
+GROUPS = [f"cars#{n}" for n in range(CAR_GROUPS)]
+
+
+class CommandKind(StrEnum):
+    ASSIGN = "ASSIGN"
+    RELEASE = "RELEASE"
+    OUT_OF_SERVICE = "OUT_OF_SERVICE"
+    STALL = "STALL"
+    UNSTALL = "UNSTALL"
+
+
+@dataclass(frozen=True)
+class CarCommand:
+    """What a car is told, as its group's mailbox keeps it until the replica driving the car applies it.
+    ``command_id`` is the consumed message's id (or a fresh one for an operator's call): a command is
+    removed from the mailbox by id, in the transaction that stores what it did to the car."""
+
+    command_id: str
+    car_id: str
+    kind: CommandKind
+    ride_id: str | None = None
+    pickup: Point | None = None
+    dropoff: Point | None = None
+
+    @property
+    def group(self) -> str:
+        return car_group(self.car_id)

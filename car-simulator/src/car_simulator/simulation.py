@@ -102,6 +102,23 @@ class Simulation:
         """Run ``command`` on the car (one of the ``Car`` commands, as a function of the car)."""
         return self._changed(car_id, command(self.car(car_id)))
 
+    def add(self, cars: Iterable[Car]) -> None:
+        """Drive these cars from now on (a group this replica gained): each is reported at the next tick and
+        counts as saved as it is (it was just read from its row)."""
+        for car in cars:
+            self.cars[car.car_id] = car
+            self._saved[car.car_id] = (car.state_key(), self._wall)
+            self._next_report[car.car_id] = self._next_time(car, self._wall)
+            self._pending.append(car.telemetry(self.sim_time_s))
+
+    def drop(self, car_ids: Iterable[str]) -> list[Car]:
+        """Stop driving these cars (a group this replica lost); returns the ones it drove."""
+        dropped = [self.cars.pop(cid) for cid in car_ids if cid in self.cars]
+        for car in dropped:
+            del self._saved[car.car_id], self._next_report[car.car_id]
+        self._pending = [t for t in self._pending if t.car_id in self.cars]
+        return dropped
+
     def report_all(self) -> None:
         """Report every car at the next tick (a restarted fleet shows each car as it is, at once)."""
         self._pending += [car.telemetry(self.sim_time_s) for car in self.cars.values()]
@@ -154,8 +171,10 @@ class Simulation:
 
     def saved(self, car: Car, wall_now: float) -> None:
         """``car`` (a copy from ``due_saves``) is what the car's row holds now (or a newer command's row
-        does: then the car's own state key has moved on, and it is due again)."""
-        self._saved[car.car_id] = (car.state_key(), wall_now)
+        does: then the car's own state key has moved on, and it is due again). A car dropped since is
+        left alone."""
+        if car.car_id in self.cars:
+            self._saved[car.car_id] = (car.state_key(), wall_now)
 
     def committed(self, car_id: str, stored: Car) -> None:
         """A command's row at ``stored.version`` was committed and the car obeyed the command: it takes

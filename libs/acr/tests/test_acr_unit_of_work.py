@@ -333,3 +333,35 @@ def test_effects_only_runs_its_actions_on_commit_and_publishes_nothing() -> None
     uow.commit()
     uow.commit()  # the actions ran once
     assert done == ["pushed"]
+
+
+def test_a_checked_item_is_not_written_and_a_failed_check_cancels_the_whole_transaction(
+    dynamodb: Dynamo,
+) -> None:
+    dynamodb.put_item(TableName=STATE, Item=dynamo.to_item({"id": "lease", "owner": "me"}))
+    held = Transaction()
+    held.check(
+        STATE,
+        {"id": "lease"},
+        label="lease",
+        condition="#o = :me",
+        names={"#o": "owner"},
+        values={":me": "me"},
+    )
+    held.put(STATE, {"id": "work", "n": 1}, label="state")
+    commit(dynamodb, held)
+    lost = Transaction()
+    lost.check(
+        STATE,
+        {"id": "lease"},
+        label="lease",
+        condition="#o = :me",
+        names={"#o": "owner"},
+        values={":me": "you"},
+    )
+    lost.put(STATE, {"id": "work", "n": 2}, label="state")
+    with pytest.raises(TransactionCancelled) as cancelled:
+        commit(dynamodb, lost)
+    assert cancelled.value.failed("lease") and not cancelled.value.failed("state")
+    items = {row["id"]: row for row in map(from_item, dynamodb.scan(TableName=STATE)["Items"])}
+    assert items == {"lease": {"id": "lease", "owner": "me"}, "work": {"id": "work", "n": 1}}

@@ -1,4 +1,9 @@
-"""The fleet's live view: latest positions from telemetry plus a nearest-available-car index."""
+"""The fleet's live view: latest positions from telemetry plus a nearest-available-car index.
+
+With several replicas it is a view of the WHOLE fleet: positions come from the shards this replica reads
+and from those it only watches, states from this replica's commits and from the cars table every few
+seconds (``FleetSync``); each car's state only moves forward by version. The view only ranks candidates:
+reserving a car is a conditional write, so a car another replica took is refused there."""
 
 from __future__ import annotations
 
@@ -20,9 +25,13 @@ class LiveFleet:
             self.refresh(car)
 
     def refresh(self, car: Car) -> None:
-        """A committed state change (position kept from telemetry if newer)."""
+        """A committed state change, or the car as the table holds it (position kept from telemetry). A
+        version older than the one known is ignored: the view never goes back (a table read that started
+        before this replica's own commit, or another replica's, ends after it)."""
         with self._lock:
             known = self._cars.get(car.car_id)
+            if known is not None and car.version < known.version:
+                return
             if known is not None:
                 car = replace(car, lat=known.lat, lon=known.lon)
             self._cars[car.car_id] = car

@@ -8,7 +8,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from acr.catalog.car import CarPhase
-from car_simulator.domain import CLOSED_RIDES_KEPT, Assignment, Car, Leg, Point, Snapshot
+from car_simulator.domain import (
+    CLOSED_RIDES_KEPT,
+    Assignment,
+    Car,
+    CarCommand,
+    CommandKind,
+    Leg,
+    Point,
+    Snapshot,
+)
 
 Item = dict[str, Any]
 
@@ -115,3 +124,24 @@ def _point_item(point: Point) -> dict[str, float]:
 
 def _point(item: Mapping[str, Any]) -> Point:
     return Point(float(item["lat"]), float(item["lon"]))
+
+
+def command_item(command: CarCommand) -> Item:
+    """A command as its group's mailbox keeps it (None values left out)."""
+    item: Item = {"commandId": command.command_id, "carId": command.car_id, "kind": command.kind.value}
+    if command.ride_id is not None:
+        item["rideId"] = command.ride_id
+    if command.pickup is not None and command.dropoff is not None:
+        item |= {"pickup": _point_item(command.pickup), "dropoff": _point_item(command.dropoff)}
+    return item
+
+
+def command_from_item(item: Mapping[str, Any]) -> CarCommand:
+    return CarCommand(
+        command_id=item["commandId"],
+        car_id=item["carId"],
+        kind=CommandKind(item["kind"]),
+        ride_id=item.get("rideId"),
+        pickup=_point(item["pickup"]) if "pickup" in item else None,
+        dropoff=_point(item["dropoff"]) if "dropoff" in item else None,
+    )

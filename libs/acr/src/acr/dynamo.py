@@ -119,6 +119,21 @@ class Transaction:
         op: dict[str, Any] = {"TableName": table, "Key": to_item(key), "UpdateExpression": expression}
         self._add("Update", op, label, condition, names, values)
 
+    def check(
+        self,
+        table: str,
+        key: Mapping[str, Any],
+        *,
+        label: str,
+        condition: str,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> None:
+        """A condition on an item the transaction does not write (e.g. a lease's guard): all or nothing
+        commits only while it holds."""
+        op: dict[str, Any] = {"TableName": table, "Key": to_item(key)}
+        self._add("ConditionCheck", op, label, condition, names, values)
+
     def _add(
         self,
         kind: str,
