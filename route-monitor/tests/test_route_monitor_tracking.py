@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from route_monitor_fakes import WALL0, Car, StraightRoads, names, north, seconds, wall, whole_ride
+from route_monitor_fakes import SIM_SPEED, WALL0, Car, StraightRoads, names, north, seconds, wall, whole_ride
 
 from acr.catalog.monitoring import CarStalled, RideEtaUpdated, TripCompleted
 from route_monitor.adapters.rows import car_from_item, car_item, ride_from_item, ride_item
@@ -312,6 +312,24 @@ def test_a_car_quiet_while_its_shard_goes_on_is_lost_after_two_stall_windows() -
     assert quiet.lost("s0") == []
     quiet.observe("s0", lost.record(100, "TO_DESTINATION", "ride-1", 2_000))  # an older record read again
     assert quiet.lost("s0") == []
+
+
+def test_a_car_whose_group_changes_simulator_replicas_is_not_lost_within_a_handover() -> None:
+    """Two stall windows of simulated time pass in a few wall seconds at a high sim speed; a dead replica's
+    car groups take longer than that to move: the car is lost only once ``handover_s`` (wall) passed too."""
+    quiet = QuietCars(window_s=120, handover_s=20)
+    handed_over, other = Car("car-1"), Car("car-2", lon=24.95)
+    quiet.observe("s0", handed_over.record(0, "TO_DESTINATION", "ride-1", 2_000))
+    quiet.observe("s0", other.record(0, "IDLE", None))
+    quiet.observe("s0", other.record(150, "IDLE", None))
+    assert quiet.lost("s0") == []  # quiet from here on
+    quiet.observe("s0", other.record(150 + SIM_SPEED * 19, "IDLE", None))  # two windows, but 19 wall s
+    assert quiet.lost("s0") == []
+    quiet.observe("s0", handed_over.record(150 + SIM_SPEED * 19, "TO_DESTINATION", "ride-1", 2_000))
+    quiet.observe("s0", other.record(150 + SIM_SPEED * 40, "IDLE", None))
+    assert quiet.lost("s0") == []  # driven again by the replica that took its group
+    quiet.observe("s0", other.record(150 + SIM_SPEED * 62, "IDLE", None))  # quiet again, for long
+    assert quiet.lost("s0") == ["car-1"]
 
 
 def test_a_restarted_simulator_whose_cars_all_report_again_loses_none() -> None:

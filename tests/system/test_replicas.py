@@ -39,7 +39,7 @@ def replicated_stack() -> Iterator[Stack]:
 @dataclass
 class ReplicaRider(Rider):
     """A rider whose REST calls go to one BFF replica; once that replica is gone, to the entry point (what
-    an app behind a load balancer sees)."""
+    an app behind a load balancer sees), with the consistency token of its last booking."""
 
     entry: str = ""
 
@@ -58,8 +58,8 @@ class ReplicaRider(Rider):
     def _either(self, call: Any) -> httpx.Response:
         try:
             return call(self.base)  # type: ignore[no-any-return]
-        except httpx.ConnectError:
-            self.base = self.entry
+        except httpx.TransportError:  # the replica is gone, maybe mid-request (a booking retried is
+            self.base = self.entry  # the same booking: same Idempotency-Key)
             return call(self.base)  # type: ignore[no-any-return]
 
 

@@ -29,7 +29,11 @@ class Adapters:
 
 
 def rules_from(settings: Settings) -> Rules:
-    return Rules(stall_window_s=settings.stall_window_s, eta_push_s=settings.eta_push_s)
+    return Rules(
+        stall_window_s=settings.stall_window_s,
+        eta_push_s=settings.eta_push_s,
+        handover_s=2 * settings.lease_s,
+    )
 
 
 def assemble(runtime: Runtime, adapters: Adapters) -> Monitor:

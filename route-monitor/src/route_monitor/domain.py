@@ -45,6 +45,7 @@ class Rules:
     min_speed_ms: float = 0.5  # below this the average says nothing: use the route's own duration
     eta_max_age_s: float = 30.0  # never push an ETA computed from a record older than this (wall)
     arrival_radius_m: float = 50.0  # a stalled car that reaches its target still completes the trip
+    handover_s: float = 0.0  # wall: a silent car is lost only after this too (its car group changing replicas)
 
 
 @dataclass(frozen=True)
@@ -400,7 +401,8 @@ class _ShardWatch:
     clock: float | None = None  # the newest simulated time among the shard's records
     at: datetime | None = None  # the wall-clock moment of that record
     last: dict[str, tuple[float, bool]] = field(default_factory=dict)  # car -> (its last sim time, carries)
-    quiet: dict[str, float] = field(default_factory=dict)  # car -> the clock when it was first found quiet
+    quiet: dict[str, tuple[float, datetime]] = field(default_factory=dict)  # car -> clock and wall moment
+    # when it was first found quiet
 
 
 class QuietCars:
@@ -410,10 +412,13 @@ class QuietCars:
     simulator is down no shard goes on, and no car is lost. A car is quiet once the clock is ``window_s``
     past its last record, and lost once the clock is another ``window_s`` past the moment it was first
     found quiet: a restarted simulator reports every car at once, before the clock gets that far, so a car
-    that is still there is never taken for lost."""
+    that is still there is never taken for lost. With simulator replicas, the other cars of the shard go on
+    while a dead replica's car groups change hands: a car is lost only once ``handover_s`` wall seconds have
+    passed as well, so a handover (two lease periods at most) loses no car."""
 
-    def __init__(self, window_s: float) -> None:
+    def __init__(self, window_s: float, handover_s: float = 0.0) -> None:
         self.window_s = window_s
+        self.handover_s = handover_s
         self._shards: dict[str, _ShardWatch] = {}
 
     def _shard(self, shard: str) -> _ShardWatch:
@@ -441,14 +446,15 @@ class QuietCars:
     def lost(self, shard: str) -> list[str]:
         """The cars of ``shard`` that carry a ride and are lost by now."""
         watch = self._shards.get(shard)
-        if watch is None or watch.clock is None:
+        if watch is None or watch.clock is None or watch.at is None:
             return []
         lost = []
         for car_id, (sim_time, carries) in watch.last.items():
             if not carries or watch.clock - sim_time < self.window_s:
                 continue
-            since = watch.quiet.setdefault(car_id, watch.clock)
-            if watch.clock - since >= self.window_s:
+            since, since_at = watch.quiet.setdefault(car_id, (watch.clock, watch.at))
+            silent_s = (watch.at - since_at).total_seconds()
+            if watch.clock - since >= self.window_s and silent_s >= self.handover_s:
                 lost.append(car_id)
         return lost
 

@@ -90,7 +90,7 @@ class TelemetryProcessor:
     _carrying: list[CarCursor] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self.quiet = QuietCars(self.rules.stall_window_s)
+        self.quiet = QuietCars(self.rules.stall_window_s, self.rules.handover_s)
 
     def __call__(self, records: list[StreamRecord], checkpoint: Checkpoint) -> None:
         pending: Pending = [(r.sequence, r.data) for r in records if isinstance(r.data, CarTelemetry)]
