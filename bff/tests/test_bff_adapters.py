@@ -12,7 +12,7 @@ from moto import mock_aws
 
 from acr.errors import NotFound
 from bff.adapters.dlq import SqsDeadLetters, source_queue
-from bff.adapters.http import HttpRideManager, ServiceHttp
+from bff.adapters.http import EveryReplica, HttpPayments, HttpRideManager, ServiceHttp
 from bff.errors import ServiceUnavailable, UpstreamError
 from bff.redaction import RedactTokens
 
@@ -57,6 +57,42 @@ def test_http_failures_are_503(outcome: str) -> None:
 
     with pytest.raises(ServiceUnavailable):
         asyncio.run(manager(handler).ride("rdr_1", "ride_1"))
+
+
+@pytest.mark.parametrize(
+    ("answers", "outcome"),
+    [
+        ({"p1": 200, "p2": 200}, "both"),
+        ({"p1": 200, "p2": "down"}, "one"),
+        ({"p1": "down", "p2": "down"}, ServiceUnavailable),
+        ({"p1": 200, "p2": 400}, UpstreamError),
+    ],
+)
+def test_a_switch_held_in_memory_is_set_on_every_replica_that_answers(
+    answers: dict[str, int | str], outcome: str | type[Exception]
+) -> None:
+    """The gateway's mode lives in each payment process: the BFF sets it on every replica, not on the one
+    the entry point happens to pick."""
+    reached: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        answer = answers[request.url.host]
+        if answer == "down":
+            raise httpx.ConnectError("refused")
+        reached.append(request.url.host)
+        if answer == 400:
+            return httpx.Response(400, json={"error": {"code": "bad_request", "message": "unknown mode"}})
+        return httpx.Response(200, json={"mode": json.loads(request.content)["mode"]})
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    replicas = EveryReplica([ServiceHttp(client, "payment", f"http://{host}") for host in answers])
+    payments = HttpPayments(ServiceHttp(client, "payment", "http://entry"), replicas)
+    if isinstance(outcome, type):
+        with pytest.raises(outcome):
+            asyncio.run(payments.set_gateway("decline"))
+        return
+    assert asyncio.run(payments.set_gateway("decline")) == {"mode": "decline"}
+    assert sorted(reached) == (["p1", "p2"] if outcome == "both" else ["p1"])
 
 
 def test_path_segments_are_escaped() -> None:

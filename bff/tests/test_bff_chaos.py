@@ -18,7 +18,7 @@ from acr.settings import SERVICE_PORTS
 from acr_stack.control import ControlServer
 from acr_stack.faultproxy import FaultProxy
 from acr_stack.runner import free_port
-from bff.adapters.http import HttpChaos, ServiceHttp
+from bff.adapters.http import EveryReplica, HttpChaos, ServiceHttp
 from bff.bootstrap import SERVICE, assemble
 from bff.ports import Chaos
 from bff.state import BffState, Dependencies
@@ -244,12 +244,12 @@ def test_the_fake_keeps_the_outage_contract() -> None:
 
 def test_the_http_adapter_keeps_the_outage_contract_with_the_real_control_api(control_url: str) -> None:
     async def adapter() -> HttpChaos:
-        return HttpChaos(ServiceHttp(httpx.AsyncClient(), "fault-proxy", control_url), {})
+        return HttpChaos(ServiceHttp(httpx.AsyncClient(), "fault-proxy", control_url), {}, {})
 
     outage_contract(asyncio.run(adapter()))
 
 
-def test_the_http_adapter_asks_each_service_for_its_fault_windows() -> None:
+def test_the_http_adapter_opens_a_fault_window_in_every_replica_and_lists_them_through_the_service() -> None:
     seen: list[tuple[str, str, bytes]] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -261,13 +261,17 @@ def test_the_http_adapter_asks_each_service_for_its_fault_windows() -> None:
         return httpx.Response(200, json={"faults": [{"faultId": "f9"}]})
 
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    port = HttpChaos(None, {"reward": ServiceHttp(client, "reward", "http://reward")})
+    replicas = [ServiceHttp(client, "reward", f"http://reward-{n}") for n in (1, 2)]
+    port = HttpChaos(
+        None, {"reward": ServiceHttp(client, "reward", "http://reward")}, {"reward": EveryReplica(replicas)}
+    )
     window = {"fault": "sns.failure", "rate": 1, "seconds": 60}
     assert asyncio.run(port.open_fault("reward", window))["faultId"] == "f9"
     assert asyncio.run(port.faults("reward")) == [{"faultId": "f9"}]
-    assert [(m, u) for m, u, _ in seen] == [
-        ("POST", "http://reward/v1/ops/faults"),
+    assert sorted((m, u) for m, u, _ in seen) == [
         ("GET", "http://reward/v1/ops/faults"),
+        ("POST", "http://reward-1/v1/ops/faults"),
+        ("POST", "http://reward-2/v1/ops/faults"),
     ]
     assert seen[0][2] == b'{"fault":"sns.failure","rate":1,"seconds":60}'
     assert asyncio.run(port.outages()) == []

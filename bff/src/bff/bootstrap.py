@@ -14,6 +14,7 @@ from acr.unit_of_work import EffectsOnly
 from bff import api, chaos, ops, ws
 from bff.adapters.dlq import SqsDeadLetters
 from bff.adapters.http import (
+    EveryReplica,
     HttpAddressFinder,
     HttpChaos,
     HttpFleet,
@@ -71,19 +72,26 @@ def aws_adapters(runtime: Runtime) -> Dependencies:
     client = make_client()
     runtime.on_close(client.aclose)
     https = {name: ServiceHttp(client, name, settings.service_url(name)) for name in SERVICE_PORTS}
+    every = {
+        name: EveryReplica(
+            [ServiceHttp(client, name, url) for url in settings.replica_urls.get(name, {}).values()]
+            or [https[name]]
+        )
+        for name in SERVICE_PORTS
+    }
     control = (
         ServiceHttp(client, "fault-proxy", settings.chaos_control_url) if settings.chaos_control_url else None
     )
     return Dependencies(
         ride_manager=HttpRideManager(https["ride-manager"]),
         addresses=HttpAddressFinder(https["address-finder"]),
-        fleet=HttpFleet(https["car-dispatcher"], https["car-simulator"]),
+        fleet=HttpFleet(https["car-dispatcher"], https["car-simulator"], every["car-dispatcher"]),
         loyalty=HttpLoyalty(https["reward"]),
-        payments=HttpPayments(https["payment"]),
+        payments=HttpPayments(https["payment"], every["payment"]),
         services=HttpServiceStats({name: https[name] for name in OTHER_SERVICES}, client),
         dead_letters=SqsDeadLetters(aws.client("sqs", settings)),
         consumers=messaging,
-        chaos=HttpChaos(control, https),
+        chaos=HttpChaos(control, https, every),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 from urllib.parse import quote
@@ -94,6 +95,26 @@ class ServiceHttp:
         return response.is_success
 
 
+class EveryReplica:
+    """The same call to every process of one service, for a switch each process holds in memory (the
+    simulated gateway's mode, the dispatch pause, fault windows): through the service's entry point it would
+    reach one replica only. One process when the replicas are not listed (``ACR_REPLICA_URLS``). A replica
+    that is down is left out; the call fails only when none answers, or when one refuses it (4xx)."""
+
+    def __init__(self, replicas: list[ServiceHttp]) -> None:
+        self._replicas = replicas
+
+    async def call(self, method: str, path: str, *, json: Any = None) -> Json:
+        answers = await asyncio.gather(
+            *(replica.call(method, path, json=json) for replica in self._replicas), return_exceptions=True
+        )
+        refused = [answer for answer in answers if isinstance(answer, UpstreamError)]
+        reached = [answer for answer in answers if isinstance(answer, dict)]
+        if refused or not reached:
+            raise next(answer for answer in answers if isinstance(answer, BaseException))
+        return reached[0]
+
+
 class HttpRideManager:
     """ride-manager: quotes, rides (write model), history and versions (read models), ops views."""
 
@@ -158,9 +179,10 @@ class HttpAddressFinder:
 class HttpFleet:
     """car-dispatcher for the fleet and dispatch controls, car-simulator for stalls."""
 
-    def __init__(self, dispatcher: ServiceHttp, simulator: ServiceHttp) -> None:
+    def __init__(self, dispatcher: ServiceHttp, simulator: ServiceHttp, dispatchers: EveryReplica) -> None:
         self._dispatcher = dispatcher
         self._simulator = simulator
+        self._dispatchers = dispatchers
 
     async def cars(self) -> Json:
         return await self._dispatcher.call("GET", "/v1/fleet")
@@ -175,7 +197,7 @@ class HttpFleet:
         return car
 
     async def set_dispatch(self, paused: bool) -> Json:
-        return await self._dispatcher.call("PUT", "/v1/ops/dispatch", json={"paused": paused})
+        return await self._dispatchers.call("PUT", "/v1/ops/dispatch", json={"paused": paused})
 
 
 class HttpLoyalty:
@@ -191,8 +213,9 @@ class HttpLoyalty:
 class HttpPayments:
     """payment: the gateway's ledger and failure mode, operator retries."""
 
-    def __init__(self, http: ServiceHttp) -> None:
+    def __init__(self, http: ServiceHttp, replicas: EveryReplica) -> None:
         self._http = http
+        self._replicas = replicas
 
     async def charges(self, ride_id: str | None) -> Json:
         params = {"rideId": ride_id} if ride_id else None
@@ -202,7 +225,7 @@ class HttpPayments:
         return await self._http.call("POST", f"/v1/payments/{seg(ride_id)}/retry")
 
     async def set_gateway(self, mode: str) -> Json:
-        return await self._http.call("PUT", "/v1/gateway", json={"mode": mode})
+        return await self._replicas.call("PUT", "/v1/gateway", json={"mode": mode})
 
 
 class HttpServiceStats:
@@ -247,9 +270,12 @@ class HttpChaos:
     """The fault proxy's control API (``ACR_CHAOS_CONTROL_URL``; ``None`` when the stack runs none) and
     every service's ``/v1/ops/faults``."""
 
-    def __init__(self, control: ServiceHttp | None, https: dict[str, ServiceHttp]) -> None:
+    def __init__(
+        self, control: ServiceHttp | None, https: dict[str, ServiceHttp], every: dict[str, EveryReplica]
+    ) -> None:
         self._control = control
         self._https = https
+        self._every = every
 
     async def open_outage(self, outage: Json) -> Json:
         if self._control is None:
@@ -262,7 +288,7 @@ class HttpChaos:
         return list((await self._control.call("GET", "/outages")).get("outages", []))
 
     async def open_fault(self, service: str, window: Json) -> Json:
-        return await self._https[service].call("POST", "/v1/ops/faults", json=window)
+        return await self._every[service].call("POST", "/v1/ops/faults", json=window)
 
     async def faults(self, service: str) -> list[Json]:
         return list((await self._https[service].call("GET", "/v1/ops/faults")).get("faults", []))
