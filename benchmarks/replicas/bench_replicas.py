@@ -113,14 +113,31 @@ def markdown(results: dict[str, dict[str, float]], args: argparse.Namespace) -> 
         row = [f"{results[c][key]:.2f}" for c in counts]
         ratio = results[counts[-1]][key] / base[key] if base[key] else float("nan")
         lines.append(f"| {key} | " + " | ".join(row) + f" | {ratio:.2f}x |")
-    busiest = max(results.values(), key=lambda r: r["emulator_cpu_s_per_min"])
     lines += [
         "",
-        f"Bottleneck: the emulator used {busiest['emulator_cpu_s_per_min']:.1f} CPU-s per minute at most "
-        "(one process, one core: 60 at most); the services together "
-        f"{busiest['services_cpu_s_per_min']:.1f} on a {os.cpu_count()}-CPU machine.",
+        "Below saturation the rides PAID per minute follow the booking rate, so the cost of replicas shows "
+        "in latency and CPU; the CPU a ride cost says where each count would run out:",
+        "",
+        *(_limits(count, figures) for count, figures in results.items()),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _limits(count: str, figures: dict[str, float]) -> str:
+    """Where this run would run out: the emulator's one core or the machine's cores, whichever fills first
+    at the CPU seconds a PAID ride cost here."""
+    paid = figures["paid_per_min"] or float("nan")
+    emulator_per_ride = figures["emulator_cpu_s_per_min"] / paid
+    all_per_ride = (figures["emulator_cpu_s_per_min"] + figures["services_cpu_s_per_min"]) / paid
+    emulator_ceiling = 60 / emulator_per_ride
+    machine_ceiling = 60 * (os.cpu_count() or 1) / all_per_ride
+    bottleneck = "the emulator's single core" if emulator_ceiling <= machine_ceiling else "the machine's CPUs"
+    return (
+        f"- {count} replica(s): a PAID ride cost {emulator_per_ride:.2f} emulator CPU-s and "
+        f"{all_per_ride:.2f} CPU-s in all; the emulator's core fills at about {emulator_ceiling:.0f} "
+        f"rides/min, the {os.cpu_count()} CPUs at about {machine_ceiling:.0f}: "
+        f"the bottleneck is {bottleneck}."
+    )
 
 
 def main() -> int:
