@@ -15,14 +15,13 @@ proxies, not balancers. This one is an asyncio loop in a thread of the runner, l
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import threading
 from dataclasses import dataclass, field
+
+from acr_stack.serverloop import START_TIMEOUT_S, ServerLoop
 
 CHUNK = 65_536
 CONNECT_TIMEOUT_S = 2.0
-START_TIMEOUT_S = 10
 
 
 @dataclass
@@ -44,40 +43,15 @@ class Route:
         return self.replicas[start:] + self.replicas[:start]
 
 
-class EntryPoints:
+class EntryPoints(ServerLoop):
     """Listens on each route's port and forwards every connection to one of its replicas."""
 
     def __init__(self, routes: dict[str, Route], host: str = "127.0.0.1") -> None:
+        super().__init__("entry-points")
         self.routes = routes
         self._host = host
         self._servers: list[asyncio.Server] = []
         self._open: set[asyncio.StreamWriter] = set()  # both ends of every connection carried
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        """Bind every entry port (``OSError`` when one is taken) and start forwarding."""
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        self._thread = threading.Thread(target=loop.run_forever, name="entry-points", daemon=True)
-        self._thread.start()
-        try:
-            asyncio.run_coroutine_threadsafe(self._listen(), loop).result(START_TIMEOUT_S)
-        except BaseException:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        """Close the ports and the loop (with the connections it carries)."""
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(self._close(), loop).result(START_TIMEOUT_S)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(START_TIMEOUT_S)
-        loop.close()
-        self._loop = self._thread = None
 
     async def _listen(self) -> None:
         for route in self.routes.values():

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from acr import clock
+from acr_stack.serverloop import ServerLoop
 
 AWS = "aws"
 MODES = ("refuse", "blackhole", "latency")
@@ -44,7 +45,6 @@ MAX_LATENCY_MS = 60_000
 COUNTS = ("refused", "reset", "held", "delayed")
 CLOSED_KEPT = 500  # closed windows kept (with their counts) for the tests and the log
 CHUNK = 65_536
-START_TIMEOUT_S = 10
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ class _Connection:
                 writer.close()
 
 
-class FaultProxy:
+class FaultProxy(ServerLoop):
     """Listens on ``ports`` (service -> port) and forwards to the emulator on ``upstream_port``, carrying
     out the outage windows opened with :meth:`open` (from any thread)."""
 
@@ -165,6 +165,7 @@ class FaultProxy:
         log: Callable[[str], None] = lambda _line: None,
         clock_s: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__("fault-proxy")
         self.ports = dict(ports)
         self._upstream = (host, upstream_port)
         self._host = host
@@ -174,8 +175,6 @@ class FaultProxy:
         self._outages: list[Outage] = []
         self._connections: dict[str, set[_Connection]] = {service: set() for service in ports}
         self._servers: list[asyncio.Server] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def services(self) -> tuple[str, ...]:
@@ -186,30 +185,6 @@ class FaultProxy:
         return f"http://{self._host}:{self.ports[service]}"
 
     # --- lifecycle -----------------------------------------------------------------------------------
-    def start(self) -> None:
-        """Bind every port and start forwarding (``OSError`` when a port is taken)."""
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        self._thread = threading.Thread(target=loop.run_forever, name="fault-proxy", daemon=True)
-        self._thread.start()
-        try:
-            asyncio.run_coroutine_threadsafe(self._listen(), loop).result(START_TIMEOUT_S)
-        except BaseException:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        """Close the ports and every connection, then the loop."""
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(self._close(), loop).result(START_TIMEOUT_S)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(START_TIMEOUT_S)
-        loop.close()
-        self._loop = self._thread = None
-
     async def _listen(self) -> None:
         for service, port in self.ports.items():
             serve = functools.partial(self._serve, service)
