@@ -196,8 +196,12 @@ def _assert_each_shard_had_one_live_owner(
     longest: dict[str, float] = {}
     for taken_at, owners in samples:
         assert set(owners) == shards or taken_at - samples[0][0] < HANDOVER_S, (taken_at, owners)
-        for shard, (owner, _expires) in owners.items():
+        for shard, (owner, expires) in owners.items():
             if owner in killed and taken_at > killed[owner]:
                 longest[shard] = max(longest.get(shard, 0.0), taken_at - killed[owner])
+            else:
+                assert expires > taken_at, (
+                    f"{shard}: the lease of live {owner} ran out ({taken_at - expires:.1f} s)"
+                )
     assert all(seconds <= HANDOVER_S for seconds in longest.values()), longest
     print("longest handover per shard (s):", {s: round(v, 1) for s, v in longest.items()})  # noqa: T201
