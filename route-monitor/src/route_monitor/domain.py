@@ -45,7 +45,7 @@ class Rules:
     min_speed_ms: float = 0.5  # below this the average says nothing: use the route's own duration
     eta_max_age_s: float = 30.0  # never push an ETA computed from a record older than this (wall)
     arrival_radius_m: float = 50.0  # a stalled car that reaches its target still completes the trip
-    handover_s: float = 0.0  # wall: a silent car is lost only after this too (its car group changing replicas)
+    handover_s: float = 0.0  # wall: a silent car is lost only after this too (its group changing replicas)
 
 
 @dataclass(frozen=True)
