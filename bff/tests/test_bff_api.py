@@ -48,6 +48,10 @@ def test_validation_errors_are_422(client: TestClient, rider: tuple[str, Headers
         422,
         "validation_error",
     )
+    for lat, lon in ((1e308, 1e308), (90.5, 0), (0, -180.5)):  # finite, but no place on Earth
+        point = {"lat": lat, "lon": lon}
+        quote = {"pickup": point, "dropoff": {"addressId": "a"}}
+        error_of(client.post("/api/v1/quotes", headers=headers, json=quote), 422, "validation_error")
 
 
 def test_malformed_json_is_400(client: TestClient) -> None:

@@ -173,9 +173,14 @@ class MemoryRideHistory:
             key=lambda pair: pair[0][1],
             reverse=True,
         )
-        start = int(cursor or 0)
+        start = 0
+        if cursor:
+            owner, _, offset = cursor.partition(":")
+            if owner != rider_id:
+                raise ValueError("not a cursor of this rider's rides")
+            start = int(offset)
         page = [copy.deepcopy(row.ride) for _, row in rows[start : start + limit]]
-        return page, str(start + limit) if start + limit < len(rows) else None
+        return page, f"{rider_id}:{start + limit}" if start + limit < len(rows) else None
 
     def versions(self, ride_id: str, after_version: int) -> list[dict[str, object]]:
         return [

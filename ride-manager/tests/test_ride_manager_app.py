@@ -111,6 +111,9 @@ def test_http_errors_have_codes() -> None:
         assert (missing.status_code, missing.json()["error"]["code"]) == (404, "address_not_found")
         bad = client.post("/v1/quotes", json=QUOTE_BODY | {"pickup": {"lat": 1}})
         assert (bad.status_code, bad.json()["error"]["code"]) == (422, "validation_error")
+        for far in ({"lat": 1e308, "lon": 1e308}, {"lat": 91.0, "lon": 0.0}, {"lat": 0.0, "lon": 181.0}):
+            nowhere = client.post("/v1/quotes", json=QUOTE_BODY | {"pickup": far})
+            assert (nowhere.status_code, nowhere.json()["error"]["code"]) == (422, "validation_error")
         no_key = client.post("/v1/rides", json={"riderId": "rdr_1", "quoteId": "q"})
         assert (no_key.status_code, no_key.json()["error"]["code"]) == (400, "idempotency_key_required")
         long_key = client.post(

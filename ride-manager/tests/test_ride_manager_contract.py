@@ -280,6 +280,16 @@ def test_a_riders_rides_come_newest_first_page_by_page(backend: Backend) -> None
     assert pages == [["ride_4", "ride_3"], ["ride_2", "ride_1"], ["ride_0"]]
 
 
+@pytest.mark.parametrize("forged", ["0", "[]", '{"riderId": {"S": "rdr_1"}}', "not-json", "rdr_1:x"])
+def test_a_cursor_is_refused_unless_this_store_made_it_for_that_rider(backend: Backend, forged: str) -> None:
+    project(backend, *(snapshot(1, f"ride_{n}", requested=n) for n in range(3)))
+    _, cursor = backend.history.rides_of("rdr_1", 2, None)
+    assert cursor is not None and backend.history.rides_of("rdr_1", 2, cursor)[0]
+    for refused in (forged, cursor):
+        with pytest.raises(ValueError):
+            backend.history.rides_of("rdr_2" if refused == cursor else "rdr_1", 2, refused)
+
+
 def test_active_rides_and_the_deadline_index_soonest_first(backend: Backend) -> None:
     waiting = [ride(f"ride_{n}", requested=n) for n in (3, 1, 2)]
     for each in waiting:

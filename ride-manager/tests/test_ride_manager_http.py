@@ -7,7 +7,8 @@ import httpx
 import pytest
 
 from acr.errors import DependencyUnavailable
-from ride_manager.adapters.http import HttpDispatch
+from ride_manager.adapters.http import HttpDispatch, HttpGeo
+from ride_manager.domain import AddressNotFound
 
 ANSWERS: dict[str, httpx.Response] = {
     "ride_assigned": httpx.Response(200, json={"rideId": "r", "status": "ASSIGNED", "carId": "car-1"}),
@@ -51,3 +52,17 @@ def test_a_fleet_that_fails_or_does_not_answer_is_unavailable() -> None:
     down = HttpDispatch(httpx.Client(transport=httpx.MockTransport(refuse)), "http://car-dispatcher")
     with pytest.raises(DependencyUnavailable):
         down.assigned_car("ride_assigned")
+
+
+def test_an_address_id_is_one_path_segment_of_the_address_finder_url() -> None:
+    """``../city`` must not walk up to another route of address-finder (whose answer is no place)."""
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.raw_path.decode())
+        return httpx.Response(404, json={"error": {"code": "address_not_found", "message": "-"}})
+
+    geo = HttpGeo(httpx.Client(transport=httpx.MockTransport(answer)), "http://address-finder")
+    with pytest.raises(AddressNotFound):
+        geo.place_of_address("../city")
+    assert asked == ["/v1/addresses/..%2Fcity"]

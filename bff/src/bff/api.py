@@ -35,7 +35,6 @@ ConsistencyToken = Annotated[str | None, Header(alias=CONSISTENCY_HEADER)]
 SAFE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 MAX_IDEMPOTENCY_KEY = 128
 NEW_RIDER_LOYALTY = {"rideCount": 0, "points": 0, "tier": "BRONZE", "rating": 5.0}
-Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class Strict(BaseModel):
@@ -70,8 +69,8 @@ class AddressPlace(Strict):
 
 
 class PointPlace(Strict):
-    lat: Finite
-    lon: Finite
+    lat: Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
+    lon: Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
 
 
 Place = AddressPlace | PointPlace

@@ -42,8 +42,8 @@ RiderId = Annotated[str, Query(alias="riderId", min_length=1, max_length=64)]
 class PlaceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     addressId: str | None = Field(default=None, min_length=1, max_length=64)  # noqa: N815
-    lat: float | None = None
-    lon: float | None = None
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
 
     @model_validator(mode="after")
     def _one_form(self) -> PlaceIn:

@@ -108,6 +108,21 @@ def _public(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- the write model ---------------------------------------------------------------------------------
+def _history_cursor(cursor: str, rider_id: str) -> dict[str, Any]:
+    """The history key a page of ``rider_id``'s rides starts after; ``ValueError`` when ``cursor`` is not one
+    this store handed out for that rider (any other JSON would reach DynamoDB as a malformed key)."""
+    key = json.loads(cursor)
+    if not (isinstance(key, dict) and set(key) == {"riderId", "requested"}):
+        raise ValueError("not a ride history cursor")
+    if key["riderId"] != {"S": rider_id} or not (
+        isinstance(key["requested"], dict)
+        and set(key["requested"]) == {"S"}
+        and isinstance(key["requested"]["S"], str)
+    ):
+        raise ValueError("not a cursor of this rider's rides")
+    return key
+
+
 class DynamoRides:
     def __init__(self, base: DynamoUnitOfWork) -> None:
         self._base = base
@@ -305,7 +320,7 @@ class DynamoRideHistory:
             "Limit": limit,
         }
         if cursor:
-            kwargs["ExclusiveStartKey"] = json.loads(cursor)
+            kwargs["ExclusiveStartKey"] = _history_cursor(cursor, rider_id)
         page = self._dynamodb.query(**kwargs)
         rides = [json.loads(dynamo.from_item(i)["ride"]) for i in page.get("Items", [])]
         last = page.get("LastEvaluatedKey")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -46,7 +47,8 @@ class HttpGeo:
         return Place(label=body["label"], lat=body["lat"], lon=body["lon"], address_id=body.get("addressId"))
 
     def place_of_address(self, address_id: str) -> Place:
-        return self._place(_call(self._client, "GET", f"{self._base}/v1/addresses/{address_id}"))
+        path = quote(address_id, safe="")  # an id is one path segment, never "../city"
+        return self._place(_call(self._client, "GET", f"{self._base}/v1/addresses/{path}"))
 
     def place_at(self, lat: float, lon: float) -> Place:
         response = _call(self._client, "GET", f"{self._base}/v1/reverse", params={"lat": lat, "lon": lon})
