@@ -24,7 +24,7 @@ from car_dispatcher.adapters.dynamo import DynamoAssignments, DynamoFleetUnitOfW
 from car_dispatcher.adapters.fleet_view import LiveFleet
 from car_dispatcher.domain import Car, CarState
 from car_dispatcher.handlers import DispatchControl, handlers
-from car_dispatcher.telemetry import FleetSync, PositionWatcher
+from car_dispatcher.telemetry import FleetSync, moved
 from car_dispatcher.topology import TOPOLOGY
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
@@ -151,7 +151,7 @@ def test_a_watched_shard_moves_the_view_and_stores_nothing() -> None:
     with in_process_messaging(TOPOLOGY) as messaging:
         seed_cars(messaging.dynamodb, FLEET)
         replica = Replica(messaging)
-        PositionWatcher(replica.fleet)([_telemetry("car-2", 60.3, 24.95), _telemetry("car-9", 60.2, 24.9)])
+        moved(replica.fleet, [_telemetry("car-2", 60.3, 24.95), _telemetry("car-9", 60.2, 24.9)])
         assert replica.fleet.position("car-2") == (60.3, 24.95)
         assert replica.fleet.nearest_available(60.3, 24.95, 1)[0].car_id == "car-2"
         assert [(c.lat, c.lon) for c in all_cars(messaging.dynamodb) if c.car_id == "car-2"] == [

@@ -2,7 +2,7 @@
 fakes).
 
 Under several replicas each one reads the telemetry shards it leases and watches the others
-(``PositionWatcher``), and reads the cars table every ``SYNC_EVERY_S`` (``FleetSync``): its live view covers
+(``telemetry.moved``), and reads the cars table every ``SYNC_EVERY_S`` (``FleetSync``): its live view covers
 the whole fleet, and the conditional reservation decides between replicas."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from acr.catalog.base import TELEMETRY_STREAM
 from acr.fleet import seed_fleet
@@ -23,7 +24,7 @@ from car_dispatcher.api import CarDispatcher, router
 from car_dispatcher.domain import Car
 from car_dispatcher.handlers import DispatchControl, handlers
 from car_dispatcher.ports import FleetView, Positions, Roads, UnitOfWork
-from car_dispatcher.telemetry import FleetSync, PositionTracker, PositionWatcher
+from car_dispatcher.telemetry import FleetSync, PositionTracker, moved
 from car_dispatcher.topology import CHECKPOINTS, TOPOLOGY
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def assemble(runtime: Runtime, adapters: Adapters) -> CarDispatcher:
         adapters.fleet, adapters.positions.save_positions, adapters.positions.save_checkpoint
     )
     adapters.streams.read_stream(
-        "car-dispatcher", TELEMETRY_STREAM, CHECKPOINTS, tracker, watcher=PositionWatcher(adapters.fleet)
+        "car-dispatcher", TELEMETRY_STREAM, CHECKPOINTS, tracker, watcher=partial(moved, adapters.fleet)
     )
     runtime.loops.add("fleet-sync", FleetSync(adapters.fleet, adapters.cars).run)
     return dispatcher

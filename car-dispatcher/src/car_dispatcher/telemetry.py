@@ -21,24 +21,15 @@ SYNC_EVERY_S = 5.0
 
 
 def moved(fleet: FleetView, records: list[StreamRecord]) -> dict[str, Position]:
-    """Move the cars the records report; returns each one's latest position."""
+    """Move the cars the records report; returns each one's latest position. As the watcher of the shards
+    another replica reads (``partial(moved, fleet)``) it moves this replica's view and nothing else: nothing
+    stored, no checkpoint (the other replica's reader does that)."""
     latest: dict[str, Position] = {}
     for record in records:
         if isinstance(record.data, CarTelemetry):
             fleet.moved(record.data.car_id, record.data.lat, record.data.lon)
             latest[record.data.car_id] = (record.data.lat, record.data.lon)
     return latest
-
-
-class PositionWatcher:
-    """The shards another replica reads: their positions move this replica's view, and nothing else
-    (nothing stored, no checkpoint: the other replica's reader does that)."""
-
-    def __init__(self, fleet: FleetView) -> None:
-        self._fleet = fleet
-
-    def __call__(self, records: list[StreamRecord]) -> None:
-        moved(self._fleet, records)
 
 
 class FleetSync:
