@@ -189,14 +189,21 @@ def _assert_each_shard_had_one_live_owner(
     samples: list[tuple[float, dict[str, tuple[str, float]]]], killed: dict[str, float]
 ) -> None:
     """At every sample each shard has one owner; it is a live replica, or the killed one for at most a
-    handover (its lease runs out, another takes it and goes on from its checkpoint)."""
+    handover (its lease runs out, another takes it and goes on from its checkpoint). A released lease
+    (``expiresAt`` 0: its replica gave it up to balance the shares) is free for at most a handover too."""
     assert len(samples) > 30, f"only {len(samples)} lease samples"
     shards = set().union(*(owners for _, owners in samples))
     assert shards, "no shard lease was ever seen"
     longest: dict[str, float] = {}
+    released_since: dict[str, float] = {}
     for taken_at, owners in samples:
         assert set(owners) == shards or taken_at - samples[0][0] < HANDOVER_S, (taken_at, owners)
         for shard, (owner, expires) in owners.items():
+            if expires == 0:
+                free_for = taken_at - released_since.setdefault(shard, taken_at)
+                assert free_for <= HANDOVER_S, f"{shard}: released by {owner}, free for {free_for:.1f} s"
+                continue
+            released_since.pop(shard, None)
             if owner in killed and taken_at > killed[owner]:
                 longest[shard] = max(longest.get(shard, 0.0), taken_at - killed[owner])
             else:
