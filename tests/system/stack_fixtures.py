@@ -101,6 +101,12 @@ def storm_stack() -> Iterator[Stack]:
     yield from running_stack("outage-storm", **STORM_SETTINGS)
 
 
+@pytest.fixture(scope="module")
+def attack_stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """A stack of its own for each module of attacks (floods and forgeries change a stack's state)."""
+    yield from running_stack("attacks-" + request.module.__name__.removeprefix("test_attacks_"))
+
+
 RIDE_ID = re.compile(r"ride_[0-9a-f]{32}")
 STACK_LINES = 40  # warnings and errors of any kind
 RIDE_LINES = 300  # lines about the rides a failure names
