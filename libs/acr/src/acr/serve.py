@@ -13,6 +13,10 @@ import urllib.request
 
 from acr.settings import SERVICE_PORTS
 
+# The largest websocket message a client may send (the BFF's push socket takes small JSON commands): the
+# protocol layer refuses a larger one (close 1009) before buffering it.
+WS_MAX_FRAME = 4096
+
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m acr.serve", description=__doc__)
@@ -51,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         access_log=False,
         timeout_graceful_shutdown=3,
+        ws_max_size=WS_MAX_FRAME,
     )
     return 0
 

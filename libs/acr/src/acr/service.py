@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar
 from fastapi import APIRouter, FastAPI, Request
 
 from acr import logs
+from acr.body_limit import BodyLimit
 from acr.leases import LeaseTable, singleton
 from acr.loops import Loop, Loops
 from acr.settings import Settings
@@ -74,6 +75,7 @@ class Service(Generic[S]):
             title=f"ACR {self.name}", version="0.1.0", lifespan=self._lifespan(settings, wire or self.wire)
         )
         install_error_handlers(app)
+        app.add_middleware(BodyLimit)
         for router in self.routers:
             app.include_router(router)
         own_health = any(

@@ -116,6 +116,15 @@ class Settings(BaseSettings):
     # ``{"<topic>": "<arn>"}`` (the exported stacks set it): ``sns:ListTopics`` lists the own account's only.
     topic_arns: dict[str, str] = Field(default_factory=dict)
 
+    # Bounded clients (issue #14, docs/security.md "Bounded clients"): kept per process (per replica).
+    max_body_bytes: int = Field(default=65_536, ge=1024)  # every service: larger request bodies get a 413
+    max_active_rides: int = Field(default=3, ge=1)  # ride-manager: rides of one rider not yet ended
+    ws_per_rider: int = Field(default=5, ge=1)  # BFF: open push sockets of one rider
+    ws_per_address: int = Field(default=500, ge=1)  # BFF: open push sockets from one client address
+    signups_per_minute: float = Field(default=6, gt=0)  # BFF: sign-ups per client address...
+    signup_burst: int = Field(default=20, ge=1)  # ...with bursts of this many
+    ops_guesses: int = Field(default=10, ge=1)  # BFF: wrong X-Ops-Token guesses per address, one back a minute
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
 
