@@ -33,6 +33,7 @@ class RideManager:
     quote_ttl_s: float
     idempotency_key_ttl_s: float
     rules: Deadlines
+    max_active_rides: int
 
 
 State = Annotated[RideManager, Depends(service_state)]
@@ -99,6 +100,7 @@ def create_ride(
         uow_factory=state.unit_of_work,
         key_ttl_s=state.idempotency_key_ttl_s,
         rules=state.rules,
+        max_active=state.max_active_rides,
     )
     return ride_to_json(ride)
 

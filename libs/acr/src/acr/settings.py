@@ -123,7 +123,9 @@ class Settings(BaseSettings):
     ws_per_address: int = Field(default=500, ge=1)  # BFF: open push sockets from one client address
     signups_per_minute: float = Field(default=6, gt=0)  # BFF: sign-ups per client address...
     signup_burst: int = Field(default=20, ge=1)  # ...with bursts of this many
-    ops_guesses: int = Field(default=10, ge=1)  # BFF: wrong X-Ops-Token guesses per address, one back a minute
+    ops_guesses: int = Field(
+        default=10, ge=1
+    )  # BFF: wrong X-Ops-Token guesses per address, one back a minute
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
