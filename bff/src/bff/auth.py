@@ -31,6 +31,7 @@ class Rider:
 
     rider_id: str
     name: str
+    expires_at: int = 0  # epoch seconds of the token's ``exp`` (0 for a rider not issued a token yet)
 
 
 def new_rider_id() -> str:
@@ -99,7 +100,7 @@ class TokenSigner:
             raise Unauthorized()
         if not isinstance(exp, int) or isinstance(exp, bool) or exp <= self._clock():
             raise Unauthorized("token expired" if isinstance(exp, int) else "missing or invalid token")
-        return Rider(sub, name)
+        return Rider(sub, name, exp)
 
 
 def bearer_token(authorization: str | None) -> str | None:

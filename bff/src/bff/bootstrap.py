@@ -30,7 +30,7 @@ from bff.consistency import WriteLog
 from bff.handlers import handlers
 from bff.handoff import AppLoop
 from bff.pages import install_pages
-from bff.push import PushHub
+from bff.push import ConnectionCaps, PushHub
 from bff.ratelimit import RateLimiter
 from bff.redaction import redact_server_logs
 from bff.state import BffState, Dependencies
@@ -48,10 +48,16 @@ def assemble(runtime: Runtime, deps: Dependencies) -> BffState:
         deps=deps,
         signer=TokenSigner(settings.token_secret, settings.token_ttl_s),
         limiter=RateLimiter(rate=20.0, burst=40.0),
-        # Sign-ups are anonymous: limited per client address, generously (tests and demos share one).
-        signup_limiter=RateLimiter(rate=100.0, burst=1000.0),
+        # Sign-ups are anonymous, so a rider's own limit is no control: a few per minute per client address.
+        signup_limiter=RateLimiter(rate=settings.signups_per_minute / 60, burst=settings.signup_burst),
+        ops_guesses=RateLimiter(rate=1 / 60, burst=settings.ops_guesses),
         writes=WriteLog(),
-        hub=PushHub(deps.ride_manager, eta_interval_s=settings.eta_push_s, active_rides=deps.ride_manager),
+        hub=PushHub(
+            deps.ride_manager,
+            eta_interval_s=settings.eta_push_s,
+            active_rides=deps.ride_manager,
+            caps=ConnectionCaps(per_rider=settings.ws_per_rider, per_address=settings.ws_per_address),
+        ),
         app_loop=AppLoop(runtime.event_loop),
     )
     push = handlers(hub=state.hub, app_loop=state.app_loop)
