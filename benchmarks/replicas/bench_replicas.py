@@ -40,6 +40,7 @@ def run_one(replicas: str, args: argparse.Namespace, out_dir: Path) -> dict[str,
         "ACR_CITY": args.city,
         "ACR_SIM_SPEED": str(args.sim_speed),
         "ACR_LOG_LEVEL": "WARNING",
+        "ACR_SIGNUP_BURST": "10000",  # the load signs up every rider from one address
     }
     stack = start_on_free_ports(
         lambda: StackConfig.free(env=env, log_dir=out_dir / f"replicas-{replicas}"), timeout_s=300

@@ -26,6 +26,7 @@ SAGA_SETTINGS = {
     "ACR_DISPATCH_TIMEOUT_S": "60",  # the timeout is tested on the one-car stack; a burst is no timeout
     "ACR_SQS_WAIT_S": "1",
     "ACR_LOG_LEVEL": "INFO",
+    "ACR_SIGNUP_BURST": "1000",  # the suites sign up all their riders from one address
 }
 
 
@@ -103,8 +104,12 @@ def storm_stack() -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def attack_stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
-    """A stack of its own for each module of attacks (floods and forgeries change a stack's state)."""
-    yield from running_stack("attacks-" + request.module.__name__.removeprefix("test_attacks_"))
+    """A stack of its own for each module of attacks (floods and forgeries change a stack's state), with
+    the module's ``STACK_SETTINGS`` if it has any (e.g. the shipped sign-up limit)."""
+    yield from running_stack(
+        "attacks-" + request.module.__name__.removeprefix("test_attacks_"),
+        **getattr(request.module, "STACK_SETTINGS", {}),
+    )
 
 
 RIDE_ID = re.compile(r"ride_[0-9a-f]{32}")
