@@ -246,6 +246,7 @@ def test_a_rider_holds_at_most_the_cap_of_rides_and_a_release_frees_a_slot(backe
     freed.commit()
     assert backend.unit_of_work().active_rides.count("rdr_1") == 2
     assert [r["rideId"] for r in backend.history.active()] == []  # the holds are no rides
+    assert backend.unit_of_work().rides.get("rider#rdr_1") is None
 
 
 # --- the ride history read model -----------------------------------------------------------------------

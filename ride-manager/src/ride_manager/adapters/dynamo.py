@@ -129,7 +129,8 @@ class DynamoRides:
 
     def get(self, ride_id: str) -> Ride | None:
         item = dynamo.get(self._base.dynamodb, RIDES, {"rideId": ride_id})
-        return ride_from_document(json.loads(item["ride"])) if item else None
+        # a rider's holds share the table (``DynamoActiveRideHolds``) and are no ride
+        return ride_from_document(json.loads(item["ride"])) if item and "ride" in item else None
 
     def add(self, ride: Ride) -> None:
         self._put(ride, "attribute_not_exists(rideId)", {})
