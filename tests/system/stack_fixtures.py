@@ -92,6 +92,7 @@ STORM_SETTINGS = {
     "ACR_RIDE_GRACE_S": "45",
     "ACR_PAYMENT_DEADLINE_S": "30",
     "ACR_WATCHDOG_SETTLE_S": "15",
+    "ACR_MAX_ACTIVE_RIDES": "10",  # a storm rider's rides overlap while outages hold them up
 }
 
 
