@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from acr.errors import ValidationFailed
-from bff.auth import Rider, new_rider_id, normalize_name
+from bff.auth import new_rider_id, normalize_name
 from bff.consistency import (
     CONSISTENCY_HEADER,
     Written,
@@ -138,8 +138,8 @@ def answer_write(state: State, rider_id: str, ride: dict[str, Any], response: Re
 async def create_rider(body: NewRider, state: State, request: Request) -> RiderCreated:
     """Register a rider and hand back its signed token."""
     limit(state.signup_limiter, client_key(request))
-    rider = Rider(new_rider_id(), body.name)
-    return RiderCreated(riderId=rider.rider_id, token=state.signer.issue(rider))
+    rider_id = new_rider_id()
+    return RiderCreated(riderId=rider_id, token=state.signer.issue(rider_id, body.name))
 
 
 @router.get("/riders/me", response_model=Me, tags=["riders"])

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from fastapi import APIRouter, WebSocket
 
 from acr.serve import WS_MAX_FRAME
-from bff.errors import Unauthorized
+from bff.errors import ServiceUnavailable, Unauthorized
 from bff.push import CLOSE_TOO_SLOW, Connection, PushHub, TooManyConnections, parse_client_message
 from bff.ratelimit import TokenBucket
 from bff.state import BffState
@@ -31,18 +31,21 @@ MAX_FRAME = WS_MAX_FRAME
 FRAMES_PER_S, FRAME_BURST = 5.0, 20  # any client frame
 RESUMES_PER_S, RESUME_BURST = 0.5, 10  # a resume costs a ride-manager call and a consistent query
 WRITER_GRACE_S = 5.0  # how long the last frames may take to go out before a close
+CLOSE_TRY_LATER = CLOSE_TOO_SLOW  # 1013, also when the external token issuer's keys could not be fetched
 
 
 @router.websocket("/ws")
 async def push(websocket: WebSocket) -> None:
-    """Accept; close 4401 on a bad token, 4429 over a connection cap; else push the rider's ride versions
-    and ETAs until it leaves, floods or its token expires."""
+    """Accept; close 4401 on a bad token (1013 when an external issuer's keys cannot be fetched), 4429 over
+    a connection cap; else push the rider's ride versions and ETAs until it leaves, floods or its token
+    expires."""
     state: BffState = websocket.app.state.service
-    try:
-        rider = state.signer.verify(websocket.query_params.get("token"))
-    except Unauthorized:
+    try:  # in a thread: an external issuer's token may need its keys fetched
+        rider = await asyncio.to_thread(state.signer.verify, websocket.query_params.get("token"))
+    except (Unauthorized, ServiceUnavailable) as refused:
         await websocket.accept()
-        await websocket.close(code=CLOSE_UNAUTHORIZED)
+        unauthorized = isinstance(refused, Unauthorized)
+        await websocket.close(code=CLOSE_UNAUTHORIZED if unauthorized else CLOSE_TRY_LATER)
         return
     address = websocket.client.host if websocket.client else "unknown"
     try:

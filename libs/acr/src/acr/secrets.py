@@ -16,8 +16,11 @@ SECRET_SETTINGS = ("ops_token", "token_secret", "token_previous_secrets")
 SECRETS_MANAGER = "secretsmanager:"
 MIN_SECRET_BYTES = 32
 DEV_OPS_TOKEN = "dev-ops-token"
-DEV_TOKEN_SECRET = "dev-token-secret-change-me"
-KNOWN_SECRETS = frozenset({DEV_OPS_TOKEN, DEV_TOKEN_SECRET, "changeme", "change-me", "secret", "password"})
+DEV_TOKEN_SECRET = "dev-token-secret-for-the-embedded-stack"  # 32 bytes at least: HS256's key length
+OLD_TOKEN_SECRET = "dev-token-secret-change-me"  # the default before #14: anyone could mint tokens with it
+KNOWN_SECRETS = frozenset(
+    {DEV_OPS_TOKEN, DEV_TOKEN_SECRET, OLD_TOKEN_SECRET, "changeme", "change-me", "secret", "password"}
+)
 
 
 def is_loopback_endpoint(endpoint_url: str) -> bool:
