@@ -30,7 +30,6 @@ from acr_stack.runner import start_on_free_ports
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-OPS = {"X-Ops-Token": "dev-ops-token"}
 
 
 def run_one(replicas: str, args: argparse.Namespace, out_dir: Path) -> dict[str, Any]:
@@ -47,7 +46,8 @@ def run_one(replicas: str, args: argparse.Namespace, out_dir: Path) -> dict[str,
     )
     try:
         entry = stack.config.url("bff")
-        members = httpx.get(f"{entry}/ops/replicas", headers=OPS, timeout=20).json()
+        ops = {"X-Ops-Token": stack.config.ops_token}
+        members = httpx.get(f"{entry}/ops/replicas", headers=ops, timeout=20).json()
         ports = {"emulator": stack.config.emulator_port} | {
             str(m["replica"]): int(m["port"]) for service in members.values() for m in service
         }

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from rider_client import LOG_DIR
+from rider_client import LOG_DIR, Ops
 
 from acr_stack import Stack, StackConfig
 from acr_stack.runner import start_on_free_ports
@@ -49,6 +49,12 @@ def stack() -> Iterator[Stack]:
 @pytest.fixture(scope="session")
 def bff_url(stack: Stack) -> str:
     return stack.config.url("bff")
+
+
+@pytest.fixture(scope="session")
+def ops(stack: Stack) -> Ops:
+    """The shared stack's ops API, with its ops token."""
+    return Ops.of(stack)
 
 
 @pytest.fixture(scope="module")

@@ -72,7 +72,7 @@ def _poison(stack: Stack) -> None:
 
 def test_fifty_rides_through_every_fault_have_exactly_once_effects(chaos_stack: Stack) -> None:
     base = chaos_stack.config.url("bff")
-    ops = Ops(base)
+    ops = Ops.of(chaos_stack)
     riders = [Rider.sign_up(base, f"Chaos {n}") for n in range(RIDERS)]
     _poison(chaos_stack)
     started = time.monotonic()
