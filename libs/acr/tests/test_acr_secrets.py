@@ -11,7 +11,8 @@ import pytest
 
 from acr import aws, serve
 from acr.secrets import DEV_OPS_TOKEN, DEV_TOKEN_SECRET, WeakSecret, is_loopback_endpoint
-from acr.settings import Settings, settings_errors
+from acr.settings import SERVICE_PORTS, Settings, settings_errors
+from acr.topology.services import SECRETS, secret_settings
 from acr_testkit.emulator import moto_server
 
 STRONG = secrets.token_urlsafe(32)
@@ -75,10 +76,18 @@ def test_a_service_refuses_to_start_outside_the_embedded_stack_with_a_default(
     monkeypatch.setenv("ACR_AWS_ENDPOINT_URL", "")
     monkeypatch.delenv("ACR_OPS_TOKEN", raising=False)
     monkeypatch.setenv("ACR_TOKEN_SECRET", STRONG)
-    assert serve.main(["reward", "--port", "1"]) == 2
+    assert serve.main(["bff", "--port", "1"]) == 2
     message = capsys.readouterr().err
-    assert message.startswith("reward refuses to start:") and "ACR_OPS_TOKEN is a known default" in message
+    assert message.startswith("bff refuses to start:") and "ACR_OPS_TOKEN is a known default" in message
     assert DEV_OPS_TOKEN not in message and STRONG not in message
+
+
+def test_a_service_checks_the_secrets_it_holds() -> None:
+    assert secret_settings("bff") == ("ops_token", "token_secret", "token_previous_secrets")
+    settings = Settings(aws_endpoint_url="", token_secret=STRONG)  # the default ops token
+    for service in SERVICE_PORTS:  # one given no ops token in AWS does not hold the default either
+        refused = settings.weak_secrets(secret_settings(service)) != []
+        assert refused is ("ops-token" in SECRETS.get(service, ())), service
 
 
 @pytest.fixture(scope="module")

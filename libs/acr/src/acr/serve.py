@@ -14,6 +14,7 @@ import sys
 import urllib.request
 
 from acr.settings import SERVICE_PORTS, settings_errors
+from acr.topology.services import secret_settings
 
 # The largest websocket message a client may send (the BFF's push socket takes small JSON commands): the
 # protocol layer refuses a larger one (close 1009) before buffering it.
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     if args.probe:
         return probe(args.port)
-    errors = settings_errors()  # a bad value, or a weak secret outside the embedded stack
+    errors = settings_errors(secret_settings(args.service))  # a bad value, or a weak secret (not embedded)
     if errors:
         print(f"{args.service} refuses to start:", *errors, sep="\n  ", file=sys.stderr)  # noqa: T201
         return 2

@@ -21,6 +21,7 @@ from acr.body_limit import BodyLimit
 from acr.leases import LeaseTable, singleton
 from acr.loops import Loop, Loops
 from acr.settings import Settings
+from acr.topology.services import secret_settings
 from acr.web import OpsMessaging, install_error_handlers, install_ops_routes
 
 S = TypeVar("S")
@@ -91,7 +92,8 @@ class Service(Generic[S]):
     def _lifespan(self, settings: Settings | None, wire: Wire[S]) -> Callable[[FastAPI], Any]:
         @asynccontextmanager
         async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-            started = settings or await asyncio.to_thread(lambda: aws.resolve_secrets(Settings()))
+            held = secret_settings(self.name)
+            started = settings or await asyncio.to_thread(lambda: aws.resolve_secrets(Settings(), held))
             runtime = Runtime(self.name, started, asyncio.get_running_loop())
             logs.configure(self.name, runtime.settings.log_level, runtime.settings.log_format)
             app.state.service = await asyncio.to_thread(wire, runtime)

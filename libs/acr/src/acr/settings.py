@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Collection
 from functools import lru_cache
 from typing import Literal
 
@@ -168,13 +169,13 @@ class Settings(BaseSettings):
         """The embedded stack: the AWS endpoint is an emulator on this machine's loopback."""
         return is_loopback_endpoint(self.aws_endpoint_url)
 
-    def weak_secrets(self) -> list[str]:
-        """Why this service must not start with its secrets, one line per weak one (empty in the embedded
-        stack, and for a ``secretsmanager:`` reference, checked once read)."""
+    def weak_secrets(self, held: Collection[str] = SECRET_SETTINGS) -> list[str]:
+        """Why a service holding the secret settings ``held`` must not start, one line per weak secret
+        (empty in the embedded stack; a ``secretsmanager:`` reference is checked once read)."""
         if self.embedded:
             return []
         problems = []
-        for setting in SECRET_SETTINGS:
+        for setting in held:
             value = getattr(self, setting)
             if value.startswith(SECRETS_MANAGER):
                 continue
@@ -198,16 +199,16 @@ def get_settings() -> Settings:
     return Settings()
 
 
-def settings_errors() -> list[str]:
+def settings_errors(held: Collection[str] = SECRET_SETTINGS) -> list[str]:
     """Why this process's ``ACR_*`` environment is not valid, one line per setting (empty when it is),
-    a weak secret outside the embedded stack included."""
+    a weak secret among ``held`` outside the embedded stack included."""
     try:
         settings = Settings()
     except ValidationError as exc:
         return [_setting_error(error) for error in exc.errors()]
     except SettingsError as exc:  # a JSON setting (ACR_REPLICA_URLS, ACR_TOPIC_ARNS) that is not JSON
         return [str(exc)]
-    return settings.weak_secrets()
+    return settings.weak_secrets(held)
 
 
 def _setting_error(error: ErrorDetails) -> str:
