@@ -8,9 +8,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from acr import aws, serve
 from acr.secrets import DEV_OPS_TOKEN, DEV_TOKEN_SECRET, WeakSecret, is_loopback_endpoint
+from acr.service import Runtime, Service
 from acr.settings import SERVICE_PORTS, Settings, settings_errors
 from acr.topology.services import SECRETS, secret_settings
 from acr_testkit.emulator import moto_server
@@ -119,3 +121,20 @@ def test_settings_without_references_ask_nothing_of_aws() -> None:
 
     settings = Settings(aws_endpoint_url="", ops_token=STRONG, token_secret=OTHER_STRONG)
     assert aws.resolve_secrets(settings, make_client=no_client) == settings
+
+
+def test_an_app_started_from_the_environment_refuses_a_weak_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACR_AWS_ENDPOINT_URL", "http://localstack:4566")
+    monkeypatch.setenv("ACR_TOKEN_SECRET", STRONG)
+    wired: list[Settings] = []
+
+    def wire(runtime: Runtime) -> None:
+        wired.append(runtime.settings)
+
+    app = Service[None]("bff", wire=wire).app()
+    with pytest.raises(WeakSecret, match="ACR_OPS_TOKEN is a known default"), TestClient(app):
+        pass
+    assert wired == []  # nothing was wired, so nothing was touched
+    monkeypatch.setenv("ACR_OPS_TOKEN", OTHER_STRONG)
+    with TestClient(app):
+        assert [w.ops_token for w in wired] == [OTHER_STRONG]

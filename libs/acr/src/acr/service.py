@@ -92,8 +92,9 @@ class Service(Generic[S]):
     def _lifespan(self, settings: Settings | None, wire: Wire[S]) -> Callable[[FastAPI], Any]:
         @asynccontextmanager
         async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-            held = secret_settings(self.name)
-            started = settings or await asyncio.to_thread(lambda: aws.resolve_secrets(Settings(), held))
+            started = settings
+            if started is None:  # from the environment: Secrets Manager read, weak secrets refused
+                started = await asyncio.to_thread(aws.resolve_secrets, Settings(), secret_settings(self.name))
             runtime = Runtime(self.name, started, asyncio.get_running_loop())
             logs.configure(self.name, runtime.settings.log_level, runtime.settings.log_format)
             app.state.service = await asyncio.to_thread(wire, runtime)
