@@ -2,13 +2,16 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
 import pytest
+from bff_fakes import SETTINGS, auth
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
@@ -26,7 +29,9 @@ from bff.auth import (
     new_rider_id,
     normalize_name,
 )
+from bff.bootstrap import SERVICE, assemble, rider_tokens
 from bff.errors import ServiceUnavailable, Unauthorized
+from bff.state import Dependencies
 
 SECRET = "unit-test-secret-0123456789-abcdef"
 NEXT_SECRET = "unit-test-secret-after-the-rotation"
@@ -318,3 +323,41 @@ def test_an_unreachable_issuer_is_unavailable_not_unauthorized() -> None:
     tokens = signer(oidc=OidcIssuer("http://127.0.0.1:9", CLIENT_ID))
     with pytest.raises(ServiceUnavailable):
         tokens.verify(jwt.encode(claims(), "x" * 32, headers={"kid": "rsa-1"}))
+
+
+# Through the app: the settings wire the keys, and REST and the websocket accept the same tokens.
+
+
+def test_the_app_accepts_an_external_id_token_on_rest_and_the_websocket(
+    provider: IdentityProvider, deps: Dependencies
+) -> None:
+    settings = SETTINGS.model_copy(update={"oidc_issuer": provider.issuer, "oidc_audience": CLIENT_ID})
+    now = int(time.time())
+    token = provider.id_token(iat=now, exp=now + 600, name="Ada Cognito")
+    app = SERVICE.app(settings=settings, wire=lambda runtime: assemble(runtime, deps))
+    with TestClient(app) as client:
+        me = client.get("/api/v1/riders/me", headers=auth(token))
+        assert me.status_code == 200, me.text
+        assert (me.json()["riderId"], me.json()["name"]) == (
+            external_rider_id(provider.issuer, "cognito-user-1"),
+            "Ada Cognito",
+        )
+        with client.websocket_connect(f"/ws?token={token}") as ws:
+            ws.send_json({"type": "resume", "rideId": "ride_unknown", "afterVersion": 0})
+            assert ws.receive_json()["code"] == "ride_not_found"
+        refused = client.get("/api/v1/riders/me", headers=auth(provider.id_token(iat=now, exp=now - 1)))
+        assert refused.status_code == 401
+
+
+def test_the_settings_name_the_previous_secrets() -> None:
+    settings = SETTINGS.model_copy(
+        update={
+            "token_secret": NEXT_SECRET,
+            "token_previous_secrets": f" {SECRET} ,other-secret-0123456789-0123",
+        }
+    )
+    rider_id = new_rider_id()
+    old = TokenSigner(SECRET, 60).issue(rider_id, "Ada")
+    assert rider_tokens(settings).verify(old).rider_id == rider_id
+    with pytest.raises(Unauthorized):
+        rider_tokens(SETTINGS.model_copy(update={"token_secret": NEXT_SECRET})).verify(old)
