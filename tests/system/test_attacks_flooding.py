@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import psutil
 import pytest
-from rider_client import OPS, Rider
+from rider_client import Ops, Rider
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -154,18 +154,18 @@ def _points(rider: Rider) -> tuple[dict[str, float], dict[str, float]]:
     )
 
 
-def test_one_rider_cannot_keep_the_fleet_reserved(riders: dict[str, Rider]) -> None:
-    booker = riders["Booker"]
+def test_one_rider_cannot_keep_the_fleet_reserved(attack_stack: Stack, riders: dict[str, Rider]) -> None:
+    booker, ops = riders["Booker"], Ops.of(attack_stack)
     pickup, dropoff = _points(booker)
     booked = []
     for _ in range(SHIPPED.max_active_rides):
         answer = booker.book(booker.quote(pickup, dropoff).json()["quoteId"])
         assert answer.status_code == 202, answer.text
         booked.append(answer.json()["rideId"])
-    active_before = httpx.get(f"{booker.base}/ops/rides", params={"active": "true"}, headers=OPS).json()
+    active_before = ops.get("/rides", active="true")
     refused = booker.book(booker.quote(pickup, dropoff).json()["quoteId"])
     assert (refused.status_code, refused.json()["error"]["code"]) == (409, "too_many_active_rides")
-    active_after = httpx.get(f"{booker.base}/ops/rides", params={"active": "true"}, headers=OPS).json()
+    active_after = ops.get("/rides", active="true")
     mine = [
         {r["rideId"] for r in page["rides"] if r["riderId"] == booker.rider_id}
         for page in (active_before, active_after)
@@ -199,11 +199,11 @@ def test_a_thousand_sign_ups_from_one_address(riders: dict[str, Rider], bff: str
     assert riders["Bystander"].me()["riderId"] == riders["Bystander"].rider_id  # riders still served
 
 
-def test_guessing_the_ops_token(riders: dict[str, Rider], bff: str) -> None:
+def test_guessing_the_ops_token(attack_stack: Stack, riders: dict[str, Rider], bff: str) -> None:
     """Last: it locks this address out of /ops for minutes."""
     for n in range(SHIPPED.ops_guesses):
         guess = httpx.get(f"{bff}/ops/fleet", headers={"X-Ops-Token": f"guess-{n}"}, timeout=10)
         assert guess.status_code == 401, guess.text
-    locked = httpx.get(f"{bff}/ops/fleet", headers=OPS, timeout=10)
+    locked = httpx.get(f"{bff}/ops/fleet", headers=Ops.of(attack_stack).headers, timeout=10)  # the right one
     assert locked.status_code == 429 and int(locked.headers["Retry-After"]) >= 1
     assert riders["Bystander"].me()["riderId"] == riders["Bystander"].rider_id
