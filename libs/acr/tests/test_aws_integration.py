@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import boto3
 import pytest
 
 from acr import aws, catalog
@@ -24,6 +25,7 @@ from acr.settings import Settings
 from acr.topology import discover
 from acr.topology.apply import Clients, apply
 from acr.unit_of_work import Duplicate, Outgoing, outbox_row
+from acr_stack.principals import access_key_id
 from acr_testkit.emulator import aws_emulator
 
 pytestmark = pytest.mark.integration
@@ -244,8 +246,15 @@ def test_a_fifo_message_that_waits_is_held_in_order_on_the_emulator(settings: Se
         )
         for v in (1, 2)
     ]
+    as_ride_manager = boto3.client(  # the queue's policy lets only the rule, its topic and its consumer send
+        "sqs",
+        endpoint_url=settings.aws_endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id=access_key_id("ride-manager"),
+        aws_secret_access_key="testing",
+    )
     for event in events:
-        history.sqs.send_message(
+        as_ride_manager.send_message(
             QueueUrl=queue,
             MessageBody=event.to_json(),
             MessageGroupId="ride_it_wait",
