@@ -101,7 +101,7 @@ def unwrap(body: str) -> CloudEvent:
 
 
 def decode(body: str) -> tuple[CloudEvent, EventData]:
-    """Unwrap, check the source against the type's producer and validate against the catalog; raises
+    """Unwrap, validate against the catalog and check that the source is the type's producer; raises
     ``PoisonMessage``."""
     event = unwrap(body)
     try:
