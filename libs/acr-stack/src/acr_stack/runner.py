@@ -34,6 +34,7 @@ from acr.settings import SERVICE_PORTS
 from acr_stack.control import ControlServer
 from acr_stack.entrypoint import EntryPoints, Route
 from acr_stack.faultproxy import FaultProxy
+from acr_stack.principals import access_key_id
 from acr_stack.replicas import Replica, parse_replicas, replica_names
 from acr_stack.secrets import new_secrets
 from acr_stack.supervisor import Exit, RestartPolicy, Supervisor, how_it_ended
@@ -222,6 +223,8 @@ class StackConfig:
         if replica is not None:
             service = replica.service
             env["ACR_REPLICA"] = replica.name
+        if service in SERVICE_PORTS:  # the emulator tells the services apart by their keys
+            env["AWS_ACCESS_KEY_ID"] = access_key_id(service)
         if self.chaos:
             env["ACR_CHAOS_CONTROL_URL"] = self.control_url
             if service in self.proxy_ports:

@@ -211,6 +211,7 @@ def _task_role(stack: Stack, p: ServicePlan) -> None:
     name = camel(p.service)
     statements = task_statements(stack, p)
     properties: Json = {
+        "RoleName": f"acr-{p.service}",  # the principal its queues' policies name (acr.topology.queue_policy)
         "Description": f"acr-{p.service}: exactly what its topology slice uses.",
         "AssumeRolePolicyDocument": trust("ecs-tasks.amazonaws.com"),
     }
