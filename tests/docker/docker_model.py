@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from acr_stack.keys import ServiceKeys
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -293,11 +295,17 @@ def _interpolated(node: Any, shell: Mapping[str, str]) -> Any:
     return node
 
 
+def required_variables() -> dict[str, str]:
+    """What docker-compose.yml requires (``${VAR:?}``), fresh, as ``acr-stack keys --env-file`` writes it."""
+    return ServiceKeys.generate().compose_env()
+
+
 def load_compose(path: Path = COMPOSE_FILE, shell: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The compose file, interpolated in ``shell`` (default: no variable set, i.e. the defaults)."""
+    """The compose file, interpolated in ``shell`` (default: only the required variables set, i.e. the
+    defaults)."""
     loaded = yaml.safe_load(path.read_text())
     assert isinstance(loaded, dict), f"{path} is not a mapping"
-    return dict(_interpolated(loaded, shell or {}))
+    return dict(_interpolated(loaded, required_variables() if shell is None else shell))
 
 
 def environment(service: Mapping[str, Any]) -> dict[str, str]:

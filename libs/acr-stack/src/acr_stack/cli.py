@@ -1,7 +1,9 @@
 """``acr-stack run``: the whole ACR stack on this machine, on the fixed ports, until Ctrl-C. A service that
 exits is restarted (with a log line); with ``ACR_CHAOS=1`` the services reach the emulator through the
 fault proxy, whose outages the BFF's ``/ops/chaos`` opens; with ``ACR_REPLICAS`` a service runs as several
-processes behind its usual port."""
+processes behind its usual port.
+
+``acr-stack keys --env-file .env``: a fresh key pair per service, for docker compose."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from pathlib import Path
 from types import FrameType
 
 from acr.settings import SERVICE_PORTS
+from acr_stack.keys import ServiceKeys, write_env_file
 from acr_stack.runner import Stack, StackConfig, StartupCancelled, StartupFailed
 
 SIGINT_BIT = 1 << (signal.SIGINT - 1)
@@ -61,7 +64,7 @@ def _watch_make(stop: threading.Event) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="acr-stack", description=__doc__)
-    parser.add_argument("command", choices=["run"])
+    parser.add_argument("command", choices=["run", "keys"])
     parser.add_argument("--timeout", type=float, default=180, help="seconds to wait for health")
     parser.add_argument(
         "--free-ports", action="store_true", help="free ports instead of 4566 and 8000-8007 (a second stack)"
@@ -74,7 +77,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SERVICE:NAME=VALUE",
         help="a setting for one service only (repeatable), e.g. car-simulator:ACR_SIM_SPEED=10",
     )
+    parser.add_argument(
+        "--env-file", type=Path, help="keys: the compose env file to write the service keys to"
+    )
     args = parser.parse_args(argv)
+    if args.command == "keys":
+        return _write_keys(args.env_file, parser)
 
     stop = threading.Event()
 
@@ -123,6 +131,15 @@ def main(argv: list[str] | None = None) -> int:
         _say("the stack was stopped because a process exited:")
         _say("\n".join(exited), error=True)
         return 1
+    return 0
+
+
+def _write_keys(env_file: Path | None, parser: argparse.ArgumentParser) -> int:
+    """A fresh key pair per service, in the env file docker compose reads (its other lines kept)."""
+    if env_file is None:
+        parser.error("keys needs --env-file (e.g. --env-file .env)")
+    write_env_file(env_file, ServiceKeys.generate())
+    _say(f"wrote a new key pair per service to {env_file} (mode 0600); restart every service to use them")
     return 0
 
 
