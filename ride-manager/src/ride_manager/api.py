@@ -14,7 +14,8 @@ from fastapi import APIRouter, Depends, Header, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from acr.errors import ServiceError, ValidationFailed
-from acr.guards import OPS, Caller, admit, for_rider
+from acr.guards import OPS, admit, for_rider
+from acr.identity import Caller
 from acr.service import service_state
 from ride_manager import handlers
 from ride_manager.commands import CancelRide, PlaceRef, RequestQuote, RequestRide
