@@ -45,8 +45,9 @@ SECRETS: dict[str, tuple[str, ...]] = {
     service: _EVERY_SERVICE_SECRETS + (("token-secret",) if service == "bff" else ())
     for service in SERVICE_PORTS
 }
-"""Settings read from SSM SecureString parameters ``/acr/<service>/<name>`` (``ACR_<NAME>`` in the task): every
-service checks the ops token and service identities and holds its own key; the BFF signs rider tokens."""
+"""Settings read from SSM SecureString parameters ``/acr/<service>/<name>`` (``ACR_<NAME>`` in the task):
+every service checks the ops token and the service identities and holds its own key; the BFF signs rider
+tokens."""
 
 _ITEM_ACTIONS = [
     "dynamodb:BatchGetItem",
