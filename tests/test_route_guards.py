@@ -25,12 +25,21 @@ def test_every_route_but_health_needs_a_credential(service: str) -> None:
     if service == "bff":  # its public API takes the rider's token; the kernel's ops routes are checked here
         operations = {name: op for name, op in operations.items() if " /v1/" in name}
     schemes = {name: op.get("security") for name, op in operations.items()}
+    callers = {  # the services each identity route admits, as the roles of its serviceToken scheme
+        name: set(scheme[0].get("serviceToken", ())) if scheme and len(scheme) == 1 else set()
+        for name, scheme in schemes.items()
+    }
     expected = {
         name: None
         if name.endswith(" /healthz")
         else [{"opsToken": []}]
         if " /v1/ops/" in name
-        else [{"serviceToken": []}]
+        else [{"serviceToken": sorted(callers[name])}]
         for name in operations
     }
     assert len(schemes) > 3 and schemes == expected
+    assert all(
+        callers[name] and callers[name] <= set(SERVICE_PORTS)
+        for name, s in expected.items()
+        if s and "serviceToken" in s[0]
+    )

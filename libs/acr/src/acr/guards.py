@@ -30,11 +30,12 @@ def _credentials(request: Request) -> ServiceCredentials:
 
 def admit(*callers: str) -> Any:
     """A dependency: the verified ``Caller`` of the request, one of ``callers`` (401 without a valid
-    service token for this service, 403 for a service not named)."""
+    service token for this service, 403 for a service not named). The OpenAPI document lists the callers
+    as the roles of the ``serviceToken`` scheme, e.g. ``{"serviceToken": ["bff"]}``."""
 
-    def verified_caller(
-        request: Request, bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
-    ) -> Caller:
+    token = Security(_bearer, scopes=list(callers))  # a default value: the annotation cannot name a local
+
+    def verified_caller(request: Request, bearer: HTTPAuthorizationCredentials | None = token) -> Caller:
         caller = _credentials(request).verify(bearer.credentials if bearer else None)
         if caller.service not in callers:
             raise Forbidden(f"{caller.service} may not call this route")
