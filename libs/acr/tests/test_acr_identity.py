@@ -61,6 +61,8 @@ def test_a_token_is_refused_when_missing_forged_expired_or_for_another_service()
     assert "not valid" in refused("not-a-jwt")
     assert "not valid" in refused(caller("bff").token("payment"))  # another audience
     assert "not valid" in refused(caller("bff", now=time.time() - 120).token("ride-manager"))  # expired
+    long_lived = ServiceCredentials("bff", private_key=KEYS["bff"], ttl_s=3600)  # the right key, too long
+    assert "longer" in refused(long_lived.token("ride-manager"))
     other = ServiceCredentials("bff", private_key=new_private_key())  # a key nobody listed
     assert "no key" in refused(other.token("ride-manager"))
 

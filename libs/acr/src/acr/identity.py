@@ -27,6 +27,7 @@ from acr.settings import Settings
 
 ALGORITHM = "EdDSA"
 LEEWAY_S = 5  # clock skew between hosts
+MAX_TTL_S = 300  # a token meant to live longer is refused: a leaked one is worth minutes at most
 OPS_PREFIX = "/v1/ops/"  # routes that take the ops credential (X-Ops-Token), not a service identity
 REQUIRED_CLAIMS = ["iss", "aud", "sub", "iat", "exp"]
 
@@ -164,6 +165,8 @@ class ServiceCredentials:
             )
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"the service credential is not valid: {exc}") from None
+        if int(claims["exp"]) - int(claims["iat"]) > MAX_TTL_S:
+            raise Unauthorized(f"the service credential lives longer than {MAX_TTL_S} s")
         subject = str(claims["sub"])
         return Caller(issuer, None if subject == issuer else subject)
 
