@@ -3,6 +3,9 @@ minute; a route admits the callers it names; ops routes need the ops credential.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from typing import Annotated
 
@@ -24,6 +27,7 @@ from acr.identity import (
 )
 from acr.service import Service
 from acr.settings import Settings
+from acr_stack.runner import free_port
 
 KEYS = {"bff": new_private_key(), "ride-manager": new_private_key(), "payment": new_private_key()}
 PUBLIC = {service: [public_key_of(key)] for service, key in KEYS.items()}
@@ -147,3 +151,16 @@ def test_routes_refuse_before_any_work_with_the_standard_error_body() -> None:
             assert client.get(path, headers={"X-Ops-Token": OPS_TOKEN}).status_code == 200
         assert client.put("/v1/ops/switch", headers={"X-Ops-Token": OPS_TOKEN}).json() == {"switched": True}
         assert client.get("/healthz").status_code == 200
+
+
+def test_a_service_started_in_aws_mode_without_its_key_exits_with_a_clear_message() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACR_")} | {"ACR_AWS_ENDPOINT_URL": ""}
+    started = subprocess.run(
+        [sys.executable, "-m", "acr.serve", "reward", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert started.returncode != 0
+    assert "reward needs its private key in ACR_SERVICE_KEY" in started.stdout + started.stderr
