@@ -1,4 +1,6 @@
-"""HTTP routes of ride-manager (called by the BFF). Thin: parse, call a use case, shape the answer."""
+"""HTTP routes of ride-manager (called by the BFF). Thin: parse, call a use case, shape the answer.
+
+The rider is never a parameter: it is the ``sub`` of the BFF's service token (``acr.guards``)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from fastapi import APIRouter, Depends, Header, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from acr.errors import ServiceError, ValidationFailed
+from acr.guards import OPS, admit, for_rider
+from acr.identity import Caller
 from acr.service import service_state
 from ride_manager import handlers
 from ride_manager.commands import CancelRide, PlaceRef, RequestQuote, RequestRide
@@ -19,7 +23,9 @@ from ride_manager.domain import Deadlines
 from ride_manager.ports import Dispatch, Geo, RideHistory, UnitOfWork
 from ride_manager.snapshot import quote_to_json, ride_to_json
 
-router = APIRouter(prefix="/v1")
+BFF = admit("bff")
+router = APIRouter(prefix="/v1", dependencies=[BFF])
+ops_router = APIRouter(prefix="/v1/ops", dependencies=[OPS], tags=["ops"])
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,14 @@ class RideManager:
 
 
 State = Annotated[RideManager, Depends(service_state)]
-RiderId = Annotated[str, Query(alias="riderId", min_length=1, max_length=64)]
+
+
+def rider_of(caller: Annotated[Caller, BFF]) -> str:
+    """The rider the BFF acts for, from its verified token."""
+    return for_rider(caller)
+
+
+RiderId = Annotated[str, Depends(rider_of)]
 
 
 class PlaceIn(BaseModel):
@@ -61,21 +74,19 @@ class PlaceIn(BaseModel):
 
 class QuoteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    riderId: str = Field(min_length=1, max_length=64)  # noqa: N815
     pickup: PlaceIn
     dropoff: PlaceIn
 
 
 class RideIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    riderId: str = Field(min_length=1, max_length=64)  # noqa: N815
     quoteId: str = Field(min_length=1, max_length=64)  # noqa: N815
 
 
 @router.post("/quotes", status_code=201)
-def create_quote(body: QuoteIn, state: State) -> dict[str, Any]:
+def create_quote(body: QuoteIn, rider_id: RiderId, state: State) -> dict[str, Any]:
     quote = handlers.request_quote(
-        RequestQuote(body.riderId, body.pickup.ref(), body.dropoff.ref()),
+        RequestQuote(rider_id, body.pickup.ref(), body.dropoff.ref()),
         geo=state.geo,
         dispatch=state.dispatch,
         uow=state.unit_of_work(),
@@ -86,7 +97,10 @@ def create_quote(body: QuoteIn, state: State) -> dict[str, Any]:
 
 @router.post("/rides", status_code=202)
 def create_ride(
-    body: RideIn, state: State, idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None
+    body: RideIn,
+    rider_id: RiderId,
+    state: State,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> dict[str, Any]:
     if not idempotency_key:
         raise ServiceError(
@@ -96,7 +110,7 @@ def create_ride(
         raise ServiceError("Idempotency-Key is 1 to 128 characters", status=400, code="bad_request")
     body_hash = hashlib.sha256(body.quoteId.encode()).hexdigest()
     ride = handlers.request_ride(
-        RequestRide(body.riderId, body.quoteId, idempotency_key, body_hash),
+        RequestRide(rider_id, body.quoteId, idempotency_key, body_hash),
         uow_factory=state.unit_of_work,
         key_ttl_s=state.idempotency_key_ttl_s,
         rules=state.rules,
@@ -143,14 +157,14 @@ def cancel_ride(ride_id: str, rider_id: RiderId, state: State) -> dict[str, Any]
     return ride_to_json(cancelled)
 
 
-@router.get("/ops/rides")
+@ops_router.get("/rides")
 def ops_rides(state: State, active: bool = True) -> dict[str, Any]:
     if not active:
         raise ValidationFailed("only active=true is supported")
     return {"rides": state.history.active()}
 
 
-@router.post("/ops/rides/{ride_id}/cancel", status_code=202)
+@ops_router.post("/rides/{ride_id}/cancel", status_code=202)
 def ops_cancel_ride(ride_id: str, state: State) -> dict[str, Any]:
     """An operator ends a ride before its trip, or one whose car stalled mid-trip (``OPERATOR_CANCELLED``,
     no fee)."""
