@@ -19,7 +19,6 @@ import pytest
 from rider_client import Ops, Rider, book_ride
 
 from acr.identity import ServiceCredentials, new_private_key, service_token
-from acr.settings import Settings
 from acr_stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -28,7 +27,7 @@ Headers = dict[str, str]
 
 
 def _ops_token(stack: Stack) -> str:
-    return stack.config.service_env("bff").get("ACR_OPS_TOKEN") or Settings().ops_token
+    return stack.config.ops_token
 
 
 def _bearer(token: str) -> Headers:
@@ -82,7 +81,7 @@ def _refused(
 @pytest.fixture(scope="module")
 def ops(attack_stack: Stack) -> Iterator[Ops]:
     """The BFF's ops API, dispatch paused for the module (rides wait, cars stay put)."""
-    ops = Ops(attack_stack.config.url("bff"))
+    ops = Ops.of(attack_stack)
     assert ops.call("PUT", "/dispatch", {"paused": True}).status_code == 200
     yield ops
     ops.call("PUT", "/dispatch", {"paused": False})

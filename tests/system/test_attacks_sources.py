@@ -34,7 +34,7 @@ FORGER = "car-simulator"  # a service of the stack that publishes no payment eve
 def failed_ride(attack_stack: Stack) -> tuple[Rider, dict[str, Any]]:
     """A ride whose payment was declined: a ``PaymentSucceeded`` newer than the decline would make it PAID."""
     base = attack_stack.config.url("bff")
-    ops = Ops(base)
+    ops = Ops.of(attack_stack)
     assert ops.call("PUT", "/gateway", {"mode": "decline"}).status_code == 200
     try:
         rider = Rider.sign_up(base, "Mallory")
@@ -87,7 +87,7 @@ def _forged(ride: dict[str, Any], rider: Rider, *, source: str) -> tuple[dict[st
 def _state(stack: Stack, rider: Rider, ride_id: str) -> tuple[Any, ...]:
     """What a forged payment would change: the ride (status, payment, version), the ledger, the points."""
     ride = rider.ride(ride_id)
-    ledger = Ops(stack.config.url("bff")).get("/payments", rideId=ride_id)["charges"]
+    ledger = Ops.of(stack).get("/payments", rideId=ride_id)["charges"]
     return ride["status"], ride.get("payment"), ride.get("version"), ledger, rider.me().get("points")
 
 
@@ -117,7 +117,7 @@ def test_a_payment_succeeded_put_on_the_bus_by_another_service_is_dead_lettered_
     attack_stack: Stack, failed_ride: tuple[Rider, dict[str, Any]]
 ) -> None:
     rider, ride = failed_ride
-    ops = Ops(attack_stack.config.url("bff"))
+    ops = Ops.of(attack_stack)
     before, untrusted_before = _state(attack_stack, rider, ride["rideId"]), _untrusted(ops)
     events = _client(attack_stack, "events", access_key_id(FORGER))
     claims_payment, _ = _forged(ride, rider, source="acr.payment")  # the detail lies about its source
