@@ -81,8 +81,14 @@ def schemathesis(stack: Stack, service: str, *, ops_switches: bool, headers: dic
     if service == "bff":
         argv += ["--rate-limit", RIDER_RATE]
     env = {"SCHEMATHESIS_HOOKS": "contract_checks", "PYTHONPATH": str(HERE)}
-    done = subprocess.run(
-        argv, capture_output=True, text=True, timeout=240, env=stack.config.service_env() | env, check=False
+    done = subprocess.run(  # in the reports' folder: schemathesis keeps a cache where it runs
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=stack.config.service_env() | env,
+        cwd=report.parent,
+        check=False,
     )
     found = json.loads(report.read_text())
     return Run(
