@@ -5,7 +5,9 @@
 Riders default to three per ride a minute (a rider has one ride at a time, and a ride in the full city
 takes one to three minutes at ``ACR_SIM_SPEED=30``). Rides still under way when the time is up are
 followed to their end (up to ``--ride-timeout-s``) before the report is written. ``--ports`` names the
-stack's ports as JSON when it is not ``make run``'s (for the process and emulator figures).
+stack's ports as JSON when it is not ``make run``'s (for the process and emulator figures). Every rider
+signs up from this one address: start the stack with ``ACR_SIGNUP_BURST`` above the rider count (e.g.
+``ACR_SIGNUP_BURST=10000 make run``), or sign-ups past the shipped burst get 429.
 """
 
 from __future__ import annotations

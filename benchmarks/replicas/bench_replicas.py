@@ -30,7 +30,6 @@ from acr_stack.runner import start_on_free_ports
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-OPS = {"X-Ops-Token": "dev-ops-token"}
 
 
 def run_one(replicas: str, args: argparse.Namespace, out_dir: Path) -> dict[str, Any]:
@@ -40,13 +39,15 @@ def run_one(replicas: str, args: argparse.Namespace, out_dir: Path) -> dict[str,
         "ACR_CITY": args.city,
         "ACR_SIM_SPEED": str(args.sim_speed),
         "ACR_LOG_LEVEL": "WARNING",
+        "ACR_SIGNUP_BURST": "10000",  # the load signs up every rider from one address
     }
     stack = start_on_free_ports(
         lambda: StackConfig.free(env=env, log_dir=out_dir / f"replicas-{replicas}"), timeout_s=300
     )
     try:
         entry = stack.config.url("bff")
-        members = httpx.get(f"{entry}/ops/replicas", headers=OPS, timeout=20).json()
+        ops = {"X-Ops-Token": stack.config.ops_token}
+        members = httpx.get(f"{entry}/ops/replicas", headers=ops, timeout=20).json()
         ports = {"emulator": stack.config.emulator_port} | {
             str(m["replica"]): int(m["port"]) for service in members.values() for m in service
         }

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from acr.errors import DependencyUnavailable, NotFound, ValidationFailed
 from acr.settings import Settings
-from bff.auth import Rider, TokenSigner
+from bff.auth import TokenSigner
 from bff.errors import ServiceUnavailable, UpstreamError
 from bff.stats import COUNTER_DEFAULTS
 
@@ -16,7 +16,7 @@ Json = dict[str, Any]
 Headers = dict[str, str]
 
 SETTINGS = Settings(
-    token_secret="unit-test-secret-0123456789",
+    token_secret="unit-test-secret-0123456789-abcdef",
     ops_token="unit-ops-token",
     eta_push_s=2,
     log_format="text",
@@ -26,7 +26,7 @@ OPS = {"X-Ops-Token": "unit-ops-token"}
 
 
 def token_for(rider_id: str, name: str = "Ada", ttl_s: int = 3600) -> str:
-    return TokenSigner(SETTINGS.token_secret, ttl_s).issue(Rider(rider_id, name))
+    return TokenSigner(SETTINGS.token_secret, ttl_s).issue(rider_id, name)
 
 
 def auth(token: str) -> dict[str, str]:

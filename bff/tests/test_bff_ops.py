@@ -20,6 +20,14 @@ def test_ops_needs_the_ops_token(client: TestClient) -> None:
     assert client.get("/ops/fleet", headers=OPS).json()["cars"][0]["carId"] == "car-00001"
 
 
+def test_the_dashboard_shows_and_sends_no_default_token(client: TestClient) -> None:
+    for path in ("/dashboard", "/static/dashboard/main.js"):
+        page = client.get(path)
+        assert page.status_code == 200
+        assert "dev-ops-token" not in page.text and SETTINGS.ops_token not in page.text
+        assert "placeholder" not in page.text
+
+
 def test_stats_aggregate_with_one_service_down(client: TestClient, deps: Dependencies) -> None:
     services: FakeServiceStats = deps.services  # type: ignore[assignment]
     services.down.add("payment")

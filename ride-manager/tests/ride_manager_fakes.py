@@ -31,6 +31,7 @@ class RideStore(MessageStore):
     quotes: dict[str, Quote] = field(default_factory=dict)
     keys: dict[tuple[str, str], tuple[IdempotencyRecord, float]] = field(default_factory=dict)
     history: dict[HistoryKey, RideUpdated] = field(default_factory=dict)
+    holds: dict[str, set[str]] = field(default_factory=dict)  # rider id -> ids of its rides not yet ended
 
 
 class MemoryRides:
@@ -118,6 +119,25 @@ class MemoryKeys:
         )
 
 
+class MemoryActiveRideHolds:
+    def __init__(self, uow: MemoryRideUnitOfWork) -> None:
+        self._uow = uow
+
+    def count(self, rider_id: str) -> int:
+        return len(self._uow.store.holds.get(rider_id, ()))
+
+    def hold(self, rider_id: str, ride_id: str, cap: int) -> None:
+        holds = self._uow.store.holds
+        self._uow.stage(
+            lambda: "active-rides" if len(holds.get(rider_id, ())) >= cap else None,
+            lambda: holds.setdefault(rider_id, set()).add(ride_id),
+        )
+
+    def release(self, rider_id: str, ride_id: str) -> None:
+        holds = self._uow.store.holds
+        self._uow.stage(lambda: None, lambda: holds.get(rider_id, set()).discard(ride_id))
+
+
 class MemoryRideUnitOfWork(MemoryUnitOfWork):
     """The ride context's unit of work in memory (same conditions as the DynamoDB one)."""
 
@@ -127,6 +147,7 @@ class MemoryRideUnitOfWork(MemoryUnitOfWork):
         self.rides = MemoryRides(self)
         self.quotes = MemoryQuotes(self)
         self.keys = MemoryKeys(self)
+        self.active_rides = MemoryActiveRideHolds(self)
 
 
 def history_key(snapshot: RideUpdated) -> HistoryKey:

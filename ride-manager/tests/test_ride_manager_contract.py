@@ -224,6 +224,31 @@ def test_an_idempotency_key_is_claimed_once_until_it_expires(backend: Backend) -
     assert backend.unit_of_work().keys.get("rdr_1", "k2") == renewed
 
 
+def test_a_rider_holds_at_most_the_cap_of_rides_and_a_release_frees_a_slot(backend: Backend) -> None:
+    for ride_id in ("ride_1", "ride_2"):
+        uow = backend.unit_of_work()
+        uow.active_rides.hold("rdr_1", ride_id, 2)
+        uow.commit()
+    assert backend.unit_of_work().active_rides.count("rdr_1") == 2
+    assert backend.unit_of_work().active_rides.count("rdr_2") == 0  # holds belong to their rider
+    over = backend.unit_of_work()
+    over.active_rides.hold("rdr_1", "ride_3", 2)
+    with pytest.raises(Conflict) as conflict:
+        over.commit()
+    assert conflict.value.labels == ["active-rides"]
+    for _ in range(2):  # a release repeated (a retried commit, a later save of the ended ride) is a no-op
+        uow = backend.unit_of_work()
+        uow.active_rides.release("rdr_1", "ride_1")
+        uow.commit()
+    assert backend.unit_of_work().active_rides.count("rdr_1") == 1
+    freed = backend.unit_of_work()
+    freed.active_rides.hold("rdr_1", "ride_3", 2)
+    freed.commit()
+    assert backend.unit_of_work().active_rides.count("rdr_1") == 2
+    assert [r["rideId"] for r in backend.history.active()] == []  # the holds are no rides
+    assert backend.unit_of_work().rides.get("rider#rdr_1") is None
+
+
 # --- the ride history read model -----------------------------------------------------------------------
 def snapshot(
     version: int, ride_id: str = "ride_1", rider_id: str = "rdr_1", requested: float = 0

@@ -24,6 +24,8 @@ from ride_manager.domain import Deadlines, PaymentStatus, Ride, RideStatus
 from ride_manager.handlers import Nudge
 from ride_manager.timers import Watchdog
 
+MAX_ACTIVE = 3  # ACR_MAX_ACTIVE_RIDES' default
+
 A = Place(label="1 Harbour Street, 00100", lat=60.16, lon=24.93, address_id="A1")
 B = Place(label="9 Station Road, 00130", lat=60.18, lon=24.96, address_id="A2")
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -73,6 +75,7 @@ class World:
             RequestRide(rider, quote.quote_id, f"k-{len(self.store.rides)}", "h"),
             uow_factory=self.uow,
             key_ttl_s=86_400,
+            max_active=MAX_ACTIVE,
             rules=RULES,
         )
         return ride.ride_id

@@ -30,6 +30,8 @@ from ride_manager.commands import PlaceRef, RequestQuote, RequestRide
 from ride_manager.domain import Deadlines, Ride, RideStatus
 from ride_manager.projection import HISTORY_HANDLERS
 
+MAX_ACTIVE = 3  # ACR_MAX_ACTIVE_RIDES' default
+
 A = Place(label="1 Harbour Street, 00100", lat=60.16, lon=24.93, address_id="A1")
 B = Place(label="9 Station Road, 00130", lat=60.18, lon=24.96, address_id="A2")
 EVENTS, EVENTS_DLQ = "https://sqs/acr-ride-manager-events", "https://sqs/acr-ride-manager-events-dlq"
@@ -206,6 +208,7 @@ def _book(store: RideStore) -> Ride:
         RequestRide("rdr_1", quote.quote_id, "k1", "h1"),
         uow_factory=lambda: MemoryRideUnitOfWork(store),
         key_ttl_s=86400,
+        max_active=MAX_ACTIVE,
         rules=Deadlines(),
     )
 

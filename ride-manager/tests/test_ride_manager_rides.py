@@ -21,6 +21,8 @@ from ride_manager.commands import CancelRide, PlaceRef, RequestQuote, RequestRid
 from ride_manager.domain import Deadlines, RideStatus
 from ride_manager.timers import Watchdog
 
+MAX_ACTIVE = 3  # ACR_MAX_ACTIVE_RIDES' default
+
 RULES = Deadlines(dispatch_timeout_s=30)
 
 A = Place(label="1 Harbour Street, 00100", lat=60.16, lon=24.93, address_id="A1")
@@ -49,6 +51,7 @@ def _book(
         RequestRide(rider, quote_id, key, body),
         uow_factory=lambda: MemoryRideUnitOfWork(store),
         key_ttl_s=86400,
+        max_active=MAX_ACTIVE,
         rules=RULES,
     )
 
@@ -94,9 +97,52 @@ def test_a_concurrent_retry_with_the_same_key_gets_the_winners_ride(store: RideS
         return MemoryRideUnitOfWork(store, before_commit)
 
     ride = handlers.request_ride(
-        RequestRide("rdr_1", quote.quote_id, "k1", "h1"), uow_factory=racing_uow, key_ttl_s=86400, rules=RULES
+        RequestRide("rdr_1", quote.quote_id, "k1", "h1"),
+        uow_factory=racing_uow,
+        key_ttl_s=86400,
+        rules=RULES,
+        max_active=MAX_ACTIVE,
     )
     assert len(store.rides) == 1 and ride.ride_id in store.rides
+
+
+def test_a_rider_books_at_most_the_cap_of_rides_not_yet_ended(store: RideStore) -> None:
+    quotes = [_quote(store).quote_id for _ in range(MAX_ACTIVE)]
+    booked = [_book(store, quote_id, key=f"k{n}") for n, quote_id in enumerate(quotes)]
+    with pytest.raises(domain.TooManyActiveRides):
+        _book(store, _quote(store).quote_id, key="one-too-many")
+    assert len(store.rides) == MAX_ACTIVE
+    assert _book(store, quotes[0], key="k0").ride_id == booked[0].ride_id  # a retry still replays
+    _book(store, _quote(store, rider="rdr_2").quote_id, rider="rdr_2")  # the cap is per rider
+    handlers.cancel_ride(
+        CancelRide("rdr_1", booked[0].ride_id), uow_factory=lambda: MemoryRideUnitOfWork(store), rules=RULES
+    )
+    assert _book(store, _quote(store).quote_id, key="after-cancel").status == RideStatus.REQUESTED
+
+
+def test_concurrent_bookings_of_one_rider_never_pass_the_cap(store: RideStore) -> None:
+    """Each booking reads a count under the cap; the one whose commit comes second finds the hold taken."""
+    for n in range(MAX_ACTIVE - 1):
+        _book(store, _quote(store).quote_id, key=f"k{n}")
+    raced = {"done": False}
+
+    def racing_uow() -> MemoryRideUnitOfWork:
+        def before_commit() -> None:
+            if not raced["done"]:  # another booking of the same rider commits between count and commit
+                raced["done"] = True
+                _book(store, _quote(store).quote_id, key="the-other-booking")
+
+        return MemoryRideUnitOfWork(store, before_commit)
+
+    with pytest.raises(domain.TooManyActiveRides):
+        handlers.request_ride(
+            RequestRide("rdr_1", _quote(store).quote_id, "mine", "h1"),
+            uow_factory=racing_uow,
+            key_ttl_s=86400,
+            rules=RULES,
+            max_active=MAX_ACTIVE,
+        )
+    assert len(store.rides) == MAX_ACTIVE and len(store.holds["rdr_1"]) == MAX_ACTIVE
 
 
 def test_expired_and_foreign_quotes_are_refused(store: RideStore) -> None:

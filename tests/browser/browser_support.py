@@ -28,7 +28,6 @@ from acr_stack.runner import start_on_free_ports
 ROOT = Path(__file__).resolve().parents[2]
 LOG_DIR = Path(os.environ.get("ACR_TEST_LOG_DIR", ROOT / ".run" / "test-logs"))
 SCREENSHOTS = ROOT / "docs" / "screenshots"
-OPS = {"X-Ops-Token": "dev-ops-token"}
 MOBILE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
 CHROMIUM_ARGS = [
@@ -253,7 +252,9 @@ class ApiRider:
         return ride.json()  # type: ignore[no-any-return]
 
 
-def ops_get(base: str, path: str) -> Any:
-    response = httpx.get(f"{base}{path}", headers=OPS, timeout=10)
+def ops_get(stack: Stack, path: str) -> Any:
+    """``GET`` of the stack's ops API with its ops token."""
+    headers = {"X-Ops-Token": stack.config.ops_token}
+    response = httpx.get(f"{stack.config.url('bff')}{path}", headers=headers, timeout=10)
     assert response.status_code == 200, response.text
     return response.json()

@@ -26,11 +26,20 @@ def test_the_dashboard_shows_the_car_moving_and_the_counters(chromium: Any, brow
     base = browser_stack.config.url("bff")
     console = Console()
     page = new_page(chromium, {"width": 1440, "height": 900}, console)
+    sent: list[Any] = []
+    page.on("request", lambda request: sent.append(request) if "/ops/" in request.url else None)
     page.goto(f"{base}/dashboard")
-    page.get_by_test_id("ops-token-input").fill("dev-ops-token")
+    token_input = page.get_by_test_id("ops-token-input")
+    token_input.wait_for()
+    assert "dev-ops-token" not in page.content() and not token_input.get_attribute("placeholder")
+    page.get_by_test_id("ops-token-submit").click()  # no token typed: nothing is sent
+    page.wait_for_timeout(500)
+    assert sent == [] and token_input.is_visible()
+    token_input.fill(browser_stack.config.ops_token)
     page.get_by_test_id("ops-token-submit").click()
     page.locator("[data-testid=map-canvas][data-drawn=true]").wait_for(state="attached")
     page.get_by_test_id("counter-published").wait_for()
+    assert sent and all(r.headers.get("x-ops-token") == browser_stack.config.ops_token for r in sent)
     assert page.get_by_test_id("legend-AVAILABLE").is_visible()
     published_before = counter(page, "published")
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import httpx
 import pytest
-from browser_support import MOBILE, OPS, ApiRider, Console, new_page
+from browser_support import MOBILE, ApiRider, Console, new_page, ops_get
 from rider_ui import quote, sign_up
 
 from acr_stack import Stack
@@ -28,10 +27,10 @@ def alert_of(page: Any, code: str) -> str:
     return str(alert.inner_text())
 
 
-def wait_car_taken(base: str, timeout_s: float = 20) -> None:
+def wait_car_taken(stack: Stack, timeout_s: float = 20) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        cars = httpx.get(f"{base}/ops/fleet", headers=OPS, timeout=10).json()["cars"]
+        cars = ops_get(stack, "/ops/fleet")["cars"]
         if all(car["state"] != "AVAILABLE" for car in cars):
             return
         time.sleep(0.3)
@@ -54,7 +53,7 @@ def test_expired_quote_and_no_car_show_human_messages(chromium: Any, one_car_bro
     # Another rider takes the only car; the next price finds no car in reach.
     other = ApiRider.sign_up(base, "Mallory")
     other.book(*other.far_apart_places())
-    wait_car_taken(base)
+    wait_car_taken(one_car_browser_stack)
     page.get_by_test_id("quote-button").click()
     assert alert_of(page, "no_car_available") == MESSAGES["no_car_available"]
     assert page.get_by_test_id("quote").is_hidden()

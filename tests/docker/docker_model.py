@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from acr_stack.secrets import new_secrets
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -259,6 +261,9 @@ _COMPOSE_VARIABLE = re.compile(
 )
 
 
+COMPOSE_SECRETS = new_secrets()  # what ``acr-stack secrets --env-file .env`` writes
+
+
 def interpolate(text: str, shell: Mapping[str, str]) -> str:
     """Compose interpolation: ``$$``, ``$VAR``, ``${VAR}``, ``${VAR-d}``, ``${VAR:-d}``, ``${VAR?e}``,
     ``${VAR:?e}``, ``${VAR+r}``, ``${VAR:+r}``; ``shell`` is the environment ``docker compose`` runs in."""
@@ -294,10 +299,11 @@ def _interpolated(node: Any, shell: Mapping[str, str]) -> Any:
 
 
 def load_compose(path: Path = COMPOSE_FILE, shell: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The compose file, interpolated in ``shell`` (default: no variable set, i.e. the defaults)."""
+    """The compose file, interpolated in ``shell`` (default: only the secrets that ``acr-stack secrets``
+    writes to the compose ``.env`` are set, every other variable keeps its default)."""
     loaded = yaml.safe_load(path.read_text())
     assert isinstance(loaded, dict), f"{path} is not a mapping"
-    return dict(_interpolated(loaded, shell or {}))
+    return dict(_interpolated(loaded, COMPOSE_SECRETS if shell is None else shell))
 
 
 def environment(service: Mapping[str, Any]) -> dict[str, str]:

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 from docker_model import (
     COMPOSE_FILE,
+    COMPOSE_SECRETS,
     DOCKERFILE,
     ROOT,
     Stage,
@@ -364,8 +365,9 @@ def test_compose_service_builds_the_service_target_and_is_wired(service: str) ->
         "AWS_SECRET_ACCESS_KEY": "test",
         "ACR_AWS_REGION": "us-east-1",
         "ACR_CITY": "small",
-        "ACR_OPS_TOKEN": "dev-ops-token",
         "ACR_SIM_SPEED": "30",
+        **COMPOSE_SECRETS,
+        "ACR_TOKEN_PREVIOUS_SECRETS": "",
     }
     for other, port in SERVICE_PORTS.items():
         expected[f"ACR_{_module(other).upper()}_URL"] = f"http://{other}:{port}"
@@ -375,6 +377,7 @@ def test_compose_service_builds_the_service_target_and_is_wired(service: str) ->
 
     if service == "bff":
         assert [container_port(p) for p in spec["ports"]] == [(8000, 8000)]
+        assert spec["ports"] == ["127.0.0.1:8000:8000"], "the BFF is published on this machine only"
     else:
         assert "ports" not in spec, f"{service} publishes a host port; only the bff should"
 
@@ -386,6 +389,17 @@ def test_compose_service_builds_the_service_target_and_is_wired(service: str) ->
         assert volume_name in (compose.get("volumes") or {}), f"{volume_name} is not a named volume"
     else:
         assert "ACR_CITY_CACHE_DIR" not in env and "volumes" not in spec
+
+
+def test_compose_requires_the_secrets_and_publishes_the_bff_on_loopback_unless_told() -> None:
+    """No secret has a default in compose (``acr-stack secrets --env-file .env`` writes random ones), so
+    ``docker compose up`` stops and says what to run; ``ACR_BFF_BIND`` opens the BFF to the network."""
+    for missing in COMPOSE_SECRETS:
+        shell = {name: value for name, value in COMPOSE_SECRETS.items() if name != missing}
+        with pytest.raises(ValueError, match=f"{missing} is missing: run acr-stack secrets --env-file .env"):
+            load_compose(shell=shell)
+    opened = load_compose(shell=COMPOSE_SECRETS | {"ACR_BFF_BIND": "0.0.0.0"})["services"]["bff"]
+    assert opened["ports"] == ["0.0.0.0:8000:8000"]
 
 
 def test_services_reached_by_their_dns_name_run_as_two_replicas() -> None:

@@ -11,13 +11,15 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import ClientConnection, connect
 
-OPS = {"X-Ops-Token": "dev-ops-token"}
+if TYPE_CHECKING:
+    from acr_stack import Stack
+
 LOG_DIR = Path(os.environ.get("ACR_TEST_LOG_DIR", ".run/test-logs"))
 TERMINAL = {"PAID", "CANCELLED", "PAYMENT_FAILED"}
 
@@ -111,21 +113,29 @@ class Rider:
 
 
 class Ops:
-    def __init__(self, base: str) -> None:
+    """The ops API of a stack, with that stack's ops token (``Ops.of(stack)``)."""
+
+    def __init__(self, base: str, token: str) -> None:
         self.base = base
+        self.headers = {"X-Ops-Token": token}
+
+    @classmethod
+    def of(cls, stack: Stack) -> Ops:
+        return cls(stack.config.url("bff"), stack.config.ops_token)
 
     def get(self, path: str, **params: Any) -> Any:
-        response = httpx.get(f"{self.base}/ops{path}", params=params, headers=OPS, timeout=20)
+        response = httpx.get(f"{self.base}/ops{path}", params=params, headers=self.headers, timeout=20)
         assert response.status_code == 200, response.text
         return response.json()
 
     def call(self, method: str, path: str, body: Any = None) -> httpx.Response:
-        return httpx.request(method, f"{self.base}/ops{path}", json=body, headers=OPS, timeout=20)
+        return httpx.request(method, f"{self.base}/ops{path}", json=body, headers=self.headers, timeout=20)
 
     def patient_get(self, path: str, timeout_s: float = 60, **params: Any) -> Any:
         """``get``, asked again while the BFF or what it calls is down (see ``patiently``)."""
         response = patiently(
-            lambda: httpx.get(f"{self.base}/ops{path}", params=params, headers=OPS, timeout=20), timeout_s
+            lambda: httpx.get(f"{self.base}/ops{path}", params=params, headers=self.headers, timeout=20),
+            timeout_s,
         )
         assert response is not None, f"GET /ops{path} got no answer within {timeout_s:.0f} s"
         assert response.status_code == 200, response.text

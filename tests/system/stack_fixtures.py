@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from rider_client import LOG_DIR
+from rider_client import LOG_DIR, Ops
 
 from acr_stack import Stack, StackConfig
 from acr_stack.runner import start_on_free_ports
@@ -26,6 +26,7 @@ SAGA_SETTINGS = {
     "ACR_DISPATCH_TIMEOUT_S": "60",  # the timeout is tested on the one-car stack; a burst is no timeout
     "ACR_SQS_WAIT_S": "1",
     "ACR_LOG_LEVEL": "INFO",
+    "ACR_SIGNUP_BURST": "1000",  # the suites sign up all their riders from one address
 }
 
 
@@ -48,6 +49,12 @@ def stack() -> Iterator[Stack]:
 @pytest.fixture(scope="session")
 def bff_url(stack: Stack) -> str:
     return stack.config.url("bff")
+
+
+@pytest.fixture(scope="session")
+def ops(stack: Stack) -> Ops:
+    """The shared stack's ops API, with its ops token."""
+    return Ops.of(stack)
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +98,7 @@ STORM_SETTINGS = {
     "ACR_RIDE_GRACE_S": "45",
     "ACR_PAYMENT_DEADLINE_S": "30",
     "ACR_WATCHDOG_SETTLE_S": "15",
+    "ACR_MAX_ACTIVE_RIDES": "10",  # a storm rider's rides overlap while outages hold them up
 }
 
 
@@ -103,8 +111,12 @@ def storm_stack() -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def attack_stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
-    """A stack of its own for each module of attacks (floods and forgeries change a stack's state)."""
-    yield from running_stack("attacks-" + request.module.__name__.removeprefix("test_attacks_"))
+    """A stack of its own for each module of attacks (floods and forgeries change a stack's state), with
+    the module's ``STACK_SETTINGS`` if it has any (e.g. the shipped sign-up limit)."""
+    yield from running_stack(
+        "attacks-" + request.module.__name__.removeprefix("test_attacks_"),
+        **getattr(request.module, "STACK_SETTINGS", {}),
+    )
 
 
 RIDE_ID = re.compile(r"ride_[0-9a-f]{32}")

@@ -18,6 +18,7 @@ import pytest
 from rider_client import LOG_DIR, Listener, Ops, Rider, book_ride
 
 from acr_stack import Stack
+from acr_stack.principals import access_key_id
 
 pytestmark = pytest.mark.system
 RIDERS, RIDES_EACH = 25, 2
@@ -42,12 +43,13 @@ def _rides_of(rider: Rider, seed: int) -> tuple[Rider, list[dict[str, Any]], Lis
 
 
 def _poison(stack: Stack) -> None:
-    """The test's own poison messages: they must end in a DLQ with their reason, and nothing else may."""
+    """The test's own poison messages: they must end in a DLQ with their reason, and nothing else may.
+    Sent as car-dispatcher itself: its queue's policy refuses a send from anyone else."""
     sqs = boto3.client(
         "sqs",
         endpoint_url=stack.config.endpoint,
         region_name="us-east-1",
-        aws_access_key_id="testing",
+        aws_access_key_id=access_key_id("car-dispatcher"),
         aws_secret_access_key="testing",
     )
     url = sqs.get_queue_url(QueueName="acr-car-dispatcher-events")["QueueUrl"]
@@ -72,7 +74,7 @@ def _poison(stack: Stack) -> None:
 
 def test_fifty_rides_through_every_fault_have_exactly_once_effects(chaos_stack: Stack) -> None:
     base = chaos_stack.config.url("bff")
-    ops = Ops(base)
+    ops = Ops.of(chaos_stack)
     riders = [Rider.sign_up(base, f"Chaos {n}") for n in range(RIDERS)]
     _poison(chaos_stack)
     started = time.monotonic()

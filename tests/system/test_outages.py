@@ -24,7 +24,6 @@ import httpx
 import pytest
 from rider_client import (
     LOG_DIR,
-    OPS,
     TERMINAL,
     Ops,
     ResumingListener,
@@ -44,7 +43,7 @@ OUTAGE_S = 10
 
 def test_a_ride_outlasts_a_refuse_outage_of_all_aws_traffic(outage_stack: Stack) -> None:
     bff = outage_stack.config.url("bff")
-    ops, rider = Ops(bff), Rider.sign_up(bff, "Outlasting")
+    ops, rider = Ops.of(outage_stack), Rider.sign_up(bff, "Outlasting")
     ride = book_ride(rider, random.Random(1212))
 
     opened = ops.call("POST", "/chaos/outages", {"target": "aws", "mode": "refuse", "seconds": OUTAGE_S})
@@ -214,7 +213,7 @@ class Storm:
     def __init__(self, stack: Stack, seed: int) -> None:
         self.stack = stack
         self.base = stack.config.url("bff")
-        self.ops = Ops(self.base)
+        self.ops = Ops.of(stack)
         rng = random.Random(seed)
         self.faults = storm_schedule(rng)
         self.plans = ride_plans(rng, self.faults)
@@ -279,7 +278,9 @@ class Storm:
         killed, so the most seen, not the last)."""
         while not self._sampling.wait(2.0):
             try:
-                services = httpx.get(f"{self.base}/ops/stats", headers=OPS, timeout=10).json()["services"]
+                services = httpx.get(f"{self.base}/ops/stats", headers=self.ops.headers, timeout=10).json()[
+                    "services"
+                ]
             except (httpx.HTTPError, ValueError, KeyError):
                 continue
             for name, counters in services.items():

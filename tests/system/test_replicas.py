@@ -124,7 +124,7 @@ def test_twenty_rides_on_two_replicas_of_everything_survive_one_replica_of_each_
     replicated_stack: Stack,
 ) -> None:
     entry = replicated_stack.config.url("bff")
-    ops = Ops(entry)
+    ops = Ops.of(replicated_stack)
     replicas = _replicas(ops)
     assert len(replicas["bff"]) == 3 and all(len(replicas[s]) == 2 for s in replicas if s != "bff")
     bffs = [f"http://127.0.0.1:{r['port']}" for r in replicas["bff"]]

@@ -83,7 +83,7 @@ def _ride_to_paid(rider: Rider, rng: random.Random) -> tuple[Rider, dict[str, An
 
 
 def test_twenty_concurrent_rides_all_get_paid_and_pushed_in_order(stack: Stack, bff_url: str) -> None:
-    ops = Ops(bff_url)
+    ops = Ops.of(stack)
     riders = [Rider.sign_up(bff_url, f"Rider {n}") for n in range(20)]
     published_before, started = _published(ops), time.monotonic()
     with QueueSampler(stack.config.endpoint) as sampler, ThreadPoolExecutor(20) as pool:
@@ -118,8 +118,8 @@ def test_twenty_concurrent_rides_all_get_paid_and_pushed_in_order(stack: Stack, 
     print("saga metrics:", json.dumps(metrics))  # noqa: T201
 
 
-def test_rider_cancel_before_the_car_arrives_frees_the_car_and_costs_nothing(bff_url: str) -> None:
-    ops, rider = Ops(bff_url), Rider.sign_up(bff_url, "Early Canceller")
+def test_rider_cancel_before_the_car_arrives_frees_the_car_and_costs_nothing(bff_url: str, ops: Ops) -> None:
+    rider = Rider.sign_up(bff_url, "Early Canceller")
     ride = book_ride(rider, random.Random(101))
     assigned = rider.wait_status(ride["rideId"], "CAR_ASSIGNED")
     cancelled = rider.post(f"/api/v1/rides/{ride['rideId']}/cancel")
@@ -133,8 +133,10 @@ def test_rider_cancel_before_the_car_arrives_frees_the_car_and_costs_nothing(bff
     assert ops.captures(ride["rideId"]) == []
 
 
-def test_rider_cancel_after_the_car_arrived_costs_a_fee_once_and_earns_nothing(bff_url: str) -> None:
-    ops, rider = Ops(bff_url), Rider.sign_up(bff_url, "Late Canceller")
+def test_rider_cancel_after_the_car_arrived_costs_a_fee_once_and_earns_nothing(
+    bff_url: str, ops: Ops
+) -> None:
+    rider = Rider.sign_up(bff_url, "Late Canceller")
     ride = book_ride(rider, random.Random(202))
     rider.wait_status(ride["rideId"], "CAR_ARRIVED")
     cancelled = rider.post(f"/api/v1/rides/{ride['rideId']}/cancel").json()
@@ -150,8 +152,8 @@ def test_rider_cancel_after_the_car_arrived_costs_a_fee_once_and_earns_nothing(b
     assert late.status_code == 202
 
 
-def test_a_stalled_car_is_replaced_and_the_ride_still_completes(bff_url: str) -> None:
-    ops, rider = Ops(bff_url), Rider.sign_up(bff_url, "Stalled")
+def test_a_stalled_car_is_replaced_and_the_ride_still_completes(bff_url: str, ops: Ops) -> None:
+    rider = Rider.sign_up(bff_url, "Stalled")
     ride = book_ride(rider, random.Random(303))
     first_car = rider.wait_status(ride["rideId"], "CAR_ASSIGNED")["carId"]
     assert ops.call("POST", f"/cars/{first_car}/stall").status_code == 202
@@ -164,8 +166,8 @@ def test_a_stalled_car_is_replaced_and_the_ride_still_completes(bff_url: str) ->
     ops.wait(lambda: ops.car(first_car)["state"] == "AVAILABLE", what="back in service")
 
 
-def test_a_declined_payment_is_retried_by_the_operator_and_captured_once(bff_url: str) -> None:
-    ops, rider = Ops(bff_url), Rider.sign_up(bff_url, "Declined")
+def test_a_declined_payment_is_retried_by_the_operator_and_captured_once(bff_url: str, ops: Ops) -> None:
+    rider = Rider.sign_up(bff_url, "Declined")
     assert ops.call("PUT", "/gateway", {"mode": "decline"}).status_code == 200
     try:
         ride = book_ride(rider, random.Random(404))
@@ -185,7 +187,7 @@ def test_a_declined_payment_is_retried_by_the_operator_and_captured_once(bff_url
 
 
 def test_route_monitor_killed_mid_trip_does_not_duplicate_the_trip(stack: Stack, bff_url: str) -> None:
-    ops, rider = Ops(bff_url), Rider.sign_up(bff_url, "Survivor")
+    ops, rider = Ops.of(stack), Rider.sign_up(bff_url, "Survivor")
     ride = book_ride(rider, random.Random(505))
     rider.wait_status(ride["rideId"], "IN_PROGRESS", timeout_s=180)
     stack.kill("route-monitor")
@@ -204,7 +206,9 @@ def test_route_monitor_killed_mid_trip_does_not_duplicate_the_trip(stack: Stack,
     assert [e["type"] for e in events].count("acme.acr.monitoring.TripCompleted") == 1
 
 
-def test_a_dropped_websocket_resumed_after_a_version_gets_every_missed_version(bff_url: str) -> None:
+def test_a_dropped_websocket_resumed_after_a_version_gets_every_missed_version(
+    bff_url: str, ops: Ops
+) -> None:
     rider = Rider.sign_up(bff_url, "Reconnecting")
     first = Listener(rider)
     ride = book_ride(rider, random.Random(606))
@@ -221,7 +225,7 @@ def test_a_dropped_websocket_resumed_after_a_version_gets_every_missed_version(b
     second.wait_version(ride["rideId"], done["version"])
     assert second.versions(ride["rideId"]) == list(range(3, done["version"] + 1))
     second.send({"type": "resume", "rideId": "ride_of_someone_else", "afterVersion": 0})
-    Ops(bff_url).wait(lambda: any(m["type"] == "error" for m in second.messages), what="an error frame")
+    ops.wait(lambda: any(m["type"] == "error" for m in second.messages), what="an error frame")
     assert [m for m in second.messages if m["type"] == "error"][0]["code"] == "ride_not_found"
     second.close()
 
@@ -239,11 +243,11 @@ def test_eta_is_pushed_while_the_car_moves(bff_url: str) -> None:
 
 def test_the_last_car_goes_to_one_rider_and_the_other_hears_no_car(one_car_stack: Stack) -> None:
     base = one_car_stack.config.url("bff")
-    ops, ada, bob = Ops(base), Rider.sign_up(base, "Ada"), Rider.sign_up(base, "Bob")
+    ops, ada, bob = Ops.of(one_car_stack), Rider.sign_up(base, "Ada"), Rider.sign_up(base, "Bob")
     rng = random.Random(808)
     quotes = []
     for rider in (ada, bob):
-        pickup, dropoff = _near_places(rider, rng)
+        pickup, dropoff = _near_places(rider, ops, rng)
         quote = rider.quote(pickup, dropoff)
         assert quote.status_code == 201, quote.text
         quotes.append(quote.json()["quoteId"])
@@ -259,9 +263,9 @@ def test_the_last_car_goes_to_one_rider_and_the_other_hears_no_car(one_car_stack
 
 def test_no_car_within_the_dispatch_timeout_cancels_and_a_late_car_is_released(one_car_stack: Stack) -> None:
     base = one_car_stack.config.url("bff")
-    ops, rider = Ops(base), Rider.sign_up(base, "Patient")
+    ops, rider = Ops.of(one_car_stack), Rider.sign_up(base, "Patient")
     ops.wait(lambda: ops.get("/fleet")["cars"][0]["state"] == "AVAILABLE", what="the car is free")
-    pickup, dropoff = _near_places(rider, random.Random(909))
+    pickup, dropoff = _near_places(rider, ops, random.Random(909))
     quote = rider.quote(pickup, dropoff).json()
     assert ops.call("PUT", "/dispatch", {"paused": True}).status_code == 200
     try:
@@ -275,9 +279,9 @@ def test_no_car_within_the_dispatch_timeout_cancels_and_a_late_car_is_released(o
     assert rider.ride(ride["rideId"])["status"] == "CANCELLED"
 
 
-def _near_places(rider: Rider, rng: random.Random) -> tuple[dict[str, str], dict[str, str]]:
+def _near_places(rider: Rider, ops: Ops, rng: random.Random) -> tuple[dict[str, str], dict[str, str]]:
     """A pickup next to the one car (so it can come within the maximum pickup ETA) and a drop-off."""
-    car = Ops(rider.base).get("/fleet")["cars"][0]
+    car = ops.get("/fleet")["cars"][0]
     near = rider.get("/api/v1/addresses/reverse", lat=car["lat"], lon=car["lon"]).json()
     lat, lon = car["lat"] + rng.uniform(-0.01, 0.01), car["lon"] + rng.uniform(-0.01, 0.01)
     other = rider.get("/api/v1/addresses/reverse", lat=lat, lon=lon).json()

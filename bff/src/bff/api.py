@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from acr.contract import BBOX, VISIBLE_TEXT, errors
-from bff.auth import MAX_NAME, Rider, new_rider_id, normalize_name
+from bff.auth import MAX_NAME, new_rider_id, normalize_name
 from bff.consistency import (
     CONSISTENCY_HEADER,
     Written,
@@ -27,6 +27,7 @@ from bff.errors import (
     NOT_CANCELLABLE,
     OUTSIDE_SERVICE_AREA,
     QUOTE_NOT_FOUND,
+    TOO_MANY_ACTIVE_RIDES,
     BadConsistencyToken,
     IdempotencyKeyRequired,
     RateLimited,
@@ -135,8 +136,8 @@ def answer_write(state: State, rider_id: str, ride: dict[str, Any], response: Re
 async def create_rider(body: NewRider, state: State, request: Request) -> RiderCreated:
     """Register a rider and hand back its signed token."""
     limit(state.signup_limiter, client_key(request))
-    rider = Rider(new_rider_id(), body.name)
-    return RiderCreated(riderId=rider.rider_id, token=state.signer.issue(rider))
+    rider_id = new_rider_id()
+    return RiderCreated(riderId=rider_id, token=state.signer.issue(rider_id, body.name))
 
 
 @router.get("/riders/me", response_model=Me, tags=["riders"], responses=errors(*RIDER_CALL))
@@ -200,7 +201,9 @@ async def create_quote(body: QuoteRequest, rider: CurrentRider, deps: Deps) -> d
     "/rides",
     status_code=202,
     tags=["rides"],
-    responses=errors(*RIDER_CALL, IdempotencyKeyRequired, QUOTE_NOT_FOUND, *BOOKING_REFUSED),
+    responses=errors(
+        *RIDER_CALL, IdempotencyKeyRequired, QUOTE_NOT_FOUND, *BOOKING_REFUSED, TOO_MANY_ACTIVE_RIDES
+    ),
 )
 async def book_ride(
     body: BookRide,

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from acr import aws
 from acr.runtime import Messaging
 from acr.service import Runtime, Service
-from acr.settings import SERVICE_PORTS
+from acr.settings import SERVICE_PORTS, Settings
 from acr.unit_of_work import EffectsOnly
 from bff import api, chaos, ops, ws
 from bff.adapters.dlq import SqsDeadLetters
@@ -25,18 +25,29 @@ from bff.adapters.http import (
     ServiceHttp,
     make_client,
 )
-from bff.auth import TokenSigner
+from bff.auth import OidcIssuer, TokenSigner
 from bff.consistency import WriteLog
 from bff.handlers import handlers
 from bff.handoff import AppLoop
 from bff.pages import install_pages
-from bff.push import PushHub
+from bff.push import ConnectionCaps, PushHub
 from bff.ratelimit import RateLimiter
 from bff.redaction import redact_server_logs
 from bff.state import BffState, Dependencies
 from bff.topology import TOPOLOGY
 
 OTHER_SERVICES = tuple(service for service in SERVICE_PORTS if service != "bff")
+
+
+def rider_tokens(settings: Settings) -> TokenSigner:
+    """The rider tokens' keys: the current secret, the previous ones, and an external OIDC issuer if set."""
+    previous = [s.strip() for s in settings.token_previous_secrets.split(",") if s.strip()]
+    oidc = (
+        OidcIssuer(settings.oidc_issuer, settings.oidc_audience, settings.oidc_jwks_url)
+        if settings.oidc_issuer
+        else None
+    )
+    return TokenSigner(settings.token_secret, settings.token_ttl_s, previous=previous, oidc=oidc)
 
 
 def assemble(runtime: Runtime, deps: Dependencies) -> BffState:
@@ -46,12 +57,18 @@ def assemble(runtime: Runtime, deps: Dependencies) -> BffState:
     state = BffState(
         settings=settings,
         deps=deps,
-        signer=TokenSigner(settings.token_secret, settings.token_ttl_s),
+        signer=rider_tokens(settings),
         limiter=RateLimiter(rate=20.0, burst=40.0),
-        # Sign-ups are anonymous: limited per client address, generously (tests and demos share one).
-        signup_limiter=RateLimiter(rate=100.0, burst=1000.0),
+        # Sign-ups are anonymous, so a rider's own limit is no control: a few per minute per client address.
+        signup_limiter=RateLimiter(rate=settings.signups_per_minute / 60, burst=settings.signup_burst),
+        ops_guesses=RateLimiter(rate=1 / 60, burst=settings.ops_guesses),
         writes=WriteLog(),
-        hub=PushHub(deps.ride_manager, eta_interval_s=settings.eta_push_s, active_rides=deps.ride_manager),
+        hub=PushHub(
+            deps.ride_manager,
+            eta_interval_s=settings.eta_push_s,
+            active_rides=deps.ride_manager,
+            caps=ConnectionCaps(per_rider=settings.ws_per_rider, per_address=settings.ws_per_address),
+        ),
         app_loop=AppLoop(runtime.event_loop),
     )
     push = handlers(hub=state.hub, app_loop=state.app_loop)

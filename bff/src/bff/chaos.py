@@ -14,7 +14,7 @@ from acr.contract import errors, listed
 from acr.errors import NotFound, ServiceError
 from acr.faults import KNOWN
 from acr.settings import SERVICE_PORTS, Settings
-from bff.errors import OpsUnauthorized, ServiceUnavailable
+from bff.errors import OpsUnauthorized, RateLimited, ServiceUnavailable
 from bff.ports import Chaos, Json
 from bff.security import Deps, State, require_ops
 
@@ -44,7 +44,7 @@ router = APIRouter(
     prefix="/ops/chaos",
     tags=["chaos"],
     dependencies=[Depends(require_chaos), Depends(require_ops)],
-    responses=errors(404, OpsUnauthorized, ServiceUnavailable),  # 404: chaos is off
+    responses=errors(404, OpsUnauthorized, RateLimited, ServiceUnavailable),  # 404: chaos is off
 )
 
 

@@ -13,7 +13,7 @@ from acr.contract import errors
 from acr.errors import ServiceError
 from acr.metrics import COUNTERS
 from bff.api import ride_id_or_404
-from bff.errors import NOT_CANCELLABLE, OpsUnauthorized, RideNotFound, ServiceUnavailable
+from bff.errors import NOT_CANCELLABLE, OpsUnauthorized, RateLimited, RideNotFound, ServiceUnavailable
 from bff.replicas import replica_table
 from bff.security import Deps, State, require_ops
 from bff.state import Dependencies
@@ -25,7 +25,7 @@ router = APIRouter(
     prefix="/ops",
     tags=["ops"],
     dependencies=[Depends(require_ops)],
-    responses=errors(OpsUnauthorized, ServiceUnavailable),
+    responses=errors(OpsUnauthorized, RateLimited, ServiceUnavailable),  # 429: wrong guesses spent
 )
 # The refusals of payment, car-simulator and car-dispatcher, passed on.
 PAYMENT_NOT_FOUND, NOT_RETRYABLE = (404, "payment_not_found"), (409, "not_retryable")

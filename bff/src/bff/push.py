@@ -3,8 +3,14 @@ version of each of its rides in order, exactly once per connection, and throttle
 
 A connection remembers, per ride, the last version it sent. A live update is sent only if it is
 newer; when it skips versions, the missing ones are fetched from the ride history first. A client
-``resume`` replays the stored versions above its ``afterVersion`` under the same per-ride lock, so
-replay and live never duplicate or reorder. Nothing before the connection is replayed unasked.
+``resume`` fetches the stored versions above its ``afterVersion`` (ride-manager answers only for the
+rider's own rides), then sends those above the last sent under the same per-ride lock, so replay and live
+never duplicate or reorder. Nothing before the connection is replayed unasked.
+
+What a client names is kept only once ride-manager said the ride is its rider's (the per-ride lock and
+last version, the ride's owner), and every such table is bounded; identical resumes in flight at once
+share one fetch. How many connections one rider and one client address may open is capped
+(``ConnectionCaps``).
 
 A client that reconnects sends its ``resume`` right after the handshake; live updates that reach a
 brand-new connection wait out a short grace period first, so the resume is served before them and the
@@ -34,6 +40,20 @@ log = logging.getLogger(__name__)
 OUTBOX_SIZE = 1000
 MAX_RIDE_ID = 128
 RESUME_GRACE_S = 1.0
+MAX_RIDES_PER_CONNECTION = 64  # rides a connection keeps a lock and a last version for (least recent go)
+CLOSE_TOO_SLOW = 1013
+
+
+@dataclass(frozen=True)
+class ConnectionCaps:
+    """How many push connections one rider, and one client address, may hold open on this replica."""
+
+    per_rider: int = 5
+    per_address: int = 500
+
+
+class TooManyConnections(Exception):
+    """The rider or the client address already holds its cap of open connections."""
 
 
 class VersionSource(Protocol):
@@ -99,18 +119,41 @@ class Connection:
         outbox_size: int = OUTBOX_SIZE,
         settles_at: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
+        address: str = "",
+        max_rides: int = MAX_RIDES_PER_CONNECTION,
     ) -> None:
         self.rider_id = rider_id
+        self.address = address
         self._settles_at = settles_at
         self._clock = clock
+        self._max_rides = max_rides
         self.outbox: asyncio.Queue[Json] = asyncio.Queue(outbox_size)
-        self.overflowed = asyncio.Event()
+        self.closing: int | None = None  # the close code, once the socket is to be closed
         self._last: dict[str, int] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: OrderedDict[str, asyncio.Lock] = OrderedDict()
 
     def lock(self, ride_id: str) -> asyncio.Lock:
-        """The lock that serializes sending versions of ``ride_id`` on this connection."""
-        return self._locks.setdefault(ride_id, asyncio.Lock())
+        """The lock that serializes sending versions of ``ride_id`` on this connection (call only for a
+        ride of this rider). Beyond ``max_rides`` rides, the least recently used idle one is forgotten."""
+        lock = self._locks.get(ride_id)
+        if lock is not None:
+            self._locks.move_to_end(ride_id)
+            return lock
+        lock = self._locks[ride_id] = asyncio.Lock()
+        idle = [ride for ride, held in self._locks.items() if not held.locked() and ride != ride_id]
+        for ride in idle[: max(0, len(self._locks) - self._max_rides)]:
+            del self._locks[ride]
+            self._last.pop(ride, None)
+        return lock
+
+    def rides_kept(self) -> int:
+        return len(self._locks)
+
+    def end(self, code: int, message: Json) -> None:
+        """Close the socket with ``code`` once ``message`` and the frames queued before it are written."""
+        if self.closing is None:
+            self.closing = code
+        self.send(message)
 
     def last_sent(self, ride_id: str) -> int | None:
         return self._last.get(ride_id)
@@ -126,7 +169,7 @@ class Connection:
         try:
             self.outbox.put_nowait(message)
         except asyncio.QueueFull:
-            self.overflowed.set()
+            self.closing = CLOSE_TOO_SLOW
 
     def send_ride(self, ride_id: str, ride: Json) -> None:
         """Queue a version and remember it as the last sent (call with ``lock(ride_id)`` held)."""
@@ -146,8 +189,12 @@ class PushHub:
         resume_grace_s: float | None = None,
         active_rides: ActiveRides | None = None,
         owners_refresh_s: float = 5.0,
+        caps: ConnectionCaps | None = None,
     ) -> None:
         self._history = history
+        self._caps = caps or ConnectionCaps()
+        self._by_address: dict[str, int] = {}
+        self._fetching: dict[tuple[str, str, int], asyncio.Future[list[Json]]] = {}
         self._active_rides = active_rides
         self._owners_refresh_s = owners_refresh_s
         self._owners_at: float | None = None
@@ -159,19 +206,30 @@ class PushHub:
         self._owners: OrderedDict[str, str] = OrderedDict()
         self._eta_at: OrderedDict[str, float] = OrderedDict()
 
-    def connect(self, rider_id: str) -> Connection:
-        """Register a new connection of ``rider_id``."""
-        connection = Connection(rider_id, settles_at=self._clock() + self._resume_grace_s, clock=self._clock)
+    def connect(self, rider_id: str, address: str = "") -> Connection:
+        """Register a new connection of ``rider_id`` from ``address``; raises ``TooManyConnections`` (and
+        keeps nothing) when either already holds its cap."""
+        mine = self._connections.get(rider_id, ())
+        if len(mine) >= self._caps.per_rider or self._by_address.get(address, 0) >= self._caps.per_address:
+            raise TooManyConnections(f"{rider_id} from {address or 'an unknown address'}")
+        connection = Connection(
+            rider_id, settles_at=self._clock() + self._resume_grace_s, clock=self._clock, address=address
+        )
         self._connections.setdefault(rider_id, set()).add(connection)
+        self._by_address[address] = self._by_address.get(address, 0) + 1
         return connection
 
     def disconnect(self, connection: Connection) -> None:
         """Forget a closed connection."""
         mine = self._connections.get(connection.rider_id)
-        if mine is not None:
-            mine.discard(connection)
-            if not mine:
-                del self._connections[connection.rider_id]
+        if mine is None or connection not in mine:
+            return
+        mine.discard(connection)
+        if not mine:
+            del self._connections[connection.rider_id]
+        left = self._by_address.pop(connection.address, 1) - 1
+        if left:
+            self._by_address[connection.address] = left
 
     def connection_count(self) -> int:
         return sum(len(c) for c in self._connections.values())
@@ -221,21 +279,34 @@ class PushHub:
 
     async def resume(self, connection: Connection, command: Resume) -> None:
         """Send the stored versions above ``command.after_version`` not sent yet, in order.
-        Errors become an ``error`` frame (``ride_not_found`` for an unknown or foreign ride)."""
+        Errors become an ``error`` frame (``ride_not_found`` for an unknown or foreign ride), and then
+        nothing is kept about the ride named."""
+        try:
+            stored = await self._versions(connection.rider_id, command.ride_id, command.after_version)
+        except ServiceError as exc:
+            code = "ride_not_found" if exc.status == 404 else exc.code
+            connection.send({"type": "error", "code": code, "rideId": command.ride_id})
+            return
+        self._remember(self._owners, command.ride_id, connection.rider_id)  # the ride is the rider's
         async with connection.lock(command.ride_id):
-            try:
-                stored = await self._history.versions(
-                    connection.rider_id, command.ride_id, command.after_version
-                )
-            except ServiceError as exc:
-                code = "ride_not_found" if exc.status == 404 else exc.code
-                connection.send({"type": "error", "code": code, "rideId": command.ride_id})
-                return
-            self._remember(self._owners, command.ride_id, connection.rider_id)
             for ride in sorted(stored, key=version_of):
                 version, last = version_of(ride), connection.last_sent(command.ride_id)
                 if version > command.after_version and (last is None or version > last):
                     connection.send_ride(command.ride_id, ride)
+
+    async def _versions(self, rider_id: str, ride_id: str, after_version: int) -> list[Json]:
+        """The stored versions, one fetch for identical requests in flight at once (a resume flood from
+        several connections of one rider costs one call)."""
+        key = (rider_id, ride_id, after_version)
+        fetch = self._fetching.get(key)
+        if fetch is None:
+            fetch = asyncio.ensure_future(self._history.versions(rider_id, ride_id, after_version))
+            self._fetching[key] = fetch
+            fetch.add_done_callback(lambda _: self._fetching.pop(key, None))
+        return await asyncio.shield(fetch)
+
+    def fetches_in_flight(self) -> int:
+        return len(self._fetching)
 
     def push_eta(self, rider_id: str, payload: Json) -> None:
         """Send a ``ride.eta`` frame to every connection of ``rider_id`` (no throttling here)."""

@@ -1,4 +1,5 @@
-"""A per-key token bucket kept in memory (one BFF process)."""
+"""Token buckets kept in memory (one BFF process): one per key (a rider, a client address), or one per
+websocket connection."""
 
 from __future__ import annotations
 
@@ -6,41 +7,68 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+
+Clock = Callable[[], float]
 
 
-@dataclass
-class _Bucket:
-    tokens: float
-    at: float
+class TokenBucket:
+    """``rate`` tokens per second, at most ``burst`` saved; starts full."""
+
+    def __init__(self, rate: float, burst: float, clock: Clock = time.monotonic) -> None:
+        self._rate = rate
+        self._burst = burst
+        self._clock = clock
+        self._tokens = burst
+        self._at = clock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+        self._at = now
+
+    def retry_after(self, cost: float = 1.0) -> int:
+        """0 when ``cost`` tokens are there now, else the seconds until they are (>= 1); spends nothing."""
+        self._refill()
+        if self._tokens >= cost:
+            return 0
+        return max(1, math.ceil((cost - self._tokens) / self._rate))
+
+    def take(self, cost: float = 1.0) -> int:
+        """Spend ``cost`` tokens and answer 0, or spend nothing and answer ``retry_after``."""
+        wait = self.retry_after(cost)
+        if not wait:
+            self._tokens -= cost
+        return wait
 
 
 class RateLimiter:
-    """``rate`` tokens per second, at most ``burst`` saved; the least recently seen keys are forgotten."""
+    """A ``TokenBucket`` per key; the least recently seen keys are forgotten (at most ``max_keys``)."""
 
     def __init__(
         self,
         rate: float = 20.0,
         burst: float = 40.0,
         max_keys: int = 100_000,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = time.monotonic,
     ) -> None:
         self._rate = rate
         self._burst = burst
         self._max_keys = max_keys
         self._clock = clock
-        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
 
-    def acquire(self, key: str) -> int:
-        """0 when a request of ``key`` may go on, else the seconds to wait before retrying (>= 1)."""
-        now = self._clock()
-        bucket = self._buckets.pop(key, None) or _Bucket(self._burst, now)
-        bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.at) * self._rate)
-        bucket.at = now
+    def _bucket(self, key: str) -> TokenBucket:
+        bucket = self._buckets.pop(key, None) or TokenBucket(self._rate, self._burst, self._clock)
         self._buckets[key] = bucket
         if len(self._buckets) > self._max_keys:
             self._buckets.popitem(last=False)
-        if bucket.tokens >= 1:
-            bucket.tokens -= 1
-            return 0
-        return max(1, math.ceil((1 - bucket.tokens) / self._rate))
+        return bucket
+
+    def acquire(self, key: str) -> int:
+        """0 when a request of ``key`` may go on (one token spent), else the seconds to wait (>= 1)."""
+        return self._bucket(key).take()
+
+    def retry_after(self, key: str) -> int:
+        """0 when ``key`` has a token left, else the seconds until it has one; spends nothing."""
+        bucket = self._buckets.get(key)
+        return bucket.retry_after() if bucket is not None else 0

@@ -40,14 +40,22 @@ def current_rider(state: State, authorization: Annotated[str | None, Header()] =
 CurrentRider = Annotated[Rider, Depends(current_rider)]
 
 
-def require_ops(state: State, x_ops_token: Annotated[str | None, Header()] = None) -> None:
-    """401 unless ``X-Ops-Token`` is the configured ops token (constant-time compare)."""
+def require_ops(state: State, request: Request, x_ops_token: Annotated[str | None, Header()] = None) -> None:
+    """401 unless ``X-Ops-Token`` is the configured ops token (constant-time compare). Each wrong guess
+    spends one of the caller's ``ACR_OPS_GUESSES`` (one comes back a minute): with none left the caller
+    gets 429 with ``Retry-After``, even with the right token, so guessing it costs a minute a try."""
+    retry_after = state.ops_guesses.retry_after(client_key(request))
+    if retry_after:
+        raise RateLimited(retry_after)
     expected = state.settings.ops_token.encode()
     given = (x_ops_token or "").encode("utf-8", "replace")
     if not hmac.compare_digest(expected, given):
+        if x_ops_token:  # a guess; a call without the header (the dashboard before login) is none
+            state.ops_guesses.acquire(client_key(request))
         raise OpsUnauthorized()
 
 
 def client_key(request: Request) -> str:
-    """The rate-limit key of an anonymous caller."""
+    """The rate-limit key of an anonymous caller: its address as the BFF sees it (behind a proxy, the
+    proxy's: with ``ACR_REPLICAS`` every client is 127.0.0.1)."""
     return "ip:" + (request.client.host if request.client else "unknown")

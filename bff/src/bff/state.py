@@ -41,6 +41,7 @@ class BffState:
     signer: TokenSigner
     limiter: RateLimiter
     signup_limiter: RateLimiter
+    ops_guesses: RateLimiter
     writes: WriteLog
     hub: PushHub
     app_loop: AppLoop

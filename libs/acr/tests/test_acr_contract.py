@@ -65,7 +65,7 @@ def test_every_refusal_in_the_schema_has_the_one_error_body(client: TestClient) 
     assert read["422"] == {"description": "validation_error, outside_service_area", "content": body}
     assert read["404"]["description"] == "not_found"
     write = schema["paths"]["/places/{place_id}"]["post"]["responses"]
-    assert sorted(write) == ["200", "400", "422"]  # a body that is not JSON, a bad header: 400
+    assert sorted(write) == ["200", "400", "413", "422"]  # a body that is not JSON, a bad header: 400
     assert write["400"] == {"description": "bad_request", "content": body}
     assert sorted(schema["paths"]["/health"]["get"]["responses"]) == ["200"]  # no input, no refusal
     components = schema["components"]["schemas"]

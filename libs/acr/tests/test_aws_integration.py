@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import boto3
 import pytest
 
 from acr import aws, catalog
@@ -24,6 +25,7 @@ from acr.settings import Settings
 from acr.topology import discover
 from acr.topology.apply import Clients, apply
 from acr.unit_of_work import Duplicate, Outgoing, outbox_row
+from acr_stack.principals import access_key_id
 from acr_testkit.emulator import aws_emulator
 
 pytestmark = pytest.mark.integration
@@ -43,6 +45,17 @@ def _by_service(name: str) -> Any:
 
 def _messaging(service: str, settings: Settings, loops: Loops | None = None) -> Messaging:
     return Messaging(_by_service(service), settings, loops or Loops())
+
+
+def _signed_as(service: str, settings: Settings) -> Callable[[str], Any]:
+    """Clients signing with ``service``'s key of the embedded stack, which the queues' policies know."""
+    return lambda name: boto3.client(
+        name,
+        endpoint_url=settings.aws_endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id=access_key_id(service),
+        aws_secret_access_key="testing",
+    )
 
 
 def _ride_requested(ride_id: str) -> RideRequested:
@@ -114,6 +127,53 @@ def test_outbox_relay_bus_rule_queue_and_dedup_end_to_end(settings: Settings) ->
     again.mark_consumed(event.resent())
     with pytest.raises(Duplicate):
         again.commit()
+
+
+def test_an_event_put_on_a_bus_by_a_service_that_is_not_its_producer_is_dead_lettered_untrusted(
+    settings: Settings,
+) -> None:
+    """payment may put events on the ride bus here (the emulator has no bus policy): the rule delivers a
+    ``RideRequested`` claiming ``acr.payment`` to car-dispatcher, whose consumer dead-letters it unhandled."""
+    dispatcher = Messaging(
+        _by_service("car-dispatcher"), settings, Loops(), make_client=_signed_as("car-dispatcher", settings)
+    )
+    forged = catalog.record(_ride_requested("ride_it_forged"), subject="ride_it_forged", sequence=1)
+    forged = forged.model_copy(update={"source": "acr.payment"})
+    put = _signed_as("payment", settings)("events").put_events(
+        Entries=[
+            {
+                "EventBusName": "acr-ride",
+                "Source": "acr.payment",
+                "DetailType": forged.type,
+                "Detail": forged.to_json(),
+            }
+        ]
+    )
+    assert put["FailedEntryCount"] == 0
+    handled: list[str] = []
+    dlq = dispatcher.queue_url("acr-car-dispatcher-events-dlq")
+    loop = SqsConsumer(
+        name="t",
+        sqs=dispatcher.sqs,
+        queue_url=dispatcher.queue_url("acr-car-dispatcher-events"),
+        dead_letter_queue_url=dlq,
+        handler=lambda event, data: handled.append(event.id),
+        wait_s=1,
+    )
+    reasons: list[str] = []
+    deadline = time.monotonic() + 15
+    while not reasons and time.monotonic() < deadline:
+        loop.poll_once()
+        page = dispatcher.sqs.receive_message(
+            QueueUrl=dlq, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+        )
+        reasons = [
+            m["MessageAttributes"]["reason"]["StringValue"]
+            for m in page.get("Messages", [])
+            if forged.id in m["Body"]
+        ]
+    assert reasons == ["untrusted_source"]
+    assert forged.id not in handled
 
 
 def test_a_marker_past_the_dedup_window_counts_as_absent(settings: Settings) -> None:
@@ -244,8 +304,9 @@ def test_a_fifo_message_that_waits_is_held_in_order_on_the_emulator(settings: Se
         )
         for v in (1, 2)
     ]
+    as_ride_manager = _signed_as("ride-manager", settings)("sqs")  # the queue's policy lets its consumer send
     for event in events:
-        history.sqs.send_message(
+        as_ride_manager.send_message(
             QueueUrl=queue,
             MessageBody=event.to_json(),
             MessageGroupId="ride_it_wait",

@@ -122,3 +122,35 @@ def test_run_consumes_until_stop_is_set() -> None:
     runner.join(5)
     stop.set()
     assert not runner.is_alive() and sqs.queues[QUEUE] == [] and counters.get("consumed") == 1
+
+
+def test_an_event_from_a_source_that_is_not_its_producer_is_dead_lettered_untrusted_and_never_handled() -> (
+    None
+):
+    sqs, counters, seen = FakeSqs(), Counters(), []
+    forged = _event().model_copy(update={"source": "acr.ride-manager"})  # NoCarAvailable is car-dispatcher's
+    sqs.put(QUEUE, _eventbridge_body(forged))
+    _consumer(sqs, lambda e, d: seen.append(d), counters).poll_once()
+    assert seen == [] and sqs.queues[QUEUE] == []
+    (dead,) = sqs.queues[DLQ]
+    assert dead["MessageAttributes"]["reason"]["StringValue"] == "untrusted_source"
+    assert counters.get("untrustedSources") == 1 and counters.get("deadLettered") == 1
+
+
+def test_an_eventbridge_envelope_whose_source_differs_from_its_events_is_untrusted() -> None:
+    sqs, counters, seen = FakeSqs(), Counters(), []
+    body = json.loads(_eventbridge_body(_event()))
+    body["source"] = "acr.ride-manager"  # put on the bus by another service, the detail claims the producer
+    sqs.put(QUEUE, json.dumps(body))
+    _consumer(sqs, lambda e, d: seen.append(d), counters).poll_once()
+    assert seen == []
+    assert [m["MessageAttributes"]["reason"]["StringValue"] for m in sqs.queues[DLQ]] == ["untrusted_source"]
+    assert counters.get("untrustedSources") == 1
+
+
+def test_an_event_from_its_producer_is_handled() -> None:
+    sqs, counters, seen = FakeSqs(), Counters(), []
+    assert _event().source == catalog.producer_of(_event().type) == "acr.car-dispatcher"
+    sqs.put(QUEUE, _eventbridge_body(_event()))
+    _consumer(sqs, lambda e, d: seen.append(d), counters).poll_once()
+    assert len(seen) == 1 and DLQ not in sqs.queues and counters.get("untrustedSources") == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -104,6 +105,38 @@ def test_each_replica_gets_every_message_and_removes_its_queues_at_stop(clients:
         s["Endpoint"] for s in clients.sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
     ]
     assert not any("bff-1" in e or "bff-2" in e for e in endpoints)
+
+
+def test_only_its_rule_or_topic_and_the_bff_itself_may_send_to_a_replicas_queues(clients: Clients) -> None:
+    replica = _replica(clients, "bff-policy", Clock())
+    replica.open()
+    try:
+
+        def policy(queue: str) -> dict[str, Any]:
+            url = clients.sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+            attributes = clients.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"])[
+                "Attributes"
+            ]
+            return dict(json.loads(attributes["Policy"]))
+
+        eta, updates = policy("acr-bff-ride-eta-bff-policy"), policy("acr-bff-ride-updates-bff-policy.fifo")
+        (deny,) = [s for s in eta["Statement"] if s["Effect"] == "Deny"]
+        assert [a.rsplit("/", 1)[-1] for a in deny["Condition"]["ArnNotEquals"]["aws:SourceArn"]] == [
+            "bff-ride-eta-bff-policy"
+        ]
+        assert deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] == [
+            "arn:aws:iam::123456789012:role/acr-bff"
+        ]
+        (deny,) = [s for s in updates["Statement"] if s["Effect"] == "Deny"]
+        assert deny["Condition"]["ArnNotEquals"]["aws:SourceArn"] == [
+            topic_arns(clients.sns)["acr-ride-updates.fifo"]
+        ]
+        (deny,) = [s for s in policy("acr-bff-ride-eta-dlq-bff-policy")["Statement"] if s["Effect"] == "Deny"]
+        assert deny["Condition"] == {
+            "ArnNotEquals": {"aws:PrincipalArn": ["arn:aws:iam::123456789012:role/acr-bff"]}
+        }
+    finally:
+        replica.close()
 
 
 def test_a_killed_replicas_deliveries_are_swept_once_its_heartbeat_is_stale(clients: Clients) -> None:

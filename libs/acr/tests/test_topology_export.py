@@ -44,6 +44,7 @@ def _applied() -> dict[str, Any]:
 def _read_account() -> dict[str, Any]:
     events, sqs, sns = client("events"), client("sqs"), client("sns")
     queues = {}
+    senders = {}
     arn_to_queue = {}
     for url in sqs.list_queues(MaxResults=1000).get("QueueUrls", []):
         attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
@@ -55,6 +56,8 @@ def _read_account() -> dict[str, Any]:
             redrive and redrive["deadLetterTargetArn"].rsplit(":", 1)[-1],
             redrive and int(redrive["maxReceiveCount"]),
         )
+        if "Policy" in attributes:
+            senders[name] = _senders(json.loads(attributes["Policy"]), _last_part)
     buses = {b["Name"] for b in events.list_event_buses()["EventBuses"]} - {"default"}
     routes = {}
     for bus in buses:
@@ -73,9 +76,36 @@ def _read_account() -> dict[str, Any]:
         "routes": routes,
         "topics": topics,
         "subscriptions": subscriptions,
+        "senders": senders,
         "streams": _streams(),
         "tables": _tables(),
     }
+
+
+def _last_part(arn: Any) -> str:
+    """A rule's, a topic's or a role's name in its ARN (or in the ``Fn::Sub`` of one)."""
+    text = arn if isinstance(arn, str) else str(arn["Fn::Sub"])
+    return text.rsplit(":", 1)[-1].rsplit("/", 1)[-1]
+
+
+def _senders(policy: dict[str, Any], name: Any) -> tuple[list[tuple[str, str]], list[str]]:
+    """Who a queue's policy lets send: (AWS service, rule or topic) and principals (role names); asserts that
+    its one Deny refuses everyone else. (A rule of ``apply`` is on each producer's bus, an exported one on
+    the consumer's: the same name.)"""
+    feeds, principals, denied_unless = [], [], {}
+    for statement in policy["Statement"]:
+        assert statement["Action"] == "sqs:SendMessage"
+        if statement["Effect"] == "Deny":
+            assert statement["Principal"] == "*"
+            denied_unless = statement.get("Condition", {}).get("ArnNotEquals", {})
+        elif "Service" in statement["Principal"]:
+            arns = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
+            feeds += [(statement["Principal"]["Service"], name(arn)) for arn in arns]
+        else:
+            principals += [name(arn) for arn in statement["Principal"]["AWS"]]
+    assert sorted(name(a) for a in denied_unless.get("aws:SourceArn", [])) == sorted(f for _, f in feeds)
+    assert sorted(name(a) for a in denied_unless.get("aws:PrincipalArn", [])) == sorted(principals)
+    return sorted(set(feeds)), sorted(principals)
 
 
 def _streams() -> dict[str, int]:
@@ -142,6 +172,7 @@ def _exported() -> dict[str, Any]:
         "rules": [],
         "topics": set(),
         "subscriptions": set(),
+        "senders": {},
         "streams": {},
         "tables": {},
     }
@@ -163,6 +194,8 @@ def _read_resource(resource: dict[str, Any], resources: dict[str, Any], found: d
             redrive and _name(redrive["deadLetterTargetArn"], resources),
             redrive and redrive["maxReceiveCount"],
         )
+    elif kind == "AWS::SQS::QueuePolicy":
+        _read_queue_policy(properties, resources, found["senders"])
     elif kind == "AWS::Events::Rule":
         (target,) = properties["Targets"]
         found["rules"].append(
@@ -190,6 +223,21 @@ def _read_resource(resource: dict[str, Any], resources: dict[str, Any], found: d
             properties.get("GlobalSecondaryIndexes", []),
             ttl.get("AttributeName") if ttl.get("Enabled") else None,
         )
+
+
+def _read_queue_policy(
+    properties: dict[str, Any], resources: dict[str, Any], senders: dict[str, Any]
+) -> None:
+    (queue,) = properties["Queues"]
+    if _name(queue, resources).endswith(EXPORT_ONLY_QUEUE_SUFFIXES):
+        return
+
+    def name(value: Any) -> str:
+        if "Fn::GetAtt" in value:  # a task role
+            return str(resources[value["Fn::GetAtt"][0]]["Properties"]["RoleName"])
+        return _last_part(value)
+
+    senders[_name(queue, resources)] = _senders(properties["PolicyDocument"], name)
 
 
 def _routes(rules: list[tuple[str, str, list[str], str, bool]]) -> dict[tuple[str, str], Any]:
@@ -220,6 +268,28 @@ def test_apply_and_export_describe_the_same_resources() -> None:
     assert exported["subscriptions"] == applied["subscriptions"]
     assert exported["streams"] == applied["streams"]
     assert exported["tables"] == applied["tables"]
+
+
+def test_only_the_rules_and_topics_feeding_a_queue_and_its_consumer_may_send_to_it() -> None:
+    """The same senders in both, but the operator: ``apply`` lets the BFF's DLQ redrive send to every
+    consumer's queue of its one account; the exported stacks keep each context's queues to its own."""
+    applied, exported = _applied()["senders"], _exported()["senders"]
+    redriven = {q for s in discover() for q, _, _ in s.all_queues() if not s.per_replica}
+    assert all("acr-bff" in applied[q][1] for q in redriven)
+    without_operator = {
+        name: (feeds, [p for p in principals if name not in redriven or p != "acr-bff"])
+        for name, (feeds, principals) in applied.items()
+    }
+    assert without_operator == exported
+    assert applied["acr-ride-manager-events"] == (
+        [("events.amazonaws.com", "ride-manager-events")],
+        ["acr-bff", "acr-ride-manager"],
+    )
+    assert exported["acr-ride-manager-history.fifo"] == (
+        [("sns.amazonaws.com", "acr-ride-updates.fifo")],
+        ["acr-ride-manager"],
+    )
+    assert exported["acr-payment-events-dlq"] == ([], ["acr-payment"])
 
 
 def test_every_subscription_of_another_context_is_forwarded_and_delivered_once() -> None:

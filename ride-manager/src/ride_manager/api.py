@@ -26,6 +26,7 @@ from ride_manager.domain import (
     QuoteExpired,
     QuoteNotFound,
     RideNotFound,
+    TooManyActiveRides,
 )
 from ride_manager.ports import Dispatch, Geo, RideHistory, UnitOfWork
 from ride_manager.snapshot import quote_to_json, ride_to_json
@@ -44,6 +45,7 @@ class RideManager:
     quote_ttl_s: float
     idempotency_key_ttl_s: float
     rules: Deadlines
+    max_active_rides: int
 
 
 State = Annotated[RideManager, Depends(service_state)]
@@ -114,6 +116,7 @@ def create_quote(body: QuoteIn, state: State) -> dict[str, Any]:
         QuoteExpired,
         QuoteAlreadyUsed,
         IdempotencyKeyConflict,
+        TooManyActiveRides,
     ),
 )
 def create_ride(
@@ -128,6 +131,7 @@ def create_ride(
         uow_factory=state.unit_of_work,
         key_ttl_s=state.idempotency_key_ttl_s,
         rules=state.rules,
+        max_active=state.max_active_rides,
     )
     return ride_to_json(ride)
 

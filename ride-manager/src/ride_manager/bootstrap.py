@@ -66,6 +66,7 @@ def assemble(runtime: Runtime, adapters: Adapters) -> RideManager:
         quote_ttl_s=settings.quote_ttl_s,
         idempotency_key_ttl_s=settings.idempotency_key_ttl_s,
         rules=rules,
+        max_active_rides=settings.max_active_rides,
     )
 
 

@@ -81,6 +81,13 @@ class IdempotencyKeyConflict(ServiceError):
     status, code = 409, "idempotency_key_conflict"
 
 
+class TooManyActiveRides(ServiceError):
+    """The rider already has as many rides not yet ended as one rider may (``ACR_MAX_ACTIVE_RIDES``): one
+    rider cannot keep the fleet reserved."""
+
+    status, code = 409, "too_many_active_rides"
+
+
 class NoCarNearby(ServiceError):
     """No available car can reach the pickup right now (a quote is refused)."""
 

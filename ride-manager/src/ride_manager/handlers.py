@@ -22,7 +22,7 @@ from acr.errors import DependencyUnavailable
 from acr.unit_of_work import Conflict
 from ride_manager import domain
 from ride_manager.commands import CancelRide, PlaceRef, RequestQuote, RequestRide
-from ride_manager.domain import Deadlines, Outcome, Quote, Ride, RideNotFound, RideStatus
+from ride_manager.domain import ACTIVE, Deadlines, Outcome, Quote, Ride, RideNotFound, RideStatus
 from ride_manager.ports import Dispatch, Geo, IdempotencyRecord, UnitOfWork
 from ride_manager.snapshot import ride_to_json
 
@@ -39,6 +39,8 @@ def save(uow: UnitOfWork, ride: Ride, expected_version: int | None, rules: Deadl
         uow.rides.add(ride)
     else:
         uow.rides.save(ride, expected_version)
+    if ride.status not in ACTIVE:
+        uow.active_rides.release(ride.rider_id, ride.ride_id)  # idempotent: every save of an ended ride
     for data in ride.pull_events():
         uow.record(data, subject=ride.ride_id, sequence=ride.version)
     snapshot = RideUpdated(
@@ -78,8 +80,12 @@ def request_quote(cmd: RequestQuote, *, geo: Geo, dispatch: Dispatch, uow: UnitO
     return quote
 
 
-def request_ride(cmd: RequestRide, *, uow_factory: UowFactory, key_ttl_s: float, rules: Deadlines) -> Ride:
-    """Book a quote, at most once per Idempotency-Key and once per quote (also under concurrent retries)."""
+def request_ride(
+    cmd: RequestRide, *, uow_factory: UowFactory, key_ttl_s: float, rules: Deadlines, max_active: int
+) -> Ride:
+    """Book a quote, at most once per Idempotency-Key and once per quote (also under concurrent retries),
+    while the rider has fewer than ``max_active`` rides not yet ended: the hold is a condition of the same
+    transaction, so concurrent bookings cannot pass the cap."""
     for _ in range(3):
         uow = uow_factory()
         existing = _replay(uow, cmd)
@@ -89,18 +95,21 @@ def request_ride(cmd: RequestRide, *, uow_factory: UowFactory, key_ttl_s: float,
         if quote is None:
             raise domain.QuoteNotFound("no such quote")
         quote.check_bookable(cmd.rider_id, clock.now())
+        if uow.active_rides.count(cmd.rider_id) >= max_active:
+            raise domain.TooManyActiveRides(f"a rider may have {max_active} rides not yet ended")
         ride = Ride.request(f"ride_{uuid.uuid4().hex}", quote, clock.now())
         uow.keys.claim(
             IdempotencyRecord(cmd.rider_id, cmd.idempotency_key, cmd.body_hash, ride.ride_id), key_ttl_s
         )
         uow.quotes.mark_used(quote, ride.ride_id)
+        uow.active_rides.hold(cmd.rider_id, ride.ride_id, max_active)
         save(uow, ride, None, rules)
         try:
             uow.commit()
             return ride
         except Conflict as conflict:
-            if "idempotency" in conflict.labels:
-                continue  # a concurrent retry with the same key won: replay its ride
+            if "idempotency" in conflict.labels or "active-rides" in conflict.labels:
+                continue  # a concurrent retry won (replay its ride) or another booking took a hold
             raise domain.QuoteAlreadyUsed("this quote already booked a ride") from conflict
     raise Conflict(["idempotency"])
 

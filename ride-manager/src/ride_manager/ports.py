@@ -63,6 +63,23 @@ class IdempotencyKeys(Protocol):
         ...
 
 
+class ActiveRideHolds(Protocol):
+    """Which rides of each rider are not yet ended: booking holds one, the ride's end releases it."""
+
+    def count(self, rider_id: str) -> int:
+        """How many rides ``rider_id`` holds now."""
+        ...
+
+    def hold(self, rider_id: str, ride_id: str, cap: int) -> None:
+        """Stage holding ``ride_id`` (fails the commit with label ``active-rides`` when the rider holds
+        ``cap`` rides at commit time)."""
+        ...
+
+    def release(self, rider_id: str, ride_id: str) -> None:
+        """Stage letting ``ride_id`` go (a ride not held is a no-op)."""
+        ...
+
+
 class UnitOfWork(unit_of_work.UnitOfWork, Protocol):
     """The write model's repositories, the outbox and the inbox, committed atomically."""
 
@@ -74,6 +91,9 @@ class UnitOfWork(unit_of_work.UnitOfWork, Protocol):
 
     @property
     def keys(self) -> IdempotencyKeys: ...
+
+    @property
+    def active_rides(self) -> ActiveRideHolds: ...
 
 
 class HistoryRows(Protocol):

@@ -1,7 +1,9 @@
 """``acr-stack run``: the whole ACR stack on this machine, on the fixed ports, until Ctrl-C. A service that
 exits is restarted (with a log line); with ``ACR_CHAOS=1`` the services reach the emulator through the
 fault proxy, whose outages the BFF's ``/ops/chaos`` opens; with ``ACR_REPLICAS`` a service runs as several
-processes behind its usual port."""
+processes behind its usual port. The stack runs with this checkout's random secrets (``.run/secrets.env``,
+made on the first run), unless the environment sets them. ``acr-stack secrets --env-file .env`` writes
+random secrets into a ``docker compose`` env file."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from types import FrameType
 
 from acr.settings import SERVICE_PORTS
 from acr_stack.runner import Stack, StackConfig, StartupCancelled, StartupFailed
+from acr_stack.secrets import CHECKOUT_SECRETS, SECRET_VARIABLES, checkout_secrets, ensure_secrets, overridden
 
 SIGINT_BIT = 1 << (signal.SIGINT - 1)
 
@@ -61,7 +64,10 @@ def _watch_make(stop: threading.Event) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="acr-stack", description=__doc__)
-    parser.add_argument("command", choices=["run"])
+    parser.add_argument("command", choices=["run", "secrets"], help="run the stack, or write secrets")
+    parser.add_argument(
+        "--env-file", type=Path, default=Path(".env"), help="secrets: the env file to add them to (.env)"
+    )
     parser.add_argument("--timeout", type=float, default=180, help="seconds to wait for health")
     parser.add_argument(
         "--free-ports", action="store_true", help="free ports instead of 4566 and 8000-8007 (a second stack)"
@@ -75,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         help="a setting for one service only (repeatable), e.g. car-simulator:ACR_SIM_SPEED=10",
     )
     args = parser.parse_args(argv)
+    if args.command == "secrets":
+        return _write_secrets(args.env_file)
 
     stop = threading.Event()
 
@@ -88,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     for service, name, value in args.service_env:
         overrides.setdefault(service, {})[name] = value
     try:
-        config = (StackConfig.free if args.free_ports else StackConfig.fixed)(service_env_overrides=overrides)
+        config = (StackConfig.free if args.free_ports else StackConfig.fixed)(
+            service_env_overrides=overrides, secrets=checkout_secrets()
+        )
     except StartupFailed as failure:
         _say("start-up failed; nothing was started. What failed:")
         _say(str(failure), error=True)
@@ -126,6 +136,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _write_secrets(env_file: Path) -> int:
+    """``acr-stack secrets``: random secrets for those ``env_file`` lacks (the others are kept)."""
+    _, added = ensure_secrets(env_file)
+    kept = [name for name in SECRET_VARIABLES if name not in added]
+    _say(
+        f"{env_file} (mode 0600): "
+        + ", ".join([*(f"{name} new" for name in added), *(f"{name} kept" for name in kept)])
+    )
+    return 0
+
+
 def _service_setting(text: str) -> tuple[str, str, str]:
     service, _, setting = text.partition(":")
     name, eq, value = setting.partition("=")
@@ -142,12 +163,12 @@ def _say(text: str, error: bool = False) -> None:
 
 def _banner(stack: Stack, elapsed: float) -> None:
     bff = stack.config.url("bff")
-    ops_token = stack.config.service_env().get("ACR_OPS_TOKEN", "dev-ops-token")
     lines = [
         "",
         f"ACR is up in {elapsed:.1f} s",
         f"  rider app      {bff}/",
-        f"  ops dashboard  {bff}/dashboard   (X-Ops-Token: {ops_token})",
+        f"  ops dashboard  {bff}/dashboard   (it asks for ACR_OPS_TOKEN)",
+        f"  secrets        {_secrets_line()}",
         f"  API docs       {bff}/docs",
         *(f"  {name:<14} {stack.config.url(name)}/docs" for name in stack.config.services if name != "bff"),
         f"  AWS emulator   {stack.config.endpoint}",
@@ -157,6 +178,14 @@ def _banner(stack: Stack, elapsed: float) -> None:
         "",
     ]
     _say("\n".join(lines))
+
+
+def _secrets_line() -> str:
+    """Where the stack's secrets are (never their values)."""
+    from_env = overridden()
+    from_file = [name for name in SECRET_VARIABLES if name not in from_env]
+    where = [f"{', '.join(from_file)} in {CHECKOUT_SECRETS.resolve()}"] if from_file else []
+    return "; ".join(where + ([f"{', '.join(from_env)} from the environment"] if from_env else []))
 
 
 def _replica_lines(stack: Stack) -> list[str]:

@@ -22,6 +22,10 @@ request, or cost on every request (measured in ``benchmarks/results/emulator.md`
   tables (at 40 rides/min, 80 ms in the first minutes and up to 0.5 s by the eighth);
 - moto's server (werkzeug's development server) closes the connection after every response, so each
   request also pays for a new TCP connection and a new thread, on both sides;
+- SQS stores a queue's policy but never evaluates it: anyone may send to any queue. Here a client's
+  ``SendMessage`` or ``SendMessageBatch`` that the queue's policy denies to the caller (each service signs
+  with a key of its own, ``acr_stack.principals``) is refused with ``AccessDenied``, as AWS refuses it;
+  deliveries by EventBridge and SNS happen inside moto and are not client calls;
 - a conditional write (``PutItem``, ``UpdateItem``, ``DeleteItem``) checks its condition, then writes,
   with nothing between the two: two replicas taking the same expired lease at once could both succeed.
   Item writes and transactions run one at a time here, as DynamoDB makes each item's write atomic;
@@ -69,7 +73,11 @@ from moto.kinesis.models import KinesisBackend, Shard, Stream
 from moto.kinesis.utils import decompose_shard_iterator
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.sns.models import Topic
+from moto.sqs.exceptions import SQSException
 from moto.sqs.models import Queue
+from moto.sqs.responses import SQSResponse
+
+from acr_stack.principals import allows_send, principal_arn
 
 DEFAULT_STREAM_RETENTION_S = 300.0
 SNS_KEPT_PER_TOPIC = 100
@@ -90,6 +98,7 @@ def repair(stream_retention_s: float = DEFAULT_STREAM_RETENTION_S) -> None:
     _reshard_as_kinesis_does()
     _bound_sent_notifications()
     _long_polls_sleep()
+    _enforce_queue_policies()
     _find_services_once()
     _count_requests()
     _time_collections()
@@ -356,6 +365,32 @@ def _long_polls_sleep() -> None:
             queue._messages_lock.wait(timeout)
 
     _patch(Queue, "wait_for_messages", wait_for_messages)
+
+
+class AccessDenied(SQSException):
+    """What SQS answers a principal its queue's policy denies."""
+
+    code = "AccessDenied"
+
+
+def _enforce_queue_policies() -> None:
+    """A client's send to a queue whose policy denies it to the caller raises ``AccessDenied`` before
+    anything is stored (the response methods serve clients only; moto's EventBridge and SNS call the
+    backend)."""
+
+    def guarded(original: Callable[[SQSResponse], Any]) -> Callable[[SQSResponse], Any]:
+        def send(response: SQSResponse) -> Any:
+            queue = response.sqs_backend.get_queue(response._get_queue_name())
+            if queue.policy:
+                caller = principal_arn(queue.queue_arn, response.get_access_key())
+                if not allows_send(json.loads(queue.policy), caller):
+                    raise AccessDenied(f"{caller} is not allowed to send to {queue.name}")
+            return original(response)
+
+        return send
+
+    _patch(SQSResponse, "send_message", guarded(SQSResponse.send_message))
+    _patch(SQSResponse, "send_message_batch", guarded(SQSResponse.send_message_batch))
 
 
 def _find_services_once() -> None:

@@ -34,7 +34,9 @@ from acr.settings import SERVICE_PORTS
 from acr_stack.control import ControlServer
 from acr_stack.entrypoint import EntryPoints, Route
 from acr_stack.faultproxy import FaultProxy
+from acr_stack.principals import access_key_id
 from acr_stack.replicas import Replica, parse_replicas, replica_names
+from acr_stack.secrets import new_secrets
 from acr_stack.supervisor import Exit, RestartPolicy, Supervisor, how_it_ended
 
 PR_SET_PDEATHSIG = 1
@@ -120,7 +122,9 @@ class StackConfig:
     the fault proxy (``proxy_ports``, free ports unless given), whose control API listens on
     ``control_port``. ``ACR_REPLICAS`` (:mod:`acr_stack.replicas`) runs several processes of a service,
     each on a port of its own (``replica_ports``, free ports unless given), behind a round-robin entry
-    point on the service's usual port (:mod:`acr_stack.entrypoint`); they share its fault proxy port."""
+    point on the service's usual port (:mod:`acr_stack.entrypoint`); they share its fault proxy port.
+    ``secrets`` (``ACR_OPS_TOKEN``, ``ACR_TOKEN_SECRET``) are fresh random ones unless given (``make run``
+    gives the checkout's: :mod:`acr_stack.secrets`); one set in the environment or in ``env`` wins."""
 
     emulator_port: int
     ports: dict[str, int]
@@ -132,6 +136,7 @@ class StackConfig:
     control_port: int | None = None
     restart_policy: RestartPolicy = field(default_factory=RestartPolicy)
     replica_ports: dict[str, list[int]] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=new_secrets, repr=False)
 
     def __post_init__(self) -> None:
         if self.chaos and not self.proxy_ports:
@@ -199,6 +204,7 @@ class StackConfig:
     def service_env(self, service: str | None = None) -> dict[str, str]:
         """The environment of one process of the stack (``service`` None: the shared part)."""
         env = dict(os.environ)
+        env.update({name: value for name, value in self.secrets.items() if not env.get(name)})
         env.update(
             {
                 "ACR_AWS_ENDPOINT_URL": self.endpoint,
@@ -217,12 +223,19 @@ class StackConfig:
         if replica is not None:
             service = replica.service
             env["ACR_REPLICA"] = replica.name
+        if service in SERVICE_PORTS:  # the emulator tells the services apart by their keys
+            env["AWS_ACCESS_KEY_ID"] = access_key_id(service)
         if self.chaos:
             env["ACR_CHAOS_CONTROL_URL"] = self.control_url
             if service in self.proxy_ports:
                 env["ACR_AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{self.proxy_ports[service]}"
         env.update(self.service_env_overrides.get(service or "", {}))
         return env
+
+    @property
+    def ops_token(self) -> str:
+        """The ``X-Ops-Token`` of this stack's ops API (what a test client or the dashboard sends)."""
+        return self.service_env("bff")["ACR_OPS_TOKEN"]
 
     def process(self, name: str | None) -> Replica | None:
         """The service process named ``name`` (a service run once, or a replica), else None."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import boto3
 from botocore.config import Config
 
+from acr.secrets import SECRET_SETTINGS, SECRETS_MANAGER, WeakSecret
 from acr.settings import Settings
 
 if TYPE_CHECKING:
@@ -50,3 +51,25 @@ def client(service: str, settings: Settings) -> Any:
 
 MakeClient = Callable[[str], Any]
 """Builds a client by service name: ``lambda name: client(name, settings)``, or a test's stand-in."""
+
+
+def resolve_secrets(
+    settings: Settings, held: Collection[str] = SECRET_SETTINGS, make_client: MakeClient | None = None
+) -> Settings:
+    """``settings`` with every ``secretsmanager:<secret id or ARN>`` secret read from AWS Secrets Manager
+    (the task role needs ``secretsmanager:GetSecretValue`` on it); raises ``WeakSecret`` when one of the
+    secrets ``held`` is weak outside the embedded stack. Nothing is asked of AWS when no secret names
+    Secrets Manager."""
+    refs = {
+        name: value.removeprefix(SECRETS_MANAGER)
+        for name in SECRET_SETTINGS
+        if (value := getattr(settings, name)).startswith(SECRETS_MANAGER)
+    }
+    if refs:
+        manager = (make_client or (lambda name: client(name, settings)))("secretsmanager")
+        read = {name: str(manager.get_secret_value(SecretId=i)["SecretString"]) for name, i in refs.items()}
+        settings = settings.model_copy(update=read)
+    problems = settings.weak_secrets(held)
+    if problems:
+        raise WeakSecret("refusing to start: " + "; ".join(problems))
+    return settings

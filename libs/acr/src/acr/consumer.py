@@ -1,8 +1,9 @@
 """The SQS consumer loop: long poll, batch, delete only what succeeded.
 
-Poison messages (unparseable, unknown type, schema-invalid) go to the DLQ at once, by the consumer,
-with their reason as message attributes, so they never block the queue; the queue's redrive policy
-is only the backstop for crashes. Duplicates are acknowledged and counted, and so are stale updates.
+Poison messages (unparseable, unknown type, schema-invalid, or from a source that is not the type's
+producer) go to the DLQ at once, by the consumer, with their reason as message attributes, so they never
+block the queue; the queue's redrive policy is only the backstop for crashes. Duplicates are acknowledged
+and counted, and so are stale updates.
 An update that arrives before what it updates is parked without burning receives: on a standard queue it
 is sent again with a delay (and the original deleted); on a FIFO queue it is held in memory, invisible,
 with the messages of its group that came behind it, and tried again after the same delay, so the group
@@ -68,37 +69,53 @@ class PoisonMessage(Exception):
         self.detail = detail
 
 
+UNTRUSTED_SOURCE = "untrusted_source"
+
+
 def unwrap(body: str) -> CloudEvent:
     """The CloudEvent inside an SQS body: an EventBridge envelope's ``detail``, an SNS notification's
-    ``Message``, or the raw structured event (SNS raw delivery)."""
+    ``Message``, or the raw structured event (SNS raw delivery). An EventBridge envelope must name the
+    event's own source: the bus's policy vouches for the envelope's, not for what its detail says."""
     try:
         outer = json.loads(body)
     except (ValueError, TypeError) as exc:
         raise PoisonMessage("unparseable", f"body is not JSON: {exc}") from exc
     if not isinstance(outer, dict):
         raise PoisonMessage("unparseable", "body is not a JSON object")
+    envelope_source: Any = None
     if "detail-type" in outer and "detail" in outer:
         inner: Any = outer["detail"]
         raw = inner if isinstance(inner, str) else json.dumps(inner)
+        envelope_source = outer.get("source")
     elif outer.get("Type") == "Notification" and isinstance(outer.get("Message"), str):
         raw = outer["Message"]
     else:
         raw = body
     try:
-        return CloudEvent.from_json(raw)
+        event = CloudEvent.from_json(raw)
     except InvalidEnvelope as exc:
         raise PoisonMessage("invalid_envelope", str(exc)) from exc
+    if envelope_source is not None and envelope_source != event.source:
+        raise PoisonMessage(UNTRUSTED_SOURCE, f"put on the bus as {envelope_source!r}, says {event.source!r}")
+    return event
 
 
 def decode(body: str) -> tuple[CloudEvent, EventData]:
-    """Unwrap and validate against the catalog; raises ``PoisonMessage``."""
+    """Unwrap, validate against the catalog and check that the source is the type's producer; raises
+    ``PoisonMessage``."""
     event = unwrap(body)
     try:
-        return event, catalog.decode(event)
+        data = catalog.decode(event)
     except catalog.UnknownEventType as exc:
         raise PoisonMessage("unknown_type", str(exc)) from exc
     except catalog.SchemaInvalid as exc:
         raise PoisonMessage("schema_invalid", str(exc)) from exc
+    producer = catalog.producer_of(event.type)
+    if event.source != producer:
+        raise PoisonMessage(
+            UNTRUSTED_SOURCE, f"{event.type} is published by {producer}, not {event.source!r}"
+        )
+    return event, data
 
 
 U = TypeVar("U", bound=UnitOfWork)
@@ -343,6 +360,8 @@ class SqsConsumer:
         try:
             event, data = decode(message.body)
         except PoisonMessage as poison:
+            if poison.reason == UNTRUSTED_SOURCE:
+                self._counters.add("untrustedSources")
             self._dead_letter(message, poison)
             return True
         with event_context(

@@ -2,10 +2,10 @@
 
 A route names what it refuses with: ``responses=errors(404, 409)``, or by the refusal itself,
 ``responses=errors(RideNotFound, NotCancellable)`` (its status, and its code in the description). What the
-kernel answers for every route (422 for a bad parameter, 400 for a body that is not JSON or a bad header)
-is added by ``document_errors``, which also puts the shared error body in place of FastAPI's own
-validation error schema, so a fuzzer (schemathesis, ``tests/system/test_contract.py``) finds no status the
-schema does not list.
+kernel answers for every route (422 for a bad parameter, 400 for a body that is not JSON or a bad header,
+413 for a body over the limit) is added by ``document_errors``, which also puts the shared error body in
+place of FastAPI's own validation error schema, so a fuzzer (schemathesis, ``tests/system/test_contract.py``)
+finds no status the schema does not list.
 """
 
 from __future__ import annotations
@@ -86,14 +86,17 @@ def _add(responses: dict[str, Any], status: int, code: str) -> None:
 
 
 def _document_operation(operation: dict[str, Any]) -> None:
-    """What the kernel's error handlers answer for any route: 422 ``validation_error`` when it takes
-    input, 400 ``bad_request`` when it takes a body (not JSON) or a header (missing or malformed)."""
+    """What the kernel answers for any route: 422 ``validation_error`` when it takes input, 400
+    ``bad_request`` when it takes a body (not JSON) or a header (missing or malformed), 413
+    ``payload_too_large`` when it takes a body (``acr.body_limit``)."""
     responses: dict[str, Any] = operation.setdefault("responses", {})
     parameters = operation.get("parameters", [])
     if parameters or "requestBody" in operation:
         _add(responses, 422, "validation_error")
     if "requestBody" in operation or any(p.get("in") == "header" for p in parameters):
         _add(responses, 400, "bad_request")
+    if "requestBody" in operation:
+        _add(responses, 413, "payload_too_large")
 
 
 def document_errors(app: FastAPI) -> None:

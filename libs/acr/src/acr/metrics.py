@@ -9,6 +9,7 @@ from typing import Any
 
 class Counters:
     """Thread-safe counters: published, resent by reason, duplicates discarded, stale dropped, parked,
+    dead-lettered (of which from an untrusted source),
     outbox rows whose lease another relay took over."""
 
     def __init__(self) -> None:
@@ -39,6 +40,7 @@ class Counters:
                 "staleDropped": self._counts["staleDropped"],
                 "parked": self._counts["parked"],
                 "deadLettered": self._counts["deadLettered"],
+                "untrustedSources": self._counts["untrustedSources"],
                 "consumed": self._counts["consumed"],
                 "leaseLost": self._counts["leaseLost"],
                 "relayLagMs": round(self.relay_lag_ms, 1),

@@ -1,7 +1,8 @@
 """Run one service: ``python -m acr.serve <service> [--host H] [--port P]``, or ``--probe`` its health.
 
-uvicorn serves the service's app factory (``<module>.main:create_app``), so nothing reads settings or
-configures logging before the app starts. The service and port default to ``ACR_SERVICE`` and
+uvicorn serves the service's app factory (``<module>.main:create_app``), so nothing configures logging
+before the app starts. Invalid settings, or a weak secret outside the embedded stack, stop it first, before
+anything is touched (exit 2, one line per setting). The service and port default to ``ACR_SERVICE`` and
 ``ACR_PORT`` (how the one Dockerfile builds every image), else the service's usual port.
 """
 
@@ -9,9 +10,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import urllib.request
 
-from acr.settings import SERVICE_PORTS
+from acr.settings import SERVICE_PORTS, settings_errors
+from acr.topology.services import secret_settings
+
+# The largest websocket message a client may send (the BFF's push socket takes small JSON commands): the
+# protocol layer refuses a larger one (close 1009) before buffering it.
+WS_MAX_FRAME = 4096
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -42,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     if args.probe:
         return probe(args.port)
+    errors = settings_errors(secret_settings(args.service))  # a bad value, or a weak secret (not embedded)
+    if errors:
+        print(f"{args.service} refuses to start:", *errors, sep="\n  ", file=sys.stderr)  # noqa: T201
+        return 2
     import uvicorn
 
     uvicorn.run(
@@ -51,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         access_log=False,
         timeout_graceful_shutdown=3,
+        ws_max_size=WS_MAX_FRAME,
     )
     return 0
 

@@ -16,11 +16,13 @@ from typing import Any, Generic, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request
 
-from acr import logs
+from acr import aws, logs
+from acr.body_limit import BodyLimit
 from acr.contract import document_errors
 from acr.leases import LeaseTable, singleton
 from acr.loops import Loop, Loops
 from acr.settings import Settings
+from acr.topology.services import secret_settings
 from acr.web import OpsMessaging, install_error_handlers, install_ops_routes
 
 S = TypeVar("S")
@@ -70,11 +72,14 @@ class Service(Generic[S]):
     extend: Callable[[FastAPI], None] | None = None  # what only this app has (e.g. the BFF's pages)
 
     def app(self, *, settings: Settings | None = None, wire: Wire[S] | None = None) -> FastAPI:
-        """The FastAPI app. Settings come from the environment when the app starts, unless given."""
+        """The FastAPI app. Settings come from the environment when the app starts, unless given; those
+        of the environment have their Secrets Manager secrets read, and a weak secret outside the embedded
+        stack stops the start (``acr.aws.resolve_secrets``)."""
         app = FastAPI(
             title=f"ACR {self.name}", version="0.1.0", lifespan=self._lifespan(settings, wire or self.wire)
         )
         install_error_handlers(app)
+        app.add_middleware(BodyLimit)
         for router in self.routers:
             app.include_router(router)
         own_health = any(
@@ -89,7 +94,10 @@ class Service(Generic[S]):
     def _lifespan(self, settings: Settings | None, wire: Wire[S]) -> Callable[[FastAPI], Any]:
         @asynccontextmanager
         async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-            runtime = Runtime(self.name, settings or Settings(), asyncio.get_running_loop())
+            started = settings
+            if started is None:  # from the environment: Secrets Manager read, weak secrets refused
+                started = await asyncio.to_thread(aws.resolve_secrets, Settings(), secret_settings(self.name))
+            runtime = Runtime(self.name, started, asyncio.get_running_loop())
             logs.configure(self.name, runtime.settings.log_level, runtime.settings.log_format)
             app.state.service = await asyncio.to_thread(wire, runtime)
             app.state.settings = runtime.settings

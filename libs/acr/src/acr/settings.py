@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Collection
 from functools import lru_cache
 from typing import Literal
 
 from pydantic import Field, HttpUrl, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+from acr.secrets import (
+    DEV_OPS_TOKEN,
+    DEV_TOKEN_SECRET,
+    MIN_SECRET_BYTES,
+    SECRET_SETTINGS,
+    SECRETS_MANAGER,
+    is_loopback_endpoint,
+    secret_problem,
+    secret_values,
+)
 
 SERVICE_PORTS: dict[str, int] = {
     "bff": 8000,
@@ -52,10 +64,17 @@ class Settings(BaseSettings):
     city: str = "small"
     city_cache_dir: str | None = None
 
-    # Security.
-    ops_token: str = Field(default="dev-ops-token", min_length=8)
-    token_secret: str = Field(default="dev-token-secret-change-me", min_length=16)
+    # Security (docs/security.md). The development defaults work in the embedded stack only: elsewhere a
+    # service refuses to start with a known or short secret (``weak_secrets``). ``secretsmanager:<id>``
+    # reads a secret from AWS Secrets Manager at start.
+    ops_token: str = Field(default=DEV_OPS_TOKEN, min_length=8)
+    token_secret: str = Field(default=DEV_TOKEN_SECRET, min_length=16)
+    token_previous_secrets: str = ""  # comma-separated: rider tokens signed with these still verify
     token_ttl_s: int = Field(default=86_400, gt=0)
+    # An external OpenID Connect issuer whose ID tokens the BFF also accepts (e.g. a Cognito user pool).
+    oidc_issuer: str = Field(default="", pattern=r"^(https?://\S+)?$")
+    oidc_audience: str = ""
+    oidc_jwks_url: str = Field(default="", pattern=r"^(https?://\S+)?$")  # empty: OIDC discovery
 
     # Durations (docs/architecture.md, "Durations").
     quote_ttl_s: float = Field(default=300, gt=0)
@@ -116,6 +135,17 @@ class Settings(BaseSettings):
     # ``{"<topic>": "<arn>"}`` (the exported stacks set it): ``sns:ListTopics`` lists the own account's only.
     topic_arns: dict[str, str] = Field(default_factory=dict)
 
+    # Bounded clients (issue #14, docs/security.md "Bounded clients"): kept per process (per replica).
+    max_body_bytes: int = Field(default=65_536, ge=1024)  # every service: larger request bodies get a 413
+    max_active_rides: int = Field(default=3, ge=1)  # ride-manager: rides of one rider not yet ended
+    ws_per_rider: int = Field(default=5, ge=1)  # BFF: open push sockets of one rider
+    ws_per_address: int = Field(default=500, ge=1)  # BFF: open push sockets from one client address
+    signups_per_minute: float = Field(default=6, gt=0)  # BFF: sign-ups per client address...
+    signup_burst: int = Field(default=20, ge=1)  # ...with bursts of this many
+    ops_guesses: int = Field(
+        default=10, ge=1
+    )  # BFF: wrong X-Ops-Token guesses per address, one back a minute
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
 
@@ -134,6 +164,30 @@ class Settings(BaseSettings):
         parse(value)
         return value
 
+    @property
+    def embedded(self) -> bool:
+        """The embedded stack: the AWS endpoint is an emulator on this machine's loopback."""
+        return is_loopback_endpoint(self.aws_endpoint_url)
+
+    def weak_secrets(self, held: Collection[str] = SECRET_SETTINGS) -> list[str]:
+        """Why a service holding the secret settings ``held`` must not start, one line per weak secret
+        (empty in the embedded stack; a ``secretsmanager:`` reference is checked once read)."""
+        if self.embedded:
+            return []
+        problems = []
+        for setting in held:
+            value = getattr(self, setting)
+            if value.startswith(SECRETS_MANAGER):
+                continue
+            for secret in secret_values(setting, value):
+                problem = secret_problem(secret)
+                if problem:
+                    problems.append(
+                        f"ACR_{setting.upper()} {problem}: outside the embedded stack every secret must be "
+                        f'at least {MIN_SECRET_BYTES} random bytes (docs/security.md, "Secrets")'
+                    )
+        return problems
+
     def service_url(self, service: str) -> str:
         """Base URL (no trailing slash) of another ACR service, by folder name."""
         return str(getattr(self, service.replace("-", "_") + "_url")).rstrip("/")
@@ -145,20 +199,22 @@ def get_settings() -> Settings:
     return Settings()
 
 
-def settings_errors() -> list[str]:
-    """Why this process's ``ACR_*`` environment is not valid, one line per setting (empty when it is)."""
+def settings_errors(held: Collection[str] = SECRET_SETTINGS) -> list[str]:
+    """Why this process's ``ACR_*`` environment is not valid, one line per setting (empty when it is),
+    a weak secret among ``held`` outside the embedded stack included."""
     try:
-        Settings()
+        settings = Settings()
     except ValidationError as exc:
         return [_setting_error(error) for error in exc.errors()]
     except SettingsError as exc:  # a JSON setting (ACR_REPLICA_URLS, ACR_TOPIC_ARNS) that is not JSON
         return [str(exc)]
-    return []
+    return settings.weak_secrets(held)
 
 
 def _setting_error(error: ErrorDetails) -> str:
-    name = "ACR_" + "_".join(str(part) for part in error["loc"]).upper()
-    return f"{name}={error.get('input')!r}: {error['msg']}"
+    loc = "_".join(str(part) for part in error["loc"])
+    shown = "(hidden)" if loc in SECRET_SETTINGS else repr(error.get("input"))
+    return f"ACR_{loc.upper()}={shown}: {error['msg']}"
 
 
 if __name__ == "__main__":  # ``python -m acr.settings``: check the settings of this environment

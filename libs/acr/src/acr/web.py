@@ -30,6 +30,7 @@ _STATUS_CODES = {
     405: "method_not_allowed",
     401: "unauthorized",
     400: "bad_request",
+    413: "payload_too_large",
     429: "rate_limited",
     503: "dependency_unavailable",
 }

@@ -132,7 +132,8 @@ class DynamoRides:
 
     def get(self, ride_id: str) -> Ride | None:
         item = dynamo.get(self._base.dynamodb, RIDES, {"rideId": ride_id})
-        return ride_from_document(json.loads(item["ride"])) if item else None
+        # a rider's holds share the table (``DynamoActiveRideHolds``) and are no ride
+        return ride_from_document(json.loads(item["ride"])) if item and "ride" in item else None
 
     def add(self, ride: Ride) -> None:
         self._put(ride, "attribute_not_exists(rideId)", {})
@@ -258,6 +259,43 @@ class DynamoIdempotencyKeys:
         )
 
 
+class DynamoActiveRideHolds:
+    """One item per rider in the rides table (key ``rider#<riderId>``, no ``status``, so neither the active
+    rides' scan nor the deadline index sees it) with the string set ``activeRideIds``. Booking adds to the
+    set under the condition that it is smaller than the cap, in the booking's own transaction; a ride's end
+    deletes from it (adding or deleting a set member twice changes nothing, so a retried commit is safe)."""
+
+    def __init__(self, base: DynamoUnitOfWork) -> None:
+        self._base = base
+
+    @staticmethod
+    def _key(rider_id: str) -> dict[str, str]:
+        return {"rideId": f"rider#{rider_id}"}
+
+    def count(self, rider_id: str) -> int:
+        item = dynamo.get(self._base.dynamodb, RIDES, self._key(rider_id))
+        return len(item.get("activeRideIds", ())) if item else 0
+
+    def hold(self, rider_id: str, ride_id: str, cap: int) -> None:
+        self._base.tx.update(
+            RIDES,
+            self._key(rider_id),
+            "ADD activeRideIds :ride",
+            label="active-rides",
+            condition="attribute_not_exists(activeRideIds) OR size(activeRideIds) < :cap",
+            values={":ride": {ride_id}, ":cap": cap},
+        )
+
+    def release(self, rider_id: str, ride_id: str) -> None:
+        self._base.tx.update(
+            RIDES,
+            self._key(rider_id),
+            "DELETE activeRideIds :ride",
+            label="active-rides",
+            values={":ride": {ride_id}},
+        )
+
+
 class DynamoRideUnitOfWork(ServiceUnitOfWork):
     """The ride context's unit of work on DynamoDB."""
 
@@ -266,6 +304,7 @@ class DynamoRideUnitOfWork(ServiceUnitOfWork):
         self.rides = DynamoRides(base)
         self.quotes = DynamoQuotes(base)
         self.keys = DynamoIdempotencyKeys(base)
+        self.active_rides = DynamoActiveRideHolds(base)
 
 
 # --- the ride history read model ---------------------------------------------------------------------

@@ -26,7 +26,8 @@ window.__dash = state;
 // --- calls -----------------------------------------------------------------------------------------
 async function ops(method, path) {
   try {
-    return await request(method, path, { headers: { "X-Ops-Token": state.token ?? "" } });
+    const headers = state.token ? { "X-Ops-Token": state.token } : {}; // no token: nothing to send
+    return await request(method, path, { headers });
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) {
       askToken("That ops token was refused. Please enter the stack's ACR_OPS_TOKEN.");
@@ -91,7 +92,11 @@ function askToken(message) {
 
 function submitToken(event) {
   event.preventDefault();
-  const value = $("ops-token").value.trim() || $("ops-token").placeholder;
+  const value = $("ops-token").value.trim();
+  if (!value) {
+    showAlert("Please enter the stack's ACR_OPS_TOKEN.");
+    return;
+  }
   state.token = value;
   sessionStorage.setItem(OPS_TOKEN, value);
   clearAlert();

@@ -64,6 +64,15 @@ def decode(event: CloudEvent) -> EventData:
         raise SchemaInvalid(f"{spec.name} v{spec.version}: {exc.error_count()} invalid field(s)") from exc
 
 
+def producer_of(event_type: str) -> str:
+    """The source of the only service that publishes ``event_type`` (``acr.<service>``); raises
+    ``UnknownEventType``. A consumer trusts an event of this type from that source only."""
+    spec = CATALOG.get(event_type)
+    if spec is None:
+        raise UnknownEventType(f"unknown event type {event_type!r}")
+    return spec.source
+
+
 def json_schemas() -> dict[str, dict[str, Any]]:
     """The published JSON Schema of every event type, keyed by ``dataschema`` id."""
     return {spec.dataschema: spec.model.model_json_schema(by_alias=True) for spec in SPECS}

@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 from acr.aws import MakeClient
 from acr.topology.model import ServiceTopology, Table
 from acr.topology.plan import Delivery, Queue, plan
+from acr.topology.queue_policy import EVENTBRIDGE, OPERATOR, SNS, Feed, queue_policy, service_role
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -71,28 +72,43 @@ def apply(slices: list[ServiceTopology], clients: Clients, max_receives: int = 1
             done.append(f"queue {p.producer_dlq.name}")
     for p in plans:
         for delivery in p.deliveries if not p.slice.per_replica else ():
-            done += _apply_delivery(delivery, clients)
+            done += _apply_delivery(delivery, p.service, clients)
     return done
 
 
-def _apply_delivery(delivery: Delivery, clients: Clients) -> list[str]:
-    queue_arn = _queue_with_dlq(clients.sqs, delivery.queue, delivery.dlq)
+def _apply_delivery(delivery: Delivery, consumer: str, clients: Clients) -> list[str]:
+    dlq_url = _create(clients.sqs, delivery.dlq)
+    dlq_arn = _queue_arn(clients.sqs, dlq_url)
+    url = _create(clients.sqs, delivery.queue, dlq_arn)
+    queue_arn = _queue_arn(clients.sqs, url)
     done: list[str] = []
+    feeds: list[Feed] = []
     for route in delivery.routes:
-        clients.events.put_rule(
+        rule_arn = clients.events.put_rule(
             Name=route.rule, EventBusName=route.bus, EventPattern=json.dumps(route.pattern)
-        )
+        )["RuleArn"]
         clients.events.put_targets(
             Rule=route.rule, EventBusName=route.bus, Targets=[{"Id": "queue", "Arn": queue_arn}]
         )
+        feeds.append(Feed(EVENTBRIDGE, rule_arn))
         done.append(f"rule {route.bus}/{route.rule} -> {delivery.queue.name}")
+    dlq_feeds: list[Feed] = []
     if delivery.topic:
         topic_arn = clients.sns.create_topic(
             Name=delivery.topic, Attributes=_topic_attributes(delivery.topic)
         )["TopicArn"]
         _subscribe(clients.sns, topic_arn, queue_arn)
+        feeds.append(Feed(SNS, topic_arn))
+        dlq_feeds.append(Feed(SNS, topic_arn))  # what SNS could not deliver to the queue
         done.append(f"subscription {delivery.topic} -> {delivery.queue.name}")
+    senders = [service_role(queue_arn, consumer), service_role(queue_arn, OPERATOR)]
+    _set_policy(clients.sqs, url, queue_policy(queue_arn, feeds, senders))
+    _set_policy(clients.sqs, dlq_url, queue_policy(dlq_arn, dlq_feeds, [service_role(dlq_arn, consumer)]))
     return done
+
+
+def _set_policy(sqs: SQSClient, url: str, policy: dict[str, Any]) -> None:
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
 
 
 def _topic_attributes(topic: str) -> dict[str, str]:
@@ -153,26 +169,6 @@ def _attributes(queue: Queue, dlq_arn: str | None = None) -> dict[QueueAttribute
 
 def _create(sqs: SQSClient, queue: Queue, dlq_arn: str | None = None) -> str:
     return create_queue(sqs, queue.name, fifo=queue.fifo, attributes=_attributes(queue, dlq_arn))
-
-
-def _queue_with_dlq(sqs: SQSClient, queue: Queue, dlq: Queue) -> str:
-    dlq_arn = _queue_arn(sqs, _create(sqs, dlq))
-    url = _create(sqs, queue, dlq_arn)
-    arn = _queue_arn(sqs, url)
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "buses-and-topics",
-                "Effect": "Allow",
-                "Principal": {"Service": ["events.amazonaws.com", "sns.amazonaws.com"]},
-                "Action": "sqs:SendMessage",
-                "Resource": arn,
-            }
-        ],
-    }
-    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
-    return arn
 
 
 def create_table(dynamodb: DynamoDBClient, table: Table) -> None:

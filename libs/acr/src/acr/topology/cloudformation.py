@@ -20,6 +20,7 @@ from acr.outbox_metric import NAMESPACE as OUTBOX_METRIC_NAMESPACE
 from acr.topology.allow_lists import ALLOW_LISTS
 from acr.topology.model import Stream, Table
 from acr.topology.plan import Delivery, Queue, ServicePlan, producer_source
+from acr.topology.queue_policy import EVENTBRIDGE, SNS, Feed, queue_policy
 from acr.topology.schemas import eventbridge_schema
 from acr.topology.services import cluster, service
 from acr.topology.stack import (
@@ -101,7 +102,7 @@ def _resources(stack: Stack) -> None:
             _queue(stack, p.producer_dlq)
             _alarms_of_producer(stack, p)
         for delivery in p.deliveries if not p.slice.per_replica else ():
-            _delivery(stack, delivery)
+            _delivery(stack, p, delivery)
 
 
 # --- parameters and the key ------------------------------------------------------------------------------
@@ -504,32 +505,36 @@ def _send_from(service: str, queue_arn: Json, condition: Json) -> Json:
     }
 
 
-def _delivery(stack: Stack, delivery: Delivery) -> None:
-    """The queue and its DLQ; a rule on this context's bus, or a subscription to the topic, sends to it."""
+def _delivery(stack: Stack, p: ServicePlan, delivery: Delivery) -> None:
+    """The queue and its DLQ; a rule on this context's bus, or a subscription to the topic, sends to it.
+    Their policies let only that rule or topic, and the consuming service's task role, send to them (the
+    operator's redrive of ``apply`` reaches the queues of one account only: docs/deploy.md)."""
     dlq = _queue(stack, delivery.dlq)
     logical = _queue(stack, delivery.queue)
+    consumer = [arn_of(f"{camel(p.service)}TaskRole")]
+    feeds: list[Feed] = []
+    dlq_feeds: list[Feed] = []
     if delivery.routes:
         rule = stack.arn("events", stack.context, f"rule/{stack.bus}/{delivery.routes[0].rule}")
-        policy = _send_from("events.amazonaws.com", arn_of(logical), {"ArnEquals": {"aws:SourceArn": rule}})
+        feeds.append(Feed(EVENTBRIDGE, rule))
+    else:
+        assert delivery.topic is not None
+        topic_arn = _topic_arn(stack, delivery.topic)
         stack.add(
-            f"{logical}Policy", "AWS::SQS::QueuePolicy", {"Queues": [ref(logical)], "PolicyDocument": policy}
+            f"{logical}Subscription",
+            "AWS::SNS::Subscription",
+            {
+                "TopicArn": topic_arn,
+                "Protocol": "sqs",
+                "Endpoint": arn_of(logical),
+                "RawMessageDelivery": True,
+                "RedrivePolicy": {"deadLetterTargetArn": arn_of(dlq)},
+            },
         )
-        return
-    assert delivery.topic is not None
-    topic_arn = _topic_arn(stack, delivery.topic)
-    stack.add(
-        f"{logical}Subscription",
-        "AWS::SNS::Subscription",
-        {
-            "TopicArn": topic_arn,
-            "Protocol": "sqs",
-            "Endpoint": arn_of(logical),
-            "RawMessageDelivery": True,
-            "RedrivePolicy": {"deadLetterTargetArn": arn_of(dlq)},
-        },
-    )
-    for queue in (logical, dlq):  # the DLQ takes what SNS could not deliver to the queue
-        policy = _send_from("sns.amazonaws.com", arn_of(queue), {"ArnEquals": {"aws:SourceArn": topic_arn}})
+        feeds.append(Feed(SNS, topic_arn))
+        dlq_feeds.append(Feed(SNS, topic_arn))  # the DLQ takes what SNS could not deliver to the queue
+    for queue, queue_feeds in ((logical, feeds), (dlq, dlq_feeds)):
+        policy = queue_policy(arn_of(queue), queue_feeds, consumer)
         stack.add(
             f"{queue}Policy", "AWS::SQS::QueuePolicy", {"Queues": [ref(queue)], "PolicyDocument": policy}
         )

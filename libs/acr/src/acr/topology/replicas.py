@@ -28,6 +28,7 @@ from botocore.exceptions import ClientError
 from acr.catalog.base import bus_name
 from acr.topology.apply import create_queue
 from acr.topology.plan import Delivery, ServicePlan
+from acr.topology.queue_policy import EVENTBRIDGE, SNS, Feed, queue_policy, service_role
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
@@ -164,15 +165,24 @@ class ReplicaQueues:
                 attributes["VisibilityTimeout"] = str(declared.queue.visibility_timeout_s)
             url = self._queue(d.queue, d.fifo, attributes)
             arn = self._arn(url)
-            self._allow_delivery(url, arn)
+            feeds: list[Feed] = []
             for bus, rule in d.rules:
                 pattern = {"detail-type": sorted({t for r in d.declared.routes for t in r.detail_types})}
-                self._events.put_rule(Name=rule, EventBusName=bus, EventPattern=json.dumps(pattern))
+                rule_arn = self._events.put_rule(
+                    Name=rule, EventBusName=bus, EventPattern=json.dumps(pattern)
+                )["RuleArn"]
                 self._events.put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": "queue", "Arn": arn}])
+                feeds.append(Feed(EVENTBRIDGE, rule_arn))
                 done.append(f"rule {bus}/{rule} -> {d.queue}")
             if d.declared.topic:
-                self._subscribe(self._topic_arn(d.declared.topic), arn)
+                topic_arn = self._topic_arn(d.declared.topic)
+                self._subscribe(topic_arn, arn)
+                feeds.append(Feed(SNS, topic_arn))
                 done.append(f"subscription {d.declared.topic} -> {d.queue}")
+            self._allow(url, queue_policy(arn, feeds, [service_role(arn, self.plan.service)]))
+            dlq_feeds = [f for f in feeds if f.service == SNS]  # what SNS could not deliver to the queue
+            dlq_arn = redrive["deadLetterTargetArn"]
+            self._allow(dlq_url, queue_policy(dlq_arn, dlq_feeds, [service_role(dlq_arn, self.plan.service)]))
         log.info("replica %s: opened %s", self.suffix, "; ".join(done))
         return done
 
@@ -240,15 +250,8 @@ class ReplicaQueues:
         attributes = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
         return str(attributes["QueueArn"])
 
-    def _allow_delivery(self, url: str, arn: str) -> None:
-        statement = {
-            "Sid": "buses-and-topics",
-            "Effect": "Allow",
-            "Principal": {"Service": ["events.amazonaws.com", "sns.amazonaws.com"]},
-            "Action": "sqs:SendMessage",
-            "Resource": arn,
-        }
-        policy = {"Version": "2012-10-17", "Statement": [statement]}
+    def _allow(self, url: str, policy: dict[str, Any]) -> None:
+        """Only the replica's rules or subscription, and the service itself, send to its queue."""
         self._sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
 
     def _topic_arn(self, topic: str) -> str:

@@ -43,6 +43,14 @@ DEFAULT_TASK_SIZE = ("512", "1024")
 SECRETS: dict[str, tuple[str, ...]] = {"bff": ("ops-token", "token-secret")}
 """Settings read from SSM SecureString parameters ``/acr/<service>/<name>`` (``ACR_<NAME>`` in the task)."""
 
+
+def secret_settings(service: str) -> tuple[str, ...]:
+    """The secret settings ``service`` holds (those it checks at start outside the embedded stack): its SSM
+    parameters, and the previous rider-token secrets beside the current one."""
+    names = tuple(name.replace("-", "_") for name in SECRETS.get(service, ()))
+    return names + (("token_previous_secrets",) if "token_secret" in names else ())
+
+
 _ITEM_ACTIONS = [
     "dynamodb:BatchGetItem",
     "dynamodb:BatchWriteItem",
@@ -203,6 +211,7 @@ def _task_role(stack: Stack, p: ServicePlan) -> None:
     name = camel(p.service)
     statements = task_statements(stack, p)
     properties: Json = {
+        "RoleName": f"acr-{p.service}",  # the principal its queues' policies name (acr.topology.queue_policy)
         "Description": f"acr-{p.service}: exactly what its topology slice uses.",
         "AssumeRolePolicyDocument": trust("ecs-tasks.amazonaws.com"),
     }
