@@ -174,7 +174,7 @@ def test_the_openapi_lists_every_refusal_with_the_error_body(client: TestClient)
     declarations: the rider routes' 401/429/503, the codes passed on from ride-manager, the ops guard."""
     paths = client.get("/openapi.json").json()["paths"]
     book = paths["/api/v1/rides"]["post"]
-    assert sorted(book["responses"]) == ["202", "400", "401", "404", "409", "422", "429", "503"]
+    assert sorted(book["responses"]) == ["202", "400", "401", "404", "409", "413", "422", "429", "503"]
     assert book["responses"]["400"]["description"] == "bad_request, idempotency_key_required"
     assert "quote_already_used" in book["responses"]["409"]["description"]
     key = next(p for p in book["parameters"] if p["name"] == "idempotency-key")
