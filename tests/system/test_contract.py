@@ -67,7 +67,7 @@ class Run:
 
 def schemathesis(stack: Stack, service: str, *, ops_switches: bool, headers: dict[str, str]) -> Run:
     """Run schemathesis against ``service``'s live OpenAPI: the ops switches only, or all but them."""
-    report = LOG_DIR / "contract-reports" / f"{service}{'-ops' if ops_switches else ''}.json"
+    report = (LOG_DIR / "contract-reports" / f"{service}{'-ops' if ops_switches else ''}.json").resolve()
     report.parent.mkdir(parents=True, exist_ok=True)
     argv = [str(SCHEMATHESIS), "--config-file", str(HERE / "contract.toml"), "run"]
     argv += [f"{stack.config.url(service)}/openapi.json", "--checks", "all", "--workers", "1"]
@@ -89,6 +89,7 @@ def schemathesis(stack: Stack, service: str, *, ops_switches: bool, headers: dic
         cwd=report.parent,
         check=False,
     )
+    assert report.exists(), done.stdout[-5_000:] + done.stderr[-5_000:]
     found = json.loads(report.read_text())
     return Run(
         service=service,
