@@ -65,11 +65,45 @@ class Run:
     output: str
 
 
+# Fields that name a place: half the time they get a real one of the stack's city (``city_places``).
+PLACE_FIELDS = {
+    "address_ids": ("body.pickup.addressId", "body.dropoff.addressId"),
+    "lats": ("body.pickup.lat", "body.dropoff.lat", "body.lat", "query.lat"),
+    "lons": ("body.pickup.lon", "body.dropoff.lon", "body.lon", "query.lon"),
+}
+
+
+def city_places(stack: Stack) -> str:
+    """schemathesis settings (TOML) drawing, half the time, real address ids and points of the stack's city
+    for the fields that name a place: a random one is nowhere, so without them no fuzzed quote would price
+    a trip, and no fuzzed ride would be booked, cancelled or read."""
+    finder, headers = stack.config.url("address-finder"), credentials(stack, "address-finder")
+    city = httpx.get(f"{finder}/v1/city", headers=headers, timeout=10).json()
+    min_lon, min_lat, max_lon, max_lat = city["bounds"]
+    lats = [round(min_lat + (max_lat - min_lat) * step / 4, 6) for step in (1, 2, 3)]
+    lons = [round(min_lon + (max_lon - min_lon) * step / 4, 6) for step in (1, 2, 3)]
+    nearest = [
+        httpx.get(f"{finder}/v1/reverse", params={"lat": lat, "lon": lon}, headers=headers, timeout=10)
+        for lat in lats
+        for lon in lons
+    ]
+    address_ids = [answer.json()["addressId"] for answer in nearest]
+    values = {"address_ids": address_ids, "lats": lats, "lons": lons}
+    lines = [f"[dictionaries.{name}]\nvalues = {json.dumps(found)}\n" for name, found in values.items()]
+    lines.append("[parameters]")
+    for name, fields in PLACE_FIELDS.items():
+        lines += [f'"{field}" = {{ dictionary = "{name}", probability = 0.5 }}' for field in fields]
+    return "\n".join(lines) + "\n"
+
+
 def schemathesis(stack: Stack, service: str, *, ops_switches: bool, headers: dict[str, str]) -> Run:
     """Run schemathesis against ``service``'s live OpenAPI: the ops switches only, or all but them."""
-    report = (LOG_DIR / "contract-reports" / f"{service}{'-ops' if ops_switches else ''}.json").resolve()
+    name = f"{service}{'-ops' if ops_switches else ''}"
+    report = (LOG_DIR / "contract-reports" / f"{name}.json").resolve()
     report.parent.mkdir(parents=True, exist_ok=True)
-    argv = [str(SCHEMATHESIS), "--config-file", str(HERE / "contract.toml"), "run"]
+    config = report.with_suffix(".toml")
+    config.write_text((HERE / "contract.toml").read_text() + "\n" + city_places(stack))
+    argv = [str(SCHEMATHESIS), "--config-file", str(config), "run"]
     argv += [f"{stack.config.url(service)}/openapi.json", "--checks", "all", "--workers", "1"]
     examples = MAX_EXAMPLES.get(service, DEFAULT_EXAMPLES)
     argv += ["--seed", str(SEED), "--generation-deterministic", "--max-examples", str(examples)]
