@@ -7,14 +7,15 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from acr.settings import Settings
+from acr_testkit.identity import settings_for, signed
 from address_finder.bootstrap import SERVICE
 
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient]:
     """The service as it starts: its wiring loads the small city its settings name."""
-    with TestClient(SERVICE.app(settings=Settings(city="small", seed=42))) as client:
+    app = SERVICE.app(settings=settings_for("address-finder", city="small", seed=42))
+    with signed(TestClient(app), "ride-manager", "address-finder") as client:
         yield client
 
 

@@ -39,11 +39,15 @@ from typing import Any
 import numpy as np
 import psutil
 
+from acr.identity import ServiceCredentials
+from acr_stack.keys import ServiceKeys
 from acr_stack.runner import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
+KEYS = ServiceKeys.generate()  # the service started alone checks ride-manager's tokens (its real caller)
+RIDE_MANAGER = ServiceCredentials("ride-manager", private_key=KEYS.private["ride-manager"])
 HEALTHY_TARGET_S = 15.0
 RSS_TARGET_MIB = 1024.0
 
@@ -61,7 +65,7 @@ class Server:
         self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
 
     def get(self, path: str) -> tuple[int, bytes]:
-        self.conn.request("GET", path)
+        self.conn.request("GET", path, headers={"Authorization": f"Bearer {RIDE_MANAGER.token(self.name)}"})
         response = self.conn.getresponse()
         return response.status, response.read()
 
@@ -399,7 +403,7 @@ def main() -> None:
     args = parser.parse_args()
     load_start = load()
     date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    env = {"ACR_CITY": "full", "ACR_LOG_LEVEL": "WARNING"}
+    env = {"ACR_CITY": "full", "ACR_LOG_LEVEL": "WARNING"} | KEYS.env("address-finder")
     alone = args.stack_port is None
     with (
         serve("address-finder", "address_finder.main:create_app()", "/healthz", env)

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from acr.errors import DependencyUnavailable, NotFound, ValidationFailed
-from acr.settings import Settings
+from acr_testkit.identity import settings_for
 from bff.auth import TokenSigner
 from bff.errors import ServiceUnavailable, UpstreamError
 from bff.stats import COUNTER_DEFAULTS
@@ -15,7 +15,8 @@ from bff.stats import COUNTER_DEFAULTS
 Json = dict[str, Any]
 Headers = dict[str, str]
 
-SETTINGS = Settings(
+SETTINGS = settings_for(
+    "bff",
     token_secret="unit-test-secret-0123456789-abcdef",
     ops_token="unit-ops-token",
     eta_push_s=2,

@@ -11,6 +11,8 @@ import pytest
 from moto import mock_aws
 
 from acr.errors import NotFound
+from acr.identity import ServiceCredentials
+from acr_testkit.identity import OPS_TOKEN, PUBLIC_KEYS, credentials_of
 from bff.adapters.dlq import SqsDeadLetters, source_queue
 from bff.adapters.http import EveryReplica, HttpPayments, HttpRideManager, ServiceHttp
 from bff.errors import ServiceUnavailable, UpstreamError
@@ -19,7 +21,15 @@ from bff.redaction import RedactTokens
 
 def manager(handler: Any) -> HttpRideManager:
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    return HttpRideManager(ServiceHttp(client, "ride-manager", "http://rm"))
+    return HttpRideManager(ServiceHttp(client, "ride-manager", "http://rm", credentials_of("bff")))
+
+
+def verified(request: httpx.Request, callee: str) -> tuple[str, str | None]:
+    """Who ``callee`` would see calling: the caller's service and the rider it acts for."""
+    caller = ServiceCredentials(callee, public_keys=PUBLIC_KEYS).verify(
+        request.headers["Authorization"].removeprefix("Bearer ")
+    )
+    return caller.service, caller.rider
 
 
 def test_http_success_and_request_shape() -> None:
@@ -32,7 +42,29 @@ def test_http_success_and_request_shape() -> None:
     ride = asyncio.run(manager(handler).book("rdr_1", "q1", "key-1"))
     assert ride == {"rideId": "ride_1", "version": 1}
     assert seen[0].url.path == "/v1/rides" and seen[0].headers["Idempotency-Key"] == "key-1"
-    assert json.loads(seen[0].content) == {"riderId": "rdr_1", "quoteId": "q1"}
+    assert json.loads(seen[0].content) == {"quoteId": "q1"}  # the rider is in the token only
+    assert verified(seen[0], "ride-manager") == ("bff", "rdr_1") and "X-Ops-Token" not in seen[0].headers
+
+
+def test_ops_calls_carry_the_ops_token_and_a_token_for_the_bff_itself() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"rides": []})
+
+    asyncio.run(manager(handler).ops_rides(active=True))
+    assert seen[0].url.path == "/v1/ops/rides" and seen[0].headers["X-Ops-Token"] == OPS_TOKEN
+    assert verified(seen[0], "ride-manager") == ("bff", None)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refused_service_credential_is_the_bff_s_fault_a_503(status: int) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, json={"error": {"code": "unauthorized", "message": "no"}})
+
+    with pytest.raises(ServiceUnavailable):
+        asyncio.run(manager(handler).ride("rdr_1", "ride_1"))
 
 
 def test_http_4xx_passes_through() -> None:
@@ -103,7 +135,7 @@ def test_path_segments_are_escaped() -> None:
         return httpx.Response(200, json={"versions": []})
 
     asyncio.run(manager(handler).versions("rdr_1", "a/../b", 3))
-    assert paths == ["/v1/rides/a%2F..%2Fb/versions?riderId=rdr_1&afterVersion=3"]
+    assert paths == ["/v1/rides/a%2F..%2Fb/versions?afterVersion=3"]
 
 
 def test_token_never_reaches_server_logs() -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from acr.identity import ServiceCredentials
 from acr.settings import Settings
 from acr_stack.runner import Stack, StackConfig, start_on_free_ports
 from bff.adapters.http import HttpServiceStats, ServiceHttp
@@ -21,8 +22,18 @@ from bff.replicas import replica_table
 pytestmark = pytest.mark.integration
 
 
-def _who(url: str) -> str:
-    with urllib.request.urlopen(url + "/v1/ops/replica", timeout=5) as response:  # noqa: S310 - loopback
+def _bff(stack: Stack) -> ServiceCredentials:
+    """What the stack's BFF presents: its service key and the ops token."""
+    env = stack.config.service_env("bff")
+    ops_token = env.get("ACR_OPS_TOKEN", Settings().ops_token)
+    return ServiceCredentials("bff", private_key=env["ACR_SERVICE_KEY"], ops_token=ops_token)
+
+
+def _who(stack: Stack) -> str:
+    request = urllib.request.Request(  # noqa: S310 - loopback
+        stack.config.url("reward") + "/v1/ops/replica", headers=_bff(stack).ops_headers()
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback
         return str(json.load(response)["replica"])
 
 
@@ -32,8 +43,9 @@ def _table(stack: Stack) -> list[dict[str, Any]]:
 
     async def ask() -> list[dict[str, Any]]:
         async with httpx.AsyncClient() as client:
+            signed = _bff(stack)
             services = HttpServiceStats(
-                {"reward": ServiceHttp(client, "reward", stack.config.url("reward"))}, client
+                {"reward": ServiceHttp(client, "reward", stack.config.url("reward"), signed)}, client, signed
             )
             return (await replica_table(Settings(replica_urls=listed), services))["reward"]
 
@@ -48,8 +60,7 @@ def test_a_service_run_twice_answers_in_turn_and_a_replica_killed_for_good_is_un
         timeout_s=150,
     )
     try:
-        entry = stack.config.url("reward")
-        assert sorted(_who(entry) for _ in range(4)) == ["reward-1", "reward-1", "reward-2", "reward-2"]
+        assert sorted(_who(stack) for _ in range(4)) == ["reward-1", "reward-1", "reward-2", "reward-2"]
         one, two = stack.config.replicas("reward")
         pids = stack.pids()
         assert _table(stack) == [
@@ -58,6 +69,6 @@ def test_a_service_run_twice_answers_in_turn_and_a_replica_killed_for_good_is_un
         ]
         stack.kill("reward-2", for_good=True)
         assert _table(stack)[1] == {"replica": "reward-2", "port": two.port, "pid": None, "healthy": False}
-        assert [_who(entry) for _ in range(3)] == ["reward-1"] * 3
+        assert [_who(stack) for _ in range(3)] == ["reward-1"] * 3
     finally:
         stack.stop()

@@ -4,7 +4,7 @@ BFF's slice; then the production adapters on in-process moto, closed when the ap
 from __future__ import annotations
 
 import pytest
-from bff_fakes import SETTINGS, ride_json, token_for
+from bff_fakes import OPS, SETTINGS, ride_json, token_for
 from fastapi.testclient import TestClient
 
 from acr.catalog.monitoring import RideEtaUpdated
@@ -31,7 +31,8 @@ def test_the_app_subscribes_the_push_consumer_on_every_queue_of_its_slice(
         assert set(push_messaging.consumers) == {"ride-eta", "ride-updates.fifo"}
         health = client.get("/healthz").json()  # the BFF's own, which asks every service it calls
         assert health["service"] == "bff" and set(health["dependencies"].values()) == {"ok"}
-        assert "published" in client.get("/v1/ops/stats").json()
+        assert client.get("/v1/ops/stats").status_code == 401  # the kernel's ops routes need the ops token
+        assert "published" in client.get("/v1/ops/stats", headers=OPS).json()
 
 
 @pytest.mark.timeout(120)

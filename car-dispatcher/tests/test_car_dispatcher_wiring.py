@@ -18,12 +18,12 @@ from acr.catalog.monitoring import CarStalled
 from acr.catalog.ride import RideRequested
 from acr.money import Money
 from acr.service import Runtime
-from acr.settings import Settings
 from acr.stream import Checkpoint, StreamRecord
 from acr.topology import discover
 from acr.topology.apply import Clients, apply
 from acr_city import Bounds
 from acr_testkit.aws import client
+from acr_testkit.identity import credentials_of, settings_for, signed
 from acr_testkit.messaging import FakeMessaging
 from car_dispatcher.adapters.fleet_view import LiveFleet
 from car_dispatcher.api import CarDispatcher
@@ -88,8 +88,10 @@ def test_the_wired_app_dispatches_and_answers_over_http(store: FleetStore) -> No
         )
         return assemble(runtime, adapters)
 
-    app = SERVICE.app(settings=Settings(max_pickup_eta_s=900), wire=wire)
-    with TestClient(app) as client:
+    app = SERVICE.app(settings=settings_for("car-dispatcher", max_pickup_eta_s=900), wire=wire)
+    bff = credentials_of("bff").auth("car-dispatcher")  # the fleet's caller; ride-manager asks the rest
+    with signed(TestClient(app), "ride-manager", "car-dispatcher") as client:
+        assert client.get("/v1/fleet").status_code == 403
         assert client.get("/healthz").json()["service"] == "car-dispatcher"
         ok = client.post("/v1/pickup-eta", json={"lat": 60.17, "lon": 24.94})
         assert ok.status_code == 200 and ok.json()["carId"] == "car-1"
@@ -108,13 +110,13 @@ def test_the_wired_app_dispatches_and_answers_over_http(store: FleetStore) -> No
         }
         none = client.post("/v1/pickup-eta", json={"lat": 60.17, "lon": 24.94})
         assert (none.status_code, none.json()["error"]["code"]) == (409, "no_car_available")
-        cars = client.get("/v1/fleet").json()["cars"]
+        cars = client.get("/v1/fleet", auth=bff).json()["cars"]
         assert (cars[0]["carId"], cars[0]["state"], cars[0]["rideId"]) == ("car-1", "RESERVED", "ride_1")
 
         assert client.post("/v1/ops/cars/car-1/return-to-service").status_code == 409
         assert client.post("/v1/ops/cars/nope/return-to-service").json()["error"]["code"] == "car_not_found"
         messaging.deliver("events", CarStalled(ride_id=None, car_id="car-far", lat=60.3, lon=24.94, at=AT))
-        assert client.get("/v1/fleet").json()["cars"][1]["state"] == "OUT_OF_SERVICE"
+        assert client.get("/v1/fleet", auth=bff).json()["cars"][1]["state"] == "OUT_OF_SERVICE"
         back = client.post("/v1/ops/cars/car-far/return-to-service")
         assert (back.status_code, back.json()["state"]) == (200, "AVAILABLE")
 
@@ -125,11 +127,11 @@ def test_the_wired_app_dispatches_and_answers_over_http(store: FleetStore) -> No
 
         checkpoint = Checkpoint("acr-car-dispatcher-checkpoints", "car-dispatcher", "shard-0", "1")
         messaging.streams["car-dispatcher"]([_telemetry("car-far", 60.29, 24.95)], checkpoint)
-        assert client.get("/v1/fleet").json()["cars"][1]["lat"] == 60.29
+        assert client.get("/v1/fleet", auth=bff).json()["cars"][1]["lat"] == 60.29
         assert store.cars["car-far"].lat == 60.29 and positions.checkpoints == [checkpoint]
         watched = [_telemetry("car-1", 60.2, 24.9)]  # from a shard another replica holds
         messaging.watchers["car-dispatcher"](watched)
-        assert client.get("/v1/fleet").json()["cars"][0]["lat"] == 60.2
+        assert client.get("/v1/fleet", auth=bff).json()["cars"][0]["lat"] == 60.2
         assert store.cars["car-1"].lat == 60.171  # nothing stored
         assert positions.checkpoints == [checkpoint]
 
@@ -138,8 +140,8 @@ def test_the_production_wiring_on_moto_consumes_from_its_queue_and_publishes_thr
     """``aws_adapters``: the seeded table, the live fleet read from it, the SQS consumer and the relay."""
     with mock_aws():
         apply(discover(), Clients(client))
-        settings = Settings(aws_endpoint_url="", fleet_size=3, sqs_wait_s=1)
-        with TestClient(SERVICE.app(settings=settings)) as app:
+        settings = settings_for("car-dispatcher", aws_endpoint_url="", fleet_size=3, sqs_wait_s=1)
+        with signed(TestClient(SERVICE.app(settings=settings)), "bff", "car-dispatcher") as app:
             car = app.get("/v1/fleet").json()["cars"][0]
             ride = _requested("ride_1").model_copy(
                 update={"pickup": Place(label="pickup", lat=car["lat"], lon=car["lon"])}

@@ -23,12 +23,12 @@ from acr.envelope import CloudEvent
 from acr.fleet import FleetCar
 from acr.leases import LeaseTable
 from acr.service import Runtime
-from acr.settings import Settings
 from acr.stream import decode_record
 from acr.topology import Table, discover
 from acr.topology.apply import Clients, apply
 from acr.unit_of_work import Duplicate
 from acr_testkit.aws import client, in_process_tables
+from acr_testkit.identity import settings_for, signed
 from acr_testkit.messaging import FakeMessaging
 from car_simulator.adapters.kinesis import KinesisPublisher, TelemetryBuffer
 from car_simulator.api import SimulatorState
@@ -172,8 +172,12 @@ class Wired:
         save_every_s: float = 15,
     ) -> None:
         self.messaging, self.kinesis = FakeMessaging(), FakeKinesis()
-        self.settings = Settings(
-            sim_speed=sim_speed, boarding_s=boarding_s, car_save_every_s=save_every_s, replica="replica-1"
+        self.settings = settings_for(
+            "car-simulator",
+            sim_speed=sim_speed,
+            boarding_s=boarding_s,
+            car_save_every_s=save_every_s,
+            replica="replica-1",
         )
         self.store = store or MemoryCarStore()
 
@@ -198,7 +202,8 @@ class Wired:
     def client(self) -> Iterator[TestClient]:
         """The app running, once it drives every group (its lease table on in-process moto)."""
         with in_process_tables([Table(TOPOLOGY.leases_table, "leaseKey")]) as self.dynamodb:
-            with TestClient(SERVICE.app(settings=self.settings, wire=self.wire)) as client:
+            app = SERVICE.app(settings=self.settings, wire=self.wire)
+            with signed(TestClient(app), "bff", "car-simulator") as client:
                 assert _until(lambda: client.get("/v1/ops/telemetry").json()["carsDrivenHere"] == len(FLEET))
                 yield client
 
@@ -231,17 +236,19 @@ def test_http_cars_stall_unstall_and_telemetry_stats() -> None:
         assert set(cars[0]) == {"carId", "phase", "rideId", "lat", "lon", "speedKmh"}
         assert (cars[0]["phase"], cars[0]["rideId"], cars[0]["speedKmh"]) == ("TO_PICKUP", "ride-1", 36.0)
 
-        posted = client.post("/v1/cars/car-00001/stall")  # posted to the car's mailbox, applied by its driver
+        posted = client.post(
+            "/v1/ops/cars/car-00001/stall"
+        )  # posted to the car's mailbox, applied by its driver
         assert posted.status_code == 202 and posted.json()["command"] == "STALL"
         stalled = _until(
             lambda: (car := client.get("/v1/cars/car-00001").json())["phase"] == "STALLED" and car
         )
         assert (stalled["phase"], stalled["rideId"], stalled["speedKmh"]) == ("STALLED", "ride-1", 0.0)
         assert stalled["target"] == {"lat": PICKUP.lat, "lon": PICKUP.lon}
-        assert client.post("/v1/cars/car-00001/unstall").status_code == 202
+        assert client.post("/v1/ops/cars/car-00001/unstall").status_code == 202
         assert _until(lambda: client.get("/v1/cars/car-00001").json()["phase"] == "TO_PICKUP")
 
-        for path in ("/v1/cars/car-42", "/v1/cars/car-42/stall", "/v1/cars/car-42/unstall"):
+        for path in ("/v1/cars/car-42", "/v1/ops/cars/car-42/stall", "/v1/ops/cars/car-42/unstall"):
             response = client.get(path) if path.endswith("42") else client.post(path)
             assert response.status_code == 404 and response.json()["error"]["code"] == "car_not_found"
 
@@ -310,8 +317,16 @@ def test_two_production_replicas_on_moto_split_the_groups_and_a_stall_reaches_th
     with mock_aws():
         apply(discover(), Clients(client))
         apps = [
-            TestClient(
-                SERVICE.app(settings=Settings(aws_endpoint_url="", fleet_size=6, replica=name, lease_s=1.5))
+            signed(
+                TestClient(
+                    SERVICE.app(
+                        settings=settings_for(
+                            "car-simulator", aws_endpoint_url="", fleet_size=6, replica=name, lease_s=1.5
+                        )
+                    )
+                ),
+                "bff",
+                "car-simulator",
             )
             for name in ("replica-a", "replica-b")
         ]
@@ -327,5 +342,5 @@ def test_two_production_replicas_on_moto_split_the_groups_and_a_stall_reaches_th
             cars = two.get("/v1/cars").json()["cars"]
             assert len(cars) == 6 and cars == sorted(cars, key=lambda car: car["carId"])
             car_id = next(c["carId"] for c in cars if car_group(c["carId"]) in held()[0])  # driven by one
-            assert two.post(f"/v1/cars/{car_id}/stall").status_code == 202
+            assert two.post(f"/v1/ops/cars/{car_id}/stall").status_code == 202
             assert _until(lambda: two.get(f"/v1/cars/{car_id}").json()["phase"] == "STALLED")

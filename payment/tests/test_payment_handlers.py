@@ -21,6 +21,7 @@ from acr.money import Money
 from acr.service import Runtime
 from acr.settings import Settings
 from acr.unit_of_work import Duplicate
+from acr_testkit.identity import settings_for, signed
 from acr_testkit.messaging import FakeMessaging
 from payment.adapters.gateway import SimulatedGateway
 from payment.api import PaymentState
@@ -322,34 +323,35 @@ class Wired:
         return assemble(runtime, Adapters(self.messaging, self.unit_of_work, self.gateway))
 
     def client(self) -> TestClient:
-        return TestClient(SERVICE.app(settings=self.settings, wire=self.wire))
+        settings = self.settings or settings_for("payment")
+        return signed(TestClient(SERVICE.app(settings=settings, wire=self.wire)), "bff", "payment")
 
 
 def test_payment_http_api() -> None:
     wired = Wired("decline")
     with wired.client() as client:
-        assert client.get("/v1/gateway").json() == {"mode": "decline"}
-        bad = client.put("/v1/gateway", json={"mode": "broken"})
+        assert client.get("/v1/ops/gateway").json() == {"mode": "decline"}
+        bad = client.put("/v1/ops/gateway", json={"mode": "broken"})
         assert (bad.status_code, bad.json()["error"]["code"]) == (422, "validation_error")
-        missing = client.post("/v1/payments/ride_1/retry")
+        missing = client.post("/v1/ops/payments/ride_1/retry")
         assert (missing.status_code, missing.json()["error"]["code"]) == (404, "payment_not_found")
-        assert client.get("/v1/payments/ride_1").status_code == 404
+        assert client.get("/v1/ops/payments/ride_1").status_code == 404
 
         wired.messaging.deliver("events", completed()[1], subject="ride_1")
-        failed = client.get("/v1/payments/ride_1").json()
+        failed = client.get("/v1/ops/payments/ride_1").json()
         assert (failed["status"], failed["purpose"], failed["attempts"]) == ("FAILED", "FARE", 1)
         assert failed["updatedAt"].endswith("Z")
-        assert client.get("/v1/gateway/charges", params={"rideId": "ride_1"}).json() == {"charges": []}
+        assert client.get("/v1/ops/gateway/charges", params={"rideId": "ride_1"}).json() == {"charges": []}
 
-        assert client.put("/v1/gateway", json={"mode": "ok"}).json() == {"mode": "ok"}
-        paid = client.post("/v1/payments/ride_1/retry")
+        assert client.put("/v1/ops/gateway", json={"mode": "ok"}).json() == {"mode": "ok"}
+        paid = client.post("/v1/ops/payments/ride_1/retry")
         assert paid.status_code == 200 and paid.json()["status"] == "SUCCEEDED"
-        again = client.post("/v1/payments/ride_1/retry")
+        again = client.post("/v1/ops/payments/ride_1/retry")
         assert (again.status_code, again.json()["error"]["code"]) == (409, "not_retryable")
-        [charge] = client.get("/v1/gateway/charges", params={"rideId": "ride_1"}).json()["charges"]
+        [charge] = client.get("/v1/ops/gateway/charges", params={"rideId": "ride_1"}).json()["charges"]
         assert charge["type"] == "capture" and charge["amount"] == {"amount": "23.40", "currency": "EUR"}
         assert charge["chargeId"] == paid.json()["paymentId"] and charge["at"].endswith("Z")
-        assert len(client.get("/v1/gateway/charges").json()["charges"]) == 1
+        assert len(client.get("/v1/ops/gateway/charges").json()["charges"]) == 1
         assert [type(p).__name__ for p in wired.store.published()] == ["PaymentFailed", "PaymentSucceeded"]
         assert [o.event.sequence for o in wired.store.outbox] == [1, 2] and paid.json()["sequence"] == 2
         assert client.get("/healthz").json()["service"] == "payment"
@@ -363,10 +365,10 @@ def test_a_retry_that_loses_the_race_answers_409() -> None:
         wired.gateway.set_mode("ok")
 
         # another operator's retry of ride_1 succeeds first: this one is not retryable any more
-        wired.before_commit.append(lambda: client.post("/v1/payments/ride_1/retry"))
-        lost = client.post("/v1/payments/ride_1/retry")
+        wired.before_commit.append(lambda: client.post("/v1/ops/payments/ride_1/retry"))
+        lost = client.post("/v1/ops/payments/ride_1/retry")
         assert (lost.status_code, lost.json()["error"]["code"]) == (409, "not_retryable")
-        assert client.get("/v1/payments/ride_1").json()["status"] == "SUCCEEDED"
+        assert client.get("/v1/ops/payments/ride_1").json()["status"] == "SUCCEEDED"
 
         # another writer changed ride_2's payment (still FAILED) first: a concurrent update
         def bump() -> None:
@@ -374,9 +376,9 @@ def test_a_retry_that_loses_the_race_answers_409() -> None:
             wired.store.payments["ride_2"] = replace(current, version=current.version + 1)
 
         wired.before_commit.append(bump)
-        raced = client.post("/v1/payments/ride_2/retry")
+        raced = client.post("/v1/ops/payments/ride_2/retry")
         assert (raced.status_code, raced.json()["error"]["code"]) == (409, "concurrent_update")
-        assert client.get("/v1/payments/ride_2").json()["status"] == "FAILED"
+        assert client.get("/v1/ops/payments/ride_2").json()["status"] == "FAILED"
         assert wired.ledger.list("ride_1", 10) and wired.ledger.list("ride_2", 10)  # one capture each
 
 
@@ -390,19 +392,21 @@ def _eventually(check: Callable[[], bool], timeout_s: float = 10.0) -> bool:
 
 
 def test_the_wired_reconciler_settles_unknown_payments_once_the_gateway_answers() -> None:
-    wired = Wired("timeout", Settings(payment_reconcile_s=0.05))
+    wired = Wired("timeout", settings_for("payment", payment_reconcile_s=0.05))
     with wired.client() as client:
         wired.messaging.deliver("events", completed("ride_1")[1], subject="ride_1")
-        unknown = client.get("/v1/payments/ride_1").json()
+        unknown = client.get("/v1/ops/payments/ride_1").json()
         assert (unknown["status"], unknown["sequence"]) == ("UNKNOWN", 0)
-        assert client.post("/v1/payments/ride_1/retry").json()["error"]["code"] == "not_retryable"
+        assert client.post("/v1/ops/payments/ride_1/retry").json()["error"]["code"] == "not_retryable"
         # the reconciler keeps trying while the gateway gives no answer
-        assert _eventually(lambda: client.get("/v1/payments/ride_1").json()["attempts"] >= 6)
-        assert client.get("/v1/payments/ride_1").json()["status"] == "UNKNOWN" and wired.store.outbox == []
+        assert _eventually(lambda: client.get("/v1/ops/payments/ride_1").json()["attempts"] >= 6)
+        assert (
+            client.get("/v1/ops/payments/ride_1").json()["status"] == "UNKNOWN" and wired.store.outbox == []
+        )
 
-        assert client.put("/v1/gateway", json={"mode": "ok"}).json() == {"mode": "ok"}
-        assert _eventually(lambda: client.get("/v1/payments/ride_1").json()["status"] == "SUCCEEDED")
-        [charge] = client.get("/v1/gateway/charges", params={"rideId": "ride_1"}).json()["charges"]
-        assert charge["chargeId"] == client.get("/v1/payments/ride_1").json()["paymentId"]
+        assert client.put("/v1/ops/gateway", json={"mode": "ok"}).json() == {"mode": "ok"}
+        assert _eventually(lambda: client.get("/v1/ops/payments/ride_1").json()["status"] == "SUCCEEDED")
+        [charge] = client.get("/v1/ops/gateway/charges", params={"rideId": "ride_1"}).json()["charges"]
+        assert charge["chargeId"] == client.get("/v1/ops/payments/ride_1").json()["paymentId"]
         [told] = wired.store.outbox
         assert (told.event.type.rsplit(".", 1)[1], told.event.sequence) == ("PaymentSucceeded", 1)

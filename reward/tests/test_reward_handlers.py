@@ -13,6 +13,7 @@ from acr.consumer import MessageHandler, Stale, idempotent
 from acr.envelope import CloudEvent
 from acr.money import Money
 from acr.unit_of_work import Duplicate
+from acr_testkit.identity import settings_for, signed
 from acr_testkit.messaging import FakeMessaging
 from reward.bootstrap import SERVICE, Adapters, assemble
 from reward.domain import Loyalty
@@ -175,7 +176,8 @@ def test_the_wired_app_consumes_payments_and_serves_loyalty() -> None:
         adapters = Adapters(messaging, lambda: MemoryRewardUnitOfWork(store), MemoryLoyaltyView(store))
         return assemble(runtime, adapters)
 
-    with TestClient(SERVICE.app(wire=wire)) as client:
+    app = SERVICE.app(settings=settings_for("reward"), wire=wire)
+    with signed(TestClient(app), "bff", "reward") as client:
         _, paid = succeeded("ride_1", "120.00")
         messaging.deliver("events", paid, subject="ride_1")
         assert client.get("/v1/riders/rdr_1").json() == {

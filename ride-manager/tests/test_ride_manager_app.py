@@ -26,6 +26,7 @@ from acr.catalog.monitoring import CarArrivedAtPickup, CarStalled, TripStarted
 from acr.catalog.ride import RideUpdated
 from acr.service import Runtime
 from acr.settings import Settings
+from acr_testkit.identity import bearer, credentials_of, settings_for, signed
 from acr_testkit.messaging import FakeMessaging
 from ride_manager import domain
 from ride_manager.api import RideManager
@@ -33,7 +34,7 @@ from ride_manager.bootstrap import SERVICE, Adapters, assemble
 
 A = Place(label="1 Harbour Street, 00100", lat=60.16, lon=24.93, address_id="A1")
 B = Place(label="9 Station Road, 00130", lat=60.18, lon=24.96, address_id="A2")
-QUOTE_BODY = {"riderId": "rdr_1", "pickup": {"addressId": "A1"}, "dropoff": {"addressId": "A2"}}
+QUOTE_BODY = {"pickup": {"addressId": "A1"}, "dropoff": {"addressId": "A2"}}
 
 
 class DownGeo(StaticGeo):
@@ -62,7 +63,7 @@ class Wired:
         quote = self.client.post("/v1/quotes", json=QUOTE_BODY).json()
         ride = self.client.post(
             "/v1/rides",
-            json={"riderId": "rdr_1", "quoteId": quote["quoteId"]},
+            json={"quoteId": quote["quoteId"]},
             headers={"Idempotency-Key": key},
         )
         assert ride.status_code == 202
@@ -92,7 +93,8 @@ def wired(
         runtimes.append(runtime)
         return assemble(runtime, adapters(store, messaging, dispatch, geo))
 
-    with TestClient(SERVICE.app(settings=settings, wire=wire)) as client:
+    app = SERVICE.app(settings=settings or settings_for("ride-manager"), wire=wire)
+    with signed(TestClient(app), "bff", "ride-manager", rider="rdr_1") as client:
         yield Wired(client, store, messaging, runtimes[0], dispatch)
 
 
@@ -114,22 +116,37 @@ def test_http_errors_have_codes() -> None:
         for far in ({"lat": 1e308, "lon": 1e308}, {"lat": 91.0, "lon": 0.0}, {"lat": 0.0, "lon": 181.0}):
             nowhere = client.post("/v1/quotes", json=QUOTE_BODY | {"pickup": far})
             assert (nowhere.status_code, nowhere.json()["error"]["code"]) == (422, "validation_error")
-        no_key = client.post("/v1/rides", json={"riderId": "rdr_1", "quoteId": "q"})
+        no_key = client.post("/v1/rides", json={"quoteId": "q"})
         assert (no_key.status_code, no_key.json()["error"]["code"]) == (400, "idempotency_key_required")
-        long_key = client.post(
-            "/v1/rides", json={"riderId": "rdr_1", "quoteId": "q"}, headers={"Idempotency-Key": "k" * 129}
-        )
+        long_key = client.post("/v1/rides", json={"quoteId": "q"}, headers={"Idempotency-Key": "k" * 129})
         assert (long_key.status_code, long_key.json()["error"]["code"]) == (400, "bad_request")
-        unknown = client.post(
-            "/v1/rides", json={"riderId": "rdr_1", "quoteId": "q"}, headers={"Idempotency-Key": "k"}
-        )
+        unknown = client.post("/v1/rides", json={"quoteId": "q"}, headers={"Idempotency-Key": "k"})
         assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "quote_not_found")
-        other = client.get("/v1/rides/ride_x", params={"riderId": "rdr_1"})
+        other = client.get("/v1/rides/ride_x")
         assert (other.status_code, other.json()["error"]["code"]) == (404, "ride_not_found")
-        cursor = client.get("/v1/rides", params={"riderId": "rdr_1", "cursor": "not-a-cursor"})
+        cursor = client.get("/v1/rides", params={"cursor": "not-a-cursor"})
         assert (cursor.status_code, cursor.json()["error"]["code"]) == (422, "invalid_cursor")
         inactive = client.get("/v1/ops/rides", params={"active": "false"})
         assert (inactive.status_code, inactive.json()["error"]["code"]) == (422, "validation_error")
+
+
+def test_the_rider_is_the_subject_of_the_bff_s_token_never_a_parameter() -> None:
+    with wired() as app:
+        ride_id = str(app.book()["rideId"])
+        path = f"/v1/rides/{ride_id}"
+        as_rdr_2 = credentials_of("bff").auth("ride-manager", "rdr_2")
+        for refused in (
+            app.client.get(path, auth=as_rdr_2, params={"riderId": "rdr_1"}),  # a parameter is ignored
+            app.client.post(f"{path}/cancel", auth=as_rdr_2),
+        ):
+            assert (refused.status_code, refused.json()["error"]["code"]) == (404, "ride_not_found")
+        for_itself = app.client.get(path, auth=credentials_of("bff").auth("ride-manager"))
+        assert (for_itself.status_code, for_itself.json()["error"]["code"]) == (403, "forbidden")
+        not_the_bff = app.client.get(path, auth=credentials_of("reward").auth("ride-manager", "rdr_1"))
+        assert (not_the_bff.status_code, not_the_bff.json()["error"]["code"]) == (403, "forbidden")
+        unsigned = app.client.get(path, auth=None, headers=bearer("bff", "payment", "rdr_1"))
+        assert (unsigned.status_code, unsigned.json()["error"]["code"]) == (401, "unauthorized")
+        assert app.client.get(path).json()["status"] == "REQUESTED"
 
 
 def test_a_dependency_that_does_not_answer_is_a_503() -> None:
@@ -164,28 +181,26 @@ def test_http_books_and_lists_and_replays_versions() -> None:
         client = app.client
         quote = client.post(
             "/v1/quotes",
-            json={"riderId": "rdr_1", "pickup": {"addressId": "A1"}, "dropoff": {"lat": 60.18, "lon": 24.96}},
+            json={"pickup": {"addressId": "A1"}, "dropoff": {"lat": 60.18, "lon": 24.96}},
         )
         assert quote.status_code == 201 and quote.json()["fare"]["currency"] == "EUR"
         ride = client.post(
             "/v1/rides",
-            json={"riderId": "rdr_1", "quoteId": quote.json()["quoteId"]},
+            json={"quoteId": quote.json()["quoteId"]},
             headers={"Idempotency-Key": "abc"},
         )
         assert ride.status_code == 202 and ride.json()["version"] == 1
         app.relay_snapshots()
-        rides = client.get("/v1/rides", params={"riderId": "rdr_1"}).json()
+        rides = client.get("/v1/rides").json()
         assert [r["rideId"] for r in rides["rides"]] == [ride.json()["rideId"]]
-        versions = client.get(
-            f"/v1/rides/{ride.json()['rideId']}/versions", params={"riderId": "rdr_1"}
-        ).json()
+        versions = client.get(f"/v1/rides/{ride.json()['rideId']}/versions").json()
         assert [v["version"] for v in versions["versions"]] == [1]
 
 
 def test_the_wired_app_consumes_ride_events_and_serves_what_they_did() -> None:
     with wired() as app:
         client, ride = app.client, app.book()
-        ride_id, params = str(ride["rideId"]), {"riderId": "rdr_1"}
+        ride_id = str(ride["rideId"])
         assigned = CarAssigned(
             ride_id=ride_id,
             car_id="car-1",
@@ -197,18 +212,18 @@ def test_the_wired_app_consumes_ride_events_and_serves_what_they_did() -> None:
             assigned_at=clock.now(),
         )
         app.messaging.deliver("events", assigned, subject=ride_id)
-        now = client.get(f"/v1/rides/{ride_id}", params=params).json()
+        now = client.get(f"/v1/rides/{ride_id}").json()
         assert (now["status"], now["version"], now["carId"]) == ("CAR_ASSIGNED", 2, "car-1")
-        assert client.get("/v1/rides", params=params).json()["rides"] == []  # the history has not caught up
+        assert client.get("/v1/rides").json()["rides"] == []  # the history has not caught up
 
         app.relay_snapshots()
-        (listed,) = client.get("/v1/rides", params=params).json()["rides"]
+        (listed,) = client.get("/v1/rides").json()["rides"]
         assert listed == now
-        versions = client.get(f"/v1/rides/{ride_id}/versions", params=params | {"afterVersion": 1}).json()
+        versions = client.get(f"/v1/rides/{ride_id}/versions", params={"afterVersion": 1}).json()
         assert versions == {"versions": [now]}
         assert [r["rideId"] for r in client.get("/v1/ops/rides").json()["rides"]] == [ride_id]
 
-        cancelled = client.post(f"/v1/rides/{ride_id}/cancel", params=params)
+        cancelled = client.post(f"/v1/rides/{ride_id}/cancel")
         assert cancelled.status_code == 202
         assert (cancelled.json()["status"], cancelled.json()["cancellation"]["reason"]) == (
             "CANCELLED",
@@ -219,16 +234,14 @@ def test_the_wired_app_consumes_ride_events_and_serves_what_they_did() -> None:
 
 
 def test_the_watchdog_runs_with_the_app() -> None:
-    with wired(settings=Settings(dispatch_timeout_s=0.2, watchdog_settle_s=0)) as app:
+    with wired(settings=settings_for("ride-manager", dispatch_timeout_s=0.2, watchdog_settle_s=0)) as app:
         ride_id = str(app.book()["rideId"])
         deadline = time.monotonic() + 10
         status = ""
         while time.monotonic() < deadline and status != "CANCELLED":
             time.sleep(0.05)
-            status = app.client.get(f"/v1/rides/{ride_id}", params={"riderId": "rdr_1"}).json()["status"]
-        cancellation = app.client.get(f"/v1/rides/{ride_id}", params={"riderId": "rdr_1"}).json()[
-            "cancellation"
-        ]
+            status = app.client.get(f"/v1/rides/{ride_id}").json()["status"]
+        cancellation = app.client.get(f"/v1/rides/{ride_id}").json()["cancellation"]
         assert (status, cancellation["reason"]) == ("CANCELLED", "DISPATCH_TIMEOUT")
 
 
@@ -246,11 +259,11 @@ def _assigned(ride_id: str, car_id: str = "car-1") -> CarAssigned:
 
 
 def _status(app: Wired, ride_id: str) -> str:
-    return str(app.client.get(f"/v1/rides/{ride_id}", params={"riderId": "rdr_1"}).json()["status"])
+    return str(app.client.get(f"/v1/rides/{ride_id}").json()["status"])
 
 
 def test_the_watchdog_in_the_app_waits_for_a_car_the_fleet_assigned_and_ends_a_ride_it_did_not() -> None:
-    with wired(settings=Settings(dispatch_timeout_s=0.2, watchdog_settle_s=0)) as app:
+    with wired(settings=settings_for("ride-manager", dispatch_timeout_s=0.2, watchdog_settle_s=0)) as app:
         held, lost = str(app.book("k1")["rideId"]), str(app.book("k2")["rideId"])
         app.dispatch.assignments[held] = "car-1"  # its CarAssigned is still on its way
         deadline = time.monotonic() + 10
@@ -265,7 +278,7 @@ def test_the_watchdog_in_the_app_waits_for_a_car_the_fleet_assigned_and_ends_a_r
 
 def test_a_stalled_trip_can_be_cancelled_by_the_rider_or_over_the_ops_route() -> None:
     with wired() as app:
-        client, params = app.client, {"riderId": "rdr_1"}
+        client = app.client
         rides = [str(app.book(key)["rideId"]) for key in ("k1", "k2")]
         for ride_id in rides:
             app.messaging.deliver("events", _assigned(ride_id), subject=ride_id)
@@ -276,7 +289,7 @@ def test_a_stalled_trip_can_be_cancelled_by_the_rider_or_over_the_ops_route() ->
                 "events", TripStarted(ride_id=ride_id, car_id="car-1", at=clock.now()), subject=ride_id
             )
         mine, ops = rides
-        healthy = client.post(f"/v1/rides/{mine}/cancel", params=params)
+        healthy = client.post(f"/v1/rides/{mine}/cancel")
         assert (healthy.status_code, healthy.json()["error"]["code"]) == (409, "not_cancellable")
         refused = client.post(f"/v1/ops/rides/{ops}/cancel")
         assert (refused.status_code, refused.json()["error"]["code"]) == (409, "not_cancellable")
@@ -286,7 +299,7 @@ def test_a_stalled_trip_can_be_cancelled_by_the_rider_or_over_the_ops_route() ->
         for ride_id in rides:
             stall = CarStalled(ride_id=ride_id, car_id="car-1", lat=60.17, lon=24.95, at=clock.now())
             app.messaging.deliver("events", stall, subject="car-1")
-        by_rider = client.post(f"/v1/rides/{mine}/cancel", params=params)
+        by_rider = client.post(f"/v1/rides/{mine}/cancel")
         by_operator = client.post(f"/v1/ops/rides/{ops}/cancel")
         for answer, reason in ((by_rider, "RIDER_CANCELLED"), (by_operator, "OPERATOR_CANCELLED")):
             assert answer.status_code == 202

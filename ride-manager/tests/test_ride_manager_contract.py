@@ -28,9 +28,9 @@ from acr.consumer import Stale
 from acr.money import Money
 from acr.runtime import Messaging
 from acr.service import Runtime
-from acr.settings import Settings
 from acr.unit_of_work import Conflict, Duplicate
 from acr_testkit.aws import in_process_messaging, published
+from acr_testkit.identity import settings_for, signed
 from ride_manager.adapters.dynamo import DynamoHistoryUnitOfWork, DynamoRideHistory, DynamoRideUnitOfWork
 from ride_manager.api import RideManager
 from ride_manager.bootstrap import SERVICE, assemble, aws_adapters
@@ -428,9 +428,11 @@ def test_the_service_consumes_its_ride_history_queue(aws: Messaging) -> None:
         runtimes.append(runtime)
         return assemble(runtime, aws_adapters(runtime))
 
-    settings = Settings(aws_endpoint_url="", sqs_wait_s=1)
+    settings = settings_for("ride-manager", aws_endpoint_url="", sqs_wait_s=1)
     empty_tables(aws.dynamodb)
-    with TestClient(SERVICE.app(settings=settings, wire=wire)) as client:
+    with signed(
+        TestClient(SERVICE.app(settings=settings, wire=wire)), "bff", "ride-manager", "rdr_1"
+    ) as client:
         assert {"acr-ride-manager-events", "acr-ride-manager-history.fifo", "watchdog"} <= set(
             runtimes[0].loops.names
         )
@@ -444,7 +446,7 @@ def test_the_service_consumes_its_ride_history_queue(aws: Messaging) -> None:
         deadline, rides = time.monotonic() + 15, []
         while not rides and time.monotonic() < deadline:
             time.sleep(0.1)
-            rides = client.get("/v1/rides", params={"riderId": "rdr_1"}).json()["rides"]
+            rides = client.get("/v1/rides").json()["rides"]
         assert rides == [snapshot(1).ride]
-        missing = client.get("/v1/rides/ride_x", params={"riderId": "rdr_1"})
+        missing = client.get("/v1/rides/ride_x")
         assert (missing.status_code, missing.json()["error"]["code"]) == (404, "ride_not_found")

@@ -23,6 +23,7 @@ from acr import clock
 from acr.catalog.car import CarTelemetry
 from acr.metrics import COUNTERS
 from acr.stream import Checkpoint, ShardLost, StreamRecord
+from acr_testkit.identity import settings_for, signed
 from acr_testkit.messaging import FakeMessaging
 from route_monitor.bootstrap import SERVICE, Adapters, assemble
 from route_monitor.domain import Rules
@@ -199,7 +200,10 @@ def test_the_wired_app_reads_the_stream_and_serves_tracking_and_telemetry_stats(
     store, messaging = MemoryTrackingStore(), FakeMessaging()
     adapters = Adapters(messaging, store, StraightRoads(), clock=lambda: wall(500))
     records = stream_records(whole_ride(Car("car-1"), "ride-1"))
-    with TestClient(SERVICE.app(wire=lambda runtime: assemble(runtime, adapters))) as client:
+    app = SERVICE.app(
+        settings=settings_for("route-monitor"), wire=lambda runtime: assemble(runtime, adapters)
+    )
+    with signed(TestClient(app), "bff", "route-monitor") as client:
         messaging.streams["route-monitor"](records, checkpoint(records))
         tracking = client.get("/v1/rides/ride-1/tracking")
         assert tracking.status_code == 200

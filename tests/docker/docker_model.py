@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from acr_stack.keys import ServiceKeys
 from acr_stack.secrets import new_secrets
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -261,7 +262,9 @@ _COMPOSE_VARIABLE = re.compile(
 )
 
 
-COMPOSE_SECRETS = new_secrets()  # what ``acr-stack secrets --env-file .env`` writes
+# What ``acr-stack secrets --env-file .env`` and ``acr-stack keys --env-file .env`` write: every variable
+# docker-compose.yml requires (``${VAR:?}``).
+COMPOSE_SECRETS = new_secrets() | ServiceKeys.generate().compose_env()
 
 
 def interpolate(text: str, shell: Mapping[str, str]) -> str:

@@ -26,6 +26,7 @@ import pytest
 from rider_client import LOG_DIR
 from stack_fixtures import running_stack
 
+from acr.identity import ServiceCredentials
 from acr.settings import SERVICE_PORTS
 from acr_stack import Stack
 
@@ -47,10 +48,24 @@ OPS_SWITCHES = (
 )
 
 
+# Whom each internal service's routes admit (``acr.guards.admit``), when not the BFF; the rider a caller
+# acts for (ride-manager's rider routes take it from the token); a token that outlives any one run.
+CALLERS = {"car-dispatcher": "ride-manager"}
+FUZZ_RIDER = "rdr_contract"
+TOKEN_TTL_S = 300
+
+
 def credentials(stack: Stack, service: str) -> dict[str, str]:
-    """The headers a caller with every credential sends to ``service``: the ops token (every service's
-    ``/v1/ops/*`` and the BFF's ``/ops/*``)."""
-    return {"X-Ops-Token": stack.config.service_env(service)["ACR_OPS_TOKEN"]}
+    """The headers of a caller holding every credential ``service`` asks for: the ops token (the BFF's
+    ``/ops/*``, every service's ``/v1/ops/*``) and, for an internal service, the service token of the
+    caller its routes admit, signed with the stack's key of that caller and acting for a rider."""
+    headers = {"X-Ops-Token": stack.config.service_env(service)["ACR_OPS_TOKEN"]}
+    if service == "bff":
+        return headers
+    caller = CALLERS.get(service, "bff")
+    key = stack.config.service_env(caller)["ACR_SERVICE_KEY"]
+    token = ServiceCredentials(caller, private_key=key, ttl_s=TOKEN_TTL_S).token(service, FUZZ_RIDER)
+    return headers | {"Authorization": f"Bearer {token}"}
 
 
 @dataclass(frozen=True)

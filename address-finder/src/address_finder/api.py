@@ -15,9 +15,10 @@ from fastapi import APIRouter, Query, Request, Response
 
 from acr.contract import BBOX, VISIBLE_TEXT, errors
 from acr.errors import NotFound, ServiceError, ValidationFailed
+from acr.guards import admit
 from acr_city import Address, City, InvalidQuery, OutsideServiceArea
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", dependencies=[admit("bff", "ride-manager")])  # addresses, maps, routes
 MAX_QUERY = 200
 
 

@@ -88,10 +88,11 @@ def aws_adapters(runtime: Runtime) -> Dependencies:
     runtime.on_close(lambda: asyncio.to_thread(messaging.close))  # and removes them once the loops stopped
     client = make_client()
     runtime.on_close(client.aclose)
-    https = {name: ServiceHttp(client, name, settings.service_url(name)) for name in SERVICE_PORTS}
+    signed = runtime.credentials
+    https = {name: ServiceHttp(client, name, settings.service_url(name), signed) for name in SERVICE_PORTS}
     every = {
         name: EveryReplica(
-            [ServiceHttp(client, name, url) for url in settings.replica_urls.get(name, {}).values()]
+            [ServiceHttp(client, name, url, signed) for url in settings.replica_urls.get(name, {}).values()]
             or [https[name]]
         )
         for name in SERVICE_PORTS
@@ -105,7 +106,7 @@ def aws_adapters(runtime: Runtime) -> Dependencies:
         fleet=HttpFleet(https["car-dispatcher"], https["car-simulator"], every["car-dispatcher"]),
         loyalty=HttpLoyalty(https["reward"]),
         payments=HttpPayments(https["payment"], every["payment"]),
-        services=HttpServiceStats({name: https[name] for name in OTHER_SERVICES}, client),
+        services=HttpServiceStats({name: https[name] for name in OTHER_SERVICES}, client, signed),
         dead_letters=SqsDeadLetters(aws.client("sqs", settings)),
         consumers=messaging,
         chaos=HttpChaos(control, https, every),

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from acr.contract import errors
+from acr.guards import OPS, admit
 from acr.service import service_state
 from car_dispatcher.domain import (
     Assignment,
@@ -23,7 +24,9 @@ from car_dispatcher.domain import (
 from car_dispatcher.handlers import DispatchControl, assignment_of, pickup_eta, return_to_service
 from car_dispatcher.ports import FleetView, Roads, UnitOfWork
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", dependencies=[admit("ride-manager")])  # quotes and the saga's watchdog
+fleet_router = APIRouter(prefix="/v1", dependencies=[admit("bff")])  # the dashboard's fleet
+ops_router = APIRouter(prefix="/v1/ops", dependencies=[OPS], tags=["ops"])
 
 
 @dataclass(frozen=True)
@@ -89,23 +92,23 @@ def get_assignment(ride_id: str, state: State) -> dict[str, Any]:
     return _assignment(assignment_of(state.unit_of_work(), ride_id))
 
 
-@router.get("/fleet")
+@fleet_router.get("/fleet")
 def list_fleet(state: State) -> dict[str, Any]:
     """Every car with its state and live position."""
     return {"cars": [_car(c) for c in state.fleet.all()]}
 
 
-@router.put("/ops/dispatch")
+@ops_router.put("/dispatch")
 def switch_dispatch(switch: DispatchSwitch, state: State) -> dict[str, bool]:
     state.control.paused = switch.paused
     return {"paused": state.control.paused}
 
 
-@router.get("/ops/dispatch")
+@ops_router.get("/dispatch")
 def dispatch_state(state: State) -> dict[str, bool]:
     return {"paused": state.control.paused}
 
 
-@router.post("/ops/cars/{car_id}/return-to-service", responses=errors(CarNotFound, NotOutOfService))
+@ops_router.post("/cars/{car_id}/return-to-service", responses=errors(CarNotFound, NotOutOfService))
 def return_car_to_service(car_id: str, state: State) -> dict[str, Any]:
     return _car(return_to_service(state.unit_of_work(), car_id, fleet=state.fleet))

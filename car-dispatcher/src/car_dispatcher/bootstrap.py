@@ -20,7 +20,7 @@ from acr_city import load_city
 from car_dispatcher.adapters.dynamo import DynamoFleetUnitOfWork, DynamoPositions, all_cars, seed_cars
 from car_dispatcher.adapters.fleet_view import LiveFleet
 from car_dispatcher.adapters.roads import CityRoads
-from car_dispatcher.api import CarDispatcher, router
+from car_dispatcher.api import CarDispatcher, fleet_router, ops_router, router
 from car_dispatcher.domain import Car
 from car_dispatcher.handlers import DispatchControl, handlers
 from car_dispatcher.ports import FleetView, Positions, Roads, UnitOfWork
@@ -90,5 +90,7 @@ def aws_adapters(runtime: Runtime) -> Adapters:
 
 
 SERVICE = Service(
-    "car-dispatcher", lambda runtime: assemble(runtime, aws_adapters(runtime)), routers=[router]
+    "car-dispatcher",
+    lambda runtime: assemble(runtime, aws_adapters(runtime)),
+    routers=[router, fleet_router, ops_router],
 )

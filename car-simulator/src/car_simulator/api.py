@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 
 from acr.contract import errors
+from acr.guards import OPS, admit
 from acr.service import service_state
 from car_simulator.domain import Car, CommandKind
 from car_simulator.handlers import (
@@ -22,7 +23,8 @@ from car_simulator.handlers import (
 from car_simulator.ports import CarStore, Mailbox, TelemetryPublisher
 from car_simulator.simulation import Simulation, UnknownCar
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", dependencies=[admit("bff")])
+ops_router = APIRouter(prefix="/v1/ops", dependencies=[OPS], tags=["ops"])  # stalls, telemetry
 
 
 @dataclass(frozen=True)
@@ -94,20 +96,20 @@ def _command(state: SimulatorState, car_id: str, kind: CommandKind) -> dict[str,
     return {"carId": car_id, "command": kind.value, "commandId": command.command_id}
 
 
-@router.post("/cars/{car_id}/stall", status_code=202, responses=errors(UnknownCar))
+@ops_router.post("/cars/{car_id}/stall", status_code=202, responses=errors(UnknownCar))
 def stall_car(car_id: str, state: State) -> dict[str, Any]:
     """The car stops (position frozen) and reports STALLED, keeping its ride, until reassigned. Posted to
     the car's mailbox: the replica driving it applies it within about half a second."""
     return _command(state, car_id, CommandKind.STALL)
 
 
-@router.post("/cars/{car_id}/unstall", status_code=202, responses=errors(UnknownCar))
+@ops_router.post("/cars/{car_id}/unstall", status_code=202, responses=errors(UnknownCar))
 def unstall_car(car_id: str, state: State) -> dict[str, Any]:
     """The car resumes what it was doing (for demos), through its mailbox like a stall."""
     return _command(state, car_id, CommandKind.UNSTALL)
 
 
-@router.get("/ops/telemetry")
+@ops_router.get("/telemetry")
 def telemetry(state: State) -> dict[str, Any]:
     def fleet(sim: Simulation) -> dict[str, Any]:
         return {

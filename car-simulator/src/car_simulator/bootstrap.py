@@ -27,7 +27,7 @@ from acr_city import load_city
 from car_simulator.adapters.dynamo import DynamoCarStore, DynamoCarUnitOfWork, DynamoMailbox
 from car_simulator.adapters.kinesis import KinesisPublisher, TelemetryBuffer
 from car_simulator.adapters.roads import CityRoads
-from car_simulator.api import SimulatorState, router
+from car_simulator.api import SimulatorState, ops_router, router
 from car_simulator.domain import GROUPS
 from car_simulator.handlers import (
     CarSimulator,
@@ -113,4 +113,6 @@ def aws_adapters(runtime: Runtime) -> Adapters:
     )
 
 
-SERVICE = Service("car-simulator", lambda runtime: assemble(runtime, aws_adapters(runtime)), routers=[router])
+SERVICE = Service(
+    "car-simulator", lambda runtime: assemble(runtime, aws_adapters(runtime)), routers=[router, ops_router]
+)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from acr.contract import BBOX, VISIBLE_TEXT, ErrorBody, document_errors, errors
 from acr.errors import NotFound, ServiceError
+from acr.guards import admit
 from acr.web import install_error_handlers
 
 
@@ -35,6 +36,10 @@ def app_with_routes() -> FastAPI:
     @app.post("/places/{place_id}")
     def move(place_id: str, body: Place, key: Annotated[str, Header(max_length=8)]) -> dict[str, str]:
         return {"placeId": place_id, "key": key}
+
+    @app.get("/riders/{rider_id}", dependencies=[admit("bff")])
+    def rider(rider_id: str) -> dict[str, str]:
+        return {"riderId": rider_id}
 
     @app.get("/health")
     def health() -> dict[str, str]:
@@ -68,6 +73,8 @@ def test_every_refusal_in_the_schema_has_the_one_error_body(client: TestClient) 
     assert sorted(write) == ["200", "400", "413", "422"]  # a body that is not JSON, a bad header: 400
     assert write["400"] == {"description": "bad_request", "content": body}
     assert sorted(schema["paths"]["/health"]["get"]["responses"]) == ["200"]  # no input, no refusal
+    guarded = schema["paths"]["/riders/{rider_id}"]["get"]["responses"]  # a service token, the BFF's only
+    assert (guarded["401"]["description"], guarded["403"]["description"]) == ("unauthorized", "forbidden")
     components = schema["components"]["schemas"]
     assert "HTTPValidationError" not in components and "ValidationError" not in components
     assert components["ErrorBody"]["properties"]["error"] == {"$ref": "#/components/schemas/ErrorDetail"}

@@ -17,12 +17,14 @@ from pydantic import BaseModel, ValidationError
 from acr import clock, faults
 from acr import service as service_module
 from acr.errors import DependencyUnavailable, NotFound, ServiceError, ValidationFailed
+from acr.identity import new_private_key
 from acr.service import Runtime, Service, service_state
 from acr.settings import Settings
 from acr.unit_of_work import Conflict
 from acr_testkit.messaging import FakeMessaging
 
 NAME = "test-svc"
+OPS = {"X-Ops-Token": Settings().ops_token}  # the ops routes need the ops credential
 
 
 class QuoteExpired(ServiceError):
@@ -194,7 +196,7 @@ def test_the_frameworks_own_errors_take_the_same_shape(configured: list[tuple[st
 
 
 def test_the_ops_routes_answer_without_messaging(configured: list[tuple[str, str, str]]) -> None:
-    with TestClient(_service().app()) as client:
+    with TestClient(_service().app(), headers=OPS) as client:
         assert client.get("/healthz").json() == {"status": "ok", "service": NAME}
         stats = client.get("/v1/ops/stats").json()
         assert {"published", "consumed", "duplicatesDiscarded", "deadLettered"} <= set(stats)
@@ -210,7 +212,7 @@ def test_the_ops_routes_answer_without_messaging(configured: list[tuple[str, str
 
 
 def test_each_process_says_which_replica_it_is(configured: list[tuple[str, str, str]]) -> None:
-    with TestClient(_service().app(settings=Settings(replica="test-svc-2"))) as client:
+    with TestClient(_service().app(settings=Settings(replica="test-svc-2")), headers=OPS) as client:
         answer = client.get("/v1/ops/replica").json()
     assert answer == {"service": NAME, "replica": "test-svc-2", "pid": os.getpid()}
 
@@ -230,7 +232,7 @@ def test_the_ops_routes_read_the_messaging_the_wiring_set(configured: list[tuple
         runtime.messaging = Messaging()
         return wire(runtime)
 
-    with TestClient(_service(with_messaging).app()) as client:
+    with TestClient(_service(with_messaging).app(), headers=OPS) as client:
         stats = client.get("/v1/ops/stats").json()
         assert stats["dlq"] == {"acr-test-svc-events-dlq": 2} and "consumed" in stats
         assert client.post("/v1/ops/dlq/redrive").json()["redriven"] == 3
@@ -263,7 +265,7 @@ EMULATED = Settings(aws_endpoint_url="http://127.0.0.1:4566")
 def test_a_fault_window_is_opened_and_listed_on_every_service(
     configured: list[tuple[str, str, str]], own_process_faults: None
 ) -> None:
-    with TestClient(_service().app(settings=EMULATED)) as client:
+    with TestClient(_service().app(settings=EMULATED), headers=OPS) as client:
         assert client.get("/v1/ops/faults").json() == {"faults": []}
         opened = client.post(
             "/v1/ops/faults", json={"fault": "eventbridge.throttle", "rate": 1, "seconds": 60}
@@ -294,7 +296,7 @@ def test_a_fault_window_is_opened_and_listed_on_every_service(
 def test_an_unknown_fault_or_bad_numbers_are_refused(
     body: dict[str, Any], configured: list[tuple[str, str, str]], own_process_faults: None
 ) -> None:
-    with TestClient(_service().app(settings=EMULATED)) as client:
+    with TestClient(_service().app(settings=EMULATED), headers=OPS) as client:
         response = client.post("/v1/ops/faults", json=body)
         assert (response.status_code, response.json()["error"]["code"]) == (422, "validation_error")
         assert client.get("/v1/ops/faults").json() == {"faults": []}
@@ -303,7 +305,9 @@ def test_an_unknown_fault_or_bad_numbers_are_refused(
 def test_no_fault_window_can_be_opened_in_aws_mode(
     configured: list[tuple[str, str, str]], own_process_faults: None
 ) -> None:
-    with TestClient(_service().app(settings=Settings(aws_endpoint_url=""))) as client:
+    with TestClient(
+        _service().app(settings=Settings(aws_endpoint_url="", service_key=new_private_key())), headers=OPS
+    ) as client:
         opened = client.post("/v1/ops/faults", json={"fault": "sns.failure", "rate": 1, "seconds": 60})
         assert (opened.status_code, opened.json()["error"]["code"]) == (404, "not_found")
         assert client.get("/v1/ops/faults").status_code == 404

@@ -1,4 +1,4 @@
-"""HTTP routes of the payment service (operator endpoints)."""
+"""HTTP routes of the payment service: operator endpoints only, behind the ops credential."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ from pydantic import BaseModel, ConfigDict
 
 from acr import clock
 from acr.contract import errors
+from acr.guards import OPS
 from acr.service import service_state
 from payment import handlers
 from payment.domain import Charge, GatewayMode, NotRetryable, Payment, PaymentNotFound
 from payment.handlers import Charger
 from payment.ports import GatewayOperations, UnitOfWork
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1/ops", dependencies=[OPS], tags=["ops"])
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
+from acr.guards import admit
 from acr.service import service_state
 from reward.ports import LoyaltyView
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", dependencies=[admit("bff")])
 
 
 @dataclass(frozen=True)

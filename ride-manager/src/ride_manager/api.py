@@ -1,4 +1,6 @@
-"""HTTP routes of ride-manager (called by the BFF). Thin: parse, call a use case, shape the answer."""
+"""HTTP routes of ride-manager (called by the BFF). Thin: parse, call a use case, shape the answer.
+
+The rider is never a parameter: it is the ``sub`` of the BFF's service token (``acr.guards``)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from acr.contract import errors
 from acr.errors import DependencyUnavailable, ServiceError
+from acr.guards import OPS, admit, for_rider
+from acr.identity import Caller
 from acr.service import service_state
 from ride_manager import handlers
 from ride_manager.commands import CancelRide, PlaceRef, RequestQuote, RequestRide
@@ -31,7 +35,9 @@ from ride_manager.domain import (
 from ride_manager.ports import Dispatch, Geo, RideHistory, UnitOfWork
 from ride_manager.snapshot import quote_to_json, ride_to_json
 
-router = APIRouter(prefix="/v1")
+BFF = admit("bff")
+router = APIRouter(prefix="/v1", dependencies=[BFF])
+ops_router = APIRouter(prefix="/v1/ops", dependencies=[OPS], tags=["ops"])
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,14 @@ class RideManager:
 
 
 State = Annotated[RideManager, Depends(service_state)]
-RiderId = Annotated[str, Query(alias="riderId", min_length=1, max_length=64)]
+
+
+def rider_of(caller: Annotated[Caller, BFF]) -> str:
+    """The rider the BFF acts for, from its verified token."""
+    return for_rider(caller)
+
+
+RiderId = Annotated[str, Depends(rider_of)]
 
 
 class AddressIn(BaseModel):
@@ -80,14 +93,12 @@ class InvalidCursor(ServiceError):
 
 class QuoteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    riderId: str = Field(min_length=1, max_length=64)  # noqa: N815
     pickup: PlaceIn
     dropoff: PlaceIn
 
 
 class RideIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    riderId: str = Field(min_length=1, max_length=64)  # noqa: N815
     quoteId: str = Field(min_length=1, max_length=64)  # noqa: N815
 
 
@@ -96,9 +107,9 @@ class RideIn(BaseModel):
     status_code=201,
     responses=errors(AddressNotFound, NoCarNearby, OutsideServiceArea, DependencyUnavailable),
 )
-def create_quote(body: QuoteIn, state: State) -> dict[str, Any]:
+def create_quote(body: QuoteIn, rider_id: RiderId, state: State) -> dict[str, Any]:
     quote = handlers.request_quote(
-        RequestQuote(body.riderId, body.pickup.ref(), body.dropoff.ref()),
+        RequestQuote(rider_id, body.pickup.ref(), body.dropoff.ref()),
         geo=state.geo,
         dispatch=state.dispatch,
         uow=state.unit_of_work(),
@@ -121,13 +132,14 @@ def create_quote(body: QuoteIn, state: State) -> dict[str, Any]:
 )
 def create_ride(
     body: RideIn,
+    rider_id: RiderId,
     state: State,
     idempotency_key: Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=128)],
 ) -> dict[str, Any]:
     """Book the quote's ride once per key (no key: the kernel answers 400 ``idempotency_key_required``)."""
     body_hash = hashlib.sha256(body.quoteId.encode()).hexdigest()
     ride = handlers.request_ride(
-        RequestRide(body.riderId, body.quoteId, idempotency_key, body_hash),
+        RequestRide(rider_id, body.quoteId, idempotency_key, body_hash),
         uow_factory=state.unit_of_work,
         key_ttl_s=state.idempotency_key_ttl_s,
         rules=state.rules,
@@ -174,13 +186,13 @@ def cancel_ride(ride_id: str, rider_id: RiderId, state: State) -> dict[str, Any]
     return ride_to_json(cancelled)
 
 
-@router.get("/ops/rides")
+@ops_router.get("/rides")
 def ops_rides(state: State, _: Annotated[Literal["true"], Query(alias="active")] = "true") -> dict[str, Any]:
     """The rides in flight (``active=true``, the only list there is)."""
     return {"rides": state.history.active()}
 
 
-@router.post("/ops/rides/{ride_id}/cancel", status_code=202, responses=errors(RideNotFound, NotCancellable))
+@ops_router.post("/rides/{ride_id}/cancel", status_code=202, responses=errors(RideNotFound, NotCancellable))
 def ops_cancel_ride(ride_id: str, state: State) -> dict[str, Any]:
     """An operator ends a ride before its trip, or one whose car stalled mid-trip (``OPERATOR_CANCELLED``,
     no fee)."""

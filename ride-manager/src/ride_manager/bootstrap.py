@@ -12,7 +12,7 @@ from acr.service import Runtime, Service
 from acr.settings import Settings
 from ride_manager.adapters.dynamo import DynamoHistoryUnitOfWork, DynamoRideHistory, DynamoRideUnitOfWork
 from ride_manager.adapters.http import HttpDispatch, HttpGeo
-from ride_manager.api import RideManager, router
+from ride_manager.api import RideManager, ops_router, router
 from ride_manager.domain import Deadlines
 from ride_manager.handlers import handlers
 from ride_manager.ports import Dispatch, Geo, HistoryUnitOfWork, RideHistory, UnitOfWork
@@ -75,10 +75,12 @@ def aws_adapters(runtime: Runtime) -> Adapters:
     messaging = Messaging(TOPOLOGY, settings, runtime.loops)
     runtime.messaging = messaging
     runtime.leases = messaging.leases
-    http = httpx.Client(timeout=5.0)
+    geo_http = httpx.Client(timeout=5.0, auth=runtime.credentials.auth("address-finder"))
+    dispatch_http = httpx.Client(timeout=5.0, auth=runtime.credentials.auth("car-dispatcher"))
 
     async def close_http() -> None:
-        http.close()
+        geo_http.close()
+        dispatch_http.close()
 
     runtime.on_close(close_http)
     return Adapters(
@@ -86,9 +88,11 @@ def aws_adapters(runtime: Runtime) -> Adapters:
         unit_of_work=lambda: DynamoRideUnitOfWork(messaging.unit_of_work()),
         history_unit_of_work=lambda: DynamoHistoryUnitOfWork(messaging.unit_of_work(marked=False)),
         history=DynamoRideHistory(messaging.dynamodb),
-        geo=HttpGeo(http, settings.service_url("address-finder")),
-        dispatch=HttpDispatch(http, settings.service_url("car-dispatcher")),
+        geo=HttpGeo(geo_http, settings.service_url("address-finder")),
+        dispatch=HttpDispatch(dispatch_http, settings.service_url("car-dispatcher")),
     )
 
 
-SERVICE = Service("ride-manager", lambda runtime: assemble(runtime, aws_adapters(runtime)), routers=[router])
+SERVICE = Service(
+    "ride-manager", lambda runtime: assemble(runtime, aws_adapters(runtime)), routers=[router, ops_router]
+)

@@ -11,12 +11,14 @@ from fastapi import APIRouter, Depends
 from acr import clock
 from acr.contract import errors
 from acr.errors import NotFound
+from acr.guards import OPS, admit
 from acr.service import service_state
 from route_monitor.domain import CarLeg, Point, Progress, RideTracking
 from route_monitor.handlers import TelemetryStats
 from route_monitor.ports import TrackingStore
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", dependencies=[admit("bff")])
+ops_router = APIRouter(prefix="/v1/ops", dependencies=[OPS], tags=["ops"])
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ def tracking(ride_id: str, state: State) -> dict[str, Any]:
     return tracking_view(ride)
 
 
-@router.get("/ops/telemetry")
+@ops_router.get("/telemetry")
 def telemetry(state: State) -> dict[str, Any]:
     """Records processed, records per second, and the lag behind the newest record (ms)."""
     return state.telemetry.snapshot()

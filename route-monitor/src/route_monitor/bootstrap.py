@@ -13,7 +13,7 @@ from acr.settings import Settings
 from acr_city import load_city
 from route_monitor.adapters.dynamo import DynamoTrackingStore
 from route_monitor.adapters.roads import CityRoads
-from route_monitor.api import Monitor, router
+from route_monitor.api import Monitor, ops_router, router
 from route_monitor.domain import Rules
 from route_monitor.handlers import Clock, TelemetryProcessor, TelemetryStats
 from route_monitor.ports import Roads, TrackingStore
@@ -62,4 +62,6 @@ def aws_adapters(runtime: Runtime) -> Adapters:
     )
 
 
-SERVICE = Service("route-monitor", lambda runtime: assemble(runtime, aws_adapters(runtime)), routers=[router])
+SERVICE = Service(
+    "route-monitor", lambda runtime: assemble(runtime, aws_adapters(runtime)), routers=[router, ops_router]
+)

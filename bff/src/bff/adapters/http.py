@@ -10,6 +10,7 @@ from urllib.parse import quote
 import httpx
 
 from acr.errors import DependencyUnavailable
+from acr.identity import ServiceCredentials
 from bff.errors import ServiceUnavailable, UpstreamError
 from bff.ports import Json
 
@@ -47,12 +48,25 @@ def _upstream_error(service: str, response: httpx.Response) -> UpstreamError:
 
 
 class ServiceHttp:
-    """Calls one service; 4xx -> ``UpstreamError`` (passed through), transport error or 5xx -> 503."""
+    """Calls one service, signed with the BFF's credentials (a service token for the callee, acting for
+    ``rider`` when one is named; the ops token on ``/v1/ops/*``); none for a helper such as the fault proxy.
+    4xx -> ``UpstreamError`` (passed through), transport error, 5xx, or a refused credential (401/403: the
+    BFF's keys are wrong, not the rider's request) -> 503."""
 
-    def __init__(self, client: httpx.AsyncClient, service: str, base_url: str) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        service: str,
+        base_url: str,
+        credentials: ServiceCredentials | None = None,
+    ) -> None:
         self._client = client
         self.service = service
         self.base_url = base_url.rstrip("/")
+        self._credentials = credentials
+
+    def _auth(self, rider: str | None) -> httpx.Auth | None:
+        return self._credentials.auth(self.service, rider) if self._credentials else None
 
     async def call(
         self,
@@ -62,17 +76,32 @@ class ServiceHttp:
         params: dict[str, Any] | None = None,
         json: Any = None,
         headers: dict[str, str] | None = None,
+        rider: str | None = None,
     ) -> Json:
         """The JSON object answered to ``method path`` (``{}`` when the body is empty)."""
         try:
             response = await self._client.request(
-                method, self.base_url + path, params=params, json=json, headers=headers
+                method,
+                self.base_url + path,
+                params=params,
+                json=json,
+                headers=headers,
+                auth=self._auth(rider) or httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.HTTPError as exc:
             log.warning("%s unreachable: %s %s: %s", self.service, method, path, type(exc).__name__)
             raise ServiceUnavailable(self.service) from exc
         if response.status_code >= 500:
             log.warning("%s failed: %s %s -> %d", self.service, method, path, response.status_code)
+            raise ServiceUnavailable(self.service)
+        if response.status_code in (401, 403):
+            log.error(
+                "%s refused the BFF's credentials: %s %s -> %d",
+                self.service,
+                method,
+                path,
+                response.status_code,
+            )
             raise ServiceUnavailable(self.service)
         if response.status_code >= 400:
             raise _upstream_error(self.service, response)
@@ -122,36 +151,38 @@ class HttpRideManager:
         self._http = http
 
     async def quote(self, rider_id: str, pickup: Json, dropoff: Json) -> Json:
-        body = {"riderId": rider_id, "pickup": pickup, "dropoff": dropoff}
-        return await self._http.call("POST", "/v1/quotes", json=body)
+        body = {"pickup": pickup, "dropoff": dropoff}
+        return await self._http.call("POST", "/v1/quotes", json=body, rider=rider_id)
 
     async def book(self, rider_id: str, quote_id: str, idempotency_key: str) -> Json:
         return await self._http.call(
             "POST",
             "/v1/rides",
-            json={"riderId": rider_id, "quoteId": quote_id},
+            json={"quoteId": quote_id},
             headers={"Idempotency-Key": idempotency_key},
+            rider=rider_id,
         )
 
     async def ride(self, rider_id: str, ride_id: str) -> Json:
-        return await self._http.call("GET", f"/v1/rides/{seg(ride_id)}", params={"riderId": rider_id})
+        return await self._http.call("GET", f"/v1/rides/{seg(ride_id)}", rider=rider_id)
 
     async def rides(self, rider_id: str, limit: int, cursor: str | None) -> Json:
-        params: dict[str, Any] = {"riderId": rider_id, "limit": limit}
+        params: dict[str, Any] = {"limit": limit}
         if cursor:
             params["cursor"] = cursor
-        return await self._http.call("GET", "/v1/rides", params=params)
+        return await self._http.call("GET", "/v1/rides", params=params, rider=rider_id)
 
     async def versions(self, rider_id: str, ride_id: str, after_version: int) -> list[Json]:
         body = await self._http.call(
             "GET",
             f"/v1/rides/{seg(ride_id)}/versions",
-            params={"riderId": rider_id, "afterVersion": after_version},
+            params={"afterVersion": after_version},
+            rider=rider_id,
         )
         return list(body.get("versions", []))
 
     async def cancel(self, rider_id: str, ride_id: str) -> Json:
-        return await self._http.call("POST", f"/v1/rides/{seg(ride_id)}/cancel", params={"riderId": rider_id})
+        return await self._http.call("POST", f"/v1/rides/{seg(ride_id)}/cancel", rider=rider_id)
 
     async def ops_cancel(self, ride_id: str) -> Json:
         return await self._http.call("POST", f"/v1/ops/rides/{seg(ride_id)}/cancel")
@@ -188,12 +219,12 @@ class HttpFleet:
         return await self._dispatcher.call("GET", "/v1/fleet")
 
     async def stall(self, car_id: str) -> Json:
-        return await self._simulator.call("POST", f"/v1/cars/{seg(car_id)}/stall")
+        return await self._simulator.call("POST", f"/v1/ops/cars/{seg(car_id)}/stall")
 
     async def return_to_service(self, car_id: str) -> Json:
         """The dispatcher puts the car back in the fleet; the simulated car is repaired (un-stalled)."""
         car = await self._dispatcher.call("POST", f"/v1/ops/cars/{seg(car_id)}/return-to-service")
-        await self._simulator.call("POST", f"/v1/cars/{seg(car_id)}/unstall")
+        await self._simulator.call("POST", f"/v1/ops/cars/{seg(car_id)}/unstall")
         return car
 
     async def set_dispatch(self, paused: bool) -> Json:
@@ -219,27 +250,32 @@ class HttpPayments:
 
     async def charges(self, ride_id: str | None) -> Json:
         params = {"rideId": ride_id} if ride_id else None
-        return await self._http.call("GET", "/v1/gateway/charges", params=params)
+        return await self._http.call("GET", "/v1/ops/gateway/charges", params=params)
 
     async def retry(self, ride_id: str) -> Json:
-        return await self._http.call("POST", f"/v1/payments/{seg(ride_id)}/retry")
+        return await self._http.call("POST", f"/v1/ops/payments/{seg(ride_id)}/retry")
 
     async def set_gateway(self, mode: str) -> Json:
-        return await self._replicas.call("PUT", "/v1/gateway", json={"mode": mode})
+        return await self._replicas.call("PUT", "/v1/ops/gateway", json={"mode": mode})
 
 
 class HttpServiceStats:
     """``/healthz`` and ``/v1/ops/stats`` of every other service, and ``/v1/ops/replica`` of any process."""
 
-    def __init__(self, https: dict[str, ServiceHttp], client: httpx.AsyncClient) -> None:
+    def __init__(
+        self, https: dict[str, ServiceHttp], client: httpx.AsyncClient, credentials: ServiceCredentials
+    ) -> None:
         self._https = https
         self._client = client
+        self._credentials = credentials
         self.services = tuple(https)
 
     async def replica(self, base_url: str) -> Json | None:
         """Asked with the usual timeouts, not the health ones: a busy replica is slow, not gone."""
         try:
-            response = await self._client.get(base_url.rstrip("/") + "/v1/ops/replica")
+            response = await self._client.get(
+                base_url.rstrip("/") + "/v1/ops/replica", headers=self._credentials.ops_headers()
+            )
             body = response.json() if response.is_success else None
         except (httpx.HTTPError, ValueError):
             return None

@@ -3,7 +3,8 @@ exits is restarted (with a log line); with ``ACR_CHAOS=1`` the services reach th
 fault proxy, whose outages the BFF's ``/ops/chaos`` opens; with ``ACR_REPLICAS`` a service runs as several
 processes behind its usual port. The stack runs with this checkout's random secrets (``.run/secrets.env``,
 made on the first run), unless the environment sets them. ``acr-stack secrets --env-file .env`` writes
-random secrets into a ``docker compose`` env file."""
+random secrets into a ``docker compose`` env file, ``acr-stack keys --env-file .env`` a fresh key pair per
+service."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 from types import FrameType
 
 from acr.settings import SERVICE_PORTS
+from acr_stack.keys import ServiceKeys, write_env_file
 from acr_stack.runner import Stack, StackConfig, StartupCancelled, StartupFailed
 from acr_stack.secrets import CHECKOUT_SECRETS, SECRET_VARIABLES, checkout_secrets, ensure_secrets, overridden
 
@@ -64,9 +66,11 @@ def _watch_make(stop: threading.Event) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="acr-stack", description=__doc__)
-    parser.add_argument("command", choices=["run", "secrets"], help="run the stack, or write secrets")
     parser.add_argument(
-        "--env-file", type=Path, default=Path(".env"), help="secrets: the env file to add them to (.env)"
+        "command", choices=["run", "secrets", "keys"], help="run the stack, or write secrets or service keys"
+    )
+    parser.add_argument(
+        "--env-file", type=Path, default=Path(".env"), help="secrets, keys: the env file to write to (.env)"
     )
     parser.add_argument("--timeout", type=float, default=180, help="seconds to wait for health")
     parser.add_argument(
@@ -83,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "secrets":
         return _write_secrets(args.env_file)
+    if args.command == "keys":
+        return _write_keys(args.env_file)
 
     stop = threading.Event()
 
@@ -144,6 +150,13 @@ def _write_secrets(env_file: Path) -> int:
         f"{env_file} (mode 0600): "
         + ", ".join([*(f"{name} new" for name in added), *(f"{name} kept" for name in kept)])
     )
+    return 0
+
+
+def _write_keys(env_file: Path) -> int:
+    """A fresh key pair per service, in the env file docker compose reads (its other lines kept)."""
+    write_env_file(env_file, ServiceKeys.generate())
+    _say(f"wrote a new key pair per service to {env_file} (mode 0600); restart every service to use them")
     return 0
 
 

@@ -34,6 +34,7 @@ from acr.settings import SERVICE_PORTS
 from acr_stack.control import ControlServer
 from acr_stack.entrypoint import EntryPoints, Route
 from acr_stack.faultproxy import FaultProxy
+from acr_stack.keys import ServiceKeys
 from acr_stack.principals import access_key_id
 from acr_stack.replicas import Replica, parse_replicas, replica_names
 from acr_stack.secrets import new_secrets
@@ -47,7 +48,9 @@ FAILURE_GRACE_S = 2.5
 EMULATOR_MODULE = "acr_stack.emulator"
 FREE_PORTS = (20_000, 32_768)  # where free_port looks: above make run's ports, below the ephemeral range
 ENDPOINT = "ACR_AWS_ENDPOINT_URL"
-PER_PROCESS = frozenset({"ACR_REPLICA"})  # settings the stack gives each process its own value of
+PER_PROCESS = frozenset(
+    {"ACR_REPLICA", "ACR_SERVICE_KEY"}
+)  # settings the stack gives each process its own value of
 TRUE_WORDS = frozenset({"1", "on", "t", "true", "y", "yes"})  # what the services' settings read as true
 _handed_out: set[int] = set()
 _handing_out = threading.Lock()  # stacks may be configured from several threads at once
@@ -137,6 +140,7 @@ class StackConfig:
     restart_policy: RestartPolicy = field(default_factory=RestartPolicy)
     replica_ports: dict[str, list[int]] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=new_secrets, repr=False)
+    keys: ServiceKeys = field(default_factory=ServiceKeys.generate)  # new for each stack configured
 
     def __post_init__(self) -> None:
         if self.chaos and not self.proxy_ports:
@@ -225,6 +229,7 @@ class StackConfig:
             env["ACR_REPLICA"] = replica.name
         if service in SERVICE_PORTS:  # the emulator tells the services apart by their keys
             env["AWS_ACCESS_KEY_ID"] = access_key_id(service)
+        env.update(self.keys.env(service))  # its own private key only, and every public key
         if self.chaos:
             env["ACR_CHAOS_CONTROL_URL"] = self.control_url
             if service in self.proxy_ports:

@@ -88,8 +88,14 @@ def _add(responses: dict[str, Any], status: int, code: str) -> None:
 def _document_operation(operation: dict[str, Any]) -> None:
     """What the kernel answers for any route: 422 ``validation_error`` when it takes input, 400
     ``bad_request`` when it takes a body (not JSON) or a header (missing or malformed), 413
-    ``payload_too_large`` when it takes a body (``acr.body_limit``)."""
+    ``payload_too_large`` when it takes a body (``acr.body_limit``), 401 ``unauthorized`` when it needs a
+    credential and 403 ``forbidden`` when it admits named callers only (``acr.guards``)."""
     responses: dict[str, Any] = operation.setdefault("responses", {})
+    security: list[dict[str, list[str]]] = operation.get("security", [])
+    if security:
+        _add(responses, 401, "unauthorized")
+    if any(roles for requirement in security for roles in requirement.values()):
+        _add(responses, 403, "forbidden")
     parameters = operation.get("parameters", [])
     if parameters or "requestBody" in operation:
         _add(responses, 422, "validation_error")

@@ -19,6 +19,7 @@ from fastapi import APIRouter, FastAPI, Request
 from acr import aws, logs
 from acr.body_limit import BodyLimit
 from acr.contract import document_errors
+from acr.identity import ServiceCredentials
 from acr.leases import LeaseTable, singleton
 from acr.loops import Loop, Loops
 from acr.settings import Settings
@@ -34,7 +35,8 @@ class Runtime:
     loop thread hands to the app, e.g. a websocket push). A wiring with a messaging slice sets
     ``messaging`` (the ops routes read its DLQs and its outbox) and, with a lease table, ``leases`` (its
     singleton jobs run on one replica at a time); one that opens async resources (an HTTP client) closes
-    them with ``on_close``."""
+    them with ``on_close``. ``credentials`` sign its calls to other services (``credentials.auth(callee)``)
+    and check its callers; made from the settings, they refuse to start a service that lacks its key."""
 
     service: str
     settings: Settings
@@ -43,6 +45,10 @@ class Runtime:
     messaging: OpsMessaging | None = None
     leases: LeaseTable | None = None
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    credentials: ServiceCredentials = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.credentials = ServiceCredentials.of(self.service, self.settings)
 
     def singleton(self, name: str, job: Loop) -> None:
         """Run ``job`` (a timer, a deadline sweep) on one replica of the service at a time: the one holding
@@ -99,6 +105,7 @@ class Service(Generic[S]):
                 started = await asyncio.to_thread(aws.resolve_secrets, Settings(), secret_settings(self.name))
             runtime = Runtime(self.name, started, asyncio.get_running_loop())
             logs.configure(self.name, runtime.settings.log_level, runtime.settings.log_format)
+            app.state.credentials = runtime.credentials
             app.state.service = await asyncio.to_thread(wire, runtime)
             app.state.settings = runtime.settings
             app.state.messaging = runtime.messaging

@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     oidc_issuer: str = Field(default="", pattern=r"^(https?://\S+)?$")
     oidc_audience: str = ""
     oidc_jwks_url: str = Field(default="", pattern=r"^(https?://\S+)?$")  # empty: OIDC discovery
+    # Service identity (acr.identity): this service's Ed25519 private key and every service's public keys
+    # (JSON ``{"<service>": ["<key>", ...]}``, a key or a list), base64url; tokens live service_token_ttl_s.
+    service_key: str = ""
+    service_public_keys: dict[str, list[str]] = Field(default_factory=dict)
+    service_token_ttl_s: int = Field(default=60, gt=0, le=300)
 
     # Durations (docs/architecture.md, "Durations").
     quote_ttl_s: float = Field(default=300, gt=0)
@@ -154,6 +159,32 @@ class Settings(BaseSettings):
     def _endpoint_is_url_or_empty(cls, value: str) -> str:
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("ACR_AWS_ENDPOINT_URL must be an http(s) URL or empty for real AWS")
+        return value
+
+    @field_validator("service_public_keys", mode="before")
+    @classmethod
+    def _key_lists(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {k: [v] if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @field_validator("service_key")
+    @classmethod
+    def _a_private_key(cls, value: str) -> str:
+        from acr.identity import public_key_of
+
+        if value:
+            public_key_of(value)
+        return value
+
+    @field_validator("service_public_keys")
+    @classmethod
+    def _public_keys(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        from acr.identity import key_id
+
+        for keys in value.values():
+            for key in keys:
+                key_id(key)
         return value
 
     @field_validator("faults")

@@ -19,6 +19,7 @@ from acr import clock
 from acr.contract import errors, listed
 from acr.errors import NotFound, ServiceError
 from acr.faults import KNOWN, MAX_WINDOW_S, Faults, Window, process_faults, windows_allowed
+from acr.guards import OPS
 from acr.metrics import COUNTERS
 from acr.settings import Settings, get_settings
 from acr.unit_of_work import Conflict
@@ -193,19 +194,20 @@ def install_fault_routes(app: FastAPI) -> None:
     """``POST /v1/ops/faults`` opens a fault window (202 with the window), ``GET /v1/ops/faults`` lists
     the open ones."""
 
-    @app.post("/v1/ops/faults", tags=["ops"], status_code=202, responses=errors(NotFound))
+    @app.post("/v1/ops/faults", tags=["ops"], status_code=202, dependencies=[OPS], responses=errors(NotFound))
     def open_fault_window(body: FaultWindowRequest, request: Request) -> dict[str, Any]:
         window = process_fault_windows(request).open(body.fault, body.rate, body.seconds)
         log.warning("fault window opened: %s at %.2f for %.0f s", body.fault, body.rate, body.seconds)
         return window_json(window)
 
-    @app.get("/v1/ops/faults", tags=["ops"], responses=errors(NotFound))
+    @app.get("/v1/ops/faults", tags=["ops"], dependencies=[OPS], responses=errors(NotFound))
     def open_fault_windows(request: Request) -> dict[str, Any]:
         return {"faults": [window_json(w) for w in process_fault_windows(request).windows()]}
 
 
 def install_ops_routes(app: FastAPI, service: str, *, health: bool = True) -> None:
-    """``GET /healthz`` (unless ``health`` is False: the service answers it itself), ``GET /v1/ops/stats``
+    """``GET /healthz`` (open; unless ``health`` is False: the service answers it itself) and, behind the ops
+    credential (``acr.guards.OPS``), ``GET /v1/ops/stats``
     (this process's counters and, when the service has a messaging slice, its DLQ depths and oldest
     pending outbox row), ``GET /v1/ops/replica`` (which process answers), ``POST /v1/ops/dlq/redrive``,
     ``GET /v1/ops/events?subject=`` (what the service published about one aggregate) and the fault windows
@@ -220,7 +222,7 @@ def install_ops_routes(app: FastAPI, service: str, *, health: bool = True) -> No
         async def healthz() -> dict[str, str]:
             return {"status": "ok", "service": service}
 
-    @app.get("/v1/ops/stats", tags=["ops"])
+    @app.get("/v1/ops/stats", tags=["ops"], dependencies=[OPS])
     def stats(request: Request) -> dict[str, Any]:
         counters = COUNTERS.snapshot()
         found = messaging(request)
@@ -228,19 +230,19 @@ def install_ops_routes(app: FastAPI, service: str, *, health: bool = True) -> No
             counters |= found.stats()
         return counters
 
-    @app.get("/v1/ops/replica", tags=["ops"])
+    @app.get("/v1/ops/replica", tags=["ops"], dependencies=[OPS])
     def replica(request: Request) -> dict[str, Any]:
         """The replica name and pid of the process that answers (the BFF's ``/ops/replicas`` asks each)."""
         settings: Settings = getattr(request.app.state, "settings", None) or get_settings()
         return {"service": service, "replica": settings.replica, "pid": os.getpid()}
 
-    @app.post("/v1/ops/dlq/redrive", tags=["ops"])
+    @app.post("/v1/ops/dlq/redrive", tags=["ops"], dependencies=[OPS])
     def redrive_producer_dlq(request: Request) -> dict[str, Any]:
         found = messaging(request)
         queue = f"acr-{service}-producer-dlq"
         return {"queue": queue, "redriven": found.redrive_dead_letters() if found else 0}
 
-    @app.get("/v1/ops/events", tags=["ops"])
+    @app.get("/v1/ops/events", tags=["ops"], dependencies=[OPS])
     def ops_events(subject: str, request: Request) -> dict[str, Any]:
         found = messaging(request)
         return {"service": service, "events": found.events_about(subject) if found else []}

@@ -40,8 +40,14 @@ TASK_SIZES: dict[str, tuple[str, str]] = {  # (cpu units, MiB): the city service
 
 DEFAULT_TASK_SIZE = ("512", "1024")
 
-SECRETS: dict[str, tuple[str, ...]] = {"bff": ("ops-token", "token-secret")}
-"""Settings read from SSM SecureString parameters ``/acr/<service>/<name>`` (``ACR_<NAME>`` in the task)."""
+_EVERY_SERVICE_SECRETS = ("ops-token", "service-key", "service-public-keys")  # docs/security.md
+SECRETS: dict[str, tuple[str, ...]] = {
+    service: _EVERY_SERVICE_SECRETS + (("token-secret",) if service == "bff" else ())
+    for service in SERVICE_PORTS
+}
+"""Settings read from SSM SecureString parameters ``/acr/<service>/<name>`` (``ACR_<NAME>`` in the task):
+every service checks the ops token and the service identities and holds its own key; the BFF signs rider
+tokens."""
 
 
 def secret_settings(service: str) -> tuple[str, ...]:
