@@ -366,8 +366,9 @@ def test_compose_service_builds_the_service_target_and_is_wired(service: str) ->
         "ACR_AWS_REGION": "us-east-1",
         "ACR_CITY": "small",
         "ACR_SIM_SPEED": "30",
-        **COMPOSE_SECRETS,
+        **{name: value for name, value in COMPOSE_SECRETS.items() if not name.endswith("_SERVICE_KEY")},
         "ACR_TOKEN_PREVIOUS_SECRETS": "",
+        "ACR_SERVICE_KEY": COMPOSE_SECRETS[f"ACR_{_module(service).upper()}_SERVICE_KEY"],
     }
     for other, port in SERVICE_PORTS.items():
         expected[f"ACR_{_module(other).upper()}_URL"] = f"http://{other}:{port}"
@@ -396,7 +397,9 @@ def test_compose_requires_the_secrets_and_publishes_the_bff_on_loopback_unless_t
     ``docker compose up`` stops and says what to run; ``ACR_BFF_BIND`` opens the BFF to the network."""
     for missing in COMPOSE_SECRETS:
         shell = {name: value for name, value in COMPOSE_SECRETS.items() if name != missing}
-        with pytest.raises(ValueError, match=f"{missing} is missing: run acr-stack secrets --env-file .env"):
+        with pytest.raises(
+            ValueError, match=f"{missing} is missing: run acr-stack (secrets|keys) --env-file .env"
+        ):
             load_compose(shell=shell)
     opened = load_compose(shell=COMPOSE_SECRETS | {"ACR_BFF_BIND": "0.0.0.0"})["services"]["bff"]
     assert opened["ports"] == ["0.0.0.0:8000:8000"]

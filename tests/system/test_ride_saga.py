@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 import httpx
 import pytest
-from rider_client import LOG_DIR, OPS, Listener, Ops, Rider, book_ride
+from rider_client import LOG_DIR, Listener, Ops, Rider, book_ride
 
 from acr_stack import Stack
 
@@ -103,7 +103,7 @@ def test_twenty_concurrent_rides_all_get_paid_and_pushed_in_order(stack: Stack, 
         assert len(ops.captures(ride["rideId"])) == 1
 
     simulator = f"{stack.config.url('car-simulator')}/v1/ops/telemetry"
-    telemetry = httpx.get(simulator, headers=OPS, timeout=10).json()  # every /v1/ops/* needs the ops token
+    telemetry = httpx.get(simulator, headers=ops.headers, timeout=10).json()  # /v1/ops/* needs the ops token
     dispatch = sorted(_dispatch_seconds(ride) for _, ride, _ in results)
     metrics = {
         "rides": len(results),

@@ -4,6 +4,7 @@ minute; a route admits the callers it names; ops routes need the ops credential.
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -154,7 +155,12 @@ def test_routes_refuse_before_any_work_with_the_standard_error_body() -> None:
 
 
 def test_a_service_started_in_aws_mode_without_its_key_exits_with_a_clear_message() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ACR_")} | {"ACR_AWS_ENDPOINT_URL": ""}
+    strong = {"ACR_OPS_TOKEN": secrets.token_urlsafe(32)}  # only the key is missing
+    env = (
+        {k: v for k, v in os.environ.items() if not k.startswith("ACR_")}
+        | {"ACR_AWS_ENDPOINT_URL": ""}
+        | strong
+    )
     started = subprocess.run(
         [sys.executable, "-m", "acr.serve", "reward", "--port", str(free_port())],
         env=env,

@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from acr import aws, serve
+from acr.identity import new_private_key
 from acr.secrets import DEV_OPS_TOKEN, DEV_TOKEN_SECRET, WeakSecret, is_loopback_endpoint
 from acr.service import Runtime, Service
 from acr.settings import SERVICE_PORTS, Settings, settings_errors
@@ -126,6 +127,7 @@ def test_settings_without_references_ask_nothing_of_aws() -> None:
 def test_an_app_started_from_the_environment_refuses_a_weak_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ACR_AWS_ENDPOINT_URL", "http://localstack:4566")
     monkeypatch.setenv("ACR_TOKEN_SECRET", STRONG)
+    monkeypatch.setenv("ACR_SERVICE_KEY", new_private_key())
     wired: list[Settings] = []
 
     def wire(runtime: Runtime) -> None:

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from acr.outbox_metric import NAMESPACE as OUTBOX_METRIC_NAMESPACE
+from acr.secrets import SECRET_SETTINGS
 from acr.settings import SERVICE_PORTS
 from acr.topology.plan import ServicePlan, producer_source
 from acr.topology.stack import (
@@ -51,10 +52,11 @@ tokens."""
 
 
 def secret_settings(service: str) -> tuple[str, ...]:
-    """The secret settings ``service`` holds (those it checks at start outside the embedded stack): its SSM
-    parameters, and the previous rider-token secrets beside the current one."""
+    """The secret settings ``service`` holds (those it checks at start outside the embedded stack): its
+    shared SSM parameters, and the previous rider-token secrets beside the current one."""
     names = tuple(name.replace("-", "_") for name in SECRETS.get(service, ()))
-    return names + (("token_previous_secrets",) if "token_secret" in names else ())
+    shared = tuple(name for name in names if name in SECRET_SETTINGS)  # a service key is checked on use
+    return shared + (("token_previous_secrets",) if "token_secret" in names else ())
 
 
 _ITEM_ACTIONS = [
