@@ -39,7 +39,7 @@ def test_validation_errors_are_422(client: TestClient, rider: tuple[str, Headers
             422,
             "validation_error",
         )
-    for bbox in ("1,2,3", "1,2,3,x", "1,2,3,nan", "3,2,1,4", "1,2,3,4,5"):
+    for bbox in ("1,2,3", "1,2,3,x", "1,2,3,nan", "1,2,3,1e3", "1,2,3,4,5"):
         error_of(client.get(f"/api/v1/map?bbox={bbox}&zoom=12", headers=headers), 422, "validation_error")
     error_of(
         client.post(
@@ -160,6 +160,33 @@ def test_addresses_and_map(client: TestClient, deps: Dependencies, rider: tuple[
         client.get("/api/v1/addresses/reverse?lat=48.85&lon=2.35", headers=rider[1]).json()["addressId"]
         == "a1"
     )
+
+
+def test_a_box_given_corner_to_corner_either_way_is_the_same_view(
+    client: TestClient, deps: Dependencies, rider: tuple[str, Headers]
+) -> None:
+    assert client.get("/api/v1/map?bbox=2.4,48.9,2.2,48.8&zoom=13", headers=rider[1]).status_code == 200
+    assert deps.addresses.calls[-1] == ("map", "2.2,48.8,2.4,48.9", 13)  # type: ignore[attr-defined]
+
+
+def test_the_openapi_lists_every_refusal_with_the_error_body(client: TestClient) -> None:
+    """What schemathesis checks on the live stack (tests/system/test_contract.py), here on the routes'
+    declarations: the rider routes' 401/429/503, the codes passed on from ride-manager, the ops guard."""
+    paths = client.get("/openapi.json").json()["paths"]
+    book = paths["/api/v1/rides"]["post"]
+    assert sorted(book["responses"]) == ["202", "400", "401", "404", "409", "413", "422", "429", "503"]
+    assert book["responses"]["400"]["description"] == "bad_request, idempotency_key_required"
+    assert "quote_already_used" in book["responses"]["409"]["description"]
+    key = next(p for p in book["parameters"] if p["name"] == "idempotency-key")
+    assert key["required"] and key["schema"]["maxLength"] == 128
+    assert "401" in paths["/ops/fleet"]["get"]["responses"]
+    for path in paths.values():
+        for operation in path.values():
+            for status, response in operation["responses"].items():
+                if status >= "400":
+                    assert response["content"]["application/json"]["schema"] == {
+                        "$ref": "#/components/schemas/ErrorBody"
+                    }
 
 
 def test_cancel_then_cancel_again(client: TestClient, rider: tuple[str, Headers]) -> None:

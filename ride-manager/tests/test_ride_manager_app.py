@@ -125,7 +125,7 @@ def test_http_errors_have_codes() -> None:
         other = client.get("/v1/rides/ride_x")
         assert (other.status_code, other.json()["error"]["code"]) == (404, "ride_not_found")
         cursor = client.get("/v1/rides", params={"cursor": "not-a-cursor"})
-        assert (cursor.status_code, cursor.json()["error"]["code"]) == (422, "validation_error")
+        assert (cursor.status_code, cursor.json()["error"]["code"]) == (422, "invalid_cursor")
         inactive = client.get("/v1/ops/rides", params={"active": "false"})
         assert (inactive.status_code, inactive.json()["error"]["code"]) == (422, "validation_error")
 

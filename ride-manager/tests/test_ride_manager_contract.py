@@ -305,7 +305,10 @@ def test_a_riders_rides_come_newest_first_page_by_page(backend: Backend) -> None
     assert pages == [["ride_4", "ride_3"], ["ride_2", "ride_1"], ["ride_0"]]
 
 
-@pytest.mark.parametrize("forged", ["0", "[]", '{"riderId": {"S": "rdr_1"}}', "not-json", "rdr_1:x"])
+@pytest.mark.parametrize(
+    "forged",
+    ["0", "[]", '{"riderId": {"S": "rdr_1"}}', "not-json", "rdr_1:x", "[" * 2000],  # nested too deep
+)
 def test_a_cursor_is_refused_unless_this_store_made_it_for_that_rider(backend: Backend, forged: str) -> None:
     project(backend, *(snapshot(1, f"ride_{n}", requested=n) for n in range(3)))
     _, cursor = backend.history.rides_of("rdr_1", 2, None)

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
+from acr.contract import BBOX, VISIBLE_TEXT, errors
 from acr.errors import NotFound, ServiceError, ValidationFailed
 from acr.guards import admit
 from acr_city import Address, City, InvalidQuery, OutsideServiceArea
@@ -36,7 +37,7 @@ def _city(request: Request) -> City:
     return city
 
 
-Text = Annotated[str, Query(max_length=MAX_QUERY)]
+Text = Annotated[str, Query(min_length=1, max_length=MAX_QUERY, pattern=VISIBLE_TEXT)]
 Lat = Annotated[float, Query(ge=-90, le=90)]
 Lon = Annotated[float, Query(ge=-180, le=180)]
 
@@ -70,7 +71,7 @@ async def autocomplete(q: Text, request: Request, limit: Annotated[int, Query(ge
         raise _invalid(exc) from exc
 
 
-@router.get("/geocode")
+@router.get("/geocode", responses=errors(AddressNotFound))
 async def geocode(q: Text, request: Request) -> Response:
     try:
         found = _city(request).geocode(q)
@@ -82,7 +83,7 @@ async def geocode(q: Text, request: Request) -> Response:
     return _json(_address(address) | {"confidence": round(confidence, 3)})
 
 
-@router.get("/reverse")
+@router.get("/reverse", responses=errors(NotServed))
 async def reverse(lat: Lat, lon: Lon, request: Request) -> Response:
     _check_point(lat, lon)
     try:
@@ -92,7 +93,7 @@ async def reverse(lat: Lat, lon: Lon, request: Request) -> Response:
     return _json(_address(address) | {"distanceMeters": round(distance, 1)})
 
 
-@router.get("/addresses/{address_id}")
+@router.get("/addresses/{address_id}", responses=errors(AddressNotFound))
 async def get_address(address_id: str, request: Request) -> Response:
     address = _city(request).address(address_id) if len(address_id) <= 64 else None
     if address is None:
@@ -100,13 +101,13 @@ async def get_address(address_id: str, request: Request) -> Response:
     return _json(_address(address))
 
 
-@router.get("/route")
+@router.get("/route", responses=errors(NotServed))
 async def route(
     request: Request,
-    from_lat: Annotated[float, Query(alias="fromLat")],
-    from_lon: Annotated[float, Query(alias="fromLon")],
-    to_lat: Annotated[float, Query(alias="toLat")],
-    to_lon: Annotated[float, Query(alias="toLon")],
+    from_lat: Annotated[float, Query(alias="fromLat", ge=-90, le=90)],
+    from_lon: Annotated[float, Query(alias="fromLon", ge=-180, le=180)],
+    to_lat: Annotated[float, Query(alias="toLat", ge=-90, le=90)],
+    to_lon: Annotated[float, Query(alias="toLon", ge=-180, le=180)],
     geometry: bool = False,
 ) -> Response:
     """Travel time and distance on the street graph (and the path when ``geometry=true``)."""
@@ -127,21 +128,17 @@ async def route(
     return _json(body)
 
 
-@router.get("/map")
+@router.get("/map", responses=errors(NotServed))
 async def map_view(
     request: Request,
-    bbox: Annotated[str, Query(max_length=200)],
+    bbox: Annotated[str, Query(max_length=200, pattern=BBOX)],
     zoom: Annotated[int, Query(ge=0, le=22)] = 13,
 ) -> Response:
-    """Simplified street polylines for a view, with a bounded payload, and the city's bounds."""
+    """Simplified street polylines for a view, with a bounded payload, and the city's bounds. The box is
+    ``minLon,minLat,maxLon,maxLat``; corners given in any order are the same box."""
+    lon1, lat1, lon2, lat2 = (float(v) for v in bbox.split(","))
+    min_lon, max_lon, min_lat, max_lat = min(lon1, lon2), max(lon1, lon2), min(lat1, lat2), max(lat1, lat2)
     try:
-        box = [float(v) for v in bbox.split(",")]
-    except ValueError as exc:
-        raise ValidationFailed("bbox is minLon,minLat,maxLon,maxLat") from exc
-    if len(box) != 4 or not all(math.isfinite(v) for v in box):
-        raise ValidationFailed("bbox is four finite numbers: minLon,minLat,maxLon,maxLat")
-    try:
-        min_lon, min_lat, max_lon, max_lat = box
         return _json(_city(request).map_view(min_lon, min_lat, max_lon, max_lat, zoom=zoom))
     except InvalidQuery as exc:
         raise _invalid(exc) from exc

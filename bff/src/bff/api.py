@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from acr.errors import ValidationFailed
-from bff.auth import new_rider_id, normalize_name
+from acr.contract import BBOX, VISIBLE_TEXT, errors
+from bff.auth import MAX_NAME, new_rider_id, normalize_name
 from bff.consistency import (
     CONSISTENCY_HEADER,
     Written,
@@ -21,10 +20,20 @@ from bff.consistency import (
     written_from_token,
 )
 from bff.errors import (
+    ADDRESS_NOT_FOUND,
+    BOOKING_REFUSED,
+    INVALID_CURSOR,
+    NO_CAR_AVAILABLE,
+    NOT_CANCELLABLE,
+    OUTSIDE_SERVICE_AREA,
+    QUOTE_NOT_FOUND,
+    TOO_MANY_ACTIVE_RIDES,
     BadConsistencyToken,
     IdempotencyKeyRequired,
-    InvalidIdempotencyKey,
+    RateLimited,
     RideNotFound,
+    ServiceUnavailable,
+    Unauthorized,
     UpstreamError,
 )
 from bff.security import CurrentRider, Deps, State, client_key, limit
@@ -34,6 +43,9 @@ router = APIRouter(prefix="/api/v1")
 ConsistencyToken = Annotated[str | None, Header(alias=CONSISTENCY_HEADER)]
 SAFE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 MAX_IDEMPOTENCY_KEY = 128
+MAX_ADDRESS_ID = MAX_QUOTE_ID = 64  # ride-manager's and address-finder's bounds
+# What every rider call may be refused with: no valid token, over its rate, a service that does not answer.
+RIDER_CALL = (Unauthorized, RateLimited, ServiceUnavailable)
 NEW_RIDER_LOYALTY = {"rideCount": 0, "points": 0, "tier": "BRONZE", "rating": 5.0}
 
 
@@ -42,7 +54,7 @@ class Strict(BaseModel):
 
 
 class NewRider(Strict):
-    name: str
+    name: str = Field(min_length=1, max_length=MAX_NAME, pattern=VISIBLE_TEXT)
 
     @field_validator("name")
     @classmethod
@@ -65,7 +77,7 @@ class Me(BaseModel):
 
 
 class AddressPlace(Strict):
-    addressId: str = Field(min_length=1, max_length=128)  # noqa: N815
+    addressId: str = Field(min_length=1, max_length=MAX_ADDRESS_ID)  # noqa: N815
 
 
 class PointPlace(Strict):
@@ -82,7 +94,7 @@ class QuoteRequest(Strict):
 
 
 class BookRide(Strict):
-    quoteId: str = Field(min_length=1, max_length=128)  # noqa: N815
+    quoteId: str = Field(min_length=1, max_length=MAX_QUOTE_ID)  # noqa: N815
 
 
 def ride_id_or_404(ride_id: str) -> str:
@@ -93,26 +105,10 @@ def ride_id_or_404(ride_id: str) -> str:
 
 
 def parse_bbox(raw: str) -> str:
-    """``minLon,minLat,maxLon,maxLat`` as 4 finite numbers with min <= max; raises a 422."""
-    try:
-        values = [float(part) for part in raw.split(",")]
-    except ValueError:
-        values = []
-    if len(values) != 4 or not all(math.isfinite(v) for v in values):
-        raise ValidationFailed("bbox must be 4 finite numbers: minLon,minLat,maxLon,maxLat")
-    min_lon, min_lat, max_lon, max_lat = values
-    if min_lon > max_lon or min_lat > max_lat:
-        raise ValidationFailed("bbox minimums must not exceed its maximums")
-    return ",".join(repr(v) for v in values)
-
-
-def check_idempotency_key(key: str | None) -> str:
-    """docs/api.md: required, 1-128 characters."""
-    if key is None:
-        raise IdempotencyKeyRequired("the Idempotency-Key header is required")
-    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
-        raise InvalidIdempotencyKey(f"Idempotency-Key must have 1 to {MAX_IDEMPOTENCY_KEY} characters")
-    return key
+    """A view's box (four numbers, ``BBOX``) as ``minLon,minLat,maxLon,maxLat``: corners given in any
+    order are the same box."""
+    lon1, lat1, lon2, lat2 = (float(part) for part in raw.split(","))
+    return ",".join(repr(v) for v in (min(lon1, lon2), min(lat1, lat2), max(lon1, lon2), max(lat1, lat2)))
 
 
 def last_write(state: State, rider_id: str, token: str | None) -> Written | None:
@@ -134,7 +130,9 @@ def answer_write(state: State, rider_id: str, ride: dict[str, Any], response: Re
     return ride
 
 
-@router.post("/riders", status_code=201, response_model=RiderCreated, tags=["riders"])
+@router.post(
+    "/riders", status_code=201, response_model=RiderCreated, tags=["riders"], responses=errors(RateLimited)
+)
 async def create_rider(body: NewRider, state: State, request: Request) -> RiderCreated:
     """Register a rider and hand back its signed token."""
     limit(state.signup_limiter, client_key(request))
@@ -142,7 +140,7 @@ async def create_rider(body: NewRider, state: State, request: Request) -> RiderC
     return RiderCreated(riderId=rider_id, token=state.signer.issue(rider_id, body.name))
 
 
-@router.get("/riders/me", response_model=Me, tags=["riders"])
+@router.get("/riders/me", response_model=Me, tags=["riders"], responses=errors(*RIDER_CALL))
 async def get_me(rider: CurrentRider, deps: Deps) -> Me:
     """The caller's name (from its token) and loyalty (from reward)."""
     try:
@@ -155,60 +153,71 @@ async def get_me(rider: CurrentRider, deps: Deps) -> Me:
     return Me(riderId=rider.rider_id, name=rider.name, **fields)
 
 
-@router.get("/addresses/autocomplete", tags=["addresses"])
+@router.get("/addresses/autocomplete", tags=["addresses"], responses=errors(*RIDER_CALL))
 async def autocomplete(
     _: CurrentRider,
     deps: Deps,
-    q: Annotated[str, Query(min_length=1, max_length=200)],
+    q: Annotated[str, Query(min_length=1, max_length=200, pattern=VISIBLE_TEXT)],
     limit: Annotated[int, Query(ge=1, le=20)] = 5,
 ) -> dict[str, Any]:
     """Addresses matching ``q``, best first."""
     return await deps.addresses.autocomplete(q, limit)
 
 
-@router.get("/addresses/reverse", tags=["addresses"])
+@router.get("/addresses/reverse", tags=["addresses"], responses=errors(*RIDER_CALL, OUTSIDE_SERVICE_AREA))
 async def reverse(
     _: CurrentRider,
     deps: Deps,
-    lat: Annotated[float, Query(allow_inf_nan=False)],
-    lon: Annotated[float, Query(allow_inf_nan=False)],
+    lat: Annotated[float, Query(ge=-90, le=90, allow_inf_nan=False)],
+    lon: Annotated[float, Query(ge=-180, le=180, allow_inf_nan=False)],
 ) -> dict[str, Any]:
     """The address nearest to a point."""
     return await deps.addresses.reverse(lat, lon)
 
 
-@router.get("/map", tags=["addresses"])
+@router.get("/map", tags=["addresses"], responses=errors(*RIDER_CALL))
 async def city_map(
     _: CurrentRider,
     deps: Deps,
-    bbox: Annotated[str, Query(max_length=200)],
+    bbox: Annotated[str, Query(max_length=200, pattern=BBOX)],
     zoom: Annotated[int, Query(ge=0, le=22)],
 ) -> dict[str, Any]:
     """Simplified streets in a view, and the city's bounds."""
     return await deps.addresses.map(parse_bbox(bbox), zoom)
 
 
-@router.post("/quotes", status_code=201, tags=["rides"])
+@router.post(
+    "/quotes",
+    status_code=201,
+    tags=["rides"],
+    responses=errors(*RIDER_CALL, ADDRESS_NOT_FOUND, NO_CAR_AVAILABLE, OUTSIDE_SERVICE_AREA),
+)
 async def create_quote(body: QuoteRequest, rider: CurrentRider, deps: Deps) -> dict[str, Any]:
     """Price a trip and the pickup ETA of the nearest car (reserves nothing)."""
     return await deps.ride_manager.quote(rider.rider_id, body.pickup.model_dump(), body.dropoff.model_dump())
 
 
-@router.post("/rides", status_code=202, tags=["rides"])
+@router.post(
+    "/rides",
+    status_code=202,
+    tags=["rides"],
+    responses=errors(
+        *RIDER_CALL, IdempotencyKeyRequired, QUOTE_NOT_FOUND, *BOOKING_REFUSED, TOO_MANY_ACTIVE_RIDES
+    ),
+)
 async def book_ride(
     body: BookRide,
     rider: CurrentRider,
     state: State,
     response: Response,
-    idempotency_key: Annotated[str | None, Header()] = None,
+    idempotency_key: Annotated[str, Header(min_length=1, max_length=MAX_IDEMPOTENCY_KEY)],
 ) -> dict[str, Any]:
-    """Book the ride of a quote, once per Idempotency-Key."""
-    key = check_idempotency_key(idempotency_key)
-    ride = await state.deps.ride_manager.book(rider.rider_id, body.quoteId, key)
+    """Book the ride of a quote, once per Idempotency-Key (without one: 400 ``idempotency_key_required``)."""
+    ride = await state.deps.ride_manager.book(rider.rider_id, body.quoteId, idempotency_key)
     return answer_write(state, rider.rider_id, ride, response)
 
 
-@router.get("/rides", tags=["rides"])
+@router.get("/rides", tags=["rides"], responses=errors(*RIDER_CALL, BadConsistencyToken, INVALID_CURSOR))
 async def list_rides(
     rider: CurrentRider,
     state: State,
@@ -231,7 +240,9 @@ async def list_rides(
     return page
 
 
-@router.get("/rides/{ride_id}", tags=["rides"])
+@router.get(
+    "/rides/{ride_id}", tags=["rides"], responses=errors(*RIDER_CALL, BadConsistencyToken, RideNotFound)
+)
 async def get_ride(
     ride_id: str, rider: CurrentRider, state: State, consistency: ConsistencyToken = None
 ) -> dict[str, Any]:
@@ -246,7 +257,12 @@ async def get_ride(
     return ride
 
 
-@router.post("/rides/{ride_id}/cancel", status_code=202, tags=["rides"])
+@router.post(
+    "/rides/{ride_id}/cancel",
+    status_code=202,
+    tags=["rides"],
+    responses=errors(*RIDER_CALL, RideNotFound, NOT_CANCELLABLE),
+)
 async def cancel_ride(ride_id: str, rider: CurrentRider, state: State, response: Response) -> dict[str, Any]:
     """Cancel one of the caller's rides (a fee applies once the car has arrived)."""
     ride = await state.deps.ride_manager.cancel(rider.rider_id, ride_id_or_404(ride_id))

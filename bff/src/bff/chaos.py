@@ -10,9 +10,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from acr.contract import errors, listed
 from acr.errors import NotFound, ServiceError
 from acr.faults import KNOWN
 from acr.settings import SERVICE_PORTS, Settings
+from bff.errors import OpsUnauthorized, RateLimited, ServiceUnavailable
 from bff.ports import Chaos, Json
 from bff.security import Deps, State, require_ops
 
@@ -39,13 +41,16 @@ def require_chaos(state: State) -> None:
 
 
 router = APIRouter(
-    prefix="/ops/chaos", tags=["chaos"], dependencies=[Depends(require_chaos), Depends(require_ops)]
+    prefix="/ops/chaos",
+    tags=["chaos"],
+    dependencies=[Depends(require_chaos), Depends(require_ops)],
+    responses=errors(404, OpsUnauthorized, RateLimited, ServiceUnavailable),  # 404: chaos is off
 )
 
 
 class OutageRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    target: str
+    target: str = Field(json_schema_extra=listed([AWS, *SERVICES]))
     mode: Literal["refuse", "blackhole", "latency"]
     seconds: Seconds
     latency_ms: int | None = Field(default=None, alias="latencyMs", ge=1, le=60_000, strict=True)
@@ -66,8 +71,8 @@ class OutageRequest(BaseModel):
 
 class FaultRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    service: str
-    fault: str
+    service: str = Field(json_schema_extra=listed([ALL, *SERVICES]))
+    fault: str = Field(json_schema_extra=listed(sorted(KNOWN)))
     rate: Rate
     seconds: Seconds
 

@@ -58,12 +58,23 @@ class RideNotFound(ServiceError):
 
 
 class IdempotencyKeyRequired(ServiceError):
+    """No ``Idempotency-Key`` header: the kernel answers it for the required header (``acr.web``)."""
+
     status, code = 400, "idempotency_key_required"
 
 
-class InvalidIdempotencyKey(ServiceError):
-    status, code = 400, "bad_request"
-
-
 class BadConsistencyToken(ServiceError):
-    status, code = 400, "bad_request"
+    """An ``ACR-Consistency-Token`` this API did not issue (its schema cannot tell)."""
+
+    status, code = 400, "invalid_consistency_token"
+
+
+# What ride-manager and address-finder refuse with, passed on unchanged (``UpstreamError``).
+ADDRESS_NOT_FOUND = (404, "address_not_found")
+QUOTE_NOT_FOUND = (404, "quote_not_found")
+OUTSIDE_SERVICE_AREA = (422, "outside_service_area")
+INVALID_CURSOR = (422, "invalid_cursor")
+NO_CAR_AVAILABLE = (409, "no_car_available")
+TOO_MANY_ACTIVE_RIDES = (409, "too_many_active_rides")
+NOT_CANCELLABLE = (409, "not_cancellable")
+BOOKING_REFUSED = ((409, "quote_expired"), (409, "quote_already_used"), (409, "idempotency_key_conflict"))

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, StrictBool
 
+from acr.contract import errors
 from acr.errors import ServiceError
 from acr.metrics import COUNTERS
 from bff.api import ride_id_or_404
-from bff.errors import RideNotFound
+from bff.errors import NOT_CANCELLABLE, OpsUnauthorized, RateLimited, RideNotFound, ServiceUnavailable
 from bff.replicas import replica_table
 from bff.security import Deps, State, require_ops
 from bff.state import Dependencies
@@ -20,7 +21,15 @@ from bff.stats import UNAVAILABLE, aggregate
 
 BFF = "bff"
 
-router = APIRouter(prefix="/ops", tags=["ops"], dependencies=[Depends(require_ops)])
+router = APIRouter(
+    prefix="/ops",
+    tags=["ops"],
+    dependencies=[Depends(require_ops)],
+    responses=errors(OpsUnauthorized, RateLimited, ServiceUnavailable),  # 429: wrong guesses spent
+)
+# The refusals of payment, car-simulator and car-dispatcher, passed on.
+PAYMENT_NOT_FOUND, NOT_RETRYABLE = (404, "payment_not_found"), (409, "not_retryable")
+CAR_NOT_FOUND, NOT_OUT_OF_SERVICE = (404, "car_not_found"), (409, "not_out_of_service")
 health = APIRouter(tags=["health"])
 
 
@@ -68,18 +77,18 @@ async def fleet(deps: Deps) -> dict[str, Any]:
 
 
 @router.get("/rides")
-async def rides(deps: Deps, active: bool = True) -> dict[str, Any]:
-    """Rides in flight (``active=true``)."""
-    return await deps.ride_manager.ops_rides(active)
+async def rides(deps: Deps, _: Annotated[Literal["true"], Query(alias="active")] = "true") -> dict[str, Any]:
+    """Rides in flight (``active=true``, the only list there is)."""
+    return await deps.ride_manager.ops_rides(True)
 
 
-@router.post("/rides/{ride_id}/cancel", status_code=202)
+@router.post("/rides/{ride_id}/cancel", status_code=202, responses=errors(RideNotFound, NOT_CANCELLABLE))
 async def cancel_ride(ride_id: str, deps: Deps) -> dict[str, Any]:
     """An operator ends a ride that has not started or whose car stalled (no fee): ``OPERATOR_CANCELLED``."""
     return await deps.ride_manager.ops_cancel(ride_id_or_404(ride_id))
 
 
-@router.get("/rides/{ride_id}/events")
+@router.get("/rides/{ride_id}/events", responses=errors(RideNotFound))
 async def ride_events(ride_id: str, deps: Deps) -> dict[str, Any]:
     """Every event of a ride across services, in order (each service's outbox rows about the ride)."""
     subject = ride_id_or_404(ride_id)
@@ -117,7 +126,7 @@ async def dead_letter_queues(deps: Deps) -> dict[str, Any]:
     return {"queues": await deps.dead_letters.queues()}
 
 
-@router.post("/dlq/{queue}/redrive")
+@router.post("/dlq/{queue}/redrive", responses=errors(404))
 async def redrive(queue: str, deps: Deps) -> dict[str, Any]:
     """Move a DLQ's messages back to the queue they came from; a producer DLQ's events are re-published
     by the service that owns them (same ids)."""
@@ -135,7 +144,7 @@ async def payments(
     return await deps.payments.charges(ride_id)
 
 
-@router.post("/payments/{ride_id}/retry", status_code=202)
+@router.post("/payments/{ride_id}/retry", status_code=202, responses=errors(PAYMENT_NOT_FOUND, NOT_RETRYABLE))
 async def retry_payment(ride_id: str, deps: Deps) -> dict[str, Any]:
     """Charge a failed ride again (still at most once)."""
     return await deps.payments.retry(ride_id_or_404(ride_id))
@@ -147,13 +156,15 @@ async def gateway(body: GatewayMode, deps: Deps) -> dict[str, Any]:
     return await deps.payments.set_gateway(body.mode)
 
 
-@router.post("/cars/{car_id}/stall", status_code=202)
+@router.post("/cars/{car_id}/stall", status_code=202, responses=errors(CAR_NOT_FOUND))
 async def stall_car(car_id: str, deps: Deps) -> dict[str, Any]:
     """Make a simulated car stop progressing (car-simulator)."""
     return await deps.fleet.stall(car_id)
 
 
-@router.post("/cars/{car_id}/return-to-service", status_code=202)
+@router.post(
+    "/cars/{car_id}/return-to-service", status_code=202, responses=errors(CAR_NOT_FOUND, NOT_OUT_OF_SERVICE)
+)
 async def return_to_service(car_id: str, deps: Deps) -> dict[str, Any]:
     """Make an out-of-service car available again (car-dispatcher)."""
     return await deps.fleet.return_to_service(car_id)

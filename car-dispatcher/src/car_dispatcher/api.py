@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from acr.contract import errors
 from acr.guards import OPS, admit
 from acr.service import service_state
-from car_dispatcher.domain import Assignment, Car
+from car_dispatcher.domain import (
+    Assignment,
+    AssignmentNotFound,
+    Car,
+    CarNotFound,
+    NoCarInReach,
+    NotOutOfService,
+    OutsideServiceArea,
+)
 from car_dispatcher.handlers import DispatchControl, assignment_of, pickup_eta, return_to_service
 from car_dispatcher.ports import FleetView, Roads, UnitOfWork
 
@@ -37,20 +45,13 @@ State = Annotated[CarDispatcher, Depends(service_state)]
 
 class PointIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    lat: float
-    lon: float
-
-    @field_validator("lat", "lon")
-    @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError("must be a finite number")
-        return value
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
+    lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
 
 
 class DispatchSwitch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    paused: bool
+    paused: StrictBool
 
 
 def _car(car: Car) -> dict[str, Any]:
@@ -63,7 +64,7 @@ def _car(car: Car) -> dict[str, Any]:
     }
 
 
-@router.post("/pickup-eta")
+@router.post("/pickup-eta", responses=errors(NoCarInReach, OutsideServiceArea))
 def estimate_pickup(point: PointIn, state: State) -> dict[str, Any]:
     """The nearest available car's road ETA to this pickup (409 when none can come in time)."""
     best = pickup_eta(
@@ -85,7 +86,7 @@ def _assignment(row: Assignment) -> dict[str, Any]:
     }
 
 
-@router.get("/assignments/{ride_id}")
+@router.get("/assignments/{ride_id}", responses=errors(AssignmentNotFound))
 def get_assignment(ride_id: str, state: State) -> dict[str, Any]:
     """Whether the fleet assigned a car to the ride (404 ``assignment_not_found`` before it heard of it)."""
     return _assignment(assignment_of(state.unit_of_work(), ride_id))
@@ -108,6 +109,6 @@ def dispatch_state(state: State) -> dict[str, bool]:
     return {"paused": state.control.paused}
 
 
-@ops_router.post("/cars/{car_id}/return-to-service")
+@ops_router.post("/cars/{car_id}/return-to-service", responses=errors(CarNotFound, NotOutOfService))
 def return_car_to_service(car_id: str, state: State) -> dict[str, Any]:
     return _car(return_to_service(state.unit_of_work(), car_id, fleet=state.fleet))

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
+from acr.contract import errors
 from acr.guards import OPS, admit
 from acr.service import service_state
 from car_simulator.domain import Car, CommandKind
@@ -82,7 +83,7 @@ def list_cars(state: State) -> dict[str, Any]:
     return {"cars": [car_summary(car) for car in _fleet_now(state, sorted(state.fleet.cars))]}
 
 
-@router.get("/cars/{car_id}")
+@router.get("/cars/{car_id}", responses=errors(UnknownCar))
 def get_car(car_id: str, state: State) -> dict[str, Any]:
     if car_id not in state.fleet.cars:
         raise UnknownCar(f"no car {car_id}")
@@ -95,14 +96,14 @@ def _command(state: SimulatorState, car_id: str, kind: CommandKind) -> dict[str,
     return {"carId": car_id, "command": kind.value, "commandId": command.command_id}
 
 
-@ops_router.post("/cars/{car_id}/stall", status_code=202)
+@ops_router.post("/cars/{car_id}/stall", status_code=202, responses=errors(UnknownCar))
 def stall_car(car_id: str, state: State) -> dict[str, Any]:
     """The car stops (position frozen) and reports STALLED, keeping its ride, until reassigned. Posted to
     the car's mailbox: the replica driving it applies it within about half a second."""
     return _command(state, car_id, CommandKind.STALL)
 
 
-@ops_router.post("/cars/{car_id}/unstall", status_code=202)
+@ops_router.post("/cars/{car_id}/unstall", status_code=202, responses=errors(UnknownCar))
 def unstall_car(car_id: str, state: State) -> dict[str, Any]:
     """The car resumes what it was doing (for demos), through its mailbox like a stall."""
     return _command(state, car_id, CommandKind.UNSTALL)

@@ -6,14 +6,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict
 
 from acr import clock
+from acr.contract import errors
 from acr.guards import OPS
 from acr.service import service_state
 from payment import handlers
-from payment.domain import Charge, GatewayMode, Payment
+from payment.domain import Charge, GatewayMode, NotRetryable, Payment, PaymentNotFound
 from payment.handlers import Charger
 from payment.ports import GatewayOperations, UnitOfWork
 
@@ -62,12 +63,12 @@ def charge_out(charge: Charge) -> dict[str, Any]:
     }
 
 
-@router.get("/payments/{ride_id}")
+@router.get("/payments/{ride_id}", responses=errors(PaymentNotFound))
 def get_payment(ride_id: str, state: State) -> dict[str, Any]:
     return payment_out(handlers.get_payment(state.unit_of_work(), ride_id))
 
 
-@router.post("/payments/{ride_id}/retry")
+@router.post("/payments/{ride_id}/retry", responses=errors(PaymentNotFound, NotRetryable))
 def retry_payment(ride_id: str, state: State) -> dict[str, Any]:
     """Operator retry of a FAILED payment (same idempotency key: still at most one capture); an UNKNOWN one is
     left to the reconciler (409)."""
@@ -75,8 +76,10 @@ def retry_payment(ride_id: str, state: State) -> dict[str, Any]:
 
 
 @router.get("/gateway/charges")
-def charges(state: State, rideId: str | None = None) -> dict[str, Any]:  # noqa: N803 - query name
-    return {"charges": [charge_out(c) for c in state.gateway.charges(rideId, 500)]}
+def charges(
+    state: State, ride_id: Annotated[str | None, Query(alias="rideId", min_length=1, max_length=128)] = None
+) -> dict[str, Any]:
+    return {"charges": [charge_out(c) for c in state.gateway.charges(ride_id, 500)]}
 
 
 @router.get("/gateway")

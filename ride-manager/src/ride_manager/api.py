@@ -5,21 +5,33 @@ The rider is never a parameter: it is the ``sub`` of the BFF's service token (``
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from acr.errors import ServiceError, ValidationFailed
+from acr.contract import errors
+from acr.errors import DependencyUnavailable, ServiceError
 from acr.guards import OPS, admit, for_rider
 from acr.identity import Caller
 from acr.service import service_state
 from ride_manager import handlers
 from ride_manager.commands import CancelRide, PlaceRef, RequestQuote, RequestRide
-from ride_manager.domain import Deadlines
+from ride_manager.domain import (
+    AddressNotFound,
+    Deadlines,
+    IdempotencyKeyConflict,
+    NoCarNearby,
+    NotCancellable,
+    OutsideServiceArea,
+    QuoteAlreadyUsed,
+    QuoteExpired,
+    QuoteNotFound,
+    RideNotFound,
+    TooManyActiveRides,
+)
 from ride_manager.ports import Dispatch, Geo, RideHistory, UnitOfWork
 from ride_manager.snapshot import quote_to_json, ride_to_json
 
@@ -53,23 +65,30 @@ def rider_of(caller: Annotated[Caller, BFF]) -> str:
 RiderId = Annotated[str, Depends(rider_of)]
 
 
-class PlaceIn(BaseModel):
+class AddressIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    addressId: str | None = Field(default=None, min_length=1, max_length=64)  # noqa: N815
-    lat: float | None = Field(default=None, ge=-90, le=90)
-    lon: float | None = Field(default=None, ge=-180, le=180)
-
-    @model_validator(mode="after")
-    def _one_form(self) -> PlaceIn:
-        by_point = self.lat is not None and self.lon is not None
-        if (self.addressId is None) == (not by_point) or (self.addressId and (self.lat or self.lon)):
-            raise ValueError("give either addressId or both lat and lon")
-        if by_point and not (math.isfinite(self.lat or 0) and math.isfinite(self.lon or 0)):
-            raise ValueError("lat and lon must be finite numbers")
-        return self
+    addressId: str = Field(min_length=1, max_length=64)  # noqa: N815
 
     def ref(self) -> PlaceRef:
-        return PlaceRef(self.addressId, self.lat, self.lon)
+        return PlaceRef(address_id=self.addressId)
+
+
+class PointIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
+    lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
+
+    def ref(self) -> PlaceRef:
+        return PlaceRef(lat=self.lat, lon=self.lon)
+
+
+PlaceIn = AddressIn | PointIn  # one form or the other, as the schema says (extra fields are refused)
+
+
+class InvalidCursor(ServiceError):
+    """A history cursor this service did not hand out for that rider (its schema cannot tell)."""
+
+    status, code = 422, "invalid_cursor"
 
 
 class QuoteIn(BaseModel):
@@ -83,7 +102,11 @@ class RideIn(BaseModel):
     quoteId: str = Field(min_length=1, max_length=64)  # noqa: N815
 
 
-@router.post("/quotes", status_code=201)
+@router.post(
+    "/quotes",
+    status_code=201,
+    responses=errors(AddressNotFound, NoCarNearby, OutsideServiceArea, DependencyUnavailable),
+)
 def create_quote(body: QuoteIn, rider_id: RiderId, state: State) -> dict[str, Any]:
     quote = handlers.request_quote(
         RequestQuote(rider_id, body.pickup.ref(), body.dropoff.ref()),
@@ -95,19 +118,25 @@ def create_quote(body: QuoteIn, rider_id: RiderId, state: State) -> dict[str, An
     return quote_to_json(quote)
 
 
-@router.post("/rides", status_code=202)
+@router.post(
+    "/rides",
+    status_code=202,
+    responses=errors(
+        (400, "idempotency_key_required"),
+        QuoteNotFound,
+        QuoteExpired,
+        QuoteAlreadyUsed,
+        IdempotencyKeyConflict,
+        TooManyActiveRides,
+    ),
+)
 def create_ride(
     body: RideIn,
     rider_id: RiderId,
     state: State,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=128)],
 ) -> dict[str, Any]:
-    if not idempotency_key:
-        raise ServiceError(
-            "the Idempotency-Key header is required", status=400, code="idempotency_key_required"
-        )
-    if len(idempotency_key) > 128:
-        raise ServiceError("Idempotency-Key is 1 to 128 characters", status=400, code="bad_request")
+    """Book the quote's ride once per key (no key: the kernel answers 400 ``idempotency_key_required``)."""
     body_hash = hashlib.sha256(body.quoteId.encode()).hexdigest()
     ride = handlers.request_ride(
         RequestRide(rider_id, body.quoteId, idempotency_key, body_hash),
@@ -119,12 +148,12 @@ def create_ride(
     return ride_to_json(ride)
 
 
-@router.get("/rides/{ride_id}")
+@router.get("/rides/{ride_id}", responses=errors(RideNotFound))
 def get_ride(ride_id: str, rider_id: RiderId, state: State) -> dict[str, Any]:
     return ride_to_json(handlers.get_ride(state.unit_of_work(), rider_id, ride_id))
 
 
-@router.get("/rides")
+@router.get("/rides", responses=errors(InvalidCursor))
 def list_rides(
     rider_id: RiderId,
     state: State,
@@ -134,11 +163,11 @@ def list_rides(
     try:
         rides, next_cursor = state.history.rides_of(rider_id, limit, cursor)
     except ValueError as exc:
-        raise ValidationFailed("bad cursor") from exc
+        raise InvalidCursor("not a cursor of this rider's rides") from exc
     return {"rides": rides, "nextCursor": next_cursor}
 
 
-@router.get("/rides/{ride_id}/versions")
+@router.get("/rides/{ride_id}/versions", responses=errors(RideNotFound))
 def ride_versions(
     ride_id: str,
     rider_id: RiderId,
@@ -149,7 +178,7 @@ def ride_versions(
     return {"versions": state.history.versions(ride_id, after_version)}
 
 
-@router.post("/rides/{ride_id}/cancel", status_code=202)
+@router.post("/rides/{ride_id}/cancel", status_code=202, responses=errors(RideNotFound, NotCancellable))
 def cancel_ride(ride_id: str, rider_id: RiderId, state: State) -> dict[str, Any]:
     cancelled = handlers.cancel_ride(
         CancelRide(rider_id, ride_id), uow_factory=state.unit_of_work, rules=state.rules
@@ -158,13 +187,12 @@ def cancel_ride(ride_id: str, rider_id: RiderId, state: State) -> dict[str, Any]
 
 
 @ops_router.get("/rides")
-def ops_rides(state: State, active: bool = True) -> dict[str, Any]:
-    if not active:
-        raise ValidationFailed("only active=true is supported")
+def ops_rides(state: State, _: Annotated[Literal["true"], Query(alias="active")] = "true") -> dict[str, Any]:
+    """The rides in flight (``active=true``, the only list there is)."""
     return {"rides": state.history.active()}
 
 
-@ops_router.post("/rides/{ride_id}/cancel", status_code=202)
+@ops_router.post("/rides/{ride_id}/cancel", status_code=202, responses=errors(RideNotFound, NotCancellable))
 def ops_cancel_ride(ride_id: str, state: State) -> dict[str, Any]:
     """An operator ends a ride before its trip, or one whose car stalled mid-trip (``OPERATOR_CANCELLED``,
     no fee)."""

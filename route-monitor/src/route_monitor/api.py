@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 
 from acr import clock
+from acr.contract import errors
 from acr.errors import NotFound
 from acr.guards import OPS, admit
 from acr.service import service_state
@@ -35,7 +36,7 @@ class RideNotFound(NotFound):
     code = "ride_not_found"
 
 
-@router.get("/rides/{ride_id}/tracking")
+@router.get("/rides/{ride_id}/tracking", responses=errors(RideNotFound))
 def tracking(ride_id: str, state: State) -> dict[str, Any]:
     """The ride's tracking state as measured from telemetry."""
     ride = state.tracking.rides([ride_id]).get(ride_id)

@@ -18,6 +18,7 @@ from fastapi import APIRouter, FastAPI, Request
 
 from acr import aws, logs
 from acr.body_limit import BodyLimit
+from acr.contract import document_errors
 from acr.identity import ServiceCredentials
 from acr.leases import LeaseTable, singleton
 from acr.loops import Loop, Loops
@@ -93,6 +94,7 @@ class Service(Generic[S]):
         install_ops_routes(app, self.name, health=not own_health)  # the BFF's /healthz asks every service
         if self.extend is not None:
             self.extend(app)
+        document_errors(app)  # the kernel's refusals and the one error body in every route's OpenAPI
         return app
 
     def _lifespan(self, settings: Settings | None, wire: Wire[S]) -> Callable[[FastAPI], Any]:

@@ -13,8 +13,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from acr import clock
+from acr.contract import errors, listed
 from acr.errors import NotFound, ServiceError
 from acr.faults import KNOWN, MAX_WINDOW_S, Faults, Window, process_faults, windows_allowed
 from acr.guards import OPS
@@ -63,6 +65,49 @@ def _is_malformed_json(exc: RequestValidationError) -> bool:
     return any(err.get("type") == "json_invalid" for err in exc.errors())
 
 
+def _bad_header(exc: RequestValidationError) -> tuple[bool, str] | None:
+    """``(missing, name)`` of the first header the request got wrong, when headers are all it got
+    wrong: a header is a bad request (400, ``<name>_required`` when missing), not unprocessable content."""
+    errors = exc.errors()
+    if not errors or any(err.get("loc", ("",))[0] != "header" for err in errors):
+        return None
+    first = errors[0]
+    name = str(first["loc"][1]).lower().replace("-", "_") if len(first["loc"]) > 1 else "header"
+    return first.get("type") == "missing", name
+
+
+def _framework_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """A 404 or 405 of the router (a 405 with the ``Allow`` of every route at that path)."""
+    code = _STATUS_CODES.get(exc.status_code, HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_"))
+    message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    headers = getattr(exc, "headers", None)
+    if exc.status_code == 405:
+        headers = (headers or {}) | {"Allow": allowed_methods(request)}
+    return error_response(exc.status_code, code, message, headers)
+
+
+def _invalid_request(exc: RequestValidationError) -> JSONResponse:
+    """422 ``validation_error``, but 400 when only headers are wrong (``<name>_required`` when missing)."""
+    header = _bad_header(exc)
+    if header is None:
+        return error_response(422, "validation_error", _validation_message(exc))
+    missing, name = header
+    if missing:
+        return error_response(400, f"{name}_required", f"the {name} header is required")
+    return error_response(400, "bad_request", _validation_message(exc))
+
+
+def allowed_methods(request: Request) -> str:
+    """The ``Allow`` of a 405: every method some route serves at this path (Starlette names only the first
+    route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
+
+
 def _internal_error(exc: Exception) -> JSONResponse:
     log.exception("unexpected error: %s", exc)
     return error_response(500, "internal_error", "unexpected error")
@@ -99,18 +144,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(409, "concurrent_update", "the resource changed meanwhile; try again")
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _STATUS_CODES.get(
-            exc.status_code, HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
-        )
-        message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-        return error_response(exc.status_code, code, message, getattr(exc, "headers", None))
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _framework_error(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         if _is_malformed_json(exc):
             return error_response(400, "bad_request", "request body is not valid JSON")
-        return error_response(422, "validation_error", _validation_message(exc))
+        return _invalid_request(exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
@@ -120,7 +161,7 @@ def install_error_handlers(app: FastAPI) -> None:
 class FaultWindowRequest(BaseModel):
     """``POST /v1/ops/faults``: make ``fault`` happen at ``rate`` for ``seconds``."""
 
-    fault: str
+    fault: str = Field(json_schema_extra=listed(sorted(KNOWN)))
     rate: float = Field(ge=0, le=1, strict=True)
     seconds: float = Field(ge=1, le=MAX_WINDOW_S, strict=True)
 
@@ -153,13 +194,13 @@ def install_fault_routes(app: FastAPI) -> None:
     """``POST /v1/ops/faults`` opens a fault window (202 with the window), ``GET /v1/ops/faults`` lists
     the open ones."""
 
-    @app.post("/v1/ops/faults", tags=["ops"], status_code=202, dependencies=[OPS])
+    @app.post("/v1/ops/faults", tags=["ops"], status_code=202, dependencies=[OPS], responses=errors(NotFound))
     def open_fault_window(body: FaultWindowRequest, request: Request) -> dict[str, Any]:
         window = process_fault_windows(request).open(body.fault, body.rate, body.seconds)
         log.warning("fault window opened: %s at %.2f for %.0f s", body.fault, body.rate, body.seconds)
         return window_json(window)
 
-    @app.get("/v1/ops/faults", tags=["ops"], dependencies=[OPS])
+    @app.get("/v1/ops/faults", tags=["ops"], dependencies=[OPS], responses=errors(NotFound))
     def open_fault_windows(request: Request) -> dict[str, Any]:
         return {"faults": [window_json(w) for w in process_fault_windows(request).windows()]}
 

@@ -111,7 +111,10 @@ def _public(doc: dict[str, Any]) -> dict[str, Any]:
 def _history_cursor(cursor: str, rider_id: str) -> dict[str, Any]:
     """The history key a page of ``rider_id``'s rides starts after; ``ValueError`` when ``cursor`` is not one
     this store handed out for that rider (any other JSON would reach DynamoDB as a malformed key)."""
-    key = json.loads(cursor)
+    try:
+        key = json.loads(cursor)
+    except RecursionError as exc:  # "[[[[..." nested deeper than the parser goes
+        raise ValueError("not a ride history cursor") from exc
     if not (isinstance(key, dict) and set(key) == {"riderId", "requested"}):
         raise ValueError("not a ride history cursor")
     if key["riderId"] != {"S": rider_id} or not (
