@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from acr import aws
 from acr.runtime import Messaging
+from acr.secrets import secret_values
 from acr.service import Runtime, Service
 from acr.settings import SERVICE_PORTS, Settings
 from acr.unit_of_work import EffectsOnly
@@ -41,7 +42,7 @@ OTHER_SERVICES = tuple(service for service in SERVICE_PORTS if service != "bff")
 
 def rider_tokens(settings: Settings) -> TokenSigner:
     """The rider tokens' keys: the current secret, the previous ones, and an external OIDC issuer if set."""
-    previous = [s.strip() for s in settings.token_previous_secrets.split(",") if s.strip()]
+    previous = secret_values("token_previous_secrets", settings.token_previous_secrets)
     oidc = (
         OidcIssuer(settings.oidc_issuer, settings.oidc_audience, settings.oidc_jwks_url)
         if settings.oidc_issuer

@@ -21,7 +21,8 @@ _ops_header = APIKeyHeader(
 )
 
 
-def _credentials(request: Request) -> ServiceCredentials:
+def credentials_of(request: Request) -> ServiceCredentials:
+    """The credentials of the app serving ``request`` (set when it starts)."""
     found = getattr(request.app.state, "credentials", None)
     if not isinstance(found, ServiceCredentials):  # the app has not started: refuse, never wave through
         raise Unauthorized("this service cannot check credentials yet")
@@ -36,7 +37,7 @@ def admit(*callers: str) -> Any:
     token = Security(_bearer, scopes=list(callers))  # a default value: the annotation cannot name a local
 
     def verified_caller(request: Request, bearer: HTTPAuthorizationCredentials | None = token) -> Caller:
-        caller = _credentials(request).verify(bearer.credentials if bearer else None)
+        caller = credentials_of(request).verify(bearer.credentials if bearer else None)
         if caller.service not in callers:
             raise Forbidden(f"{caller.service} may not call this route")
         return caller
@@ -45,7 +46,7 @@ def admit(*callers: str) -> Any:
 
 
 def _ops_credential(request: Request, token: Annotated[str | None, Security(_ops_header)]) -> None:
-    if not _credentials(request).ops_token_matches(token):
+    if not credentials_of(request).ops_token_matches(token):
         raise Unauthorized("the ops credential (X-Ops-Token) is missing or wrong")
 
 
