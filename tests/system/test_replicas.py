@@ -8,6 +8,7 @@ import math
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ REPLICAS = "2,bff=3"
 LEASE_S = 6.0
 HANDOVER_S = 2 * LEASE_S + 4  # an expired lease is taken at the next balancing round, within a lease period
 SHARD_PREFIX = "shard#"
+MID_SAGA = ("CAR_ASSIGNED", "CAR_ARRIVED", "IN_PROGRESS")
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +146,7 @@ def test_twenty_rides_on_two_replicas_of_everything_survive_one_replica_of_each_
             pool.submit(_ride_to_paid, rider, listener, random.Random(n), booked)
             for n, (rider, listener) in enumerate(zip(riders, listeners, strict=True))
         ]
-        ops.wait(lambda: _on_the_way(booked) >= RIDES // 2, timeout_s=180, what="half the rides under way")
+        _wait_until_half_under_way(booked, timeout_s=240)
         for members in replicas.values():
             victim = members[-1]["replica"]
             replicated_stack.kill(victim, for_good=True)
@@ -175,10 +177,19 @@ def test_twenty_rides_on_two_replicas_of_everything_survive_one_replica_of_each_
         ), (service, members)
 
 
-def _on_the_way(booked: dict[str, ReplicaRider]) -> int:
-    """How many booked rides have a car on its way or are driving (mid-saga)."""
-    statuses = [rider.ride(ride_id)["status"] for ride_id, rider in list(booked.items())]
-    return sum(status in ("CAR_ASSIGNED", "CAR_ARRIVED", "IN_PROGRESS") for status in statuses)
+def _wait_until_half_under_way(booked: dict[str, ReplicaRider], timeout_s: float) -> None:
+    """Until half the rides have had a car assigned and most of those are still mid-saga (the kills must
+    hit rides under way, not rides done); a timeout names how far each status got, second by second."""
+    started, timeline = time.monotonic(), []
+    while time.monotonic() - started < timeout_s:
+        statuses = Counter(rider.ride(ride_id)["status"] for ride_id, rider in list(booked.items()))
+        timeline.append(f"{time.monotonic() - started:.0f}s {dict(statuses)}")
+        assigned = sum(statuses[s] for s in (*MID_SAGA, "COMPLETED", "PAID"))
+        if assigned >= RIDES // 2 and sum(statuses[s] for s in MID_SAGA) >= RIDES // 4:
+            print("under way after", timeline[-1])  # noqa: T201
+            return
+        time.sleep(1.0)
+    raise AssertionError("never: half the rides under way; statuses:\n" + "\n".join(timeline[-60:]))
 
 
 def _etas(listener: Listener, ride_id: str) -> list[dict[str, Any]]:
