@@ -18,6 +18,7 @@ from pathlib import Path
 from types import FrameType
 
 from acr.settings import SERVICE_PORTS
+from acr_stack.accounts import layout, plans
 from acr_stack.keys import ServiceKeys, write_env_file
 from acr_stack.runner import Stack, StackConfig, StartupCancelled, StartupFailed
 from acr_stack.secrets import CHECKOUT_SECRETS, SECRET_VARIABLES, checkout_secrets, ensure_secrets, overridden
@@ -187,6 +188,7 @@ def _banner(stack: Stack, elapsed: float) -> None:
         f"  AWS emulator   {stack.config.endpoint}",
         *_chaos_lines(stack),
         *_replica_lines(stack),
+        *_account_lines(stack),
         "A service that exits is restarted. Ctrl-C stops everything.",
         "",
     ]
@@ -215,6 +217,14 @@ def _replica_lines(stack: Stack) -> list[str]:
         for r in replicas
     ]
     return lines
+
+
+def _account_lines(stack: Stack) -> list[str]:
+    """With ``ACR_ACCOUNTS=multi``: the account of each context (``x-moto-account-id`` reaches it)."""
+    if not stack.config.multi_account:
+        return []
+    lines = ["  accounts       (one per context, its stack deployed by CloudFormation; docs/deploy.md)"]
+    return lines + [f"    {context:<14} {account}" for context, account in layout(plans()).items()]
 
 
 def _chaos_lines(stack: Stack) -> list[str]:

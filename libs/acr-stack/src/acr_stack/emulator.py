@@ -32,7 +32,13 @@ request, or cost on every request (measured in ``benchmarks/results/emulator.md`
 - a reshard moves (split) or copies (merge) the parents' records into the children, later records still
   go to the closed parents (the first shard whose hash range holds the key), and reading a closed shard
   never ends. Here, as in Kinesis, the parents keep their records and the children start empty, records
-  go to open shards only, and a closed shard read to its end gives no next iterator, so readers move on.
+  go to open shards only, and a closed shard read to its end gives no next iterator, so readers move on;
+- accounts (``--accounts``, the multi-account stack of ``acr_stack.accounts``): moto picks a request's
+  account from the ``x-moto-account-id`` header, else from an access key its IAM issued, else its default
+  account. Here a key named in ``--accounts`` is in its account (as a role's credentials are on AWS); a
+  Kinesis or SNS call that names a stream, topic or subscription of another account by ARN is served in
+  that account (on AWS the resource's policy lets the caller in); and SNS delivers to an SQS queue of
+  another account (moto looks the queue up in the topic's account).
 
 The repairs keep the behaviour: transactions stay all-or-nothing (each touched item is backed up and
 put back if the transaction is cancelled), sequence numbers keep increasing, and a stream keeps its
@@ -66,13 +72,14 @@ import moto
 import moto.dynamodb.models as dynamodb_models
 from moto import backends
 from moto.core.common_models import BaseModel
+from moto.core.responses import BaseResponse
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
 from moto.kinesis.models import KinesisBackend, Shard, Stream
 from moto.kinesis.utils import decompose_shard_iterator
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
-from moto.sns.models import Topic
+from moto.sns.models import Subscription, Topic
 from moto.sqs.exceptions import SQSException
 from moto.sqs.models import Queue
 from moto.sqs.responses import SQSResponse
@@ -86,8 +93,11 @@ THAW_EVERY_S = 120.0
 WORKERS = 64  # every long-polling consumer holds one while it waits
 
 
-def repair(stream_retention_s: float = DEFAULT_STREAM_RETENTION_S) -> None:
-    """Patch moto in this process (before it serves anything)."""
+def repair(
+    stream_retention_s: float = DEFAULT_STREAM_RETENTION_S, accounts: dict[str, str] | None = None
+) -> None:
+    """Patch moto in this process (before it serves anything); ``accounts`` maps access key ids to the
+    account their calls are made in."""
     if not moto.__version__.startswith("5."):
         raise RuntimeError(f"acr_stack.emulator repairs moto 5; this is moto {moto.__version__}")
     _stop_tracking_instances()
@@ -99,6 +109,7 @@ def repair(stream_retention_s: float = DEFAULT_STREAM_RETENTION_S) -> None:
     _bound_sent_notifications()
     _long_polls_sleep()
     _enforce_queue_policies()
+    _accounts_by_key_and_arn(accounts or {})
     _find_services_once()
     _count_requests()
     _time_collections()
@@ -393,6 +404,37 @@ def _enforce_queue_policies() -> None:
     _patch(SQSResponse, "send_message_batch", guarded(SQSResponse.send_message_batch))
 
 
+ARN_PARAMETERS = {"kinesis": ("StreamARN",), "sns": ("TopicArn", "SubscriptionArn")}
+"""The parameters naming a resource that may live in another account, by service."""
+
+
+def _accounts_by_key_and_arn(accounts: dict[str, str]) -> None:
+    """A request is made in the account of the resource it names by ARN (``ARN_PARAMETERS``), else in the
+    account of its access key (``accounts``), else as moto decides; an SNS subscription of an SQS queue
+    delivers to the queue's account."""
+    original = BaseResponse.get_current_account
+
+    def current_account(response: BaseResponse) -> str:
+        if "x-moto-account-id" not in response.headers:
+            for parameter in ARN_PARAMETERS.get(str(response.service_name), ()):
+                arn = response._get_param(parameter)
+                if isinstance(arn, str) and arn.startswith("arn:") and arn.count(":") >= 5:
+                    return arn.split(":")[4]
+            if response.get_access_key() in accounts:
+                return accounts[response.get_access_key()]
+        return original(response)
+
+    _patch(BaseResponse, "get_current_account", current_account)
+    subscribed = Subscription.__init__
+
+    def init(subscription: Subscription, account_id: str, topic: Topic, endpoint: str, protocol: str) -> None:
+        subscribed(subscription, account_id, topic, endpoint, protocol)
+        if protocol == "sqs" and endpoint.count(":") >= 5:
+            subscription.account_id = endpoint.split(":")[4]  # where the queue is; the owner stays
+
+    _patch(Subscription, "__init__", init)
+
+
 def _find_services_once() -> None:
     services = tuple(backends.list_of_moto_modules())
     _patch(backends, "list_of_moto_modules", lambda: services)
@@ -509,8 +551,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-p", "--port", type=int, default=4566)
     parser.add_argument("--stream-retention-s", type=float, default=DEFAULT_STREAM_RETENTION_S)
     parser.add_argument("--workers", type=int, default=WORKERS, help="threads serving requests")
+    parser.add_argument(
+        "--accounts", type=json.loads, default={}, help='JSON {"<access key id>": "<account id>"}'
+    )
     args = parser.parse_args(argv)
-    repair(args.stream_retention_s)
+    repair(args.stream_retention_s, args.accounts)
     serve(args.host, args.port, args.workers)
 
 

@@ -31,6 +31,8 @@ from typing import IO
 
 from acr import clock
 from acr.settings import SERVICE_PORTS
+from acr_stack import accounts
+from acr_stack.accounts import MULTI, parse_accounts
 from acr_stack.control import ControlServer
 from acr_stack.entrypoint import EntryPoints, Route
 from acr_stack.faultproxy import FaultProxy
@@ -139,6 +141,9 @@ class StackConfig:
     control_port: int | None = None
     restart_policy: RestartPolicy = field(default_factory=RestartPolicy)
     replica_ports: dict[str, list[int]] = field(default_factory=dict)
+    multi_account: bool = field(init=False, default=False)  # ``ACR_ACCOUNTS=multi``: acr_stack.accounts
+    account_env: dict[str, str] = field(init=False, default_factory=dict)  # the ARNs services need then
+    key_accounts: dict[str, str] = field(init=False, default_factory=dict)  # the emulator's ``--accounts``
     secrets: dict[str, str] = field(default_factory=new_secrets, repr=False)
     keys: ServiceKeys = field(default_factory=ServiceKeys.generate)  # new for each stack configured
 
@@ -155,6 +160,16 @@ class StackConfig:
         for service, count in counts.items():
             if count > 1 and len(self.replica_ports.get(service, [])) != count:
                 self.replica_ports[service] = [free_port() for _ in range(count)]
+        setting = self.env.get("ACR_ACCOUNTS", os.environ.get("ACR_ACCOUNTS", ""))
+        try:
+            self.multi_account = parse_accounts(setting) == MULTI
+        except ValueError as exc:
+            raise InvalidSetting(f"bad setting ACR_ACCOUNTS={setting!r}: {exc}") from None
+        if self.multi_account:
+            service_plans = accounts.plans()
+            layout = accounts.layout(service_plans)
+            self.account_env = accounts.resource_arns(service_plans, layout)
+            self.key_accounts = accounts.key_accounts(service_plans, layout)
 
     @classmethod
     def fixed(cls, **kwargs: object) -> StackConfig:
@@ -219,6 +234,7 @@ class StackConfig:
             }
         )
         env.update({f"ACR_{s.upper().replace('-', '_')}_URL": self.url(s) for s in self.ports})
+        env.update(self.account_env)  # multi-account: what lives in another context's account, by ARN
         env["ACR_REPLICA_URLS"] = json.dumps(
             {s: {r.name: f"http://127.0.0.1:{r.port}" for r in self.replicas(s)} for s in self.services}
         )
@@ -299,7 +315,7 @@ class Stack:
         deadline = time.monotonic() + timeout_s
         self._check_ports_free()
         try:
-            self._spawn("emulator", emulator_command(self.config.emulator_port), quiet=True)
+            self._spawn("emulator", self._emulator_command(), quiet=True)
             if CITY_SERVICES & set(self.config.services):
                 self._spawn("city", [sys.executable, "-m", "acr_city", "prepare"], one_shot=True)
             self._check_settings()  # while the emulator starts
@@ -308,7 +324,7 @@ class Stack:
             )
             if self.config.chaos:
                 self._start_fault_proxy()
-            self._spawn("topology", [sys.executable, "-m", "acr.topology.cli", "apply"], one_shot=True)
+            self._spawn("topology", self._topology_command(), one_shot=True)
             self._wait("the topology is applied", lambda: "topology" not in self._procs, deadline, cancel)
             self._wait("the city is ready", lambda: "city" not in self._procs, deadline, cancel)
             self._start_entry_points()
@@ -319,6 +335,26 @@ class Stack:
             self.stop(grace_s=FAILURE_GRACE_S)
             raise
         self.supervise()
+
+    def _emulator_command(self) -> list[str]:
+        if not self.config.multi_account:
+            return emulator_command(self.config.emulator_port)
+        accounts_option = ("--accounts", json.dumps(self.config.key_accounts))
+        return emulator_command(self.config.emulator_port, EMULATOR_MODULE, *accounts_option)
+
+    def _topology_command(self) -> list[str]:
+        """The topology step: ``acr-topology apply`` in one account; with ``ACR_ACCOUNTS=multi``, the
+        exported stacks deployed account by account through the emulator's CloudFormation."""
+        if self.config.multi_account:
+            return [
+                sys.executable,
+                "-m",
+                "acr_stack.account_stacks",
+                "deploy",
+                "--endpoint",
+                self.config.endpoint,
+            ]
+        return [sys.executable, "-m", "acr.topology.cli", "apply"]
 
     def supervise(self) -> None:
         """From now on, restart a service that exits (``start`` calls it once the stack is up)."""

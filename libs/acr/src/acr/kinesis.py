@@ -99,6 +99,7 @@ class KinesisReader:
         processor: Processor,
         replica: str,
         lease_s: float = 10.0,
+        stream_arn: str | None = None,
         watcher: Watcher | None = None,
         poll_s: float = 0.5,
         idle_poll_s: float = 2.0,
@@ -108,6 +109,9 @@ class KinesisReader:
         self._kinesis = kinesis
         self._dynamodb = dynamodb
         self._stream = stream
+        self._by_arn: dict[str, Any] = {"StreamARN": stream_arn} if stream_arn else {}
+        """A stream of another account is named by its ARN, in every call (AWS finds it so)."""
+        self._names: dict[str, Any] = self._by_arn or {"StreamName": stream}
         self._table = checkpoint_table
         self._processor = processor
         self._watcher = watcher
@@ -123,7 +127,7 @@ class KinesisReader:
     def shards(self) -> list[Shard]:
         """Every shard of the stream (open and closed ones still in retention)."""
         shards: list[Shard] = []
-        kwargs: dict[str, Any] = {"StreamName": self._stream}
+        kwargs: dict[str, Any] = dict(self._names)
         while True:
             page = self._kinesis.list_shards(**kwargs)
             for s in page["Shards"]:
@@ -214,7 +218,7 @@ class KinesisReader:
             worker.thread.join(self.leases.lease_s / 3)
 
     def _iterator(self, shard_id: str, after: str | None) -> str:
-        kwargs: dict[str, Any] = {"StreamName": self._stream, "ShardId": shard_id}
+        kwargs: dict[str, Any] = {**self._names, "ShardId": shard_id}
         if after:
             kwargs |= {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": after}
         else:
@@ -253,10 +257,12 @@ class KinesisReader:
             try:
                 iterator = iterator or str(
                     self._kinesis.get_shard_iterator(
-                        StreamName=self._stream, ShardId=shard_id, ShardIteratorType="LATEST"
+                        **self._names, ShardId=shard_id, ShardIteratorType="LATEST"
                     )["ShardIterator"]
                 )
-                response = self._kinesis.get_records(ShardIterator=iterator, Limit=self._batch)
+                response = self._kinesis.get_records(
+                    ShardIterator=iterator, Limit=self._batch, **self._by_arn
+                )
                 records = [r for r in map(decode_record, response.get("Records", [])) if r is not None]
                 if records:
                     self._watcher(records)
@@ -273,7 +279,7 @@ class KinesisReader:
 
     def _read_once(self, shard_id: str, lease: Lease, iterator: str) -> tuple[str | None, int]:
         """One ``GetRecords``: the next iterator (None once the shard is closed) and how many records."""
-        response = self._kinesis.get_records(ShardIterator=iterator, Limit=self._batch)
+        response = self._kinesis.get_records(ShardIterator=iterator, Limit=self._batch, **self._by_arn)
         raw = response.get("Records", [])
         if raw:
             records = [r for r in (decode_record(x) for x in raw) if r is not None]

@@ -255,6 +255,7 @@ class Messaging:
             processor=processor,
             replica=self.settings.replica,
             lease_s=self.settings.lease_s,
+            stream_arn=self.settings.stream_arns.get(stream),
             watcher=watcher,
             poll_s=poll_s,
         )

@@ -139,6 +139,9 @@ class Settings(BaseSettings):
     # Topics of other accounts that a per-replica service subscribes its own queues to, as JSON
     # ``{"<topic>": "<arn>"}`` (the exported stacks set it): ``sns:ListTopics`` lists the own account's only.
     topic_arns: dict[str, str] = Field(default_factory=dict)
+    # Streams of other accounts a service reads, as JSON ``{"<stream>": "<arn>"}`` (issue #15): the readers
+    # name such a stream by its ARN (the stream's resource policy lets the reader's account in).
+    stream_arns: dict[str, str] = Field(default_factory=dict)
 
     # Bounded clients (issue #14, docs/security.md "Bounded clients"): kept per process (per replica).
     max_body_bytes: int = Field(default=65_536, ge=1024)  # every service: larger request bodies get a 413

@@ -390,6 +390,11 @@ def _environment(stack: Stack, p: ServicePlan) -> list[Json]:
             for t in topics
         }
         values["ACR_TOPIC_ARNS"] = sub(json.dumps(arns, sort_keys=True))
+    streams = [s for s in p.slice.read_streams if stream_context(s) != p.context]
+    if streams:  # a stream of another account is read by its ARN
+        owner = {s: stack.account(stream_context(s)) for s in streams}
+        arns = {s: f"arn:${{AWS::Partition}}:kinesis:${{AWS::Region}}:{owner[s]}:stream/{s}" for s in streams}
+        values["ACR_STREAM_ARNS"] = sub(json.dumps(arns, sort_keys=True))
     return [{"Name": k, "Value": v} for k, v in sorted(values.items())]
 
 
