@@ -12,6 +12,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, ValidationError
 
 from acr import clock, faults
@@ -238,6 +239,35 @@ def test_the_ops_routes_read_the_messaging_the_wiring_set(configured: list[tuple
         assert client.post("/v1/ops/dlq/redrive").json()["redriven"] == 3
         events = client.get("/v1/ops/events", params={"subject": "ride_1"}).json()["events"]
         assert events == [{"type": "acme.acr.fleet.CarReleased", "subject": "ride_1"}]
+
+
+def test_metrics_need_the_ops_token_and_show_the_wirings_messaging(
+    configured: list[tuple[str, str, str]],
+) -> None:
+    class Messaging(FakeMessaging):
+        def dead_letter_depths(self) -> dict[str, int]:
+            return {"acr-test-svc-events-dlq": 2}
+
+    def with_messaging(runtime: Runtime) -> State:
+        runtime.messaging = Messaging()
+        return wire(runtime)
+
+    token = OPS["X-Ops-Token"]
+    with TestClient(_service(with_messaging).app()) as client:
+        assert client.get("/metrics").status_code == 401
+        assert client.get("/metrics", headers={"Authorization": "Bearer not-the-token"}).status_code == 401
+        assert client.get("/metrics", headers=OPS).status_code == 200
+        answer = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})  # as Prometheus
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+    families = {family.name: family for family in text_string_to_metric_families(answer.text)}
+    assert {"acr_events_published", "acr_saga_step_latency_seconds", "acr_messages_dead_lettered"} <= set(
+        families
+    )
+    assert [s.labels for s in families["acr_service_info"].samples] == [{"service": NAME}]
+    assert [(s.labels, s.value) for s in families["acr_dlq_messages"].samples] == [
+        ({"queue": "acr-test-svc-events-dlq"}, 2)
+    ]
 
 
 def test_extend_adds_what_only_this_app_has(configured: list[tuple[str, str, str]]) -> None:

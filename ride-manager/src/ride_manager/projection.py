@@ -25,7 +25,7 @@ def on_ride_updated(uow: HistoryUnitOfWork, data: RideUpdated, event: CloudEvent
 
 
 def _lag(event: CloudEvent) -> None:
-    COUNTERS.projection_lag_ms = (time.time() - event.time.timestamp()) * 1000
+    COUNTERS.projection_applied(time.time() - event.time.timestamp())
 
 
 HISTORY_HANDLERS = Handlers[HistoryUnitOfWork]().on(RideUpdated, on_ride_updated)

@@ -53,6 +53,16 @@ class FakeMessaging:
     def stats(self) -> dict[str, object]:
         return {"dlq": {}}
 
+    @property
+    def has_outbox(self) -> bool:
+        return False
+
+    def dead_letter_depths(self) -> dict[str, int]:
+        return {}
+
+    def oldest_pending_ms(self) -> float | None:
+        return None
+
     def redrive_dead_letters(self) -> int:
         return 0
 

@@ -164,12 +164,14 @@ def idempotent(
     handlers: Handlers[U],
     attempts: int = CONFLICT_ATTEMPTS,
     faults: Faults = NO_FAULTS,
+    counters: Counters = COUNTERS,
 ) -> MessageHandler:
     """The kernel's consumer of one message: the handler's state, its events and the message's marker are
     staged into ONE unit of work and committed once. A second delivery raises ``Duplicate`` at commit.
     A lost race (``Conflict``: another writer changed the same state first) runs the handler again on a
     fresh unit of work, which reads the state as it is now. ``faults`` may crash the process before the
-    commit or fail the commit as a lost race (``uow.*``), at most a few times per message."""
+    commit or fail the commit as a lost race (``uow.*``), at most a few times per message. Each commit is
+    one saga step: its latency, from the causing event's time, goes to ``counters`` by event type."""
 
     def handle(event: CloudEvent, data: EventData) -> None:
         handler = handlers.handler(data)
@@ -179,14 +181,16 @@ def idempotent(
             uow.mark_consumed(event)
             try:
                 _commit(uow, event, faults)
-                return
             except Conflict as conflict:
                 if attempt == attempts:
                     raise
-                COUNTERS.add("conflictsRetried")
+                counters.add("conflictsRetried")
                 log.info(
                     "%s lost a race on %s (attempt %d): handling it again", event.type, conflict, attempt
                 )
+                continue
+            counters.saga_step(event.type, time.time() - event.time.timestamp())
+            return
 
     return handle
 
@@ -517,7 +521,7 @@ class SqsConsumer:
             kwargs["MessageGroupId"] = "poison"
             kwargs["MessageDeduplicationId"] = message.message_id
         self._sqs.send_message(**kwargs)
-        self._counters.add("deadLettered")
+        self._counters.dead_lettered(poison.reason)
 
 
 def _hold_behind(held: HeldGroup, message: Received) -> None:

@@ -2,7 +2,8 @@
 
 A router declares who may call it: ``APIRouter(prefix="/v1", dependencies=[admit("bff")])``; a route that
 needs the caller (e.g. the rider it acts for) takes ``Annotated[Caller, THE_SAME_DEPENDENCY]``. Every
-``/v1/ops/*`` route takes the ops credential instead: ``APIRouter(prefix="/v1/ops", dependencies=[OPS])``.
+``/v1/ops/*`` route takes the ops credential instead: ``APIRouter(prefix="/v1/ops", dependencies=[OPS])``;
+``/metrics`` takes it too, also as a bearer token (``SCRAPER``: what Prometheus's ``authorization`` sends).
 Only ``/healthz`` is open.
 """
 
@@ -51,6 +52,28 @@ def _ops_credential(request: Request, token: Annotated[str | None, Security(_ops
 
 
 OPS = Depends(_ops_credential)
+
+_scraper_bearer = HTTPBearer(
+    auto_error=False, scheme_name="opsBearer", description="the ops credential as a bearer token"
+)
+
+
+def _scraper_credential(
+    request: Request,
+    token: Annotated[str | None, Security(_ops_header)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_scraper_bearer)],
+) -> None:
+    """The ops token in ``X-Ops-Token`` (as on every ops route) or as ``Authorization: Bearer`` (a scraper
+    such as Prometheus sends only that header)."""
+    credentials = credentials_of(request)
+    if not (
+        credentials.ops_token_matches(token)
+        or credentials.ops_token_matches(bearer.credentials if bearer else None)
+    ):
+        raise Unauthorized("the ops credential (X-Ops-Token, or a bearer token) is missing or wrong")
+
+
+SCRAPER = Depends(_scraper_credential)
 
 
 def for_rider(caller: Caller) -> str:

@@ -223,13 +223,14 @@ class Relay:
         created = {c.outgoing.event.id: c.created_at for c in rows}
         for outgoing in report.sent:
             if self._finish(outgoing, "SENT"):
-                self._counters.relay_lag_ms = (time.time() - created[outgoing.event.id]) * 1000
+                self._counters.relay_sent(time.time() - created[outgoing.event.id])
         for dead in report.dead:
             if self._renew(dead.outgoing):
                 self._dead_letter(dead)
                 self._finish(dead.outgoing, "DEAD")
         self._counters.add("published", len(report.sent))
-        self._counters.add("deadLettered", len(report.dead))
+        for dead in report.dead:
+            self._counters.dead_lettered(dead.error_code)
 
     def _back_off(self, destination: Destination, report: PublishReport, rows: list[Claimed]) -> None:
         """Store one next attempt on every row that may pass later (exponential in the most sends any of

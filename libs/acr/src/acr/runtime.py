@@ -167,10 +167,18 @@ class Messaging:
         return {
             "dlq": self.dead_letter_depths(),
             "faultsInjected": dict(self.faults.injected),
-            "oldestPendingMs": self.relay.oldest_pending_ms() if self.relay else None,
+            "oldestPendingMs": self.oldest_pending_ms(),
             "replica": self.settings.replica,
             "leases": self.lease_rows(),
         }
+
+    @property
+    def has_outbox(self) -> bool:
+        return self.relay is not None
+
+    def oldest_pending_ms(self) -> float | None:
+        """How long ago the oldest pending outbox row was recorded (None when none is, or no outbox)."""
+        return self.relay.oldest_pending_ms() if self.relay else None
 
     def lease_rows(self) -> list[dict[str, object]]:
         """Every lease of the service's lease table (``acr-<service>-leases``): key, owner, fencing token,

@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request
 
-from acr import aws, logs
+from acr import aws, logs, metrics
 from acr.body_limit import BodyLimit
 from acr.contract import document_errors
 from acr.identity import ServiceCredentials
@@ -24,7 +24,7 @@ from acr.leases import LeaseTable, singleton
 from acr.loops import Loop, Loops
 from acr.settings import Settings
 from acr.topology.services import secret_settings
-from acr.web import OpsMessaging, install_error_handlers, install_ops_routes
+from acr.web import OpsMessaging, install_error_handlers, install_metrics_route, install_ops_routes
 
 S = TypeVar("S")
 
@@ -92,6 +92,7 @@ class Service(Generic[S]):
             getattr(r, "path", None) == "/healthz" for router in self.routers for r in router.routes
         )
         install_ops_routes(app, self.name, health=not own_health)  # the BFF's /healthz asks every service
+        install_metrics_route(app)
         if self.extend is not None:
             self.extend(app)
         document_errors(app)  # the kernel's refusals and the one error body in every route's OpenAPI
@@ -109,6 +110,7 @@ class Service(Generic[S]):
             app.state.service = await asyncio.to_thread(wire, runtime)
             app.state.settings = runtime.settings
             app.state.messaging = runtime.messaging
+            app.state.metrics = metrics.service_registry(self.name, runtime.messaging)
             await asyncio.to_thread(runtime.loops.start)
             try:
                 yield

@@ -10,7 +10,8 @@ from typing import Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from pydantic import BaseModel, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -19,8 +20,8 @@ from acr import clock
 from acr.contract import errors, listed
 from acr.errors import NotFound, ServiceError
 from acr.faults import KNOWN, MAX_WINDOW_S, Faults, Window, process_faults, windows_allowed
-from acr.guards import OPS
-from acr.metrics import COUNTERS
+from acr.guards import OPS, SCRAPER
+from acr.metrics import COUNTERS, QueueGauges
 from acr.settings import Settings, get_settings
 from acr.unit_of_work import Conflict
 
@@ -37,8 +38,8 @@ _STATUS_CODES = {
 }
 
 
-class OpsMessaging(Protocol):
-    """What the ops routes ask of a service's messaging."""
+class OpsMessaging(QueueGauges, Protocol):
+    """What the ops routes (and ``/metrics``) ask of a service's messaging."""
 
     def stats(self) -> dict[str, object]: ...
 
@@ -248,3 +249,30 @@ def install_ops_routes(app: FastAPI, service: str, *, health: bool = True) -> No
         return {"service": service, "events": found.events_about(subject) if found else []}
 
     install_fault_routes(app)
+
+
+METRICS_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "This process's metrics in the Prometheus text format (version 0.0.4)",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    }
+}
+
+
+def install_metrics_route(app: FastAPI) -> None:
+    """``GET /metrics`` behind the ops credential (``acr.guards.SCRAPER``): the registry the app made when
+    it started (``acr.metrics.service_registry``), or before that the process's counters alone."""
+
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        dependencies=[SCRAPER],
+        response_class=PlainTextResponse,
+        responses=METRICS_RESPONSE,
+    )
+    def metrics(request: Request) -> Response:
+        """Prometheus scrapes this (docs/security.md says how it presents the ops token)."""
+        registry = getattr(request.app.state, "metrics", None) or COUNTERS.registry
+        # The text format Prometheus has always read: prometheus_client's own answer to a scraper that
+        # asks for no other (its CONTENT_TYPE_LATEST, 1.0.0, is for names outside the classic alphabet).
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_PLAIN_0_0_4)
