@@ -476,7 +476,7 @@ def test_the_pipes_outbox_is_an_option_of_each_bus_publisher() -> None:
     assert pipe["Condition"] == "UsePipes"
     (pattern,) = pipe["Properties"]["SourceParameters"]["FilterCriteria"]["Filters"]
     assert json.loads(pattern["Pattern"]) == {
-        "dynamodb": {"NewImage": {"destination": {"S": ["bus:acr-ride"]}}},
+        "dynamodb": {"NewImage": {"destination": {"S": ["bus:acr-ride"]}, "status": {"S": ["PIPE"]}}},
         "eventName": ["INSERT"],
     }
     dead = pipe["Properties"]["SourceParameters"]["DynamoDBStreamParameters"]["DeadLetterConfig"]
@@ -484,3 +484,17 @@ def test_the_pipes_outbox_is_an_option_of_each_bus_publisher() -> None:
     outbox = ride["Resources"]["TableRideManagerOutbox"]["Properties"]
     assert outbox["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
     assert "OutboxRelay" not in _stacks()["bff"]["Parameters"]
+
+
+def test_each_bus_publishers_task_is_told_which_relay_publishes_its_bus_rows() -> None:
+    """The kernel writes bus rows for the Pipe only when the stack has one: one parameter sets both."""
+    relays = {}
+    for stack in _stacks().values():
+        for resource in stack["Resources"].values():
+            if resource["Type"] == "AWS::ECS::TaskDefinition":
+                (container,) = resource["Properties"]["ContainerDefinitions"]
+                environment = {e["Name"]: e["Value"] for e in container["Environment"]}
+                relays[container["Name"]] = environment.get("ACR_OUTBOX_RELAY")
+    publishers = {"ride-manager", "car-dispatcher", "route-monitor", "payment", "reward"}
+    assert {s for s, relay in relays.items() if relay == {"Ref": "OutboxRelay"}} == publishers
+    assert {s for s, relay in relays.items() if relay is None} == set(relays) - publishers

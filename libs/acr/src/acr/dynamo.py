@@ -17,9 +17,12 @@ from acr.envelope import CloudEvent
 from acr.unit_of_work import (
     MARKER_CONDITION,
     MAX_TRANSACTION_ITEMS,
+    SENT_RETENTION_S,
     Conflict,
     Duplicate,
+    OutboxRelay,
     Outgoing,
+    is_piped,
     marker_row,
     outbox_row,
     outgoing,
@@ -220,13 +223,16 @@ class DynamoUnitOfWork:
 
     Without an inbox table the consumer keeps no markers: its writes are idempotent by themselves (a read
     model written only over an older version, a push deduplicated by version), so ``mark_consumed`` stages
-    nothing."""
+    nothing. With the ``pipes`` relay, bus rows are written for the outbox's Pipe (``outbox_row``) and a
+    commit that recorded only those wakes no relay."""
 
     dynamodb: DynamoDBClient
     outbox_table: str | None
     inbox_table: str | None = None
     dedup_window_s: float = 86_400
     on_commit: Callable[[], None] | None = None
+    outbox_relay: OutboxRelay = "polling"
+    sent_retention_s: float = SENT_RETENTION_S
     tx: Transaction = field(default_factory=Transaction)
     recorded: list[Outgoing] = field(default_factory=list)
     _after_commit: list[Callable[[], None]] = field(default_factory=list)
@@ -235,7 +241,8 @@ class DynamoUnitOfWork:
         if self.outbox_table is None:
             raise RuntimeError("this service has no outbox")
         event = outgoing(data, subject=subject, sequence=sequence)
-        self.tx.put(self.outbox_table, outbox_row(event, time.time()), label="outbox")
+        row = outbox_row(event, time.time(), relay=self.outbox_relay, retention_s=self.sent_retention_s)
+        self.tx.put(self.outbox_table, row, label="outbox")
         self.recorded.append(event)
 
     def mark_consumed(self, event: CloudEvent) -> None:
@@ -263,7 +270,7 @@ class DynamoUnitOfWork:
             raise Conflict(failed) from exc
         finally:
             self.tx = Transaction()
-        if self.recorded and self.on_commit:
+        if self.on_commit and any(not is_piped(o, self.outbox_relay) for o in self.recorded):
             self.on_commit()
         actions, self._after_commit = self._after_commit, []
         for action in actions:

@@ -1,7 +1,10 @@
 """On AWS, the age of a service's oldest pending outbox row as a CloudWatch metric, every minute.
 
 The exported templates alarm on it (``ACR/Outbox`` ``OldestPendingAgeSeconds`` by ``Service``): a relay that
-falls behind, or stops publishing the metric at all, pages someone.
+falls behind, or stops publishing the metric at all, pages someone. With the ``pipes`` relay the rows the
+Pipe publishes are never pending (``acr.unit_of_work.outbox_row``), so the metric is the age of the relay's
+own backlog (topic rows, bus rows left from polling) and a Pipe row never counts as pending forever; what the
+Pipe cannot deliver lands in its DLQ, alarmed like every DLQ.
 """
 
 from __future__ import annotations

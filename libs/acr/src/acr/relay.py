@@ -12,6 +12,11 @@ a relay whose lease was taken over leaves the new owner's work alone.
 Rows of one FIFO group (an SNS FIFO topic's message group, e.g. one ride's versions) go out one at a time,
 oldest first: a group's later row waits while an earlier one is pending (backing off, or held by a relay),
 so a retried row never lets a newer one of its group overtake it.
+
+With the ``pipes`` relay (``ACR_OUTBOX_RELAY``) bus rows are written never pending (``outbox_row``): the
+outbox's Pipe publishes them from the table's stream and this relay never sees them. It keeps the topic rows
+(a Pipe cannot target SNS FIFO), its DLQ and redrive for them, and publishes any bus row still pending from
+before a switch to Pipes, which the Pipe's filter leaves alone.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from acr.dynamo import delete_all, from_item, is_conditional_failure, to_item
 from acr.envelope import CloudEvent
 from acr.metrics import COUNTERS, Counters
 from acr.publishing import Backoff, DeadLetter, PublishReport, publish
-from acr.unit_of_work import PENDING, Outgoing, outbox_row
+from acr.unit_of_work import PENDING, SENT_RETENTION_S, Outgoing, outbox_row
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -43,7 +48,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 PENDING_INDEX = "pending-index"
-SENT_RETENTION_S = 300.0  # sent rows serve the ops timeline and resend counts; then they only cost
 DEFAULT_BACKOFF = Backoff()
 FREE = "(attribute_not_exists(leaseUntil) OR leaseUntil < :now)"
 DUE = "(attribute_not_exists(nextAttemptAt) OR nextAttemptAt <= :now)"
@@ -324,7 +328,8 @@ class Relay:
         )
 
     def oldest_pending_ms(self) -> float | None:
-        """How long ago the oldest pending row was recorded, in ms (None when nothing is pending)."""
+        """How long ago the oldest pending row was recorded, in ms (None when nothing is pending). A Pipe's
+        row is never pending: how far the Pipe lags is the Pipe's to tell, not the relay's backlog."""
         page = self._dynamodb.query(
             TableName=self._table,
             IndexName=PENDING_INDEX,

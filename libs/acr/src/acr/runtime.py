@@ -223,6 +223,8 @@ class Messaging:
             inbox_table=t.inbox_table if t.has_inbox and marked else None,
             dedup_window_s=self.settings.dedup_window_s,
             on_commit=self.relay.wake if self.relay else None,
+            outbox_relay=self.settings.outbox_relay,
+            sent_retention_s=self.settings.outbox_sent_retention_s,
         )
 
     def consume(

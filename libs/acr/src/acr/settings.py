@@ -8,7 +8,7 @@ from collections.abc import Collection
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, HttpUrl, ValidationError, field_validator
+from pydantic import Field, HttpUrl, ValidationError, ValidationInfo, field_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
@@ -106,6 +106,20 @@ class Settings(BaseSettings):
     relay_poll_s: float = Field(default=15.0, gt=0)  # woken by each commit; polls for expired leases
     relay_lease_s: float = Field(default=30.0, gt=0)
     outbox_sent_retention_s: float = Field(default=300.0, gt=0)
+
+    # The outbox relay (docs/deploy.md, "The outbox relay: polling or Pipes"): ``pipes`` leaves bus rows to
+    # the exported stacks' DynamoDB stream + EventBridge Pipe (AWS only); topic rows stay with the relay.
+    outbox_relay: Literal["polling", "pipes"] = "polling"
+
+    @field_validator("outbox_relay")
+    @classmethod
+    def _pipes_only_on_aws(cls, value: str, info: ValidationInfo) -> str:
+        if value == "pipes" and info.data.get("aws_endpoint_url"):
+            raise ValueError(
+                "ACR_OUTBOX_RELAY=pipes needs AWS (ACR_AWS_ENDPOINT_URL empty): only the exported stacks "
+                "create the Pipes, an emulator has none and the bus events would never leave the outbox"
+            )
+        return value
 
     # Payment (issue #12): how often the reconciler settles payments whose outcome is unknown.
     payment_reconcile_s: float = Field(default=5.0, gt=0)

@@ -9,13 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from acr import catalog
 from acr.catalog.base import Destination, EventData
 from acr.envelope import CloudEvent
 
 PENDING = "P"
+PIPE = "PIPE"
+"""The status of a row the outbox's Pipe publishes (``pipes`` relay): never pending, never claimed."""
+SENT_RETENTION_S = 300.0  # sent rows serve the ops timeline and resend counts; then they only cost
+OutboxRelay = Literal["polling", "pipes"]
+"""Who publishes the bus rows: the service's polling relay, or the DynamoDB stream + EventBridge Pipe of the
+exported stacks (docs/deploy.md). Topic rows are always the polling relay's: a Pipe cannot target SNS FIFO."""
 MAX_TRANSACTION_ITEMS = 100  # what one unit of work can commit: DynamoDB's limit for a transaction
 
 
@@ -70,17 +76,35 @@ class UnitOfWork(Protocol):
         ...
 
 
-def outbox_row(outgoing: Outgoing, now: float) -> dict[str, Any]:
-    """The outbox item for an event: the final CloudEvent, pending until the relay sends it."""
-    return {
+def outbox_row(
+    outgoing: Outgoing,
+    now: float,
+    *,
+    relay: OutboxRelay = "polling",
+    retention_s: float = SENT_RETENTION_S,
+) -> dict[str, Any]:
+    """The outbox item for an event: the final CloudEvent with its ``type`` and ``source`` (the Pipe's
+    detail-type and source), pending until the relay sends it. With the ``pipes`` relay a bus row is the
+    Pipe's instead: never pending (no relay claims it, the backlog's age ignores it) and, since nobody marks
+    it sent, expiring from its insert like a sent row."""
+    row = {
         "eventId": outgoing.event.id,
         "subject": outgoing.event.subject,
         "destination": str(outgoing.destination),
         "group": outgoing.group,
+        "type": outgoing.event.type,
+        "source": outgoing.event.source,
         "event": outgoing.event.to_json(),
-        "pending": PENDING,
         "createdAt": now,
     }
+    if is_piped(outgoing, relay):
+        return row | {"status": PIPE, "expiresAt": int(now + retention_s)}
+    return row | {"pending": PENDING}
+
+
+def is_piped(outgoing: Outgoing, relay: OutboxRelay) -> bool:
+    """Is ``outgoing`` published by the outbox's Pipe (a bus event, with the ``pipes`` relay)?"""
+    return relay == "pipes" and outgoing.destination.kind == "bus"
 
 
 def marker_row(event: CloudEvent, now: float, window_s: float) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from acr.topology.model import Stream, Table
 from acr.topology.plan import Delivery, Queue, ServicePlan, producer_source
 from acr.topology.queue_policy import EVENTBRIDGE, SNS, Feed, queue_policy
 from acr.topology.schemas import eventbridge_schema
-from acr.topology.services import cluster, service
+from acr.topology.services import cluster, publishes_bus_from_outbox, service
 from acr.topology.stack import (
     STREAM_READ_ACTIONS,
     Json,
@@ -40,6 +40,7 @@ from acr.topology.stack import (
     trust,
     unique,
 )
+from acr.unit_of_work import PIPE
 
 OUTBOX_AGE_ALARM_S = 120
 RULE_RETRY = {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86_400}  # EventBridge's own maximums
@@ -84,7 +85,7 @@ def _template(context: str, everyone: list[ServicePlan]) -> Json:
         cluster(stack)
     for p in stack.plans:
         service(stack, p)
-    if any(_pipe_rows(p) for p in stack.plans):
+    if any(publishes_bus_from_outbox(p) for p in stack.plans):
         _pipes(stack)
     return stack.template()
 
@@ -628,11 +629,6 @@ def _schemas(stack: Stack) -> None:
 
 
 # --- the Pipes outbox (an option) ---------------------------------------------------------------------------
-def _pipe_rows(p: ServicePlan) -> bool:
-    """The service publishes on its bus (the Pipe's target); topic rows stay with the polling relay."""
-    return bool(p.bus) and p.slice.has_outbox
-
-
 def _pipes(stack: Stack) -> None:
     stack.parameters["OutboxRelay"] = {
         "Type": "String",
@@ -643,7 +639,7 @@ def _pipes(stack: Stack) -> None:
     }
     stack.conditions["UsePipes"] = {"Fn::Equals": [ref("OutboxRelay"), "pipes"]}
     for p in stack.plans:
-        if _pipe_rows(p):
+        if publishes_bus_from_outbox(p):
             _pipe(stack, p)
 
 
@@ -692,9 +688,11 @@ def _pipe(stack: Stack, p: ServicePlan) -> None:
         },
         Condition="UsePipes",
     )
+    # Only the rows the kernel wrote for the Pipe (``acr.unit_of_work.outbox_row``): a row still pending from
+    # polling is the relay's, and the relay's later writes (SENT, a redrive) are not inserts.
     pattern = {
         "eventName": ["INSERT"],
-        "dynamodb": {"NewImage": {"destination": {"S": [f"bus:{stack.bus}"]}}},
+        "dynamodb": {"NewImage": {"destination": {"S": [f"bus:{stack.bus}"]}, "status": {"S": [PIPE]}}},
     }
     stack.add(
         f"{name}OutboxPipe",

@@ -367,6 +367,12 @@ def _publish_statements(p: ServicePlan) -> list[Json]:
     return statements
 
 
+def publishes_bus_from_outbox(p: ServicePlan) -> bool:
+    """The service publishes on its bus from its outbox, so its stack offers the Pipes outbox
+    (``OutboxRelay``): a Pipe may publish its bus rows; its topic rows stay with the polling relay."""
+    return bool(p.bus) and p.slice.has_outbox
+
+
 def _environment(stack: Stack, p: ServicePlan) -> list[Json]:
     values: dict[str, Any] = {
         "ACR_AWS_ENDPOINT_URL": "",
@@ -383,6 +389,8 @@ def _environment(stack: Stack, p: ServicePlan) -> list[Json]:
             values[f"ACR_{peer.replace('-', '_').upper()}_URL"] = sub(
                 f"http://{peer}.${{ServiceDomain}}:{port}"
             )
+    if publishes_bus_from_outbox(p):  # the kernel writes bus rows for the Pipe when the stack has one
+        values["ACR_OUTBOX_RELAY"] = ref("OutboxRelay")
     topics = sorted({d.topic for d in p.deliveries if d.topic})
     if p.slice.per_replica and topics:  # each task subscribes itself to topics of other accounts
         arns = {
