@@ -116,10 +116,12 @@ class Resolver:
             return value
         if set(value) == {"Ref"}:
             return self.ref(value["Ref"])
-        if set(value) == {"Fn::GetAtt"}:
+        if set(value) == {"Fn::GetAtt"} and value["Fn::GetAtt"][1] == "Arn":
             return self.arn(value["Fn::GetAtt"][0])
         if set(value) == {"Fn::Sub"}:
             return re.sub(r"\$\{([A-Za-z0-9:.]+)\}", lambda m: self._sub(m.group(1)), value["Fn::Sub"])
+        if any(key.startswith("Fn::") for key in value):
+            raise ValueError(f"cannot resolve {value} (only Ref, Fn::GetAtt of Arn and Fn::Sub)")
         return {k: self(v) for k, v in value.items()}
 
     def ref(self, name: str) -> str:
