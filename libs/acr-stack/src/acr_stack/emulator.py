@@ -28,7 +28,8 @@ request, or cost on every request (measured in ``benchmarks/results/emulator.md`
   deliveries by EventBridge and SNS happen inside moto and are not client calls;
 - a conditional write (``PutItem``, ``UpdateItem``, ``DeleteItem``) checks its condition, then writes,
   with nothing between the two: two replicas taking the same expired lease at once could both succeed.
-  Item writes and transactions run one at a time here, as DynamoDB makes each item's write atomic;
+  Item writes and transactions run one at a time here, as DynamoDB makes each item's write atomic, and
+  reads wait for them: a read never sees an item half written (moto writes a new item in steps);
 - a reshard moves (split) or copies (merge) the parents' records into the children, later records still
   go to the closed parents (the first shard whose hash range holds the key), and reading a closed shard
   never ends. Here, as in Kinesis, the parents keep their records and the children start empty, records
@@ -169,12 +170,16 @@ def _back_up_items_not_tables() -> None:
 
 
 _WRITES = threading.RLock()
-"""Held by each DynamoDB item write and each transaction (whose items are written by the same methods)."""
+"""Held by each DynamoDB item write and each transaction (whose items are written by the same methods), and
+by each read, which so never sees a write half done."""
 
 
 def _one_write_at_a_time() -> None:
-    """Each item write checks its condition and writes under ``_WRITES``: conditions are atomic."""
-    for name in ("put_item", "update_item", "delete_item"):
+    """Each item write checks its condition and writes under ``_WRITES``: conditions are atomic. Reads take
+    it too: moto writes a new item in steps (its keys first, then the update's attributes), and a ``Scan``
+    between the two would return an item DynamoDB never held. The serving threads share one core anyway (the
+    GIL), so this costs order, not throughput."""
+    for name in ("put_item", "update_item", "delete_item", "get_item", "query", "scan"):
         original = getattr(DynamoDBBackend, name)
 
         def write(backend: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
