@@ -122,6 +122,28 @@ def test_compose_file_matches_the_compose_spec() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+TRACING_OVERLAY = ROOT / "docker-compose.tracing.yml"
+
+
+def test_tracing_overlay_matches_the_compose_spec_and_traces_every_service() -> None:
+    """The Jaeger overlay: valid compose, a pinned image, and every ACR service of the base file sends
+    its spans to Jaeger's OTLP/HTTP port."""
+    result = _run(
+        [_tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(TRACING_OVERLAY)]
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    overlay = load_compose(TRACING_OVERLAY)["services"]
+    base = load_compose(COMPOSE_FILE)["services"]
+    name, tag = overlay["jaeger"]["image"].rsplit(":", 1)
+    assert name == "jaegertracing/all-in-one" and re.fullmatch(r"\d+\.\d+\.\d+", tag), overlay["jaeger"][
+        "image"
+    ]
+    traced = {service for service in overlay if service != "jaeger"}
+    assert traced == set(SERVICE_PORTS) and traced <= set(base)
+    for service in traced:
+        assert environment(overlay[service])["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318", service
+
+
 @pytest.mark.parametrize("threshold", ["error", "warning"])
 def test_dockerfile_passes_hadolint(threshold: str) -> None:
     result = _run([_tool("hadolint"), "--no-color", "--failure-threshold", threshold, str(DOCKERFILE)])

@@ -65,11 +65,19 @@ class Rider:
             time.sleep(1 + attempt)
         return call()
 
-    def quote(self, pickup: dict[str, Any], dropoff: dict[str, Any]) -> httpx.Response:
-        return self._retrying(lambda: self.post("/api/v1/quotes", {"pickup": pickup, "dropoff": dropoff}))
+    def quote(
+        self, pickup: dict[str, Any], dropoff: dict[str, Any], traceparent: str | None = None
+    ) -> httpx.Response:
+        """A quote; with ``traceparent`` (W3C) it joins the app's trace, as an instrumented app's would."""
+        headers = {"traceparent": traceparent} if traceparent else None
+        return self._retrying(
+            lambda: self.post("/api/v1/quotes", {"pickup": pickup, "dropoff": dropoff}, headers)
+        )
 
-    def book(self, quote_id: str, key: str | None = None) -> httpx.Response:
+    def book(self, quote_id: str, key: str | None = None, traceparent: str | None = None) -> httpx.Response:
         headers = {"Idempotency-Key": key or uuid.uuid4().hex}
+        if traceparent:
+            headers["traceparent"] = traceparent
         booked = self._retrying(lambda: self.post("/api/v1/rides", {"quoteId": quote_id}, headers))
         self.consistency = booked.headers.get(CONSISTENCY, self.consistency)
         return booked
@@ -217,12 +225,13 @@ def random_places(rider: Rider, count: int, rng: random.Random) -> list[dict[str
     return places
 
 
-def book_ride(rider: Rider, rng: random.Random) -> dict[str, Any]:
-    """Quote and book a trip between two random addresses; returns the booked ride."""
+def book_ride(rider: Rider, rng: random.Random, traceparent: str | None = None) -> dict[str, Any]:
+    """Quote and book a trip between two random addresses; returns the booked ride. With ``traceparent``
+    the quote and the booking carry the app's trace context (one trace for the ride, quote included)."""
     pickup, dropoff = random_places(rider, 2, rng)
-    quote = rider.quote(pickup, dropoff)
+    quote = rider.quote(pickup, dropoff, traceparent)
     assert quote.status_code == 201, quote.text
-    booked = rider.book(quote.json()["quoteId"])
+    booked = rider.book(quote.json()["quoteId"], traceparent=traceparent)
     assert booked.status_code == 202, booked.text
     return booked.json()  # type: ignore[no-any-return]
 

@@ -8,6 +8,7 @@ and the message comes again. Nothing is stored: each connection sends a ride ver
 
 from __future__ import annotations
 
+from acr import tracing
 from acr.catalog.monitoring import RideEtaUpdated
 from acr.catalog.ride import RideUpdated
 from acr.consumer import Handlers
@@ -22,18 +23,20 @@ def on_ride_updated(
 ) -> None:
     """Push the ride version to every connection of its rider."""
     ride = {**data.ride, "rideId": data.ride_id, "version": data.version}
-    uow.after_commit(lambda: app_loop.run(hub.ride_updated(data.rider_id, ride)))
+    trace_id = tracing.current_trace_id()  # the consumer's span: the ride's trace
+    uow.after_commit(lambda: app_loop.run(hub.ride_updated(data.rider_id, ride, trace_id)))
 
 
 def on_ride_eta_updated(
     uow: EffectsOnly, data: RideEtaUpdated, _event: CloudEvent, *, hub: PushHub, app_loop: AppLoop
 ) -> None:
     """Push the ride's new ETA to its rider (throttled by the hub)."""
-    uow.after_commit(lambda: app_loop.run(_eta_updated(hub, data)))
+    trace_id = tracing.current_trace_id()
+    uow.after_commit(lambda: app_loop.run(_eta_updated(hub, data, trace_id)))
 
 
-async def _eta_updated(hub: PushHub, data: RideEtaUpdated) -> None:
-    await hub.eta_updated(data.ride_id, data.phase, data.eta_seconds, data.lat, data.lon)
+async def _eta_updated(hub: PushHub, data: RideEtaUpdated, trace_id: str | None) -> None:
+    await hub.eta_updated(data.ride_id, data.phase, data.eta_seconds, data.lat, data.lon, trace_id)
 
 
 def handlers(*, hub: PushHub, app_loop: AppLoop) -> Handlers[EffectsOnly]:

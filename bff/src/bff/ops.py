@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -10,8 +11,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, StrictBool
 
 from acr.contract import errors
-from acr.errors import ServiceError
+from acr.errors import NotFound, ServiceError
 from acr.metrics import COUNTERS
+from acr.trace_export import RECENT
 from bff.api import ride_id_or_404
 from bff.errors import NOT_CANCELLABLE, OpsUnauthorized, RateLimited, RideNotFound, ServiceUnavailable
 from bff.replicas import replica_table
@@ -31,6 +33,11 @@ router = APIRouter(
 PAYMENT_NOT_FOUND, NOT_RETRYABLE = (404, "payment_not_found"), (409, "not_retryable")
 CAR_NOT_FOUND, NOT_OUT_OF_SERVICE = (404, "car_not_found"), (409, "not_out_of_service")
 health = APIRouter(tags=["health"])
+TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+class TraceNotFound(NotFound):
+    code = "trace_not_found"
 
 
 class GatewayMode(BaseModel):
@@ -102,6 +109,28 @@ async def ride_events(ride_id: str, deps: Deps) -> dict[str, Any]:
     return {
         "rideId": subject,
         "events": sorted(events, key=lambda e: (e.get("time", ""), e.get("sequence") or 0)),
+    }
+
+
+@router.get("/traces/{trace_id}", responses=errors(TraceNotFound))
+async def trace_spans(trace_id: str, deps: Deps) -> dict[str, Any]:
+    """One trace's spans across services (each process's recent spans, the BFF's own included), oldest
+    first; a service that does not answer is named in ``unavailable``."""
+    if not TRACE_ID.match(trace_id):
+        raise TraceNotFound("a trace id is 32 lowercase hex digits")
+    others = [name for name in deps.services.services if name != BFF]
+    found = await asyncio.gather(
+        *(deps.services.spans(name, trace_id) for name in others), return_exceptions=True
+    )
+    spans = RECENT.of_trace(trace_id) + [s for answer in found if isinstance(answer, list) for s in answer]
+    if not spans:
+        raise TraceNotFound("no recent spans of that trace")
+    return {
+        "traceId": trace_id,
+        "spans": sorted(spans, key=lambda s: s.get("startUs", 0)),
+        "unavailable": [
+            name for name, answer in zip(others, found, strict=True) if not isinstance(answer, list)
+        ],
     }
 
 

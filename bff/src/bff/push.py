@@ -99,15 +99,17 @@ def version_of(ride: Json) -> int:
     return version if isinstance(version, int) and not isinstance(version, bool) else 0
 
 
-def ride_updated_message(ride: Json) -> Json:
-    """The ``ride.updated`` frame for one Ride version."""
-    return {
+def ride_updated_message(ride: Json, trace_id: str | None = None) -> Json:
+    """The ``ride.updated`` frame for one Ride version, with the ride's trace id when the hub knows it (the
+    app can show it; the ops dashboard draws that trace)."""
+    message = {
         "type": "ride.updated",
         "rideId": ride.get("rideId"),
         "version": version_of(ride),
         "status": ride.get("status"),
         "ride": ride,
     }
+    return message | ({"traceId": trace_id} if trace_id else {})
 
 
 class Connection:
@@ -171,9 +173,9 @@ class Connection:
         except asyncio.QueueFull:
             self.closing = CLOSE_TOO_SLOW
 
-    def send_ride(self, ride_id: str, ride: Json) -> None:
+    def send_ride(self, ride_id: str, ride: Json, trace_id: str | None = None) -> None:
         """Queue a version and remember it as the last sent (call with ``lock(ride_id)`` held)."""
-        self.send(ride_updated_message(ride))
+        self.send(ride_updated_message(ride, trace_id))
         self._last[ride_id] = version_of(ride)
 
 
@@ -205,6 +207,7 @@ class PushHub:
         self._connections: dict[str, set[Connection]] = {}
         self._owners: OrderedDict[str, str] = OrderedDict()
         self._eta_at: OrderedDict[str, float] = OrderedDict()
+        self._traces: OrderedDict[str, str] = OrderedDict()  # ride -> its trace id, from its updates
 
     def connect(self, rider_id: str, address: str = "") -> Connection:
         """Register a new connection of ``rider_id`` from ``address``; raises ``TooManyConnections`` (and
@@ -240,11 +243,14 @@ class PushHub:
         while len(table) > self._max_rides:
             table.popitem(last=False)
 
-    async def ride_updated(self, rider_id: str, ride: Json) -> None:
+    async def ride_updated(self, rider_id: str, ride: Json, trace_id: str | None = None) -> None:
         """Deliver one ride version to every connection of its rider; raises ``GapNotFilled`` when a
-        connection could not get the versions it misses (the message should come again)."""
+        connection could not get the versions it misses (the message should come again). ``trace_id`` is
+        the trace the version came in (the ride's), sent with it and with the ride's later frames."""
         ride_id = str(ride.get("rideId"))
         self._remember(self._owners, ride_id, rider_id)
+        if trace_id:
+            self._remember(self._traces, ride_id, trace_id)
         incomplete = 0
         for connection in list(self._connections.get(rider_id, ())):
             try:
@@ -265,7 +271,7 @@ class PushHub:
                 return
             if last is not None and version > last + 1:
                 await self._fill(connection, ride_id, last, version)
-            connection.send_ride(ride_id, ride)
+            connection.send_ride(ride_id, ride, self._traces.get(ride_id))
 
     async def _fill(self, connection: Connection, ride_id: str, last: int, upto: int) -> None:
         """Send the stored versions ``last+1 .. upto-1``; raise at the first one missing (after sending
@@ -275,7 +281,7 @@ class PushHub:
         for version in range(last + 1, upto):
             if version not in by_version:
                 raise GapNotFilled(f"version {version} of {ride_id} is not stored yet")
-            connection.send_ride(ride_id, by_version[version])
+            connection.send_ride(ride_id, by_version[version], self._traces.get(ride_id))
 
     async def resume(self, connection: Connection, command: Resume) -> None:
         """Send the stored versions above ``command.after_version`` not sent yet, in order.
@@ -292,7 +298,7 @@ class PushHub:
             for ride in sorted(stored, key=version_of):
                 version, last = version_of(ride), connection.last_sent(command.ride_id)
                 if version > command.after_version and (last is None or version > last):
-                    connection.send_ride(command.ride_id, ride)
+                    connection.send_ride(command.ride_id, ride, self._traces.get(command.ride_id))
 
     async def _versions(self, rider_id: str, ride_id: str, after_version: int) -> list[Json]:
         """The stored versions, one fetch for identical requests in flight at once (a resume flood from
@@ -338,7 +344,15 @@ class PushHub:
                 self._remember(self._owners, ride["rideId"], ride["riderId"])
         return self._owners.get(ride_id)
 
-    async def eta_updated(self, ride_id: str, phase: str, eta_seconds: float, lat: float, lon: float) -> bool:
+    async def eta_updated(
+        self,
+        ride_id: str,
+        phase: str,
+        eta_seconds: float,
+        lat: float,
+        lon: float,
+        trace_id: str | None = None,
+    ) -> bool:
         """Push a ride's new ETA to its rider, at most once every ``eta_interval_s`` per ride.
         False when dropped (throttled, or the ride's rider is not found)."""
         rider_id = await self.owner_of(ride_id)
@@ -356,6 +370,7 @@ class PushHub:
                 "etaSeconds": eta_seconds,
                 "lat": lat,
                 "lon": lon,
-            },
+            }
+            | ({"traceId": trace_id} if trace_id else {}),
         )
         return True

@@ -291,6 +291,10 @@ class HttpServiceStats:
         """Ask ``service`` to re-publish what its relay dead-lettered."""
         return await self._https[service].call("POST", "/v1/ops/dlq/redrive")
 
+    async def spans(self, service: str, trace_id: str) -> list[Json]:
+        answer = await self._https[service].call("GET", "/v1/ops/spans", params={"traceId": trace_id})
+        return list(answer.get("spans", []))
+
     async def events(self, service: str, subject: str) -> list[Json]:
         """What ``service`` published about ``subject`` (services without an outbox have none)."""
         try:

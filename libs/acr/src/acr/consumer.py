@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeAlias, TypeVar
 
-from acr import catalog
+from acr import catalog, tracing
 from acr.catalog.base import EventData
 from acr.envelope import CloudEvent, InvalidEnvelope
 from acr.faults import NO_FAULTS, Faults, InjectedFault
@@ -368,8 +368,17 @@ class SqsConsumer:
                 self._counters.add("untrustedSources")
             self._dead_letter(message, poison)
             return True
-        with event_context(
-            event_id=event.id, ride_id=getattr(data, "ride_id", None), traceparent=event.traceparent
+        ride_id = getattr(data, "ride_id", None)
+        with (
+            tracing.consuming(
+                event_type=event.type,
+                event_id=event.id,
+                traceparent=event.traceparent,
+                tracestate=event.tracestate,
+                ride_id=ride_id,
+                destination=self.name,
+            ),
+            event_context(event_id=event.id, ride_id=ride_id),
         ):
             if self._injected_before(message, event):
                 return False

@@ -95,8 +95,11 @@ def new_event(
     data: dict[str, Any],
     dataschema: str | None = None,
     sequence: int | None = None,
+    ride_id: str | None = None,
 ) -> CloudEvent:
-    """Record a new event: mint its id once, stamp the time and the current trace context."""
+    """Record a new event: mint its id once, stamp the time and the trace context it continues (the
+    current span's, else the ride's: ``acr.tracing.event_context``)."""
+    traceparent, tracestate = tracing.event_context(type, ride_id)
     return CloudEvent(
         id=str(uuid.uuid4()),
         source=source,
@@ -106,5 +109,6 @@ def new_event(
         dataschema=dataschema,
         data=json.loads(json.dumps(data)),
         sequence=sequence,
-        traceparent=tracing.child_traceparent(),
+        traceparent=traceparent,
+        tracestate=tracestate,
     )

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from acr import tracing
 from acr.dynamo import Transaction, get, is_conditional_failure, to_item
 from acr.leases import Lease, LeasedKeys, LeaseTable, guard
 from acr.stream import Checkpoint, Processor, ShardLost, StreamRecord, decode_record, shard_lease_key
@@ -283,12 +284,27 @@ class KinesisReader:
         raw = response.get("Records", [])
         if raw:
             records = [r for r in (decode_record(x) for x in raw) if r is not None]
+            self._received(records)
             checkpoint = Checkpoint(
                 self._table, self.reader, shard_id, raw[-1]["SequenceNumber"], lease.owner, lease.token
             )
             self._processor(records, checkpoint)
         next_iterator = response.get("NextShardIterator")
         return (str(next_iterator) if next_iterator else None), len(raw)
+
+    def _received(self, records: list[StreamRecord]) -> None:
+        """A consumer span per record, child of the producer's: the batch mixes rides, so what the processor
+        then records about a ride continues that ride's trace (``acr.tracing.RideTraces``)."""
+        for record in records:
+            with tracing.consuming(
+                event_type=record.event.type,
+                event_id=record.event.id,
+                traceparent=record.event.traceparent,
+                tracestate=record.event.tracestate,
+                ride_id=getattr(record.data, "ride_id", None),
+                destination=self._stream,
+            ):
+                pass
 
     def _finish(self, shard_id: str, lease: Lease) -> None:
         """The closed shard was read to its end: its row says so, under the lease."""

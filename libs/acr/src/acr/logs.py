@@ -32,7 +32,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "rideId": ride_id_var.get(),
             "eventId": event_id_var.get(),
-            "traceId": tracing.trace_id(tracing.current_traceparent.get()),
+            "traceId": tracing.current_trace_id(),
         }
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
@@ -55,16 +55,12 @@ def configure(service: str, level: str = "INFO", fmt: str = "json") -> None:
 
 
 @contextmanager
-def event_context(*, event_id: str | None, ride_id: str | None, traceparent: str | None) -> Iterator[None]:
-    """Bind the ids of the message being handled to every log line inside the block."""
-    tokens = (
-        event_id_var.set(event_id),
-        ride_id_var.set(ride_id),
-        tracing.current_traceparent.set(traceparent),
-    )
+def event_context(*, event_id: str | None, ride_id: str | None) -> Iterator[None]:
+    """Bind the ids of the message being handled to every log line inside the block (the trace id comes
+    from the current span)."""
+    tokens = (event_id_var.set(event_id), ride_id_var.set(ride_id))
     try:
         yield
     finally:
         event_id_var.reset(tokens[0])
         ride_id_var.reset(tokens[1])
-        tracing.current_traceparent.reset(tokens[2])

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from acr import tracing
 from acr.catalog.base import Destination
 from acr.channels import Channel
 from acr.dynamo import delete_all, from_item, is_conditional_failure, to_item
@@ -218,7 +219,9 @@ class Relay:
     def _publish(self, destination: Destination, channel: Channel, rows: list[dict[str, Any]]) -> int:
         claimed = [c for c in (self._claim(row) for row in rows) if c]
         if claimed:
-            report = publish(channel, [c.outgoing for c in claimed])
+            events = [c.outgoing.event for c in claimed]
+            with tracing.publishing(str(destination), {e.id: (e.traceparent, e.tracestate) for e in events}):
+                report = publish(channel, [c.outgoing for c in claimed])
             self._record(report, claimed)
             self._back_off(destination, report, claimed)
         return len(claimed)
@@ -411,6 +414,8 @@ def events_about(dynamodb: Any, outbox_table: str, subject: str) -> list[dict[st
                 "sequence": event.sequence,
                 "destination": row["destination"],
                 "status": row.get("status", "PENDING"),
+                "traceparent": event.traceparent,
+                "tracestate": event.tracestate,
             }
         )
     return sorted(events, key=lambda e: (e["time"], e["sequence"] or 0))

@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request
 
-from acr import aws, logs, metrics
+from acr import aws, logs, metrics, trace_export
 from acr.body_limit import BodyLimit
 from acr.contract import document_errors
 from acr.identity import ServiceCredentials
@@ -95,6 +95,7 @@ class Service(Generic[S]):
         install_metrics_route(app)
         if self.extend is not None:
             self.extend(app)
+        trace_export.instrument_app(app, self.name)  # the process's tracer provider, named after the service
         document_errors(app)  # the kernel's refusals and the one error body in every route's OpenAPI
         return app
 

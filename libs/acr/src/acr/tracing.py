@@ -1,18 +1,39 @@
-"""W3C trace context in the CloudEvent ``traceparent`` extension.
+"""One trace per ride: W3C trace context on every hop, through the OpenTelemetry API.
 
-An event recorded while a consumer handles another continues that event's trace (the consumer binds the
-incoming ``traceparent`` for the duration of the handler). Other hops (HTTP calls between services, the
-telemetry stream, the websocket push) do not carry it yet: their events start a new trace.
+HTTP hops carry ``traceparent`` through the FastAPI and httpx instrumentations (``acr.trace_export`` sets
+them up). Events carry it in the CloudEvents distributed tracing extension (``traceparent``/``tracestate``):
+recording an event opens a short producer span and stamps its context on the event; a consumer (SQS, SNS
+FIFO through SQS, a Kinesis record) continues that context in its own span, so what a handler records
+stays in the producer's trace.
+
+Work that starts without a span of its own (a timer or watchdog acting on a ride, a stream processor's
+batch, the simulator's telemetry thread) continues the trace of the ride it acts on: every span of a ride
+this process saw is remembered by ride id (``RideTraces``, in memory and bounded), and an event about that
+ride recorded with no current span is parented there. A ride this process never saw (e.g. after a
+restart) starts a new trace: only what the process remembers can be continued.
+
+Only the API is imported here (no SDK), so the envelope and the consumer stay light; without a configured
+provider every span is a no-op and events get a fresh, unsampled context.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
-from contextvars import ContextVar
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanContext, SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
-current_traceparent: ContextVar[str | None] = ContextVar("current_traceparent", default=None)
+_PROPAGATOR = TraceContextTextMapPropagator()
+_TRACER = trace.get_tracer("acr")
+RIDES_REMEMBERED = 10_000
 
 
 def trace_id(traceparent: str | None) -> str | None:
@@ -21,7 +42,135 @@ def trace_id(traceparent: str | None) -> str | None:
     return match.group(1) if match else None
 
 
-def child_traceparent(parent: str | None = None) -> str:
-    """A traceparent for a new span: same trace as ``parent`` (or the current one), new span id."""
-    tid = trace_id(parent or current_traceparent.get()) or secrets.token_hex(16)
-    return f"00-{tid}-{secrets.token_hex(8)}-01"
+def current_trace_id() -> str | None:
+    """The trace id of the current span (what log lines and websocket pushes show), None outside one."""
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None
+
+
+class RideTraces:
+    """The last span context seen for each ride, so work without a span of its own continues the ride's
+    trace. Bounded: the least recently touched ride is forgotten first."""
+
+    def __init__(self, capacity: int = RIDES_REMEMBERED) -> None:
+        self._capacity = capacity
+        self._lock = threading.Lock()
+        self._rides: OrderedDict[str, SpanContext] = OrderedDict()
+
+    def remember(self, ride_id: str | None, context: SpanContext) -> None:
+        if not ride_id or not context.is_valid or not context.trace_flags.sampled:
+            return
+        with self._lock:
+            self._rides[ride_id] = context
+            self._rides.move_to_end(ride_id)
+            while len(self._rides) > self._capacity:
+                self._rides.popitem(last=False)
+
+    def of(self, ride_id: str | None) -> SpanContext | None:
+        if not ride_id:
+            return None
+        with self._lock:
+            return self._rides.get(ride_id)
+
+
+RIDES = RideTraces()
+
+
+def extract(traceparent: str | None, tracestate: str | None) -> otel_context.Context:
+    """The context a CloudEvent's ``traceparent``/``tracestate`` name (the empty context when absent)."""
+    carrier = {"traceparent": traceparent or ""}
+    if tracestate:
+        carrier["tracestate"] = tracestate
+    return _PROPAGATOR.extract(carrier, context=otel_context.Context())
+
+
+def inject(context: otel_context.Context | None = None) -> tuple[str | None, str | None]:
+    """``(traceparent, tracestate)`` of ``context`` (default: the current one); tracestate None if empty."""
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier, context=context)
+    return carrier.get("traceparent"), carrier.get("tracestate") or None
+
+
+def _parent(ride_id: str | None) -> otel_context.Context | None:
+    """Where a new event's span hangs: the current span, else the ride's remembered span, else nowhere."""
+    if trace.get_current_span().get_span_context().is_valid:
+        return otel_context.get_current()
+    remembered = RIDES.of(ride_id)
+    if remembered is not None:
+        return trace.set_span_in_context(trace.NonRecordingSpan(remembered), otel_context.Context())
+    return None
+
+
+def event_context(event_type: str, ride_id: str | None) -> tuple[str, str | None]:
+    """``(traceparent, tracestate)`` for an event being recorded: the context of a producer span opened
+    for it under ``_parent``. An event with nothing to continue (a parked car's telemetry) gets a fresh
+    context flagged not sampled, so it starts no trace downstream."""
+    parent = _parent(ride_id)
+    if parent is None and not ride_id:
+        return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-00", None
+    attributes = {"messaging.operation.type": "create", "cloudevents.event_type": event_type}
+    if ride_id:
+        attributes["acr.ride_id"] = ride_id
+    with _TRACER.start_as_current_span(
+        f"create {event_type}",
+        context=parent or otel_context.Context(),
+        kind=SpanKind.PRODUCER,
+        attributes=attributes,
+    ) as span:
+        RIDES.remember(ride_id, span.get_span_context())
+        traceparent, tracestate = inject()
+    if traceparent is None:  # no provider: the API's spans carry no context
+        traceparent = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-00"
+    return traceparent, tracestate
+
+
+@contextmanager
+def consuming(
+    *,
+    event_type: str,
+    event_id: str,
+    traceparent: str | None,
+    tracestate: str | None,
+    ride_id: str | None,
+    destination: str,
+) -> Iterator[None]:
+    """A consumer span for one event, child of the event's context; current for the block (the handler's
+    events and log lines join the producer's trace)."""
+    attributes = {
+        "messaging.operation.type": "process",
+        "messaging.destination.name": destination,
+        "messaging.message.id": event_id,
+        "cloudevents.event_type": event_type,
+    }
+    if ride_id:
+        attributes["acr.ride_id"] = ride_id
+    with _TRACER.start_as_current_span(
+        f"process {event_type}",
+        context=extract(traceparent, tracestate),
+        kind=SpanKind.CONSUMER,
+        attributes=attributes,
+    ) as span:
+        RIDES.remember(ride_id, span.get_span_context())
+        yield
+
+
+@contextmanager
+def publishing(destination: str, contexts: Mapping[str, tuple[str | None, str | None]]) -> Iterator[None]:
+    """The relay's span around one batch sent to ``destination``, linked to each event's context
+    (event id -> ``(traceparent, tracestate)``): a batch mixes rides, so it links them and is a root."""
+    links = []
+    for traceparent, tracestate in contexts.values():
+        linked = trace.get_current_span(extract(traceparent, tracestate)).get_span_context()
+        if linked.is_valid and linked.trace_flags.sampled:
+            links.append(Link(linked))
+    if not links:  # nothing sampled in the batch: no span
+        yield
+        return
+    with _TRACER.start_as_current_span(
+        f"send {destination}",
+        context=otel_context.Context(),
+        kind=SpanKind.PRODUCER,
+        links=links,
+        attributes={"messaging.operation.type": "send", "messaging.batch.message_count": len(contexts)},
+    ):
+        yield

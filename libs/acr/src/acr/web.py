@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import os
 from http import HTTPStatus
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
@@ -23,6 +23,7 @@ from acr.faults import KNOWN, MAX_WINDOW_S, Faults, Window, process_faults, wind
 from acr.guards import OPS, SCRAPER
 from acr.metrics import COUNTERS, QueueGauges
 from acr.settings import Settings, get_settings
+from acr.trace_export import RECENT
 from acr.unit_of_work import Conflict
 
 log = logging.getLogger(__name__)
@@ -211,7 +212,8 @@ def install_ops_routes(app: FastAPI, service: str, *, health: bool = True) -> No
     credential (``acr.guards.OPS``), ``GET /v1/ops/stats``
     (this process's counters and, when the service has a messaging slice, its DLQ depths and oldest
     pending outbox row), ``GET /v1/ops/replica`` (which process answers), ``POST /v1/ops/dlq/redrive``,
-    ``GET /v1/ops/events?subject=`` (what the service published about one aggregate) and the fault windows
+    ``GET /v1/ops/events?subject=`` (what the service published about one aggregate),
+    ``GET /v1/ops/spans?traceId=`` (this process's recent spans of one trace) and the fault windows
     (``install_fault_routes``)."""
 
     def messaging(request: Request) -> OpsMessaging | None:
@@ -242,6 +244,11 @@ def install_ops_routes(app: FastAPI, service: str, *, health: bool = True) -> No
         found = messaging(request)
         queue = f"acr-{service}-producer-dlq"
         return {"queue": queue, "redriven": found.redrive_dead_letters() if found else 0}
+
+    @app.get("/v1/ops/spans", tags=["ops"], dependencies=[OPS])
+    def ops_spans(traceId: Annotated[str, Query(pattern="^[0-9a-f]{32}$")]) -> dict[str, Any]:  # noqa: N803
+        """This process's recent spans of one trace (and those linking to it), from its in-memory ring."""
+        return {"service": service, "spans": RECENT.of_trace(traceId)}
 
     @app.get("/v1/ops/events", tags=["ops"], dependencies=[OPS])
     def ops_events(subject: str, request: Request) -> dict[str, Any]:

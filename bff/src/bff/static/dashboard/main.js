@@ -320,6 +320,32 @@ async function pollEvents() {
       ),
     ),
   );
+  const traceId = /^00-([0-9a-f]{32})-/.exec(events[0]?.traceparent ?? "")?.[1];
+  if (traceId) await drawTrace(rideId, traceId);
+}
+
+// The ride's trace as a waterfall: one row per span of the trace (relay sends that only link to it are
+// left out), its bar placed on the trace's time axis.
+async function drawTrace(rideId, traceId) {
+  const { spans } = await ops("GET", `/ops/traces/${traceId}`);
+  if (rideId !== state.selected) return;
+  const own = spans.filter((s) => s.traceId === traceId);
+  const start = Math.min(...own.map((s) => s.startUs));
+  const total = Math.max(1, Math.max(...own.map((s) => s.endUs)) - start);
+  $("trace-id").textContent = `${traceId} · ${own.length} spans · ${Math.round(total / 1000)} ms`;
+  $("waterfall").replaceChildren(
+    ...own.map((s) => {
+      const bar = el("span", { class: "wf-bar" });
+      bar.style.marginLeft = `${(100 * (s.startUs - start)) / total}%`;
+      bar.style.width = `${Math.max(0.3, (100 * (s.endUs - s.startUs)) / total)}%`;
+      return el(
+        "li",
+        { "data-testid": "span", "data-service": s.service },
+        el("span", { class: "wf-name" }, `${s.service} · ${s.name}`),
+        el("span", { class: "wf-track" }, bar),
+      );
+    }),
+  );
 }
 
 function shortType(type) {

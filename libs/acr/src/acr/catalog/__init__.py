@@ -50,6 +50,7 @@ def record(data: EventData, *, subject: str | None, sequence: int | None = None)
         data=data.model_dump(mode="json", by_alias=True),
         dataschema=spec.dataschema,
         sequence=sequence,
+        ride_id=getattr(data, "ride_id", None),  # the ride whose trace the event continues
     )
 
 

@@ -1,0 +1,89 @@
+"""Trace context through events: a recorded CloudEvent carries the current span's trace, a consumer span is
+its child, span-less work on a ride continues the ride's trace, and the ring answers by trace id."""
+
+from __future__ import annotations
+
+import secrets
+
+from opentelemetry import trace
+
+from acr import catalog, trace_export, tracing
+from acr.catalog.ride import RideUpdated
+
+trace_export.configure("acr-tests")
+TRACER = trace.get_tracer("acr-tests")
+
+
+def _updated(ride_id: str) -> RideUpdated:
+    return RideUpdated(ride_id=ride_id, rider_id="rdr_1", version=1, ride={"status": "REQUESTED"})
+
+
+def _ids(traceparent: str | None) -> tuple[str, str]:
+    assert traceparent is not None
+    _, trace_id, span_id, _ = traceparent.split("-")
+    return trace_id, span_id
+
+
+def test_a_recorded_event_carries_the_trace_of_the_current_span() -> None:
+    with TRACER.start_as_current_span("booking") as span:
+        event = catalog.record(_updated(f"ride_{secrets.token_hex(4)}"), subject="ride")
+        expected = format(span.get_span_context().trace_id, "032x")
+    trace_id, _ = _ids(event.traceparent)
+    assert trace_id == expected
+    (created,) = [s for s in trace_export.RECENT.of_trace(trace_id) if s["name"].startswith("create ")]
+    assert created["kind"] == "PRODUCER" and event.traceparent.split("-")[2] == created["spanId"]
+
+
+def test_the_tracestate_of_the_context_travels_with_the_event() -> None:
+    parent = tracing.extract(f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01", "acme=rides")
+    with TRACER.start_as_current_span("upstream", context=parent):
+        event = catalog.record(_updated(f"ride_{secrets.token_hex(4)}"), subject="ride")
+    assert event.tracestate == "acme=rides"
+
+
+def test_a_consumer_span_is_a_child_of_the_event_and_what_it_records_stays_in_the_trace() -> None:
+    with TRACER.start_as_current_span("booking"):
+        event = catalog.record(_updated(f"ride_{secrets.token_hex(4)}"), subject="ride")
+    trace_id, producer_span = _ids(event.traceparent)
+    with tracing.consuming(
+        event_type=event.type,
+        event_id=event.id,
+        traceparent=event.traceparent,
+        tracestate=event.tracestate,
+        ride_id=None,
+        destination="acr-test-queue",
+    ):
+        consumer = trace.get_current_span().get_span_context()
+        caused = catalog.record(_updated(f"ride_{secrets.token_hex(4)}"), subject="ride")
+    assert format(consumer.trace_id, "032x") == trace_id
+    (span,) = [s for s in trace_export.RECENT.of_trace(trace_id) if s["kind"] == "CONSUMER"]
+    assert span["parentSpanId"] == producer_span
+    assert _ids(caused.traceparent)[0] == trace_id
+
+
+def test_work_without_a_span_continues_the_trace_of_the_ride_it_acts_on() -> None:
+    ride_id = f"ride_{secrets.token_hex(4)}"
+    with TRACER.start_as_current_span("booking"):
+        first = catalog.record(_updated(ride_id), subject=ride_id)
+    later = catalog.record(_updated(ride_id), subject=ride_id)  # a watchdog's tick: no current span
+    other = catalog.record(_updated(f"ride_{secrets.token_hex(4)}"), subject="ride")
+    assert _ids(later.traceparent)[0] == _ids(first.traceparent)[0]
+    assert _ids(other.traceparent)[0] != _ids(first.traceparent)[0]
+
+
+def test_an_event_with_nothing_to_continue_is_not_sampled() -> None:
+    from acr.envelope import new_event
+
+    event = new_event(type="acme.acr.car.CarTelemetry", source="car-simulator", subject="car_1", data={})
+    assert event.traceparent is not None and event.traceparent.endswith("-00")
+    assert trace_export.RECENT.of_trace(_ids(event.traceparent)[0]) == []
+
+
+def test_the_relay_send_span_links_the_events_it_carries() -> None:
+    with TRACER.start_as_current_span("booking"):
+        event = catalog.record(_updated(f"ride_{secrets.token_hex(4)}"), subject="ride")
+    with tracing.publishing("bus:acr-bus", {event.id: (event.traceparent, event.tracestate)}):
+        pass
+    trace_id, span_id = _ids(event.traceparent)
+    (send,) = [s for s in trace_export.RECENT.of_trace(trace_id) if s["name"] == "send bus:acr-bus"]
+    assert send["traceId"] != trace_id and send["links"] == [{"traceId": trace_id, "spanId": span_id}]
