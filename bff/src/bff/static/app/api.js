@@ -20,6 +20,15 @@ export function newKey() {
   return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** A W3C trace context for one trip, from its quote to its booking: every service the trip touches, the
+ * address-finder pricing the quote included, then reports its spans in one trace (docs/architecture.md). */
+export function newTraceparent() {
+  const hex = (bytes) => Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (b) => b.toString(16).padStart(2, "0")).join("");
+  return `00-${hex(16)}-${hex(8)}-01`;
+}
+
+const traced = (traceparent) => (traceparent ? { traceparent } : {});
+
 /** The header a write answers with and a read sends back, so the read shows the write on any BFF replica. */
 export const CONSISTENCY_HEADER = "ACR-Consistency-Token";
 
@@ -78,8 +87,10 @@ export function riderApi({ token, onUnauthorized }) {
     autocomplete: (text, limit = 6, signal) => call("GET", `/api/v1/addresses/autocomplete?${q({ q: text, limit })}`, { signal }),
     reverse: (lat, lon) => call("GET", `/api/v1/addresses/reverse?${q({ lat, lon })}`),
     map: (bbox, zoom, signal) => call("GET", `/api/v1/map?${q({ bbox, zoom })}`, { signal }),
-    quote: (pickup, dropoff) => call("POST", "/api/v1/quotes", { body: { pickup, dropoff } }),
-    book: (quoteId, key) => call("POST", "/api/v1/rides", { body: { quoteId }, headers: { "Idempotency-Key": key } }),
+    quote: (pickup, dropoff, traceparent) =>
+      call("POST", "/api/v1/quotes", { body: { pickup, dropoff }, headers: traced(traceparent) }),
+    book: (quoteId, key, traceparent) =>
+      call("POST", "/api/v1/rides", { body: { quoteId }, headers: { "Idempotency-Key": key, ...traced(traceparent) } }),
     ride: (rideId) => call("GET", `/api/v1/rides/${encodeURIComponent(rideId)}`),
     rides: (limit = 10) => call("GET", `/api/v1/rides?${q({ limit })}`),
     cancel: (rideId) => call("POST", `/api/v1/rides/${encodeURIComponent(rideId)}/cancel`),

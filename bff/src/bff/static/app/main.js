@@ -1,6 +1,6 @@
 // The rider app: sign up, pick places, quote, confirm, follow the ride live, receipt, history and loyalty.
 
-import { ApiError, newKey, riderApi } from "./api.js";
+import { ApiError, newKey, newTraceparent, riderApi } from "./api.js";
 import { humanMessage } from "./errors.js";
 import { TERMINAL, STATUS_TEXT, dateTime, el, money, quoteText, time } from "./format.js";
 import { PlaceField } from "./places.js";
@@ -194,9 +194,10 @@ async function requestQuote() {
   $("quote-button").disabled = true;
   $("quote-status").textContent = "Getting a price…";
   try {
-    const quote = await api.quote(placeRef(pickup), placeRef(dropoff));
+    const traceparent = newTraceparent(); // the trip's trace: this quote, then its booking
+    const quote = await api.quote(placeRef(pickup), placeRef(dropoff), traceparent);
     if (state.places.pickup !== pickup || state.places.dropoff !== dropoff) return;
-    state.quote = quote;
+    state.quote = { ...quote, traceparent };
     state.confirmation = null;
     clearAlert();
   } catch (err) {
@@ -229,7 +230,7 @@ async function confirmRide() {
   $("confirm-button").disabled = true;
   $("quote-status").textContent = "Booking…";
   try {
-    const ride = await api.book(q.quoteId, key);
+    const ride = await api.book(q.quoteId, key, q.traceparent);
     state.confirmation = null;
     clearAlert();
     startRide(ride);
