@@ -78,6 +78,8 @@ def test_crossing_a_threshold_announces_the_tier_change() -> None:
     assert [k for k, _ in _outbox(store)] == ["RewardPointsEarned", "RiderTierChanged"]
     assert _outbox(store)[1][1] == {"riderId": "rdr_1", "previousTier": "SILVER", "tier": "GOLD"}
     assert store.riders["rdr_1"].tier == "GOLD"
+    # both carry the rider loyalty's new version: the aggregate that changed, in the order it changed
+    assert [o.event.sequence for o in store.outbox] == [21, 21]
 
 
 def test_a_ride_earns_points_once_under_redelivery_and_a_second_success() -> None:

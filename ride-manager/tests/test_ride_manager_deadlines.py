@@ -398,15 +398,36 @@ def test_a_stall_before_its_car_is_known_waits_and_a_stall_at_the_pickup_waives_
 
 
 # --- payment outcomes in their sequence ------------------------------------------------------------------
-def test_a_late_payment_failed_never_overwrites_a_newer_success(world: World) -> None:
+def test_payment_outcomes_delivered_out_of_order_apply_in_sequence_order(world: World) -> None:
+    """The success (2) overtakes the decline (1): it is parked until the decline is applied, then applies;
+    the decline sent again after it is stale. A late failure never overwrites a newer success."""
     ride_id = world.book()
     world.to(ride_id, RideStatus.CAR_ARRIVED)
     handlers.cancel_ride(CancelRide("rdr_1", ride_id), uow_factory=world.uow, rules=RULES)  # a fee is due
-    world.paid(ride_id, sequence=2, purpose="CANCELLATION_FEE")
+    version = world.ride(ride_id).version
+    with pytest.raises(Park):
+        world.paid(ride_id, sequence=2, purpose="CANCELLATION_FEE")
+    assert world.ride(ride_id).payment is None and world.ride(ride_id).version == version
+    world.paid(ride_id, sequence=1, ok=False, purpose="CANCELLATION_FEE")
+    world.paid(ride_id, sequence=2, purpose="CANCELLATION_FEE")  # the parked one, tried again
     with pytest.raises(Stale):
         world.paid(ride_id, sequence=1, ok=False, purpose="CANCELLATION_FEE")
     payment = world.ride(ride_id).payment
     assert payment is not None and (payment.status, payment.sequence) == (PaymentStatus.SUCCEEDED, 2)
+    assert world.ride(ride_id).version == version + 2
+
+
+def test_a_fare_outcome_past_the_next_waits_for_the_one_between(world: World) -> None:
+    ride_id = world.book()
+    world.to(ride_id, RideStatus.COMPLETED)
+    with pytest.raises(Park):
+        world.paid(ride_id, sequence=3)  # 1 and 2 are still on their way
+    world.paid(ride_id, sequence=1, ok=False)
+    with pytest.raises(Park):
+        world.paid(ride_id, sequence=3)
+    world.paid(ride_id, sequence=2, ok=False)
+    world.paid(ride_id, sequence=3)
+    assert world.ride(ride_id).status == RideStatus.PAID
 
 
 def test_fare_outcomes_apply_in_sequence_and_a_newer_failure_is_recorded(world: World) -> None:

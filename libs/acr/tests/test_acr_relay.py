@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 from acr_exactly_once_fakes import (
@@ -13,7 +12,6 @@ from acr_exactly_once_fakes import (
     Dynamo,
     ScriptedChannel,
     Sqs,
-    in_process_dynamodb,
     outbox_dynamodb,
     relay_clock,
 )
@@ -162,43 +160,6 @@ def test_the_ops_timeline_lists_what_was_recorded_about_a_subject(dynamodb: Dyna
     _rounds(_relay(dynamodb, Sqs(), ScriptedChannel([[None, "InternalFailure"]])), clock, 2)
     (about,) = relay.events_about(dynamodb, OUTBOX, "r1")
     assert (about["id"], about["status"], about["eventcount"]) == (events[1].id, "SENT", 2)
-
-
-def test_sent_rows_are_purged_after_the_retention(dynamodb: Dynamo, clock: Clock) -> None:
-    _record(dynamodb, 2, clock)
-    sender = _relay(dynamodb, Sqs(), ScriptedChannel())
-    sender.drain_once()
-    assert sender.purge_sent() == 0
-    clock.advance(relay.SENT_RETENTION_S + 1)
-    assert sender.purge_sent() == 2 and dynamodb.rows(OUTBOX) == []
-
-
-class _Throttled(Dynamo):
-    """Leaves the last delete of its first batch unprocessed, as DynamoDB does when throttled."""
-
-    def __init__(self, client: Any) -> None:
-        super().__init__(client)
-        self.batches: list[int] = []
-
-    def batch_write_item(self, RequestItems: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:  # noqa: N803
-        (requests,) = RequestItems.values()
-        self.batches.append(len(requests))
-        if len(self.batches) == 1:
-            self._client.batch_write_item(RequestItems={OUTBOX: requests[:-1]})
-            return {"UnprocessedItems": {OUTBOX: requests[-1:]}}
-        return dict(self._client.batch_write_item(RequestItems=RequestItems))
-
-
-def test_the_purge_deletes_25_rows_a_request_and_sends_again_what_was_left_unprocessed(clock: Clock) -> None:
-    with in_process_dynamodb() as inner:
-        dynamodb = _Throttled(inner)
-        _record(dynamodb, 60, clock)
-        sender = _relay(dynamodb, Sqs(), ScriptedChannel())
-        while sender.drain_once():
-            pass
-        clock.advance(relay.SENT_RETENTION_S + 1)
-        assert sender.purge_sent() == 60 and dynamodb.rows(OUTBOX) == []
-    assert dynamodb.batches == [25, 1, 25, 10]
 
 
 def test_a_row_resent_after_its_lease_expired_carries_eventcount_plus_one(

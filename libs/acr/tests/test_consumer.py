@@ -2,10 +2,15 @@
 
 import json
 import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from prometheus_client import generate_latest
 
 from acr import catalog
-from acr.catalog.base import EventData
+from acr.catalog.base import ETA_TTL_S, EventData, EventSpec
 from acr.catalog.fleet import NoCarAvailable
+from acr.catalog.monitoring import RideEtaUpdated
 from acr.consumer import SqsConsumer
 from acr.envelope import CloudEvent
 from acr.metrics import Counters
@@ -154,3 +159,40 @@ def test_an_event_from_its_producer_is_handled() -> None:
     sqs.put(QUEUE, _eventbridge_body(_event()))
     _consumer(sqs, lambda e, d: seen.append(d), counters).poll_once()
     assert len(seen) == 1 and DLQ not in sqs.queues and counters.get("untrustedSources") == 0
+
+
+def _eta(age_s: float) -> CloudEvent:
+    """A ``RideEtaUpdated`` (discardable, time-to-live ``ETA_TTL_S``) recorded ``age_s`` ago."""
+    eta = RideEtaUpdated(ride_id="ride_1", car_id="c", phase="TO_PICKUP", eta_seconds=60.0, lat=0.0, lon=0.0)
+    event = catalog.record(eta, subject="ride_1")
+    return event.model_copy(update={"time": event.time - timedelta(seconds=age_s)})
+
+
+def test_an_expired_eta_is_acknowledged_unhandled_and_counted_by_type() -> None:
+    sqs, counters, seen = FakeSqs(), Counters(), []
+    sqs.put(QUEUE, _eventbridge_body(_eta(ETA_TTL_S + 5)))
+    sqs.put(QUEUE, _eventbridge_body(_eta(1)))
+    _consumer(sqs, lambda e, d: seen.append(e), counters).poll_once()
+    assert sqs.queues[QUEUE] == [] and len(seen) == 1  # both acknowledged; only the fresh one handled
+    assert counters.snapshot()["expiredDiscarded"] == 1 and counters.get("consumed") == 1
+    metrics = generate_latest(counters.registry).decode()
+    assert 'acr_messages_expired_total{event_type="acme.acr.monitoring.RideEtaUpdated"} 1.0' in metrics
+
+
+def test_an_expired_event_that_changes_state_is_applied_late_never_dropped() -> None:
+    sqs, counters, seen = FakeSqs(), Counters(), []
+    spec = catalog.CATALOG[_event().type]
+    assert not spec.discardable
+    late = _event().model_copy(update={"time": datetime.now(UTC) - timedelta(seconds=spec.ttl_s + 60)})
+    sqs.put(QUEUE, _eventbridge_body(late))
+    _consumer(sqs, lambda e, d: seen.append(e), counters).poll_once()
+    assert [e.id for e in seen] == [late.id] and sqs.queues[QUEUE] == []
+    assert counters.get("lateApplied") == 1 and counters.get("expiredDiscarded") == 0
+
+
+def test_every_type_has_a_time_to_live_and_only_ephemeral_facts_are_discardable() -> None:
+    discardable = {spec.name for spec in catalog.SPECS if spec.discardable}
+    assert discardable == {"RideEtaUpdated"}
+    assert all(spec.ttl_s > 0 for spec in catalog.SPECS)
+    with pytest.raises(ValueError, match="only a fact"):
+        EventSpec("X", "ride", NoCarAvailable, "update", discardable=True)

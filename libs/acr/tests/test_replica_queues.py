@@ -89,6 +89,9 @@ def test_each_replica_gets_every_message_and_removes_its_queues_at_stop(clients:
     two.open()
     assert {"acr-bff-ride-updates-bff-1.fifo", "acr-bff-ride-eta-dlq-bff-2"} <= _queues(clients)
     assert {"bff-ride-eta-bff-1", "bff-ride-eta-bff-2"} <= _rules(clients)
+    eta_url = clients.sqs.get_queue_url(QueueName="acr-bff-ride-eta-bff-1")["QueueUrl"]
+    kept = clients.sqs.get_queue_attributes(QueueUrl=eta_url, AttributeNames=["MessageRetentionPeriod"])
+    assert kept["Attributes"]["MessageRetentionPeriod"] == "60"  # an ETA is worth seconds
     updated = RideUpdated(ride_id="ride_r1", rider_id="rdr_1", version=1, ride={})
     SnsFifoChannel(clients.sns, topic_arns(clients.sns)).send([outgoing(updated, subject="ride_r1")])
     eta = RideEtaUpdated(ride_id="ride_r1", car_id="c", phase="TO_PICKUP", eta_seconds=1.0, lat=0.0, lon=0.0)

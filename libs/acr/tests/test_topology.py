@@ -1,8 +1,12 @@
+from acr.catalog import BY_MODEL
+from acr.catalog.base import STATE_TTL_S
 from acr.catalog.fleet import CarAssigned
+from acr.catalog.monitoring import RideEtaUpdated
 from acr.catalog.payment import PaymentSucceeded
 from acr.catalog.ride import RideRequested
 from acr.topology import ServiceTopology, Subscription, discover
 from acr.topology.governance import violations
+from acr.topology.plan import plan, retention_for
 
 
 def test_the_installed_services_form_a_consistent_topology() -> None:
@@ -38,3 +42,12 @@ def test_publishing_outside_ones_context_fails_governance() -> None:
     assert violations([rogue]) == [
         "car-dispatcher publishes acme.acr.ride.RideRequested outside its context fleet"
     ]
+
+
+def test_a_queue_keeps_messages_as_long_as_the_longest_ttl_of_the_types_it_carries() -> None:
+    queues = {d.queue.name: d for p in plan(discover()) for d in p.deliveries}
+    assert queues["acr-bff-ride-eta"].queue.retention_s == 60  # ETAs live 30 s; SQS keeps a minute at least
+    assert queues["acr-ride-manager-events"].queue.retention_s == STATE_TTL_S
+    assert queues["acr-ride-manager-history.fifo"].queue.retention_s == STATE_TTL_S
+    assert all(d.dlq.retention_s == 1_209_600 for d in queues.values())  # an operator's 14 days
+    assert retention_for([BY_MODEL[RideEtaUpdated]]) == 60

@@ -8,6 +8,7 @@ from acr.catalog.payment import PaymentFailed, PaymentFailureReason, PaymentSucc
 from acr.catalog.reward import RewardPointsEarned, RiderTierChanged
 from acr.consumer import Handlers, Stale
 from acr.envelope import CloudEvent
+from acr.ordering import Order, order
 from reward.domain import on_payment
 from reward.ports import UnitOfWork
 
@@ -54,7 +55,7 @@ def _apply(
             points=change.points_earned,
             total_points=change.after.points,
         )
-        uow.record(earned, subject=data.ride_id)
+        uow.record(earned, subject=data.ride_id, sequence=change.after.version)
     if change.tier_changed:
         tier = RiderTierChanged(
             rider_id=data.rider_id, previous_tier=change.before.tier, tier=change.after.tier
@@ -63,11 +64,11 @@ def _apply(
 
 
 def _drop_if_stale(uow: UnitOfWork, ride_id: str, sequence: int | None) -> None:
-    """A payment outcome older than one that already had an effect on the ride is stale (an event without a
-    sequence is never)."""
+    """A payment outcome not newer than one that already had an effect on the ride is stale (an event
+    without a sequence is never). Only some outcomes have an effect here, so a gap is no reason to wait."""
     latest = uow.effects.last_sequence(ride_id)
-    if sequence is not None and sequence < latest:
-        raise Stale(f"payment outcome {sequence} of ride {ride_id} is older than outcome {latest}")
+    if order(latest, sequence, gapless=False) == Order.STALE:
+        raise Stale(f"payment outcome {sequence} of ride {ride_id} is not newer than outcome {latest}")
 
 
 HANDLERS = (

@@ -13,4 +13,5 @@ TOPOLOGY = ServiceTopology(
     publishes=(RewardPointsEarned, RiderTierChanged),
     subscriptions=(Subscription("events", (PaymentSucceeded, PaymentFailed)),),
     tables=(Table(RIDERS, "riderId"), Table(RIDE_EFFECTS, "rideId", "effect")),
+    leases=True,  # the sweeper of expired markers and sent rows runs on one replica at a time
 )

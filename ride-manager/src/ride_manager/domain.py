@@ -15,6 +15,7 @@ from acr.catalog.base import EventData, Place
 from acr.catalog.ride import CancellationReason, RideCancelled, RideCompleted, RideRequested
 from acr.errors import ServiceError
 from acr.money import Money
+from acr.ordering import Order, order
 
 CENT = Decimal("0.01")
 BASE_FARE = Decimal("2.50")
@@ -164,11 +165,11 @@ class Payment:
     amount: Money
     sequence: int | None = None
 
-    def newer_than(self, recorded: Payment | None) -> bool:
-        """Is this outcome later than ``recorded`` (unknown when either has no sequence: then it is)?"""
-        if recorded is None or recorded.sequence is None or self.sequence is None:
-            return True
-        return self.sequence > recorded.sequence
+    def order_after(self, recorded: Payment | None) -> Order:
+        """Where this outcome stands after ``recorded``: payment tells every outcome of a ride's payment,
+        1, 2, 3..., so one beyond the next comes early (the one between is on its way) and one not newer is
+        stale. Without a sequence on either side (recorded before outcomes carried one) it applies."""
+        return order(0 if recorded is None else recorded.sequence, self.sequence)
 
 
 @dataclass
@@ -373,15 +374,17 @@ class Ride:
     def payment_settled(
         self, succeeded: bool, payment_id: str, amount: Money, at: datetime, sequence: int | None = None
     ) -> Outcome:
-        """A payment outcome, in the payment's ``sequence``: one not newer than the recorded one is stale.
+        """A payment outcome, in the payment's ``sequence``: one not newer than the recorded one is stale, one
+        past the next is early (parked until the outcome between is applied).
         A fare moves the ride to PAID / PAYMENT_FAILED (a newer failure is recorded on a failed ride); a
         fee is only recorded."""
         status = PaymentStatus.SUCCEEDED if succeeded else PaymentStatus.FAILED
         payment = Payment(status, payment_id, amount, sequence)
         if self.status in ACTIVE:
             return Outcome.EARLY  # the payment of a fare this ride has not computed yet
-        if not payment.newer_than(self.payment):
-            return Outcome.STALE
+        place = payment.order_after(self.payment)
+        if place != Order.APPLY:
+            return Outcome.STALE if place == Order.STALE else Outcome.EARLY  # early: an outcome between
         fee_due = (
             self.status == RideStatus.CANCELLED
             and self.cancellation is not None

@@ -3,7 +3,7 @@
 Poison messages (unparseable, unknown type, schema-invalid, or from a source that is not the type's
 producer) go to the DLQ at once, by the consumer, with their reason as message attributes, so they never
 block the queue; the queue's redrive policy is only the backstop for crashes. Duplicates are acknowledged
-and counted, and so are stale updates.
+and counted, and so are stale updates and expired messages of a discardable type (``EventSpec.ttl_s``).
 An update that arrives before what it updates is parked without burning receives: on a standard queue it
 is sent again with a delay (and the original deleted); on a FIFO queue it is held in memory, invisible,
 with the messages of its group that came behind it, and tried again after the same delay, so the group
@@ -382,8 +382,26 @@ class SqsConsumer:
         ):
             if self._injected_before(message, event):
                 return False
+            if self._expired(event):
+                return True
             done = self._handle(message, event, data)
             return done and not self._injected_after(message, event)
+
+    def _expired(self, event: CloudEvent) -> bool:
+        """True when ``event`` outlived its type's time-to-live and its type is discardable: acknowledged
+        unhandled. An expired event of any other type is handled all the same (it changes state: dropping it
+        would lose a step), and counted as late."""
+        spec = catalog.CATALOG[event.type]
+        age_s = time.time() - event.time.timestamp()
+        if age_s <= spec.ttl_s:
+            return False
+        if spec.discardable:
+            self._counters.expired(event.type)
+            log.info("expired %s discarded: %.1f s old, time-to-live %d s", event.type, age_s, spec.ttl_s)
+            return True
+        self._counters.add("lateApplied")
+        log.info("late %s applied: %.1f s old, past its time-to-live %d s", event.type, age_s, spec.ttl_s)
+        return False
 
     def _handle(self, message: Received, event: CloudEvent, data: EventData) -> bool:
         try:

@@ -30,7 +30,8 @@ LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.
 
 class Counters:
     """Thread-safe counters: published, resent by reason, duplicates discarded, stale dropped, parked,
-    dead-lettered (of which from an untrusted source), outbox rows whose lease another relay took over,
+    expired (discarded, or applied late), expired items swept, dead-lettered (of which from an untrusted
+    source), outbox rows whose lease another relay took over,
     and any other count a service keeps under a name of its own (``add``)."""
 
     def __init__(self) -> None:
@@ -57,7 +58,16 @@ class Counters:
                 "Updates tried again later: what they update is not there yet",
                 registry=r,
             ),
+            "swept": Counter(
+                "acr_items_swept", "Expired items deleted where DynamoDB TTL does not run", registry=r
+            ),
         }
+        self._expired_total = Counter(
+            "acr_messages_expired",
+            "Discardable messages older than their type's time-to-live, acknowledged unhandled, by type",
+            ["event_type"],
+            registry=r,
+        )
         self._resent_total = Counter(
             "acr_events_resent", "Outbox entries to send again, by reason", ["reason"], registry=r
         )
@@ -106,6 +116,13 @@ class Counters:
             self._counts["deadLettered"] += n
         self._dead_lettered_total.labels(reason=reason).inc(n)
 
+    def expired(self, event_type: str) -> None:
+        """One message of ``event_type`` (a discardable type of the catalog: a bounded label) dropped because
+        it outlived its time-to-live."""
+        with self._lock:
+            self._counts["expiredDiscarded"] += 1
+        self._expired_total.labels(event_type=event_type).inc()
+
     def relay_sent(self, lag_s: float) -> None:
         """One outbox row sent ``lag_s`` after it was recorded."""
         self.relay_lag_ms = lag_s * 1000
@@ -133,6 +150,9 @@ class Counters:
                 "duplicatesDiscarded": self._counts["duplicatesDiscarded"],
                 "staleDropped": self._counts["staleDropped"],
                 "parked": self._counts["parked"],
+                "expiredDiscarded": self._counts["expiredDiscarded"],
+                "lateApplied": self._counts["lateApplied"],
+                "swept": self._counts["swept"],
                 "deadLettered": self._counts["deadLettered"],
                 "untrustedSources": self._counts["untrustedSources"],
                 "consumed": self._counts["consumed"],

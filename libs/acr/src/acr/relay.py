@@ -36,7 +36,7 @@ from botocore.exceptions import ClientError
 from acr import tracing
 from acr.catalog.base import Destination
 from acr.channels import Channel
-from acr.dynamo import delete_all, from_item, is_conditional_failure, to_item
+from acr.dynamo import from_item, is_conditional_failure, to_item
 from acr.envelope import CloudEvent
 from acr.metrics import COUNTERS, Counters
 from acr.publishing import Backoff, DeadLetter, PublishReport, publish
@@ -91,7 +91,6 @@ class Relay:
         self._lease_s = lease_s
         self._poll_s = poll_s
         self._sent_retention_s = sent_retention_s
-        self._purge_every_s = sent_retention_s / 4
         self._backoff = backoff
         self._counters = counters
         self._rng = rng or random.Random()
@@ -105,15 +104,10 @@ class Relay:
         self._wake.set()
 
     def run(self, stop: threading.Event) -> None:
-        """Publish until ``stop`` is set; every quarter of the retention, purge rows sent before it."""
-        purged_at = time.monotonic() - random.uniform(
-            0, self._purge_every_s
-        )  # relays purge at their own times
+        """Publish until ``stop`` is set. Sent rows expire by their ``expiresAt`` (``acr.sweeper`` deletes
+        them where DynamoDB TTL does not run)."""
         while not stop.is_set():
             try:
-                if time.monotonic() - purged_at > self._purge_every_s:
-                    purged_at = time.monotonic()
-                    self.purge_sent()
                 if self.drain_once() == 0:
                     self._wake.wait(self.idle_s())
                     self._wake.clear()
@@ -345,22 +339,6 @@ class Relay:
         if not items:
             return None
         return round(max(0.0, time.time() - float(from_item(items[0])["createdAt"])) * 1000, 1)
-
-    def purge_sent(self) -> int:
-        """Delete rows sent longer ago than the retention (TTL on ``expiresAt`` does the same on AWS)."""
-        cutoff = time.time() - self._sent_retention_s
-        keys = [
-            to_item({"eventId": item["eventId"]})
-            for item in _scan(
-                self._dynamodb,
-                self._table,
-                "attribute_exists(sentAt) AND sentAt < :c",
-                {":c": cutoff},
-                "eventId",
-            )
-        ]
-        delete_all(self._dynamodb, self._table, keys)
-        return len(keys)
 
 
 def _heads_of_groups(rows: list[dict[str, Any]], seen_groups: set[str], now: float) -> list[dict[str, Any]]:

@@ -13,13 +13,14 @@ from acr.consumer import Handlers, SqsConsumer, U, idempotent
 from acr.dynamo import DynamoUnitOfWork
 from acr.faults import process_faults, windows_allowed
 from acr.kinesis import KinesisReader, Watcher
-from acr.leases import LeaseTable
+from acr.leases import LeaseTable, singleton
 from acr.loops import Loops
 from acr.outbox_metric import OutboxAgeMetric
 from acr.publishing import Backoff
 from acr.relay import Relay, events_about, redrive
 from acr.settings import Settings
 from acr.stream import Processor
+from acr.sweeper import Sweeper, expiring_tables
 from acr.topology.model import ServiceTopology
 from acr.topology.plan import plan
 from acr.topology.replicas import ReplicaQueues
@@ -121,6 +122,11 @@ class Messaging:
             if not settings.aws_endpoint_url:  # on AWS: the age of the oldest pending row, for its alarm
                 metric = OutboxAgeMetric(make("cloudwatch"), topology.service, self.relay.oldest_pending_ms)
                 loops.add("outbox-age-metric", metric.run)
+
+        expiring = expiring_tables(topology)
+        if settings.aws_endpoint_url and expiring:  # on AWS, DynamoDB TTL deletes expired items
+            sweep = Sweeper(self.dynamodb, expiring, every_s=settings.sweep_s).run
+            loops.add("sweeper", sweep if self.leases is None else singleton(self.leases, "sweeper", sweep))
 
     def _channels(self) -> dict[str, Channel]:
         """The bus and topic channels; wrapped in ``FaultyChannel`` whenever a fault can happen to them

@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     relay_poll_s: float = Field(default=15.0, gt=0)  # woken by each commit; polls for expired leases
     relay_lease_s: float = Field(default=30.0, gt=0)
     outbox_sent_retention_s: float = Field(default=300.0, gt=0)
+    # Where DynamoDB TTL never runs (an emulator), expired items are deleted by a sweep this often.
+    sweep_s: float = Field(default=60.0, gt=0)
 
     # The outbox relay (docs/deploy.md, "The outbox relay: polling or Pipes"): ``pipes`` leaves bus rows to
     # the exported stacks' DynamoDB stream + EventBridge Pipe (AWS only); topic rows stay with the relay.

@@ -18,6 +18,11 @@ from acr.clock import iso
 Kind = Literal["create", "update", "fact"]
 
 RIDE_UPDATES_TOPIC = "acr-ride-updates.fifo"
+
+# How long an event is worth delivering. A state-changing event keeps SQS's default retention (4 days): an
+# outage of days must not lose a step of a ride. An ephemeral fact (an ETA) is worth seconds.
+STATE_TTL_S = 345_600
+ETA_TTL_S = 30
 TELEMETRY_STREAM = "acr-car-telemetry"
 
 # The context that publishes on a bus, a topic or the stream, and the service that speaks for it.
@@ -80,7 +85,12 @@ class Destination:
 @dataclass(frozen=True)
 class EventSpec:
     """One entry of the catalog. ``kind`` is how the producer means it: a ``create`` happens once per
-    aggregate, an ``update`` carries the aggregate's version in ``sequence``, a ``fact`` stands alone."""
+    aggregate, an ``update`` carries the aggregate's version in ``sequence``, a ``fact`` stands alone.
+
+    ``ttl_s`` is how long after its ``time`` an event is worth delivering: queues keep no message longer than
+    the longest TTL of the types they carry. Only a ``discardable`` type (an ephemeral fact that a newer one
+    replaces, nothing changes state on it) is dropped by a consumer once older than its TTL; any other
+    expired event is still applied, late, because dropping it would lose a step of the saga."""
 
     name: str
     context: str
@@ -88,6 +98,12 @@ class EventSpec:
     kind: Kind
     version: int = 1
     published_on: Destination | None = None
+    ttl_s: int = STATE_TTL_S
+    discardable: bool = False
+
+    def __post_init__(self) -> None:
+        if self.discardable and self.kind != "fact":
+            raise ValueError(f"{self.name}: only a fact can be discarded when it expires, not a {self.kind}")
 
     @property
     def type(self) -> str:

@@ -39,4 +39,6 @@ class CarTelemetry(EventData):
     at: Instant
 
 
-SPECS = (EventSpec("CarTelemetry", "car", CarTelemetry, "fact", published_on=TELEMETRY),)
+# Kept as long as the stream keeps records (24 h), never discarded: route-monitor measures each trip's
+# distance and duration from every record of it, however late it reads them.
+SPECS = (EventSpec("CarTelemetry", "car", CarTelemetry, "fact", published_on=TELEMETRY, ttl_s=86_400),)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from acr.catalog.base import EventData, EventSpec, Instant
+from acr.catalog.base import ETA_TTL_S, EventData, EventSpec, Instant
 
 Leg = Literal["TO_PICKUP", "TO_DESTINATION"]
 
@@ -47,7 +47,8 @@ class CarStalled(EventData):
 
 
 SPECS = (
-    EventSpec("RideEtaUpdated", "monitoring", RideEtaUpdated, "fact"),
+    # the next ETA (every few seconds) replaces it: one older than its TTL is worth nothing to the rider
+    EventSpec("RideEtaUpdated", "monitoring", RideEtaUpdated, "fact", ttl_s=ETA_TTL_S, discardable=True),
     EventSpec("CarArrivedAtPickup", "monitoring", CarArrivedAtPickup, "fact"),
     EventSpec("TripStarted", "monitoring", TripStarted, "fact"),
     EventSpec("TripCompleted", "monitoring", TripCompleted, "fact"),

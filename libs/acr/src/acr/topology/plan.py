@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from acr.catalog import BY_MODEL
-from acr.catalog.base import CONTEXT_SERVICE, bus_name
+from acr.catalog.base import CONTEXT_SERVICE, EventSpec, bus_name
 from acr.topology.model import ServiceTopology, Stream, Subscription, Table
 
 DLQ_RETENTION_S = 1_209_600  # 14 days, SQS's longest
+MIN_RETENTION_S = 60  # SQS's shortest
 VISIBILITY_TIMEOUT_S = 30
 
 
@@ -89,7 +90,10 @@ def plan(slices: list[ServiceTopology], max_receives: int = 10) -> list[ServiceP
 
 def _service_plan(s: ServiceTopology, max_receives: int) -> ServicePlan:
     deliveries = [_subscription(s, sub, max_receives) for sub in s.subscriptions]
-    deliveries += [_delivery(s, ts.queue, True, max_receives, topic=ts.topic) for ts in s.topic_subscriptions]
+    deliveries += [
+        _delivery(s, ts.queue, True, max_receives, [BY_MODEL[ts.event]], topic=ts.topic)
+        for ts in s.topic_subscriptions
+    ]
     return ServicePlan(
         slice=s,
         bus=s.bus,
@@ -106,6 +110,7 @@ def _delivery(
     short: str,
     fifo: bool,
     max_receives: int,
+    carries: list[EventSpec],
     *,
     routes: tuple[Route, ...] = (),
     topic: str | None = None,
@@ -114,6 +119,7 @@ def _delivery(
     queue = Queue(
         s.queue(short, fifo),
         fifo=fifo,
+        retention_s=retention_for(carries),
         visibility_timeout_s=VISIBILITY_TIMEOUT_S,
         dlq=dlq.name,
         max_receives=max_receives,
@@ -132,7 +138,15 @@ def _subscription(s: ServiceTopology, sub: Subscription, max_receives: int) -> D
         )
         for context, types in sorted(by_context.items())
     )
-    return _delivery(s, sub.queue, False, max_receives, routes=routes)
+    return _delivery(s, sub.queue, False, max_receives, sub.specs(), routes=routes)
+
+
+def retention_for(carries: list[EventSpec]) -> int:
+    """How long a queue keeps a message: the longest time-to-live of the types it carries, within what SQS
+    allows (a minute to 14 days). A message is dead to its consumers once older than that, so a queue
+    never holds it longer. (Its DLQ keeps what reaches it 14 days, for an operator.)"""
+    longest = max(spec.ttl_s for spec in carries)
+    return max(MIN_RETENTION_S, min(DLQ_RETENTION_S, longest))
 
 
 def producer_source(context: str) -> str:

@@ -163,6 +163,8 @@ class ReplicaQueues:
             attributes: dict[QueueAttributeNameType, str] = {"RedrivePolicy": json.dumps(redrive)}
             if declared.queue.visibility_timeout_s is not None:
                 attributes["VisibilityTimeout"] = str(declared.queue.visibility_timeout_s)
+            if declared.queue.retention_s is not None:
+                attributes["MessageRetentionPeriod"] = str(declared.queue.retention_s)
             url = self._queue(d.queue, d.fifo, attributes)
             arn = self._arn(url)
             feeds: list[Feed] = []
