@@ -25,7 +25,7 @@ from acr.unit_of_work import (
     is_piped,
     marker_row,
     outbox_row,
-    outgoing,
+    outgoings,
 )
 
 if TYPE_CHECKING:
@@ -240,10 +240,10 @@ class DynamoUnitOfWork:
     def record(self, data: EventData, *, subject: str | None, sequence: int | None = None) -> None:
         if self.outbox_table is None:
             raise RuntimeError("this service has no outbox")
-        event = outgoing(data, subject=subject, sequence=sequence)
-        row = outbox_row(event, time.time(), relay=self.outbox_relay, retention_s=self.sent_retention_s)
-        self.tx.put(self.outbox_table, row, label="outbox")
-        self.recorded.append(event)
+        for event in outgoings(data, subject=subject, sequence=sequence):
+            row = outbox_row(event, time.time(), relay=self.outbox_relay, retention_s=self.sent_retention_s)
+            self.tx.put(self.outbox_table, row, label="outbox")
+            self.recorded.append(event)
 
     def mark_consumed(self, event: CloudEvent) -> None:
         if self.inbox_table is None:

@@ -20,6 +20,8 @@ from acr.catalog.ride import CancellationReason, RideUpdated
 from acr.consumer import Stale
 from acr.dynamo import DynamoUnitOfWork, ServiceUnitOfWork
 from acr.money import Money
+from acr.projection_store import on_copy
+from acr.projections import Projection, copy_name
 from ride_manager.domain import (
     ACTIVE,
     Cancellation,
@@ -313,49 +315,65 @@ def _history_key(snapshot: RideUpdated) -> dict[str, str]:
 
 
 class DynamoHistoryRows:
-    def __init__(self, base: DynamoUnitOfWork) -> None:
+    """Writes to the copies of the history a snapshot goes to: the one read and, during a rebuild, the
+    fresh one (``acr.projections``); the rebuild queue's consumer writes to the fresh one only."""
+
+    def __init__(self, base: DynamoUnitOfWork, copies: tuple[str, ...]) -> None:
         self._base = base
+        self._copies = copies
 
     def put_if_newer(self, snapshot: RideUpdated) -> None:
         key = _history_key(snapshot)
-        stored = self._base.dynamodb.get_item(
-            TableName=RIDE_HISTORY,
-            Key=dynamo.to_item(key),
-            ConsistentRead=True,
-            ProjectionExpression="version",
-        ).get("Item")
-        if stored is not None and int(dynamo.from_item(stored)["version"]) >= snapshot.version:
+        newer = [copy for copy in self._copies if self._stored_version(copy, key) < snapshot.version]
+        if self._copies and not newer:
             raise Stale(f"{snapshot.ride_id} v{snapshot.version} is not newer than the projection")
-        self._base.tx.put(
-            RIDE_HISTORY,
-            key
-            | {"rideId": snapshot.ride_id, "version": snapshot.version, "ride": json.dumps(snapshot.ride)},
-            label="history",
-            condition="attribute_not_exists(version) OR version < :v",
-            values={":v": snapshot.version},
-        )
+        for copy in newer:
+            self._base.tx.put(
+                copy,
+                key
+                | {
+                    "rideId": snapshot.ride_id,
+                    "version": snapshot.version,
+                    "ride": json.dumps(snapshot.ride),
+                },
+                label="history",
+                condition="attribute_not_exists(version) OR version < :v",
+                values={":v": snapshot.version},
+            )
+
+    def _stored_version(self, copy: str, key: dict[str, str]) -> int:
+        stored = self._base.dynamodb.get_item(
+            TableName=copy, Key=dynamo.to_item(key), ConsistentRead=True, ProjectionExpression="version"
+        ).get("Item")
+        return int(dynamo.from_item(stored)["version"]) if stored else 0
 
 
 class DynamoHistoryUnitOfWork(ServiceUnitOfWork):
     """The ride history projector's unit of work (without markers: its write is idempotent by version)."""
 
-    def __init__(self, base: DynamoUnitOfWork) -> None:
+    def __init__(self, base: DynamoUnitOfWork, copies: tuple[str, ...]) -> None:
         super().__init__(base)
-        self.history = DynamoHistoryRows(base)
+        self.history = DynamoHistoryRows(base, copies)
 
 
 class DynamoRideHistory:
     """Read side: the ride history projection, the ride-versions table, the rides' deadlines."""
 
-    def __init__(self, dynamodb: DynamoDBClient) -> None:
+    def __init__(self, dynamodb: DynamoDBClient, history: Projection) -> None:
         self._dynamodb = dynamodb
+        self._history = history
 
     def rides_of(
         self, rider_id: str, limit: int, cursor: str | None
     ) -> tuple[list[dict[str, object]], str | None]:
-        """A page of the rider's rides from the history projection, newest first."""
+        """A page of the rider's rides from the copy of the history readers use, newest first."""
+        return self._history.read(lambda generation: self._rides_of(generation, rider_id, limit, cursor))
+
+    def _rides_of(
+        self, generation: int, rider_id: str, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, object]], str | None]:
         kwargs: dict[str, Any] = {
-            "TableName": RIDE_HISTORY,
+            "TableName": copy_name(RIDE_HISTORY, generation),
             "KeyConditionExpression": "riderId = :r",
             "ExpressionAttributeValues": dynamo.to_item({":r": rider_id}),
             "ScanIndexForward": False,
@@ -363,7 +381,7 @@ class DynamoRideHistory:
         }
         if cursor:
             kwargs["ExclusiveStartKey"] = _history_cursor(cursor, rider_id)
-        page = self._dynamodb.query(**kwargs)
+        page = on_copy(self._dynamodb.query, **kwargs)
         rides = [json.loads(dynamo.from_item(i)["ride"]) for i in page.get("Items", [])]
         last = page.get("LastEvaluatedKey")
         return rides, json.dumps(last) if last else None

@@ -88,6 +88,9 @@ class EventSpec:
     kind: Kind
     version: int = 1
     published_on: Destination | None = None
+    archived: bool = False
+    """Published on a topic or stream, and also put on its context's bus so that the bus's archive keeps
+    it: the read models built from it can then be rebuilt by a replay (``acr.projections``)."""
 
     @property
     def type(self) -> str:
@@ -105,6 +108,12 @@ class EventSpec:
     def destination(self) -> Destination:
         """Where the producer publishes it: ``published_on``, else its context's bus."""
         return self.published_on or Destination("bus", bus_name(self.context))
+
+    @property
+    def destinations(self) -> tuple[Destination, ...]:
+        """Every place an event of this type goes: its destination, then its context's bus if archived."""
+        bus = Destination("bus", bus_name(self.context))
+        return (self.destination, bus) if self.archived and self.destination != bus else (self.destination,)
 
 
 RIDE_UPDATES = Destination("topic", RIDE_UPDATES_TOPIC)
