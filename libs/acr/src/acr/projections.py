@@ -199,6 +199,7 @@ class Rebuild:
         try:
             self.copies.create(fresh)
             pointer = self._advance(pointer, building=fresh)
+            log.info("rebuilding %s into generation %d: live events now go to both", pointer.name, fresh)
             self.sleep(self.settle_s)  # every replica now writes live events to both copies
             replay_name = f"{self.projection.name}-g{fresh}-{int(started)}"
             self.archive.replay(replay_name, datetime.fromtimestamp(self.now(), UTC))
@@ -224,6 +225,7 @@ class Rebuild:
             | self._times(started),
         )
         stored = self._finish(pointer, switched)
+        log.info("%s caught up: reads switched to generation %d", pointer.name, fresh)
         self.sleep(self.settle_s)  # no reader holds the old pointer any more
         self._drop(old)
         return stored
