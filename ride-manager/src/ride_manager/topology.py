@@ -15,6 +15,7 @@ IDEMPOTENCY = "acr-ride-manager-idempotency"
 PROJECTIONS = "acr-ride-manager-projections"  # which copy of each read model is read (acr.projections)
 HISTORY_REBUILD = "history-rebuild"  # the queue a replay of the acr-ride archive fills during a rebuild
 DEADLINES = "deadlines"  # sparse: only rides with a deadline (not yet terminal) are in it, soonest first
+IN_FLIGHT = "in-flight"  # sparse: only rides not yet completed or cancelled, by request time (the ops list)
 
 TOPOLOGY = ServiceTopology(
     service="ride-manager",
@@ -41,7 +42,7 @@ TOPOLOGY = ServiceTopology(
         Table(
             RIDES,
             "rideId",
-            indexes=(Index(DEADLINES, "due", "deadlineAt"),),
+            indexes=(Index(DEADLINES, "due", "deadlineAt"), Index(IN_FLIGHT, "inFlight", "requestedAt")),
         ),
         Table(RIDE_VERSIONS, "rideId", "version", "N"),
         Table(RIDE_HISTORY, "riderId", "requested"),  # generation 0; a rebuild's copies add "-g<n>"
