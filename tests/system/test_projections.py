@@ -81,6 +81,13 @@ def wait_listed(rider: Rider, ride_ids: set[str], timeout_s: float = 60) -> None
         time.sleep(0.5)
 
 
+def wait_until_listed_as(rider: Rider, ride_id: str, status: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not any(r["rideId"] == ride_id and r["status"] == status for r in history_of(rider)):
+        assert time.monotonic() < deadline, f"{ride_id} never listed as {status}"
+        time.sleep(0.5)
+
+
 def settled_equal(rider: Rider, timeout_s: float = 120) -> dict[str, int]:
     """The rider's history once it equals the write model (each ride read alone) at one moment: the same
     rides, each at its latest version (rides move on while the saga runs, so compare until both agree)."""
@@ -99,11 +106,7 @@ def test_the_ride_history_is_rebuilt_from_the_archive_while_rides_are_booked_and
 ) -> None:
     base, ops, rng = projections_stack.config.url("bff"), Ops.of(projections_stack), random.Random(16)
     riders = [Rider.sign_up(base, f"history {i}") for i in range(RIDERS)]
-    booked: dict[str, set[str]] = {r.rider_id: set() for r in riders}
-    for rider in riders:
-        for _ in range(RIDES_BEFORE):
-            booked[rider.rider_id].add(book_ride(rider, rng)["rideId"])
-        wait_listed(rider, booked[rider.rider_id])
+    booked, cancelled = book_and_cancel_one_each(riders, rng)
     before = {r.rider_id: versions(history_of(r)) for r in riders}
     listed = ops.get("/projections")["projections"]
     assert [p["name"] for p in listed] == [HISTORY] and listed[0]["state"] == "LIVE"
@@ -125,14 +128,7 @@ def test_the_ride_history_is_rebuilt_from_the_archive_while_rides_are_booked_and
         booking.start()
         again = ops.call("POST", f"/projections/{HISTORY}/rebuild")
         assert again.status_code == 409 and again.json()["error"]["code"] == "rebuild_in_progress"
-        deadline = time.monotonic() + REBUILD_TIMEOUT_S
-        while True:
-            (state,) = ops.get("/projections")["projections"]
-            if state["state"] == "LIVE" and state["lastRebuild"]:
-                break
-            assert state["state"] == "REBUILDING", state
-            assert time.monotonic() < deadline, f"still rebuilding: {state}"
-            time.sleep(0.5)
+        state = live_again(ops)
         booking.join(timeout=60)
         time.sleep(3)  # reads go on after the switch and the old copy's drop
     finally:
@@ -151,6 +147,42 @@ def test_the_ride_history_is_rebuilt_from_the_archive_while_rides_are_booked_and
         assert set(rebuilt) == booked[rider.rider_id]  # no ride lost, none invented
         for ride_id, version in before.get(rider.rider_id, {}).items():
             assert rebuilt[ride_id] >= version
+    for rider in riders:  # no live event touched these during the rebuild: they came from the archive
+        ride_id = cancelled[rider.rider_id]
+        (ride,) = [r for r in history_of(rider) if r["rideId"] == ride_id]
+        assert ride["status"] == "CANCELLED" and int(ride["version"]) == before[rider.rider_id][ride_id]
+
+
+def book_and_cancel_one_each(
+    riders: list[Rider], rng: random.Random
+) -> tuple[dict[str, set[str]], dict[str, str]]:
+    """Each rider books ``RIDES_BEFORE`` rides and cancels one at once: that one ends before the rebuild,
+    so no live event touches it during the rebuild and only the archive's replay can bring it back."""
+    booked: dict[str, set[str]] = {r.rider_id: set() for r in riders}
+    cancelled: dict[str, str] = {}
+    for rider in riders:
+        for _ in range(RIDES_BEFORE):
+            booked[rider.rider_id].add(book_ride(rider, rng)["rideId"])
+        ride_id = sorted(booked[rider.rider_id])[0]
+        assert rider.post(f"/api/v1/rides/{ride_id}/cancel").status_code == 202
+        cancelled[rider.rider_id] = ride_id
+        wait_listed(rider, booked[rider.rider_id])
+    for rider in riders:
+        rider.wait_status(cancelled[rider.rider_id], "CANCELLED")
+        wait_until_listed_as(rider, cancelled[rider.rider_id], "CANCELLED")
+    return booked, cancelled
+
+
+def live_again(ops: Ops) -> dict[str, Any]:
+    """Poll ``/ops/projections`` until the history is LIVE with a last rebuild; REBUILDING until then."""
+    deadline = time.monotonic() + REBUILD_TIMEOUT_S
+    while True:
+        (state,) = ops.get("/projections")["projections"]
+        if state["state"] == "LIVE" and state["lastRebuild"]:
+            return dict(state)
+        assert state["state"] == "REBUILDING", state
+        assert time.monotonic() < deadline, f"still rebuilding: {state}"
+        time.sleep(0.5)
 
 
 def copies_of(stack: Stack) -> list[str]:
