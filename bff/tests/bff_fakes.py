@@ -95,6 +95,14 @@ class FakeRideManager(Switch):
         self.projection_delay = 0  # list calls that still show the previous version
         self.list_calls = 0
         self.version_calls: list[tuple[str, int]] = []
+        self.projection_states: dict[str, Json] = {
+            "ride-history": {
+                "name": "ride-history",
+                "state": "LIVE",
+                "lagMs": {"p50": 12.0, "p99": 40.0},
+                "lastRebuild": None,
+            }
+        }
 
     def add(self, ride: Json) -> None:
         self.versions_of.setdefault(ride["rideId"], []).append(ride)
@@ -174,6 +182,19 @@ class FakeRideManager(Switch):
     async def ops_rides(self, active: bool) -> Json:
         self.check()
         return {"rides": [v[-1] for v in self.versions_of.values()]}
+
+    async def projections(self) -> Json:
+        self.check()
+        return {"projections": [dict(p) for p in self.projection_states.values()]}
+
+    async def rebuild_projection(self, name: str) -> Json:
+        self.check()
+        if name not in self.projection_states:
+            raise UpstreamError(404, "projection_not_found", "no such projection")
+        if self.projection_states[name]["state"] == "REBUILDING":
+            raise UpstreamError(409, "rebuild_in_progress", "it is being rebuilt")
+        self.projection_states[name]["state"] = "REBUILDING"
+        return {"name": name, "state": "REBUILDING"}
 
 
 class FakeAddressFinder(Switch):

@@ -93,6 +93,8 @@ def test_totals_default_every_counter() -> None:
         "dlq": {},
         "relayLagMs": 0.0,
         "projectionLagMs": 0.0,
+        "projectionP50LagMs": 0.0,
+        "projectionP99LagMs": 0.0,
     }
 
 
@@ -209,3 +211,37 @@ def test_replicas_listed_by_the_stack_keep_their_names_and_a_dead_one_is_unhealt
         ],
         "reward": [{"replica": "reward", "port": 20003, "pid": 13, "healthy": True}],
     }
+
+
+def test_projections_are_listed_and_rebuilt_through_ride_manager(
+    client: TestClient, deps: Dependencies
+) -> None:
+    error_of(client.get("/ops/projections"), 401, "unauthorized")
+    listed = client.get("/ops/projections", headers=OPS).json()
+    assert listed == {
+        "projections": [
+            {
+                "name": "ride-history",
+                "state": "LIVE",
+                "lagMs": {"p50": 12.0, "p99": 40.0},
+                "lastRebuild": None,
+            }
+        ]
+    }
+    started = client.post("/ops/projections/ride-history/rebuild", headers=OPS)
+    assert started.status_code == 202 and started.json()["state"] == "REBUILDING"
+    assert client.get("/ops/projections", headers=OPS).json()["projections"][0]["state"] == "REBUILDING"
+    error_of(client.post("/ops/projections/ride-history/rebuild", headers=OPS), 409, "rebuild_in_progress")
+    error_of(client.post("/ops/projections/fleet/rebuild", headers=OPS), 404, "projection_not_found")
+    deps.ride_manager.down = True  # type: ignore[attr-defined]
+    error_of(client.get("/ops/projections", headers=OPS), 503, "dependency_unavailable")
+
+
+def test_projection_lag_percentiles_total_to_the_worst_service() -> None:
+    total = totals(
+        {
+            "ride-manager": {"projectionP50LagMs": 30.0, "projectionP99LagMs": 900.0},
+            "reward": {"projectionP50LagMs": 50.0, "projectionP99LagMs": 80.0},
+        }
+    )
+    assert total["projectionP50LagMs"] == 50.0 and total["projectionP99LagMs"] == 900.0

@@ -24,6 +24,7 @@ from acr.catalog.base import Place
 from acr.catalog.fleet import CarAssigned
 from acr.catalog.monitoring import CarArrivedAtPickup, CarStalled, TripStarted
 from acr.catalog.ride import RideUpdated
+from acr.projections import Projections
 from acr.service import Runtime
 from acr.settings import Settings
 from acr_testkit.identity import bearer, credentials_of, settings_for, signed
@@ -55,7 +56,8 @@ class Wired:
         """What the relay and the updates topic do: every new ``RideUpdated`` reaches the history queue."""
         for outgoing in self.store.outbox:
             data = catalog.decode(outgoing.event)
-            if isinstance(data, RideUpdated) and outgoing.event.id not in self.relayed:
+            on_topic = outgoing.destination.kind == "topic"  # its copy for the bus's archive goes elsewhere
+            if isinstance(data, RideUpdated) and on_topic and outgoing.event.id not in self.relayed:
                 self.relayed.add(outgoing.event.id)
                 self.messaging.deliver("history.fifo", data, subject=data.ride_id, sequence=data.version)
 
@@ -77,7 +79,9 @@ def adapters(
         consumers=messaging,
         unit_of_work=lambda: MemoryRideUnitOfWork(store),
         history_unit_of_work=lambda: MemoryHistoryUnitOfWork(store),
+        rebuild_unit_of_work=lambda: MemoryHistoryUnitOfWork(store),
         history=MemoryRideHistory(store),
+        projections=Projections(),
         geo=geo or StaticGeo({"A1": A, "A2": B}),
         dispatch=dispatch,
     )
@@ -100,7 +104,7 @@ def wired(
 
 def test_the_service_consumes_its_queues_and_runs_the_watchdog() -> None:
     with wired() as app:
-        assert set(app.messaging.consumers) == {"events", "history.fifo"}
+        assert set(app.messaging.consumers) == {"events", "history.fifo", "history-rebuild"}
         assert app.runtime.loops.names == ["watchdog"]
 
 

@@ -25,11 +25,14 @@ from acr.catalog.base import Place
 from acr.catalog.fleet import CarAssigned
 from acr.catalog.ride import CancellationReason, RideUpdated
 from acr.consumer import Stale
+from acr.envelope import CloudEvent
 from acr.money import Money
+from acr.projection_store import DynamoPointers
+from acr.projections import Projection, copy_name
 from acr.runtime import Messaging
 from acr.service import Runtime
 from acr.unit_of_work import Conflict, Duplicate
-from acr_testkit.aws import in_process_messaging, published
+from acr_testkit.aws import archive_copies, in_process_messaging, published
 from acr_testkit.identity import settings_for, signed
 from ride_manager.adapters.dynamo import DynamoHistoryUnitOfWork, DynamoRideHistory, DynamoRideUnitOfWork
 from ride_manager.api import RideManager
@@ -38,7 +41,7 @@ from ride_manager.domain import Deadlines, Quote, Ride
 from ride_manager.handlers import save
 from ride_manager.ports import HistoryUnitOfWork, IdempotencyRecord, RideHistory, UnitOfWork
 from ride_manager.snapshot import ride_to_json
-from ride_manager.topology import TOPOLOGY
+from ride_manager.topology import PROJECTIONS, RIDE_HISTORY, TOPOLOGY
 
 A = Place(label="1 Harbour Street, 00100", lat=60.16, lon=24.93, address_id="A1")
 B = Place(label="9 Station Road, 00130", lat=60.18, lon=24.96)
@@ -85,8 +88,10 @@ def backend(request: pytest.FixtureRequest) -> Backend:
     empty_tables(messaging.dynamodb)
     return Backend(
         lambda: DynamoRideUnitOfWork(messaging.unit_of_work()),
-        lambda: DynamoHistoryUnitOfWork(messaging.unit_of_work(marked=False)),
-        DynamoRideHistory(messaging.dynamodb),
+        lambda: DynamoHistoryUnitOfWork(messaging.unit_of_work(marked=False), (RIDE_HISTORY,)),
+        DynamoRideHistory(
+            messaging.dynamodb, Projection("ride-history", DynamoPointers(messaging.dynamodb, PROJECTIONS))
+        ),
         lambda: published(messaging),
     )
 
@@ -450,3 +455,45 @@ def test_the_service_consumes_its_ride_history_queue(aws: Messaging) -> None:
         assert rides == [snapshot(1).ride]
         missing = client.get("/v1/rides/ride_x")
         assert (missing.status_code, missing.json()["error"]["code"]) == (404, "ride_not_found")
+
+
+def test_each_ride_snapshot_is_also_recorded_for_the_ride_bus_archive(aws: Messaging) -> None:
+    """The history is rebuilt from the acr-ride archive: every RideUpdated has a copy for that bus, under
+    an id of its own, with the same version."""
+    empty_tables(aws.dynamodb)
+    uow = DynamoRideUnitOfWork(aws.unit_of_work())
+    save(uow, Ride.request("ride_1", quote(), at(0)), None, Deadlines())
+    uow.commit()
+    assert archive_copies(aws) == [("RideUpdated", "bus:acr-ride")]
+    rows = [dynamo.from_item(i) for i in aws.dynamodb.scan(TableName=TOPOLOGY.outbox_table)["Items"]]
+    snapshots = [CloudEvent.from_json(r["event"]) for r in rows if r["type"].endswith(".RideUpdated")]
+    assert len({e.id for e in snapshots}) == 2 and {e.sequence for e in snapshots} == {1}
+
+
+def test_history_writes_go_to_every_copy_named_and_only_newer_versions(aws: Messaging) -> None:
+    """During a rebuild a live snapshot goes to both copies; a copy that already has it is skipped, and
+    with no copy to write (no rebuild running) a replayed snapshot changes nothing."""
+    empty_tables(aws.dynamodb)
+    fresh = copy_name(RIDE_HISTORY, 7)
+    aws.dynamodb.create_table(
+        **(next(t for t in TOPOLOGY.tables if t.name == RIDE_HISTORY).definition() | {"TableName": fresh})
+    )
+    snapshot = RideUpdated(
+        ride_id="ride_1", rider_id="rdr_1", version=2, ride={"requestedAt": "t", "rideId": "ride_1"}
+    )
+    only_fresh = DynamoHistoryUnitOfWork(aws.unit_of_work(marked=False), (fresh,))
+    only_fresh.history.put_if_newer(snapshot)
+    only_fresh.commit()
+    both = DynamoHistoryUnitOfWork(aws.unit_of_work(marked=False), (RIDE_HISTORY, fresh))
+    both.history.put_if_newer(snapshot)  # newer in the declared copy only
+    both.commit()
+    with pytest.raises(Stale):
+        DynamoHistoryUnitOfWork(aws.unit_of_work(marked=False), (RIDE_HISTORY, fresh)).history.put_if_newer(
+            snapshot
+        )
+    none = DynamoHistoryUnitOfWork(aws.unit_of_work(marked=False), ())
+    none.history.put_if_newer(snapshot)
+    none.commit()
+    for table in (RIDE_HISTORY, fresh):
+        assert [dynamo.from_item(i)["version"] for i in aws.dynamodb.scan(TableName=table)["Items"]] == [2]
+    aws.dynamodb.delete_table(TableName=fresh)

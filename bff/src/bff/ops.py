@@ -32,6 +32,7 @@ router = APIRouter(
 # The refusals of payment, car-simulator and car-dispatcher, passed on.
 PAYMENT_NOT_FOUND, NOT_RETRYABLE = (404, "payment_not_found"), (409, "not_retryable")
 CAR_NOT_FOUND, NOT_OUT_OF_SERVICE = (404, "car_not_found"), (409, "not_out_of_service")
+PROJECTION_NOT_FOUND, REBUILD_IN_PROGRESS = (404, "projection_not_found"), (409, "rebuild_in_progress")
 health = APIRouter(tags=["health"])
 TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -87,6 +88,23 @@ async def fleet(deps: Deps) -> dict[str, Any]:
 async def rides(deps: Deps, _: Annotated[Literal["true"], Query(alias="active")] = "true") -> dict[str, Any]:
     """Rides in flight (``active=true``, the only list there is)."""
     return await deps.ride_manager.ops_rides(True)
+
+
+@router.get("/projections")
+async def projections(deps: Deps) -> dict[str, Any]:
+    """The read models built from events: LIVE or REBUILDING, their lag p50/p99, their last rebuild."""
+    return await deps.ride_manager.projections()
+
+
+@router.post(
+    "/projections/{name}/rebuild",
+    status_code=202,
+    responses=errors(PROJECTION_NOT_FOUND, REBUILD_IN_PROGRESS),
+)
+async def rebuild_projection(name: str, deps: Deps) -> dict[str, Any]:
+    """Rebuild a read model from its producers' bus archive into a fresh copy; reads switch to it once it
+    caught up, and never fail meanwhile (poll ``GET /ops/projections``)."""
+    return await deps.ride_manager.rebuild_projection(name)
 
 
 @router.post("/rides/{ride_id}/cancel", status_code=202, responses=errors(RideNotFound, NOT_CANCELLABLE))

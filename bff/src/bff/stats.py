@@ -15,6 +15,8 @@ COUNTER_DEFAULTS: Json = {
     "dlq": {},
     "relayLagMs": 0.0,
     "projectionLagMs": 0.0,
+    "projectionP50LagMs": 0.0,  # of the events applied in the last minutes (the worst read model's)
+    "projectionP99LagMs": 0.0,
 }
 UNAVAILABLE: Json = {"error": "unavailable"}
 GAUGES = frozenset({"oldestPendingMs"})  # the age of a service's oldest pending outbox row (null: none)

@@ -199,12 +199,14 @@ def test_ride_updates_reach_the_bff_fifo_queue_through_sns(settings: Settings) -
         )
         uow.record(data, subject="ride_it_3", sequence=version)
     assert {(str(o.destination), o.group) for o in uow.recorded} == {
-        ("topic:acr-ride-updates.fifo", "ride_it_3")
+        ("topic:acr-ride-updates.fifo", "ride_it_3"),
+        ("bus:acr-ride", None),  # each snapshot's copy for the acr-ride archive
     }
     uow.commit()
     assert producer.relay is not None
     published = [producer.relay.drain_once() for _ in range(4)]
-    assert published == [1, 1, 1, 0]  # a FIFO group's rows go out one at a time, oldest first
+    # a FIFO group's rows go out one at a time, oldest first; the three bus copies go in the first round
+    assert published == [4, 1, 1, 0]
     assert bff.replica_queues is not None  # the BFF's push queues are its replica's own
     url = bff.queue_url(bff.replica_queues.names("acr-bff-ride-updates.fifo")[0])
     got: list[int] = []

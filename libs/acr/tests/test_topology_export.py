@@ -62,16 +62,27 @@ def _read_account() -> dict[str, Any]:
     routes = {}
     for bus in buses:
         for rule in events.list_rules(EventBusName=bus)["Rules"]:
+            if rule["Name"].startswith("Events-Archive-"):  # the archive's own rule, EventBridge's
+                continue
             (target,) = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]
             pattern = json.loads(rule["EventPattern"])
-            routes[(bus, rule["Name"])] = (sorted(pattern["detail-type"]), arn_to_queue[target["Arn"]])
+            routes[(bus, rule["Name"])] = (
+                sorted(pattern["detail-type"]),
+                arn_to_queue[target["Arn"]],
+                pattern["replay-name"],
+            )
     topics = {t["TopicArn"].rsplit(":", 1)[-1] for t in sns.list_topics()["Topics"]}
     subscriptions = {
         (s["TopicArn"].rsplit(":", 1)[-1], arn_to_queue[s["Endpoint"]])
         for s in sns.list_subscriptions()["Subscriptions"]
     }
+    archives = {
+        (a["ArchiveName"], a["EventSourceArn"].rsplit("/", 1)[-1], a["RetentionDays"])
+        for a in events.list_archives()["Archives"]
+    }
     return {
         "buses": buses,
+        "archives": archives,
         "queues": queues,
         "routes": routes,
         "topics": topics,
@@ -168,6 +179,7 @@ def _exported() -> dict[str, Any]:
     stacks = templates(plan(discover(), MAX_RECEIVES))
     found: dict[str, Any] = {
         "buses": set(),
+        "archives": set(),
         "queues": {},
         "rules": [],
         "topics": set(),
@@ -187,6 +199,9 @@ def _read_resource(resource: dict[str, Any], resources: dict[str, Any], found: d
     kind, properties = resource["Type"], resource["Properties"]
     if kind == "AWS::Events::EventBus":
         found["buses"].add(properties["Name"])
+    elif kind == "AWS::Events::Archive":
+        bus = _name(properties["SourceArn"], resources)
+        found["archives"].add((properties["ArchiveName"], bus, properties["RetentionDays"]))
     elif kind == "AWS::SQS::Queue" and "Condition" not in resource:
         redrive = properties.get("RedrivePolicy")
         found["queues"][properties["QueueName"]] = (
@@ -205,6 +220,7 @@ def _read_resource(resource: dict[str, Any], resources: dict[str, Any], found: d
                 sorted(properties["EventPattern"]["detail-type"]),
                 _name(target["Arn"], resources),
                 "RoleArn" in target,
+                properties["EventPattern"]["replay-name"],
             )
         )
     elif kind == "AWS::SNS::Topic":
@@ -240,19 +256,21 @@ def _read_queue_policy(
     senders[_name(queue, resources)] = _senders(properties["PolicyDocument"], name)
 
 
-def _routes(rules: list[tuple[str, str, list[str], str, bool]]) -> dict[tuple[str, str], Any]:
-    """Compose each forwarding rule (its target a bus) with the consumer's rule on that bus."""
+def _routes(rules: list[tuple[str, str, list[str], str, bool, Any]]) -> dict[tuple[str, str], Any]:
+    """Compose each forwarding rule (its target a bus) with the consumer's rule on that bus; a rule of a
+    consumer on its own context's bus (a rebuild's) is a route as it is."""
     to_queue = [r for r in rules if not r[4]]
-    routes = {}
+    forwarded = {(r[3], r[1]) for r in rules if r[4]}
+    routes = {(b, n): (t, q, replay) for b, n, t, q, _, replay in to_queue if (b, n) not in forwarded}
     per_replica = {r.rule for p in plan(discover()) if p.slice.per_replica for r in p.routes}
-    for bus, name, types, target, forwards in rules:
+    for bus, name, types, target, forwards, replay in rules:
         if not forwards:
             continue
         if name in per_replica:  # each replica puts its own rule on the target bus (acr.topology.replicas)
             assert not [r for r in to_queue if r[0] == target and r[1] == name]
             continue
         (local,) = [r for r in to_queue if r[0] == target and r[1] == name]
-        routes[(bus, name)] = (sorted(set(types) & set(local[2])), local[3])
+        routes[(bus, name)] = (sorted(set(types) & set(local[2])), local[3], replay)
     return routes
 
 
@@ -261,6 +279,8 @@ def test_apply_and_export_describe_the_same_resources() -> None:
     inbound_only = exported["buses"] - applied["buses"]
     assert inbound_only == {"acr-bff", "acr-car"}  # consumers that publish on no bus receive on one
     assert exported["buses"] - inbound_only == applied["buses"]
+    assert exported["archives"] == applied["archives"]
+    assert {bus for _, bus, _ in applied["archives"]} == applied["buses"]  # each publishing bus has one
     queues = {n: q for n, q in exported["queues"].items() if not n.endswith(EXPORT_ONLY_QUEUE_SUFFIXES)}
     assert queues == applied["queues"]
     assert _routes(exported["rules"]) == applied["routes"]
@@ -296,7 +316,7 @@ def test_every_subscription_of_another_context_is_forwarded_and_delivered_once()
     rules = _exported()["rules"]
     forwarding = [r for r in rules if r[4]]
     assert len(forwarding) == len({(r[0], r[1]) for r in forwarding})
-    for bus, name, types, target, _ in forwarding:
+    for bus, name, types, target, _, _ in forwarding:
         assert bus != target, name
         assert all(t.startswith(f"acme.acr.{bus.removeprefix('acr-')}.") for t in types)
 

@@ -4,6 +4,11 @@ Idempotent by version: a snapshot is written only over an older one, so duplicat
 (out-of-order) updates change nothing and are dropped as stale; its consumer keeps no markers. Each snapshot
 is the whole ride, so one that skips a version is applied at once: with several replicas on its FIFO queue
 it needs no applied sequence of its own, only this condition.
+
+Rebuildable: each snapshot also goes on the ``acr-ride`` bus, whose archive keeps them all, and a rebuild
+(``acr.projections``) replays that archive through ``on_replayed`` into a fresh copy while the live
+snapshots go to both copies. The same condition makes the order of the two streams irrelevant.
+``python -m ride_manager.projection rebuild`` asks for one through the BFF.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from acr.envelope import CloudEvent
 from acr.metrics import COUNTERS
 from ride_manager.ports import HistoryUnitOfWork
 
+RIDE_HISTORY_PROJECTION = "ride-history"
+
 
 def on_ride_updated(uow: HistoryUnitOfWork, data: RideUpdated, event: CloudEvent) -> None:
     """Stage the snapshot over an older one (``Stale`` if it is not newer). A snapshot of the same ride
@@ -24,8 +31,15 @@ def on_ride_updated(uow: HistoryUnitOfWork, data: RideUpdated, event: CloudEvent
     uow.after_commit(lambda: _lag(event))
 
 
+def on_replayed(uow: HistoryUnitOfWork, data: RideUpdated, event: CloudEvent) -> None:  # noqa: ARG001
+    """A snapshot replayed from the ``acr-ride`` archive, into the copy being rebuilt (none: nothing to
+    do). Its lag is not the read model's: the event may be months old."""
+    uow.history.put_if_newer(data)
+
+
 def _lag(event: CloudEvent) -> None:
-    COUNTERS.projection_applied(time.time() - event.time.timestamp())
+    COUNTERS.projection_applied(time.time() - event.time.timestamp(), RIDE_HISTORY_PROJECTION)
 
 
 HISTORY_HANDLERS = Handlers[HistoryUnitOfWork]().on(RideUpdated, on_ride_updated)
+REBUILD_HANDLERS = Handlers[HistoryUnitOfWork]().on(RideUpdated, on_replayed)

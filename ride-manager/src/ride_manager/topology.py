@@ -12,7 +12,10 @@ RIDE_VERSIONS = "acr-ride-manager-ride-versions"
 RIDE_HISTORY = "acr-ride-manager-ride-history"
 QUOTES = "acr-ride-manager-quotes"
 IDEMPOTENCY = "acr-ride-manager-idempotency"
+PROJECTIONS = "acr-ride-manager-projections"  # which copy of each read model is read (acr.projections)
+HISTORY_REBUILD = "history-rebuild"  # the queue a replay of the acr-ride archive fills during a rebuild
 DEADLINES = "deadlines"  # sparse: only rides with a deadline (not yet terminal) are in it, soonest first
+IN_FLIGHT = "in-flight"  # sparse: only rides not yet completed or cancelled, by request time (the ops list)
 
 TOPOLOGY = ServiceTopology(
     service="ride-manager",
@@ -33,17 +36,19 @@ TOPOLOGY = ServiceTopology(
                 RewardPointsEarned,
             ),
         ),
+        Subscription(HISTORY_REBUILD, (RideUpdated,), replayed=True),
     ),
     tables=(
         Table(
             RIDES,
             "rideId",
-            indexes=(Index(DEADLINES, "due", "deadlineAt"),),
+            indexes=(Index(DEADLINES, "due", "deadlineAt"), Index(IN_FLIGHT, "inFlight", "requestedAt")),
         ),
         Table(RIDE_VERSIONS, "rideId", "version", "N"),
-        Table(RIDE_HISTORY, "riderId", "requested"),
+        Table(RIDE_HISTORY, "riderId", "requested"),  # generation 0; a rebuild's copies add "-g<n>"
         Table(QUOTES, "quoteId", ttl_attribute="purgeAt"),
         Table(IDEMPOTENCY, "key", ttl_attribute="expiresAt"),
+        Table(PROJECTIONS, "name"),
     ),
     topic_subscriptions=(TopicSubscription("history", RideUpdated),),
     leases=True,  # the watchdog runs on one replica at a time

@@ -190,6 +190,12 @@ class HttpRideManager:
     async def ops_rides(self, active: bool) -> Json:
         return await self._http.call("GET", "/v1/ops/rides", params={"active": str(active).lower()})
 
+    async def projections(self) -> Json:
+        return await self._http.call("GET", "/v1/ops/projections")
+
+    async def rebuild_projection(self, name: str) -> Json:
+        return await self._http.call("POST", f"/v1/ops/projections/{seg(name)}/rebuild")
+
 
 class HttpAddressFinder:
     """address-finder: autocomplete, reverse geocoding, map tiles."""

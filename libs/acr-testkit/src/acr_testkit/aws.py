@@ -12,6 +12,7 @@ from moto import mock_aws
 
 from acr import dynamo
 from acr.catalog import CATALOG
+from acr.catalog.base import Destination
 from acr.envelope import CloudEvent
 from acr.loops import Loops
 from acr.runtime import Messaging
@@ -68,11 +69,27 @@ def in_process_tables(tables: list[Table]) -> Iterator[DynamoDBClient]:
         yield dynamodb
 
 
+def _outbox(messaging: Messaging) -> list[dict[str, Any]]:
+    table = messaging.topology.outbox_table
+    return [dynamo.from_item(i) for i in messaging.dynamodb.scan(TableName=table)["Items"]]
+
+
+def archive_copies(messaging: Messaging) -> list[tuple[str, str]]:
+    """(event name, destination) of the outbox rows that copy an archived type to its context's bus."""
+    return [
+        (CATALOG[row["type"]].name, row["destination"])
+        for row in _outbox(messaging)
+        if Destination.parse(row["destination"]) != CATALOG[row["type"]].destination
+    ]
+
+
 def published(messaging: Messaging) -> list[str]:
-    """The event names in the service's outbox, oldest first."""
+    """The event names in the service's outbox, oldest first (an archived type's copy for its bus left out:
+    ``archive_copies`` lists those)."""
     rows = [
-        dynamo.from_item(i)
-        for i in messaging.dynamodb.scan(TableName=messaging.topology.outbox_table)["Items"]
+        row
+        for row in _outbox(messaging)
+        if Destination.parse(row["destination"]) == CATALOG[row["type"]].destination
     ]
     events = sorted(
         (CloudEvent.from_json(row["event"]) for row in rows), key=lambda e: (e.time, e.sequence or 0)

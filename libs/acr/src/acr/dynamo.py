@@ -25,7 +25,7 @@ from acr.unit_of_work import (
     is_piped,
     marker_row,
     outbox_row,
-    outgoing,
+    outgoings,
 )
 
 if TYPE_CHECKING:
@@ -233,6 +233,9 @@ class DynamoUnitOfWork:
     on_commit: Callable[[], None] | None = None
     outbox_relay: OutboxRelay = "polling"
     sent_retention_s: float = SENT_RETENTION_S
+    archive_copies: bool = False
+    """Also record, for a type the catalog archives, its copy for the context's bus (``outgoings``); a
+    service's ``Messaging`` turns it on."""
     tx: Transaction = field(default_factory=Transaction)
     recorded: list[Outgoing] = field(default_factory=list)
     _after_commit: list[Callable[[], None]] = field(default_factory=list)
@@ -240,10 +243,11 @@ class DynamoUnitOfWork:
     def record(self, data: EventData, *, subject: str | None, sequence: int | None = None) -> None:
         if self.outbox_table is None:
             raise RuntimeError("this service has no outbox")
-        event = outgoing(data, subject=subject, sequence=sequence)
-        row = outbox_row(event, time.time(), relay=self.outbox_relay, retention_s=self.sent_retention_s)
-        self.tx.put(self.outbox_table, row, label="outbox")
-        self.recorded.append(event)
+        recorded = outgoings(data, subject=subject, sequence=sequence)
+        for event in recorded if self.archive_copies else recorded[:1]:
+            row = outbox_row(event, time.time(), relay=self.outbox_relay, retention_s=self.sent_retention_s)
+            self.tx.put(self.outbox_table, row, label="outbox")
+            self.recorded.append(event)
 
     def mark_consumed(self, event: CloudEvent) -> None:
         if self.inbox_table is None:

@@ -12,9 +12,11 @@ itself ends up on ``/metrics``.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import Counter as Tally
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
@@ -26,6 +28,33 @@ log = logging.getLogger(__name__)
 
 # Seconds, from a hop (tens of ms) to a message parked a few times or a backlog after an outage (minutes).
 LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+LAG_WINDOW_S = 300.0  # the p50/p99 of /ops/stats are of the events applied in the last five minutes
+LAG_WINDOW_MAX = 4096  # and of at most this many of them, the newest
+
+
+class LagWindow:
+    """The lags of the events a read model applied recently, for percentiles (the histogram's buckets are
+    too coarse for a p99 an operator can act on, and never forget)."""
+
+    def __init__(self, window_s: float = LAG_WINDOW_S, max_samples: int = LAG_WINDOW_MAX) -> None:
+        self._window_s = window_s
+        self._samples: deque[tuple[float, float]] = deque(maxlen=max_samples)
+
+    def add(self, lag_ms: float, now: float) -> None:
+        self._samples.append((now, max(0.0, lag_ms)))
+
+    def percentiles(self, now: float) -> dict[str, float | None]:
+        """``{"p50", "p99"}`` in ms by the nearest rank; None when nothing was applied in the window."""
+        while self._samples and self._samples[0][0] < now - self._window_s:
+            self._samples.popleft()
+        lags = sorted(lag for _, lag in self._samples)
+        if not lags:
+            return {"p50": None, "p99": None}
+        return {
+            q: round(lags[max(0, math.ceil(p * len(lags)) - 1)], 1) for q, p in (("p50", 0.5), ("p99", 0.99))
+        }
 
 
 class Counters:
@@ -40,6 +69,7 @@ class Counters:
         self._resent: Tally[str] = Tally()
         self.relay_lag_ms: float = 0.0
         self.projection_lag_ms: float = 0.0
+        self._lags: dict[str, LagWindow] = {}
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)  # CPU, memory, open files of this process
         r = self.registry
@@ -128,10 +158,30 @@ class Counters:
         self.relay_lag_ms = lag_s * 1000
         self._relay_lag.observe(max(0.0, lag_s))
 
-    def projection_applied(self, lag_s: float) -> None:
-        """One event applied to a read model ``lag_s`` after its time."""
+    def projection_applied(self, lag_s: float, projection: str | None = None) -> None:
+        """One event applied to a read model ``lag_s`` after its time (the read model named, for its
+        percentiles)."""
         self.projection_lag_ms = lag_s * 1000
         self._projection_lag.observe(max(0.0, lag_s))
+        if projection is not None:
+            with self._lock:
+                window = self._lags.setdefault(projection, LagWindow())
+                window.add(lag_s * 1000, time.monotonic())
+
+    def projection_lag(self, projection: str) -> dict[str, float | None]:
+        """The p50 and p99 (ms) of the lags of ``projection``'s recent events."""
+        with self._lock:
+            window = self._lags.get(projection)
+            return window.percentiles(time.monotonic()) if window else {"p50": None, "p99": None}
+
+    def _projection_lags(self) -> dict[str, float]:
+        """The worst p50 and p99 of this process's read models (caller holds the lock)."""
+        now = time.monotonic()
+        found = [w.percentiles(now) for w in self._lags.values()]
+        return {
+            f"projection{q.upper()}LagMs": max((p[q] or 0.0 for p in found), default=0.0)
+            for q in ("p50", "p99")
+        }
 
     def saga_step(self, event_type: str, latency_s: float) -> None:
         """One event of ``event_type`` handled (committed) ``latency_s`` after its time. Hosts' clocks may
@@ -159,6 +209,7 @@ class Counters:
                 "leaseLost": self._counts["leaseLost"],
                 "relayLagMs": round(self.relay_lag_ms, 1),
                 "projectionLagMs": round(self.projection_lag_ms, 1),
+                **self._projection_lags(),
             }
 
 

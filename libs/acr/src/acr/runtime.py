@@ -231,6 +231,7 @@ class Messaging:
             on_commit=self.relay.wake if self.relay else None,
             outbox_relay=self.settings.outbox_relay,
             sent_retention_s=self.settings.outbox_sent_retention_s,
+            archive_copies=True,
         )
 
     def consume(

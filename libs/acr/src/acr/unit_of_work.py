@@ -7,6 +7,7 @@ a payload into a CloudEvent and picks its bus or topic from the catalog, so no s
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -53,6 +54,17 @@ def outgoing(data: EventData, *, subject: str | None, sequence: int | None = Non
     event = catalog.record(data, subject=subject, sequence=sequence)
     group = subject if spec.destination.kind == "topic" else None
     return Outgoing(event, spec.destination, group)
+
+
+def outgoings(data: EventData, *, subject: str | None, sequence: int | None = None) -> list[Outgoing]:
+    """``outgoing``, plus for an archived type its copy for the context's bus: the same event under an id
+    of its own (outbox rows are keyed by event id), which only the bus's archive and rebuilds read."""
+    first = outgoing(data, subject=subject, sequence=sequence)
+    copies = catalog.spec_of(data).destinations[1:]
+    return [first] + [
+        Outgoing(first.event.model_copy(update={"id": str(uuid.uuid4())}), destination)
+        for destination in copies
+    ]
 
 
 class UnitOfWork(Protocol):

@@ -20,6 +20,8 @@ from acr.catalog.ride import CancellationReason, RideUpdated
 from acr.consumer import Stale
 from acr.dynamo import DynamoUnitOfWork, ServiceUnitOfWork
 from acr.money import Money
+from acr.projection_store import on_copy
+from acr.projections import Projection, copy_name
 from ride_manager.domain import (
     ACTIVE,
     Cancellation,
@@ -32,7 +34,15 @@ from ride_manager.domain import (
 )
 from ride_manager.ports import IdempotencyRecord
 from ride_manager.snapshot import ride_to_json
-from ride_manager.topology import DEADLINES, IDEMPOTENCY, QUOTES, RIDE_HISTORY, RIDE_VERSIONS, RIDES
+from ride_manager.topology import (
+    DEADLINES,
+    IDEMPOTENCY,
+    IN_FLIGHT,
+    QUOTES,
+    RIDE_HISTORY,
+    RIDE_VERSIONS,
+    RIDES,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -160,6 +170,7 @@ class DynamoRides:
                 "version": ride.version,
                 "ride": doc,
                 "due": "Y" if ride.deadline else None,  # the sparse index of the rides with a deadline
+                "inFlight": "Y" if ride.status in ACTIVE else None,  # the sparse index of the rides in flight
                 "deadlineAt": clock.iso(ride.deadline) if ride.deadline else None,
             },
             label="ride",
@@ -260,8 +271,8 @@ class DynamoIdempotencyKeys:
 
 
 class DynamoActiveRideHolds:
-    """One item per rider in the rides table (key ``rider#<riderId>``, no ``status``, so neither the active
-    rides' scan nor the deadline index sees it) with the string set ``activeRideIds``. Booking adds to the
+    """One item per rider in the rides table (key ``rider#<riderId>``, neither ``inFlight`` nor ``due``, so
+    neither sparse index sees it) with the string set ``activeRideIds``. Booking adds to the
     set under the condition that it is smaller than the cap, in the booking's own transaction; a ride's end
     deletes from it (adding or deleting a set member twice changes nothing, so a retried commit is safe)."""
 
@@ -313,49 +324,65 @@ def _history_key(snapshot: RideUpdated) -> dict[str, str]:
 
 
 class DynamoHistoryRows:
-    def __init__(self, base: DynamoUnitOfWork) -> None:
+    """Writes to the copies of the history a snapshot goes to: the one read and, during a rebuild, the
+    fresh one (``acr.projections``); the rebuild queue's consumer writes to the fresh one only."""
+
+    def __init__(self, base: DynamoUnitOfWork, copies: tuple[str, ...]) -> None:
         self._base = base
+        self._copies = copies
 
     def put_if_newer(self, snapshot: RideUpdated) -> None:
         key = _history_key(snapshot)
-        stored = self._base.dynamodb.get_item(
-            TableName=RIDE_HISTORY,
-            Key=dynamo.to_item(key),
-            ConsistentRead=True,
-            ProjectionExpression="version",
-        ).get("Item")
-        if stored is not None and int(dynamo.from_item(stored)["version"]) >= snapshot.version:
+        newer = [copy for copy in self._copies if self._stored_version(copy, key) < snapshot.version]
+        if self._copies and not newer:
             raise Stale(f"{snapshot.ride_id} v{snapshot.version} is not newer than the projection")
-        self._base.tx.put(
-            RIDE_HISTORY,
-            key
-            | {"rideId": snapshot.ride_id, "version": snapshot.version, "ride": json.dumps(snapshot.ride)},
-            label="history",
-            condition="attribute_not_exists(version) OR version < :v",
-            values={":v": snapshot.version},
-        )
+        for copy in newer:
+            self._base.tx.put(
+                copy,
+                key
+                | {
+                    "rideId": snapshot.ride_id,
+                    "version": snapshot.version,
+                    "ride": json.dumps(snapshot.ride),
+                },
+                label="history",
+                condition="attribute_not_exists(version) OR version < :v",
+                values={":v": snapshot.version},
+            )
+
+    def _stored_version(self, copy: str, key: dict[str, str]) -> int:
+        stored = self._base.dynamodb.get_item(
+            TableName=copy, Key=dynamo.to_item(key), ConsistentRead=True, ProjectionExpression="version"
+        ).get("Item")
+        return int(dynamo.from_item(stored)["version"]) if stored else 0
 
 
 class DynamoHistoryUnitOfWork(ServiceUnitOfWork):
     """The ride history projector's unit of work (without markers: its write is idempotent by version)."""
 
-    def __init__(self, base: DynamoUnitOfWork) -> None:
+    def __init__(self, base: DynamoUnitOfWork, copies: tuple[str, ...]) -> None:
         super().__init__(base)
-        self.history = DynamoHistoryRows(base)
+        self.history = DynamoHistoryRows(base, copies)
 
 
 class DynamoRideHistory:
     """Read side: the ride history projection, the ride-versions table, the rides' deadlines."""
 
-    def __init__(self, dynamodb: DynamoDBClient) -> None:
+    def __init__(self, dynamodb: DynamoDBClient, history: Projection) -> None:
         self._dynamodb = dynamodb
+        self._history = history
 
     def rides_of(
         self, rider_id: str, limit: int, cursor: str | None
     ) -> tuple[list[dict[str, object]], str | None]:
-        """A page of the rider's rides from the history projection, newest first."""
+        """A page of the rider's rides from the copy of the history readers use, newest first."""
+        return self._history.read(lambda generation: self._rides_of(generation, rider_id, limit, cursor))
+
+    def _rides_of(
+        self, generation: int, rider_id: str, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, object]], str | None]:
         kwargs: dict[str, Any] = {
-            "TableName": RIDE_HISTORY,
+            "TableName": copy_name(RIDE_HISTORY, generation),
             "KeyConditionExpression": "riderId = :r",
             "ExpressionAttributeValues": dynamo.to_item({":r": rider_id}),
             "ScanIndexForward": False,
@@ -363,7 +390,7 @@ class DynamoRideHistory:
         }
         if cursor:
             kwargs["ExclusiveStartKey"] = _history_cursor(cursor, rider_id)
-        page = self._dynamodb.query(**kwargs)
+        page = on_copy(self._dynamodb.query, **kwargs)
         rides = [json.loads(dynamo.from_item(i)["ride"]) for i in page.get("Items", [])]
         last = page.get("LastEvaluatedKey")
         return rides, json.dumps(last) if last else None
@@ -384,19 +411,21 @@ class DynamoRideHistory:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def active(self) -> list[dict[str, object]]:
-        values = {f":s{i}": status.value for i, status in enumerate(sorted(ACTIVE))}
+        """From the sparse index of the rides in flight: a ride leaves it when it completes or is cancelled,
+        so the read costs what is in flight, never the whole table."""
         kwargs: dict[str, Any] = {
             "TableName": RIDES,
-            "FilterExpression": f"#s IN ({', '.join(values)})",
-            "ExpressionAttributeNames": {"#s": "status"},
-            "ExpressionAttributeValues": dynamo.to_item(values),
+            "IndexName": IN_FLIGHT,
+            "KeyConditionExpression": "inFlight = :y",
+            "ExpressionAttributeValues": dynamo.to_item({":y": "Y"}),
+            "ScanIndexForward": False,
         }
         rides: list[dict[str, Any]] = []
         while True:
-            page = self._dynamodb.scan(**kwargs)
+            page = self._dynamodb.query(**kwargs)
             rides += [_public(json.loads(dynamo.from_item(i)["ride"])) for i in page.get("Items", [])]
             if "LastEvaluatedKey" not in page:
-                return sorted(rides, key=lambda r: str(r["requestedAt"]), reverse=True)
+                return rides
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def deadlines(self, limit: int) -> list[tuple[str, datetime]]:

@@ -191,7 +191,9 @@ const COUNTERS = [
   ["parked", "Parked"],
   ["deadLettered", "Dead-lettered"],
   ["relayLagMs", "Relay lag (ms)"],
-  ["projectionLagMs", "Projection lag (ms)"],
+  ["projectionLagMs", "Projection lag, last (ms)"],
+  ["projectionP50LagMs", "Projection lag p50 (ms)"],
+  ["projectionP99LagMs", "Projection lag p99 (ms)"],
 ];
 
 async function pollStats() {

@@ -100,6 +100,9 @@ class EventSpec:
     published_on: Destination | None = None
     ttl_s: int = STATE_TTL_S
     discardable: bool = False
+    archived: bool = False
+    """Published on a topic or stream, and also put on its context's bus so that the bus's archive keeps
+    it: the read models built from it can then be rebuilt by a replay (``acr.projections``)."""
 
     def __post_init__(self) -> None:
         if self.discardable and self.kind != "fact":
@@ -121,6 +124,12 @@ class EventSpec:
     def destination(self) -> Destination:
         """Where the producer publishes it: ``published_on``, else its context's bus."""
         return self.published_on or Destination("bus", bus_name(self.context))
+
+    @property
+    def destinations(self) -> tuple[Destination, ...]:
+        """Every place an event of this type goes: its destination, then its context's bus if archived."""
+        bus = Destination("bus", bus_name(self.context))
+        return (self.destination, bus) if self.archived and self.destination != bus else (self.destination,)
 
 
 RIDE_UPDATES = Destination("topic", RIDE_UPDATES_TOPIC)

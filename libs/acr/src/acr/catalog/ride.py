@@ -53,7 +53,8 @@ class RideCompleted(EventData):
 
 
 class RideUpdated(EventData):
-    """Full snapshot of a ride version (the API's ``Ride``), on the ``acr-ride-updates.fifo`` topic."""
+    """Full snapshot of a ride version (the API's ``Ride``), on the ``acr-ride-updates.fifo`` topic; a copy
+    (its own id) also goes on the ``acr-ride`` bus, whose archive the ride history is rebuilt from."""
 
     ride_id: str
     rider_id: str
@@ -65,5 +66,5 @@ SPECS = (
     EventSpec("RideRequested", "ride", RideRequested, "create"),
     EventSpec("RideCancelled", "ride", RideCancelled, "update"),
     EventSpec("RideCompleted", "ride", RideCompleted, "update"),
-    EventSpec("RideUpdated", "ride", RideUpdated, "update", published_on=RIDE_UPDATES),
+    EventSpec("RideUpdated", "ride", RideUpdated, "update", published_on=RIDE_UPDATES, archived=True),
 )

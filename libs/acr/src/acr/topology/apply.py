@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from acr.aws import MakeClient
 from acr.topology.model import ServiceTopology, Table
-from acr.topology.plan import Delivery, Queue, plan
+from acr.topology.plan import Archive, Delivery, Queue, plan
 from acr.topology.queue_policy import EVENTBRIDGE, OPERATOR, SNS, Feed, queue_policy, service_role
 
 if TYPE_CHECKING:
@@ -55,6 +55,9 @@ def apply(slices: list[ServiceTopology], clients: Clients, max_receives: int = 1
         if p.bus:
             _ignore(("ResourceAlreadyExistsException",), partial(clients.events.create_event_bus, Name=p.bus))
             done.append(f"bus {p.bus}")
+        if p.archive:
+            _create_archive(clients.events, p.archive)
+            done.append(f"archive {p.archive.name}")
         for table in p.tables:
             create_table(clients.dynamodb, table)
             done.append(f"table {table.name}")
@@ -74,6 +77,20 @@ def apply(slices: list[ServiceTopology], clients: Clients, max_receives: int = 1
         for delivery in p.deliveries if not p.slice.per_replica else ():
             done += _apply_delivery(delivery, p.service, clients)
     return done
+
+
+def _create_archive(events: EventBridgeClient, archive: Archive) -> None:
+    bus_arn = events.describe_event_bus(Name=archive.bus)["Arn"]
+    _ignore(
+        ("ResourceAlreadyExistsException",),
+        partial(
+            events.create_archive,
+            ArchiveName=archive.name,
+            EventSourceArn=bus_arn,
+            EventPattern=json.dumps(archive.pattern),
+            RetentionDays=archive.retention_days,
+        ),
+    )
 
 
 def _apply_delivery(delivery: Delivery, consumer: str, clients: Clients) -> list[str]:

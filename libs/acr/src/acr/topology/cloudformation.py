@@ -267,6 +267,19 @@ def _bus(stack: Stack) -> None:
             },
         )
     stack.outputs["BusArn"] = {"Value": bus_arn}
+    for archive in (p.archive for p in stack.plans if p.archive and p.archive.bus == stack.bus):
+        stack.add(
+            "BusArchive",
+            "AWS::Events::Archive",
+            {
+                "ArchiveName": archive.name,
+                "Description": f"Every event {archive.source} put on {archive.bus}: read models are rebuilt "
+                "by replaying it.",
+                "SourceArn": bus_arn,
+                "EventPattern": archive.pattern,
+                "RetentionDays": archive.retention_days,
+            },
+        )
 
 
 def _bus_policy(stack: Stack, logical: str, sid: str, statement: Json) -> None:
@@ -318,13 +331,12 @@ def _rules(stack: Stack) -> None:
     for p, delivery in local:
         if p.slice.per_replica:  # each replica puts its own rule on this bus (acr.topology.replicas)
             continue
-        types = sorted({t for r in delivery.routes for t in r.detail_types})
         rule = delivery.routes[0].rule
         _rule(
             stack,
             f"Rule{camel(rule)}",
             rule,
-            {"detail-type": types},
+            delivery.pattern,
             {"Id": "queue", "Arn": arn_of(logical_queue(delivery.queue))},
             f"{p.service}'s queue {delivery.queue.name}",
         )

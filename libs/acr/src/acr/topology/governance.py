@@ -40,6 +40,9 @@ def _subscription_problems(
                 problems.append(
                     f"{s.service}/{sub.queue} subscribes to {spec.type}, which no service publishes"
                 )
+            elif sub.replayed:  # a rebuild reads its own archived events back, and only those
+                if published[spec.type] != s.service or spec.destinations[-1].kind != "bus":
+                    problems.append(f"{s.service}/{sub.queue} replays {spec.type}, not its own bus's event")
             elif published[spec.type] == s.service:
                 problems.append(f"{s.service}/{sub.queue} subscribes to its own event {spec.type}")
             else:

@@ -69,6 +69,9 @@ class Subscription:
     queue: str
     events: tuple[type[EventData], ...]
     versions: tuple[tuple[type[EventData], int], ...] = ()
+    replayed: bool = False
+    """Only the events a replay of the producer's archive re-delivers (a read model's rebuild), never the
+    live ones."""
 
     def specs(self) -> list[EventSpec]:
         return [BY_MODEL[model] for model in self.events]

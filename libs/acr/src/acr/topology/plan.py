@@ -17,6 +17,30 @@ from acr.topology.model import ServiceTopology, Stream, Subscription, Table
 DLQ_RETENTION_S = 1_209_600  # 14 days, SQS's longest
 MIN_RETENTION_S = 60  # SQS's shortest
 VISIBILITY_TIMEOUT_S = 30
+ARCHIVE_RETENTION_DAYS = 0
+"""Each bus's archive keeps its events indefinitely (0 days): a read model rebuilt from it must see every
+event since the first, or the rebuilt copy would lack the oldest rides."""
+
+
+def rule_pattern(detail_types: list[str] | tuple[str, ...], replayed: bool = False) -> dict[str, Any]:
+    """A subscription's event pattern: its detail-types, and either only live events or only the ones an
+    archive replays (EventBridge marks those with ``replay-name``). A live subscription never sees a
+    replay, so rebuilding a read model re-delivers nothing to the other consumers."""
+    return {"detail-type": sorted(detail_types), "replay-name": [{"exists": replayed}]}
+
+
+@dataclass(frozen=True)
+class Archive:
+    """The archive of a publishing context's bus: every event its own producer put there."""
+
+    name: str
+    bus: str
+    source: str
+    retention_days: int = ARCHIVE_RETENTION_DAYS
+
+    @property
+    def pattern(self) -> dict[str, Any]:
+        return {"source": [self.source]}
 
 
 @dataclass(frozen=True)
@@ -41,10 +65,12 @@ class Route:
     rule: str
     detail_types: tuple[str, ...]
     queue: str
+    replayed: bool = False
+    """The route takes only the events an archive replays (a read model's rebuild), never live ones."""
 
     @property
     def pattern(self) -> dict[str, Any]:
-        return {"detail-type": list(self.detail_types)}
+        return rule_pattern(self.detail_types, self.replayed)
 
 
 @dataclass(frozen=True)
@@ -56,6 +82,13 @@ class Delivery:
     routes: tuple[Route, ...] = ()
     topic: str | None = None
 
+    @property
+    def pattern(self) -> dict[str, Any]:
+        """The pattern of the queue's one rule on a bus: every type its routes take."""
+        return rule_pattern(
+            tuple({t for r in self.routes for t in r.detail_types}), any(r.replayed for r in self.routes)
+        )
+
 
 @dataclass(frozen=True)
 class ServicePlan:
@@ -63,6 +96,7 @@ class ServicePlan:
 
     slice: ServiceTopology
     bus: str | None
+    archive: Archive | None
     tables: tuple[Table, ...]
     topics: tuple[str, ...]
     streams: tuple[Stream, ...]
@@ -97,6 +131,9 @@ def _service_plan(s: ServiceTopology, max_receives: int) -> ServicePlan:
     return ServicePlan(
         slice=s,
         bus=s.bus,
+        archive=Archive(f"{s.bus}-archive", s.bus, producer_source(s.context))
+        if s.bus and s.context
+        else None,
         tables=tuple(s.all_tables()),
         topics=s.topics,
         streams=s.streams,
@@ -134,7 +171,12 @@ def _subscription(s: ServiceTopology, sub: Subscription, max_receives: int) -> D
         by_context.setdefault(spec.context, []).append(spec.type)
     routes = tuple(
         Route(
-            context, bus_name(context), f"{s.service}-{sub.queue}", tuple(sorted(types)), s.queue(sub.queue)
+            context,
+            bus_name(context),
+            f"{s.service}-{sub.queue}",
+            tuple(sorted(types)),
+            s.queue(sub.queue),
+            sub.replayed,
         )
         for context, types in sorted(by_context.items())
     )

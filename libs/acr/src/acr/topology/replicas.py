@@ -169,7 +169,7 @@ class ReplicaQueues:
             arn = self._arn(url)
             feeds: list[Feed] = []
             for bus, rule in d.rules:
-                pattern = {"detail-type": sorted({t for r in d.declared.routes for t in r.detail_types})}
+                pattern = d.declared.pattern
                 rule_arn = self._events.put_rule(
                     Name=rule, EventBusName=bus, EventPattern=json.dumps(pattern)
                 )["RuleArn"]

@@ -238,6 +238,7 @@ def task_statements(stack: Stack, p: ServicePlan) -> list[Json]:
         statements.append({"Sid": "tables", "Action": _ITEM_ACTIONS, "Resource": tables + indexes})
         statements.append({"Sid": "tableKey", "Action": _TABLE_KEY_ACTIONS, "Resource": arn_of("Key")})
     statements += _publish_statements(p)
+    statements += _rebuild_statements(stack, p)
     queues = [arn_of(logical_queue(d.queue)) for d in p.deliveries]
     if queues and s.per_replica:
         statements += _replica_statements(stack, p)
@@ -320,6 +321,41 @@ def _replica_statements(stack: Stack, p: ServicePlan) -> list[Json]:
             {"Sid": "replicaUnsubscribe", "Action": ["sns:ListTopics", "sns:Unsubscribe"], "Resource": "*"}
         )
     return statements
+
+
+def _rebuild_statements(stack: Stack, p: ServicePlan) -> list[Json]:
+    """A service that rebuilds its read models (a replayed subscription, ``acr.projections``) creates and
+    drops their copies (``<table>-g<n>``) and replays its own bus's archive to its rebuild rule."""
+    if not any(r.replayed for r in p.routes) or not p.bus or not p.archive:
+        return []
+    copies = stack.arn("dynamodb", p.context, f"table/acr-{p.service}-*-g*")
+    return [
+        {
+            "Sid": "projectionCopies",
+            "Action": [
+                *_ITEM_ACTIONS,
+                "dynamodb:CreateTable",
+                "dynamodb:DeleteTable",
+                "dynamodb:DescribeTable",
+            ],
+            "Resource": copies,
+        },
+        {
+            "Sid": "replayArchive",
+            "Action": ["events:DescribeArchive", "events:StartReplay"],
+            "Resource": stack.arn("events", p.context, f"archive/{p.archive.name}"),
+        },
+        {
+            "Sid": "followReplays",
+            "Action": ["events:DescribeReplay"],
+            "Resource": stack.arn("events", p.context, "replay/*"),
+        },
+        {
+            "Sid": "rebuildRule",
+            "Action": ["events:DescribeEventBus", "events:DescribeRule"],
+            "Resource": [arn_of("Bus"), stack.arn("events", p.context, f"rule/{p.bus}/*")],
+        },
+    ]
 
 
 def _publish_statements(p: ServicePlan) -> list[Json]:
