@@ -18,7 +18,7 @@ from acr_testkit.messaging import FakeMessaging
 from bff.auth import new_rider_id
 from bff.handlers import handlers
 from bff.handoff import AppLoop
-from bff.push import PushHub, Resume, parse_client_message
+from bff.push import GapNotFilled, PushHub, Resume, parse_client_message
 from bff.state import Dependencies
 
 RIDE_UPDATES = "ride-updates.fifo"  # the BFF's queues (bff.topology), as the fake messaging names them
@@ -35,9 +35,10 @@ def store(deps: Dependencies, rider_id: str, ride_id: str, upto: int) -> list[di
 
 
 def feed(messaging: FakeMessaging, ride: dict[str, Any]) -> None:
-    """A RideUpdated message consumed from the BFF's ride-updates queue (what its SQS consumer does)."""
+    """A RideUpdated message consumed from the BFF's ride-updates queue (what its SQS consumer does),
+    stamped like ride-manager does: its sequence is the ride's version."""
     data = RideUpdated(ride_id=ride["rideId"], rider_id=ride["riderId"], version=ride["version"], ride=ride)
-    messaging.deliver(RIDE_UPDATES, data, subject=data.ride_id)
+    messaging.deliver(RIDE_UPDATES, data, subject=data.ride_id, sequence=data.version)
 
 
 def versions_received(ws: Any, n: int) -> list[int]:
@@ -212,6 +213,35 @@ def test_concurrent_resume_and_live_never_duplicate_or_reorder() -> None:
         sent = asyncio.run(scenario())
         assert sent == sorted(set(sent)), sent
         assert sent[-1] == 20
+
+
+def test_the_event_sequence_orders_the_push_stale_dropped_next_sent_early_filled_from_the_history() -> None:
+    rides = [ride_json("r1", "rdr_a", n) for n in range(1, 5)]
+
+    async def scenario() -> tuple[list[int], int | None]:
+        hub = PushHub(History(rides), resume_grace_s=0)
+        connection = hub.connect("rdr_a")
+        await hub.ride_updated("rdr_a", rides[0], sequence=1)
+        await hub.ride_updated("rdr_a", rides[0], sequence=1)  # not newer: dropped
+        await hub.ride_updated("rdr_a", rides[3], sequence=4)  # early: 2 and 3 fetched and sent first
+        await hub.ride_updated("rdr_a", rides[1], sequence=2)  # overtaken meanwhile: dropped
+        return drain(connection.outbox), connection.last_sent("r1")
+
+    assert asyncio.run(scenario()) == ([1, 2, 3, 4], 4)
+
+
+def test_a_gap_the_history_cannot_fill_yet_sends_what_it_has_and_the_message_comes_again() -> None:
+    rides = [ride_json("r1", "rdr_a", n) for n in (1, 2, 4)]  # version 3 is not stored yet
+
+    async def scenario() -> tuple[list[int], int | None]:
+        hub = PushHub(History(rides), resume_grace_s=0)
+        connection = hub.connect("rdr_a")
+        await hub.ride_updated("rdr_a", rides[0], sequence=1)
+        with pytest.raises(GapNotFilled):
+            await hub.ride_updated("rdr_a", rides[2], sequence=4)
+        return drain(connection.outbox), connection.last_sent("r1")
+
+    assert asyncio.run(scenario()) == ([1, 2], 2)
 
 
 def test_a_resume_right_after_connecting_is_served_before_live_updates() -> None:

@@ -128,11 +128,11 @@ def test_a_car_changes_only_over_the_version_read(backend: Backend) -> None:
 
 def test_an_assignment_is_added_once_then_saved_only_over_its_version(backend: Backend) -> None:
     assert backend.unit_of_work().assignments.get("ride_1") is None
-    fresh = Assignment("ride_1", AssignmentStatus.ASSIGNED, pickup=PICKUP, dropoff=DROPOFF)
+    fresh = Assignment("ride_1", AssignmentStatus.ASSIGNED, pickup=PICKUP, dropoff=DROPOFF, ride_sequence=1)
     first = backend.unit_of_work()
     first.assignments.add(fresh.assigned("car-1"))
     first.commit()
-    assert backend.unit_of_work().assignments.get("ride_1") == fresh.assigned("car-1")
+    assert backend.unit_of_work().assignments.get("ride_1") == fresh.assigned("car-1")  # sequences kept
 
     twice = backend.unit_of_work()
     twice.assignments.add(Assignment("ride_1", AssignmentStatus.CANCELLED))
@@ -150,10 +150,10 @@ def test_an_assignment_is_added_once_then_saved_only_over_its_version(backend: B
     assert _commit_fails_on(missing) == ["assignment"]
     assert backend.unit_of_work().assignments.get("ride_1") == row.started()
     tombstone = backend.unit_of_work()
-    tombstone.assignments.add(Assignment("ride_3", AssignmentStatus.CANCELLED))
+    tombstone.assignments.add(Assignment("ride_3", AssignmentStatus.CANCELLED, ride_sequence=4))
     tombstone.commit()
     assert backend.unit_of_work().assignments.get("ride_3") == Assignment(
-        "ride_3", AssignmentStatus.CANCELLED
+        "ride_3", AssignmentStatus.CANCELLED, ride_sequence=4
     )
 
 

@@ -13,7 +13,7 @@ from acr import catalog, clock
 from acr.catalog.base import EventData, Place
 from acr.catalog.monitoring import CarStalled, TripCompleted, TripStarted
 from acr.catalog.ride import CancellationReason, RideCancelled, RideRequested
-from acr.consumer import Wait, idempotent
+from acr.consumer import Stale, Wait, idempotent
 from acr.envelope import CloudEvent
 from acr.money import Money
 from acr.unit_of_work import Duplicate
@@ -77,11 +77,11 @@ class Consumer:
         return self.commits - before
 
 
-def _event(data: EventData) -> tuple[CloudEvent, EventData]:
-    return catalog.record(data, subject=getattr(data, "ride_id", None)), data
+def _event(data: EventData, sequence: int | None = None) -> tuple[CloudEvent, EventData]:
+    return catalog.record(data, subject=getattr(data, "ride_id", None), sequence=sequence), data
 
 
-def _requested(ride_id: str) -> tuple[CloudEvent, EventData]:
+def _requested(ride_id: str, sequence: int | None = None) -> tuple[CloudEvent, EventData]:
     return _event(
         RideRequested(
             ride_id=ride_id,
@@ -92,13 +92,17 @@ def _requested(ride_id: str) -> tuple[CloudEvent, EventData]:
             quoted_distance_meters=1,
             quoted_duration_seconds=1,
             requested_at=AT,
-        )
+        ),
+        sequence,
     )
 
 
-def _cancelled(ride_id: str, car_id: str | None, reason: CancellationReason) -> tuple[CloudEvent, EventData]:
+def _cancelled(
+    ride_id: str, car_id: str | None, reason: CancellationReason, sequence: int | None = None
+) -> tuple[CloudEvent, EventData]:
     return _event(
-        RideCancelled(ride_id=ride_id, rider_id="rdr", car_id=car_id, reason=reason, cancelled_at=AT)
+        RideCancelled(ride_id=ride_id, rider_id="rdr", car_id=car_id, reason=reason, cancelled_at=AT),
+        sequence,
     )
 
 
@@ -198,6 +202,26 @@ def test_a_cancel_releases_the_car_and_a_late_request_assigns_nothing() -> None:
     assert store.assignments["ride_2"].status == AssignmentStatus.CANCELLED
 
 
+def test_a_cancel_not_newer_than_the_ride_version_applied_is_stale_and_a_gap_is_no_wait() -> None:
+    store = _store(("car-1", 60.171, 24.94))
+    consume = Consumer(store)
+    consume(*_requested("ride_1", sequence=1))
+    assert store.assignments["ride_1"].ride_sequence == 1
+    with pytest.raises(Stale):  # a cancel stamped with a version the fleet already applied
+        consume(*_cancelled("ride_1", "car-1", CancellationReason.RIDER_CANCELLED, sequence=1))
+    assert store.cars["car-1"].state == CarState.RESERVED
+    # versions 2-4 (car arrived, trip...) never reach the fleet: version 5 applies without waiting
+    assert consume(*_cancelled("ride_1", "car-1", CancellationReason.CAR_NOT_ARRIVED, sequence=5)) == 1
+    assert store.cars["car-1"].state == CarState.AVAILABLE and store.assignments["ride_1"].ride_sequence == 5
+    with pytest.raises(Stale):  # another copy of the cancel (a second relay): dropped, not applied twice
+        consume(*_cancelled("ride_1", "car-1", CancellationReason.CAR_NOT_ARRIVED, sequence=5))
+    assert _types(store) == ["CarAssigned", "CarReleased"]
+
+    consume(*_cancelled("ride_2", None, CancellationReason.RIDER_CANCELLED, sequence=2))  # the tombstone
+    with pytest.raises(Stale):
+        consume(*_cancelled("ride_2", None, CancellationReason.RIDER_CANCELLED, sequence=2))
+
+
 @pytest.mark.parametrize("on_trip", [False, True])
 @pytest.mark.parametrize("reason", list(CancellationReason))
 def test_a_cancel_for_any_reason_before_or_during_the_trip_releases_the_car(
@@ -264,6 +288,8 @@ def test_a_stall_mid_trip_sends_another_car_to_where_the_car_stopped() -> None:
     replacement = store.outbox[-1].event.data
     assert (replacement["replacesCarId"], replacement["pickup"]["lat"]) == ("car-1", 60.174)
     assert _types(store) == ["CarAssigned", "CarOutOfService", "CarAssigned"]
+    # the ride's dispatch count orders its cars: a late first assignment never overtakes the replacement
+    assert [o.event.sequence for o in store.outbox if o.event.type.endswith("CarAssigned")] == [1, 2]
     assert return_to_service(consume.unit_of_work(), "car-1", fleet=consume.fleet).state == CarState.AVAILABLE
     assert store.cars["car-1"].state == CarState.AVAILABLE
 

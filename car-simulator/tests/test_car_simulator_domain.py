@@ -19,9 +19,15 @@ def _leg(a: Point, b: Point, seconds: float, via: tuple[float, float] | None = N
     return Leg(path, seconds)
 
 
-def _assignment(ride: str = "ride-1", boarding_s: float = 60) -> Assignment:
+def _assignment(ride: str = "ride-1", boarding_s: float = 60, sequence: int | None = None) -> Assignment:
     return Assignment(
-        ride, PICKUP, DROPOFF, _leg(HOME, PICKUP, 300, via=CORNER), _leg(PICKUP, DROPOFF, 200), boarding_s
+        ride,
+        PICKUP,
+        DROPOFF,
+        _leg(HOME, PICKUP, 300, via=CORNER),
+        _leg(PICKUP, DROPOFF, 200),
+        boarding_s,
+        sequence,
     )
 
 
@@ -119,6 +125,20 @@ def test_a_late_or_repeated_assignment_does_not_restart_a_drive() -> None:
     car.release("ride-1")
     assert not car.assign(_assignment())  # the assignment of a released ride arriving late
     assert car.phase is CarPhase.IDLE
+
+
+def test_an_assignment_of_the_ride_the_car_serves_applies_only_if_its_sequence_is_newer() -> None:
+    car = Car("car-00001", HOME.lat, HOME.lon)
+    assert car.assign(_assignment(sequence=2))
+    _run(car, 100.0)
+    where, odometer = car.position, car.odometer_m
+    assert not car.assign(_assignment(sequence=2))  # a repeat of the applied dispatch
+    assert not car.assign(_assignment(sequence=1))  # an older dispatch of the ride, arriving late
+    assert car.position == where and car.odometer_m == odometer and car.assignment
+    assert car.assignment.sequence == 2
+    # the car never heard dispatch 3 (another car's): 4 applies at once, a gap is no reason to wait
+    assert car.assign(_assignment(sequence=4))
+    assert car.assignment.sequence == 4 and car.phase is CarPhase.TO_PICKUP
 
 
 def test_a_stall_freezes_the_car_and_reports_stalled_with_its_ride_until_unstalled() -> None:

@@ -72,8 +72,8 @@ class Replica:
     def driven(self) -> set[str]:
         return self.simulator.locked(lambda sim: set(sim.cars))
 
-    def deliver(self, data: CarAssigned | CarReleased) -> CloudEvent:
-        event = catalog.record(data, subject=data.ride_id)
+    def deliver(self, data: CarAssigned | CarReleased, sequence: int | None = None) -> CloudEvent:
+        event = catalog.record(data, subject=data.ride_id, sequence=sequence)
         self.consume(event, data)
         return event
 
@@ -227,3 +227,21 @@ def test_a_command_pending_while_its_group_changes_hands_is_applied_by_the_next_
     b.groups.on_gained(taken)
     assert b.applier.step() == 1
     assert b.simulator.locked(lambda sim: sim.car(car_id).ride_id) == "ride-1"
+
+
+def test_an_assignment_carries_its_sequence_to_the_car_which_drops_one_not_newer(
+    replicas: tuple[Replica, Replica],
+) -> None:
+    a, b = replicas
+    _split(a, b)
+    car_id = min(a.driven())
+    b.deliver(_assigned(car_id, "ride-1"), sequence=2)  # through b's consumer and the group's mailbox
+    assert a.applier.step() == 1
+    car = a.simulator.locked(lambda sim: sim.car(car_id))
+    assert car.assignment is not None and (car.assignment.sequence, car.version) == (2, 1)
+    b.deliver(_assigned(car_id, "ride-1"), sequence=1)  # an older dispatch of the ride, a new message
+    assert a.applier.step() == 1  # taken from the mailbox, changing nothing
+    car = a.simulator.locked(lambda sim: sim.car(car_id))
+    assert car.assignment is not None and (car.assignment.sequence, car.version) == (2, 1)
+    [row] = a.store.load([car_id])
+    assert row.car.assignment is not None and row.car.assignment.sequence == 2  # kept on the car's row

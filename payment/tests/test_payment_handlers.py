@@ -14,7 +14,7 @@ from payment_fakes import MemoryLedger, MemoryPaymentUnitOfWork, PaymentStore
 
 from acr import catalog
 from acr.catalog.ride import CancellationReason, RideCancelled, RideCompleted
-from acr.consumer import idempotent
+from acr.consumer import Stale, idempotent
 from acr.envelope import CloudEvent
 from acr.faults import NO_FAULTS, Faults
 from acr.money import Money
@@ -78,7 +78,9 @@ class World:
         return len([c for c in self.ledger.rows.values() if c.ride_id == ride_id and c.type == "capture"])
 
 
-def completed(ride_id: str = "ride_1", fare: Money = FARE) -> tuple[CloudEvent, RideCompleted]:
+def completed(
+    ride_id: str = "ride_1", fare: Money = FARE, sequence: int = 5
+) -> tuple[CloudEvent, RideCompleted]:
     data = RideCompleted(
         ride_id=ride_id,
         rider_id="rdr_1",
@@ -88,7 +90,7 @@ def completed(ride_id: str = "ride_1", fare: Money = FARE) -> tuple[CloudEvent, 
         duration_seconds=300,
         completed_at=AT,
     )
-    return catalog.record(data, subject=ride_id, sequence=5), data
+    return catalog.record(data, subject=ride_id, sequence=sequence), data
 
 
 def cancelled(ride_id: str = "ride_1", fee: Money | None = None) -> tuple[CloudEvent, RideCancelled]:
@@ -107,7 +109,7 @@ def test_a_completed_ride_is_charged_once_even_when_redelivered() -> None:
     world = World()
     event, data = completed()
     world.handle(event, data)
-    with pytest.raises(Duplicate):
+    with pytest.raises((Duplicate, Stale)):  # the copy finds the ride charged at its version
         world.handle(event.resent(), data)
     assert world.captures("ride_1") == 1
     assert [u.commits for u in world.units] == [1, 0]  # one commit for the message, none for the copy
@@ -138,11 +140,16 @@ def _crash() -> None:
     raise RuntimeError("process died before the commit")
 
 
-def test_another_event_for_an_already_paid_ride_charges_nothing() -> None:
+def test_another_event_for_an_already_paid_ride_charges_nothing_and_one_not_newer_is_stale() -> None:
     world = World()
     world.handle(*completed())
-    world.handle(*completed())  # a new event id for the same ride
-    assert world.captures("ride_1") == 1 and len(world.outbox()) == 1
+    assert world.store.payments["ride_1"].ride_sequence == 5  # the ride version that asked for it
+    with pytest.raises(Stale):  # a new event id, the same ride version (a second relay, a resend)
+        world.handle(*completed())
+    with pytest.raises(Stale):
+        world.handle(*completed(sequence=3))
+    world.handle(*completed(sequence=7))  # newer, and payment hears only some versions: no wait...
+    assert world.captures("ride_1") == 1 and len(world.outbox()) == 1  # ...but the ride is charged once
 
 
 def test_a_decline_fails_at_once_without_retries() -> None:
@@ -204,8 +211,9 @@ def test_a_capture_that_succeeded_before_three_timeouts_ends_succeeded_with_one_
     assert payment.payment_id == next(iter(world.ledger.rows.values())).charge_id
     assert world.told() == [("PaymentSucceeded", 1)] and world.captures("ride_1") == 1
 
-    world.handle(*completed())  # the same ride again (a new event id): nothing more
-    with pytest.raises(Duplicate):
+    with pytest.raises(Stale):  # the same ride version again (a new event id): nothing more
+        world.handle(*completed())
+    with pytest.raises((Duplicate, Stale)):
         world.handle(event.resent(), data)
     assert world.reconcile() == 0
     assert world.told() == [("PaymentSucceeded", 1)] and world.captures("ride_1") == 1
@@ -293,7 +301,7 @@ def test_a_cancellation_fee_is_charged_once_and_a_free_cancellation_not_at_all()
         world.handle(free_event.resent(), free)
     fee_event, fee = cancelled("ride_fee", Money.of("5.00"))
     world.handle(fee_event, fee)
-    with pytest.raises(Duplicate):
+    with pytest.raises((Duplicate, Stale)):
         world.handle(fee_event.resent(), fee)
     assert "ride_free" not in world.store.payments and world.captures("ride_free") == 0
     assert world.captures("ride_fee") == 1

@@ -369,7 +369,7 @@ def test_touch_moves_a_deadline_and_records_a_stall_without_a_new_version(backen
     assert "deadlineAt" not in backend.history.versions("ride_1", 0)[0]  # the public shape only
 
     moved = backend.unit_of_work().rides.get("ride_1")
-    assert moved is not None and moved.assign_car("car-1", 80, at(61))
+    assert moved is not None and moved.assign_car("car-1", 80, at(61), sequence=1)  # its sequence is stored
     first = backend.unit_of_work()
     first.rides.save(moved, 1)
     first.commit()
@@ -378,7 +378,8 @@ def test_touch_moves_a_deadline_and_records_a_stall_without_a_new_version(backen
     with pytest.raises(Conflict) as conflict:
         late.commit()
     assert conflict.value.labels == ["ride"]
-    assert backend.unit_of_work().rides.get("ride_1") == moved
+    assert backend.unit_of_work().rides.get("ride_1") == moved and moved.car_sequence == 1
+    assert "carSequence" not in backend.history.versions("ride_1", 0)[-1]  # private, like the deadline
 
 
 # --- the unit of work ----------------------------------------------------------------------------------

@@ -167,6 +167,30 @@ def test_car_assigned_moves_the_ride_on_once_and_duplicates_are_discarded(store:
     assert store.rides[ride.ride_id].version == 2
 
 
+def test_car_assigned_is_ordered_by_its_sequence_the_fleets_dispatch_count(store: RideStore) -> None:
+    ride = _book(store, _quote(store).quote_id)
+    handle = _consumer(store)
+    first, replacement = _car_assigned(ride.ride_id, "car-1"), _car_assigned(ride.ride_id, "car-2")
+    early = catalog.record(replacement, subject=ride.ride_id, sequence=2)
+    with pytest.raises(Park):  # the replacement overtook the first car: it waits for it
+        handle(early, replacement)
+    assert store.rides[ride.ride_id].status == RideStatus.REQUESTED
+    handle(catalog.record(first, subject=ride.ride_id, sequence=1), first)
+    handle(early.resent(), replacement)  # the parked one comes again: now it is the next
+    stored = store.rides[ride.ride_id]
+    assert (stored.status, stored.car_id, stored.car_sequence, stored.version) == (
+        RideStatus.CAR_ASSIGNED,
+        "car-2",
+        2,
+        3,
+    )
+    with pytest.raises(Stale):  # another copy of the first car (a second relay): not newer, dropped
+        handle(catalog.record(first, subject=ride.ride_id, sequence=1), first)
+    # the sequence, not the cars it had, decides: the first car, back in service, may replace the second
+    handle(catalog.record(first, subject=ride.ride_id, sequence=3), first)
+    assert (store.rides[ride.ride_id].car_id, store.rides[ride.ride_id].car_sequence) == ("car-1", 3)
+
+
 def test_a_car_assigned_that_lost_the_race_to_a_cancel_is_handled_again_and_found_stale(
     store: RideStore,
 ) -> None:

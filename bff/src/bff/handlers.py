@@ -19,12 +19,13 @@ from bff.push import PushHub
 
 
 def on_ride_updated(
-    uow: EffectsOnly, data: RideUpdated, _event: CloudEvent, *, hub: PushHub, app_loop: AppLoop
+    uow: EffectsOnly, data: RideUpdated, event: CloudEvent, *, hub: PushHub, app_loop: AppLoop
 ) -> None:
-    """Push the ride version to every connection of its rider."""
+    """Push the ride version to every connection of its rider, in the order of the event's ``sequence``."""
     ride = {**data.ride, "rideId": data.ride_id, "version": data.version}
     trace_id = tracing.current_trace_id()  # the consumer's span: the ride's trace
-    uow.after_commit(lambda: app_loop.run(hub.ride_updated(data.rider_id, ride, trace_id)))
+    sequence = event.sequence
+    uow.after_commit(lambda: app_loop.run(hub.ride_updated(data.rider_id, ride, trace_id, sequence)))
 
 
 def on_ride_eta_updated(

@@ -1,8 +1,10 @@
 """Websocket push, without the websocket: a registry of connections that sends each rider every
 version of each of its rides in order, exactly once per connection, and throttled ETA updates.
 
-A connection remembers, per ride, the last version it sent. A live update is sent only if it is
-newer; when it skips versions, the missing ones are fetched from the ride history first. A client
+A connection remembers, per ride, the last version it sent. A live update is ordered by its CloudEvent
+``sequence`` (the ride's version) against that one with the kernel's rule (``acr.ordering``): not newer is
+dropped, the next one is sent, and one that came early (it skips versions) does not wait for the missing
+ones to arrive: they are fetched from the ride history and sent first. A client
 ``resume`` fetches the stored versions above its ``afterVersion`` (ride-manager answers only for the
 rider's own rides), then sends those above the last sent under the same per-ride lock, so replay and live
 never duplicate or reorder. Nothing before the connection is replayed unasked.
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from acr.errors import ServiceError
+from acr.ordering import Order, order
 from bff.ports import Json
 
 log = logging.getLogger(__name__)
@@ -173,10 +176,13 @@ class Connection:
         except asyncio.QueueFull:
             self.closing = CLOSE_TOO_SLOW
 
-    def send_ride(self, ride_id: str, ride: Json, trace_id: str | None = None) -> None:
-        """Queue a version and remember it as the last sent (call with ``lock(ride_id)`` held)."""
+    def send_ride(
+        self, ride_id: str, ride: Json, trace_id: str | None = None, sequence: int | None = None
+    ) -> None:
+        """Queue a version and remember its ``sequence`` (default: the ride's version) as the last sent
+        (call with ``lock(ride_id)`` held)."""
         self.send(ride_updated_message(ride, trace_id))
-        self._last[ride_id] = version_of(ride)
+        self._last[ride_id] = version_of(ride) if sequence is None else sequence
 
 
 class PushHub:
@@ -243,10 +249,14 @@ class PushHub:
         while len(table) > self._max_rides:
             table.popitem(last=False)
 
-    async def ride_updated(self, rider_id: str, ride: Json, trace_id: str | None = None) -> None:
+    async def ride_updated(
+        self, rider_id: str, ride: Json, trace_id: str | None = None, sequence: int | None = None
+    ) -> None:
         """Deliver one ride version to every connection of its rider; raises ``GapNotFilled`` when a
         connection could not get the versions it misses (the message should come again). ``trace_id`` is
-        the trace the version came in (the ride's), sent with it and with the ride's later frames."""
+        the trace the version came in (the ride's), sent with it and with the ride's later frames.
+        ``sequence`` is the event's (None: it carried none, the ride's version stands in)."""
+        sequence = version_of(ride) if sequence is None else sequence
         ride_id = str(ride.get("rideId"))
         self._remember(self._owners, ride_id, rider_id)
         if trace_id:
@@ -254,24 +264,28 @@ class PushHub:
         incomplete = 0
         for connection in list(self._connections.get(rider_id, ())):
             try:
-                await self._deliver(connection, ride_id, ride)
+                await self._deliver(connection, ride_id, ride, sequence)
             except (GapNotFilled, ServiceError) as exc:
                 log.warning("ride %s v%d: gap not filled on a connection: %s", ride_id, version_of(ride), exc)
                 incomplete += 1
         if incomplete:
             raise GapNotFilled(f"{incomplete} connection(s) miss versions of {ride_id}")
 
-    async def _deliver(self, connection: Connection, ride_id: str, ride: Json) -> None:
-        version = version_of(ride)
+    async def _deliver(self, connection: Connection, ride_id: str, ride: Json, sequence: int) -> None:
+        """Stale (not newer than the last sent) is dropped; early is sent after the versions it skips
+        (fetched here: a hub hears every version, but the missing ones need not be waited for); nothing sent
+        yet on this connection sends it as it is (no replay unasked)."""
         if connection.last_sent(ride_id) is None:
             await connection.settled()
         async with connection.lock(ride_id):
             last = connection.last_sent(ride_id)
-            if last is not None and version <= last:
-                return
-            if last is not None and version > last + 1:
-                await self._fill(connection, ride_id, last, version)
-            connection.send_ride(ride_id, ride, self._traces.get(ride_id))
+            match order(last, sequence):
+                case Order.STALE:
+                    return
+                case Order.EARLY:
+                    assert last is not None
+                    await self._fill(connection, ride_id, last, sequence)
+            connection.send_ride(ride_id, ride, self._traces.get(ride_id), sequence)
 
     async def _fill(self, connection: Connection, ride_id: str, last: int, upto: int) -> None:
         """Send the stored versions ``last+1 .. upto-1``; raise at the first one missing (after sending
@@ -297,7 +311,7 @@ class PushHub:
         async with connection.lock(command.ride_id):
             for ride in sorted(stored, key=version_of):
                 version, last = version_of(ride), connection.last_sent(command.ride_id)
-                if version > command.after_version and (last is None or version > last):
+                if version > command.after_version and order(last, version, gapless=False) == Order.APPLY:
                     connection.send_ride(command.ride_id, ride, self._traces.get(command.ride_id))
 
     async def _versions(self, rider_id: str, ride_id: str, after_version: int) -> list[Json]:

@@ -43,7 +43,11 @@ class AssignmentStatus(StrEnum):
 
 @dataclass(frozen=True)
 class Assignment:
-    """The fleet's view of one ride: which car serves it and how far it got (one row per ride)."""
+    """The fleet's view of one ride: which car serves it and how far it got (one row per ride).
+
+    ``cars_assigned`` is the ride's dispatch count, the ``sequence`` of its ``CarAssigned``: 1 for the first
+    car, one more for each replacement (``version`` also counts changes nobody is told of, so it would leave
+    gaps). ``ride_sequence`` is the ride's version (the ``sequence`` of a ride event) last applied here."""
 
     ride_id: str
     status: AssignmentStatus
@@ -52,13 +56,24 @@ class Assignment:
     dropoff: Place | None = None
     trip_started: bool = False
     version: int = 0
+    cars_assigned: int = 0
+    ride_sequence: int = 0
 
     def assigned(self, car_id: str) -> Assignment:
-        return replace(self, status=AssignmentStatus.ASSIGNED, car_id=car_id, version=self.version + 1)
+        """The next car for the ride: its ``CarAssigned`` carries ``cars_assigned`` as its sequence."""
+        return replace(
+            self,
+            status=AssignmentStatus.ASSIGNED,
+            car_id=car_id,
+            version=self.version + 1,
+            cars_assigned=self.cars_assigned + 1,
+        )
 
-    def ended(self, status: AssignmentStatus) -> Assignment:
-        """``CANCELLED`` or ``COMPLETED``, at the next version."""
-        return replace(self, status=status, version=self.version + 1)
+    def ended(self, status: AssignmentStatus, ride_sequence: int | None = None) -> Assignment:
+        """``CANCELLED`` or ``COMPLETED``, at the next version (``ride_sequence``: the ride's version that
+        ended it, when a ride event did)."""
+        applied = self.ride_sequence if ride_sequence is None else ride_sequence
+        return replace(self, status=status, version=self.version + 1, ride_sequence=applied)
 
     def started(self) -> Assignment:
         return replace(self, trip_started=True, version=self.version + 1)

@@ -12,8 +12,9 @@ from acr.catalog.base import Place
 from acr.catalog.fleet import CarAssigned, CarOutOfService, CarReleased, NoCarAvailable
 from acr.catalog.monitoring import CarStalled, TripCompleted, TripStarted
 from acr.catalog.ride import RideCancelled, RideRequested
-from acr.consumer import Handlers
+from acr.consumer import Handlers, Stale
 from acr.envelope import CloudEvent
+from acr.ordering import Order, order
 from car_dispatcher.domain import (
     Assignment,
     AssignmentNotFound,
@@ -95,7 +96,7 @@ def return_to_service(uow: UnitOfWork, car_id: str, *, fleet: FleetView) -> Car:
 def on_ride_requested(
     uow: UnitOfWork,
     data: RideRequested,
-    _event: CloudEvent,
+    event: CloudEvent,
     *,
     roads: Roads,
     fleet: FleetView,
@@ -107,7 +108,13 @@ def on_ride_requested(
         raise DispatchPaused("dispatch is paused")
     if uow.assignments.get(data.ride_id) is not None:
         return  # cancelled before we got to it
-    fresh = Assignment(data.ride_id, AssignmentStatus.ASSIGNED, pickup=data.pickup, dropoff=data.dropoff)
+    fresh = Assignment(
+        data.ride_id,
+        AssignmentStatus.ASSIGNED,
+        pickup=data.pickup,
+        dropoff=data.dropoff,
+        ride_sequence=event.sequence or 0,
+    )
     ranked_cars = candidates(
         data.pickup.lat, data.pickup.lon, roads=roads, fleet=fleet, max_pickup_eta_s=max_pickup_eta_s
     )
@@ -118,15 +125,20 @@ def on_ride_requested(
     uow.record(NoCarAvailable(ride_id=data.ride_id, reason=reason), subject=data.ride_id)
 
 
-def on_ride_cancelled(uow: UnitOfWork, data: RideCancelled, _event: CloudEvent, *, fleet: FleetView) -> None:
-    """Release the ride's car, or leave a tombstone so a late request assigns nothing."""
+def on_ride_cancelled(uow: UnitOfWork, data: RideCancelled, event: CloudEvent, *, fleet: FleetView) -> None:
+    """Release the ride's car, or leave a tombstone so a late request assigns nothing. Order is the ride's
+    ``sequence`` against the ride version applied here; the fleet hears only some of a ride's versions (its
+    request, its end), so a gap is no reason to wait (``gapless=False``)."""
     row = uow.assignments.get(data.ride_id)
     if row is None:
-        uow.assignments.add(Assignment(data.ride_id, AssignmentStatus.CANCELLED))
+        tombstone = Assignment(data.ride_id, AssignmentStatus.CANCELLED, ride_sequence=event.sequence or 0)
+        uow.assignments.add(tombstone)
         return
+    if order(row.ride_sequence, event.sequence, gapless=False) == Order.STALE:
+        raise Stale(f"ride {data.ride_id} version {event.sequence}: version {row.ride_sequence} applied")
     if row.status != AssignmentStatus.ASSIGNED:
-        return
-    uow.assignments.save(row.ended(AssignmentStatus.CANCELLED), row.version)
+        return  # no car to release: it found none, or its trip ended
+    uow.assignments.save(row.ended(AssignmentStatus.CANCELLED, event.sequence), row.version)
     car = uow.cars.get(row.car_id) if row.car_id else None
     if car is not None and car.serves(row.ride_id):
         _change(uow, fleet, car, CarState.AVAILABLE, None)
@@ -280,4 +292,5 @@ def _reserve(
         assigned_at=clock.now(),
         replaces_car_id=replaces,
     )
-    uow.record(announced, subject=row.ride_id)
+    # the sequence is the ride's dispatch count: consumers tell a late first car from its replacement
+    uow.record(announced, subject=row.ride_id, sequence=assigned.cars_assigned)

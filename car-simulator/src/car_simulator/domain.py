@@ -19,6 +19,7 @@ from enum import StrEnum
 
 from acr.catalog.car import CarPhase
 from acr.geo import haversine_m
+from acr.ordering import Order, order
 
 BATTERY_PER_M = 0.0002  # percent of charge per metre driven: 100 km use 20 %
 CLOSED_RIDES_KEPT = 16
@@ -132,7 +133,8 @@ class Telemetry:
 
 @dataclass(frozen=True)
 class Assignment:
-    """Everything a car needs to serve one ride: both legs are computed before the car takes them."""
+    """Everything a car needs to serve one ride: both legs are computed before the car takes them.
+    ``sequence`` is that of its ``CarAssigned`` (the ride's dispatch count; None if it carried none)."""
 
     ride_id: str
     pickup: Point
@@ -140,6 +142,7 @@ class Assignment:
     to_pickup: Leg
     to_dropoff: Leg
     boarding_s: float
+    sequence: int | None = None
 
 
 @dataclass
@@ -234,13 +237,23 @@ class Car:
     def is_serving(self, ride_id: str) -> bool:
         return self.ride_id == ride_id and self.assignment is not None
 
-    def accepts(self, ride_id: str) -> bool:
-        """False for a ride this car already serves or already finished (a late or repeated assignment)."""
-        return not self.is_serving(ride_id) and ride_id not in self.closed_rides
+    def accepts(self, assignment: Assignment) -> bool:
+        """False for a ride this car already finished or was released from (an assignment that arrives after
+        its release), and for one of the ride it serves that is not newer, by the ``sequence`` of the ride's
+        dispatch, than the one it applied (a repeat). A car hears only the assignments that name it, so a
+        gap is no reason to wait (``gapless=False``); without sequences, serving the ride is enough."""
+        if assignment.ride_id in self.closed_rides:
+            return False
+        if not self.is_serving(assignment.ride_id):
+            return True
+        applied = self.assignment.sequence if self.assignment is not None else None
+        if applied is None or assignment.sequence is None:
+            return False
+        return order(applied, assignment.sequence, gapless=False) is Order.APPLY
 
     def assign(self, assignment: Assignment) -> bool:
         """Drive to the pickup (a stall or another ride is abandoned: the dispatcher decides)."""
-        if not self.accepts(assignment.ride_id):
+        if not self.accepts(assignment):
             return False
         if self.ride_id and self.ride_id != assignment.ride_id:
             self.closed_rides.append(self.ride_id)
@@ -395,6 +408,7 @@ class CarCommand:
     ride_id: str | None = None
     pickup: Point | None = None
     dropoff: Point | None = None
+    sequence: int | None = None  # an assignment's: the CloudEvent sequence of its CarAssigned
 
     @property
     def group(self) -> str:

@@ -10,8 +10,9 @@ holds the group (``CommandApplier``) takes the mailbox's commands in order; for 
 on a copy of the car and commits, in ONE transaction fenced by the group's lease, the car's row at the
 next version (when the command changes what is stored) and the command's removal; only then the car
 obeys in memory. A command is thus applied once, in the order it was posted, by the car's one driver.
-The cars add a second, natural guard: a car ignores an assignment for a ride it already serves or has
-already finished or been released from (an assignment that arrives after its release, too).
+The cars add a second guard: a car ignores an assignment for a ride it has already finished or been
+released from (an assignment that arrives after its release, too), and one for the ride it serves that is
+not newer, by its ``sequence`` (the ride's dispatch count), than the one it applied.
 
 While cars drive, ``ProgressSaver`` writes their progress (phase, leg position, simulated time) from
 its own thread: on each phase change and at a bounded pace, each write conditional on the row's version
@@ -133,6 +134,7 @@ def on_car_assigned(uow: UnitOfWork, data: CarAssigned, event: CloudEvent, *, fl
         ride_id=data.ride_id,
         pickup=Point(data.pickup.lat, data.pickup.lon),
         dropoff=Point(data.dropoff.lat, data.dropoff.lon),
+        sequence=event.sequence,
     )
     _post(uow, fleet, command)
 
@@ -252,6 +254,7 @@ class CommandApplier:
                 to_pickup=self.roads.leg(start, command.pickup),
                 to_dropoff=self.roads.leg(command.pickup, command.dropoff),
                 boarding_s=self.boarding_s,
+                sequence=command.sequence,
             )
             return (lambda car: car.assign(assignment)), f"assigned to {ride}"
         if command.kind is CommandKind.RELEASE:

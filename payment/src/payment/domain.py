@@ -142,7 +142,8 @@ class Payment:
     """One payment per ride (the ride id is the gateway's idempotency key): SUCCEEDED, FAILED (a definite
     decline) or UNKNOWN (settled later by reconciliation). ``version`` counts the row's writes;
     ``sequence`` is that of the last outcome it told (0: none yet): 1 for the first, one more for each later
-    one."""
+    one. ``ride_sequence`` is the ride version (the ``sequence`` of the ride event) that asked for it: a
+    trigger not newer is stale (None: the event carried none, or the row predates it)."""
 
     ride_id: str
     rider_id: str
@@ -155,6 +156,7 @@ class Payment:
     updated_at: datetime | None = None
     version: int = 1
     sequence: int = 0
+    ride_sequence: int | None = None
 
     @staticmethod
     def settle(
@@ -164,8 +166,10 @@ class Payment:
         amount: Money,
         outcome: ChargeOutcome,
         at: datetime,
+        ride_sequence: int | None = None,
     ) -> Payment:
-        """The first outcome of charging a ride (an UNKNOWN one tells nothing yet)."""
+        """The first outcome of charging a ride (an UNKNOWN one tells nothing yet), asked for by the ride's
+        version ``ride_sequence``."""
         status = _STATUS[outcome.verdict]
         payment_id = outcome.charge.charge_id if outcome.charge is not None else failed_payment_id(ride_id)
         sequence = 0 if status == PaymentStatus.UNKNOWN else 1
@@ -180,6 +184,7 @@ class Payment:
             outcome.reason,
             updated_at=at,
             sequence=sequence,
+            ride_sequence=ride_sequence,
         )
 
     def ensure_retryable(self) -> None:

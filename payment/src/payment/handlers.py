@@ -12,10 +12,11 @@ from datetime import datetime
 from acr.catalog.payment import PaymentPurpose
 from acr.catalog.ride import RideCancelled, RideCompleted
 from acr.clock import now
-from acr.consumer import Handlers
+from acr.consumer import Handlers, Stale
 from acr.envelope import CloudEvent
 from acr.metrics import COUNTERS
 from acr.money import Money
+from acr.ordering import Order, order
 from acr.unit_of_work import Conflict
 from payment.domain import (
     CardDeclined,
@@ -90,26 +91,42 @@ def _tell(uow: UnitOfWork, before: Payment | None, after: Payment) -> None:
 
 
 # --- the queue ---------------------------------------------------------------------------------------------
-def on_ride_completed(uow: UnitOfWork, data: RideCompleted, _event: CloudEvent, *, charger: Charger) -> None:
-    _pay(uow, charger, data.ride_id, data.rider_id, PaymentPurpose.FARE, data.fare)
+def on_ride_completed(uow: UnitOfWork, data: RideCompleted, event: CloudEvent, *, charger: Charger) -> None:
+    _pay(uow, charger, data.ride_id, event.sequence, data.rider_id, PaymentPurpose.FARE, data.fare)
 
 
-def on_ride_cancelled(uow: UnitOfWork, data: RideCancelled, _event: CloudEvent, *, charger: Charger) -> None:
+def on_ride_cancelled(uow: UnitOfWork, data: RideCancelled, event: CloudEvent, *, charger: Charger) -> None:
     if data.fee is None:
         return  # a free cancellation: nothing to charge (the marker is still committed)
-    _pay(uow, charger, data.ride_id, data.rider_id, PaymentPurpose.CANCELLATION_FEE, data.fee)
+    fee = PaymentPurpose.CANCELLATION_FEE
+    _pay(uow, charger, data.ride_id, event.sequence, data.rider_id, fee, data.fee)
 
 
 def _pay(
-    uow: UnitOfWork, charger: Charger, ride_id: str, rider_id: str, purpose: PaymentPurpose, amount: Money
+    uow: UnitOfWork,
+    charger: Charger,
+    ride_id: str,
+    ride_sequence: int | None,
+    rider_id: str,
+    purpose: PaymentPurpose,
+    amount: Money,
 ) -> None:
     """The payment record and its outcome event, staged together (the kernel adds the marker). An outcome
-    that is unknown is recorded UNKNOWN and tells nothing: the reconciler settles it."""
-    if uow.payments.get(ride_id) is not None:
+    that is unknown is recorded UNKNOWN and tells nothing: the reconciler settles it.
+
+    The ride events are create-like triggers here: the first one creates the ride's one payment and keeps
+    the ride version (``ride_sequence``) that asked for it. A later trigger is ordered by the ride's
+    ``sequence`` against that version: not newer is stale (a second relay's copy, the watchdog's resend of
+    the same version); newer finds the ride already charged. Payment hears only some ride versions: a gap
+    is no wait."""
+    charged = uow.payments.get(ride_id)
+    if charged is not None:
+        if order(charged.ride_sequence, ride_sequence, gapless=False) == Order.STALE:
+            raise Stale(f"ride {ride_id} version {ride_sequence}: charged at {charged.ride_sequence}")
         log.info("ride %s already has a payment; nothing to charge", ride_id)
         return
     outcome = charger.charge(ride_id, amount)
-    payment = Payment.settle(ride_id, rider_id, purpose, amount, outcome, charger.clock())
+    payment = Payment.settle(ride_id, rider_id, purpose, amount, outcome, charger.clock(), ride_sequence)
     uow.payments.add(payment)
     _tell(uow, None, payment)
 

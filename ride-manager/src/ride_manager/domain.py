@@ -200,6 +200,9 @@ class Ride:
     # when the system ends the ride (COMPLETED: asks payment again) if it is still in this state
     deadline: datetime | None = None
     stalled_car_id: str | None = None  # the last car reported stalled while it served this ride
+    # the sequence of the last CarAssigned applied (the fleet's dispatch count: 1 the first car, 2 its
+    # replacement...); 0 none yet, None when the applied one carried none (recorded before it was sequenced)
+    car_sequence: int | None = 0
     events: list[EventData] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
@@ -256,12 +259,23 @@ class Ride:
             return Outcome.EARLY
         return Outcome.STALE
 
-    def assign_car(self, car_id: str, pickup_eta_s: float, at: datetime) -> Outcome:
-        """``CarAssigned``: the first car, or a replacement after a stall (a car the ride never had)."""
+    def assign_car(
+        self, car_id: str, pickup_eta_s: float, at: datetime, sequence: int | None = None
+    ) -> Outcome:
+        """``CarAssigned``: the first car, or a replacement after a stall. Its ``sequence`` (the fleet's
+        dispatch count for this ride) orders it: not newer than the applied one is stale, past the next one
+        waits for the one between. Without a sequence (recorded before it was sequenced) a car the ride
+        already had is a duplicate. A ride that ended takes no car (the dispatcher frees it)."""
+        match order(self.car_sequence, sequence):
+            case Order.STALE:
+                return Outcome.STALE
+            case Order.EARLY:
+                return Outcome.EARLY
         replacement = self.status in (RideStatus.CAR_ASSIGNED, RideStatus.CAR_ARRIVED, RideStatus.IN_PROGRESS)
-        if not (self.status == RideStatus.REQUESTED or (replacement and not self._knows(car_id))):
-            # a duplicate, or a car too late for a cancelled ride (the dispatcher frees it)
+        duplicate = sequence is None and self._knows(car_id)
+        if not (self.status == RideStatus.REQUESTED or (replacement and not duplicate)):
             return Outcome.STALE
+        self.car_sequence = sequence
         self.car_id = car_id
         self.pickup_eta_s = pickup_eta_s
         self._change(

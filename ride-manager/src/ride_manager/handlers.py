@@ -205,7 +205,12 @@ def _apply(uow: UnitOfWork, ride_id: str, change: Callable[[Ride], Outcome], rul
 
 
 def on_car_assigned(uow: UnitOfWork, data: CarAssigned, event: CloudEvent, *, rules: Deadlines) -> None:
-    _apply(uow, data.ride_id, lambda r: r.assign_car(data.car_id, data.pickup_eta_seconds, event.time), rules)
+    _apply(
+        uow,
+        data.ride_id,
+        lambda r: r.assign_car(data.car_id, data.pickup_eta_seconds, event.time, event.sequence),
+        rules,
+    )
 
 
 def on_no_car_available(

@@ -104,6 +104,9 @@ class DynamoAssignments:
             dropoff=Place.model_validate_json(item["dropoff"]) if item.get("dropoff") else None,
             trip_started=bool(item.get("tripStarted", False)),
             version=int(item.get("version", 0)),
+            # a row written before CarAssigned was sequenced had given the ride at most its first car
+            cars_assigned=int(item.get("carsAssigned", 1 if item.get("carId") else 0)),
+            ride_sequence=int(item.get("rideSequence", 0)),
         )
 
     def _item(self, row: Assignment) -> dict[str, Any]:
@@ -115,6 +118,8 @@ class DynamoAssignments:
             "dropoff": row.dropoff.model_dump_json() if row.dropoff else None,
             "tripStarted": row.trip_started,
             "version": row.version,
+            "carsAssigned": row.cars_assigned,
+            "rideSequence": row.ride_sequence,
         }
 
     def add(self, assignment: Assignment) -> None:

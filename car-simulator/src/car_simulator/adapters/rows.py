@@ -96,6 +96,7 @@ def _assignment_item(assignment: Assignment) -> Item:
         "toPickup": _leg_item(assignment.to_pickup),
         "toDropoff": _leg_item(assignment.to_dropoff),
         "boardingS": assignment.boarding_s,
+        "sequence": assignment.sequence,
     }
 
 
@@ -107,6 +108,7 @@ def _assignment(item: Mapping[str, Any]) -> Assignment:
         to_pickup=_leg(item["toPickup"]),
         to_dropoff=_leg(item["toDropoff"]),
         boarding_s=float(item["boardingS"]),
+        sequence=int(item["sequence"]) if item.get("sequence") is not None else None,
     )
 
 
@@ -133,6 +135,8 @@ def command_item(command: CarCommand) -> Item:
         item["rideId"] = command.ride_id
     if command.pickup is not None and command.dropoff is not None:
         item |= {"pickup": _point_item(command.pickup), "dropoff": _point_item(command.dropoff)}
+    if command.sequence is not None:
+        item["sequence"] = command.sequence
     return item
 
 
@@ -144,4 +148,5 @@ def command_from_item(item: Mapping[str, Any]) -> CarCommand:
         ride_id=item.get("rideId"),
         pickup=_point(item["pickup"]) if "pickup" in item else None,
         dropoff=_point(item["dropoff"]) if "dropoff" in item else None,
+        sequence=int(item["sequence"]) if "sequence" in item else None,
     )

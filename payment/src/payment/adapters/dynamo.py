@@ -107,6 +107,7 @@ def _payment(item: dict[str, Any]) -> Payment:
         version=int(item.get("version", 1)),
         # a row written before outcomes had a sequence told at most its first one
         sequence=int(item.get("sequence", 0 if status == PaymentStatus.UNKNOWN else 1)),
+        ride_sequence=int(item["rideSequence"]) if item.get("rideSequence") is not None else None,
     )
 
 
@@ -124,6 +125,7 @@ def _payment_row(payment: Payment) -> dict[str, Any]:
         "updatedAt": clock.iso(payment.updated_at) if payment.updated_at else None,
         "version": payment.version,
         "sequence": payment.sequence,
+        "rideSequence": payment.ride_sequence,
         # only an UNKNOWN payment is in the sparse index the reconciler reads (None leaves the attribute out)
         AWAITING_OUTCOME_KEY: "Y" if payment.status == PaymentStatus.UNKNOWN else None,
     }

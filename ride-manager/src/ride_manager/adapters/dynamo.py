@@ -48,7 +48,14 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 QUOTE_PURGE_GRACE_S = 86_400
-PRIVATE = ("quotedDistanceMeters", "quotedDurationSeconds", "deadlineAt", "stalledCarId", "paymentSequence")
+PRIVATE = (
+    "quotedDistanceMeters",
+    "quotedDurationSeconds",
+    "deadlineAt",
+    "stalledCarId",
+    "paymentSequence",
+    "carSequence",
+)
 
 
 # --- the stored ride document ------------------------------------------------------------------------
@@ -60,6 +67,7 @@ def ride_document(ride: Ride) -> dict[str, Any]:
         "deadlineAt": clock.iso(ride.deadline) if ride.deadline else None,
         "stalledCarId": ride.stalled_car_id,
         "paymentSequence": ride.payment.sequence if ride.payment else None,
+        "carSequence": ride.car_sequence,
     }
 
 
@@ -108,6 +116,8 @@ def ride_from_document(doc: dict[str, Any]) -> Ride:
         timeline=[_step(t) for t in doc.get("timeline", [])],
         deadline=clock.parse(doc["deadlineAt"]) if doc.get("deadlineAt") else None,
         stalled_car_id=doc.get("stalledCarId"),
+        # a ride stored before CarAssigned was sequenced: None (anything goes) once it had a car
+        car_sequence=doc["carSequence"] if "carSequence" in doc else (None if doc.get("carId") else 0),
     )
 
 
