@@ -14,6 +14,7 @@ from acr.catalog.ride import RideUpdated
 from acr.consumer import Stale
 from acr.errors import DependencyUnavailable
 from acr.geo import haversine_m
+from acr.ordering import Order, order
 from acr_testkit.memory import Check, MemoryUnitOfWork, MessageStore
 from ride_manager.domain import ACTIVE, AddressNotFound, Quote, Ride
 from ride_manager.ports import IdempotencyRecord
@@ -158,15 +159,15 @@ class MemoryHistoryRows:
     def __init__(self, uow: MemoryHistoryUnitOfWork) -> None:
         self._uow = uow
 
-    def put_if_newer(self, snapshot: RideUpdated) -> None:
+    def put_if_newer(self, snapshot: RideUpdated, sequence: int) -> None:
         rows, key = self._uow.store.history, history_key(snapshot)
         stored = rows.get(key)
-        if stored is not None and stored.version >= snapshot.version:
-            raise Stale(f"{snapshot.ride_id} v{snapshot.version} is not newer than the projection")
+        if stored is not None and order(stored.version, sequence, gapless=False) is not Order.APPLY:
+            raise Stale(f"{snapshot.ride_id} #{sequence} is not newer than the projection")
 
         def check() -> str | None:
             current = rows.get(key)
-            return "history" if current is not None and current.version >= snapshot.version else None
+            return "history" if current is not None and current.version >= sequence else None
 
         self._uow.stage(check, lambda: rows.__setitem__(key, snapshot))
 

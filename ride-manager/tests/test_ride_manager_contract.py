@@ -265,7 +265,7 @@ def snapshot(
 def project(backend: Backend, *snapshots: RideUpdated) -> None:
     for each in snapshots:
         uow = backend.history_unit_of_work()
-        uow.history.put_if_newer(each)
+        uow.history.put_if_newer(each, each.version)
         uow.commit()
 
 
@@ -273,17 +273,17 @@ def test_a_snapshot_is_stored_only_over_an_older_one(backend: Backend) -> None:
     project(backend, snapshot(1), snapshot(3))
     for version in (3, 2, 1):
         with pytest.raises(Stale):
-            backend.history_unit_of_work().history.put_if_newer(snapshot(version))
+            backend.history_unit_of_work().history.put_if_newer(snapshot(version), version)
     assert backend.history.rides_of("rdr_1", 10, None) == ([snapshot(3).ride], None)
 
     slow = backend.history_unit_of_work()
-    slow.history.put_if_newer(snapshot(4))
+    slow.history.put_if_newer(snapshot(4), 4)
     project(backend, snapshot(5))  # another consumer stores a newer one meanwhile
     with pytest.raises(Conflict) as conflict:
         slow.commit()
     assert conflict.value.labels == ["history"]
     with pytest.raises(Stale):  # what the kernel's second run finds
-        backend.history_unit_of_work().history.put_if_newer(snapshot(4))
+        backend.history_unit_of_work().history.put_if_newer(snapshot(4), 4)
     assert backend.history.rides_of("rdr_1", 10, None) == ([snapshot(5).ride], None)
 
 
@@ -291,7 +291,7 @@ def test_the_history_unit_of_work_keeps_no_markers(backend: Backend) -> None:
     event = catalog.record(snapshot(1), subject="ride_1", sequence=1)
     for version, delivery in ((1, event), (2, event.resent())):
         uow = backend.history_unit_of_work()
-        uow.history.put_if_newer(snapshot(version))
+        uow.history.put_if_newer(snapshot(version), version)
         uow.mark_consumed(delivery)
         uow.commit()  # no Duplicate: the version alone makes it idempotent
     assert backend.history.rides_of("rdr_1", 10, None)[0] == [snapshot(2).ride]
@@ -483,17 +483,17 @@ def test_history_writes_go_to_every_copy_named_and_only_newer_versions(aws: Mess
         ride_id="ride_1", rider_id="rdr_1", version=2, ride={"requestedAt": "t", "rideId": "ride_1"}
     )
     only_fresh = DynamoHistoryUnitOfWork(aws.unit_of_work(marked=False), (fresh,))
-    only_fresh.history.put_if_newer(snapshot)
+    only_fresh.history.put_if_newer(snapshot, snapshot.version)
     only_fresh.commit()
     both = DynamoHistoryUnitOfWork(aws.unit_of_work(marked=False), (RIDE_HISTORY, fresh))
-    both.history.put_if_newer(snapshot)  # newer in the declared copy only
+    both.history.put_if_newer(snapshot, snapshot.version)  # newer in the declared copy only
     both.commit()
     with pytest.raises(Stale):
         DynamoHistoryUnitOfWork(aws.unit_of_work(marked=False), (RIDE_HISTORY, fresh)).history.put_if_newer(
-            snapshot
+            snapshot, snapshot.version
         )
     none = DynamoHistoryUnitOfWork(aws.unit_of_work(marked=False), ())
-    none.history.put_if_newer(snapshot)
+    none.history.put_if_newer(snapshot, snapshot.version)
     none.commit()
     for table in (RIDE_HISTORY, fresh):
         assert [dynamo.from_item(i)["version"] for i in aws.dynamodb.scan(TableName=table)["Items"]] == [2]

@@ -64,6 +64,17 @@ def _snapshot(
     return catalog.record(data, subject=ride_id, sequence=version), data
 
 
+def test_the_cloudevent_sequence_decides_not_the_snapshot() -> None:
+    """A snapshot whose event is behind the stored one is stale, whatever version its payload claims."""
+    store = RideStore()
+    project = _projector(store)
+    project(*_snapshot(3, status="CAR_ASSIGNED"))
+    _, late = _snapshot(5, status="LATE")
+    with pytest.raises(Stale):
+        project(catalog.record(late, subject="ride_1", sequence=2), late)
+    assert [row.ride["status"] for row in store.history.values()] == ["CAR_ASSIGNED"]
+
+
 def _projector(store: RideStore, before_commit: Any = None) -> MessageHandler:
     return idempotent(lambda: MemoryHistoryUnitOfWork(store, before_commit), HISTORY_HANDLERS)
 

@@ -99,9 +99,10 @@ class UnitOfWork(unit_of_work.UnitOfWork, Protocol):
 class HistoryRows(Protocol):
     """The write side of the ride history read model: one row per ride, its latest snapshot."""
 
-    def put_if_newer(self, snapshot: RideUpdated) -> None:
-        """Raise ``Stale`` unless ``snapshot`` is newer than the stored row; else stage it (fails the
-        commit with label ``history`` if a row of its version or a newer one was stored meanwhile)."""
+    def put_if_newer(self, snapshot: RideUpdated, sequence: int) -> None:
+        """Raise ``Stale`` unless ``sequence`` is newer than the stored row's (``acr.ordering``); else stage
+        the snapshot at that sequence (fails the commit with label ``history`` if a row of its sequence or
+        a newer one was stored meanwhile)."""
         ...
 
 

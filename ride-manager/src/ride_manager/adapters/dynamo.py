@@ -20,6 +20,7 @@ from acr.catalog.ride import CancellationReason, RideUpdated
 from acr.consumer import Stale
 from acr.dynamo import DynamoUnitOfWork, ServiceUnitOfWork
 from acr.money import Money
+from acr.ordering import Order, order
 from acr.projection_store import on_copy
 from acr.projections import Projection, copy_name
 from ride_manager.domain import (
@@ -341,23 +342,27 @@ class DynamoHistoryRows:
         self._base = base
         self._copies = copies
 
-    def put_if_newer(self, snapshot: RideUpdated) -> None:
+    def put_if_newer(self, snapshot: RideUpdated, sequence: int) -> None:
         key = _history_key(snapshot)
-        newer = [copy for copy in self._copies if self._stored_version(copy, key) < snapshot.version]
+        newer = [
+            copy
+            for copy in self._copies
+            if order(self._stored_version(copy, key), sequence, gapless=False) is Order.APPLY
+        ]
         if self._copies and not newer:
-            raise Stale(f"{snapshot.ride_id} v{snapshot.version} is not newer than the projection")
+            raise Stale(f"{snapshot.ride_id} #{sequence} is not newer than the projection")
         for copy in newer:
             self._base.tx.put(
                 copy,
                 key
                 | {
                     "rideId": snapshot.ride_id,
-                    "version": snapshot.version,
+                    "version": sequence,
                     "ride": json.dumps(snapshot.ride),
                 },
                 label="history",
                 condition="attribute_not_exists(version) OR version < :v",
-                values={":v": snapshot.version},
+                values={":v": sequence},
             )
 
     def _stored_version(self, copy: str, key: dict[str, str]) -> int:
