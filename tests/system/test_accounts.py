@@ -26,7 +26,12 @@ pytestmark = pytest.mark.system
 
 RIDES = 10
 RIDE_EVENTS = '{"source": ["acr.ride-manager"]}'
-CREATED_BY_FILL_IN = ("AWS::SQS::QueuePolicy", "AWS::Events::EventBusPolicy", "AWS::Kinesis::ResourcePolicy")
+CREATED_BY_FILL_IN = (
+    "AWS::SQS::QueuePolicy",
+    "AWS::Events::EventBusPolicy",
+    "AWS::Kinesis::ResourcePolicy",
+    "AWS::Events::Archive",  # moto's CloudFormation fails on it: left out of the stack, made by fill_in
+)
 """Made by ``acr_stack.accounts.fill_in`` with the calls CloudFormation would make."""
 NO_EFFECT_ON_THE_EMULATOR = (  # left out: nothing on the emulator reads them
     "AWS::CloudWatch::Alarm",
@@ -63,6 +68,7 @@ def test_each_context_is_one_stack_in_an_account_of_its_own(
     payment_events = client_in(endpoint, accounts["payment"], "events")
     assert "acr-ride" in [b["Name"] for b in ride_events.list_event_buses()["EventBuses"]]
     assert "acr-ride" not in [b["Name"] for b in payment_events.list_event_buses()["EventBuses"]]
+    assert [a["ArchiveName"] for a in ride_events.list_archives()["Archives"]] == ["acr-ride-archive"]
     payment_queues = client_in(endpoint, accounts["payment"], "sqs").list_queues()["QueueUrls"]
     assert f"{accounts['payment']}/acr-payment-events" in " ".join(payment_queues)
     assert (

@@ -12,13 +12,15 @@ TEMPLATE = {
     "Resources": {
         "Queue": {"Type": "AWS::SQS::Queue"},
         "TaskRole": {"Type": "AWS::IAM::Role"},
-        "Bus": {"Type": "AWS::Events::EventBus"},
+        "Bus": {"Type": "AWS::Events::EventBus", "Properties": {"Name": "acr-payment"}},
+        "Topic": {"Type": "AWS::SNS::Topic", "Properties": {}},
     },
 }
-PHYSICAL = {
+PHYSICAL = {  # as moto's CloudFormation reports them: a queue's URL, a topic's ARN, no id for a bus
     "Queue": "http://127.0.0.1:4566/100000000006/acr-payment-events",
     "TaskRole": "acr-payment",
-    "Bus": "acr-payment",
+    "Bus": "",
+    "Topic": "arn:aws:sns:us-east-1:100000000006:acr-payment-news",
 }
 
 
@@ -29,8 +31,9 @@ def test_refs_arns_and_subs_resolve_against_the_created_stack() -> None:
         "Resource": {"Fn::GetAtt": ["Queue", "Arn"]},
         "Principal": {"AWS": [{"Fn::GetAtt": ["TaskRole", "Arn"]}]},
         "From": {"Fn::Sub": "arn:${AWS::Partition}:iam::${RideAccountId}:root"},
-        "Rule": {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/${Bus}/*"},
+        "Rule": {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/b/*"},
         "Bus": {"Fn::Sub": "${Bus.Arn}"},
+        "Topic": {"Fn::GetAtt": ["Topic", "Arn"]},
         "Creator": {"Fn::Sub": "${aws:PrincipalAccount}"},
         "City": {"Ref": "City"},
     }
@@ -39,8 +42,9 @@ def test_refs_arns_and_subs_resolve_against_the_created_stack() -> None:
         "Resource": "arn:aws:sqs:us-east-1:100000000006:acr-payment-events",
         "Principal": {"AWS": ["arn:aws:iam::100000000006:role/acr-payment"]},
         "From": "arn:aws:iam::100000000008:root",
-        "Rule": "arn:aws:events:us-east-1:100000000006:rule/acr-payment/*",
+        "Rule": "arn:aws:events:us-east-1:100000000006:rule/b/*",
         "Bus": "arn:aws:events:us-east-1:100000000006:event-bus/acr-payment",
+        "Topic": PHYSICAL["Topic"],
         "Creator": "${aws:PrincipalAccount}",
         "City": "full",
     }

@@ -3,10 +3,10 @@ account (``acr_stack.accounts``), as they are deployed to AWS account by account
 
 ``python -m acr_stack.account_stacks deploy`` is the stack's topology step with ``ACR_ACCOUNTS=multi``
 (``acr-topology apply`` in the single account). moto's CloudFormation accepts every resource type of the
-templates but creates some of them not at all (``NOT_CREATED``); ``fill_in`` creates the policies among them
-with the API calls CloudFormation would make, so that the emulator enforces the queue policies
-(``acr_stack.principals``). Alarms, schema registries and Pipes have no effect on the emulator and are left
-out.
+templates but some it creates not at all, and one it fails on (``NOT_CREATED``, ``LEFT_OUT``); ``fill_in``
+creates the policies and archives among them with the API calls CloudFormation would make, so that the
+emulator enforces the queue policies (``acr_stack.principals``) and read models can be rebuilt from the
+archives. Alarms, schema registries and Pipes have no effect on the emulator and are left out.
 """
 
 from __future__ import annotations
@@ -30,8 +30,16 @@ PLACEHOLDERS = {  # what the embedded stack runs without: its services are local
     "ImageTag": "embedded",
     "ImageRegistryAccountId": "000000000000",
 }
-FILLED_IN = ("AWS::SQS::QueuePolicy", "AWS::Events::EventBusPolicy", "AWS::Kinesis::ResourcePolicy")
-NOT_CREATED = (  # by moto 5.2's CloudFormation: ``fill_in`` makes the policies, the rest has no effect here
+FILLED_IN = (
+    "AWS::SQS::QueuePolicy",
+    "AWS::Events::EventBusPolicy",
+    "AWS::Kinesis::ResourcePolicy",
+    "AWS::Events::Archive",
+)
+LEFT_OUT = ("AWS::Events::Archive",)
+"""Types moto's CloudFormation fails on (it hands an archive's ``EventPattern`` object to a JSON parser that
+takes a string only): removed from the stack sent to it and made by ``fill_in`` instead."""
+NOT_CREATED = (  # by moto 5.2's CloudFormation: ``fill_in`` makes the first four, the rest has no effect here
     *FILLED_IN,
     "AWS::CloudWatch::Alarm",
     "AWS::EventSchemas::Registry",
@@ -55,7 +63,7 @@ def deploy(endpoint: str, service_plans: list[ServicePlan] | None = None) -> lis
         name = f"acr-{context}"
         cloudformation.create_stack(
             StackName=name,
-            TemplateBody=json.dumps(template),
+            TemplateBody=json.dumps(without(template, LEFT_OUT)),
             Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
             Capabilities=["CAPABILITY_NAMED_IAM"],
         )
@@ -69,6 +77,12 @@ def deploy(endpoint: str, service_plans: list[ServicePlan] | None = None) -> lis
         filled = fill_in(template, Resolver(template, parameters, physical, account), make)
         done.append(f"stack {name} in account {account}: {len(physical)} resources, {filled} filled in")
     return done
+
+
+def without(template: Json, kinds: tuple[str, ...]) -> Json:
+    """``template`` without its resources of ``kinds`` (nothing refers to them)."""
+    resources = {k: r for k, r in template["Resources"].items() if r["Type"] not in kinds}
+    return template | {"Resources": resources}
 
 
 def stack_parameters(template: Json, accounts: dict[str, str]) -> dict[str, str]:
@@ -92,7 +106,6 @@ class Resolver:
         "AWS::IAM::Role": "arn:{partition}:iam::{account}:role/{name}",
         "AWS::Events::EventBus": "arn:{partition}:events:{region}:{account}:event-bus/{name}",
         "AWS::Kinesis::Stream": "arn:{partition}:kinesis:{region}:{account}:stream/{name}",
-        "AWS::SNS::Topic": "{name}",
         "AWS::KMS::Key": "arn:{partition}:kms:{region}:{account}:key/{name}",
     }
 
@@ -128,10 +141,17 @@ class Resolver:
         return self.values[name] if name in self.values else self.physical[name]
 
     def arn(self, logical: str) -> str:
-        kind = self.template["Resources"][logical]["Type"]
-        name = (
-            self.physical[logical].rsplit("/", 1)[-1] if kind == "AWS::SQS::Queue" else self.physical[logical]
-        )
+        """The resource's ARN: its physical id when that is one (moto's topics), else made of the physical id
+        (a queue's is its URL, whose last part is the name) or, where moto reports none (its buses), of the
+        ``Name`` the template gives it."""
+        resource = self.template["Resources"][logical]
+        physical = self.physical.get(logical) or resource["Properties"].get("Name", "")
+        if not physical:
+            raise ValueError(f"no physical id or name for {logical}")
+        if physical.startswith("arn:"):
+            return physical
+        kind = resource["Type"]
+        name = physical.rsplit("/", 1)[-1]
         return self.ARNS[kind].format(partition=PARTITION, region=REGION, account=self.account, name=name)
 
     def _sub(self, name: str) -> str:
@@ -143,7 +163,8 @@ class Resolver:
 
 
 def fill_in(template: Json, resolve: Resolver, make: Callable[[str], Any]) -> int:
-    """Queue, bus and stream policies, made with the calls CloudFormation would make; returns how many."""
+    """Queue, bus and stream policies and archives, made with the calls CloudFormation would make; returns
+    how many."""
     resources = [  # a resource with a condition is one of the Pipes option's
         r for r in template["Resources"].values() if r["Type"] in FILLED_IN and "Condition" not in r
     ]
@@ -159,6 +180,14 @@ def fill_in(template: Json, resolve: Resolver, make: Callable[[str], Any]) -> in
                 )
         elif resource["Type"] == "AWS::Events::EventBusPolicy":
             buses.setdefault(properties["EventBusName"], []).append(properties["Statement"])
+        elif resource["Type"] == "AWS::Events::Archive":
+            events.create_archive(
+                ArchiveName=properties["ArchiveName"],
+                EventSourceArn=properties["SourceArn"],
+                Description=properties.get("Description", ""),
+                EventPattern=json.dumps(properties["EventPattern"]),
+                RetentionDays=properties.get("RetentionDays", 0),
+            )
         elif resource["Type"] == "AWS::Kinesis::ResourcePolicy":
             kinesis.put_resource_policy(
                 ResourceARN=properties["ResourceArn"], Policy=json.dumps(properties["ResourcePolicy"])
