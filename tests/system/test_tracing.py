@@ -51,9 +51,9 @@ def test_one_ride_is_one_trace_from_booking_to_the_last_push(bff_url: str, ops: 
         ride_id, lambda r: r["status"] == "PAID" and r["pointsEarned"] is not None, 240, "PAID with points"
     )
     ops.wait(
-        lambda: any(f.get("status") == "PAID" for f in _ride_frames(listener, ride_id)), 30, "PAID pushed"
+        lambda: any(f.get("status") == "PAID" for f in _ride_frames(listener, ride_id)), 90, "PAID pushed"
     )
-    ops.wait(lambda: _trace_services(ops, trace_id)[0] >= SERVICES, 30, "spans of every service")
+    ops.wait(lambda: _trace_services(ops, trace_id)[0] >= SERVICES, 90, "spans of every service")
     listener.close()
 
     frames = _ride_frames(listener, ride_id)
