@@ -17,18 +17,11 @@ from typing import Any
 import pytest
 from rider_client import Listener, Ops, Rider, book_ride
 
+from acr.settings import SERVICE_PORTS
+
 pytestmark = pytest.mark.system
 
-SERVICES = {
-    "bff",
-    "ride-manager",
-    "address-finder",
-    "car-dispatcher",
-    "car-simulator",
-    "route-monitor",
-    "payment",
-    "reward",
-}
+SERVICES = set(SERVICE_PORTS)  # all eight
 TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
 
