@@ -14,6 +14,7 @@ from acr.runtime import Consumers, Messaging
 from acr.service import Runtime, Service
 from acr.settings import Settings
 from acr.topology.plan import plan
+from acr.trace_export import traced
 from ride_manager.adapters.dynamo import DynamoHistoryUnitOfWork, DynamoRideHistory, DynamoRideUnitOfWork
 from ride_manager.adapters.http import HttpDispatch, HttpGeo
 from ride_manager.api import RideManager, ops_router, router
@@ -83,8 +84,8 @@ def aws_adapters(runtime: Runtime) -> Adapters:
     messaging = Messaging(TOPOLOGY, settings, runtime.loops)
     runtime.messaging = messaging
     runtime.leases = messaging.leases
-    geo_http = httpx.Client(timeout=5.0, auth=runtime.credentials.auth("address-finder"))
-    dispatch_http = httpx.Client(timeout=5.0, auth=runtime.credentials.auth("car-dispatcher"))
+    geo_http = traced(httpx.Client(timeout=5.0, auth=runtime.credentials.auth("address-finder")))
+    dispatch_http = traced(httpx.Client(timeout=5.0, auth=runtime.credentials.auth("car-dispatcher")))
 
     async def close_http() -> None:
         geo_http.close()

@@ -11,6 +11,7 @@ import httpx
 
 from acr.errors import DependencyUnavailable
 from acr.identity import ServiceCredentials
+from acr.trace_export import traced
 from bff.errors import ServiceUnavailable, UpstreamError
 from bff.ports import Json
 
@@ -22,7 +23,7 @@ HEALTH_TIMEOUT = httpx.Timeout(2.0)
 
 def make_client() -> httpx.AsyncClient:
     """The one client the BFF shares across every adapter (pooled connections, ~5 s timeouts)."""
-    return httpx.AsyncClient(timeout=TIMEOUT, limits=httpx.Limits(max_connections=200))
+    return traced(httpx.AsyncClient(timeout=TIMEOUT, limits=httpx.Limits(max_connections=200)))
 
 
 def seg(value: str) -> str:

@@ -1,8 +1,8 @@
 """The OpenTelemetry SDK of a service process: one tracer provider, named after the service, whose spans go
 to an in-memory ring (``GET /v1/ops/spans``; the embedded stack has no collector) and, when
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) is set, to that OTLP/HTTP
-endpoint in batches. It also instruments the HTTP hops: httpx clients inject ``traceparent``, each app's
-server spans continue it (``instrument_app``).
+endpoint in batches. It also instruments the HTTP hops: the services' httpx clients (``traced``) inject
+``traceparent``, each app's server spans continue it (``instrument_app``).
 
 Kept apart from ``acr.tracing`` (API only) so that only the skeleton and the ops routes load the SDK.
 """
@@ -13,8 +13,9 @@ import os
 import threading
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
+import httpx
 from fastapi import FastAPI
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -127,8 +128,8 @@ def otlp_endpoint() -> str | None:
 
 
 def configure(service: str) -> TracerProvider:
-    """The process's tracer provider, made (and httpx instrumented) on the first call; later calls (tests
-    that build several apps in one process) get the same one."""
+    """The process's tracer provider, made on the first call; later calls (tests that build several apps
+    in one process) get the same one."""
     global _provider
     with _lock:
         if _provider is None:
@@ -139,9 +140,20 @@ def configure(service: str) -> TracerProvider:
             if otlp_endpoint():
                 provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
             trace.set_tracer_provider(provider)
-            HTTPXClientInstrumentor().instrument(tracer_provider=provider)
             _provider = provider
         return _provider
+
+
+HttpClient = TypeVar("HttpClient", httpx.Client, httpx.AsyncClient)
+
+
+def traced(client: HttpClient) -> HttpClient:
+    """``client`` with a client span and W3C trace context on each request: the services' own clients to
+    one another. Only those, not every httpx client of the process: a client span outside any span is not
+    sampled, and its ``traceparent`` would tell the callee not to trace either, so a plain client of the same
+    process (a test harness booking rides) must send none."""
+    HTTPXClientInstrumentor.instrument_client(client)
+    return client
 
 
 def instrument_app(app: FastAPI, service: str) -> None:
