@@ -12,9 +12,9 @@ from acr.catalog.base import Place
 from acr.catalog.fleet import CarAssigned, CarOutOfService, CarReleased, NoCarAvailable
 from acr.catalog.monitoring import CarStalled, TripCompleted, TripStarted
 from acr.catalog.ride import RideCancelled, RideRequested
-from acr.consumer import Handlers, Stale
+from acr.consumer import Handlers
 from acr.envelope import CloudEvent
-from acr.ordering import Order, order
+from acr.ordering import drop_if_stale
 from car_dispatcher.domain import (
     Assignment,
     AssignmentNotFound,
@@ -134,8 +134,7 @@ def on_ride_cancelled(uow: UnitOfWork, data: RideCancelled, event: CloudEvent, *
         tombstone = Assignment(data.ride_id, AssignmentStatus.CANCELLED, ride_sequence=event.sequence or 0)
         uow.assignments.add(tombstone)
         return
-    if order(row.ride_sequence, event.sequence, gapless=False) == Order.STALE:
-        raise Stale(f"ride {data.ride_id} version {event.sequence}: version {row.ride_sequence} applied")
+    drop_if_stale(row.ride_sequence, event.sequence, f"ride {data.ride_id}")
     if row.status != AssignmentStatus.ASSIGNED:
         return  # no car to release: it found none, or its trip ended
     uow.assignments.save(row.ended(AssignmentStatus.CANCELLED, event.sequence), row.version)

@@ -12,11 +12,11 @@ from datetime import datetime
 from acr.catalog.payment import PaymentPurpose
 from acr.catalog.ride import RideCancelled, RideCompleted
 from acr.clock import now
-from acr.consumer import Handlers, Stale
+from acr.consumer import Handlers
 from acr.envelope import CloudEvent
 from acr.metrics import COUNTERS
 from acr.money import Money
-from acr.ordering import Order, order
+from acr.ordering import drop_if_stale
 from acr.unit_of_work import Conflict
 from payment.domain import (
     CardDeclined,
@@ -121,8 +121,7 @@ def _pay(
     is no wait."""
     charged = uow.payments.get(ride_id)
     if charged is not None:
-        if order(charged.ride_sequence, ride_sequence, gapless=False) == Order.STALE:
-            raise Stale(f"ride {ride_id} version {ride_sequence}: charged at {charged.ride_sequence}")
+        drop_if_stale(charged.ride_sequence, ride_sequence, f"charge of ride {ride_id}")
         log.info("ride %s already has a payment; nothing to charge", ride_id)
         return
     outcome = charger.charge(ride_id, amount)

@@ -6,9 +6,9 @@ import logging
 
 from acr.catalog.payment import PaymentFailed, PaymentFailureReason, PaymentSucceeded
 from acr.catalog.reward import RewardPointsEarned, RiderTierChanged
-from acr.consumer import Handlers, Stale
+from acr.consumer import Handlers
 from acr.envelope import CloudEvent
-from acr.ordering import Order, order
+from acr.ordering import drop_if_stale
 from reward.domain import on_payment
 from reward.ports import UnitOfWork
 
@@ -66,9 +66,7 @@ def _apply(
 def _drop_if_stale(uow: UnitOfWork, ride_id: str, sequence: int | None) -> None:
     """A payment outcome not newer than one that already had an effect on the ride is stale (an event
     without a sequence is never). Only some outcomes have an effect here, so a gap is no reason to wait."""
-    latest = uow.effects.last_sequence(ride_id)
-    if order(latest, sequence, gapless=False) == Order.STALE:
-        raise Stale(f"payment outcome {sequence} of ride {ride_id} is not newer than outcome {latest}")
+    drop_if_stale(uow.effects.last_sequence(ride_id), sequence, f"payment outcome of ride {ride_id}")
 
 
 HANDLERS = (

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from acr.consumer import Stale
+
 
 class Order(StrEnum):
     APPLY = "APPLY"
@@ -31,3 +33,10 @@ def order(applied: int | None, sequence: int | None, *, gapless: bool = True) ->
     if gapless and sequence > applied + 1:
         return Order.EARLY
     return Order.APPLY
+
+
+def drop_if_stale(applied: int | None, sequence: int | None, what: str) -> None:
+    """Raise ``Stale`` (the kernel acknowledges and counts it) when ``sequence`` is not newer than
+    ``applied``, for a consumer that hears only some of an aggregate's versions (a gap is no wait)."""
+    if order(applied, sequence, gapless=False) is Order.STALE:
+        raise Stale(f"{what}: #{sequence} is not newer than #{applied}, applied already")
