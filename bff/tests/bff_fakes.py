@@ -95,14 +95,6 @@ class FakeRideManager(Switch):
         self.projection_delay = 0  # list calls that still show the previous version
         self.list_calls = 0
         self.version_calls: list[tuple[str, int]] = []
-        self.projection_states: dict[str, Json] = {
-            "ride-history": {
-                "name": "ride-history",
-                "state": "LIVE",
-                "lagMs": {"p50": 12.0, "p99": 40.0},
-                "lastRebuild": None,
-            }
-        }
 
     def add(self, ride: Json) -> None:
         self.versions_of.setdefault(ride["rideId"], []).append(ride)
@@ -182,19 +174,6 @@ class FakeRideManager(Switch):
     async def ops_rides(self, active: bool) -> Json:
         self.check()
         return {"rides": [v[-1] for v in self.versions_of.values()]}
-
-    async def projections(self) -> Json:
-        self.check()
-        return {"projections": [dict(p) for p in self.projection_states.values()]}
-
-    async def rebuild_projection(self, name: str) -> Json:
-        self.check()
-        if name not in self.projection_states:
-            raise UpstreamError(404, "projection_not_found", "no such projection")
-        if self.projection_states[name]["state"] == "REBUILDING":
-            raise UpstreamError(409, "rebuild_in_progress", "it is being rebuilt")
-        self.projection_states[name]["state"] = "REBUILDING"
-        return {"name": name, "state": "REBUILDING"}
 
 
 class FakeAddressFinder(Switch):
@@ -302,6 +281,35 @@ class FakeServiceStats:
         self.counters: dict[str, Json] = {}
         self.published: dict[str, list[Json]] = {}
         self.processes: dict[str, Json] = {}  # base URL -> who answers there (none: nothing answers)
+        self.read_models: dict[str, dict[str, Json]] = {
+            "ride-manager": {
+                "ride-history": {
+                    "name": "ride-history",
+                    "state": "LIVE",
+                    "lagMs": {"p50": 12.0, "p99": 40.0},
+                    "lastRebuild": None,
+                }
+            },
+            "reward": {
+                "rider-stats": {"name": "rider-stats", "state": "LIVE", "lagMs": {}, "lastRebuild": None}
+            },
+        }
+
+    async def projections(self, service: str) -> list[Json]:
+        if service in self.down:
+            raise ServiceUnavailable(service)
+        return [dict(p) for p in self.read_models.get(service, {}).values()]
+
+    async def rebuild_projection(self, service: str, name: str) -> Json:
+        if service in self.down:
+            raise ServiceUnavailable(service)
+        state = self.read_models.get(service, {}).get(name)
+        if state is None:
+            raise UpstreamError(404, "projection_not_found", "no such projection")
+        if state["state"] == "REBUILDING":
+            raise UpstreamError(409, "rebuild_in_progress", "it is being rebuilt")
+        state["state"] = "REBUILDING"
+        return {"service": service, "name": name, "state": "REBUILDING"}
 
     async def replica(self, base_url: str) -> Json | None:
         return self.processes.get(base_url)

@@ -213,7 +213,7 @@ def test_replicas_listed_by_the_stack_keep_their_names_and_a_dead_one_is_unhealt
     }
 
 
-def test_projections_are_listed_and_rebuilt_through_ride_manager(
+def test_projections_of_every_service_are_listed_and_rebuilt_by_their_owner(
     client: TestClient, deps: Dependencies
 ) -> None:
     error_of(client.get("/ops/projections"), 401, "unauthorized")
@@ -221,20 +221,34 @@ def test_projections_are_listed_and_rebuilt_through_ride_manager(
     assert listed == {
         "projections": [
             {
+                "service": "ride-manager",
                 "name": "ride-history",
                 "state": "LIVE",
                 "lagMs": {"p50": 12.0, "p99": 40.0},
                 "lastRebuild": None,
-            }
-        ]
+            },
+            {"service": "reward", "name": "rider-stats", "state": "LIVE", "lagMs": {}, "lastRebuild": None},
+        ],
+        "unavailable": [],
     }
-    started = client.post("/ops/projections/ride-history/rebuild", headers=OPS)
-    assert started.status_code == 202 and started.json()["state"] == "REBUILDING"
-    assert client.get("/ops/projections", headers=OPS).json()["projections"][0]["state"] == "REBUILDING"
-    error_of(client.post("/ops/projections/ride-history/rebuild", headers=OPS), 409, "rebuild_in_progress")
-    error_of(client.post("/ops/projections/fleet/rebuild", headers=OPS), 404, "projection_not_found")
-    deps.ride_manager.down = True  # type: ignore[attr-defined]
-    error_of(client.get("/ops/projections", headers=OPS), 503, "dependency_unavailable")
+    started = client.post("/ops/projections/rider-stats/rebuild", headers=OPS)
+    assert started.status_code == 202 and started.json() == {
+        "service": "reward",
+        "name": "rider-stats",
+        "state": "REBUILDING",
+    }
+    states = {
+        p["name"]: p["state"] for p in client.get("/ops/projections", headers=OPS).json()["projections"]
+    }
+    assert states == {"ride-history": "LIVE", "rider-stats": "REBUILDING"}
+    error_of(client.post("/ops/projections/rider-stats/rebuild", headers=OPS), 409, "rebuild_in_progress")
+    error_of(client.post("/ops/projections/no-such-model/rebuild", headers=OPS), 404, "projection_not_found")
+    deps.services.down.add("ride-manager")  # type: ignore[attr-defined]
+    partial = client.get("/ops/projections", headers=OPS).json()
+    assert [p["name"] for p in partial["projections"]] == ["rider-stats"]
+    assert partial["unavailable"] == ["ride-manager"]
+    # the read model may belong to the service that does not answer: not a 404
+    error_of(client.post("/ops/projections/ride-history/rebuild", headers=OPS), 503, "dependency_unavailable")
 
 
 def test_projection_lag_percentiles_total_to_the_worst_service() -> None:

@@ -15,7 +15,14 @@ from acr.errors import NotFound, ServiceError
 from acr.metrics import COUNTERS
 from acr.trace_export import RECENT
 from bff.api import ride_id_or_404
-from bff.errors import NOT_CANCELLABLE, OpsUnauthorized, RateLimited, RideNotFound, ServiceUnavailable
+from bff.errors import (
+    NOT_CANCELLABLE,
+    OpsUnauthorized,
+    RateLimited,
+    RideNotFound,
+    ServiceUnavailable,
+    UpstreamError,
+)
 from bff.replicas import replica_table
 from bff.security import Deps, State, require_ops
 from bff.state import Dependencies
@@ -90,21 +97,47 @@ async def rides(deps: Deps, _: Annotated[Literal["true"], Query(alias="active")]
     return await deps.ride_manager.ops_rides(True)
 
 
+async def _projections_of(deps: Dependencies) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every service's read models (each entry names its ``service``), and the services that did not
+    answer."""
+    names = deps.services.services
+    found = await asyncio.gather(*(deps.services.projections(name) for name in names), return_exceptions=True)
+    for answer in found:
+        if isinstance(answer, BaseException) and not isinstance(answer, ServiceUnavailable):
+            raise answer
+    listed = [
+        {"service": name} | projection
+        for name, answer in zip(names, found, strict=True)
+        if isinstance(answer, list)
+        for projection in answer
+    ]
+    unavailable = [name for name, answer in zip(names, found, strict=True) if not isinstance(answer, list)]
+    return sorted(listed, key=lambda p: str(p.get("name"))), unavailable
+
+
 @router.get("/projections")
 async def projections(deps: Deps) -> dict[str, Any]:
-    """The read models built from events: LIVE or REBUILDING, their lag p50/p99, their last rebuild."""
-    return await deps.ride_manager.projections()
+    """The read models built from events, of every service: LIVE or REBUILDING, their lag p50/p99, their
+    last rebuild; a service that does not answer is named in ``unavailable``."""
+    listed, unavailable = await _projections_of(deps)
+    return {"projections": listed, "unavailable": unavailable}
 
 
 @router.post(
     "/projections/{name}/rebuild",
     status_code=202,
-    responses=errors(PROJECTION_NOT_FOUND, REBUILD_IN_PROGRESS),
+    responses=errors(PROJECTION_NOT_FOUND, REBUILD_IN_PROGRESS, ServiceUnavailable),
 )
 async def rebuild_projection(name: str, deps: Deps) -> dict[str, Any]:
-    """Rebuild a read model from its producers' bus archive into a fresh copy; reads switch to it once it
-    caught up, and never fail meanwhile (poll ``GET /ops/projections``)."""
-    return await deps.ride_manager.rebuild_projection(name)
+    """Rebuild a read model from its producers' bus archive into a fresh copy, by the service that owns it;
+    reads switch to it once it caught up, and never fail meanwhile (poll ``GET /ops/projections``)."""
+    listed, unavailable = await _projections_of(deps)
+    owner = next((p["service"] for p in listed if p.get("name") == name), None)
+    if owner is None and unavailable:
+        raise ServiceUnavailable(unavailable[0])  # the owner may be the one that did not answer
+    if owner is None:
+        raise UpstreamError(*PROJECTION_NOT_FOUND, f"no read model {name!r}")
+    return await deps.services.rebuild_projection(owner, name)
 
 
 @router.post("/rides/{ride_id}/cancel", status_code=202, responses=errors(RideNotFound, NOT_CANCELLABLE))

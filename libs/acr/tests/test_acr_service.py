@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated, Any
 
 import pytest
@@ -19,6 +20,7 @@ from acr import clock, faults
 from acr import service as service_module
 from acr.errors import DependencyUnavailable, NotFound, ServiceError, ValidationFailed
 from acr.identity import new_private_key
+from acr.projections import Pointer, Projection, Rebuild
 from acr.service import Runtime, Service, service_state
 from acr.settings import Settings
 from acr.unit_of_work import Conflict
@@ -239,6 +241,45 @@ def test_the_ops_routes_read_the_messaging_the_wiring_set(configured: list[tuple
         assert client.post("/v1/ops/dlq/redrive").json()["redriven"] == 3
         events = client.get("/v1/ops/events", params={"subject": "ride_1"}).json()["events"]
         assert events == [{"type": "acme.acr.fleet.CarReleased", "subject": "ride_1"}]
+
+
+def test_the_ops_routes_list_the_read_models_the_wiring_added(configured: list[tuple[str, str, str]]) -> None:
+    class NoPointers:
+        def read(self, name: str) -> Pointer | None:
+            return None
+
+        def write(self, pointer: Pointer, expected: Pointer | None) -> Pointer | None:
+            return None  # another rebuild always came first
+
+    class NoCopies:
+        def create(self, generation: int) -> None: ...
+        def drop(self, generation: int) -> None: ...
+
+    class NoArchive:
+        def replay(self, replay_name: str, until: datetime) -> None: ...
+        def replay_state(self, replay_name: str) -> str:
+            return "FAILED"
+
+    class NoQueue:
+        def pending(self) -> int:
+            return 0
+
+    def with_read_model(runtime: Runtime) -> State:
+        history = Projection("ride-history", NoPointers())
+        never_built = Rebuild(history, NoPointers(), NoCopies(), NoArchive(), NoQueue(), owner="test-svc")
+        runtime.projections.add(history, lambda: never_built)
+        return wire(runtime)
+
+    with TestClient(_service().app(), headers=OPS) as client:
+        assert client.get("/v1/ops/projections").json() == {"service": NAME, "projections": []}
+    with TestClient(_service(with_read_model).app(), headers=OPS) as client:
+        listed = client.get("/v1/ops/projections").json()["projections"]
+        assert [(p["name"], p["state"], p["lastRebuild"]) for p in listed] == [("ride-history", "LIVE", None)]
+        assert client.get("/v1/ops/projections", headers={"X-Ops-Token": "wrong"}).status_code == 401
+        unknown = client.post("/v1/ops/projections/fleet/rebuild")
+        assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "projection_not_found")
+        taken = client.post("/v1/ops/projections/ride-history/rebuild")
+        assert (taken.status_code, taken.json()["error"]["code"]) == (409, "rebuild_in_progress")
 
 
 def test_metrics_need_the_ops_token_and_show_the_wirings_messaging(

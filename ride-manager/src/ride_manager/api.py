@@ -16,8 +16,6 @@ from acr.contract import errors
 from acr.errors import DependencyUnavailable, ServiceError
 from acr.guards import OPS, admit, for_rider
 from acr.identity import Caller
-from acr.metrics import COUNTERS
-from acr.projections import Projections, RebuildInProgress, UnknownProjection
 from acr.service import service_state
 from ride_manager import handlers
 from ride_manager.commands import CancelRide, PlaceRef, RequestQuote, RequestRide
@@ -50,7 +48,6 @@ class RideManager:
     geo: Geo
     dispatch: Dispatch
     history: RideHistory
-    projections: Projections
     quote_ttl_s: float
     idempotency_key_ttl_s: float
     rules: Deadlines
@@ -201,19 +198,3 @@ def ops_cancel_ride(ride_id: str, state: State) -> dict[str, Any]:
     no fee)."""
     cancelled = handlers.cancel_by_operator(ride_id, uow_factory=state.unit_of_work, rules=state.rules)
     return ride_to_json(cancelled)
-
-
-@ops_router.get("/projections")
-def ops_projections(state: State) -> dict[str, Any]:
-    """Each read model: LIVE or REBUILDING, the p50/p99 lag of its recent events, its last rebuild."""
-    return {"projections": state.projections.describe(COUNTERS.projection_lag)}
-
-
-@ops_router.post(
-    "/projections/{name}/rebuild", status_code=202, responses=errors(UnknownProjection, RebuildInProgress)
-)
-def ops_rebuild(name: str, state: State) -> dict[str, Any]:
-    """Rebuild a read model from its producers' bus archive into a fresh copy; reads switch to it once it
-    caught up (poll ``GET /v1/ops/projections``)."""
-    pointer = state.projections.rebuild(name)
-    return {"name": name, "state": pointer.state.value}

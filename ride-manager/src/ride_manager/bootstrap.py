@@ -66,12 +66,12 @@ def assemble(runtime: Runtime, adapters: Adapters) -> RideManager:
         settle_s=settings.watchdog_settle_s,
     )
     runtime.singleton("watchdog", watchdog.run)  # one replica at a time: the saga deadlines
+    runtime.projections = adapters.projections  # listed and rebuilt by the kernel's ops routes
     return RideManager(
         unit_of_work=adapters.unit_of_work,
         geo=adapters.geo,
         dispatch=adapters.dispatch,
         history=adapters.history,
-        projections=adapters.projections,
         quote_ttl_s=settings.quote_ttl_s,
         idempotency_key_ttl_s=settings.idempotency_key_ttl_s,
         rules=rules,

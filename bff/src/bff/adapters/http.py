@@ -191,12 +191,6 @@ class HttpRideManager:
     async def ops_rides(self, active: bool) -> Json:
         return await self._http.call("GET", "/v1/ops/rides", params={"active": str(active).lower()})
 
-    async def projections(self) -> Json:
-        return await self._http.call("GET", "/v1/ops/projections")
-
-    async def rebuild_projection(self, name: str) -> Json:
-        return await self._http.call("POST", f"/v1/ops/projections/{seg(name)}/rebuild")
-
 
 class HttpAddressFinder:
     """address-finder: autocomplete, reverse geocoding, map tiles."""
@@ -301,6 +295,13 @@ class HttpServiceStats:
     async def spans(self, service: str, trace_id: str) -> list[Json]:
         answer = await self._https[service].call("GET", "/v1/ops/spans", params={"traceId": trace_id})
         return list(answer.get("spans", []))
+
+    async def projections(self, service: str) -> list[Json]:
+        answer = await self._https[service].call("GET", "/v1/ops/projections")
+        return list(answer.get("projections", []))
+
+    async def rebuild_projection(self, service: str, name: str) -> Json:
+        return await self._https[service].call("POST", f"/v1/ops/projections/{seg(name)}/rebuild")
 
     async def events(self, service: str, subject: str) -> list[Json]:
         """What ``service`` published about ``subject`` (services without an outbox have none)."""

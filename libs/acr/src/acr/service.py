@@ -22,6 +22,7 @@ from acr.contract import document_errors
 from acr.identity import ServiceCredentials
 from acr.leases import LeaseTable, singleton
 from acr.loops import Loop, Loops
+from acr.projections import Projections
 from acr.settings import Settings
 from acr.topology.services import secret_settings
 from acr.web import OpsMessaging, install_error_handlers, install_metrics_route, install_ops_routes
@@ -34,9 +35,10 @@ class Runtime:
     """What a service's wiring is given: its settings, its loops, and the app's event loop (for work a
     loop thread hands to the app, e.g. a websocket push). A wiring with a messaging slice sets
     ``messaging`` (the ops routes read its DLQs and its outbox) and, with a lease table, ``leases`` (its
-    singleton jobs run on one replica at a time); one that opens async resources (an HTTP client) closes
-    them with ``on_close``. ``credentials`` sign its calls to other services (``credentials.auth(callee)``)
-    and check its callers; made from the settings, they refuse to start a service that lacks its key."""
+    singleton jobs run on one replica at a time); one with read models adds them to ``projections`` (the
+    ops routes list and rebuild them); one that opens async resources (an HTTP client) closes them with
+    ``on_close``. ``credentials`` sign its calls to other services (``credentials.auth(callee)``) and check
+    its callers; made from the settings, they refuse to start a service that lacks its key."""
 
     service: str
     settings: Settings
@@ -44,6 +46,7 @@ class Runtime:
     loops: Loops = field(default_factory=Loops)
     messaging: OpsMessaging | None = None
     leases: LeaseTable | None = None
+    projections: Projections = field(default_factory=Projections)
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     credentials: ServiceCredentials = field(init=False)
 
@@ -111,6 +114,7 @@ class Service(Generic[S]):
             app.state.service = await asyncio.to_thread(wire, runtime)
             app.state.settings = runtime.settings
             app.state.messaging = runtime.messaging
+            app.state.projections = runtime.projections
             app.state.metrics = metrics.service_registry(self.name, runtime.messaging)
             await asyncio.to_thread(runtime.loops.start)
             try:

@@ -22,6 +22,7 @@ from acr.errors import NotFound, ServiceError
 from acr.faults import KNOWN, MAX_WINDOW_S, Faults, Window, process_faults, windows_allowed
 from acr.guards import OPS, SCRAPER
 from acr.metrics import COUNTERS, QueueGauges
+from acr.projections import Projections, RebuildInProgress, UnknownProjection
 from acr.settings import Settings, get_settings
 from acr.trace_export import RECENT
 from acr.unit_of_work import Conflict
@@ -207,13 +208,42 @@ def install_fault_routes(app: FastAPI) -> None:
         return {"faults": [window_json(w) for w in process_fault_windows(request).windows()]}
 
 
+def install_projection_routes(app: FastAPI, service: str) -> None:
+    """``GET /v1/ops/projections`` and ``POST /v1/ops/projections/{name}/rebuild``: the read models the
+    service added to ``Runtime.projections`` (none: an empty list)."""
+
+    def projections(request: Request) -> Projections:
+        found: Projections | None = getattr(request.app.state, "projections", None)
+        return found if found is not None else Projections()
+
+    @app.get("/v1/ops/projections", tags=["ops"], dependencies=[OPS])
+    def ops_projections(request: Request) -> dict[str, Any]:
+        """Each read model of the service: LIVE or REBUILDING, the p50/p99 lag of its recent events (this
+        process's), its last rebuild."""
+        return {"service": service, "projections": projections(request).describe(COUNTERS.projection_lag)}
+
+    @app.post(
+        "/v1/ops/projections/{name}/rebuild",
+        tags=["ops"],
+        status_code=202,
+        dependencies=[OPS],
+        responses=errors(UnknownProjection, RebuildInProgress),
+    )
+    def ops_rebuild(name: str, request: Request) -> dict[str, Any]:
+        """Rebuild a read model from its producers' bus archive into a fresh copy; reads switch to it once
+        it caught up (poll ``GET /v1/ops/projections``)."""
+        pointer = projections(request).rebuild(name)
+        return {"service": service, "name": name, "state": pointer.state.value}
+
+
 def install_ops_routes(app: FastAPI, service: str, *, health: bool = True) -> None:
     """``GET /healthz`` (open; unless ``health`` is False: the service answers it itself) and, behind the ops
     credential (``acr.guards.OPS``), ``GET /v1/ops/stats``
     (this process's counters and, when the service has a messaging slice, its DLQ depths and oldest
     pending outbox row), ``GET /v1/ops/replica`` (which process answers), ``POST /v1/ops/dlq/redrive``,
     ``GET /v1/ops/events?subject=`` (what the service published about one aggregate),
-    ``GET /v1/ops/spans?traceId=`` (this process's recent spans of one trace) and the fault windows
+    ``GET /v1/ops/spans?traceId=`` (this process's recent spans of one trace), the service's read models
+    (``GET /v1/ops/projections``, ``POST /v1/ops/projections/{name}/rebuild``) and the fault windows
     (``install_fault_routes``)."""
 
     def messaging(request: Request) -> OpsMessaging | None:
@@ -255,6 +285,7 @@ def install_ops_routes(app: FastAPI, service: str, *, health: bool = True) -> No
         found = messaging(request)
         return {"service": service, "events": found.events_about(subject) if found else []}
 
+    install_projection_routes(app, service)
     install_fault_routes(app)
 
 

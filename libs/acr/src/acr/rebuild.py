@@ -1,7 +1,7 @@
-"""``python -m ride_manager.rebuild [ride-history] [--no-wait]``: rebuild a read model from the bus archive.
+"""``python -m acr.rebuild <name> [--no-wait]``: rebuild a read model (``ride-history``...) from the archive.
 
 It asks the BFF (``POST /ops/projections/{name}/rebuild`` with ``ACR_OPS_TOKEN``), the same way an operator's
-dashboard does, so whichever ride-manager replica answers runs the rebuild; then it follows
+dashboard does, so whichever replica of the owning service answers runs the rebuild; then it follows
 ``GET /ops/projections`` until the read model is LIVE again and prints its last rebuild.
 """
 
@@ -15,14 +15,13 @@ import time
 import httpx
 
 from acr.settings import get_settings
-from ride_manager.projection import RIDE_HISTORY_PROJECTION
 
 POLL_S = 1.0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ride_manager.rebuild", description=__doc__)
-    parser.add_argument("name", nargs="?", default=RIDE_HISTORY_PROJECTION)
+    parser = argparse.ArgumentParser(prog="python -m acr.rebuild", description=__doc__)
+    parser.add_argument("name", help="the read model, as GET /ops/projections lists it")
     parser.add_argument("--no-wait", action="store_true", help="only start it")
     parser.add_argument("--timeout-s", type=float, default=900.0)
     args = parser.parse_args(argv)
