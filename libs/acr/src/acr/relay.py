@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 PENDING_INDEX = "pending-index"
+SUBJECT_INDEX = "subject-index"
 DEFAULT_BACKOFF = Backoff()
 FREE = "(attribute_not_exists(leaseUntil) OR leaseUntil < :now)"
 DUE = "(attribute_not_exists(nextAttemptAt) OR nextAttemptAt <= :now)"
@@ -358,29 +359,26 @@ def _heads_of_groups(rows: list[dict[str, Any]], seen_groups: set[str], now: flo
     return kept
 
 
-def _scan(
-    dynamodb: Any, table: str, condition: str, values: dict[str, Any], attributes: str | None = None
-) -> Iterable[dict[str, Any]]:
-    kwargs: dict[str, Any] = {
-        "TableName": table,
-        "FilterExpression": condition,
-        "ExpressionAttributeValues": to_item(values),
-    }
-    if attributes:
-        kwargs["ProjectionExpression"] = attributes
+def _pages(dynamodb: Any, query: dict[str, Any]) -> Iterable[dict[str, Any]]:
     while True:
-        page = dynamodb.scan(**kwargs)
+        page = dynamodb.query(**query)
         yield from (from_item(i) for i in page.get("Items", []))
         if "LastEvaluatedKey" not in page:
             return
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        query = query | {"ExclusiveStartKey": page["LastEvaluatedKey"]}
 
 
 def events_about(dynamodb: Any, outbox_table: str, subject: str) -> list[dict[str, Any]]:
-    """What this service recorded about ``subject`` (e.g. a ride id), oldest first: the ops timeline."""
-    rows = _scan(dynamodb, outbox_table, "subject = :s", {":s": subject})
+    """What this service recorded about ``subject`` (e.g. a ride id), oldest first: the ops timeline. A
+    query of the subject index, so it costs that aggregate's rows, never the whole outbox."""
+    kwargs: dict[str, Any] = {
+        "TableName": outbox_table,
+        "IndexName": SUBJECT_INDEX,
+        "KeyConditionExpression": "subject = :s",
+        "ExpressionAttributeValues": to_item({":s": subject}),
+    }
     events = []
-    for row in rows:
+    for row in _pages(dynamodb, kwargs):
         event = CloudEvent.from_json(row["event"])
         events.append(
             {

@@ -190,7 +190,10 @@ class ServiceTopology:
                 Table(
                     self.outbox_table,
                     "eventId",
-                    indexes=(Index("pending-index", "pending", "createdAt", "N"),),
+                    indexes=(
+                        Index("pending-index", "pending", "createdAt", "N"),
+                        Index("subject-index", "subject", "createdAt", "N"),  # one aggregate's events
+                    ),
                     ttl_attribute="expiresAt",
                 )
             )
