@@ -16,9 +16,9 @@ from acr.errors import DependencyUnavailable
 from acr.geo import haversine_m
 from acr.ordering import Order, order
 from acr_testkit.memory import Check, MemoryUnitOfWork, MessageStore
-from ride_manager.domain import ACTIVE, AddressNotFound, Quote, Ride
+from ride_manager.domain import AddressNotFound, Quote, Ride
 from ride_manager.ports import IdempotencyRecord
-from ride_manager.snapshot import ride_to_json
+from ride_manager.snapshot import in_flight, ride_to_json
 
 HistoryKey = tuple[str, str]  # (rider id, "requestedAt#rideId"): the DynamoDB table's key
 
@@ -212,8 +212,8 @@ class MemoryRideHistory:
         ]
 
     def active(self) -> list[dict[str, object]]:
-        rides = [r for r in list(self._store.rides.values()) if r.status in ACTIVE]
-        return [ride_to_json(r) for r in sorted(rides, key=lambda r: r.requested_at, reverse=True)]
+        rows = [row.ride for row in list(self._store.history.values()) if in_flight(row)]
+        return [copy.deepcopy(r) for r in sorted(rows, key=lambda r: str(r["requestedAt"]), reverse=True)]
 
     def deadlines(self, limit: int) -> list[tuple[str, datetime]]:
         due = sorted((r.deadline, r.ride_id) for r in list(self._store.rides.values()) if r.deadline)

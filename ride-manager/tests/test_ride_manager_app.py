@@ -233,6 +233,8 @@ def test_the_wired_app_consumes_ride_events_and_serves_what_they_did() -> None:
             "CANCELLED",
             "RIDER_CANCELLED",
         )
+        assert [r["rideId"] for r in client.get("/v1/ops/rides").json()["rides"]] == [ride_id]  # not yet told
+        app.relay_snapshots()
         assert client.get("/v1/ops/rides").json()["rides"] == []
         assert client.get("/healthz").json()["service"] == "ride-manager"
 

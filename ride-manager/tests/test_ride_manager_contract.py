@@ -258,8 +258,20 @@ def test_a_rider_holds_at_most_the_cap_of_rides_and_a_release_frees_a_slot(backe
 def snapshot(
     version: int, ride_id: str = "ride_1", rider_id: str = "rdr_1", requested: float = 0
 ) -> RideUpdated:
-    doc = {"rideId": ride_id, "requestedAt": clock.iso(at(requested)), "version": version}
+    doc = {
+        "rideId": ride_id,
+        "requestedAt": clock.iso(at(requested)),
+        "status": "REQUESTED",
+        "version": version,
+    }
     return RideUpdated(ride_id=ride_id, rider_id=rider_id, version=version, ride=doc)
+
+
+def snapshot_of(ride: Ride) -> RideUpdated:
+    """The snapshot ride-manager publishes of ``ride`` as it is now."""
+    return RideUpdated(
+        ride_id=ride.ride_id, rider_id=ride.rider_id, version=ride.version, ride=ride_to_json(ride)
+    )
 
 
 def project(backend: Backend, *snapshots: RideUpdated) -> None:
@@ -340,6 +352,8 @@ def test_active_rides_and_the_deadline_index_soonest_first(backend: Backend) -> 
         ("ride_3", at(33)),
     ]
     assert backend.history.deadlines(2) == [("ride_assigned", at(20)), ("ride_1", at(31))]
+    assert backend.history.active() == []  # the rides in flight are a read model: no snapshot yet
+    project(backend, *(snapshot_of(r) for r in (*waiting, assigned, cancelled)))
     assert [r["rideId"] for r in backend.history.active()] == ["ride_3", "ride_2", "ride_1", "ride_assigned"]
 
     ended = backend.unit_of_work()
@@ -350,6 +364,8 @@ def test_active_rides_and_the_deadline_index_soonest_first(backend: Backend) -> 
     ended.rides.save(gone, 2)
     ended.commit()
     assert [ride_id for ride_id, _ in backend.history.deadlines(10)] == ["ride_1", "ride_2", "ride_3"]
+    project(backend, snapshot_of(gone))
+    assert [r["rideId"] for r in backend.history.active()] == ["ride_3", "ride_2", "ride_1"]
 
 
 def test_touch_moves_a_deadline_and_records_a_stall_without_a_new_version(backend: Backend) -> None:
@@ -480,7 +496,10 @@ def test_history_writes_go_to_every_copy_named_and_only_newer_versions(aws: Mess
         **(next(t for t in TOPOLOGY.tables if t.name == RIDE_HISTORY).definition() | {"TableName": fresh})
     )
     snapshot = RideUpdated(
-        ride_id="ride_1", rider_id="rdr_1", version=2, ride={"requestedAt": "t", "rideId": "ride_1"}
+        ride_id="ride_1",
+        rider_id="rdr_1",
+        version=2,
+        ride={"requestedAt": "t", "rideId": "ride_1", "status": "PAID"},
     )
     only_fresh = DynamoHistoryUnitOfWork(aws.unit_of_work(marked=False), (fresh,))
     only_fresh.history.put_if_newer(snapshot, snapshot.version)

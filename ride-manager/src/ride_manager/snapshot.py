@@ -7,8 +7,9 @@ from typing import Any
 
 from acr import clock
 from acr.catalog.base import Place
+from acr.catalog.ride import RideUpdated
 from acr.money import Money
-from ride_manager.domain import Cancellation, Payment, Quote, Ride, TimelineEntry
+from ride_manager.domain import ACTIVE, Cancellation, Payment, Quote, Ride, RideStatus, TimelineEntry
 
 
 def _money(amount: Decimal | None) -> dict[str, str] | None:
@@ -77,3 +78,8 @@ def quote_to_json(quote: Quote) -> dict[str, Any]:
         "fare": _money(quote.fare),
         "expiresAt": clock.iso(quote.expires_at),
     }
+
+
+def in_flight(snapshot: RideUpdated) -> bool:
+    """Is the ride of this published snapshot neither completed nor cancelled yet (the ops list)?"""
+    return RideStatus(snapshot.ride["status"]) in ACTIVE

@@ -39,13 +39,10 @@ TOPOLOGY = ServiceTopology(
         Subscription(HISTORY_REBUILD, (RideUpdated,), replayed=True),
     ),
     tables=(
-        Table(
-            RIDES,
-            "rideId",
-            indexes=(Index(DEADLINES, "due", "deadlineAt"), Index(IN_FLIGHT, "inFlight", "requestedAt")),
-        ),
+        Table(RIDES, "rideId", indexes=(Index(DEADLINES, "due", "deadlineAt"),)),
         Table(RIDE_VERSIONS, "rideId", "version", "N"),
-        Table(RIDE_HISTORY, "riderId", "requested"),  # generation 0; a rebuild's copies add "-g<n>"
+        # generation 0; a rebuild's copies add "-g<n>"
+        Table(RIDE_HISTORY, "riderId", "requested", indexes=(Index(IN_FLIGHT, "inFlight", "requestedAt"),)),
         Table(QUOTES, "quoteId", ttl_attribute="purgeAt"),
         Table(IDEMPOTENCY, "key", ttl_attribute="expiresAt"),
         Table(PROJECTIONS, "name"),

@@ -24,7 +24,6 @@ from acr.ordering import Order, order
 from acr.projection_store import on_copy
 from acr.projections import Projection, copy_name
 from ride_manager.domain import (
-    ACTIVE,
     Cancellation,
     Payment,
     PaymentStatus,
@@ -34,7 +33,7 @@ from ride_manager.domain import (
     TimelineEntry,
 )
 from ride_manager.ports import IdempotencyRecord
-from ride_manager.snapshot import ride_to_json
+from ride_manager.snapshot import in_flight, ride_to_json
 from ride_manager.topology import (
     DEADLINES,
     IDEMPOTENCY,
@@ -181,7 +180,6 @@ class DynamoRides:
                 "version": ride.version,
                 "ride": doc,
                 "due": "Y" if ride.deadline else None,  # the sparse index of the rides with a deadline
-                "inFlight": "Y" if ride.status in ACTIVE else None,  # the sparse index of the rides in flight
                 "deadlineAt": clock.iso(ride.deadline) if ride.deadline else None,
             },
             label="ride",
@@ -359,6 +357,10 @@ class DynamoHistoryRows:
                     "rideId": snapshot.ride_id,
                     "version": sequence,
                     "ride": json.dumps(snapshot.ride),
+                    "requestedAt": snapshot.ride["requestedAt"],
+                    "inFlight": "Y"
+                    if in_flight(snapshot)
+                    else None,  # the sparse index of the rides in flight
                 },
                 label="history",
                 condition="attribute_not_exists(version) OR version < :v",
@@ -426,10 +428,14 @@ class DynamoRideHistory:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def active(self) -> list[dict[str, object]]:
-        """From the sparse index of the rides in flight: a ride leaves it when it completes or is cancelled,
-        so the read costs what is in flight, never the whole table."""
+        """From the sparse index of the rides in flight in the copy of the history readers use: a ride
+        leaves it with the snapshot that completes or cancels it, so the read costs what is in flight, never
+        the whole table."""
+        return self._history.read(self._active)
+
+    def _active(self, generation: int) -> list[dict[str, object]]:
         kwargs: dict[str, Any] = {
-            "TableName": RIDES,
+            "TableName": copy_name(RIDE_HISTORY, generation),
             "IndexName": IN_FLIGHT,
             "KeyConditionExpression": "inFlight = :y",
             "ExpressionAttributeValues": dynamo.to_item({":y": "Y"}),
@@ -437,8 +443,8 @@ class DynamoRideHistory:
         }
         rides: list[dict[str, Any]] = []
         while True:
-            page = self._dynamodb.query(**kwargs)
-            rides += [_public(json.loads(dynamo.from_item(i)["ride"])) for i in page.get("Items", [])]
+            page = on_copy(self._dynamodb.query, **kwargs)
+            rides += [json.loads(dynamo.from_item(i)["ride"]) for i in page.get("Items", [])]
             if "LastEvaluatedKey" not in page:
                 return rides
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
