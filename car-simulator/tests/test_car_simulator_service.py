@@ -24,7 +24,7 @@ from acr.fleet import FleetCar
 from acr.leases import LeaseTable
 from acr.service import Runtime
 from acr.stream import decode_record
-from acr.topology import Table, discover
+from acr.topology import discover, lease_table
 from acr.topology.apply import Clients, apply
 from acr.unit_of_work import Duplicate
 from acr_testkit.aws import client, in_process_tables
@@ -201,7 +201,7 @@ class Wired:
     @contextmanager
     def client(self) -> Iterator[TestClient]:
         """The app running, once it drives every group (its lease table on in-process moto)."""
-        with in_process_tables([Table(TOPOLOGY.leases_table, "leaseKey")]) as self.dynamodb:
+        with in_process_tables([lease_table(TOPOLOGY.leases_table)]) as self.dynamodb:
             app = SERVICE.app(settings=self.settings, wire=self.wire)
             with signed(TestClient(app), "bff", "car-simulator") as client:
                 assert _until(lambda: client.get("/v1/ops/telemetry").json()["carsDrivenHere"] == len(FLEET))

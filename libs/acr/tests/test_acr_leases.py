@@ -56,6 +56,7 @@ def test_a_free_key_is_acquired_once_and_only_its_owner_renews_it(dynamodb: Dyna
     assert b.renew(Lease("job#x", "b", 1, 0)) is None
     assert dynamodb.row(TABLE, leaseKey="job#x") == {
         "leaseKey": "job#x",
+        "kind": "job",
         "owner": "a",
         "token": 1,
         "expiresAt": 1_014,
@@ -230,7 +231,9 @@ def test_a_clean_stop_releases_every_key_and_the_heartbeat(dynamodb: Dynamo, clo
     settle(clock, a, rounds=1)
     a.leased.release_all()
     assert a.held() == []
-    assert all(lease.expires_at == 0 for lease in table(dynamodb, clock, "a").all())
+    listed = table(dynamodb, clock, "a").listed()
+    assert [lease.key for lease in listed] == ["replica#a", *KEYS[:2]]  # a query of each kind
+    assert all(lease.expires_at == 0 for lease in listed)
 
 
 class Broken:

@@ -16,7 +16,7 @@ from acr.catalog.car import CarPhase, CarTelemetry
 from acr.kinesis import KinesisReader, save_checkpoint
 from acr.metrics import COUNTERS
 from acr.stream import Checkpoint, StreamRecord
-from acr.topology import Table
+from acr.topology import lease_table
 from acr_testkit.aws import client, in_process_tables
 
 STREAM, CHECKPOINTS = "acr-car-telemetry", "acr-svc-leases"
@@ -25,7 +25,7 @@ STREAM, CHECKPOINTS = "acr-car-telemetry", "acr-svc-leases"
 @pytest.fixture
 def aws() -> Iterator[tuple[Any, Any]]:
     """DynamoDB with a checkpoint table, and Kinesis with a two-shard stream, on in-process moto."""
-    with in_process_tables([Table(CHECKPOINTS, "leaseKey")]) as dynamodb:
+    with in_process_tables([lease_table(CHECKPOINTS)]) as dynamodb:
         kinesis = client("kinesis")
         kinesis.create_stream(StreamName=STREAM, ShardCount=2)
         yield dynamodb, kinesis

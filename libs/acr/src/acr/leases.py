@@ -3,6 +3,8 @@
 One table per service, ``acr-<service>-leases`` (partition key ``leaseKey``). A lease row holds:
 
 - ``leaseKey`` (S): ``shard#<reader>#<shardId>``, ``job#<name>``, ``replica#<replica>`` (a heartbeat), ...
+- ``kind`` (S): what comes before the first ``#`` (``shard``, ``job``, ``replica``...), the partition key of
+  the ``kind-index``: the leases of one kind are a query of it, never a scan of the table;
 - ``owner`` (S): the ``ACR_REPLICA`` name of the replica holding it;
 - ``token`` (N): the fencing token, +1 each time the lease changes hands; writes made under a lease are
   conditional on ``owner`` and ``token`` (``LeaseTable.guard``), so a replica that lost the lease while
@@ -34,7 +36,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 KEY = "leaseKey"
-_NAMES = {"#owner": "owner", "#token": "token", "#expires": "expiresAt"}
+KIND_INDEX = "kind-index"
+_NAMES = {"#owner": "owner", "#token": "token", "#expires": "expiresAt", "#kind": "kind"}
+
+
+def kind_of(key: str) -> str:
+    """A lease key's kind: ``shard`` for ``shard#<reader>#<shardId>``."""
+    return key.split("#", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,9 @@ class LeaseTable:
         self.owner = owner
         self.lease_s = lease_s
         self.clock = clock
+        self.kinds = {"job", "replica", "shard"}
+        """The kinds of lease this process knows of (``LeasedKeys`` adds those of its keys): what ``listed``
+        lists."""
 
     def acquire(self, key: str, *, fresh: bool = False) -> Lease | None:
         """Hold ``key`` if it is free, expired or already ours; None while another replica holds it.
@@ -96,8 +107,13 @@ class LeaseTable:
     def _take(self, key: str, token: int, condition: str, values: dict[str, Any]) -> Lease | None:
         """Become the owner with the next fencing token, if the row is still as read (``condition``)."""
         lease = Lease(key, self.owner, token + 1, self.clock() + self.lease_s)
-        values = values | {":owner": self.owner, ":next": lease.token, ":expires": lease.expires_at}
-        expression = "SET #owner = :owner, #token = :next, #expires = :expires"
+        values = values | {
+            ":owner": self.owner,
+            ":next": lease.token,
+            ":expires": lease.expires_at,
+            ":kind": kind_of(key),
+        }
+        expression = "SET #owner = :owner, #token = :next, #expires = :expires, #kind = :kind"
         return self._update(key, expression, condition, _NAMES, values, lease)
 
     def renew(self, lease: Lease) -> Lease | None:
@@ -125,20 +141,35 @@ class LeaseTable:
             lease,
         )
 
-    def all(self, prefix: str = "") -> list[Lease]:
+    def all(self, prefix: str) -> list[Lease]:
         """Every lease whose key starts with ``prefix`` (expired ones too), by key."""
         return [_lease(row) for row in self.rows(prefix) if "token" in row]
 
-    def rows(self, prefix: str = "") -> list[dict[str, Any]]:
-        """The rows whose key starts with ``prefix``, with what else they hold (a checkpoint), by key."""
+    def listed(self) -> list[Lease]:
+        """Every lease of the kinds this process knows of, by key (the ops view of the table)."""
+        return sorted(
+            (lease for kind in self.kinds for lease in self.all(f"{kind}#")), key=lambda lease: lease.key
+        )
+
+    def rows(self, prefix: str) -> list[dict[str, Any]]:
+        """The rows whose key starts with ``prefix`` (which names their kind: ``shard#r#``, ``job#``), with
+        what else they hold (a checkpoint), by key: a query of the kind index, whose cost is those rows.
+        The index is eventually consistent; no lease is decided on what it shows (every take and renew is a
+        conditional write), only how many to try for and which shards are done, a round later at worst."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": KIND_INDEX,
+            "KeyConditionExpression": "#kind = :kind AND begins_with(#key, :prefix)",
+            "ExpressionAttributeNames": {"#kind": "kind", "#key": KEY},
+            "ExpressionAttributeValues": to_item({":kind": kind_of(prefix), ":prefix": prefix}),
+        }
         rows: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {}
         while True:
-            page = self.dynamodb.scan(TableName=self.table, ConsistentRead=True, **kwargs)
-            rows += [row for row in map(from_item, page.get("Items", [])) if str(row[KEY]).startswith(prefix)]
+            page = self.dynamodb.query(**kwargs)
+            rows += [from_item(item) for item in page.get("Items", [])]
             if "LastEvaluatedKey" not in page:
                 return sorted(rows, key=lambda row: str(row[KEY]))
-            kwargs = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def guard(self, lease: Lease) -> Guard:
         """``owner = me AND token = t``: the condition every write made under ``lease`` carries."""
@@ -239,13 +270,11 @@ class LeasedKeys:
     def _round(self) -> None:
         self.table.acquire(self.heartbeat)
         keys = sorted(set(self._keys()))
-        leases = {lease.key: lease for lease in self.table.all()}
+        kinds = {kind_of(key) for key in keys}
+        self.table.kinds |= kinds
+        leases = {lease.key: lease for kind in sorted(kinds) for lease in self.table.all(f"{kind}#")}
         now = self.table.clock()
-        live = sorted(
-            lease.owner
-            for key, lease in leases.items()
-            if key.startswith("replica#") and lease.expires_at > now
-        )
+        live = sorted(lease.owner for lease in self.table.all("replica#") if lease.expires_at > now)
         share = _share(len(keys), live, self.table.owner)
         for key, lease in sorted(self.held().items()):
             renewed = self.table.renew(lease) if key in keys else None

@@ -194,7 +194,7 @@ class Messaging:
             return []
         return [
             {"key": lease.key, "owner": lease.owner, "token": lease.token, "expiresAt": lease.expires_at}
-            for lease in self.leases.all()
+            for lease in self.leases.listed()
         ]
 
     def _names(self, queue: str) -> tuple[str, str]:

@@ -8,6 +8,7 @@ from acr.topology.model import (
     Table,
     TopicSubscription,
     discover,
+    lease_table,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "Table",
     "TopicSubscription",
     "discover",
+    "lease_table",
 ]

@@ -200,7 +200,7 @@ class ServiceTopology:
         if self.has_inbox:
             tables.append(Table(self.inbox_table, "dedupKey", ttl_attribute="expiresAt"))
         if self.leases:
-            tables.append(Table(self.leases_table, "leaseKey"))
+            tables.append(lease_table(self.leases_table))
         return tables
 
     def all_queues(self) -> list[tuple[str, str, bool]]:
@@ -210,6 +210,11 @@ class ServiceTopology:
             (self.queue(t.queue, True), self.dlq(t.queue, True), True) for t in self.topic_subscriptions
         ]
         return queues
+
+
+def lease_table(name: str) -> Table:
+    """A lease table (``acr.leases``): by lease key, and the leases of one kind through ``kind-index``."""
+    return Table(name, "leaseKey", indexes=(Index("kind-index", "kind", "leaseKey"),))
 
 
 def discover() -> list[ServiceTopology]:
