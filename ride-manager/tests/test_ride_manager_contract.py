@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -32,7 +31,7 @@ from acr.projections import Projection, copy_name
 from acr.runtime import Messaging
 from acr.service import Runtime
 from acr.unit_of_work import Conflict, Duplicate
-from acr_testkit.aws import archive_copies, in_process_messaging, published
+from acr_testkit.aws import archive_copies, empty_tables, in_process_messaging, published
 from acr_testkit.identity import settings_for, signed
 from ride_manager.adapters.dynamo import DynamoHistoryUnitOfWork, DynamoRideHistory, DynamoRideUnitOfWork
 from ride_manager.api import RideManager
@@ -67,13 +66,6 @@ def aws() -> Iterator[Messaging]:
         yield messaging
 
 
-def empty_tables(dynamodb: Any) -> None:
-    for table in TOPOLOGY.all_tables():
-        names = [name for name in (table.partition_key, table.sort_key) if name]
-        items = dynamodb.scan(TableName=table.name)["Items"]
-        dynamo.delete_all(dynamodb, table.name, [{n: item[n] for n in names} for item in items])
-
-
 @pytest.fixture(params=["memory", "dynamodb"])
 def backend(request: pytest.FixtureRequest) -> Backend:
     if request.param == "memory":
@@ -85,7 +77,7 @@ def backend(request: pytest.FixtureRequest) -> Backend:
             lambda: [catalog.CATALOG[o.event.type].name for o in store.outbox],
         )
     messaging: Messaging = request.getfixturevalue("aws")
-    empty_tables(messaging.dynamodb)
+    empty_tables(messaging.dynamodb, TOPOLOGY.all_tables())
     return Backend(
         lambda: DynamoRideUnitOfWork(messaging.unit_of_work()),
         lambda: DynamoHistoryUnitOfWork(messaging.unit_of_work(marked=False), (RIDE_HISTORY,)),
@@ -451,7 +443,7 @@ def test_the_service_consumes_its_ride_history_queue(aws: Messaging) -> None:
         return assemble(runtime, aws_adapters(runtime))
 
     settings = settings_for("ride-manager", aws_endpoint_url="", sqs_wait_s=1)
-    empty_tables(aws.dynamodb)
+    empty_tables(aws.dynamodb, TOPOLOGY.all_tables())
     with signed(
         TestClient(SERVICE.app(settings=settings, wire=wire)), "bff", "ride-manager", "rdr_1"
     ) as client:
@@ -477,7 +469,7 @@ def test_the_service_consumes_its_ride_history_queue(aws: Messaging) -> None:
 def test_each_ride_snapshot_is_also_recorded_for_the_ride_bus_archive(aws: Messaging) -> None:
     """The history is rebuilt from the acr-ride archive: every RideUpdated has a copy for that bus, under
     an id of its own, with the same version."""
-    empty_tables(aws.dynamodb)
+    empty_tables(aws.dynamodb, TOPOLOGY.all_tables())
     uow = DynamoRideUnitOfWork(aws.unit_of_work())
     save(uow, Ride.request("ride_1", quote(), at(0)), None, Deadlines())
     uow.commit()
@@ -490,7 +482,7 @@ def test_each_ride_snapshot_is_also_recorded_for_the_ride_bus_archive(aws: Messa
 def test_history_writes_go_to_every_copy_named_and_only_newer_versions(aws: Messaging) -> None:
     """During a rebuild a live snapshot goes to both copies; a copy that already has it is skipped, and
     with no copy to write (no rebuild running) a replayed snapshot changes nothing."""
-    empty_tables(aws.dynamodb)
+    empty_tables(aws.dynamodb, TOPOLOGY.all_tables())
     fresh = copy_name(RIDE_HISTORY, 7)
     aws.dynamodb.create_table(
         **(next(t for t in TOPOLOGY.tables if t.name == RIDE_HISTORY).definition() | {"TableName": fresh})

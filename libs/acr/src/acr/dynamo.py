@@ -4,7 +4,7 @@ unit of work on them (state, outbox rows and the consumed message's marker in on
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
@@ -32,14 +32,11 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import (
         TransactWriteItemTypeDef,
-        WriteRequestOutputTypeDef,
-        WriteRequestTypeDef,
     )
 
 
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
-MAX_BATCH_WRITE_ITEMS = 25
 
 
 def _to_dynamo(value: Any) -> Any:
@@ -194,27 +191,6 @@ def get(dynamodb: DynamoDBClient, table: str, key: Mapping[str, Any]) -> dict[st
 
 def is_conditional_failure(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
-
-def delete_all(dynamodb: DynamoDBClient, table: str, keys: list[dict[str, Any]], attempts: int = 5) -> None:
-    """Delete the items with ``keys`` (wire format), 25 to a ``BatchWriteItem``; what DynamoDB leaves
-    unprocessed (throttling) is sent again, a few times, then raised."""
-    for start in range(0, len(keys), MAX_BATCH_WRITE_ITEMS):
-        requests: Sequence[WriteRequestTypeDef | WriteRequestOutputTypeDef] = [
-            {"DeleteRequest": {"Key": key}} for key in keys[start : start + MAX_BATCH_WRITE_ITEMS]
-        ]
-        for attempt in range(attempts):
-            unprocessed = dynamodb.batch_write_item(RequestItems={table: requests}).get(
-                "UnprocessedItems", {}
-            )
-            requests = unprocessed.get(table, [])
-            if not requests:
-                break
-            time.sleep(0.05 * 2**attempt)
-        else:
-            raise RuntimeError(
-                f"{len(requests)} deletes from {table} still unprocessed after {attempts} attempts"
-            )
 
 
 @dataclass
