@@ -79,6 +79,20 @@ def test_wrong_ops_token_guesses_lock_the_address_out_even_for_the_right_token(d
         assert 1 <= int(locked.headers["Retry-After"]) <= 60
 
 
+def test_guesses_at_the_kernels_ops_routes_spend_the_same_budget(deps: Dependencies) -> None:
+    with app_client(deps, ops_guesses=3) as client:
+        assert client.get("/v1/ops/replica", headers=OPS).status_code == 200
+        error_of(client.get("/metrics"), 401, "unauthorized")  # no credential: no guess
+        error_of(client.get("/metrics", headers={"Authorization": "Bearer guess-0"}), 401, "unauthorized")
+        error_of(client.get("/v1/ops/stats", headers={"X-Ops-Token": "guess-1"}), 401, "unauthorized")
+        error_of(client.get("/ops/fleet", headers={"X-Ops-Token": "guess-2"}), 401, "unauthorized")
+        for path in ("/metrics", "/v1/ops/stats", "/ops/fleet"):  # one budget, even for the right token
+            locked = client.get(path, headers=OPS)
+            error_of(locked, 429, "rate_limited")
+            assert 1 <= int(locked.headers["Retry-After"]) <= 60
+        assert client.get("/healthz").status_code in (200, 503)  # the open route stays open
+
+
 # --- the push hub ---------------------------------------------------------------------------------------
 class CountingHistory:
     """Versions of the rides of ``rdr_a``; a fetch waits for ``release`` so fetches can overlap."""

@@ -34,6 +34,7 @@ from bff.pages import install_pages
 from bff.push import ConnectionCaps, PushHub
 from bff.ratelimit import RateLimiter
 from bff.redaction import redact_server_logs
+from bff.security import install_guess_budget
 from bff.state import BffState, Dependencies
 from bff.topology import TOPOLOGY
 
@@ -115,8 +116,10 @@ def aws_adapters(runtime: Runtime) -> Dependencies:
 
 
 def extend(app: FastAPI) -> None:
-    """What only the BFF's app has: the rider app and dashboard pages."""
+    """What only the BFF's app has: the rider app and dashboard pages, and the wrong-guess budget on the
+    kernel's ops routes."""
     install_pages(app)
+    install_guess_budget(app)
 
 
 SERVICE = Service[BffState](

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.responses import Response
 
 from acr.guards import credentials_of
 from acr.service import service_state
+from acr.web import error_response
 from bff.auth import Rider, bearer_token
 from bff.errors import OpsUnauthorized, RateLimited
 from bff.ratelimit import RateLimiter
@@ -57,3 +60,28 @@ def client_key(request: Request) -> str:
     """The rate-limit key of an anonymous caller: its address as the BFF sees it (behind a proxy, the
     proxy's: with ``ACR_REPLICAS`` every client is 127.0.0.1)."""
     return "ip:" + (request.client.host if request.client else "unknown")
+
+
+KERNEL_OPS_PATHS = ("/v1/ops/", "/metrics")
+"""The kernel's own ops routes, which every app has: the BFF serves them at the public entry point too."""
+
+
+def install_guess_budget(app: FastAPI) -> None:
+    """The kernel checks the ops token on its routes (``KERNEL_OPS_PATHS``) the same way in every service;
+    on the BFF, which the internet reaches, a wrong credential there spends the caller's wrong-guess budget
+    of ``/ops/*`` too, and a caller without one left gets 429 there as well."""
+
+    @app.middleware("http")
+    async def guess_budget(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        state: BffState | None = getattr(request.app.state, "service", None)
+        if state is None or not request.url.path.startswith(KERNEL_OPS_PATHS):
+            return await call_next(request)
+        retry_after = state.ops_guesses.retry_after(client_key(request))
+        if retry_after:
+            refused = RateLimited(retry_after)
+            return error_response(refused.status, refused.code, str(refused), refused.headers)
+        response = await call_next(request)
+        guessed = "x-ops-token" in request.headers or "authorization" in request.headers
+        if response.status_code == 401 and guessed:
+            state.ops_guesses.acquire(client_key(request))
+        return response
