@@ -119,6 +119,19 @@ class Rider:
     def me(self) -> dict[str, Any]:
         return self.get("/api/v1/riders/me").json()  # type: ignore[no-any-return]
 
+    def me_when(
+        self, check: Callable[[dict[str, Any]], bool], timeout_s: float = 30, what: str = ""
+    ) -> dict[str, Any]:
+        """Poll ``/riders/me`` until ``check`` holds: reward's rider stats are a read model built from its
+        events, so they follow a PAID ride a moment after the ride shows its points."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            me = self.me()
+            if check(me):
+                return me
+            assert time.monotonic() < deadline, f"rider {self.rider_id} never had {what}: {me}"
+            time.sleep(0.3)
+
 
 class Ops:
     """The ops API of a stack, with that stack's ops token (``Ops.of(stack)``)."""

@@ -78,6 +78,7 @@ RIDES_BEFORE_OUTAGE = 6
 MIN_RIDES = 30
 SERVICES = tuple(SERVICE_PORTS)
 SETTLE_S = 300  # every check holds within this long after the last fault
+STATS_SETTLE_S = 60.0  # the rider stats (a read model) reach the rides within this long once those settled
 KILL_GAP_S = 8.0  # kills this far apart at least
 WINDOW_MARGIN_S = 15.0  # no kill of a service this soon before a fault window it carries opens
 BOOK_PATIENCE_S = 180.0  # an app keeps trying to book through an outage this long
@@ -479,8 +480,10 @@ def _paid_right(ride: dict[str, Any]) -> bool:
 
 def points_right(storm: Storm) -> list[str]:
     """Each rider's points are the floor of its PAID fares, its ride count the number of them, and its
-    rating lost a quarter per late cancellation it paid a fee for and nothing for the system's failures."""
+    rating lost a quarter per late cancellation it paid a fee for and nothing for the system's failures.
+    reward's rider stats are a read model built from its events: each answer may trail for a while."""
     problems = []
+    deadline = time.monotonic() + STATS_SETTLE_S
     for n, rider in enumerate(storm.riders):
         rides = [storm.final[p.ride_id] for p in storm.booked() if p.rider == n and p.ride_id in storm.final]
         paid = [r for r in rides if r["status"] == "PAID"]
@@ -490,9 +493,13 @@ def points_right(storm: Storm) -> list[str]:
             sum(math.floor(Decimal(r["fare"]["amount"])) for r in paid),
             max(0.0, 5.0 - 0.25 * len(fees)),
         )
-        answer = patiently(functools.partial(rider.get, "/api/v1/riders/me"), 60)
-        assert answer is not None and answer.status_code == 200, answer and answer.text
-        me = answer.json()
+        while True:
+            answer = patiently(functools.partial(rider.get, "/api/v1/riders/me"), 60)
+            assert answer is not None and answer.status_code == 200, answer and answer.text
+            me = answer.json()
+            if (me["rideCount"], me["points"], me["rating"]) == expected or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         if (me["rideCount"], me["points"], me["rating"]) != expected:
             problems.append(
                 f"rider {rider.rider_id} has rideCount {me['rideCount']}, points {me['points']} and rating "

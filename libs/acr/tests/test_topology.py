@@ -3,6 +3,7 @@ from acr.catalog.base import STATE_TTL_S
 from acr.catalog.fleet import CarAssigned
 from acr.catalog.monitoring import RideEtaUpdated
 from acr.catalog.payment import PaymentSucceeded
+from acr.catalog.reward import RiderStandingChanged
 from acr.catalog.ride import RideRequested
 from acr.topology import ServiceTopology, Subscription, discover
 from acr.topology.governance import violations
@@ -42,6 +43,19 @@ def test_publishing_outside_ones_context_fails_governance() -> None:
     assert violations([rogue]) == [
         "car-dispatcher publishes acme.acr.ride.RideRequested outside its context fleet"
     ]
+
+
+def test_a_service_consumes_its_own_event_only_into_a_read_model_it_rebuilds_from_its_archive() -> None:
+    live = Subscription("stats", (RiderStandingChanged,))
+    shortcut = ServiceTopology("reward", "reward", publishes=(RiderStandingChanged,), subscriptions=(live,))
+    assert violations([shortcut]) == [
+        "reward/stats subscribes to its own event acme.acr.reward.RiderStandingChanged"
+    ]
+    rebuild = Subscription("stats-rebuild", (RiderStandingChanged,), replayed=True)
+    read_model = ServiceTopology(
+        "reward", "reward", publishes=(RiderStandingChanged,), subscriptions=(live, rebuild)
+    )
+    assert violations([read_model]) == []
 
 
 def test_a_queue_keeps_messages_as_long_as_the_longest_ttl_of_the_types_it_carries() -> None:

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from acr.guards import admit
 from acr.service import service_state
-from reward.ports import LoyaltyView
+from reward.ports import RiderStats
 
 router = APIRouter(prefix="/v1", dependencies=[admit("bff")])
 
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1", dependencies=[admit("bff")])
 class Reward:
     """What the routes use."""
 
-    loyalty: LoyaltyView
+    stats: RiderStats
 
 
 State = Annotated[Reward, Depends(service_state)]
@@ -35,11 +35,12 @@ class LoyaltyOut(BaseModel):
 
 @router.get("/riders/{rider_id}", response_model=LoyaltyOut)
 def get_loyalty(rider_id: str, state: State) -> LoyaltyOut:
-    loyalty = state.loyalty.get(rider_id)
+    """The rider's standing from the rider-stats read model (a rider it has not heard of: a new one's)."""
+    standing = state.stats.get(rider_id)
     return LoyaltyOut(
-        riderId=loyalty.rider_id,
-        rideCount=loyalty.ride_count,
-        points=loyalty.points,
-        tier=loyalty.tier,
-        rating=loyalty.rating,
+        riderId=standing.rider_id,
+        rideCount=standing.ride_count,
+        points=standing.points,
+        tier=standing.tier.value,
+        rating=standing.rating,
     )

@@ -66,6 +66,18 @@ class Loyalty:
 
 
 @dataclass(frozen=True)
+class Standing:
+    """A rider's standing as the rider-stats read model shows it; a rider it has not heard of has the
+    default one (what a new rider's loyalty would be)."""
+
+    rider_id: str
+    ride_count: int = 0
+    points: int = 0
+    tier: Tier = Tier.BRONZE
+    rating: float = MAX_RATING
+
+
+@dataclass(frozen=True)
 class Change:
     """The effect of one payment outcome on one rider."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from acr.catalog.payment import PaymentFailed, PaymentFailureReason, PaymentSucceeded
-from acr.catalog.reward import RewardPointsEarned, RiderTierChanged
+from acr.catalog.reward import RewardPointsEarned, RiderStandingChanged, RiderTierChanged
 from acr.consumer import Handlers
 from acr.envelope import CloudEvent
 from acr.ordering import drop_if_stale
@@ -31,8 +31,9 @@ def _apply(
     succeeded: bool,
     failure: PaymentFailureReason = PaymentFailureReason.CARD_DECLINED,
 ) -> None:
-    """Loyalty, the once-per-ride guard and the events it causes, staged together. A lost race on the
-    rider's version or on the guard fails the commit, and the kernel runs this again on fresh state."""
+    """Loyalty, the once-per-ride guard and the events it causes (always the rider's new standing), staged
+    together. A lost race on the rider's version or on the guard fails the commit, and the kernel runs this
+    again on fresh state."""
     _drop_if_stale(uow, data.ride_id, event.sequence)
     loyalty = uow.riders.get(data.rider_id)
     change = on_payment(
@@ -61,6 +62,15 @@ def _apply(
             rider_id=data.rider_id, previous_tier=change.before.tier, tier=change.after.tier
         )
         uow.record(tier, subject=data.rider_id, sequence=change.after.version)
+    after = change.after
+    standing = RiderStandingChanged(
+        rider_id=after.rider_id,
+        ride_count=after.ride_count,
+        points=after.points,
+        tier=after.tier,
+        rating=after.rating,
+    )
+    uow.record(standing, subject=data.rider_id, sequence=after.version)  # what rider-stats shows
 
 
 def _drop_if_stale(uow: UnitOfWork, ride_id: str, sequence: int | None) -> None:

@@ -5,11 +5,15 @@ from __future__ import annotations
 from typing import Protocol
 
 from acr import unit_of_work
-from reward.domain import Effect, Loyalty
+from reward.domain import Effect, Loyalty, Standing
 
 
-class LoyaltyView(Protocol):
-    def get(self, rider_id: str) -> Loyalty: ...
+class RiderStats(Protocol):
+    """Read side: the rider-stats read model (the copy its pointer names)."""
+
+    def get(self, rider_id: str) -> Standing:
+        """The rider's last standing, or the default one when none was applied."""
+        ...
 
 
 class Riders(Protocol):
@@ -41,3 +45,18 @@ class UnitOfWork(unit_of_work.UnitOfWork, Protocol):
 
     @property
     def effects(self) -> RideEffects: ...
+
+
+class StatsRows(Protocol):
+    """The write side of the rider-stats read model: one row per rider, its latest standing."""
+
+    def put_if_newer(self, standing: Standing, sequence: int) -> None:
+        """Raise ``Stale`` unless ``sequence`` is newer than the stored row's in some copy written
+        (``acr.ordering``); else stage the standing there (fails the commit with label ``stats`` if a row of
+        its sequence or a newer one was stored meanwhile)."""
+        ...
+
+
+class StatsUnitOfWork(unit_of_work.UnitOfWork, Protocol):
+    @property
+    def stats(self) -> StatsRows: ...

@@ -1,13 +1,22 @@
-"""DynamoDB adapters of the reward context."""
+"""DynamoDB adapters of the reward context: the loyalty write model, and the rider-stats read model (its
+copies, ``acr.projections``)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from acr import dynamo
+from acr.catalog.reward import Tier
+from acr.consumer import Stale
 from acr.dynamo import DynamoUnitOfWork, ServiceUnitOfWork
-from reward.domain import MAX_RATING, Effect, Loyalty
-from reward.topology import RIDE_EFFECTS, RIDERS
+from acr.ordering import Order, order
+from acr.projection_store import on_copy
+from acr.projections import Projection, copy_name
+from reward.domain import MAX_RATING, Effect, Loyalty, Standing
+from reward.topology import RIDE_EFFECTS, RIDER_STATS, RIDERS
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 
 def _loyalty(rider_id: str, item: dict[str, Any] | None) -> Loyalty:
@@ -20,15 +29,6 @@ def _loyalty(rider_id: str, item: dict[str, Any] | None) -> Loyalty:
         float(item.get("rating", MAX_RATING)),
         int(item.get("version", 0)),
     )
-
-
-class DynamoLoyaltyView:
-    def __init__(self, dynamodb: Any, table: str = RIDERS) -> None:
-        self._dynamodb = dynamodb
-        self._table = table
-
-    def get(self, rider_id: str) -> Loyalty:
-        return _loyalty(rider_id, dynamo.get(self._dynamodb, self._table, {"riderId": rider_id}))
 
 
 class DynamoRiders:
@@ -89,3 +89,87 @@ class DynamoRewardUnitOfWork(ServiceUnitOfWork):
         super().__init__(base)
         self.riders = DynamoRiders(base)
         self.effects = DynamoRideEffects(base)
+
+
+# --- the rider-stats read model ------------------------------------------------------------------------
+def live_copies(stats: Projection) -> tuple[str, ...]:
+    """The copies a live standing goes to: the one read and, during a rebuild, the fresh one."""
+    return tuple(copy_name(RIDER_STATS, generation) for generation in stats.pointer().written)
+
+
+def rebuild_copies(stats: Projection) -> tuple[str, ...]:
+    """The copy a replayed standing goes to: the one a rebuild fills, or none outside a rebuild."""
+    building = stats.building()
+    return () if building is None else (copy_name(RIDER_STATS, building),)
+
+
+class DynamoStatsRows:
+    """Writes a standing to each of ``copies`` where the stored one is older."""
+
+    def __init__(self, base: DynamoUnitOfWork, copies: tuple[str, ...]) -> None:
+        self._base = base
+        self._copies = copies
+
+    def put_if_newer(self, standing: Standing, sequence: int) -> None:
+        key = {"riderId": standing.rider_id}
+        newer = [
+            copy
+            for copy in self._copies
+            if order(self._stored_version(copy, key), sequence, gapless=False) is Order.APPLY
+        ]
+        if self._copies and not newer:
+            raise Stale(f"standing of {standing.rider_id} #{sequence} is not newer than the projection")
+        for copy in newer:
+            self._base.tx.put(
+                copy,
+                key
+                | {
+                    "rideCount": standing.ride_count,
+                    "points": standing.points,
+                    "tier": standing.tier.value,
+                    "rating": standing.rating,
+                    "version": sequence,
+                },
+                label="stats",
+                condition="attribute_not_exists(version) OR version < :v",
+                values={":v": sequence},
+            )
+
+    def _stored_version(self, copy: str, key: dict[str, str]) -> int:
+        stored = self._base.dynamodb.get_item(
+            TableName=copy, Key=dynamo.to_item(key), ConsistentRead=True, ProjectionExpression="version"
+        ).get("Item")
+        return int(dynamo.from_item(stored)["version"]) if stored else 0
+
+
+class DynamoStatsUnitOfWork(ServiceUnitOfWork):
+    """The rider-stats projector's unit of work (without markers: its write is idempotent by version)."""
+
+    def __init__(self, base: DynamoUnitOfWork, copies: tuple[str, ...]) -> None:
+        super().__init__(base)
+        self.stats = DynamoStatsRows(base, copies)
+
+
+class DynamoRiderStats:
+    """Read side: a rider's row in the copy of the rider stats readers use."""
+
+    def __init__(self, dynamodb: DynamoDBClient, stats: Projection) -> None:
+        self._dynamodb = dynamodb
+        self._stats = stats
+
+    def get(self, rider_id: str) -> Standing:
+        return self._stats.read(lambda generation: self._get(generation, rider_id))
+
+    def _get(self, generation: int, rider_id: str) -> Standing:
+        item = on_copy(
+            self._dynamodb.get_item,
+            TableName=copy_name(RIDER_STATS, generation),
+            Key=dynamo.to_item({"riderId": rider_id}),
+            ConsistentRead=True,
+        ).get("Item")
+        if item is None:
+            return Standing(rider_id)
+        row = dynamo.from_item(item)
+        return Standing(
+            rider_id, int(row["rideCount"]), int(row["points"]), Tier(row["tier"]), float(row["rating"])
+        )

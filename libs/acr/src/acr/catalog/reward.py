@@ -29,7 +29,19 @@ class RiderTierChanged(EventData):
     tier: Tier
 
 
+class RiderStandingChanged(EventData):
+    """A rider's whole standing after each change of its loyalty (``sequence``: the loyalty's version): the
+    rider-stats read model is built from these alone, and rebuilt from the ``acr-reward`` archive."""
+
+    rider_id: str
+    ride_count: int
+    points: int
+    tier: Tier
+    rating: float
+
+
 SPECS = (
     EventSpec("RewardPointsEarned", "reward", RewardPointsEarned, "create"),
     EventSpec("RiderTierChanged", "reward", RiderTierChanged, "fact"),
+    EventSpec("RiderStandingChanged", "reward", RiderStandingChanged, "update"),
 )

@@ -1,6 +1,7 @@
 """Governance across slices: a subscription may only name an event (and a version of it) its producer
 publishes, from a producer whose allow-list names the consumer's context; a service may only publish events
-of its own context onto its own bus."""
+of its own context onto its own bus, and consume its own events only into a read model it can rebuild
+from its bus's archive."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def _subscription_problems(
             elif sub.replayed:  # a rebuild reads its own archived events back, and only those
                 if published[spec.type] != s.service or spec.destinations[-1].kind != "bus":
                     problems.append(f"{s.service}/{sub.queue} replays {spec.type}, not its own bus's event")
-            elif published[spec.type] == s.service:
+            elif published[spec.type] == s.service and spec.model not in _rebuilt(s):
                 problems.append(f"{s.service}/{sub.queue} subscribes to its own event {spec.type}")
             else:
                 problems += _allowed(s, f"{s.service}/{sub.queue}", spec.model, allow_lists)
@@ -56,6 +57,12 @@ def _subscription_problems(
         else:
             problems += _allowed(s, f"{s.service}/{ts.queue}", ts.event, allow_lists)
     return problems
+
+
+def _rebuilt(s: ServiceTopology) -> set[type[EventData]]:
+    """The service's own events it replays from its archive: the read models it builds from them may also
+    consume them live (a rebuildable read model reads its own events both ways, never anything else)."""
+    return {model for sub in s.subscriptions if sub.replayed for model in sub.events}
 
 
 def _pinned(
