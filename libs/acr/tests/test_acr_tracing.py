@@ -106,6 +106,8 @@ def test_without_a_current_span_a_row_keeps_the_rides_remembered_context() -> No
         first = catalog.record(_updated(ride_id), subject=ride_id)
     assert tracing.current_context(ride_id) == (first.traceparent, None)  # the producer span's
     assert tracing.stored_context(f"ride_{secrets.token_hex(4)}") == {}  # a ride never seen: nothing
+    with TRACER.start_as_current_span("heartbeat"):
+        assert tracing.stored_context(None) == {}  # a row about no ride (a parked car) keeps nothing
 
 
 def test_an_unsampled_context_is_not_stored() -> None:

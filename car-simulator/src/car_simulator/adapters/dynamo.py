@@ -43,7 +43,7 @@ class DynamoCarRows:
         progress saves leave it as it is."""
         self._base.tx.put(
             CARS,
-            car_item(snapshot) | _trace_of(snapshot.car.ride_id),
+            car_item(snapshot) | tracing.stored_context(snapshot.car.ride_id),
             label="car",
             condition=AT_VERSION,
             names={"#version": "version"},
@@ -62,11 +62,6 @@ def batch_get(dynamodb: DynamoDBClient, table: str, keys: list[dict[str, Any]]) 
             items += [dynamo.from_item(item) for item in page.get("Responses", {}).get(table, [])]
             request = dict(page.get("UnprocessedKeys") or {})
     return items
-
-
-def _trace_of(ride_id: str | None) -> dict[str, str]:
-    """The ride's trace context for a row about it (``acr.tracing.stored_context``); nothing without one."""
-    return tracing.stored_context(ride_id) if ride_id else {}
 
 
 def _command(item: dict[str, Any]) -> CarCommand:
@@ -102,7 +97,7 @@ def post_command(tx: Transaction, command: CarCommand) -> None:
         {"group": command.group},
         "SET commands = list_append(if_not_exists(commands, :none), :command)",
         label="command",
-        values={":none": [], ":command": [command_item(command) | _trace_of(command.ride_id)]},
+        values={":none": [], ":command": [command_item(command) | tracing.stored_context(command.ride_id)]},
     )
 
 

@@ -129,7 +129,9 @@ def resume(ride_id: str | None, traceparent: str | None, tracestate: str | None)
 
 def stored_context(ride_id: str | None) -> dict[str, str]:
     """``current_context`` as attributes of the ride's state row (``traceparent``, ``tracestate``; those
-    without a value left out)."""
+    without a value left out); nothing for a row about no ride (a parked car)."""
+    if not ride_id:
+        return {}
     traceparent, tracestate = current_context(ride_id)
     attributes = {"traceparent": traceparent, "tracestate": tracestate}
     return {name: value for name, value in attributes.items() if value}
