@@ -80,9 +80,9 @@ class RideTraces:
 
     def resume(self, ride_id: str, stored: SpanContext) -> None:
         """Remember ``stored`` (read from a state row) unless this process knows a span of the same trace:
-        spans of different processes cannot be ordered, and one this process saw itself is as recent as
-        the row or more (the row was written by a span of that trace). A different trace is replaced:
-        the stored one is what every process reading the row agrees on."""
+        spans of different processes cannot be ordered, and either parent keeps the ride in its one trace
+        (often the known one is the later, e.g. the consumer span of the event being handled). A different
+        trace is replaced: the stored one is what every process reading the row agrees on."""
         if not stored.is_valid or not stored.trace_flags.sampled:
             return
         with self._lock:
@@ -113,8 +113,9 @@ def current_context(ride_id: str | None = None) -> tuple[str | None, str | None]
     """``(traceparent, tracestate)`` of the span a ride's work continues: the current span, else the span
     remembered for ``ride_id``; ``(None, None)`` when neither is a sampled span (nothing to continue)."""
     span = trace.get_current_span().get_span_context()
-    if not span.is_valid:
-        span = RIDES.of(ride_id) or span
+    remembered = RIDES.of(ride_id)
+    if not span.is_valid and remembered is not None:
+        span = remembered
     if not span.is_valid or not span.trace_flags.sampled:
         return None, None
     return inject(trace.set_span_in_context(trace.NonRecordingSpan(span), otel_context.Context()))
