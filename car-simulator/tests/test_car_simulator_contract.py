@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 import pytest
 from car_simulator_fakes import MemoryCarStore, lease
+from opentelemetry import trace
 
-from acr import catalog
+from acr import catalog, trace_export, tracing
 from acr.catalog.car import CarPhase
 from acr.catalog.fleet import CarOutOfService, CarReleased
 from acr.envelope import CloudEvent
@@ -19,6 +20,7 @@ from acr.leases import LeaseTable
 from acr.unit_of_work import Conflict, Duplicate
 from acr_testkit.aws import in_process_messaging
 from car_simulator.adapters.dynamo import DynamoCarStore, DynamoCarUnitOfWork, DynamoMailbox
+from car_simulator.adapters.kinesis import to_record
 from car_simulator.domain import (
     GROUPS,
     Assignment,
@@ -31,6 +33,7 @@ from car_simulator.domain import (
     car_group,
 )
 from car_simulator.ports import CarStore, Fenced, Mailbox, UnitOfWork
+from car_simulator.simulation import Report
 from car_simulator.topology import TOPOLOGY
 
 HOME, PICKUP, DROPOFF = Point(60.16, 24.93), Point(60.165, 24.94), Point(60.17, 24.93)
@@ -256,3 +259,39 @@ def test_a_replica_that_lost_the_group_can_neither_apply_a_command_nor_save_prog
     assert backend.mailbox.pending([GROUP]) == {GROUP: [_command(1)]}
     assert [(s.car.version, s.sim_time_s) for s in backend.cars.load_all()] == [(1, 10.0)]
     assert backend.cars.load(["car-00001", "car-00002"]) == backend.cars.load_all()
+
+
+# --- the ride's trace ----------------------------------------------------------------------------------
+def test_the_replica_driving_a_car_continues_its_rides_trace_from_the_mailbox_then_from_the_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The command keeps the context of the consumer span that posted it, the car's row the ride's context:
+    a replica that never consumed the assignment, or a restarted one, sends the ride's telemetry in its
+    trace."""
+    trace_export.configure("car-simulator")
+    with in_process_messaging(TOPOLOGY) as messaging:
+        leases = LeaseTable(messaging.dynamodb, TOPOLOGY.leases_table, "replica-1", 10.0)
+        assert leases.acquire(GROUP) is not None
+        mailbox, store = DynamoMailbox(messaging.dynamodb), DynamoCarStore(messaging.dynamodb, leases)
+        assign = CarCommand("evt-1", "car-00001", CommandKind.ASSIGN, "ride-1", PICKUP, DROPOFF)
+        with trace.get_tracer("tests").start_as_current_span("process CarAssigned") as consumer:
+            posting = DynamoCarUnitOfWork(messaging.unit_of_work(), leases)
+            posting.commands.post(assign)
+            posting.commit()
+        trace_id = format(consumer.get_span_context().trace_id, "032x")
+
+        def telemetry_trace(snapshot: Snapshot) -> str | None:
+            report = Report(snapshot.car.telemetry(snapshot.sim_time_s), 0.0, essential=True)
+            return tracing.trace_id(CloudEvent.from_json(to_record(report)["Data"]).traceparent)
+
+        monkeypatch.setattr(tracing, "RIDES", tracing.RideTraces())  # the car's driver is another replica
+        [pending] = mailbox.pending([GROUP])[GROUP]
+        applying = DynamoCarUnitOfWork(messaging.unit_of_work(), leases)
+        applying.commands.done(pending)
+        applying.cars.save(Snapshot(_driving(), 100.0))
+        applying.commit()
+        assert telemetry_trace(Snapshot(_driving(), 100.0)) == trace_id
+
+        monkeypatch.setattr(tracing, "RIDES", tracing.RideTraces())  # that replica restarted
+        [loaded] = store.load(["car-00001"])
+        assert telemetry_trace(loaded) == trace_id

@@ -9,17 +9,21 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from opentelemetry import trace
 from payment_fakes import MemoryLedger, MemoryPaymentUnitOfWork, PaymentStore
 
-from acr import catalog
+from acr import catalog, trace_export, tracing
 from acr.catalog.payment import PaymentPurpose
 from acr.catalog.ride import RideCompleted
 from acr.money import Money
 from acr.unit_of_work import Conflict, Duplicate
-from acr_testkit.aws import in_process_messaging, published
+from acr_testkit.aws import in_process_messaging, outbox_events, published
 from payment.adapters.dynamo import DynamoLedger, DynamoPaymentUnitOfWork
-from payment.domain import Charge, ChargeOutcome, Payment, charge_id_for
+from payment.adapters.gateway import SimulatedGateway
+from payment.domain import Charge, ChargeOutcome, ChargeRetryPolicy, Payment, charge_id_for
+from payment.handlers import Charger
 from payment.ports import Ledger, UnitOfWork
+from payment.reconciler import Reconciler
 from payment.topology import TOPOLOGY
 
 AT = datetime(2026, 1, 1, 12, 0, 0, 250_000, tzinfo=UTC)  # stores keep milliseconds
@@ -188,3 +192,31 @@ def test_a_failed_commit_writes_nothing(backend: Backend) -> None:
         both.commit()
     assert conflict.value.labels == ["payment"]
     assert backend.unit_of_work().payments.get("ride_2") is None and backend.published() == []
+
+
+# --- the ride's trace ----------------------------------------------------------------------------------
+def test_the_reconciler_of_a_fresh_process_continues_the_trace_stored_on_the_payment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The payment row keeps the context of the consumer span that wrote it: a restarted process (or another
+    replica) tells the reconciled outcome in the ride's trace."""
+    trace_export.configure("payment")
+    with in_process_messaging(TOPOLOGY) as messaging:
+
+        def unit_of_work() -> DynamoPaymentUnitOfWork:
+            return DynamoPaymentUnitOfWork(messaging.unit_of_work())
+
+        with trace.get_tracer("tests").start_as_current_span("process RideCompleted") as consumer:
+            uow = unit_of_work()
+            uow.payments.add(_unknown("ride_1"))
+            uow.commit()
+        trace_id = format(consumer.get_span_context().trace_id, "032x")
+        monkeypatch.setattr(tracing, "RIDES", tracing.RideTraces())  # a fresh process
+
+        gateway = SimulatedGateway(DynamoLedger(messaging.dynamodb), sleep=lambda _s: None)
+        charger = Charger(gateway, ChargeRetryPolicy(1, 0.0), sleep=lambda _s: None)
+        assert Reconciler(unit_of_work=unit_of_work, charger=charger, pace_s=1).tick() == 1
+
+        (told,) = outbox_events(messaging)
+        assert catalog.CATALOG[told.type].name == "PaymentSucceeded"
+        assert tracing.trace_id(told.traceparent) == trace_id

@@ -12,14 +12,16 @@ from decimal import Decimal
 
 import pytest
 from fastapi.testclient import TestClient
+from opentelemetry import trace
 from ride_manager_fakes import (
     MemoryHistoryUnitOfWork,
     MemoryRideHistory,
     MemoryRideUnitOfWork,
     RideStore,
+    StaticDispatch,
 )
 
-from acr import catalog, clock, dynamo
+from acr import catalog, clock, dynamo, trace_export, tracing
 from acr.catalog.base import Place
 from acr.catalog.fleet import CarAssigned
 from acr.catalog.ride import CancellationReason, RideUpdated
@@ -31,16 +33,16 @@ from acr.projections import Projection, copy_name
 from acr.runtime import Messaging
 from acr.service import Runtime
 from acr.unit_of_work import Conflict, Duplicate
-from acr_testkit.aws import archive_copies, empty_tables, in_process_messaging, published
+from acr_testkit.aws import archive_copies, empty_tables, in_process_messaging, outbox_events, published
 from acr_testkit.identity import settings_for, signed
 from ride_manager.adapters.dynamo import DynamoHistoryUnitOfWork, DynamoRideHistory, DynamoRideUnitOfWork
 from ride_manager.api import RideManager
 from ride_manager.bootstrap import SERVICE, assemble, aws_adapters
 from ride_manager.domain import Deadlines, Quote, Ride
-from ride_manager.handlers import save
+from ride_manager.handlers import Nudge, on_deadline, save
 from ride_manager.ports import HistoryUnitOfWork, IdempotencyRecord, RideHistory, UnitOfWork
 from ride_manager.snapshot import ride_to_json
-from ride_manager.topology import PROJECTIONS, RIDE_HISTORY, TOPOLOGY
+from ride_manager.topology import PROJECTIONS, RIDE_HISTORY, RIDES, TOPOLOGY
 
 A = Place(label="1 Harbour Street, 00100", lat=60.16, lon=24.93, address_id="A1")
 B = Place(label="9 Station Road, 00130", lat=60.18, lon=24.96)
@@ -430,6 +432,37 @@ def test_a_failed_commit_writes_and_publishes_nothing(backend: Backend) -> None:
     with pytest.raises(Conflict):
         uow.commit()
     assert backend.published() == before and backend.unit_of_work().quotes.get("qte_2") is None
+
+
+# --- the ride's trace ----------------------------------------------------------------------------------
+def test_the_watchdog_of_a_fresh_process_continues_the_trace_stored_on_the_ride(
+    aws: Messaging, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ride row keeps the context of the span that wrote it: a restarted process (or another replica),
+    which never saw the ride, ends it in that trace."""
+    trace_export.configure(SERVICE)
+    empty_tables(aws.dynamodb, TOPOLOGY.all_tables())
+    stuck = ride("ride_1")
+    stuck.deadline = at(30)  # long past
+    uow = DynamoRideUnitOfWork(aws.unit_of_work())
+    with trace.get_tracer("tests").start_as_current_span("booking") as booking:
+        uow.rides.add(stuck)
+        uow.commit()
+    trace_id = format(booking.get_span_context().trace_id, "032x")
+    monkeypatch.setattr(tracing, "RIDES", tracing.RideTraces())  # a fresh process
+
+    nudge = on_deadline(
+        "ride_1",
+        uow_factory=lambda: DynamoRideUnitOfWork(aws.unit_of_work()),
+        rules=Deadlines(),
+        dispatch=StaticDispatch(),
+    )
+    assert nudge is Nudge.ENDED
+    events = outbox_events(aws)
+    assert {catalog.CATALOG[e.type].name for e in events} >= {"RideCancelled", "RideUpdated"}
+    assert {tracing.trace_id(e.traceparent) for e in events} == {trace_id}
+    row = dynamo.get(aws.dynamodb, RIDES, {"rideId": "ride_1"})
+    assert row is not None and tracing.trace_id(row["traceparent"]) == trace_id  # and it stays stored
 
 
 # --- the production wiring -----------------------------------------------------------------------------

@@ -11,17 +11,19 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import pytest
-from route_monitor_fakes import MemoryTrackingStore
+from opentelemetry import trace
+from route_monitor_fakes import WALL0, Car, MemoryTrackingStore, StraightRoads, stream_records, whole_ride
 
-from acr import catalog, dynamo
+from acr import catalog, dynamo, trace_export, tracing
 from acr.catalog.car import CarPhase
 from acr.catalog.monitoring import TripCompleted, TripStarted
 from acr.leases import Lease, LeaseTable
 from acr.stream import Checkpoint
 from acr.unit_of_work import Conflict
-from acr_testkit.aws import in_process_messaging, published
+from acr_testkit.aws import in_process_messaging, outbox_events, published
 from route_monitor.adapters.dynamo import DynamoTrackingStore
-from route_monitor.domain import COMPLETED, CarCursor, CarLeg, Point, Progress, RideTracking
+from route_monitor.domain import COMPLETED, CarCursor, CarLeg, Point, Progress, RideTracking, Rules
+from route_monitor.handlers import TelemetryProcessor
 from route_monitor.ports import TrackingStore
 from route_monitor.topology import CHECKPOINTS, TOPOLOGY
 
@@ -244,3 +246,38 @@ def test_the_cars_that_carry_a_ride_are_read_all_at_once(backend: Backend) -> No
     carrying = sorted(backend.store.carrying(), key=lambda c: c.car_id)
     assert [c.car_id for c in carrying] == [f"car-{n:03d}" for n in range(30) if n % 3]
     assert carrying[0] == a_car("car-001", version=1)  # with its shard and its last simulated time
+
+
+# --- the ride's trace ----------------------------------------------------------------------------------
+def test_a_restarted_processor_settles_a_quiet_car_in_the_trace_its_rows_keep(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The car cursor and the tracking row keep the ride's trace context: a restarted processor (or the
+    replica the shard moved to) that never saw the ride's telemetry tells the stall in the ride's trace."""
+    trace_export.configure("route-monitor")
+    rules = Rules(stall_window_s=120, eta_push_s=2)
+    with in_process_messaging(TOPOLOGY) as messaging:
+        store = DynamoTrackingStore(messaging.dynamodb, messaging.unit_of_work)
+        trip = whole_ride(Car("car-1"), "ride-car-1")
+        trip = trip[: [n for n, r in enumerate(trip) if r.phase == "TO_DESTINATION"][2] + 1]  # cut mid trip
+        records = stream_records(trip)
+        lease = LeaseTable(messaging.dynamodb, CHECKPOINTS, "route-monitor-1", 60).acquire(
+            f"shard#route-monitor#{SHARD}"
+        )
+        assert lease is not None
+        with trace.get_tracer("tests").start_as_current_span("process CarTelemetry") as telemetry:
+            TelemetryProcessor(store, StraightRoads(), rules, clock=lambda: WALL0)(
+                records, _at(lease, records[-1].sequence)
+            )
+        trace_id = format(telemetry.get_span_context().trace_id, "032x")
+        before = {catalog.CATALOG[e.type].name for e in outbox_events(messaging)}
+        monkeypatch.setattr(tracing, "RIDES", tracing.RideTraces())  # a fresh process
+
+        restarted = TelemetryProcessor(store, StraightRoads(), rules, clock=lambda: WALL0)
+        parked, last = Car("car-2", lon=24.95), trip[-1].sim_time_s
+        for n, sim in enumerate([last + 130, last + 260]):
+            beat = stream_records([parked.record(sim, "IDLE", None)], first=100 + n)
+            restarted(beat, _at(lease, beat[-1].sequence))
+
+        (stall,) = [e for e in outbox_events(messaging) if catalog.CATALOG[e.type].name == "CarStalled"]
+        assert "CarStalled" not in before and tracing.trace_id(stall.traceparent) == trace_id

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 
+import pytest
 from opentelemetry import trace
 
 from acr import catalog, trace_export, tracing
@@ -87,3 +88,68 @@ def test_the_relay_send_span_links_the_events_it_carries() -> None:
     trace_id, span_id = _ids(event.traceparent)
     (send,) = [s for s in trace_export.RECENT.of_trace(trace_id) if s["name"] == "send bus:acr-bus"]
     assert send["traceId"] != trace_id and send["links"] == [{"traceId": trace_id, "spanId": span_id}]
+
+
+def test_a_ride_row_keeps_the_context_of_the_span_that_writes_it() -> None:
+    ride_id = f"ride_{secrets.token_hex(4)}"
+    parent = tracing.extract(f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01", "acme=rides")
+    with TRACER.start_as_current_span("consumer", context=parent) as span:
+        stored = tracing.stored_context(ride_id)
+        expected, _ = tracing.inject()
+    assert stored == {"traceparent": expected, "tracestate": "acme=rides"}
+    assert _ids(stored["traceparent"])[1] == format(span.get_span_context().span_id, "016x")
+
+
+def test_without_a_current_span_a_row_keeps_the_rides_remembered_context() -> None:
+    ride_id = f"ride_{secrets.token_hex(4)}"
+    with TRACER.start_as_current_span("booking"):
+        first = catalog.record(_updated(ride_id), subject=ride_id)
+    assert tracing.current_context(ride_id) == (first.traceparent, None)  # the producer span's
+    assert tracing.stored_context(f"ride_{secrets.token_hex(4)}") == {}  # a ride never seen: nothing
+    with TRACER.start_as_current_span("heartbeat"):
+        assert tracing.stored_context(None) == {}  # a row about no ride (a parked car) keeps nothing
+
+
+def test_an_unsampled_context_is_not_stored() -> None:
+    unsampled = tracing.extract(f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-00", None)
+    with TRACER.start_as_current_span("probe", context=unsampled):
+        assert tracing.current_context("ride_x") == (None, None)
+
+
+def test_a_fresh_process_continues_the_stored_context_of_a_ride(monkeypatch: pytest.MonkeyPatch) -> None:
+    ride_id = f"ride_{secrets.token_hex(4)}"
+    with TRACER.start_as_current_span("booking"):
+        row = {"rideId": ride_id} | tracing.stored_context(ride_id)
+    monkeypatch.setattr(tracing, "RIDES", tracing.RideTraces())  # a restart, or another replica
+    assert tracing.current_context(ride_id) == (None, None)
+    tracing.resume_stored(ride_id, row)
+    later = catalog.record(_updated(ride_id), subject=ride_id)  # the watchdog's event: no current span
+    assert _ids(later.traceparent)[0] == _ids(row["traceparent"])[0]
+    (created,) = [
+        s
+        for s in trace_export.RECENT.of_trace(_ids(later.traceparent)[0])
+        if s["name"] == (f"create {later.type}")
+    ]
+    assert created["parentSpanId"] == _ids(row["traceparent"])[1]
+
+
+def test_resuming_keeps_a_span_of_the_same_trace_this_process_saw_and_replaces_another_trace() -> None:
+    ride_id = f"ride_{secrets.token_hex(4)}"
+    with TRACER.start_as_current_span("booking"):
+        row = tracing.stored_context(ride_id)
+        seen = catalog.record(_updated(ride_id), subject=ride_id)  # a later span of the same trace
+    tracing.resume_stored(ride_id, row)
+    assert tracing.current_context(ride_id) == (seen.traceparent, None)
+
+    other = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+    tracing.resume(ride_id, other, None)
+    assert tracing.current_context(ride_id) == (other, None)
+
+
+def test_resuming_nothing_or_an_unsampled_context_changes_nothing() -> None:
+    ride_id = f"ride_{secrets.token_hex(4)}"
+    tracing.resume(ride_id, None, None)
+    tracing.resume(ride_id, "not a traceparent", None)
+    tracing.resume(ride_id, f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-00", None)
+    tracing.resume(None, f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01", None)
+    assert tracing.RIDES.of(ride_id) is None

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from acr import dynamo
+from acr import dynamo, tracing
 from acr.dynamo import DynamoUnitOfWork, ServiceUnitOfWork, Transaction, TransactionCancelled
 from acr.leases import KEY, Lease, LeaseTable
 from car_simulator.adapters.rows import (
@@ -39,9 +39,11 @@ class DynamoCarRows:
         self._base = base
 
     def save(self, snapshot: Snapshot) -> None:
+        """The whole row: a command's change (a new ride, or none) keeps the trace context of the car's ride;
+        progress saves leave it as it is."""
         self._base.tx.put(
             CARS,
-            car_item(snapshot),
+            car_item(snapshot) | tracing.stored_context(snapshot.car.ride_id),
             label="car",
             condition=AT_VERSION,
             names={"#version": "version"},
@@ -60,6 +62,20 @@ def batch_get(dynamodb: DynamoDBClient, table: str, keys: list[dict[str, Any]]) 
             items += [dynamo.from_item(item) for item in page.get("Responses", {}).get(table, [])]
             request = dict(page.get("UnprocessedKeys") or {})
     return items
+
+
+def _command(item: dict[str, Any]) -> CarCommand:
+    """A command read from its mailbox; its ride's trace is continued by whichever replica applies it."""
+    command = command_from_item(item)
+    tracing.resume_stored(command.ride_id, item)
+    return command
+
+
+def _snapshot(item: dict[str, Any]) -> Snapshot:
+    """A car read from its row; its telemetry continues its ride's trace in whichever replica drives it."""
+    snapshot = snapshot_from_item(item)
+    tracing.resume_stored(snapshot.car.ride_id, item)
+    return snapshot
 
 
 def fence(tx: Transaction, leases: LeaseTable, lease: GroupLease) -> None:
@@ -81,7 +97,7 @@ def post_command(tx: Transaction, command: CarCommand) -> None:
         {"group": command.group},
         "SET commands = list_append(if_not_exists(commands, :none), :command)",
         label="command",
-        values={":none": [], ":command": [command_item(command)]},
+        values={":none": [], ":command": [command_item(command) | tracing.stored_context(command.ride_id)]},
     )
 
 
@@ -125,11 +141,7 @@ class DynamoMailbox:
 
     def pending(self, groups: Iterable[str]) -> dict[str, list[CarCommand]]:
         rows = batch_get(self._dynamodb, COMMANDS, [{"group": group} for group in groups])
-        return {
-            row["group"]: [command_from_item(c) for c in row["commands"]]
-            for row in rows
-            if row.get("commands")
-        }
+        return {row["group"]: [_command(c) for c in row["commands"]] for row in rows if row.get("commands")}
 
     def post(self, command: CarCommand) -> None:
         tx = Transaction()
@@ -164,7 +176,7 @@ class DynamoCarStore:
 
     def load(self, car_ids: Iterable[str]) -> list[Snapshot]:
         items = batch_get(self._dynamodb, self._table, [{"carId": car_id} for car_id in car_ids])
-        return sorted((snapshot_from_item(i) for i in items), key=lambda s: s.car.car_id)
+        return sorted((_snapshot(i) for i in items), key=lambda s: s.car.car_id)
 
     def load_all(self) -> list[Snapshot]:
         items: list[dict[str, Any]] = []
@@ -173,7 +185,7 @@ class DynamoCarStore:
             page = self._dynamodb.scan(**kwargs)
             items += [dynamo.from_item(i) for i in page.get("Items", [])]
             if "LastEvaluatedKey" not in page:
-                return [snapshot_from_item(i) for i in items]
+                return [_snapshot(i) for i in items]
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def save_progress(self, snapshot: Snapshot, lease: GroupLease) -> bool:

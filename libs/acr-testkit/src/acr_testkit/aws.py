@@ -83,18 +83,22 @@ def archive_copies(messaging: Messaging) -> list[tuple[str, str]]:
     ]
 
 
-def published(messaging: Messaging) -> list[str]:
-    """The event names in the service's outbox, oldest first (an archived type's copy for its bus left out:
+def outbox_events(messaging: Messaging) -> list[CloudEvent]:
+    """The events in the service's outbox, oldest first (an archived type's copy for its bus left out:
     ``archive_copies`` lists those)."""
     rows = [
         row
         for row in _outbox(messaging)
         if Destination.parse(row["destination"]) == CATALOG[row["type"]].destination
     ]
-    events = sorted(
+    return sorted(
         (CloudEvent.from_json(row["event"]) for row in rows), key=lambda e: (e.time, e.sequence or 0)
     )
-    return [CATALOG[e.type].name for e in events]
+
+
+def published(messaging: Messaging) -> list[str]:
+    """The event names in the service's outbox, oldest first (``outbox_events``)."""
+    return [CATALOG[e.type].name for e in outbox_events(messaging)]
 
 
 def empty_tables(dynamodb: DynamoDBClient, tables: list[Table]) -> None:

@@ -7,10 +7,12 @@ FIFO through SQS, a Kinesis record) continues that context in its own span, so w
 stays in the producer's trace.
 
 Work that starts without a span of its own (a timer or watchdog acting on a ride, a stream processor's
-batch, the simulator's telemetry thread) continues the trace of the ride it acts on: every span of a ride
-this process saw is remembered by ride id (``RideTraces``, in memory and bounded), and an event about that
-ride recorded with no current span is parented there. A ride this process never saw (e.g. after a
-restart) starts a new trace: only what the process remembers can be continued.
+batch, the simulator's telemetry thread, a reconciler) continues the trace of the ride it acts on: every
+span of a ride this process saw is remembered by ride id (``RideTraces``, in memory and bounded), and an
+event about that ride recorded with no current span is parented there. So that a restarted process, or a
+replica that did not see the ride's last event, continues the same trace, each service's state row of a
+ride also keeps the ride's context (``stored_context`` when the row is written, ``resume_stored`` when it
+is read back): reading a ride's row is enough to continue its trace.
 
 Only the API is imported here (no SDK), so the envelope and the consumer stay light; without a configured
 provider every span is a no-op and events get a fresh, unsampled context.
@@ -24,6 +26,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -61,16 +64,31 @@ class RideTraces:
         if not ride_id or not context.is_valid or not context.trace_flags.sampled:
             return
         with self._lock:
-            self._rides[ride_id] = context
-            self._rides.move_to_end(ride_id)
-            while len(self._rides) > self._capacity:
-                self._rides.popitem(last=False)
+            self._put(ride_id, context)
+
+    def _put(self, ride_id: str, context: SpanContext) -> None:
+        self._rides[ride_id] = context
+        self._rides.move_to_end(ride_id)
+        while len(self._rides) > self._capacity:
+            self._rides.popitem(last=False)
 
     def of(self, ride_id: str | None) -> SpanContext | None:
         if not ride_id:
             return None
         with self._lock:
             return self._rides.get(ride_id)
+
+    def resume(self, ride_id: str, stored: SpanContext) -> None:
+        """Remember ``stored`` (read from a state row) unless this process knows a span of the same trace:
+        spans of different processes cannot be ordered, and either parent keeps the ride in its one trace
+        (often the known one is the later, e.g. the consumer span of the event being handled). A different
+        trace is replaced: the stored one is what every process reading the row agrees on."""
+        if not stored.is_valid or not stored.trace_flags.sampled:
+            return
+        with self._lock:
+            known = self._rides.get(ride_id)
+            if known is None or known.trace_id != stored.trace_id:
+                self._put(ride_id, stored)
 
 
 RIDES = RideTraces()
@@ -89,6 +107,40 @@ def inject(context: otel_context.Context | None = None) -> tuple[str | None, str
     carrier: dict[str, str] = {}
     _PROPAGATOR.inject(carrier, context=context)
     return carrier.get("traceparent"), carrier.get("tracestate") or None
+
+
+def current_context(ride_id: str | None = None) -> tuple[str | None, str | None]:
+    """``(traceparent, tracestate)`` of the span a ride's work continues: the current span, else the span
+    remembered for ``ride_id``; ``(None, None)`` when neither is a sampled span (nothing to continue)."""
+    span = trace.get_current_span().get_span_context()
+    remembered = RIDES.of(ride_id)
+    if not span.is_valid and remembered is not None:
+        span = remembered
+    if not span.is_valid or not span.trace_flags.sampled:
+        return None, None
+    return inject(trace.set_span_in_context(trace.NonRecordingSpan(span), otel_context.Context()))
+
+
+def resume(ride_id: str | None, traceparent: str | None, tracestate: str | None) -> None:
+    """Continue a ride's stored context: work without a span of its own on ``ride_id`` is parented there
+    (``RideTraces.resume``: a span of the same trace this process saw itself is kept)."""
+    if ride_id:
+        RIDES.resume(ride_id, trace.get_current_span(extract(traceparent, tracestate)).get_span_context())
+
+
+def stored_context(ride_id: str | None) -> dict[str, str]:
+    """``current_context`` as attributes of the ride's state row (``traceparent``, ``tracestate``; those
+    without a value left out); nothing for a row about no ride (a parked car)."""
+    if not ride_id:
+        return {}
+    traceparent, tracestate = current_context(ride_id)
+    attributes = {"traceparent": traceparent, "tracestate": tracestate}
+    return {name: value for name, value in attributes.items() if value}
+
+
+def resume_stored(ride_id: str | None, row: Mapping[str, Any]) -> None:
+    """``resume`` the context a state row of ``ride_id`` keeps (``stored_context``), if any."""
+    resume(ride_id, row.get("traceparent"), row.get("tracestate"))
 
 
 def _parent(ride_id: str | None) -> otel_context.Context | None:

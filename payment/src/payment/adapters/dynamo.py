@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from acr import clock, dynamo
+from acr import clock, dynamo, tracing
 from acr.catalog.payment import PaymentPurpose
 from acr.dynamo import DynamoUnitOfWork, ServiceUnitOfWork
 from acr.money import Money
@@ -143,7 +143,7 @@ def _payment_row(payment: Payment) -> dict[str, Any]:
         "rideSequence": payment.ride_sequence,
         # only an UNKNOWN payment is in the sparse index the reconciler reads (None leaves the attribute out)
         AWAITING_OUTCOME_KEY: "Y" if payment.status == PaymentStatus.UNKNOWN else None,
-    }
+    } | tracing.stored_context(payment.ride_id)  # the reconciler, in any process, continues the ride's trace
 
 
 class DynamoPayments:
@@ -152,7 +152,10 @@ class DynamoPayments:
 
     def get(self, ride_id: str) -> Payment | None:
         item = dynamo.get(self._base.dynamodb, PAYMENTS, {"rideId": ride_id})
-        return _payment(item) if item else None
+        if item is None:
+            return None
+        tracing.resume_stored(ride_id, item)
+        return _payment(item)
 
     def add(self, payment: Payment) -> None:
         self._base.tx.put(

@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from acr import clock, dynamo
+from acr import clock, dynamo, tracing
 from acr.catalog.base import Place
 from acr.catalog.ride import CancellationReason, RideUpdated
 from acr.consumer import Stale
@@ -153,7 +153,10 @@ class DynamoRides:
     def get(self, ride_id: str) -> Ride | None:
         item = dynamo.get(self._base.dynamodb, RIDES, {"rideId": ride_id})
         # a rider's holds share the table (``DynamoActiveRideHolds``) and are no ride
-        return ride_from_document(json.loads(item["ride"])) if item and "ride" in item else None
+        if not item or "ride" not in item:
+            return None
+        tracing.resume_stored(ride_id, item)  # the watchdog's events continue the ride's trace
+        return ride_from_document(json.loads(item["ride"]))
 
     def add(self, ride: Ride) -> None:
         self._put(ride, "attribute_not_exists(rideId)", {})
@@ -181,7 +184,8 @@ class DynamoRides:
                 "ride": doc,
                 "due": "Y" if ride.deadline else None,  # the sparse index of the rides with a deadline
                 "deadlineAt": clock.iso(ride.deadline) if ride.deadline else None,
-            },
+            }
+            | tracing.stored_context(ride.ride_id),  # any process reading the row continues the trace
             label="ride",
             condition=condition,
             values=values or None,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from acr import dynamo
+from acr import dynamo, tracing
 from acr.dynamo import DynamoUnitOfWork, ServiceUnitOfWork
 from acr.kinesis import stage_checkpoint
 from acr.stream import Checkpoint
@@ -46,6 +46,14 @@ def _versioned(key: str, version: int) -> tuple[str, dict[str, Any] | None]:
     return "version = :v", {":v": version}
 
 
+def _resumed_car(item: Item) -> CarCursor:
+    """A car's cursor; the facts settled from it alone (a car gone quiet) continue its ride's trace, which
+    its row keeps (``acr.tracing.stored_context``)."""
+    car = car_from_item(item)
+    tracing.resume_stored(car.ride_id, item)
+    return car
+
+
 class DynamoTrackingUnitOfWork(ServiceUnitOfWork):
     """Rows are written at their read ``version`` + 1 (a row read at another version fails the commit
     with label ``car`` or ``ride``); the checkpoint is one more item of the same transaction."""
@@ -56,10 +64,12 @@ class DynamoTrackingUnitOfWork(ServiceUnitOfWork):
         self._base.tx.put(table, item, label=label, condition=condition, values=values)
 
     def save_car(self, car: CarCursor) -> None:
-        self._put_versioned(CARS, "carId", car_item(car), car.version, "car")
+        row = car_item(car) | tracing.stored_context(car.ride_id)
+        self._put_versioned(CARS, "carId", row, car.version, "car")
 
     def save_ride(self, ride: RideTracking) -> None:
-        self._put_versioned(TRACKING, "rideId", ride_item(ride), ride.version, "ride")
+        row = ride_item(ride) | tracing.stored_context(ride.ride_id)
+        self._put_versioned(TRACKING, "rideId", row, ride.version, "ride")
 
     def checkpoint(self, checkpoint: Checkpoint) -> None:
         stage_checkpoint(self._base.tx, checkpoint)
@@ -72,7 +82,7 @@ class DynamoTrackingStore:
 
     def cars(self, car_ids: Iterable[str]) -> dict[str, CarCursor]:
         items = batch_get(self._dynamodb, CARS, "carId", car_ids)
-        return {i["carId"]: car_from_item(i) for i in items}
+        return {i["carId"]: _resumed_car(i) for i in items}
 
     def carrying(self) -> list[CarCursor]:
         kwargs: dict[str, Any] = {
@@ -83,13 +93,15 @@ class DynamoTrackingStore:
         cursors: list[CarCursor] = []
         while True:
             page = self._dynamodb.scan(**kwargs)
-            cursors += [car_from_item(dynamo.from_item(i)) for i in page.get("Items", [])]
+            cursors += [_resumed_car(dynamo.from_item(i)) for i in page.get("Items", [])]
             if "LastEvaluatedKey" not in page:
                 return cursors
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def rides(self, ride_ids: Iterable[str]) -> dict[str, RideTracking]:
         items = batch_get(self._dynamodb, TRACKING, "rideId", ride_ids)
+        for item in items:
+            tracing.resume_stored(item["rideId"], item)
         return {i["rideId"]: ride_from_item(i) for i in items}
 
     def unit_of_work(self) -> DynamoTrackingUnitOfWork:
