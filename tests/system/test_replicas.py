@@ -216,7 +216,9 @@ def _assert_each_shard_had_one_live_owner(
     """At every sample each shard has one owner; it is a live replica, or the killed one for at most a
     handover (its lease runs out, another takes it and goes on from its checkpoint). A released lease
     (``expiresAt`` 0: its replica gave it up to balance the shares) is free for at most a handover too."""
-    assert len(samples) > 30, f"only {len(samples)} lease samples"
+    assert len(samples) > 10, f"only {len(samples)} lease samples"
+    gaps = [later[0] - earlier[0] for earlier, later in zip(samples, samples[1:], strict=False)]
+    assert max(gaps) < HANDOVER_S / 2, f"a gap of {max(gaps):.1f} s between lease samples hides a handover"
     shards = set().union(*(owners for _, owners in samples))
     assert shards, "no shard lease was ever seen"
     longest: dict[str, float] = {}
