@@ -260,12 +260,12 @@ def test_a_restarted_processor_settles_a_quiet_car_in_the_trace_its_rows_keep(
         store = DynamoTrackingStore(messaging.dynamodb, messaging.unit_of_work)
         trip = whole_ride(Car("car-1"), "ride-car-1")
         trip = trip[: [n for n, r in enumerate(trip) if r.phase == "TO_DESTINATION"][2] + 1]  # cut mid trip
-        records = stream_records(trip)
         lease = LeaseTable(messaging.dynamodb, CHECKPOINTS, "route-monitor-1", 60).acquire(
             f"shard#route-monitor#{SHARD}"
         )
         assert lease is not None
-        with trace.get_tracer("tests").start_as_current_span("process CarTelemetry") as telemetry:
+        with trace.get_tracer("tests").start_as_current_span("the ride's trace") as telemetry:
+            records = stream_records(trip)  # the simulator sends a ride's telemetry in the ride's trace
             TelemetryProcessor(store, StraightRoads(), rules, clock=lambda: WALL0)(
                 records, _at(lease, records[-1].sequence)
             )

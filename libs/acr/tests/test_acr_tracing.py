@@ -72,6 +72,36 @@ def test_work_without_a_span_continues_the_trace_of_the_ride_it_acts_on() -> Non
     assert _ids(other.traceparent)[0] != _ids(first.traceparent)[0]
 
 
+def test_a_request_about_a_ride_under_way_records_in_the_rides_trace_and_links_its_own() -> None:
+    ride_id = f"ride_{secrets.token_hex(4)}"
+    with TRACER.start_as_current_span("booking"):
+        booked = catalog.record(_updated(ride_id), subject=ride_id)
+    with TRACER.start_as_current_span("a rider's cancel, in a trace of its own") as request:
+        cancelled = catalog.record(_updated(ride_id), subject=ride_id)
+        stored = tracing.stored_context(ride_id)
+        own = request.get_span_context()
+    ride_trace = _ids(booked.traceparent)[0]
+    assert _ids(cancelled.traceparent)[0] == ride_trace
+    assert _ids(stored["traceparent"])[0] == ride_trace  # what its row keeps, too
+    (created,) = [
+        s for s in trace_export.RECENT.of_trace(ride_trace) if s["spanId"] == _ids(cancelled.traceparent)[1]
+    ]
+    assert created["parentSpanId"] == _ids(booked.traceparent)[1]
+    linked = trace_export.RECENT.of_trace(format(own.trace_id, "032x"))
+    assert created["spanId"] in {s["spanId"] for s in linked}  # found from the request's trace by its link
+
+    with tracing.consuming(  # an event of another trace about the ride does not take it out of its trace
+        event_type=booked.type,
+        event_id="e-1",
+        traceparent=f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01",
+        tracestate=None,
+        ride_id=ride_id,
+        destination="acr-test-queue",
+    ):
+        caused = catalog.record(_updated(ride_id), subject=ride_id)
+    assert _ids(caused.traceparent)[0] == ride_trace
+
+
 def test_an_event_with_nothing_to_continue_is_not_sampled() -> None:
     from acr.envelope import new_event
 

@@ -14,6 +14,11 @@ replica that did not see the ride's last event, continues the same trace, each s
 ride also keeps the ride's context (``stored_context`` when the row is written, ``resume_stored`` when it
 is read back): reading a ride's row is enough to continue its trace.
 
+A ride keeps the trace it was booked in. A request about a ride under way that starts a trace of its own
+(a rider's cancel from another device, an operator's payment retry) records the ride's events in the ride's
+trace, under the ride's last span, with a link to the request's span; a span of another trace never replaces
+the ride's remembered one. So every event of a ride, on every bus, carries one trace id.
+
 Only the API is imported here (no SDK), so the envelope and the consumer stay light; without a configured
 provider every span is a no-op and events get a fresh, unsampled context.
 """
@@ -61,10 +66,15 @@ class RideTraces:
         self._rides: OrderedDict[str, SpanContext] = OrderedDict()
 
     def remember(self, ride_id: str | None, context: SpanContext) -> None:
+        """Remember ``context`` as the ride's latest span, if it is in the ride's trace or the ride has
+        none yet: a span of another trace (a request about the ride that started its own) never takes the
+        ride out of its trace."""
         if not ride_id or not context.is_valid or not context.trace_flags.sampled:
             return
         with self._lock:
-            self._put(ride_id, context)
+            known = self._rides.get(ride_id)
+            if known is None or known.trace_id == context.trace_id:
+                self._put(ride_id, context)
 
     def _put(self, ride_id: str, context: SpanContext) -> None:
         self._rides[ride_id] = context
@@ -109,13 +119,24 @@ def inject(context: otel_context.Context | None = None) -> tuple[str | None, str
     return carrier.get("traceparent"), carrier.get("tracestate") or None
 
 
-def current_context(ride_id: str | None = None) -> tuple[str | None, str | None]:
-    """``(traceparent, tracestate)`` of the span a ride's work continues: the current span, else the span
-    remembered for ``ride_id``; ``(None, None)`` when neither is a sampled span (nothing to continue)."""
-    span = trace.get_current_span().get_span_context()
+def _ride_span(ride_id: str | None) -> tuple[SpanContext, list[Link]]:
+    """The span a ride's work continues, and the links of its parent: the ride's remembered span when the
+    current span is in another trace (a request about a ride under way, such as a rider's cancel, started
+    its own trace: it is linked, and the ride stays in its one trace), else the current span, else the
+    remembered one (work without a span of its own); an invalid context when there is neither."""
+    current = trace.get_current_span().get_span_context()
     remembered = RIDES.of(ride_id)
-    if not span.is_valid and remembered is not None:
-        span = remembered
+    if remembered is None:
+        return current, []
+    if current.is_valid and current.trace_id != remembered.trace_id:
+        return remembered, [Link(current)] if current.trace_flags.sampled else []
+    return (current if current.is_valid else remembered), []
+
+
+def current_context(ride_id: str | None = None) -> tuple[str | None, str | None]:
+    """``(traceparent, tracestate)`` of the span a ride's work continues (``_ride_span``); ``(None, None)``
+    when it is no sampled span (nothing to continue)."""
+    span, _ = _ride_span(ride_id)
     if not span.is_valid or not span.trace_flags.sampled:
         return None, None
     return inject(trace.set_span_in_context(trace.NonRecordingSpan(span), otel_context.Context()))
@@ -143,23 +164,19 @@ def resume_stored(ride_id: str | None, row: Mapping[str, Any]) -> None:
     resume(ride_id, row.get("traceparent"), row.get("tracestate"))
 
 
-def _parent(ride_id: str | None) -> otel_context.Context | None:
-    """Where a new event's span hangs: the current span, else the ride's remembered span, else nowhere."""
-    if trace.get_current_span().get_span_context().is_valid:
-        return otel_context.get_current()
-    remembered = RIDES.of(ride_id)
-    if remembered is not None:
-        return trace.set_span_in_context(trace.NonRecordingSpan(remembered), otel_context.Context())
-    return None
-
-
 def event_context(event_type: str, ride_id: str | None) -> tuple[str, str | None]:
     """``(traceparent, tracestate)`` for an event being recorded: the context of a producer span opened
-    for it under ``_parent``. An event with nothing to continue (a parked car's telemetry) gets a fresh
-    context flagged not sampled, so it starts no trace downstream."""
-    parent = _parent(ride_id)
-    if parent is None and not ride_id:
+    for it under the span the ride's work continues (``_ride_span``: an event about a ride is always in the
+    ride's trace). An event with nothing to continue (a parked car's telemetry) gets a fresh context flagged
+    not sampled, so it starts no trace downstream."""
+    span, links = _ride_span(ride_id)
+    if not span.is_valid and not ride_id:
         return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-00", None
+    parent = (
+        trace.set_span_in_context(trace.NonRecordingSpan(span), otel_context.Context())
+        if span.is_valid
+        else None
+    )
     attributes = {"messaging.operation.type": "create", "cloudevents.event_type": event_type}
     if ride_id:
         attributes["acr.ride_id"] = ride_id
@@ -168,8 +185,9 @@ def event_context(event_type: str, ride_id: str | None) -> tuple[str, str | None
         context=parent or otel_context.Context(),
         kind=SpanKind.PRODUCER,
         attributes=attributes,
-    ) as span:
-        RIDES.remember(ride_id, span.get_span_context())
+        links=links,
+    ) as created:
+        RIDES.remember(ride_id, created.get_span_context())
         traceparent, tracestate = inject()
     if traceparent is None:  # no provider: the API's spans carry no context
         traceparent = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-00"
