@@ -12,20 +12,38 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from acr.catalog.base import TELEMETRY_STREAM
+from acr.catalog.base import TELEMETRY_STREAM, bus_name
 from acr.fleet import seed_fleet
+from acr.projection_store import DynamoCopies, DynamoPointers, EventBridgeArchive, SqsRebuildQueue
+from acr.projections import Projection, Projections, Rebuild, copy_name
 from acr.runtime import Consumers, Messaging, Streams
 from acr.service import Runtime, Service
+from acr.topology.plan import plan
 from acr_city import load_city
-from car_dispatcher.adapters.dynamo import DynamoFleetUnitOfWork, DynamoPositions, all_cars, seed_cars
+from car_dispatcher.adapters.dynamo import (
+    DynamoFleetReadModel,
+    DynamoFleetUnitOfWork,
+    DynamoFleetViewUnitOfWork,
+    DynamoPositions,
+    all_cars,
+    seed_cars,
+)
 from car_dispatcher.adapters.fleet_view import LiveFleet
 from car_dispatcher.adapters.roads import CityRoads
 from car_dispatcher.api import CarDispatcher, fleet_router, ops_router, router
 from car_dispatcher.domain import Car
 from car_dispatcher.handlers import DispatchControl, handlers
-from car_dispatcher.ports import FleetView, Positions, Roads, UnitOfWork
+from car_dispatcher.ports import (
+    FleetReadModel,
+    FleetView,
+    FleetViewUnitOfWork,
+    Positions,
+    Roads,
+    UnitOfWork,
+)
+from car_dispatcher.projection import FLEET_PROJECTION, FLEET_VIEW_HANDLERS, REBUILD_HANDLERS
 from car_dispatcher.telemetry import FleetSync, PositionTracker, moved
-from car_dispatcher.topology import CHECKPOINTS, TOPOLOGY
+from car_dispatcher.topology import CHECKPOINTS, FLEET, FLEET_REBUILD, FLEET_VIEW, PROJECTIONS, TOPOLOGY
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +57,20 @@ class Adapters:
     fleet: FleetView
     positions: Positions
     cars: Callable[[], list[Car]]  # every car as the table holds it
+    fleet_view_unit_of_work: Callable[[], FleetViewUnitOfWork]
+    rebuild_unit_of_work: Callable[[], FleetViewUnitOfWork]
+    fleet_view: FleetReadModel
+    projections: Projections
 
 
 def assemble(runtime: Runtime, adapters: Adapters) -> CarDispatcher:
-    """The events consumer and the telemetry reader, subscribed; the routes' state."""
+    """The events consumer, the fleet view's projector and the telemetry reader, subscribed; the routes'
+    state."""
     dispatcher = CarDispatcher(
         unit_of_work=adapters.unit_of_work,
         roads=adapters.roads,
         fleet=adapters.fleet,
+        fleet_view=adapters.fleet_view,
         control=DispatchControl(),
         max_pickup_eta_s=runtime.settings.max_pickup_eta_s,
     )
@@ -57,6 +81,8 @@ def assemble(runtime: Runtime, adapters: Adapters) -> CarDispatcher:
         max_pickup_eta_s=dispatcher.max_pickup_eta_s,
     )
     adapters.consumers.consume("events", table, adapters.unit_of_work)
+    adapters.consumers.consume(FLEET_VIEW, FLEET_VIEW_HANDLERS, adapters.fleet_view_unit_of_work)
+    adapters.consumers.consume(FLEET_REBUILD, REBUILD_HANDLERS, adapters.rebuild_unit_of_work)
     tracker = PositionTracker(
         adapters.fleet, adapters.positions.save_positions, adapters.positions.save_checkpoint
     )
@@ -64,6 +90,7 @@ def assemble(runtime: Runtime, adapters: Adapters) -> CarDispatcher:
         "car-dispatcher", TELEMETRY_STREAM, CHECKPOINTS, tracker, watcher=partial(moved, adapters.fleet)
     )
     runtime.loops.add("fleet-sync", FleetSync(adapters.fleet, adapters.cars).run)
+    runtime.projections = adapters.projections  # listed and rebuilt by the kernel's ops routes
     return dispatcher
 
 
@@ -77,16 +104,64 @@ def aws_adapters(runtime: Runtime) -> Adapters:
     fleet = seed_fleet(
         settings.fleet_size, settings.seed, (b.min_lon, b.min_lat, b.max_lon, b.max_lat), city.snap
     )
-    log.info("fleet of %d cars, %d new in the table", len(fleet), seed_cars(messaging.dynamodb, fleet))
+
+    def unit_of_work() -> UnitOfWork:
+        return DynamoFleetUnitOfWork(messaging.unit_of_work())
+
+    added = seed_cars(messaging.dynamodb, unit_of_work, fleet)
+    log.info("fleet of %d cars, %d new in the table", len(fleet), added)
+    view = Projection(FLEET_PROJECTION, DynamoPointers(messaging.dynamodb, PROJECTIONS))
+
+    def copies(generations: tuple[int, ...]) -> tuple[str, ...]:
+        return tuple(copy_name(FLEET, g) for g in generations)
+
+    def rebuild_copy() -> tuple[str, ...]:
+        building = view.building()
+        return copies(()) if building is None else copies((building,))
+
     return Adapters(
         consumers=messaging,
         streams=messaging,
-        unit_of_work=lambda: DynamoFleetUnitOfWork(messaging.unit_of_work()),
+        unit_of_work=unit_of_work,
         roads=CityRoads(city),
         fleet=LiveFleet(city.bounds, all_cars(messaging.dynamodb)),
         positions=DynamoPositions(messaging.dynamodb),
         cars=lambda: all_cars(messaging.dynamodb),
+        fleet_view_unit_of_work=lambda: DynamoFleetViewUnitOfWork(
+            messaging.unit_of_work(marked=False), copies(view.pointer().written)
+        ),
+        rebuild_unit_of_work=lambda: DynamoFleetViewUnitOfWork(
+            messaging.unit_of_work(marked=False), rebuild_copy()
+        ),
+        fleet_view=DynamoFleetReadModel(messaging.dynamodb, view),
+        projections=fleet_projections(messaging, view),
     )
+
+
+def fleet_projections(messaging: Messaging, view: Projection) -> Projections:
+    """The fleet view, rebuilt from the ``acr-fleet`` archive through the rebuild queue's rule."""
+    slice_plan = plan([TOPOLOGY])[0]
+    declared = next(t for t in TOPOLOGY.tables if t.name == FLEET)
+    rebuild_route = next(r for r in slice_plan.routes if r.queue == TOPOLOGY.queue(FLEET_REBUILD))
+    assert slice_plan.archive is not None and TOPOLOGY.context is not None
+    archive = EventBridgeArchive(
+        messaging.events, slice_plan.archive.name, bus_name(TOPOLOGY.context), rebuild_route.rule
+    )
+    queue = SqsRebuildQueue(messaging.sqs, messaging.queue_url(TOPOLOGY.queue(FLEET_REBUILD)))
+    pointers = DynamoPointers(messaging.dynamodb, PROJECTIONS)
+    projections = Projections()
+    projections.add(
+        view,
+        lambda: Rebuild(
+            view,
+            pointers,
+            DynamoCopies(messaging.dynamodb, declared),
+            archive,
+            queue,
+            owner=messaging.settings.replica,
+        ),
+    )
+    return projections
 
 
 SERVICE = Service(
