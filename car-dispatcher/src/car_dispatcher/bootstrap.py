@@ -12,13 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from acr.catalog.base import TELEMETRY_STREAM, bus_name
+from acr.catalog.base import TELEMETRY_STREAM
 from acr.fleet import seed_fleet
-from acr.projection_store import DynamoCopies, DynamoPointers, EventBridgeArchive, SqsRebuildQueue
-from acr.projections import Projection, Projections, Rebuild, copy_name
+from acr.projection_store import DynamoPointers, archive_rebuild, copies_written
+from acr.projections import Projection, Projections
 from acr.runtime import Consumers, Messaging, Streams
 from acr.service import Runtime, Service
-from acr.topology.plan import plan
 from acr_city import load_city
 from car_dispatcher.adapters.dynamo import (
     DynamoFleetReadModel,
@@ -111,14 +110,8 @@ def aws_adapters(runtime: Runtime) -> Adapters:
     added = seed_cars(messaging.dynamodb, unit_of_work, fleet)
     log.info("fleet of %d cars, %d new in the table", len(fleet), added)
     view = Projection(FLEET_PROJECTION, DynamoPointers(messaging.dynamodb, PROJECTIONS))
-
-    def copies(generations: tuple[int, ...]) -> tuple[str, ...]:
-        return tuple(copy_name(FLEET, g) for g in generations)
-
-    def rebuild_copy() -> tuple[str, ...]:
-        building = view.building()
-        return copies(()) if building is None else copies((building,))
-
+    projections = Projections()
+    projections.add(view, archive_rebuild(messaging, view, FLEET, FLEET_REBUILD, PROJECTIONS))
     return Adapters(
         consumers=messaging,
         streams=messaging,
@@ -128,40 +121,14 @@ def aws_adapters(runtime: Runtime) -> Adapters:
         positions=DynamoPositions(messaging.dynamodb),
         cars=lambda: all_cars(messaging.dynamodb),
         fleet_view_unit_of_work=lambda: DynamoFleetViewUnitOfWork(
-            messaging.unit_of_work(marked=False), copies(view.pointer().written)
+            messaging.unit_of_work(marked=False), copies_written(view, FLEET)
         ),
         rebuild_unit_of_work=lambda: DynamoFleetViewUnitOfWork(
-            messaging.unit_of_work(marked=False), rebuild_copy()
+            messaging.unit_of_work(marked=False), copies_written(view, FLEET, rebuilding=True)
         ),
         fleet_view=DynamoFleetReadModel(messaging.dynamodb, view),
-        projections=fleet_projections(messaging, view),
+        projections=projections,
     )
-
-
-def fleet_projections(messaging: Messaging, view: Projection) -> Projections:
-    """The fleet view, rebuilt from the ``acr-fleet`` archive through the rebuild queue's rule."""
-    slice_plan = plan([TOPOLOGY])[0]
-    declared = next(t for t in TOPOLOGY.tables if t.name == FLEET)
-    rebuild_route = next(r for r in slice_plan.routes if r.queue == TOPOLOGY.queue(FLEET_REBUILD))
-    assert slice_plan.archive is not None and TOPOLOGY.context is not None
-    archive = EventBridgeArchive(
-        messaging.events, slice_plan.archive.name, bus_name(TOPOLOGY.context), rebuild_route.rule
-    )
-    queue = SqsRebuildQueue(messaging.sqs, messaging.queue_url(TOPOLOGY.queue(FLEET_REBUILD)))
-    pointers = DynamoPointers(messaging.dynamodb, PROJECTIONS)
-    projections = Projections()
-    projections.add(
-        view,
-        lambda: Rebuild(
-            view,
-            pointers,
-            DynamoCopies(messaging.dynamodb, declared),
-            archive,
-            queue,
-            owner=messaging.settings.replica,
-        ),
-    )
-    return projections
 
 
 SERVICE = Service(
