@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 
+from acr.catalog.fleet import FleetCarUpdated
+from acr.consumer import Stale
 from acr.geo import haversine_m
 from acr.stream import Checkpoint
 from acr_testkit.memory import MemoryUnitOfWork, MessageStore
@@ -16,6 +19,8 @@ from car_dispatcher.ports import Position
 class FleetStore(MessageStore):
     cars: dict[str, Car] = field(default_factory=dict)
     assignments: dict[str, Assignment] = field(default_factory=dict)
+    fleet_view: dict[int, dict[str, Car]] = field(default_factory=lambda: {0: {}})
+    """The fleet view's copies by generation, each car's row at the version of its last event."""
 
 
 class MemoryFleetUnitOfWork(MemoryUnitOfWork):
@@ -35,6 +40,12 @@ class _Cars:
 
     def all(self) -> list[Car]:
         return sorted(self._uow.store.cars.values(), key=lambda c: c.car_id)
+
+    def add(self, car: Car) -> None:
+        cars = self._uow.store.cars
+        self._uow.stage(
+            lambda: "car" if car.car_id in cars else None, lambda: cars.__setitem__(car.car_id, car)
+        )
 
     def reserve(self, car: Car, ride_id: str) -> None:
         cars = self._uow.store.cars
@@ -85,6 +96,52 @@ class _Assignments:
             return None if current is not None and current.version == expected_version else "assignment"
 
         self._uow.stage(check, lambda: rows.__setitem__(assignment.ride_id, assignment))
+
+
+class MemoryFleetViewUnitOfWork(MemoryUnitOfWork):
+    """The fleet view projector's unit of work in memory: no markers, writes to ``copies`` only."""
+
+    def __init__(
+        self,
+        store: FleetStore,
+        copies: tuple[int, ...] = (0,),
+        before_commit: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(store, before_commit, marked=False)
+        self.fleet_view = _FleetViewRows(self, store, copies)
+
+
+class _FleetViewRows:
+    def __init__(self, uow: MemoryFleetViewUnitOfWork, store: FleetStore, copies: tuple[int, ...]) -> None:
+        self._uow, self._store, self._copies = uow, store, copies
+
+    def put_if_newer(self, car: FleetCarUpdated, sequence: int) -> None:
+        copies = [self._store.fleet_view[copy] for copy in self._copies]
+        newer = [rows for rows in copies if _stored(rows, car.car_id) < sequence]
+        if copies and not newer:
+            raise Stale(f"{car.car_id} #{sequence} is not newer than the fleet view")
+        row = Car(car.car_id, CarState(car.state), car.lat, car.lon, car.ride_id, sequence)
+        for rows in newer:
+            self._uow.stage(
+                partial(_newer_stored, rows, car.car_id, sequence), partial(rows.__setitem__, car.car_id, row)
+            )
+
+
+def _stored(rows: dict[str, Car], car_id: str) -> int:
+    row = rows.get(car_id)
+    return row.version if row else -1
+
+
+def _newer_stored(rows: dict[str, Car], car_id: str, sequence: int) -> str | None:
+    return "fleet" if _stored(rows, car_id) >= sequence else None
+
+
+class MemoryFleetReadModel:
+    def __init__(self, store: FleetStore, generation: int = 0) -> None:
+        self._store, self.generation = store, generation
+
+    def cars(self) -> list[Car]:
+        return sorted(self._store.fleet_view[self.generation].values(), key=lambda c: c.car_id)
 
 
 class StoreFleet:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import pytest
 from car_dispatcher_fakes import FleetStore, MemoryFleetUnitOfWork, MemoryPositions
@@ -15,10 +16,12 @@ from acr.catalog.fleet import CarOutOfService
 from acr.catalog.monitoring import CarStalled
 from acr.clock import now
 from acr.fleet import FleetCar
+from acr.runtime import Messaging
 from acr.unit_of_work import Conflict, Duplicate
 from acr_testkit.aws import in_process_messaging, published
 from car_dispatcher.adapters.dynamo import DynamoFleetUnitOfWork, DynamoPositions, seed_cars
 from car_dispatcher.domain import Assignment, AssignmentStatus, Car, CarState
+from car_dispatcher.handlers import add_cars
 from car_dispatcher.ports import Positions, UnitOfWork
 from car_dispatcher.topology import TOPOLOGY
 
@@ -40,7 +43,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
         store = FleetStore()
 
         def seed(car_id: str, lat: float, lon: float) -> None:
-            store.cars[car_id] = Car(car_id, CarState.AVAILABLE, lat, lon)
+            add_cars(lambda: MemoryFleetUnitOfWork(store), [Car(car_id, CarState.AVAILABLE, lat, lon)])
 
         yield Backend(
             lambda: MemoryFleetUnitOfWork(store),
@@ -52,7 +55,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     with in_process_messaging(TOPOLOGY) as messaging:
 
         def seed_table(car_id: str, lat: float, lon: float) -> None:
-            seed_cars(messaging.dynamodb, [FleetCar(car_id, lat, lon)])
+            seed_cars(messaging.dynamodb, partial(_unit_of_work, messaging), [FleetCar(car_id, lat, lon)])
 
         yield Backend(
             lambda: DynamoFleetUnitOfWork(messaging.unit_of_work()),
@@ -60,6 +63,17 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
             lambda: published(messaging),
             DynamoPositions(messaging.dynamodb),
         )
+
+
+def _unit_of_work(messaging: Messaging) -> UnitOfWork:
+    return DynamoFleetUnitOfWork(messaging.unit_of_work())
+
+
+def test_a_seeded_car_is_added_once_with_its_event_for_the_fleet_view(backend: Backend) -> None:
+    backend.seed("car-1", 60.17, 24.94)
+    backend.seed("car-1", 60.3, 24.9)  # another replica's seeding, or a restart: nothing new
+    assert _car(backend, "car-1") == Car("car-1", CarState.AVAILABLE, 60.17, 24.94)
+    assert backend.published() == ["FleetCarUpdated"]
 
 
 def _car(backend: Backend, car_id: str) -> Car:
@@ -171,7 +185,8 @@ def test_a_failed_commit_writes_nothing_and_publishes_nothing(backend: Backend) 
     done: list[str] = []
     both.after_commit(lambda: done.append("after"))
     assert _commit_fails_on(both) == ["assignment"]
-    assert _car(backend, "car-1").state == CarState.AVAILABLE and backend.published() == [] and done == []
+    assert _car(backend, "car-1").state == CarState.AVAILABLE and done == []
+    assert backend.published() == ["FleetCarUpdated", "FleetCarUpdated"]  # the seeding's, nothing since
 
 
 def test_a_marker_makes_a_second_delivery_a_duplicate_and_events_go_out_on_commit(backend: Backend) -> None:
@@ -184,9 +199,9 @@ def test_a_marker_makes_a_second_delivery_a_duplicate_and_events_go_out_on_commi
     first.mark_consumed(event)
     done: list[str] = []
     first.after_commit(lambda: done.append("after"))
-    assert backend.published() == [] and done == []
+    assert backend.published() == ["FleetCarUpdated"] and done == []  # the seeding's
     first.commit()
-    assert backend.published() == ["CarOutOfService"] and done == ["after"]
+    assert backend.published() == ["FleetCarUpdated", "CarOutOfService"] and done == ["after"]
 
     second = backend.unit_of_work()
     second.cars.change(_car(backend, "car-1"), CarState.AVAILABLE, None)

@@ -86,7 +86,7 @@ def _assigned_car(messaging: Messaging, ride_id: str) -> str | None:
 
 def test_two_replicas_racing_for_the_nearest_car_reserve_it_once_and_the_loser_takes_the_next() -> None:
     with in_process_messaging(TOPOLOGY) as messaging:
-        seed_cars(messaging.dynamodb, FLEET)
+        seed_cars(messaging.dynamodb, lambda: DynamoFleetUnitOfWork(messaging.unit_of_work()), FLEET)
         one = Replica(messaging)
         raced = {"done": False}
 
@@ -108,7 +108,7 @@ def test_two_replicas_racing_for_the_nearest_car_reserve_it_once_and_the_loser_t
 
 def test_a_replica_with_a_stale_view_reads_the_car_as_taken_and_assigns_the_next_one() -> None:
     with in_process_messaging(TOPOLOGY) as messaging:
-        seed_cars(messaging.dynamodb, FLEET)
+        seed_cars(messaging.dynamodb, lambda: DynamoFleetUnitOfWork(messaging.unit_of_work()), FLEET)
         one, two = Replica(messaging), Replica(messaging)
         one.request("ride-1")
         assert two.state("car-1") == (CarState.AVAILABLE, None, 0)  # two has not heard of it
@@ -149,7 +149,7 @@ def _telemetry(car_id: str, lat: float, lon: float) -> StreamRecord:
 
 def test_a_watched_shard_moves_the_view_and_stores_nothing() -> None:
     with in_process_messaging(TOPOLOGY) as messaging:
-        seed_cars(messaging.dynamodb, FLEET)
+        seed_cars(messaging.dynamodb, lambda: DynamoFleetUnitOfWork(messaging.unit_of_work()), FLEET)
         replica = Replica(messaging)
         moved(replica.fleet, [_telemetry("car-2", 60.3, 24.95), _telemetry("car-9", 60.2, 24.9)])
         assert replica.fleet.position("car-2") == (60.3, 24.95)

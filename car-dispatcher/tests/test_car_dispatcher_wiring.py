@@ -7,7 +7,14 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from car_dispatcher_fakes import FleetStore, MemoryFleetUnitOfWork, MemoryPositions, StraightRoads
+from car_dispatcher_fakes import (
+    FleetStore,
+    MemoryFleetReadModel,
+    MemoryFleetUnitOfWork,
+    MemoryFleetViewUnitOfWork,
+    MemoryPositions,
+    StraightRoads,
+)
 from fastapi.testclient import TestClient
 from moto import mock_aws
 
@@ -17,6 +24,7 @@ from acr.catalog.car import CarPhase, CarTelemetry
 from acr.catalog.monitoring import CarStalled
 from acr.catalog.ride import RideRequested
 from acr.money import Money
+from acr.projections import Projections
 from acr.service import Runtime
 from acr.stream import Checkpoint, StreamRecord
 from acr.topology import discover
@@ -29,7 +37,8 @@ from car_dispatcher.adapters.fleet_view import LiveFleet
 from car_dispatcher.api import CarDispatcher
 from car_dispatcher.bootstrap import SERVICE, Adapters, assemble
 from car_dispatcher.domain import Car, CarState, DispatchPaused
-from car_dispatcher.topology import TOPOLOGY
+from car_dispatcher.handlers import add_cars
+from car_dispatcher.topology import FLEET_VIEW, TOPOLOGY
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -67,13 +76,24 @@ def _telemetry(car_id: str, lat: float, lon: float) -> StreamRecord:
 @pytest.fixture
 def store() -> FleetStore:
     store = FleetStore()
-    store.cars["car-1"] = Car("car-1", CarState.AVAILABLE, 60.171, 24.94)
-    store.cars["car-far"] = Car("car-far", CarState.AVAILABLE, 60.30, 24.94)  # beyond 900 s at 10 m/s
+    seeded = [
+        Car("car-1", CarState.AVAILABLE, 60.171, 24.94),
+        Car("car-far", CarState.AVAILABLE, 60.30, 24.94),  # beyond 900 s at 10 m/s
+    ]
+    add_cars(lambda: MemoryFleetUnitOfWork(store), seeded)
     return store
 
 
+def project(store: FleetStore, messaging: FakeMessaging, already: set[str]) -> None:
+    """What the bus would do: hand the car states recorded since the last call to the fleet view's queue."""
+    for outgoing in store.outbox:
+        if outgoing.event.type.endswith(".FleetCarUpdated") and outgoing.event.id not in already:
+            messaging.consumers[FLEET_VIEW](outgoing.event, catalog.decode(outgoing.event))
+            already.add(outgoing.event.id)
+
+
 def test_the_wired_app_dispatches_and_answers_over_http(store: FleetStore) -> None:
-    messaging, positions = FakeMessaging(), MemoryPositions(store)
+    messaging, positions, projected = FakeMessaging(), MemoryPositions(store), set[str]()
 
     def wire(runtime: Runtime) -> CarDispatcher:
         fleet = LiveFleet(Bounds(24.5, 60.0, 25.5, 60.5), list(store.cars.values()))
@@ -85,6 +105,10 @@ def test_the_wired_app_dispatches_and_answers_over_http(store: FleetStore) -> No
             fleet=fleet,
             positions=positions,
             cars=lambda: sorted(store.cars.values(), key=lambda c: c.car_id),
+            fleet_view_unit_of_work=lambda: MemoryFleetViewUnitOfWork(store),
+            rebuild_unit_of_work=lambda: MemoryFleetViewUnitOfWork(store, copies=()),
+            fleet_view=MemoryFleetReadModel(store),
+            projections=Projections(),
         )
         return assemble(runtime, adapters)
 
@@ -110,15 +134,21 @@ def test_the_wired_app_dispatches_and_answers_over_http(store: FleetStore) -> No
         }
         none = client.post("/v1/pickup-eta", json={"lat": 60.17, "lon": 24.94})
         assert (none.status_code, none.json()["error"]["code"]) == (409, "no_car_available")
+        assert client.get("/v1/fleet", auth=bff).json()["cars"] == []  # no event reached the view yet
+        project(store, messaging, projected)
         cars = client.get("/v1/fleet", auth=bff).json()["cars"]
         assert (cars[0]["carId"], cars[0]["state"], cars[0]["rideId"]) == ("car-1", "RESERVED", "ride_1")
 
         assert client.post("/v1/ops/cars/car-1/return-to-service").status_code == 409
         assert client.post("/v1/ops/cars/nope/return-to-service").json()["error"]["code"] == "car_not_found"
         messaging.deliver("events", CarStalled(ride_id=None, car_id="car-far", lat=60.3, lon=24.94, at=AT))
+        project(store, messaging, projected)
         assert client.get("/v1/fleet", auth=bff).json()["cars"][1]["state"] == "OUT_OF_SERVICE"
         back = client.post("/v1/ops/cars/car-far/return-to-service")
         assert (back.status_code, back.json()["state"]) == (200, "AVAILABLE")
+        assert client.get("/v1/fleet", auth=bff).json()["cars"][1]["state"] == "OUT_OF_SERVICE"  # not yet
+        project(store, messaging, projected)
+        assert client.get("/v1/fleet", auth=bff).json()["cars"][1]["state"] == "AVAILABLE"
 
         assert client.put("/v1/ops/dispatch", json={"paused": True}).json() == {"paused": True}
         assert client.get("/v1/ops/dispatch").json() == {"paused": True}
@@ -142,6 +172,10 @@ def test_the_production_wiring_on_moto_consumes_from_its_queue_and_publishes_thr
         apply(discover(), Clients(client))
         settings = settings_for("car-dispatcher", aws_endpoint_url="", fleet_size=3, sqs_wait_s=1)
         with signed(TestClient(SERVICE.app(settings=settings)), "bff", "car-dispatcher") as app:
+            deadline = time.monotonic() + 20
+            while len(app.get("/v1/fleet").json()["cars"]) < 3:  # the seeding's events, through the bus
+                assert time.monotonic() < deadline, app.get("/v1/fleet").json()
+                time.sleep(0.1)
             car = app.get("/v1/fleet").json()["cars"][0]
             ride = _requested("ride_1").model_copy(
                 update={"pickup": Place(label="pickup", lat=car["lat"], lon=car["lon"])}

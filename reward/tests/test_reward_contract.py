@@ -16,7 +16,7 @@ from acr.catalog.payment import PaymentPurpose, PaymentSucceeded
 from acr.catalog.reward import RiderTierChanged, Tier
 from acr.consumer import Stale
 from acr.money import Money
-from acr.projection_store import DynamoCopies, DynamoPointers
+from acr.projection_store import DynamoCopies, DynamoPointers, copies_written
 from acr.projections import Pointer, Projection, ProjectionState
 from acr.unit_of_work import Conflict, Duplicate
 from acr_testkit.aws import in_process_messaging, published
@@ -24,8 +24,6 @@ from reward.adapters.dynamo import (
     DynamoRewardUnitOfWork,
     DynamoRiderStats,
     DynamoStatsUnitOfWork,
-    live_copies,
-    rebuild_copies,
 )
 from reward.domain import Loyalty, Standing
 from reward.ports import RiderStats, StatsUnitOfWork, UnitOfWork
@@ -95,8 +93,12 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
         yield Backend(
             lambda: DynamoRewardUnitOfWork(messaging.unit_of_work()),
             lambda: published(messaging),
-            lambda: DynamoStatsUnitOfWork(messaging.unit_of_work(marked=False), live_copies(stats)),
-            lambda: DynamoStatsUnitOfWork(messaging.unit_of_work(marked=False), rebuild_copies(stats)),
+            lambda: DynamoStatsUnitOfWork(
+                messaging.unit_of_work(marked=False), copies_written(stats, RIDER_STATS)
+            ),
+            lambda: DynamoStatsUnitOfWork(
+                messaging.unit_of_work(marked=False), copies_written(stats, RIDER_STATS, rebuilding=True)
+            ),
             DynamoRiderStats(messaging.dynamodb, stats),
             start_dynamo_rebuild,
             switch_dynamo,

@@ -32,13 +32,19 @@ SAGA_SETTINGS = {
 
 def running_stack(name: str, **overrides: str) -> Iterator[Stack]:
     """A stack of the saga settings with ``overrides``, its logs in ``LOG_DIR/name``; stopped after."""
-    stack = start_on_free_ports(
-        lambda: StackConfig.free(env=SAGA_SETTINGS | overrides, log_dir=LOG_DIR / name), timeout_s=180
-    )
+    settings = SAGA_SETTINGS | overrides
+    stack = start_on_free_ports(lambda: StackConfig.free(env=settings, log_dir=LOG_DIR / name), timeout_s=180)
     try:
+        fleet_listed(Ops.of(stack), int(settings["ACR_FLEET_SIZE"]))
         yield stack
     finally:
         stack.stop()
+
+
+def fleet_listed(ops: Ops, size: int) -> None:
+    """Wait until the fleet view lists every seeded car: it is built from their events, one hop through
+    the bus after the dispatcher seeded them, so a test reading ``/ops/fleet`` at once could miss some."""
+    ops.wait(lambda: len(ops.get("/fleet")["cars"]) == size, what=f"the fleet view lists {size} cars")
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,8 @@ from car_dispatcher.domain import (
     OutsideServiceArea,
 )
 from car_dispatcher.handlers import DispatchControl, assignment_of, pickup_eta, return_to_service
-from car_dispatcher.ports import FleetView, Roads, UnitOfWork
+from car_dispatcher.ports import FleetReadModel, FleetView, Roads, UnitOfWork
+from car_dispatcher.projection import live_fleet
 
 router = APIRouter(prefix="/v1", dependencies=[admit("ride-manager")])  # quotes and the saga's watchdog
 fleet_router = APIRouter(prefix="/v1", dependencies=[admit("bff")])  # the dashboard's fleet
@@ -36,6 +37,7 @@ class CarDispatcher:
     unit_of_work: Callable[[], UnitOfWork]
     roads: Roads
     fleet: FleetView
+    fleet_view: FleetReadModel
     control: DispatchControl
     max_pickup_eta_s: float
 
@@ -94,8 +96,8 @@ def get_assignment(ride_id: str, state: State) -> dict[str, Any]:
 
 @fleet_router.get("/fleet")
 def list_fleet(state: State) -> dict[str, Any]:
-    """Every car with its state and live position."""
-    return {"cars": [_car(c) for c in state.fleet.all()]}
+    """Every car with its state (the fleet view read model) and its freshest known position."""
+    return {"cars": [_car(c) for c in live_fleet(state.fleet_view, state.fleet)]}
 
 
 @ops_router.put("/dispatch")

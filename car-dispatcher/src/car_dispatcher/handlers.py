@@ -4,17 +4,19 @@ the operator's return to service, the pickup-ETA query and a ride's assignment."
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 
 from acr import clock
 from acr.catalog.base import Place
-from acr.catalog.fleet import CarAssigned, CarOutOfService, CarReleased, NoCarAvailable
+from acr.catalog.fleet import CarAssigned, CarOutOfService, CarReleased, FleetCarUpdated, NoCarAvailable
 from acr.catalog.monitoring import CarStalled, TripCompleted, TripStarted
 from acr.catalog.ride import RideCancelled, RideRequested
 from acr.consumer import Handlers
 from acr.envelope import CloudEvent
 from acr.ordering import drop_if_stale
+from acr.unit_of_work import Conflict
 from car_dispatcher.domain import (
     Assignment,
     AssignmentNotFound,
@@ -90,6 +92,23 @@ def return_to_service(uow: UnitOfWork, car_id: str, *, fleet: FleetView) -> Car:
     back = _change(uow, fleet, car, CarState.AVAILABLE, None)
     uow.commit()
     return back
+
+
+# --- the seeded fleet -----------------------------------------------------------------------------------
+def add_cars(uow_factory: Callable[[], UnitOfWork], cars: list[Car]) -> int:
+    """Each car joins the table with the event that puts it in the fleet view, in a transaction of its own;
+    one another replica added first is skipped. Returns how many were added."""
+    added = 0
+    for car in cars:
+        uow = uow_factory()
+        uow.cars.add(car)
+        _announce(uow, car, (car.lat, car.lon))
+        try:
+            uow.commit()
+        except Conflict:
+            continue
+        added += 1
+    return added
 
 
 # --- the events queue -----------------------------------------------------------------------------------
@@ -231,8 +250,22 @@ def _change(uow: UnitOfWork, fleet: FleetView, car: Car, state: CarState, ride_i
     """Stage the car's change; the live fleet hears of it once it is committed."""
     uow.cars.change(car, state, ride_id)
     changed = car.changed(state, ride_id)
+    _announce(uow, changed, fleet.position(car.car_id) or (car.lat, car.lon))
     uow.after_commit(partial(fleet.refresh, changed))
     return changed
+
+
+def _announce(uow: UnitOfWork, car: Car, position: tuple[float, float]) -> None:
+    """Record the car's whole dispatch state at its new version, for the fleet view (``projection``)."""
+    updated = FleetCarUpdated(
+        car_id=car.car_id,
+        state=car.state.value,
+        ride_id=car.ride_id,
+        lat=position[0],
+        lon=position[1],
+        version=car.version,
+    )
+    uow.record(updated, subject=car.car_id, sequence=car.version)
 
 
 def _reserve_first_available(
@@ -273,6 +306,7 @@ def _reserve(
     position = fleet.position(car.car_id) or (car.lat, car.lon)
     uow.cars.reserve(car, row.ride_id)
     reserved = car.changed(CarState.RESERVED, row.ride_id)
+    _announce(uow, reserved, position)
     uow.after_commit(partial(fleet.refresh, reserved))
     assigned = row.assigned(car.car_id)
     if expected is None:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from acr import unit_of_work
+from acr.catalog.fleet import FleetCarUpdated
 from acr.stream import Checkpoint
 from car_dispatcher.domain import Assignment, Candidate, Car, CarState
 
@@ -24,6 +25,10 @@ class Cars(Protocol):
     def get(self, car_id: str) -> Car | None: ...
 
     def all(self) -> list[Car]: ...
+
+    def add(self, car: Car) -> None:
+        """Stage a new car (fails the commit with label ``car`` if the table has it already)."""
+        ...
 
     def reserve(self, car: Car, ride_id: str) -> None:
         """Stage AVAILABLE -> RESERVED for ``ride_id`` (fails the commit with label ``car`` unless the car
@@ -79,3 +84,26 @@ class Positions(Protocol):
     def save_positions(self, positions: dict[str, Position]) -> None: ...
 
     def save_checkpoint(self, checkpoint: Checkpoint) -> None: ...
+
+
+class FleetViewRows(Protocol):
+    """The write side of the live fleet view: one row per car, its dispatch state at its latest version."""
+
+    def put_if_newer(self, car: FleetCarUpdated, sequence: int) -> None:
+        """Raise ``Stale`` unless ``sequence`` is newer than the stored row's (``acr.ordering``); else stage
+        the car's state at that sequence (fails the commit with label ``fleet`` if a row of its sequence or
+        a newer one was stored meanwhile)."""
+        ...
+
+
+class FleetViewUnitOfWork(unit_of_work.UnitOfWork, Protocol):
+    @property
+    def fleet_view(self) -> FleetViewRows: ...
+
+
+class FleetReadModel(Protocol):
+    """The read side of the live fleet view (``GET /v1/fleet``)."""
+
+    def cars(self) -> list[Car]:
+        """Every car the view holds, by id, as its last event left it (position included)."""
+        ...

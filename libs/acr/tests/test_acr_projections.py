@@ -8,6 +8,7 @@ from datetime import datetime
 import pytest
 
 from acr.metrics import LagWindow
+from acr.projection_store import copies_written
 from acr.projections import (
     STALE_AFTER_S,
     CopyMissing,
@@ -214,3 +215,13 @@ def test_the_lag_window_gives_nearest_rank_percentiles_of_recent_events_only() -
     assert window.percentiles(10) == {"p50": 50.0, "p99": 99.0}
     window.add(5000.0, now=100)
     assert window.percentiles(100) == {"p50": 5000.0, "p99": 5000.0}  # the first hundred aged out
+
+
+def test_live_consumers_write_every_copy_the_pointer_names_and_the_rebuild_queue_only_the_fresh_one() -> None:
+    pointers = FakePointers()
+    view = Projection("fleet", pointers, ttl_s=0)
+    assert copies_written(view, "acr-fleet") == ("acr-fleet",)
+    assert copies_written(view, "acr-fleet", rebuilding=True) == ()  # no rebuild: a replay writes nowhere
+    pointers.write(Pointer("fleet", generation=1, state=ProjectionState.REBUILDING, building=2), None)
+    assert copies_written(view, "acr-fleet") == ("acr-fleet-g1", "acr-fleet-g2")
+    assert copies_written(view, "acr-fleet", rebuilding=True) == ("acr-fleet-g2",)

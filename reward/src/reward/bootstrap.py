@@ -5,19 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from acr.catalog.base import bus_name
-from acr.projection_store import DynamoCopies, DynamoPointers, EventBridgeArchive, SqsRebuildQueue
-from acr.projections import Projection, Projections, Rebuild
+from acr.projection_store import DynamoPointers, archive_rebuild, copies_written
+from acr.projections import Projection, Projections
 from acr.runtime import Consumers, Messaging
 from acr.service import Runtime, Service
-from acr.topology.plan import plan
-from reward.adapters.dynamo import (
-    DynamoRewardUnitOfWork,
-    DynamoRiderStats,
-    DynamoStatsUnitOfWork,
-    live_copies,
-    rebuild_copies,
-)
+from reward.adapters.dynamo import DynamoRewardUnitOfWork, DynamoRiderStats, DynamoStatsUnitOfWork
 from reward.api import Reward, router
 from reward.handlers import HANDLERS
 from reward.ports import RiderStats, StatsUnitOfWork, UnitOfWork
@@ -48,44 +40,20 @@ def aws_adapters(runtime: Runtime) -> Adapters:
     messaging = Messaging(TOPOLOGY, runtime.settings, runtime.loops)
     runtime.messaging = messaging
     stats = Projection(RIDER_STATS_PROJECTION, DynamoPointers(messaging.dynamodb, PROJECTIONS))
+    projections = Projections()
+    projections.add(stats, archive_rebuild(messaging, stats, RIDER_STATS, STATS_REBUILD, PROJECTIONS))
     return Adapters(
         consumers=messaging,
         unit_of_work=lambda: DynamoRewardUnitOfWork(messaging.unit_of_work()),
         stats_unit_of_work=lambda: DynamoStatsUnitOfWork(
-            messaging.unit_of_work(marked=False), live_copies(stats)
+            messaging.unit_of_work(marked=False), copies_written(stats, RIDER_STATS)
         ),
         rebuild_unit_of_work=lambda: DynamoStatsUnitOfWork(
-            messaging.unit_of_work(marked=False), rebuild_copies(stats)
+            messaging.unit_of_work(marked=False), copies_written(stats, RIDER_STATS, rebuilding=True)
         ),
         stats=DynamoRiderStats(messaging.dynamodb, stats),
-        projections=stats_projections(messaging, stats),
+        projections=projections,
     )
-
-
-def stats_projections(messaging: Messaging, stats: Projection) -> Projections:
-    """The rider stats, rebuilt from the ``acr-reward`` archive through the rebuild queue's rule."""
-    slice_plan = plan([TOPOLOGY])[0]
-    declared = next(t for t in TOPOLOGY.tables if t.name == RIDER_STATS)
-    rebuild_route = next(r for r in slice_plan.routes if r.queue == TOPOLOGY.queue(STATS_REBUILD))
-    assert slice_plan.archive is not None and TOPOLOGY.context is not None
-    archive = EventBridgeArchive(
-        messaging.events, slice_plan.archive.name, bus_name(TOPOLOGY.context), rebuild_route.rule
-    )
-    queue = SqsRebuildQueue(messaging.sqs, messaging.queue_url(TOPOLOGY.queue(STATS_REBUILD)))
-    pointers = DynamoPointers(messaging.dynamodb, PROJECTIONS)
-    projections = Projections()
-    projections.add(
-        stats,
-        lambda: Rebuild(
-            stats,
-            pointers,
-            DynamoCopies(messaging.dynamodb, declared),
-            archive,
-            queue,
-            owner=messaging.settings.replica,
-        ),
-    )
-    return projections
 
 
 SERVICE = Service("reward", lambda runtime: assemble(runtime, aws_adapters(runtime)), routers=[router])

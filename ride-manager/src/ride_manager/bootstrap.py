@@ -7,13 +7,11 @@ from dataclasses import dataclass
 
 import httpx
 
-from acr.catalog.base import bus_name
-from acr.projection_store import DynamoCopies, DynamoPointers, EventBridgeArchive, SqsRebuildQueue
-from acr.projections import Projection, Projections, Rebuild, copy_name
+from acr.projection_store import DynamoPointers, archive_rebuild, copies_written
+from acr.projections import Projection, Projections
 from acr.runtime import Consumers, Messaging
 from acr.service import Runtime, Service
 from acr.settings import Settings
-from acr.topology.plan import plan
 from acr.trace_export import traced
 from ride_manager.adapters.dynamo import DynamoHistoryUnitOfWork, DynamoRideHistory, DynamoRideUnitOfWork
 from ride_manager.adapters.http import HttpDispatch, HttpGeo
@@ -93,54 +91,22 @@ def aws_adapters(runtime: Runtime) -> Adapters:
 
     runtime.on_close(close_http)
     history = Projection(RIDE_HISTORY_PROJECTION, DynamoPointers(messaging.dynamodb, PROJECTIONS))
-
-    def copies(generations: tuple[int, ...]) -> tuple[str, ...]:
-        return tuple(copy_name(RIDE_HISTORY, g) for g in generations)
-
-    def rebuild_copy() -> tuple[str, ...]:
-        building = history.building()
-        return copies(()) if building is None else copies((building,))
-
+    projections = Projections()
+    projections.add(history, archive_rebuild(messaging, history, RIDE_HISTORY, HISTORY_REBUILD, PROJECTIONS))
     return Adapters(
         consumers=messaging,
         unit_of_work=lambda: DynamoRideUnitOfWork(messaging.unit_of_work()),
         history_unit_of_work=lambda: DynamoHistoryUnitOfWork(
-            messaging.unit_of_work(marked=False), copies(history.pointer().written)
+            messaging.unit_of_work(marked=False), copies_written(history, RIDE_HISTORY)
         ),
         rebuild_unit_of_work=lambda: DynamoHistoryUnitOfWork(
-            messaging.unit_of_work(marked=False), rebuild_copy()
+            messaging.unit_of_work(marked=False), copies_written(history, RIDE_HISTORY, rebuilding=True)
         ),
         history=DynamoRideHistory(messaging.dynamodb, history),
-        projections=history_projections(messaging, history),
+        projections=projections,
         geo=HttpGeo(geo_http, settings.service_url("address-finder")),
         dispatch=HttpDispatch(dispatch_http, settings.service_url("car-dispatcher")),
     )
-
-
-def history_projections(messaging: Messaging, history: Projection) -> Projections:
-    """The ride history, rebuilt from the ``acr-ride`` archive through the rebuild queue's rule."""
-    slice_plan = plan([TOPOLOGY])[0]
-    declared = next(t for t in TOPOLOGY.tables if t.name == RIDE_HISTORY)
-    rebuild_route = next(r for r in slice_plan.routes if r.queue == TOPOLOGY.queue(HISTORY_REBUILD))
-    assert slice_plan.archive is not None and TOPOLOGY.context is not None
-    archive = EventBridgeArchive(
-        messaging.events, slice_plan.archive.name, bus_name(TOPOLOGY.context), rebuild_route.rule
-    )
-    queue = SqsRebuildQueue(messaging.sqs, messaging.queue_url(TOPOLOGY.queue(HISTORY_REBUILD)))
-    pointers = DynamoPointers(messaging.dynamodb, PROJECTIONS)
-    projections = Projections()
-    projections.add(
-        history,
-        lambda: Rebuild(
-            history,
-            pointers,
-            DynamoCopies(messaging.dynamodb, declared),
-            archive,
-            queue,
-            owner=messaging.settings.replica,
-        ),
-    )
-    return projections
 
 
 SERVICE = Service(

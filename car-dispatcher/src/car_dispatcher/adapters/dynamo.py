@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-
-from botocore.exceptions import ClientError
 
 from acr import dynamo
 from acr.catalog.base import Place
+from acr.catalog.fleet import FleetCarUpdated
+from acr.consumer import Stale
 from acr.dynamo import DynamoUnitOfWork, ServiceUnitOfWork
 from acr.fleet import FleetCar
 from acr.kinesis import save_checkpoint
+from acr.ordering import Order, order
+from acr.projection_store import on_copy
+from acr.projections import Projection, copy_name
 from acr.stream import Checkpoint
 from car_dispatcher.domain import Assignment, AssignmentStatus, Car, CarState
-from car_dispatcher.ports import Position
-from car_dispatcher.topology import ASSIGNMENTS, CARS
+from car_dispatcher.handlers import add_cars
+from car_dispatcher.ports import Position, UnitOfWork
+from car_dispatcher.topology import ASSIGNMENTS, CARS, FLEET
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -51,6 +56,15 @@ class DynamoCars:
 
     def all(self) -> list[Car]:
         return all_cars(self._base.dynamodb)
+
+    def add(self, car: Car) -> None:
+        item = {"carId": car.car_id, "state": car.state.value, "lat": car.lat, "lon": car.lon}
+        self._base.tx.put(
+            CARS,
+            item | {"version": car.version} | ({"rideId": car.ride_id} if car.ride_id else {}),
+            label="car",
+            condition="attribute_not_exists(carId)",
+        )
 
     def reserve(self, car: Car, ride_id: str) -> None:
         """Only a car still AVAILABLE as it was read can be reserved: two rides never get one car."""
@@ -170,26 +184,84 @@ def all_cars(dynamodb: DynamoDBClient) -> list[Car]:
     return sorted((_car(i) for i in _scan(dynamodb)), key=lambda c: c.car_id)
 
 
-def seed_cars(dynamodb: DynamoDBClient, fleet: list[FleetCar]) -> int:
-    """Put every car of the seeded fleet that the table does not have yet; returns how many were added."""
-    added = 0
-    for car in fleet:
-        try:
-            dynamodb.put_item(
-                TableName=CARS,
-                Item=dynamo.to_item(
-                    {
-                        "carId": car.car_id,
-                        "state": CarState.AVAILABLE.value,
-                        "lat": car.lat,
-                        "lon": car.lon,
-                        "version": 0,
-                    }
-                ),
-                ConditionExpression="attribute_not_exists(carId)",
+def seed_cars(dynamodb: DynamoDBClient, unit_of_work: Callable[[], UnitOfWork], fleet: list[FleetCar]) -> int:
+    """Add every car of the seeded fleet that the table does not have yet, each with its event for the fleet
+    view; returns how many were added."""
+    known = {car.car_id for car in all_cars(dynamodb)}
+    missing = [Car(c.car_id, CarState.AVAILABLE, c.lat, c.lon) for c in fleet if c.car_id not in known]
+    return add_cars(unit_of_work, missing)
+
+
+# --- the live fleet view read model -------------------------------------------------------------------
+FLEET_PARTITION = "cars"
+"""Every row of the fleet view is in this one partition, by car id: the answer is one paged Query."""
+
+
+class DynamoFleetViewRows:
+    """Writes to the copies of the fleet view an event goes to: the one read and, during a rebuild, the
+    fresh one (``acr.projections``); the rebuild queue's consumer writes to the fresh one only."""
+
+    def __init__(self, base: DynamoUnitOfWork, copies: tuple[str, ...]) -> None:
+        self._base = base
+        self._copies = copies
+
+    def put_if_newer(self, car: FleetCarUpdated, sequence: int) -> None:
+        key = {"fleet": FLEET_PARTITION, "carId": car.car_id}
+        newer = [
+            copy
+            for copy in self._copies
+            if order(self._stored_version(copy, key), sequence, gapless=False) is Order.APPLY
+        ]
+        if self._copies and not newer:
+            raise Stale(f"{car.car_id} #{sequence} is not newer than the fleet view")
+        row = {"state": car.state, "rideId": car.ride_id, "lat": car.lat, "lon": car.lon, "version": sequence}
+        for copy in newer:
+            self._base.tx.put(
+                copy,
+                key | row,
+                label="fleet",
+                condition="attribute_not_exists(version) OR version < :v",
+                values={":v": sequence},
             )
-            added += 1
-        except ClientError as exc:
-            if not dynamo.is_conditional_failure(exc):
-                raise
-    return added
+
+    def _stored_version(self, copy: str, key: dict[str, str]) -> int:
+        """The stored row's version; -1 for none, so that a seeded car's first state (version 0) applies."""
+        stored = self._base.dynamodb.get_item(
+            TableName=copy, Key=dynamo.to_item(key), ConsistentRead=True, ProjectionExpression="version"
+        ).get("Item")
+        return int(dynamo.from_item(stored)["version"]) if stored else -1
+
+
+class DynamoFleetViewUnitOfWork(ServiceUnitOfWork):
+    """The fleet view projector's unit of work (without markers: its write is idempotent by version)."""
+
+    def __init__(self, base: DynamoUnitOfWork, copies: tuple[str, ...]) -> None:
+        super().__init__(base)
+        self.fleet_view = DynamoFleetViewRows(base, copies)
+
+
+class DynamoFleetReadModel:
+    """The fleet view as readers see it: the copy the projection's pointer names."""
+
+    def __init__(self, dynamodb: DynamoDBClient, projection: Projection) -> None:
+        self._dynamodb = dynamodb
+        self._projection = projection
+
+    def cars(self) -> list[Car]:
+        return self._projection.read(self._cars_in)
+
+    def _cars_in(self, generation: int) -> list[Car]:
+        """The one partition, page by page: what it costs grows with the fleet, never with its history."""
+        kwargs: dict[str, Any] = {
+            "TableName": copy_name(FLEET, generation),
+            "KeyConditionExpression": "fleet = :f",
+            "ExpressionAttributeValues": dynamo.to_item({":f": FLEET_PARTITION}),
+            "ConsistentRead": True,
+        }
+        cars: list[Car] = []
+        while True:
+            page = on_copy(self._dynamodb.query, **kwargs)
+            cars += [_car(dynamo.from_item(item)) for item in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return cars
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -4,20 +4,25 @@ replay of a bus's EventBridge archive, the rebuild queue's depth in SQS."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from acr.catalog.base import bus_name
 from acr.dynamo import from_item, is_conditional_failure, to_item
-from acr.projections import CopyMissing, Pointer, ProjectionState, copy_name
+from acr.projections import CopyMissing, Pointer, Projection, ProjectionState, Rebuild, copy_name
 from acr.topology.model import Table
+from acr.topology.plan import plan
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_sqs import SQSClient
+
+    from acr.runtime import Messaging
 
 TABLE_WAIT_S = 60.0
 
@@ -164,3 +169,40 @@ def on_copy(call: Any, *args: Any, **kwargs: Any) -> Any:
         if missing_copy(exc):
             raise CopyMissing(str(exc)) from exc
         raise
+
+
+def copies_written(projection: Projection, table: str, *, rebuilding: bool = False) -> tuple[str, ...]:
+    """The copies of ``projection`` (declared as ``table``) a consumer writes now: the live consumer every
+    copy its pointer names (the one read and, during a rebuild, the fresh one); the rebuild queue's
+    consumer only the copy being built, none while no rebuild runs."""
+    if not rebuilding:
+        return tuple(copy_name(table, g) for g in projection.pointer().written)
+    building = projection.building()
+    return () if building is None else (copy_name(table, building),)
+
+
+def archive_rebuild(
+    messaging: Messaging, projection: Projection, table: str, rebuild_queue: str, pointers_table: str
+) -> Callable[[], Rebuild]:
+    """How the service rebuilds ``projection`` (rows in its declared ``table``, pointer in
+    ``pointers_table``): a replay of its own bus's archive to the rule of its ``replayed`` subscription
+    ``rebuild_queue``, caught up once that queue is drained."""
+    topology = messaging.topology
+    slice_plan = plan([topology])[0]
+    declared = next(t for t in topology.tables if t.name == table)
+    route = next(r for r in slice_plan.routes if r.queue == topology.queue(rebuild_queue))
+    if slice_plan.archive is None or topology.context is None:
+        raise ValueError(f"{topology.service} publishes on no bus: it has no archive to rebuild from")
+    archive = EventBridgeArchive(
+        messaging.events, slice_plan.archive.name, bus_name(topology.context), route.rule
+    )
+    queue = SqsRebuildQueue(messaging.sqs, messaging.queue_url(topology.queue(rebuild_queue)))
+    pointers = DynamoPointers(messaging.dynamodb, pointers_table)
+    return lambda: Rebuild(
+        projection,
+        pointers,
+        DynamoCopies(messaging.dynamodb, declared),
+        archive,
+        queue,
+        owner=messaging.settings.replica,
+    )

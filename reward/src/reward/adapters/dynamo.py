@@ -92,17 +92,6 @@ class DynamoRewardUnitOfWork(ServiceUnitOfWork):
 
 
 # --- the rider-stats read model ------------------------------------------------------------------------
-def live_copies(stats: Projection) -> tuple[str, ...]:
-    """The copies a live standing goes to: the one read and, during a rebuild, the fresh one."""
-    return tuple(copy_name(RIDER_STATS, generation) for generation in stats.pointer().written)
-
-
-def rebuild_copies(stats: Projection) -> tuple[str, ...]:
-    """The copy a replayed standing goes to: the one a rebuild fills, or none outside a rebuild."""
-    building = stats.building()
-    return () if building is None else (copy_name(RIDER_STATS, building),)
-
-
 class DynamoStatsRows:
     """Writes a standing to each of ``copies`` where the stored one is older."""
 

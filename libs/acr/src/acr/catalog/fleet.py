@@ -33,9 +33,23 @@ class CarOutOfService(EventData):
     reason: str
 
 
+class FleetCarUpdated(EventData):
+    """A car's whole dispatch state after a change (or its seeding), ``sequence`` the car's version: the
+    live fleet view is built from these alone. ``lat``/``lon`` is where the dispatcher last knew the car to
+    be; telemetry moves it more often than this."""
+
+    car_id: str
+    state: str
+    ride_id: str | None
+    lat: float
+    lon: float
+    version: int
+
+
 SPECS = (
     EventSpec("CarAssigned", "fleet", CarAssigned, "update"),
     EventSpec("NoCarAvailable", "fleet", NoCarAvailable, "fact"),
     EventSpec("CarReleased", "fleet", CarReleased, "fact"),
     EventSpec("CarOutOfService", "fleet", CarOutOfService, "fact"),
+    EventSpec("FleetCarUpdated", "fleet", FleetCarUpdated, "update"),
 )
