@@ -8,12 +8,10 @@ from typing import TYPE_CHECKING, Any
 from acr import dynamo
 from acr.catalog.base import Place
 from acr.catalog.fleet import FleetCarUpdated
-from acr.consumer import Stale
 from acr.dynamo import DynamoUnitOfWork, ServiceUnitOfWork
 from acr.fleet import FleetCar
 from acr.kinesis import save_checkpoint
-from acr.ordering import Order, order
-from acr.projection_store import on_copy
+from acr.projection_store import on_copy, put_newer
 from acr.projections import Projection, copy_name
 from acr.stream import Checkpoint
 from car_dispatcher.domain import Assignment, AssignmentStatus, Car, CarState
@@ -206,30 +204,10 @@ class DynamoFleetViewRows:
         self._copies = copies
 
     def put_if_newer(self, car: FleetCarUpdated, sequence: int) -> None:
+        """No row counts as version -1, so that a seeded car's first state (version 0) applies."""
         key = {"fleet": FLEET_PARTITION, "carId": car.car_id}
-        newer = [
-            copy
-            for copy in self._copies
-            if order(self._stored_version(copy, key), sequence, gapless=False) is Order.APPLY
-        ]
-        if self._copies and not newer:
-            raise Stale(f"{car.car_id} #{sequence} is not newer than the fleet view")
-        row = {"state": car.state, "rideId": car.ride_id, "lat": car.lat, "lon": car.lon, "version": sequence}
-        for copy in newer:
-            self._base.tx.put(
-                copy,
-                key | row,
-                label="fleet",
-                condition="attribute_not_exists(version) OR version < :v",
-                values={":v": sequence},
-            )
-
-    def _stored_version(self, copy: str, key: dict[str, str]) -> int:
-        """The stored row's version; -1 for none, so that a seeded car's first state (version 0) applies."""
-        stored = self._base.dynamodb.get_item(
-            TableName=copy, Key=dynamo.to_item(key), ConsistentRead=True, ProjectionExpression="version"
-        ).get("Item")
-        return int(dynamo.from_item(stored)["version"]) if stored else -1
+        row = {"state": car.state, "rideId": car.ride_id, "lat": car.lat, "lon": car.lon}
+        put_newer(self._base, self._copies, key, row, sequence, label="fleet", absent=-1)
 
 
 class DynamoFleetViewUnitOfWork(ServiceUnitOfWork):

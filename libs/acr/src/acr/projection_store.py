@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from acr.catalog.base import bus_name
-from acr.dynamo import from_item, is_conditional_failure, to_item
+from acr.consumer import Stale
+from acr.dynamo import DynamoUnitOfWork, from_item, is_conditional_failure, to_item
+from acr.ordering import Order, order
 from acr.projections import CopyMissing, Pointer, Projection, ProjectionState, Rebuild, copy_name
 from acr.topology.model import Table
 from acr.topology.plan import plan
@@ -179,6 +181,44 @@ def copies_written(projection: Projection, table: str, *, rebuilding: bool = Fal
         return tuple(copy_name(table, g) for g in projection.pointer().written)
     building = projection.building()
     return () if building is None else (copy_name(table, building),)
+
+
+def put_newer(
+    base: DynamoUnitOfWork,
+    copies: tuple[str, ...],
+    key: dict[str, Any],
+    row: dict[str, Any],
+    sequence: int,
+    *,
+    label: str,
+    absent: int = 0,
+) -> None:
+    """Stage ``key | row`` at version ``sequence`` in each of ``copies`` whose stored row is older (no row:
+    version ``absent``), each put conditional on that, so a row written meanwhile fails the commit and the
+    kernel runs the handler again. ``Stale`` when no copy is older: a duplicate or an out-of-order event.
+    The ordering is ``acr.ordering``'s, with gaps allowed: each event carries its aggregate's whole state."""
+    newer = [
+        copy
+        for copy in copies
+        if order(_stored_version(base, copy, key, absent), sequence, gapless=False) is Order.APPLY
+    ]
+    if copies and not newer:
+        raise Stale(f"{label} {key} #{sequence} is not newer than the read model")
+    for copy in newer:
+        base.tx.put(
+            copy,
+            key | row | {"version": sequence},
+            label=label,
+            condition="attribute_not_exists(version) OR version < :v",
+            values={":v": sequence},
+        )
+
+
+def _stored_version(base: DynamoUnitOfWork, copy: str, key: dict[str, Any], absent: int) -> int:
+    stored = base.dynamodb.get_item(
+        TableName=copy, Key=to_item(key), ConsistentRead=True, ProjectionExpression="version"
+    ).get("Item")
+    return int(from_item(stored)["version"]) if stored else absent
 
 
 def archive_rebuild(

@@ -7,10 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from acr import dynamo
 from acr.catalog.reward import Tier
-from acr.consumer import Stale
 from acr.dynamo import DynamoUnitOfWork, ServiceUnitOfWork
-from acr.ordering import Order, order
-from acr.projection_store import on_copy
+from acr.projection_store import on_copy, put_newer
 from acr.projections import Projection, copy_name
 from reward.domain import MAX_RATING, Effect, Loyalty, Standing
 from reward.topology import RIDE_EFFECTS, RIDER_STATS, RIDERS
@@ -100,35 +98,13 @@ class DynamoStatsRows:
         self._copies = copies
 
     def put_if_newer(self, standing: Standing, sequence: int) -> None:
-        key = {"riderId": standing.rider_id}
-        newer = [
-            copy
-            for copy in self._copies
-            if order(self._stored_version(copy, key), sequence, gapless=False) is Order.APPLY
-        ]
-        if self._copies and not newer:
-            raise Stale(f"standing of {standing.rider_id} #{sequence} is not newer than the projection")
-        for copy in newer:
-            self._base.tx.put(
-                copy,
-                key
-                | {
-                    "rideCount": standing.ride_count,
-                    "points": standing.points,
-                    "tier": standing.tier.value,
-                    "rating": standing.rating,
-                    "version": sequence,
-                },
-                label="stats",
-                condition="attribute_not_exists(version) OR version < :v",
-                values={":v": sequence},
-            )
-
-    def _stored_version(self, copy: str, key: dict[str, str]) -> int:
-        stored = self._base.dynamodb.get_item(
-            TableName=copy, Key=dynamo.to_item(key), ConsistentRead=True, ProjectionExpression="version"
-        ).get("Item")
-        return int(dynamo.from_item(stored)["version"]) if stored else 0
+        row = {
+            "rideCount": standing.ride_count,
+            "points": standing.points,
+            "tier": standing.tier.value,
+            "rating": standing.rating,
+        }
+        put_newer(self._base, self._copies, {"riderId": standing.rider_id}, row, sequence, label="stats")
 
 
 class DynamoStatsUnitOfWork(ServiceUnitOfWork):

@@ -17,11 +17,9 @@ from typing import TYPE_CHECKING, Any
 from acr import clock, dynamo, tracing
 from acr.catalog.base import Place
 from acr.catalog.ride import CancellationReason, RideUpdated
-from acr.consumer import Stale
 from acr.dynamo import DynamoUnitOfWork, ServiceUnitOfWork
 from acr.money import Money
-from acr.ordering import Order, order
-from acr.projection_store import on_copy
+from acr.projection_store import on_copy, put_newer
 from acr.projections import Projection, copy_name
 from ride_manager.domain import (
     Cancellation,
@@ -345,37 +343,13 @@ class DynamoHistoryRows:
         self._copies = copies
 
     def put_if_newer(self, snapshot: RideUpdated, sequence: int) -> None:
-        key = _history_key(snapshot)
-        newer = [
-            copy
-            for copy in self._copies
-            if order(self._stored_version(copy, key), sequence, gapless=False) is Order.APPLY
-        ]
-        if self._copies and not newer:
-            raise Stale(f"{snapshot.ride_id} #{sequence} is not newer than the projection")
-        for copy in newer:
-            self._base.tx.put(
-                copy,
-                key
-                | {
-                    "rideId": snapshot.ride_id,
-                    "version": sequence,
-                    "ride": json.dumps(snapshot.ride),
-                    "requestedAt": snapshot.ride["requestedAt"],
-                    "inFlight": "Y"
-                    if in_flight(snapshot)
-                    else None,  # the sparse index of the rides in flight
-                },
-                label="history",
-                condition="attribute_not_exists(version) OR version < :v",
-                values={":v": sequence},
-            )
-
-    def _stored_version(self, copy: str, key: dict[str, str]) -> int:
-        stored = self._base.dynamodb.get_item(
-            TableName=copy, Key=dynamo.to_item(key), ConsistentRead=True, ProjectionExpression="version"
-        ).get("Item")
-        return int(dynamo.from_item(stored)["version"]) if stored else 0
+        row = {
+            "rideId": snapshot.ride_id,
+            "ride": json.dumps(snapshot.ride),
+            "requestedAt": snapshot.ride["requestedAt"],
+            "inFlight": "Y" if in_flight(snapshot) else None,  # the sparse index of the rides in flight
+        }
+        put_newer(self._base, self._copies, _history_key(snapshot), row, sequence, label="history")
 
 
 class DynamoHistoryUnitOfWork(ServiceUnitOfWork):
