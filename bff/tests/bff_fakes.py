@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from acr.errors import DependencyUnavailable, NotFound, ValidationFailed
+from acr.errors import DependencyUnavailable, ValidationFailed
 from acr_testkit.identity import settings_for
 from bff.auth import TokenSigner
 from bff.errors import ServiceUnavailable, UpstreamError
@@ -314,9 +314,6 @@ class FakeServiceStats:
     async def replica(self, base_url: str) -> Json | None:
         return self.processes.get(base_url)
 
-    async def redrive_producer(self, service: str) -> Json:
-        return {"queue": f"acr-{service}-producer-dlq", "redriven": 0}
-
     async def events(self, service: str, subject: str) -> list[Json]:
         if service in self.down:
             raise ServiceUnavailable(service)
@@ -332,25 +329,34 @@ class FakeServiceStats:
 
 
 class FakeDeadLetters:
-    """DLQ name -> {reason: count}; refuses what ``SqsDeadLetters`` refuses (test_bff_contract.py)."""
+    """Each service's DLQs, ``{service: {queue: {reason: count}}}``, the BFF's own included; a service in
+    ``down`` does not answer; a redrive of a queue the service does not have is its 404, passed on
+    (test_bff_contract.py runs the same cases against the real adapter)."""
 
-    def __init__(self, depths: dict[str, dict[str, int]] | None = None) -> None:
-        self.depths = {"acr-reward-payments-dlq": {"unknown_type": 2}} if depths is None else depths
-        self.redriven: list[str] = []
+    def __init__(
+        self, services: tuple[str, ...], depths: dict[str, dict[str, dict[str, int]]] | None = None
+    ) -> None:
+        self.services = ("bff", *services)
+        default = {"reward": {"acr-reward-events-dlq": {"unknown_type": 2}}}
+        self.depths = default if depths is None else depths
+        self.down: set[str] = set()
+        self.redriven: list[tuple[str, str]] = []
 
-    async def queues(self) -> list[Json]:
-        return [{"queue": q, "depth": sum(r.values()), "reasons": r} for q, r in sorted(self.depths.items())]
+    async def queues(self, service: str) -> list[Json]:
+        if service in self.down:
+            raise ServiceUnavailable(service)
+        own = self.depths.get(service, {})
+        return [{"queue": q, "depth": sum(r.values()), "reasons": r} for q, r in sorted(own.items())]
 
-    async def redrive(self, queue: str) -> Json:
-        if "-producer-dlq" in queue:
-            raise ValidationFailed(
-                f"{queue} holds unpublished events: the owning service's relay redrives them"
-            )
-        if queue not in self.depths:
-            raise NotFound(f"no queue {queue}")
-        self.redriven.append(queue)
-        moved = sum(self.depths[queue].values())
-        self.depths[queue] = {}
+    async def redrive(self, service: str, queue: str) -> Json:
+        if service in self.down:
+            raise ServiceUnavailable(service)
+        own = self.depths.get(service, {})
+        if queue not in own:
+            raise UpstreamError(404, "not_found", f"{queue} is not a dead-letter queue of {service}")
+        self.redriven.append((service, queue))
+        moved = sum(own[queue].values())
+        own[queue] = {}
         return {"queue": queue, "redriven": moved}
 
 

@@ -46,7 +46,7 @@ def deps(push_messaging: FakeMessaging) -> Dependencies:
         loyalty=FakeLoyalty(),
         payments=FakePayments(),
         services=FakeServiceStats(OTHER_SERVICES),
-        dead_letters=FakeDeadLetters(),
+        dead_letters=FakeDeadLetters(OTHER_SERVICES),
         consumers=push_messaging,
         chaos=FakeChaos(),
     )

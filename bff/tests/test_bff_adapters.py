@@ -5,15 +5,13 @@ import json
 import logging
 from typing import Any
 
-import boto3
 import httpx
 import pytest
-from moto import mock_aws
 
 from acr.errors import NotFound
 from acr.identity import ServiceCredentials
 from acr_testkit.identity import OPS_TOKEN, PUBLIC_KEYS, credentials_of
-from bff.adapters.dlq import SqsDeadLetters, source_queue
+from bff.adapters.dlq import ServiceDeadLetters
 from bff.adapters.http import EveryReplica, HttpPayments, HttpRideManager, ServiceHttp
 from bff.errors import ServiceUnavailable, UpstreamError
 from bff.redaction import RedactTokens
@@ -152,56 +150,64 @@ def test_token_never_reaches_server_logs() -> None:
     assert "abc.def" not in record.getMessage() and "token=***" in record.getMessage()
 
 
-@mock_aws
-def test_dlq_depth_reasons_and_redrive() -> None:
-    sqs = boto3.client("sqs", region_name="us-east-1")
-    source = sqs.create_queue(QueueName="acr-reward-payments")["QueueUrl"]
-    dlq = sqs.create_queue(QueueName="acr-reward-payments-dlq")["QueueUrl"]
-    fifo_source = sqs.create_queue(
-        QueueName="acr-bff-ride-updates.fifo",
-        Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"},
-    )["QueueUrl"]
-    fifo_dlq = sqs.create_queue(
-        QueueName="acr-bff-ride-updates-dlq.fifo",
-        Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"},
-    )["QueueUrl"]
-    sqs.create_queue(QueueName="acr-unrelated")
-    for reason in ("unknown_type", "unknown_type", "schema_invalid"):
-        sqs.send_message(
-            QueueUrl=dlq,
-            MessageBody=f'{{"r": "{reason}"}}',
-            MessageAttributes={
-                "reason": {"DataType": "String", "StringValue": reason},
-                "sourceQueue": {"DataType": "String", "StringValue": "acr-reward-payments"},
-            },
-        )
-    sqs.send_message(
-        QueueUrl=fifo_dlq, MessageBody="{}", MessageGroupId="poison", MessageDeduplicationId="m1"
+class OwnQueues:
+    """The BFF's own messaging: its DLQs, or an SQS that does not answer."""
+
+    def __init__(self, *, down: bool = False) -> None:
+        self.down = down
+        self.redriven: list[str] = []
+
+    def dead_letter_queues(self) -> list[dict[str, object]]:
+        if self.down:
+            raise ConnectionError("sqs down")
+        return [{"queue": "acr-bff-ride-eta-dlq-bff-1", "depth": 1, "reasons": {"unparseable": 1}}]
+
+    def redrive_dead_letter_queue(self, queue: str) -> dict[str, object]:
+        if not queue.startswith("acr-bff-"):
+            raise NotFound(f"{queue} is not a dead-letter queue of bff")
+        self.redriven.append(queue)
+        return {"queue": queue, "redriven": 1}
+
+
+def test_each_service_is_asked_for_its_own_dlqs_and_the_bff_reads_its_own_in_process() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.method == "GET":
+            return httpx.Response(
+                200, json={"service": "reward", "queues": [{"queue": "acr-reward-events-dlq"}]}
+            )
+        if "acr-nobody" in request.url.path:
+            return httpx.Response(404, json={"error": {"code": "not_found", "message": "not its queue"}})
+        return httpx.Response(200, json={"queue": "acr-reward-events-dlq", "redriven": 2})
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    own = OwnQueues()
+    dead = ServiceDeadLetters(
+        "bff", own, {"reward": ServiceHttp(client, "reward", "http://rw", credentials_of("bff"))}
     )
-    dead = SqsDeadLetters(sqs)
-
-    queues = {q["queue"]: q for q in asyncio.run(dead.queues())}
-    assert set(queues) == {"acr-reward-payments-dlq", "acr-bff-ride-updates-dlq.fifo"}
-    assert queues["acr-reward-payments-dlq"]["depth"] == 3
-    assert queues["acr-reward-payments-dlq"]["reasons"] == {"unknown_type": 2, "schema_invalid": 1}
-    assert queues["acr-bff-ride-updates-dlq.fifo"]["reasons"] == {"unknown": 1}
-
-    assert asyncio.run(dead.redrive("acr-reward-payments-dlq")) == {
-        "queue": "acr-reward-payments-dlq",
-        "redriven": 3,
-    }
-    assert asyncio.run(dead.redrive("acr-bff-ride-updates-dlq.fifo"))["redriven"] == 1
-    moved = sqs.receive_message(QueueUrl=source, MaxNumberOfMessages=10, MessageAttributeNames=["All"])[
-        "Messages"
+    assert dead.services == ("bff", "reward")
+    assert asyncio.run(dead.queues("reward")) == [{"queue": "acr-reward-events-dlq"}]
+    assert asyncio.run(dead.redrive("reward", "acr-reward-events-dlq"))["redriven"] == 2
+    with pytest.raises(UpstreamError) as refused:
+        asyncio.run(dead.redrive("reward", "acr-nobody/x"))
+    assert refused.value.status == 404
+    assert [(r.method, r.url.raw_path.decode()) for r in seen] == [
+        ("GET", "/v1/ops/dlq"),
+        ("POST", "/v1/ops/dlq/acr-reward-events-dlq/redrive"),
+        ("POST", "/v1/ops/dlq/acr-nobody%2Fx/redrive"),  # one path segment, whatever the name holds
     ]
-    assert len(moved) == 3 and all("reason" not in m.get("MessageAttributes", {}) for m in moved)
-    assert len(sqs.receive_message(QueueUrl=fifo_source, MaxNumberOfMessages=10).get("Messages", [])) == 1
-    with pytest.raises(NotFound) as error:
-        asyncio.run(dead.redrive("acr-unrelated"))
-    assert error.value.status == 404
+    assert all(r.headers["X-Ops-Token"] == OPS_TOKEN for r in seen)
+    assert asyncio.run(dead.queues("bff"))[0]["queue"] == "acr-bff-ride-eta-dlq-bff-1"
+    assert asyncio.run(dead.redrive("bff", "acr-bff-ride-eta-dlq-bff-1"))["redriven"] == 1
+    assert own.redriven == ["acr-bff-ride-eta-dlq-bff-1"]
+    with pytest.raises(NotFound):
+        asyncio.run(dead.redrive("bff", "acr-reward-events-dlq"))
 
 
-def test_source_queue_naming() -> None:
-    assert source_queue("acr-x-q-dlq", {}) == "acr-x-q"
-    assert source_queue("acr-x-q-dlq.fifo", {}) == "acr-x-q.fifo"
-    assert source_queue("acr-x-q-dlq", {"sourceQueue": {"StringValue": "acr-y"}}) == "acr-y"
+def test_the_bffs_own_dlqs_unreadable_is_the_bff_unavailable() -> None:
+    dead = ServiceDeadLetters("bff", OwnQueues(down=True), {})
+    with pytest.raises(ServiceUnavailable) as error:
+        asyncio.run(dead.queues("bff"))
+    assert error.value.status == 503

@@ -4,7 +4,7 @@ import asyncio
 import os
 from collections import Counter
 
-from bff_fakes import OPS, SETTINGS, FakeServiceStats, book, error_of
+from bff_fakes import OPS, SETTINGS, FakeDeadLetters, FakeServiceStats, book, error_of
 from fastapi.testclient import TestClient
 
 from bff.replicas import replica_table
@@ -121,11 +121,57 @@ def test_controls(client: TestClient, deps: Dependencies) -> None:
     assert client.get("/ops/payments?rideId=ride_1", headers=OPS).json()["charges"][0]["rideId"] == "ride_1"
 
 
-def test_dlq_and_redrive(client: TestClient) -> None:
-    queues = client.get("/ops/dlq", headers=OPS).json()["queues"]
-    assert queues == [{"queue": "acr-reward-payments-dlq", "depth": 2, "reasons": {"unknown_type": 2}}]
-    moved = client.post("/ops/dlq/acr-reward-payments-dlq/redrive", headers=OPS).json()
-    assert moved == {"queue": "acr-reward-payments-dlq", "redriven": 2}
+def test_dlq_and_redrive(client: TestClient, deps: Dependencies) -> None:
+    listed = client.get("/ops/dlq", headers=OPS).json()
+    assert listed == {
+        "queues": [{"queue": "acr-reward-events-dlq", "depth": 2, "reasons": {"unknown_type": 2}}],
+        "unavailable": [],
+    }
+    moved = client.post("/ops/dlq/acr-reward-events-dlq/redrive", headers=OPS).json()
+    assert moved == {"queue": "acr-reward-events-dlq", "redriven": 2}
+    assert deps.dead_letters.redriven == [("reward", "acr-reward-events-dlq")]  # type: ignore[attr-defined]
+
+
+def test_the_dlqs_of_every_service_are_gathered_and_a_silent_one_is_named(
+    client: TestClient, deps: Dependencies
+) -> None:
+    dead: FakeDeadLetters = deps.dead_letters  # type: ignore[assignment]
+    dead.depths = {
+        "bff": {"acr-bff-ride-eta-dlq-bff-1": {"unparseable": 1}},
+        "ride-manager": {
+            "acr-ride-manager-events-dlq": {"untrusted_source": 2},
+            "acr-ride-manager-producer-dlq": {},
+        },
+        "payment": {"acr-payment-events-dlq": {"unknown_type": 1}},
+    }
+    dead.down.add("payment")
+    listed = client.get("/ops/dlq", headers=OPS).json()
+    assert [q["queue"] for q in listed["queues"]] == [
+        "acr-bff-ride-eta-dlq-bff-1",
+        "acr-ride-manager-events-dlq",
+        "acr-ride-manager-producer-dlq",
+    ]
+    assert listed["unavailable"] == ["payment"]
+    error_of(
+        client.post("/ops/dlq/acr-payment-events-dlq/redrive", headers=OPS), 503, "dependency_unavailable"
+    )
+
+
+def test_a_redrive_goes_to_the_service_the_queue_name_names(client: TestClient, deps: Dependencies) -> None:
+    dead: FakeDeadLetters = deps.dead_letters  # type: ignore[assignment]
+    dead.depths = {
+        "bff": {"acr-bff-ride-updates-dlq-bff-2.fifo": {"unparseable": 1}},
+        "car-dispatcher": {"acr-car-dispatcher-producer-dlq": {"ValidationException": 3}},
+    }
+    for queue in ("acr-car-dispatcher-producer-dlq", "acr-bff-ride-updates-dlq-bff-2.fifo"):
+        assert client.post(f"/ops/dlq/{queue}/redrive", headers=OPS).status_code == 200
+    assert dead.redriven == [
+        ("car-dispatcher", "acr-car-dispatcher-producer-dlq"),
+        ("bff", "acr-bff-ride-updates-dlq-bff-2.fifo"),
+    ]
+    error_of(client.post("/ops/dlq/acr-nobody-events-dlq/redrive", headers=OPS), 404, "not_found")
+    error_of(client.post("/ops/dlq/acr-car-dispatcher-other-dlq/redrive", headers=OPS), 404, "not_found")
+    assert len(dead.redriven) == 2
 
 
 def test_ops_rides_and_events(

@@ -54,7 +54,7 @@ class Replicas:
             loyalty=FakeLoyalty(),
             payments=FakePayments(),
             services=FakeServiceStats(OTHER_SERVICES),
-            dead_letters=FakeDeadLetters(),
+            dead_letters=FakeDeadLetters(OTHER_SERVICES),
             consumers=queues,
             chaos=FakeChaos(),
         )

@@ -148,3 +148,23 @@ def test_an_account_off_the_producers_allow_list_cannot_put_a_rule_on_its_bus(
     allowed = {f"arn:aws:iam::{accounts[c]}:root" for c in ALLOW_LISTS["ride"]}
     assert set(principals if isinstance(principals, list) else [principals]) == allowed
     assert f"arn:aws:iam::{accounts['reward']}:root" not in principals
+
+
+def test_the_ops_dlq_lists_and_redrives_every_accounts_dead_letter_queues(
+    multi_account_stack: Stack, accounts: dict[str, str]
+) -> None:
+    """Each service reads its own DLQs in its own account, so the BFF (in the bff account) lists the payment
+    account's too, and a redrive reaches them."""
+    ops = Ops.of(multi_account_stack)
+    listed = ops.get("/dlq")
+    queues = {q["queue"] for q in listed["queues"]}
+    assert {"acr-payment-events-dlq", "acr-payment-producer-dlq", "acr-ride-manager-events-dlq"} <= queues
+    assert listed["unavailable"] == []
+    endpoint = multi_account_stack.config.endpoint
+    assert (
+        not client_in(endpoint, accounts["bff"], "sqs")
+        .list_queues(QueueNamePrefix="acr-payment")
+        .get("QueueUrls")
+    )  # the BFF's own account has none of them
+    redriven = ops.call("POST", "/dlq/acr-payment-events-dlq/redrive")
+    assert redriven.status_code == 200 and redriven.json()["queue"] == "acr-payment-events-dlq", redriven.text

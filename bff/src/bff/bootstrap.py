@@ -6,14 +6,13 @@ import asyncio
 
 from fastapi import FastAPI
 
-from acr import aws
 from acr.runtime import Messaging
 from acr.secrets import secret_values
 from acr.service import Runtime, Service
 from acr.settings import SERVICE_PORTS, Settings
 from acr.unit_of_work import EffectsOnly
 from bff import api, chaos, ops, ws
-from bff.adapters.dlq import SqsDeadLetters
+from bff.adapters.dlq import ServiceDeadLetters
 from bff.adapters.http import (
     EveryReplica,
     HttpAddressFinder,
@@ -82,8 +81,9 @@ def assemble(runtime: Runtime, deps: Dependencies) -> BffState:
 
 
 def aws_adapters(runtime: Runtime) -> Dependencies:
-    """HTTP to every other service (one shared client, closed when the app stops), SQS for the DLQs; for
-    the chaos controls, HTTP to the fault proxy and to every service's fault windows, this one's too."""
+    """HTTP to every other service (one shared client, closed when the app stops), each service's own DLQ
+    routes among them; for the chaos controls, HTTP to the fault proxy and to every service's fault windows,
+    this one's too."""
     settings = runtime.settings
     messaging = Messaging(TOPOLOGY, settings, runtime.loops)  # opens this replica's own push queues
     runtime.messaging = messaging
@@ -109,7 +109,7 @@ def aws_adapters(runtime: Runtime) -> Dependencies:
         loyalty=HttpLoyalty(https["reward"]),
         payments=HttpPayments(https["payment"], every["payment"]),
         services=HttpServiceStats({name: https[name] for name in OTHER_SERVICES}, client, signed),
-        dead_letters=SqsDeadLetters(aws.client("sqs", settings)),
+        dead_letters=ServiceDeadLetters("bff", messaging, {name: https[name] for name in OTHER_SERVICES}),
         consumers=messaging,
         chaos=HttpChaos(control, https, every),
     )

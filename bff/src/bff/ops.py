@@ -199,20 +199,38 @@ async def replicas(state: State) -> dict[str, list[dict[str, Any]]]:
     return await replica_table(state.settings, state.deps.services)
 
 
+def owner_of(queue: str, services: tuple[str, ...]) -> str | None:
+    """The service a DLQ belongs to: its name is ``acr-<service>-...`` (the longest service name that fits,
+    should one name start another)."""
+    return max((s for s in services if queue.startswith(f"acr-{s}-")), key=len, default=None)
+
+
 @router.get("/dlq")
 async def dead_letter_queues(deps: Deps) -> dict[str, Any]:
-    """Each DLQ with its depth and the reasons of its messages."""
-    return {"queues": await deps.dead_letters.queues()}
+    """Each DLQ of every service with its depth and the reasons of its messages, as each service reads its
+    own; a service that does not answer is named in ``unavailable``."""
+    names = deps.dead_letters.services
+    found = await asyncio.gather(*(deps.dead_letters.queues(name) for name in names), return_exceptions=True)
+    for answer in found:
+        if isinstance(answer, BaseException) and not isinstance(answer, ServiceUnavailable):
+            raise answer
+    queues = [queue for answer in found if isinstance(answer, list) for queue in answer]
+    return {
+        "queues": sorted(queues, key=lambda q: str(q.get("queue"))),
+        "unavailable": [
+            name for name, answer in zip(names, found, strict=True) if not isinstance(answer, list)
+        ],
+    }
 
 
 @router.post("/dlq/{queue}/redrive", responses=errors(404))
 async def redrive(queue: str, deps: Deps) -> dict[str, Any]:
-    """Move a DLQ's messages back to the queue they came from; a producer DLQ's events are re-published
-    by the service that owns them (same ids)."""
-    producer = queue.removeprefix("acr-").removesuffix("-producer-dlq")
-    if queue.endswith("-producer-dlq") and producer in deps.services.services:
-        return await deps.services.redrive_producer(producer)
-    return await deps.dead_letters.redrive(queue)
+    """The service that owns the DLQ moves its messages back to the queue they came from, or for a producer
+    DLQ publishes its events again (same ids)."""
+    owner = owner_of(queue, deps.dead_letters.services)
+    if owner is None:
+        raise NotFound(f"no service has a queue named {queue!r}")
+    return await deps.dead_letters.redrive(owner, queue)
 
 
 @router.get("/payments")

@@ -1,4 +1,4 @@
-"""What the BFF needs from the other services. Adapters speak HTTP (or SQS); tests use in-memory fakes.
+"""What the BFF needs from the other services. Adapters speak HTTP; tests use in-memory fakes.
 
 Every method returns the other service's JSON as a dict, raises ``UpstreamError`` for its 4xx answers
 (passed through as they are) and ``ServiceUnavailable`` when it cannot be reached or fails.
@@ -64,7 +64,6 @@ class ServiceStats(Protocol):
         ...
 
     async def rebuild_projection(self, service: str, name: str) -> Json: ...
-    async def redrive_producer(self, service: str) -> Json: ...
     async def healthy(self, service: str) -> bool: ...
     async def replica(self, base_url: str) -> Json | None:
         """Which process answers at ``base_url`` (``{"service", "replica", "pid"}``); None if none does."""
@@ -82,5 +81,17 @@ class Chaos(Protocol):
 
 
 class DeadLetters(Protocol):
-    async def queues(self) -> list[Json]: ...
-    async def redrive(self, queue: str) -> Json: ...
+    """Every service's own dead-letter queues, the BFF's included, each read and redriven by the service
+    that owns them (``/v1/ops/dlq``); ``NotFound``/404 for a queue that is not one of ``service``'s."""
+
+    @property
+    def services(self) -> tuple[str, ...]: ...
+
+    async def queues(self, service: str) -> list[Json]:
+        """``service``'s DLQs: ``{"queue", "depth", "reasons": {reason: count}}`` each."""
+        ...
+
+    async def redrive(self, service: str, queue: str) -> Json:
+        """``service`` moves ``queue`` back (a producer DLQ: publishes its events again):
+        ``{"queue", "redriven"}``."""
+        ...

@@ -291,19 +291,13 @@ def test_apply_and_export_describe_the_same_resources() -> None:
 
 
 def test_only_the_rules_and_topics_feeding_a_queue_and_its_consumer_may_send_to_it() -> None:
-    """The same senders in both, but the operator: ``apply`` lets the BFF's DLQ redrive send to every
-    consumer's queue of its one account; the exported stacks keep each context's queues to its own."""
+    """The same senders in both: each queue's feeds and its consumer's role, which sends its own dead
+    letters and redrives them (no operator role may send to another service's queue)."""
     applied, exported = _applied()["senders"], _exported()["senders"]
-    redriven = {q for s in discover() for q, _, _ in s.all_queues() if not s.per_replica}
-    assert all("acr-bff" in applied[q][1] for q in redriven)
-    without_operator = {
-        name: (feeds, [p for p in principals if name not in redriven or p != "acr-bff"])
-        for name, (feeds, principals) in applied.items()
-    }
-    assert without_operator == exported
+    assert applied == exported
     assert applied["acr-ride-manager-events"] == (
         [("events.amazonaws.com", "ride-manager-events")],
-        ["acr-bff", "acr-ride-manager"],
+        ["acr-ride-manager"],
     )
     assert exported["acr-ride-manager-history.fifo"] == (
         [("sns.amazonaws.com", "acr-ride-updates.fifo")],
@@ -365,6 +359,23 @@ def test_a_task_role_reaches_exactly_its_own_slice(service: str) -> None:
     expected |= {s.bus} if s.bus and s.has_outbox else set()
     expected |= set(s.topics) | {st.name for st in s.streams}
     assert names == expected
+
+
+def test_a_consumer_redrives_its_own_dlqs_with_its_own_role() -> None:
+    """``/v1/ops/dlq`` runs in the consuming service: its role reads, deletes from and sends to its own DLQs
+    (and sends to its own queues), no other's."""
+    resources = _stacks()["ride"]["Resources"]
+    role = resources["RideManagerTaskRole"]
+    statements = {
+        s["Sid"]: s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]
+    }
+    dead_letter = statements["deadLetter"]
+    assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:SendMessage"} <= set(dead_letter["Action"])
+    dlqs = {_physical(resources[r]) for r in _referenced(dead_letter)}
+    assert dlqs == {
+        dlq for _, dlq, _ in next(s for s in discover() if s.service == "ride-manager").all_queues()
+    }
+    assert "sqs:SendMessage" in statements["consume"]["Action"]
 
 
 def test_a_per_replica_service_manages_only_its_own_queues_rules_and_subscriptions() -> None:

@@ -288,10 +288,6 @@ class HttpServiceStats:
     async def healthy(self, service: str) -> bool:
         return await self._https[service].healthy()
 
-    async def redrive_producer(self, service: str) -> Json:
-        """Ask ``service`` to re-publish what its relay dead-lettered."""
-        return await self._https[service].call("POST", "/v1/ops/dlq/redrive")
-
     async def spans(self, service: str, trace_id: str) -> list[Json]:
         answer = await self._https[service].call("GET", "/v1/ops/spans", params={"traceId": trace_id})
         return list(answer.get("spans", []))

@@ -10,6 +10,7 @@ from acr import catalog
 from acr.catalog.base import EventData
 from acr.consumer import Handlers, MessageHandler, U, idempotent
 from acr.envelope import CloudEvent
+from acr.errors import NotFound
 from acr.kinesis import Watcher
 from acr.stream import Processor
 
@@ -65,6 +66,12 @@ class FakeMessaging:
 
     def redrive_dead_letters(self) -> int:
         return 0
+
+    def dead_letter_queues(self) -> list[dict[str, object]]:
+        return []
+
+    def redrive_dead_letter_queue(self, queue: str) -> dict[str, object]:
+        raise NotFound(f"{queue} is not a dead-letter queue of this service")
 
     def events_about(self, subject: str) -> list[dict[str, object]]:
         del subject

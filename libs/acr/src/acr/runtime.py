@@ -10,6 +10,7 @@ from acr import aws
 from acr.aws import MakeClient
 from acr.channels import Channel, EventBridgeChannel, FaultyChannel, SnsFifoChannel
 from acr.consumer import Handlers, SqsConsumer, U, idempotent
+from acr.dead_letters import DeadLetterQueues
 from acr.dynamo import DynamoUnitOfWork
 from acr.faults import process_faults, windows_allowed
 from acr.kinesis import KinesisReader, Watcher
@@ -123,6 +124,10 @@ class Messaging:
                 metric = OutboxAgeMetric(make("cloudwatch"), topology.service, self.relay.oldest_pending_ms)
                 loops.add("outbox-age-metric", metric.run)
 
+        self.dead_letters = DeadLetterQueues(
+            self.sqs, topology, self.redrive_dead_letters if topology.has_outbox else None
+        )
+
         expiring = expiring_tables(topology)
         if settings.aws_endpoint_url and expiring:  # on AWS, DynamoDB TTL deletes expired items
             sweep = Sweeper(self.dynamodb, expiring, every_s=settings.sweep_s).run
@@ -166,6 +171,14 @@ class Messaging:
         if self.relay:
             self.relay.wake()
         return moved
+
+    def dead_letter_queues(self) -> list[dict[str, object]]:
+        """Each of this service's DLQs with its depth and its messages' reasons (``/v1/ops/dlq``)."""
+        return self.dead_letters.listed()
+
+    def redrive_dead_letter_queue(self, queue: str) -> dict[str, object]:
+        """Move one of this service's DLQs back (``POST /v1/ops/dlq/{queue}/redrive``)."""
+        return self.dead_letters.redrive(queue)
 
     def stats(self) -> dict[str, object]:
         """This service's counters with its DLQ depths and the age of its oldest pending outbox row

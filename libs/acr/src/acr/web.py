@@ -47,6 +47,10 @@ class OpsMessaging(QueueGauges, Protocol):
 
     def redrive_dead_letters(self) -> int: ...
 
+    def dead_letter_queues(self) -> list[dict[str, object]]: ...
+
+    def redrive_dead_letter_queue(self, queue: str) -> dict[str, object]: ...
+
     def events_about(self, subject: str) -> list[dict[str, object]]: ...
 
 
@@ -236,18 +240,50 @@ def install_projection_routes(app: FastAPI, service: str) -> None:
         return {"service": service, "name": name, "state": pointer.state.value}
 
 
+def _messaging(request: Request) -> OpsMessaging | None:
+    """The messaging the service's wiring set (none: a service without a messaging slice)."""
+    return getattr(request.app.state, "messaging", None)
+
+
+def install_dead_letter_routes(app: FastAPI, service: str) -> None:
+    """``GET /v1/ops/dlq``, ``POST /v1/ops/dlq/{queue}/redrive`` and ``POST /v1/ops/dlq/redrive``: the
+    service's own DLQs (``acr.dead_letters``), which only its own role may read and send back from; the
+    BFF's ``/ops/dlq`` gathers them."""
+
+    @app.post("/v1/ops/dlq/redrive", tags=["ops"], dependencies=[OPS])
+    def redrive_producer_dlq(request: Request) -> dict[str, Any]:
+        """Publish again what the relay dead-lettered (same ids)."""
+        found = _messaging(request)
+        queue = f"acr-{service}-producer-dlq"
+        return {"queue": queue, "redriven": found.redrive_dead_letters() if found else 0}
+
+    @app.get("/v1/ops/dlq", tags=["ops"], dependencies=[OPS])
+    def dead_letter_queues(request: Request) -> dict[str, Any]:
+        """The service's own DLQs (its consumers', each replica's copy included, and its producer's), each
+        with its depth and the reasons of up to 30 of its messages."""
+        found = _messaging(request)
+        return {"service": service, "queues": found.dead_letter_queues() if found else []}
+
+    @app.post("/v1/ops/dlq/{queue}/redrive", tags=["ops"], dependencies=[OPS], responses=errors(NotFound))
+    def redrive_dead_letter_queue(queue: str, request: Request) -> dict[str, Any]:
+        """Move a consumer DLQ's messages back to the queue they came from (at most 1000 a call), or publish
+        the producer DLQ's events again (same ids); 404 for a queue that is not one of the service's DLQs."""
+        found = _messaging(request)
+        if found is None:
+            raise NotFound(f"{service} has no dead-letter queues")
+        return found.redrive_dead_letter_queue(queue)
+
+
 def install_ops_routes(app: FastAPI, service: str, *, health: bool = True) -> None:
     """``GET /healthz`` (open; unless ``health`` is False: the service answers it itself) and, behind the ops
     credential (``acr.guards.OPS``), ``GET /v1/ops/stats``
     (this process's counters and, when the service has a messaging slice, its DLQ depths and oldest
-    pending outbox row), ``GET /v1/ops/replica`` (which process answers), ``POST /v1/ops/dlq/redrive``,
+    pending outbox row), ``GET /v1/ops/replica`` (which process answers), its DLQs (``GET /v1/ops/dlq``,
+    ``POST /v1/ops/dlq/{queue}/redrive``, and ``POST /v1/ops/dlq/redrive`` for the producer DLQ),
     ``GET /v1/ops/events?subject=`` (what the service published about one aggregate),
     ``GET /v1/ops/spans?traceId=`` (this process's recent spans of one trace), the service's read models
     (``GET /v1/ops/projections``, ``POST /v1/ops/projections/{name}/rebuild``) and the fault windows
     (``install_fault_routes``)."""
-
-    def messaging(request: Request) -> OpsMessaging | None:
-        return getattr(request.app.state, "messaging", None)
 
     if health:
 
@@ -258,7 +294,7 @@ def install_ops_routes(app: FastAPI, service: str, *, health: bool = True) -> No
     @app.get("/v1/ops/stats", tags=["ops"], dependencies=[OPS])
     def stats(request: Request) -> dict[str, Any]:
         counters = COUNTERS.snapshot()
-        found = messaging(request)
+        found = _messaging(request)
         if found is not None:
             counters |= found.stats()
         return counters
@@ -269,12 +305,6 @@ def install_ops_routes(app: FastAPI, service: str, *, health: bool = True) -> No
         settings: Settings = getattr(request.app.state, "settings", None) or get_settings()
         return {"service": service, "replica": settings.replica, "pid": os.getpid()}
 
-    @app.post("/v1/ops/dlq/redrive", tags=["ops"], dependencies=[OPS])
-    def redrive_producer_dlq(request: Request) -> dict[str, Any]:
-        found = messaging(request)
-        queue = f"acr-{service}-producer-dlq"
-        return {"queue": queue, "redriven": found.redrive_dead_letters() if found else 0}
-
     @app.get("/v1/ops/spans", tags=["ops"], dependencies=[OPS])
     def ops_spans(traceId: Annotated[str, Query(pattern="^[0-9a-f]{32}$")]) -> dict[str, Any]:  # noqa: N803
         """This process's recent spans of one trace (and those linking to it), from its in-memory ring."""
@@ -282,9 +312,10 @@ def install_ops_routes(app: FastAPI, service: str, *, health: bool = True) -> No
 
     @app.get("/v1/ops/events", tags=["ops"], dependencies=[OPS])
     def ops_events(subject: str, request: Request) -> dict[str, Any]:
-        found = messaging(request)
+        found = _messaging(request)
         return {"service": service, "events": found.events_about(subject) if found else []}
 
+    install_dead_letter_routes(app, service)
     install_projection_routes(app, service)
     install_fault_routes(app)
 

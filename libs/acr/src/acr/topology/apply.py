@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from acr.aws import MakeClient
 from acr.topology.model import ServiceTopology, Table
 from acr.topology.plan import Archive, Delivery, Queue, plan
-from acr.topology.queue_policy import EVENTBRIDGE, OPERATOR, SNS, Feed, queue_policy, service_role
+from acr.topology.queue_policy import EVENTBRIDGE, SNS, Feed, queue_policy, service_role
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -118,8 +118,7 @@ def _apply_delivery(delivery: Delivery, consumer: str, clients: Clients) -> list
         feeds.append(Feed(SNS, topic_arn))
         dlq_feeds.append(Feed(SNS, topic_arn))  # what SNS could not deliver to the queue
         done.append(f"subscription {delivery.topic} -> {delivery.queue.name}")
-    senders = [service_role(queue_arn, consumer), service_role(queue_arn, OPERATOR)]
-    _set_policy(clients.sqs, url, queue_policy(queue_arn, feeds, senders))
+    _set_policy(clients.sqs, url, queue_policy(queue_arn, feeds, [service_role(queue_arn, consumer)]))
     _set_policy(clients.sqs, dlq_url, queue_policy(dlq_arn, dlq_feeds, [service_role(dlq_arn, consumer)]))
     return done
 

@@ -520,8 +520,8 @@ def _send_from(service: str, queue_arn: Json, condition: Json) -> Json:
 
 def _delivery(stack: Stack, p: ServicePlan, delivery: Delivery) -> None:
     """The queue and its DLQ; a rule on this context's bus, or a subscription to the topic, sends to it.
-    Their policies let only that rule or topic, and the consuming service's task role, send to them (the
-    operator's redrive of ``apply`` reaches the queues of one account only: docs/deploy.md)."""
+    Their policies let only that rule or topic, and the consuming service's task role (its dead letters,
+    its own redrive), send to them, as ``apply``'s do."""
     dlq = _queue(stack, delivery.dlq)
     logical = _queue(stack, delivery.queue)
     consumer = [arn_of(f"{camel(p.service)}TaskRole")]

@@ -1,11 +1,11 @@
 """Who may send to a consumer's queue: the rules and topics that feed it, and ACR's own direct sends.
 
 A queue's policy allows ``sqs:SendMessage`` from EventBridge for the rules that target it and from SNS for
-the topic it subscribes to (``aws:SourceArn``), and from the few principals whose code sends to it directly:
-the consuming service (a parked message sent again with a delay, a dead letter) and, in one account, the
-operator (the BFF's ``/v1/ops/dlq`` redrive). Everyone else is denied, even a principal of the account whose
-own IAM policy would allow it. ``apply``, the exported stacks and the per-replica queues build their policies
-here; the values are ARNs, or CloudFormation expressions of ARNs.
+the topic it subscribes to (``aws:SourceArn``), and from the one principal whose code sends to it directly:
+the consuming service (a parked message sent again with a delay, a dead letter, its own ``/v1/ops/dlq``
+redrive sending dead letters back). Everyone else is denied, even a principal of the account whose own IAM
+policy would allow it. ``apply``, the exported stacks and the per-replica queues build their policies here;
+the values are ARNs, or CloudFormation expressions of ARNs.
 """
 
 from __future__ import annotations
@@ -13,9 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-
-OPERATOR = "bff"
-"""Serves ``/v1/ops/dlq``: its redrive sends each dead letter back to the queue it came from."""
 
 EVENTBRIDGE = "events.amazonaws.com"
 SNS = "sns.amazonaws.com"

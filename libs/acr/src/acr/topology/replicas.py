@@ -64,6 +64,15 @@ def _suffixed(name: str, suffix: str) -> str:
     return f"{base}-{suffix}{fifo}"
 
 
+def is_replica_copy(name: str, declared: str) -> bool:
+    """Is ``name`` some replica's copy of the declared queue ``declared`` (``<declared>-<replica>``)?"""
+    base, fifo = (declared.removesuffix(".fifo"), ".fifo") if declared.endswith(".fifo") else (declared, "")
+    if not (name.startswith(f"{base}-") and name.endswith(fifo)):
+        return False
+    suffix = name.removeprefix(f"{base}-").removesuffix(fifo)
+    return re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", suffix) is not None  # as ``replica_suffix`` makes them
+
+
 @dataclass(frozen=True)
 class ReplicaDelivery:
     """One replica's copy of a declared delivery."""

@@ -82,7 +82,15 @@ _CONSUME_ACTIONS = [
     "sqs:SendMessage",
 ]
 
-_DEAD_LETTER_ACTIONS = ["sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"]
+_DEAD_LETTER_ACTIONS = [
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "sqs:GetQueueUrl",
+    "sqs:ReceiveMessage",
+    "sqs:SendMessage",
+]
+"""A consumer sends a poison message to its DLQ; its ``/v1/ops/dlq`` reads the DLQ (a peek for the reasons)
+and redrives it (receive, send back to its own queue, delete)."""
 
 
 def cluster(stack: Stack) -> None:
