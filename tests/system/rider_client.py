@@ -174,6 +174,55 @@ class Ops:
             assert time.monotonic() < deadline, f"never: {what}"
             time.sleep(0.5)
 
+    def projection(self, name: str) -> dict[str, Any]:
+        """The read model ``name`` as ``/ops/projections`` lists it (every service's, by name)."""
+        answer = self.get("/projections")
+        assert answer["unavailable"] == [], answer
+        (state,) = [p for p in answer["projections"] if p["name"] == name]
+        return dict(state)
+
+    def rebuilt(self, name: str, timeout_s: float = 120) -> dict[str, Any]:
+        """Poll ``/ops/projections`` until ``name`` is LIVE with a last rebuild (REBUILDING until then)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            state = self.projection(name)
+            if state["state"] == "LIVE" and state["lastRebuild"]:
+                return state
+            assert state["state"] == "REBUILDING", state
+            assert time.monotonic() < deadline, f"still rebuilding: {state}"
+            time.sleep(0.5)
+
+
+@dataclass
+class Reads:
+    """Calls ``read`` over and over in a background thread (every ``pause_s``) until ``stop``, and keeps
+    what it answers: None for a good read, else what was wrong (an HTTP error counts as one)."""
+
+    read: Callable[[], str | None]
+    pause_s: float = 0.1
+    reads: int = 0
+    failures: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                failure = self.read()
+            except httpx.HTTPError as exc:
+                failure = repr(exc)
+            if failure is not None:
+                self.failures.append(failure)
+            self.reads += 1
+            time.sleep(self.pause_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
 
 @dataclass
 class Listener:

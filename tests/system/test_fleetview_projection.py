@@ -7,15 +7,11 @@ rebuild. Its own stack, since a rebuild changes state."""
 from __future__ import annotations
 
 import random
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
 
-import httpx
 import pytest
-from rider_client import Ops, Rider, book_ride
+from rider_client import Ops, Reads, Rider, book_ride
 from stack_fixtures import SAGA_SETTINGS, running_stack
 
 from acr_stack import Stack
@@ -36,35 +32,17 @@ def states(ops: Ops) -> dict[str, tuple[str, str | None]]:
     return {c["carId"]: (c["state"], c["rideId"]) for c in ops.get("/fleet")["cars"]}
 
 
-@dataclass
-class FleetReader:
-    """Reads ``/ops/fleet`` over and over; keeps every failure and every answer short of the fleet."""
+def fleet_reads(ops: Ops) -> Reads:
+    """``/ops/fleet`` read over and over: a failure is any answer but 200 with the whole fleet."""
 
-    ops: Ops
-    reads: int = 0
-    failures: list[str] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
+    def read() -> str | None:
+        response = ops.call("GET", "/fleet")
+        if response.status_code != 200:
+            return f"{response.status_code} {response.text[:200]}"
+        listed = len(response.json()["cars"])
+        return None if listed == FLEET_SIZE else f"{listed} cars listed"
 
-    def __post_init__(self) -> None:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                response = self.ops.call("GET", "/fleet")
-                if response.status_code != 200:
-                    self.failures.append(f"{response.status_code} {response.text[:200]}")
-                elif len(response.json()["cars"]) != FLEET_SIZE:
-                    self.failures.append(f"{len(response.json()['cars'])} cars listed")
-            except httpx.HTTPError as exc:
-                self.failures.append(repr(exc))
-            self.reads += 1
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
+    return Reads(read)
 
 
 def test_the_fleet_view_is_rebuilt_from_the_archive_while_it_is_read(fleetview_stack: Stack) -> None:
@@ -84,12 +62,12 @@ def test_the_fleet_view_is_rebuilt_from_the_archive_while_it_is_read(fleetview_s
     before = states(ops)
     assert len(before) == FLEET_SIZE
 
-    reader = FleetReader(ops)
+    reader = fleet_reads(ops)
     try:
         started = ops.call("POST", f"/projections/{FLEET}/rebuild")
         assert started.status_code == 202, started.text
         assert ops.call("POST", f"/cars/{stalled}/return-to-service").status_code == 202
-        state = live_again(ops)
+        state = ops.rebuilt(FLEET, REBUILD_TIMEOUT_S)
         time.sleep(3)  # reads go on after the switch and the old copy's drop
     finally:
         reader.stop()
@@ -98,15 +76,3 @@ def test_the_fleet_view_is_rebuilt_from_the_archive_while_it_is_read(fleetview_s
     assert reader.failures == [] and reader.reads > 10, (reader.reads, reader.failures[:5])
     ops.wait(lambda: ops.car(stalled)["state"] == "AVAILABLE", what=f"{stalled} back in the rebuilt view")
     assert states(ops) == before | {stalled: ("AVAILABLE", None)}
-
-
-def live_again(ops: Ops) -> dict[str, Any]:
-    """Poll ``/ops/projections`` until the fleet view is LIVE with a last rebuild; REBUILDING until then."""
-    deadline = time.monotonic() + REBUILD_TIMEOUT_S
-    while True:
-        (state,) = [p for p in ops.get("/projections")["projections"] if p["name"] == FLEET]
-        if state["state"] == "LIVE" and state["lastRebuild"]:
-            return dict(state)
-        assert state["state"] == "REBUILDING", state
-        assert time.monotonic() < deadline, f"still rebuilding: {state}"
-        time.sleep(0.5)

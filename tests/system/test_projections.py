@@ -10,13 +10,11 @@ import random
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
-import httpx
 import pytest
-from rider_client import Ops, Rider, book_ride
+from rider_client import Ops, Reads, Rider, book_ride
 from stack_fixtures import running_stack
 
 from acr_stack import Stack
@@ -44,34 +42,15 @@ def versions(rides: list[dict[str, Any]]) -> dict[str, int]:
     return {r["rideId"]: int(r["version"]) for r in rides}
 
 
-@dataclass
-class HistoryReader:
-    """Reads every rider's history through the BFF, over and over, and keeps every failure."""
+def history_reads(riders: list[Rider]) -> Reads:
+    """Every rider's history read through the BFF, over and over: any answer but 200 is a failure."""
 
-    riders: list[Rider]
-    reads: int = 0
-    failures: list[str] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
+    def read() -> str | None:
+        answers = [rider.get("/api/v1/rides", limit=100) for rider in riders]
+        failed = [f"{a.status_code} {a.text[:200]}" for a in answers if a.status_code != 200]
+        return "; ".join(failed) or None
 
-    def __post_init__(self) -> None:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for rider in self.riders:
-                try:
-                    response = rider.get("/api/v1/rides", limit=100)
-                    if response.status_code != 200:
-                        self.failures.append(f"{response.status_code} {response.text[:200]}")
-                except httpx.HTTPError as exc:
-                    self.failures.append(repr(exc))
-                self.reads += 1
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
+    return Reads(read)
 
 
 def wait_listed(rider: Rider, ride_ids: set[str], timeout_s: float = 60) -> None:
@@ -108,11 +87,11 @@ def test_the_ride_history_is_rebuilt_from_the_archive_while_rides_are_booked_and
     riders = [Rider.sign_up(base, f"history {i}") for i in range(RIDERS)]
     booked, cancelled = book_and_cancel_one_each(riders, rng)
     before = {r.rider_id: versions(history_of(r)) for r in riders}
-    history = listed_as(ops, HISTORY)
+    history = ops.projection(HISTORY)
     assert history["state"] == "LIVE"
     assert history["lastRebuild"] is None and history["lagMs"]["p50"] is not None
 
-    reader = HistoryReader(riders)
+    reader = history_reads(riders)
     latecomers = [Rider.sign_up(base, f"latecomer {i}") for i in range(2)]
     booked |= {r.rider_id: set() for r in latecomers}
 
@@ -128,7 +107,7 @@ def test_the_ride_history_is_rebuilt_from_the_archive_while_rides_are_booked_and
         booking.start()
         again = ops.call("POST", f"/projections/{HISTORY}/rebuild")
         assert again.status_code == 409 and again.json()["error"]["code"] == "rebuild_in_progress"
-        state = live_again(ops, HISTORY)
+        state = ops.rebuilt(HISTORY, REBUILD_TIMEOUT_S)
         booking.join(timeout=60)
         time.sleep(3)  # reads go on after the switch and the old copy's drop
     finally:
@@ -171,26 +150,6 @@ def book_and_cancel_one_each(
         rider.wait_status(cancelled[rider.rider_id], "CANCELLED")
         wait_until_listed_as(rider, cancelled[rider.rider_id], "CANCELLED")
     return booked, cancelled
-
-
-def listed_as(ops: Ops, name: str) -> dict[str, Any]:
-    """The read model ``name`` as ``/ops/projections`` lists it (every service's are listed, by name)."""
-    answer = ops.get("/projections")
-    assert answer["unavailable"] == [], answer
-    (state,) = [p for p in answer["projections"] if p["name"] == name]
-    return dict(state)
-
-
-def live_again(ops: Ops, name: str) -> dict[str, Any]:
-    """Poll ``/ops/projections`` until ``name`` is LIVE with a last rebuild; REBUILDING until then."""
-    deadline = time.monotonic() + REBUILD_TIMEOUT_S
-    while True:
-        state = listed_as(ops, name)
-        if state["state"] == "LIVE" and state["lastRebuild"]:
-            return dict(state)
-        assert state["state"] == "REBUILDING", state
-        assert time.monotonic() < deadline, f"still rebuilding: {state}"
-        time.sleep(0.5)
 
 
 def copies_of(stack: Stack) -> list[str]:

@@ -7,18 +7,15 @@ from __future__ import annotations
 
 import math
 import random
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import boto3
-import httpx
 import pytest
-from rider_client import Ops, Rider, book_ride
+from rider_client import Ops, Reads, Rider, book_ride
 from stack_fixtures import running_stack
 
 from acr_stack import Stack
@@ -35,38 +32,20 @@ def riderstats_stack() -> Iterator[Stack]:
     yield from running_stack("riderstats")
 
 
-@dataclass
-class StandingReader:
-    """Reads every rider's ``/riders/me`` through the BFF, over and over, and keeps every failure and every
-    answer that is not the standing the rider had before the rebuild (nothing changes it meanwhile)."""
+def standing_reads(riders: list[Rider], expected: dict[str, dict[str, Any]]) -> Reads:
+    """Every rider's ``/riders/me`` read through the BFF, over and over: a failure is any answer but 200
+    with the standing the rider had before the rebuild (nothing changes it meanwhile)."""
 
-    riders: list[Rider]
-    expected: dict[str, dict[str, Any]]
-    reads: int = 0
-    failures: list[str] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
+    def read() -> str | None:
+        for rider in riders:
+            response = rider.get("/api/v1/riders/me")
+            if response.status_code != 200:
+                return f"{response.status_code} {response.text[:200]}"
+            if response.json() != expected[rider.rider_id]:
+                return f"{rider.rider_id} answered {response.json()}"
+        return None
 
-    def __post_init__(self) -> None:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for rider in self.riders:
-                try:
-                    response = rider.get("/api/v1/riders/me")
-                    if response.status_code != 200:
-                        self.failures.append(f"{response.status_code} {response.text[:200]}")
-                    elif response.json() != self.expected[rider.rider_id]:
-                        self.failures.append(f"{rider.rider_id} answered {response.json()}")
-                except httpx.HTTPError as exc:
-                    self.failures.append(repr(exc))
-                self.reads += 1
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
+    return Reads(read, pause_s=0.05)
 
 
 def test_the_rider_stats_are_rebuilt_from_the_archive_while_riders_read_them(riderstats_stack: Stack) -> None:
@@ -82,17 +61,17 @@ def test_the_rider_stats_are_rebuilt_from_the_archive_while_riders_read_them(rid
         before[rider.rider_id] = rider.me_when(
             lambda m, e=expected: (m["rideCount"], m["points"]) == e, what=f"{expected}"
         )
-    listed = listed_as(ops, STATS)
+    listed = ops.projection(STATS)
     assert listed["state"] == "LIVE" and listed["lastRebuild"] is None and listed["lagMs"]["p50"] is not None
 
-    reader = StandingReader(riders, before)
+    reader = standing_reads(riders, before)
     try:
         started = ops.call("POST", f"/projections/{STATS}/rebuild")
         assert started.status_code == 202, started.text
         assert started.json()["service"] == "reward"
         again = ops.call("POST", f"/projections/{STATS}/rebuild")
         assert again.status_code == 409 and again.json()["error"]["code"] == "rebuild_in_progress"
-        state = live_again(ops, STATS)
+        state = ops.rebuilt(STATS, REBUILD_TIMEOUT_S)
         time.sleep(3)  # reads go on after the switch and the old copy's drop
     finally:
         reader.stop()
@@ -115,26 +94,6 @@ def ride_to_paid(rider: Rider, rng: random.Random) -> dict[str, Any]:
         timeout_s=120,
         what="PAID with points",
     )
-
-
-def listed_as(ops: Ops, name: str) -> dict[str, Any]:
-    """The read model ``name`` as ``/ops/projections`` lists it (every service's are listed, by name)."""
-    answer = ops.get("/projections")
-    assert answer["unavailable"] == [], answer
-    (state,) = [p for p in answer["projections"] if p["name"] == name]
-    return dict(state)
-
-
-def live_again(ops: Ops, name: str) -> dict[str, Any]:
-    """Poll ``/ops/projections`` until ``name`` is LIVE with a last rebuild; REBUILDING until then."""
-    deadline = time.monotonic() + REBUILD_TIMEOUT_S
-    while True:
-        state = listed_as(ops, name)
-        if state["state"] == "LIVE" and state["lastRebuild"]:
-            return state
-        assert state["state"] == "REBUILDING", state
-        assert time.monotonic() < deadline, f"still rebuilding: {state}"
-        time.sleep(0.5)
 
 
 def copies_of(stack: Stack) -> list[str]:
