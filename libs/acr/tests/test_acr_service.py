@@ -212,6 +212,9 @@ def test_the_ops_routes_answer_without_messaging(configured: list[tuple[str, str
             "service": NAME,
             "events": [],
         }
+        for subject in ("", "r" * 257):  # no index key can be empty or that long: refused, not a 500
+            refused = client.get("/v1/ops/events", params={"subject": subject})
+            assert (refused.status_code, refused.json()["error"]["code"]) == (422, "validation_error")
 
 
 def test_each_process_says_which_replica_it_is(configured: list[tuple[str, str, str]]) -> None:

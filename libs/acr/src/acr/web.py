@@ -274,6 +274,10 @@ def install_dead_letter_routes(app: FastAPI, service: str) -> None:
         return found.redrive_dead_letter_queue(queue)
 
 
+SUBJECT_MAX = 256
+"""The longest subject asked for: ids are far shorter, and an index key has a size limit."""
+
+
 def install_ops_routes(app: FastAPI, service: str, *, health: bool = True) -> None:
     """``GET /healthz`` (open; unless ``health`` is False: the service answers it itself) and, behind the ops
     credential (``acr.guards.OPS``), ``GET /v1/ops/stats``
@@ -311,7 +315,11 @@ def install_ops_routes(app: FastAPI, service: str, *, health: bool = True) -> No
         return {"service": service, "spans": RECENT.of_trace(traceId)}
 
     @app.get("/v1/ops/events", tags=["ops"], dependencies=[OPS])
-    def ops_events(subject: str, request: Request) -> dict[str, Any]:
+    def ops_events(
+        subject: Annotated[str, Query(min_length=1, max_length=SUBJECT_MAX)], request: Request
+    ) -> dict[str, Any]:
+        """What the service published about one aggregate (a query of its outbox's subject index, whose key
+        must be 1 to ``SUBJECT_MAX`` characters)."""
         found = _messaging(request)
         return {"service": service, "events": found.events_about(subject) if found else []}
 
