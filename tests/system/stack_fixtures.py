@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import boto3
 import pytest
 from rider_client import LOG_DIR, Ops
 
@@ -39,6 +40,27 @@ def running_stack(name: str, **overrides: str) -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
+
+
+def emulator(stack: Stack, service: str) -> Any:
+    """A boto3 client of ``service`` on the stack's emulator."""
+    return boto3.client(
+        service,  # type: ignore[call-overload]
+        endpoint_url=stack.config.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def copies_of(stack: Stack, table: str) -> list[str]:
+    """The tables of a read model declared as ``table``: its generations' copies (``<table>-g<n>``)."""
+    return sorted(t for t in emulator(stack, "dynamodb").list_tables()["TableNames"] if t.startswith(table))
+
+
+def replay_state(stack: Stack, replay: str) -> str:
+    """EventBridge's state of an archive replay (a rebuild names its replay in ``lastRebuild``)."""
+    return str(emulator(stack, "events").describe_replay(ReplayName=replay)["State"])
 
 
 def fleet_listed(ops: Ops, size: int) -> None:

@@ -12,10 +12,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from rider_client import Ops, Reads, Rider, book_ride
-from stack_fixtures import running_stack
+from stack_fixtures import copies_of, replay_state, running_stack
 
 from acr_stack import Stack
 
@@ -115,7 +114,7 @@ def test_the_ride_history_is_rebuilt_from_the_archive_while_rides_are_booked_and
 
     assert state["lastRebuild"]["status"] == "COMPLETED" and state["lastRebuild"]["generation"] == 1, state
     assert reader.failures == [] and reader.reads > 20, (reader.reads, reader.failures[:5])
-    copies = copies_of(projections_stack)
+    copies = copies_of(projections_stack, "acr-ride-manager-ride-history")
     assert copies == ["acr-ride-manager-ride-history-g1"]  # the fresh copy is read, the old one dropped
     assert replay_state(projections_stack, state["lastRebuild"]["replay"]) == "COMPLETED"
 
@@ -150,24 +149,3 @@ def book_and_cancel_one_each(
         rider.wait_status(cancelled[rider.rider_id], "CANCELLED")
         wait_until_listed_as(rider, cancelled[rider.rider_id], "CANCELLED")
     return booked, cancelled
-
-
-def copies_of(stack: Stack) -> list[str]:
-    dynamodb = aws(stack, "dynamodb")
-    return sorted(
-        t for t in dynamodb.list_tables()["TableNames"] if t.startswith("acr-ride-manager-ride-history")
-    )
-
-
-def replay_state(stack: Stack, replay: str) -> str:
-    return str(aws(stack, "events").describe_replay(ReplayName=replay)["State"])
-
-
-def aws(stack: Stack, service: str) -> Any:
-    return boto3.client(
-        service,  # type: ignore[call-overload]
-        endpoint_url=stack.config.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )

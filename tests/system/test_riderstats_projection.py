@@ -13,10 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
-import boto3
 import pytest
 from rider_client import Ops, Reads, Rider, book_ride
-from stack_fixtures import running_stack
+from stack_fixtures import copies_of, replay_state, running_stack
 
 from acr_stack import Stack
 
@@ -78,7 +77,7 @@ def test_the_rider_stats_are_rebuilt_from_the_archive_while_riders_read_them(rid
 
     assert state["lastRebuild"]["status"] == "COMPLETED" and state["lastRebuild"]["generation"] == 1, state
     assert reader.failures == [] and reader.reads > 20, (reader.reads, reader.failures[:5])
-    assert copies_of(riderstats_stack) == [
+    assert copies_of(riderstats_stack, "acr-reward-rider-stats") == [
         "acr-reward-rider-stats-g1"
     ]  # the fresh copy is read, the old dropped
     assert replay_state(riderstats_stack, state["lastRebuild"]["replay"]) == "COMPLETED"
@@ -93,23 +92,4 @@ def ride_to_paid(rider: Rider, rng: random.Random) -> dict[str, Any]:
         lambda r: r["status"] == "PAID" and r["pointsEarned"] is not None,
         timeout_s=120,
         what="PAID with points",
-    )
-
-
-def copies_of(stack: Stack) -> list[str]:
-    tables = aws(stack, "dynamodb").list_tables()["TableNames"]
-    return sorted(t for t in tables if t.startswith("acr-reward-rider-stats"))
-
-
-def replay_state(stack: Stack, replay: str) -> str:
-    return str(aws(stack, "events").describe_replay(ReplayName=replay)["State"])
-
-
-def aws(stack: Stack, service: str) -> Any:
-    return boto3.client(
-        service,  # type: ignore[call-overload]
-        endpoint_url=stack.config.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
     )
