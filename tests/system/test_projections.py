@@ -113,7 +113,7 @@ def test_the_ride_history_is_rebuilt_from_the_archive_while_rides_are_booked_and
         reader.stop()
 
     assert state["lastRebuild"]["status"] == "COMPLETED" and state["lastRebuild"]["generation"] == 1, state
-    assert reader.failures == [] and reader.reads > 20, (reader.reads, reader.failures[:5])
+    assert reader.failures == [] and reader.reads > 5, (reader.reads, reader.failures[:5])  # all riders each
     copies = copies_of(projections_stack, "acr-ride-manager-ride-history")
     assert copies == ["acr-ride-manager-ride-history-g1"]  # the fresh copy is read, the old one dropped
     assert replay_state(projections_stack, state["lastRebuild"]["replay"]) == "COMPLETED"
