@@ -15,13 +15,12 @@ memory (``FleetView``) and falls back to the one its last event carried.
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 from acr.catalog.fleet import FleetCarUpdated
 from acr.consumer import Handlers
 from acr.envelope import CloudEvent
-from acr.metrics import COUNTERS
+from acr.projections import record_lag
 from car_dispatcher.domain import Car
 from car_dispatcher.ports import FleetReadModel, FleetView, FleetViewUnitOfWork
 
@@ -32,7 +31,7 @@ def on_fleet_car_updated(uow: FleetViewUnitOfWork, data: FleetCarUpdated, event:
     """Stage the car's state over an older one (``Stale`` if it is not newer). A newer state of the same
     car stored meanwhile fails the commit, and the kernel runs this again: the new read finds it stale."""
     uow.fleet_view.put_if_newer(data, _sequence(data, event))
-    uow.after_commit(lambda: _lag(event))
+    uow.after_commit(lambda: record_lag(FLEET_PROJECTION, event))
 
 
 def on_replayed(uow: FleetViewUnitOfWork, data: FleetCarUpdated, event: CloudEvent) -> None:
@@ -51,10 +50,6 @@ def live_fleet(view: FleetReadModel, fleet: FleetView) -> list[Car]:
 
 def _sequence(data: FleetCarUpdated, event: CloudEvent) -> int:
     return event.sequence if event.sequence is not None else data.version
-
-
-def _lag(event: CloudEvent) -> None:
-    COUNTERS.projection_applied(time.time() - event.time.timestamp(), FLEET_PROJECTION)
 
 
 FLEET_VIEW_HANDLERS = Handlers[FleetViewUnitOfWork]().on(FleetCarUpdated, on_fleet_car_updated)

@@ -13,12 +13,10 @@ condition makes the order of the two streams irrelevant.
 
 from __future__ import annotations
 
-import time
-
 from acr.catalog.reward import RiderStandingChanged
 from acr.consumer import Handlers, PoisonMessage
 from acr.envelope import CloudEvent
-from acr.metrics import COUNTERS
+from acr.projections import record_lag
 from reward.domain import Standing
 from reward.ports import StatsUnitOfWork
 
@@ -29,7 +27,7 @@ def on_standing_changed(uow: StatsUnitOfWork, data: RiderStandingChanged, event:
     """Stage the standing over an older one (``Stale`` if it is not newer). A standing of the same rider
     stored meanwhile fails the commit, and the kernel runs this again: the new read then finds it stale."""
     uow.stats.put_if_newer(_standing(data), _sequence(event))
-    uow.after_commit(lambda: _lag(event))
+    uow.after_commit(lambda: record_lag(RIDER_STATS_PROJECTION, event))
 
 
 def on_replayed(uow: StatsUnitOfWork, data: RiderStandingChanged, event: CloudEvent) -> None:
@@ -47,10 +45,6 @@ def _sequence(event: CloudEvent) -> int:
     if event.sequence is None:
         raise PoisonMessage("unordered", f"{event.type} {event.id} carries no sequence")
     return event.sequence
-
-
-def _lag(event: CloudEvent) -> None:
-    COUNTERS.projection_applied(time.time() - event.time.timestamp(), RIDER_STATS_PROJECTION)
 
 
 STATS_HANDLERS = Handlers[StatsUnitOfWork]().on(RiderStandingChanged, on_standing_changed)

@@ -14,12 +14,10 @@ snapshots go to both copies. The same condition makes the order of the two strea
 
 from __future__ import annotations
 
-import time
-
 from acr.catalog.ride import RideUpdated
 from acr.consumer import Handlers
 from acr.envelope import CloudEvent
-from acr.metrics import COUNTERS
+from acr.projections import record_lag
 from ride_manager.ports import HistoryUnitOfWork
 
 RIDE_HISTORY_PROJECTION = "ride-history"
@@ -29,7 +27,7 @@ def on_ride_updated(uow: HistoryUnitOfWork, data: RideUpdated, event: CloudEvent
     """Stage the snapshot over an older one (``Stale`` if it is not newer). A snapshot of the same ride
     stored meanwhile fails the commit, and the kernel runs this again: the new read then finds it stale."""
     uow.history.put_if_newer(data, _sequence(data, event))
-    uow.after_commit(lambda: _lag(event))
+    uow.after_commit(lambda: record_lag(RIDE_HISTORY_PROJECTION, event))
 
 
 def on_replayed(uow: HistoryUnitOfWork, data: RideUpdated, event: CloudEvent) -> None:  # noqa: ARG001
@@ -42,10 +40,6 @@ def _sequence(data: RideUpdated, event: CloudEvent) -> int:
     """The snapshot's place in the ride's order: its CloudEvent ``sequence`` (a snapshot recorded before
     snapshots were sequenced has none: its version, which is the same number)."""
     return event.sequence if event.sequence is not None else data.version
-
-
-def _lag(event: CloudEvent) -> None:
-    COUNTERS.projection_applied(time.time() - event.time.timestamp(), RIDE_HISTORY_PROJECTION)
 
 
 HISTORY_HANDLERS = Handlers[HistoryUnitOfWork]().on(RideUpdated, on_ride_updated)

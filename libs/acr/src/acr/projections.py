@@ -31,7 +31,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
+from acr.envelope import CloudEvent
 from acr.errors import ServiceError
+from acr.metrics import COUNTERS
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,12 @@ STALE_AFTER_S = 60.0
 POLL_S = 0.5
 
 T = TypeVar("T")
+
+
+def record_lag(projection: str, event: CloudEvent) -> None:
+    """Count a live ``event`` as applied to ``projection`` now: its lag is the time since it happened (a
+    replayed one is not counted: it may be months old)."""
+    COUNTERS.projection_applied(time.time() - event.time.timestamp(), projection)
 
 
 class ProjectionState(StrEnum):
